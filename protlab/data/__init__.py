@@ -1,0 +1,1 @@
+"""Data: readers for every supported format, curation, the toy protein universe."""

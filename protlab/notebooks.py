@@ -1,0 +1,115 @@
+"""Run and write the numbered notebooks (papermill), shared by ``make demo`` and the tests.
+
+Jupyter state is kept inside the project (``.jupyter/``) so runs are hermetic, and the
+kernel is the ``python3`` kernel of the interpreter running this code (the project's
+virtual environment).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = REPO / "notebooks"
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (protlab)", "language": "python"}
+
+
+def hermetic_jupyter_env(root: Path = REPO) -> None:
+    """Point Jupyter/IPython config and runtime dirs inside ``root/.jupyter``."""
+    base = root / ".jupyter"
+    for var, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
+                     ("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTHONDIR", "ipython")):
+        os.environ.setdefault(var, str(base / sub))
+        Path(os.environ[var]).mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def notebook_path(name: str) -> Path:
+    """``"01"``, ``"01_curate"`` or ``"01_curate.ipynb"`` → the notebook's path."""
+    matches = sorted(NOTEBOOK_DIR.glob(f"{Path(name).stem}*.ipynb"))
+    if not matches:
+        from protlab.errors import InputError
+
+        raise InputError(f"no notebook matching {name!r} in {NOTEBOOK_DIR}")
+    return matches[0]
+
+
+def run_notebook(name: str, parameters: dict[str, Any], *, output_dir: str | Path,
+                 timeout: int = 1800, progress: bool = False) -> Path:
+    """Execute a notebook with papermill; the executed copy lands in ``output_dir``."""
+    import papermill as pm
+
+    hermetic_jupyter_env()
+    src = notebook_path(name)
+    out = Path(output_dir) / src.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pm.execute_notebook(
+        str(src), str(out), parameters=parameters, kernel_name="python3",
+        cwd=str(REPO), progress_bar=progress, execution_timeout=timeout,
+        log_output=False,
+    )
+    return out
+
+
+def write_notebook(path: str | Path, cells: Iterable[tuple[str, str]]) -> Path:
+    """Write a notebook from ``(kind, source)`` pairs; kind is ``md``, ``params`` or ``code``.
+
+    Used to (re)generate the committed notebooks: outputs are empty, the kernelspec is set,
+    and exactly the ``params`` cell carries the papermill ``parameters`` tag.
+    """
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata["language_info"] = {"name": "python"}
+    for kind, source in cells:
+        source = source.strip("\n")
+        if kind == "md":
+            nb.cells.append(nbformat.v4.new_markdown_cell(source))
+        else:
+            cell = nbformat.v4.new_code_cell(source)
+            if kind == "params":
+                cell.metadata["tags"] = ["parameters"]
+            nb.cells.append(cell)
+    for i, cell in enumerate(nb.cells):  # stable ids keep diffs small
+        cell["id"] = f"cell-{i:02d}"
+    nbformat.validate(nb)
+    from protlab.io import atomic_write_text
+
+    return atomic_write_text(path, nbformat.writes(nb) + "")
+
+
+def python_executable() -> str:
+    return sys.executable
+
+
+def strip_outputs(path: str | Path) -> bool:
+    """Remove outputs and execution counts from a notebook; True when it changed."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    changed = False
+    for cell in nb.cells:
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None):
+            cell.outputs, cell.execution_count, changed = [], None, True
+        for key in ("execution", "papermill"):
+            if key in cell.metadata:
+                del cell.metadata[key]
+                changed = True
+    for key in ("papermill",):
+        if key in nb.metadata:
+            del nb.metadata[key]
+            changed = True
+    if changed:
+        from protlab.io import atomic_write_text
+
+        atomic_write_text(path, nbformat.writes(nb))
+    return changed
+
+
+if __name__ == "__main__":  # python -m protlab.notebooks notebooks/*.ipynb  (strip outputs)
+    for arg in sys.argv[1:]:
+        if strip_outputs(arg):
+            print(f"stripped {arg}")

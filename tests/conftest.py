@@ -1,0 +1,24 @@
+"""Shared fixtures: hermetic Jupyter dirs, the real data beside the repository, tiny runs."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from protlab.notebooks import hermetic_jupyter_env
+
+hermetic_jupyter_env()
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("PROTLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (real public data); tests using it skip with a reason when absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent (set PROTLAB_SHARED_DATA)")
+    return SHARED_DATA
