@@ -28,6 +28,8 @@ def _chromium() -> str | None:
 def save_figure(fig, stem: str | Path, *, width: int = 900, height: int = 600) -> dict[str, Path]:
     """Save a plotly or matplotlib figure as ``stem.html`` (plotly only) and ``stem.png``.
 
+    The HTML loads ``plotly.min.js`` from the same folder (written once), so it works offline.
+
     Returns the paths written. The PNG falls back to matplotlib when kaleido cannot run.
     """
     stem = Path(stem)
@@ -39,7 +41,8 @@ def save_figure(fig, stem: str | Path, *, width: int = 900, height: int = 600) -
         out["png"] = stem.with_suffix(".png")
         return out
     with atomic_path(stem.with_suffix(".html")) as tmp:
-        fig.write_html(tmp, include_plotlyjs="cdn" if os.environ.get("PROTLAB_PLOTLY_CDN") else True)
+        # One plotly.min.js per folder (offline, and small when many figures share a folder).
+        fig.write_html(tmp, include_plotlyjs="cdn" if os.environ.get("PROTLAB_PLOTLY_CDN") else "directory")
     out["html"] = stem.with_suffix(".html")
     out["png"] = _plotly_png(fig, stem.with_suffix(".png"), width, height)
     return out

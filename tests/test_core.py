@@ -1,0 +1,74 @@
+"""The shared core: atomic writes, the run-dir contract, figures, notebook tooling."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from protlab import runs
+from protlab.errors import InputError, ParseError
+from protlab.io import atomic_path, atomic_write_json
+from protlab.notebooks import strip_outputs, write_notebook
+from protlab.plot import save_figure
+
+
+def test_atomic_path_keeps_old_file_when_writer_fails(tmp_path):
+    target = tmp_path / "a.json"
+    atomic_write_json(target, {"v": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("disk full")
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]  # no temp file left behind
+
+
+def test_parse_error_names_file_line_and_record():
+    err = ParseError("x.fasta", "illegal character '1'", line=7, record="P1")
+    assert str(err) == "x.fasta, line 7, record 'P1': illegal character '1'"
+    assert isinstance(err, ValueError)
+
+
+def test_embeddings_round_trip_and_mismatch(tmp_path):
+    x = np.arange(6, dtype=np.float64).reshape(3, 2)
+    runs.save_embeddings(tmp_path, ["a", "b", "c"], x, encoder="kmer")
+    ids, emb, meta = runs.load_embeddings(tmp_path)
+    assert ids == ["a", "b", "c"] and emb.dtype == np.float32 and meta["encoder"] == "kmer"
+    np.testing.assert_array_equal(emb, x.astype(np.float32))
+    with pytest.raises(InputError, match="do not match"):
+        runs.save_embeddings(tmp_path, ["a"], x)
+
+
+def test_missing_artifact_names_the_notebook_to_run(tmp_path):
+    with pytest.raises(InputError, match="01_curate"):
+        runs.load_proteins(tmp_path)
+    with pytest.raises(InputError, match="lacks columns"):
+        runs.save_proteins(tmp_path, pd.DataFrame({"id": ["a"]}))
+
+
+def test_save_figure_writes_html_and_png(tmp_path):
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Scatter(x=[1, 2, 3], y=[3, 1, 2], mode="markers"))
+    out = save_figure(fig, tmp_path / "figures" / "scatter")
+    assert "plotly.min.js" in out["html"].read_text()
+    assert (tmp_path / "figures" / "plotly.min.js").stat().st_size > 1_000_000
+    png = out["png"].read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+
+
+def test_write_and_strip_notebook(tmp_path):
+    import nbformat
+
+    path = write_notebook(tmp_path / "n.ipynb", [("md", "# t"), ("params", "x = 1"), ("code", "print(x)")])
+    nb = nbformat.read(str(path), as_version=4)
+    assert nb.metadata.kernelspec["name"] == "python3"
+    assert [c.metadata.get("tags", []) for c in nb.cells] == [[], ["parameters"], []]
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="1\n")]
+    nb.cells[2].execution_count = 1
+    nbformat.write(nb, str(path))
+    assert strip_outputs(path) is True
+    assert nbformat.read(str(path), as_version=4).cells[2].outputs == []
+    assert strip_outputs(path) is False
