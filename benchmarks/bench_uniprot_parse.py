@@ -1,0 +1,108 @@
+"""UniProtKB flat-file parsing speed: protlab vs Biopython's ``Bio.SwissProt``, side by side.
+
+Builds a file of at least ``--size-mb`` MB (default 100) by repeating the real entries in
+``../shared/data/uniprot/flatfile/`` (those Biopython can parse) in a temporary directory,
+parses it with both, checks they agree on the record count and accessions, and prints a table
+with records/s for both and the ratio (target: protlab >= 3x Biopython).
+
+    python benchmarks/bench_uniprot_parse.py [--size-mb 100] [--data DIR] [--repeats 1]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = Path(os.environ.get("PROTLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=float, default=100.0, help="size of the test file (MB)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs per parser (best kept)")
+    return parser.parse_args(argv)
+
+
+def real_entries_text(flatfile_dir: Path) -> str:
+    """Every flat file Biopython can parse, concatenated (each ending with a newline)."""
+    from Bio import SwissProt
+
+    texts = []
+    for path in sorted(flatfile_dir.glob("*.*")):
+        try:
+            with open(path) as handle:
+                for _ in SwissProt.parse(handle):
+                    pass
+        except Exception:  # Biopython cannot read it (e.g. O05204.dat): leave it out
+            continue
+        text = path.read_text()
+        texts.append(text if text.endswith("\n") else text + "\n")
+    return "".join(texts)
+
+
+def build_file(target: Path, unit: str, size_mb: float) -> int:
+    repeats = max(1, int(size_mb * 1e6 // len(unit.encode())) + 1)
+    with open(target, "w") as handle:
+        for _ in range(repeats):
+            handle.write(unit)
+    return repeats
+
+
+def time_parser(name, parse, path: Path, repeats: int):
+    best, accessions = None, None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        accessions = parse(path)
+        elapsed = time.perf_counter() - start
+        best = elapsed if best is None else min(best, elapsed)
+    return name, accessions, best
+
+
+def parse_protlab(path: Path) -> list[str]:
+    from protlab.data.uniprot import iter_uniprot
+
+    return [entry.accession for entry in iter_uniprot(path)]
+
+
+def parse_biopython(path: Path) -> list[str]:
+    from Bio import SwissProt
+
+    with open(path) as handle:
+        return [record.accessions[0] for record in SwissProt.parse(handle)]
+
+
+def run(args) -> dict:
+    flatfile_dir = args.data / "uniprot" / "flatfile"
+    if not flatfile_dir.is_dir():
+        sys.exit(f"{flatfile_dir} is absent: set PROTLAB_SHARED_DATA or pass --data")
+    unit = real_entries_text(flatfile_dir)
+    with tempfile.TemporaryDirectory(prefix="protlab-bench-") as tmp:
+        path = Path(tmp) / "uniprot_bench.dat"
+        build_file(path, unit, args.size_mb)
+        size_mb = path.stat().st_size / 1e6
+        results = [time_parser("protlab", parse_protlab, path, args.repeats),
+                   time_parser("Bio.SwissProt", parse_biopython, path, args.repeats)]
+    (_, ours, t_ours), (_, bio, t_bio) = results
+    if ours != bio:
+        sys.exit(f"parsers disagree: protlab read {len(ours)} records, Biopython {len(bio)}")
+    print(f"UniProt flat file: {size_mb:.1f} MB, {len(ours)} records (real entries repeated)")
+    print(f"{'parser':<15}{'seconds':>10}{'records/s':>12}{'MB/s':>9}")
+    for name, records, seconds in results:
+        print(f"{name:<15}{seconds:>10.2f}{len(records) / seconds:>12.0f}{size_mb / seconds:>9.1f}")
+    ratio = t_bio / t_ours
+    print(f"speed-up protlab / Biopython: {ratio:.2f}x (target >= 3x)")
+    return {"size_mb": size_mb, "records": len(ours), "protlab_s": t_ours, "biopython_s": t_bio,
+            "ratio": ratio}
+
+
+def main(argv=None):
+    run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
