@@ -16,6 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from Bio import SwissProt
+
+from protlab.data.uniprot import iter_uniprot
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = Path(os.environ.get("PROTLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -24,14 +28,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=float, default=100.0, help="size of the test file (MB)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
-    parser.add_argument("--repeats", type=int, default=1, help="timed runs per parser (best kept)")
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs per parser (best kept)")
     return parser.parse_args(argv)
 
 
 def real_entries_text(flatfile_dir: Path) -> str:
     """Every flat file Biopython can parse, concatenated (each ending with a newline)."""
-    from Bio import SwissProt
-
     texts = []
     for path in sorted(flatfile_dir.glob("*.*")):
         try:
@@ -54,24 +56,27 @@ def build_file(target: Path, unit: str, size_mb: float) -> int:
 
 
 def time_parser(name, parse, path: Path, repeats: int):
-    best, accessions = None, None
+    """(name, accessions, best CPU seconds, best wall seconds) over ``repeats`` runs.
+
+    CPU time is the headline number: both parsers are single-threaded, and on a shared
+    machine wall-clock time also counts the time other processes hold the cores.
+    """
+    best_cpu = best_wall = None
+    accessions = None
     for _ in range(repeats):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         accessions = parse(path)
-        elapsed = time.perf_counter() - start
-        best = elapsed if best is None else min(best, elapsed)
-    return name, accessions, best
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        best_cpu = cpu if best_cpu is None else min(best_cpu, cpu)
+        best_wall = wall if best_wall is None else min(best_wall, wall)
+    return name, accessions, best_cpu, best_wall
 
 
 def parse_protlab(path: Path) -> list[str]:
-    from protlab.data.uniprot import iter_uniprot
-
     return [entry.accession for entry in iter_uniprot(path)]
 
 
 def parse_biopython(path: Path) -> list[str]:
-    from Bio import SwissProt
-
     with open(path) as handle:
         return [record.accessions[0] for record in SwissProt.parse(handle)]
 
@@ -85,19 +90,21 @@ def run(args) -> dict:
         path = Path(tmp) / "uniprot_bench.dat"
         build_file(path, unit, args.size_mb)
         size_mb = path.stat().st_size / 1e6
+        path.read_bytes()  # into the page cache, so neither parser pays for the disk
         results = [time_parser("protlab", parse_protlab, path, args.repeats),
                    time_parser("Bio.SwissProt", parse_biopython, path, args.repeats)]
-    (_, ours, t_ours), (_, bio, t_bio) = results
+    (_, ours, t_ours, w_ours), (_, bio, t_bio, w_bio) = results
     if ours != bio:
         sys.exit(f"parsers disagree: protlab read {len(ours)} records, Biopython {len(bio)}")
     print(f"UniProt flat file: {size_mb:.1f} MB, {len(ours)} records (real entries repeated)")
-    print(f"{'parser':<15}{'seconds':>10}{'records/s':>12}{'MB/s':>9}")
-    for name, records, seconds in results:
-        print(f"{name:<15}{seconds:>10.2f}{len(records) / seconds:>12.0f}{size_mb / seconds:>9.1f}")
+    print(f"{'parser':<15}{'cpu s':>8}{'wall s':>8}{'records/s':>12}{'MB/s':>8}")
+    for name, records, cpu, wall in results:
+        print(f"{name:<15}{cpu:>8.2f}{wall:>8.2f}{len(records) / cpu:>12.0f}{size_mb / cpu:>8.1f}")
     ratio = t_bio / t_ours
-    print(f"speed-up protlab / Biopython: {ratio:.2f}x (target >= 3x)")
+    print(f"speed-up protlab / Biopython: {ratio:.2f}x CPU time ({w_bio / w_ours:.2f}x wall clock); "
+          "target >= 3x")
     return {"size_mb": size_mb, "records": len(ours), "protlab_s": t_ours, "biopython_s": t_bio,
-            "ratio": ratio}
+            "ratio": ratio, "ratio_wall": w_bio / w_ours}
 
 
 def main(argv=None):

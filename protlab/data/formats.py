@@ -179,6 +179,8 @@ def read_proteins(path: str | Path, *, format: str = "auto", label_regex: str | 
     if fmt not in FORMATS:
         raise InputError(f"format={format!r} is not one of auto, {supported_formats()}")
     pattern = re.compile(label_regex) if label_regex else None
+    if isinstance(label_field, str) and label_field.strip().lstrip("-").isdigit():
+        label_field = int(label_field)  # "1" from a notebook parameter means header token 1
     if fmt == "fasta":
         from protlab.data.fasta import iter_fasta
 
