@@ -127,14 +127,19 @@ def test_read_structures_from_a_list(shared_data):
     assert [s.id for s in structures] == ["1aki", "1GBT"]
 
 
-ATOM = "ATOM  {n:5d}  {atom:<3} {res} A{resid:4d}    {x:8.3f}{y:8.3f}{z:8.3f}  1.00  0.00           {el}\n"
+ATOM = ("ATOM  {n:5d}  {atom:<3}{alt}{res} A{resid:4d}    {x:8.3f}{y:8.3f}{z:8.3f}{occ:6.2f}  0.00"
+        "           {el}\n")
+
+
+def atom_line(n, atom, resid, x, y=0.0, z=0.0, *, res="ALA", alt=" ", occ=1.0, el="C") -> str:
+    return ATOM.format(n=n, atom=atom, alt=alt, res=res, resid=resid, x=x, y=y, z=z, occ=occ, el=el)
 
 
 def tiny_pdb(coords_of_ca, *, res="ALA") -> str:
     lines = []
     for i, (x, y, z) in enumerate(coords_of_ca, 1):
-        lines.append(ATOM.format(n=2 * i - 1, atom="N", res=res, resid=i, x=x - 1.2, y=y, z=z, el="N"))
-        lines.append(ATOM.format(n=2 * i, atom="CA", res=res, resid=i, x=x, y=y, z=z, el="C"))
+        lines.append(atom_line(2 * i - 1, "N", i, x - 1.2, y, z, res=res, el="N"))
+        lines.append(atom_line(2 * i, "CA", i, x, y, z, res=res))
     return "".join(lines) + "END\n"
 
 
@@ -147,6 +152,19 @@ def test_tiny_synthetic_pdb_and_nan_coordinates(tmp_path):
     nan.write_text(good.read_text().replace("   3.800", "     nan", 1))
     with pytest.raises(InputError, match="NaN"):
         read_structure(nan)
+
+
+def test_alternate_location_with_the_highest_occupancy_wins(tmp_path):
+    path = tmp_path / "alt.pdb"
+    path.write_text(
+        atom_line(1, "N", 1, -1.2, el="N") + atom_line(2, "CA", 1, 0.0)
+        + atom_line(3, "N", 2, 2.6, alt="A", occ=0.3, el="N") + atom_line(4, "CA", 2, 3.8, alt="A", occ=0.3)
+        + atom_line(5, "N", 2, 3.3, alt="B", occ=0.7, el="N") + atom_line(6, "CA", 2, 4.5, alt="B", occ=0.7)
+        + "END\n")
+    structure = read_structure(path)
+    assert structure.residue_labels() == ["1", "2"]
+    assert structure.ca[:, 0].tolist() == pytest.approx([0.0, 4.5])
+    assert any("alternate locations" in note for note in structure.notes)
 
 
 def test_bad_structure_input(tmp_path):

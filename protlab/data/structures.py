@@ -14,8 +14,9 @@ optionally ``.gz``), parsed by biotite.
   (MSE→M, SEP→S, ...), anything unknown is ``X``.
 * **Coordinates**: Cα, and the side-chain centroid (mean of the heavy atoms other than N, CA, C,
   O, OXT; the Cα for glycine or when the side chain is missing).
-* **Alternate locations**: for each atom the location with the highest occupancy is kept
-  (biotite ``altloc="occupancy"``; the first one on ties); noted when present.
+* **Alternate locations**: per residue, the location (A, B, ...) with the highest summed
+  occupancy is kept, the alphabetically first on ties (biotite ``altloc="occupancy"``), so
+  each residue has one position; noted when present.
 * **Models**: NMR ensembles and other multi-model files give model ``model`` (1 by default);
   noted when the file has several. A model that does not exist raises InputError.
 * NaN coordinates raise InputError; a file biotite cannot parse raises
@@ -189,17 +190,17 @@ def _chain_structure(path: Path, chain: str, atoms, notes: list[str]) -> Structu
     missing_ca: list[str] = []
     modified: dict[str, str] = {}
     names = atoms.atom_name
-    elements = atoms.element
+    is_ca = names == "CA"
+    is_side = ~np.isin(names, list(_BACKBONE)) & ~np.isin(atoms.element, list(_HYDROGENS))
     for start, end in zip(starts.tolist(), ends.tolist()):
         res_name = str(atoms.res_name[start])
         label = f"{atoms.res_id[start]}{atoms.ins_code[start]}"
-        ca_rows = np.flatnonzero(names[start:end] == "CA")
+        ca_rows = np.flatnonzero(is_ca[start:end])
         if ca_rows.size == 0:
             missing_ca.append(f"{res_name}{label}")
             continue
         ca_xyz = atoms.coord[start + ca_rows[0]]
-        side = [i for i in range(start, end)
-                if names[i] not in _BACKBONE and elements[i] not in _HYDROGENS]
+        side = start + np.flatnonzero(is_side[start:end])
         res_ids.append(int(atoms.res_id[start]))
         ins_codes.append(str(atoms.ins_code[start]))
         res_names.append(res_name)
@@ -208,7 +209,7 @@ def _chain_structure(path: Path, chain: str, atoms, notes: list[str]) -> Structu
             modified[res_name] = letter
         letters.append(letter)
         ca.append(ca_xyz)
-        centroid.append(atoms.coord[side].mean(axis=0) if side else ca_xyz)
+        centroid.append(atoms.coord[side].mean(axis=0) if side.size else ca_xyz)
     if missing_ca:
         shown = ", ".join(missing_ca[:10]) + (" ..." if len(missing_ca) > 10 else "")
         notes.append(f"dropped {len(missing_ca)} residue(s) without a CA atom: {shown}")
