@@ -24,7 +24,7 @@ DEMO_PARAMS: dict[str, dict] = {
 }
 # Tiny settings shared with the tests (PROTLAB quick mode).
 QUICK_PARAMS: dict[str, dict] = {
-    "01_curate": {"n_families": 4, "members_per_family": 12},
+    "01_curate": {"n_families": 4, "members_per_family": 12, "split_method": "kmer", "split_identity": 0.9},
     "02_embed": {},
     "03_pretrain": {"max_steps": 20},
     "04_cluster": {},

@@ -8,13 +8,16 @@ Clustering methods (``method``):
 
 * ``"mmseqs"``: ``mmseqs easy-cluster --min-seq-id <identity> -c <coverage>`` (MMseqs2,
   run in a temporary directory). Used by ``"auto"`` when ``mmseqs`` is on ``PATH``.
-* ``"kmer"``: the fallback, no external tool. Two sequences are linked when the share
-  of the shorter one's distinct k-mers found in the other, ``f``, implies an identity
-  ``f ** (1/k) ≥ identity`` (a sequence with identity p to another keeps about ``p**k``
-  of its k-mers); clusters are the connected components (single linkage). It errs on
-  the side of merging, which only makes the split stricter. ``k`` is 3 below identity
-  0.6 and 5 above. Chance k-mer matches put a floor of about 0.3 under the identities
-  it can tell apart.
+* ``"kmer"``: the fallback, no external tool. A sequence with identity p to another
+  keeps about ``p**k`` of its k-mers, so two sequences are linked when the share ``f``
+  of the shorter one's distinct k-mers found in the other reaches
+  ``KMER_SLACK * identity**k`` (slack 0.8 absorbs the noise of the estimate); clusters
+  are the connected components (single linkage). It errs on the side of merging, which
+  only makes the split stricter. ``k = 3``: on the real Pfam domains every pair of
+  equal-length sequences ≥ 70 % identical shares ≥ 30 % of its 3-mers (threshold 27 %),
+  while pairs from different families share at most 17 % (99th percentile 9 %); with
+  5-mers the identical-pair tail falls to 5 %. Chance 3-mer matches put a floor of about
+  0.45 under the identities it can tell apart: below that, families chain together.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from protlab.errors import InputError, ProtlabError
 log = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")
 METHODS = ("auto", "mmseqs", "kmer")
+KMER_SLACK = 0.8
 
 
 def split_by_identity(frame: pd.DataFrame, *, identity: float = 0.5,
@@ -124,7 +128,7 @@ def cluster_kmer(sequences: list[str], *, identity: float = 0.5, k: int | None =
     from scipy import sparse
     from scipy.sparse.csgraph import connected_components
 
-    k = k or (3 if identity < 0.6 else 5)
+    k = k or 3
     n = len(sequences)
     rows, cols = [], []
     vocab: dict[str, int] = {}
@@ -135,7 +139,7 @@ def cluster_kmer(sequences: list[str], *, identity: float = 0.5, k: int | None =
         cols.extend(ids)
     x = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n, len(vocab)))
     sizes = np.asarray(x.sum(1)).ravel()
-    need = identity ** k
+    need = KMER_SLACK * identity ** k
     xt = x.T.tocsc()
     edges_i, edges_j = [], []
     for start in range(0, n, block):
