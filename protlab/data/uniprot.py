@@ -34,7 +34,7 @@ from typing import Callable, Iterator
 
 from protlab.data.formats import open_text
 from protlab.data.records import UniProtEntry
-from protlab.errors import ParseError
+from protlab.errors import InputError, ParseError
 
 _BLOCK_BYTES = 1 << 22
 
@@ -106,8 +106,6 @@ def uniprot_row(entry: UniProtEntry, *, label_field: str | int | None = None) ->
         row["label"] = entry.pfam[0] if entry.pfam else None
     else:
         if label_field not in row:
-            from protlab.errors import InputError
-
             raise InputError(f"label_field={label_field!r} is not a UniProt field; use one of "
                              f"{', '.join(k for k in row if k not in ('id', 'label'))}")
         value = row[label_field]
