@@ -308,3 +308,26 @@ def test_kmer_split_on_real_pfam_never_separates_near_identical(shared_data):
         assert (split[i] == split[j]).all()
     assert pairs > 100  # the check had something to check (229 pairs)
     assert set(out["split"]) == {"train", "valid", "test"}
+
+
+def test_require_proteins_names_the_step():
+    from protlab.data.curate import require_proteins
+
+    kept, report = curate(frame(["MK", "MKT"]))
+    with pytest.raises(InputError, match=r"in\.fasta: no proteins left after curation.*'too_short': 2"):
+        require_proteins(kept, report, source="in.fasta", step="curation")
+    ok, _ = curate(frame([BASE]))
+    assert require_proteins(ok, report, source="x", step="curation") is ok
+
+
+def test_dataset_figure_data():
+    from protlab.data.report import composition, family_sizes, length_histogram, summary
+
+    df = frame([BASE, BASE[::-1], "ACDX" * 10], labels=["a", "a", "b"]).assign(split=["train", "train", "test"])
+    comp = composition(df["sequence"])
+    assert comp.sum() == pytest.approx(1.0) and comp["X"] == pytest.approx(10 / 146)
+    bars = family_sizes(df)
+    assert {(t.name, tuple(t.x), tuple(t.y)) for t in bars.data} == {("train", ("a",), (2,)), ("test", ("b",), (1,))}
+    assert sorted(np.concatenate([t.x for t in length_histogram(df).data])) == [40, 53, 53]
+    assert summary(df) == {"proteins": 3, "labels": 2, "length_min": 40, "length_median": 53.0,
+                           "length_max": 53, "splits": {"train": 2, "test": 1}}

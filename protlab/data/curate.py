@@ -181,3 +181,13 @@ def load_source(source: str, *, n_families: int = 8, members_per_family: int = 4
         if len(frame) > max_records:
             frame = frame.sample(n=int(max_records), random_state=seed).sort_index()
     return frame.reset_index(drop=True), kind
+
+
+def require_proteins(frame: pd.DataFrame, report: dict, *, source: str, step: str) -> pd.DataFrame:
+    """``frame`` unchanged, or an :class:`InputError` saying which step left no proteins."""
+    if len(frame) == 0:
+        dropped = {k: v for k, v in report.get("dropped", report).items() if isinstance(v, int) and v}
+        raise InputError(f"{source}: no proteins left after {step} (dropped: {dropped}); "
+                         "loosen the filters (min_length, max_length, nonstandard, max_x_fraction) "
+                         "or turn protclip_sampling off")
+    return frame
