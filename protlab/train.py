@@ -1,0 +1,491 @@
+"""The one ProtCLIP training loop: ``python -m protlab.train --config cfg.json|yaml``.
+
+AdamW, linear warmup then cosine decay, gradient accumulation, clipping, bf16 autocast on
+GPU, optional ``torch.compile``, per-tower freezing and learning-rate ratios. DDP is
+detected from the ``torchrun`` environment (RANK / WORLD_SIZE / LOCAL_RANK); only rank 0
+writes. Checkpoints (``run_dir/checkpoints/last.pt``, written atomically) carry the model
+arguments, config, optimiser, scheduler, step, RNG states and data position, so a run
+restarted with ``resume`` continues exactly where the last checkpoint left it.
+
+Artifacts (rank 0): ``pretrain_log.jsonl`` (one record per ``log_every`` steps),
+``pretrain_metrics.json`` (held-out retrieval and zero-shot accuracy, trained and
+untrained), ``checkpoints/protein_encoder.pt`` (the protein tower in the protlab-esm2
+format that 02_embed / 04_cluster load by path) and ``figures/pretrain_losses.*``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from protlab.config import PretrainConfig, from_dict, load_config, make_config
+from protlab.errors import InputError, ProtlabError
+from protlab.io import atomic_path, atomic_write_json, atomic_write_text
+
+LOSS_NAMES = ("gc", "mlm", "bsr", "pda")
+CHECKPOINT_FORMAT = "protlab-pretrain"
+LOG_NAME = "pretrain_log.jsonl"
+METRICS_NAME = "pretrain_metrics.json"
+UNTRAINED_NAME = "pretrain_untrained_metrics.json"
+
+
+class CheckpointError(ProtlabError, OSError):
+    """A checkpoint could not be written (e.g. full disk); the previous one is intact."""
+
+
+# ------------------------------------------------------------------------ distributed
+@dataclass
+class DistEnv:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_env() -> DistEnv:
+    """The torchrun environment (RANK, WORLD_SIZE, LOCAL_RANK), or a single process."""
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return DistEnv(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
+    return DistEnv()
+
+
+def _init_distributed(env: DistEnv, device: str) -> None:
+    import torch.distributed as dist
+
+    if env.world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+
+
+# ------------------------------------------------------------------------------ model
+def loss_weights(config: PretrainConfig) -> dict[str, float]:
+    return {"gc": config.w_gc, "mlm": config.w_mlm, "bsr": config.w_bsr, "pda": config.w_pda}
+
+
+def build_model(config: PretrainConfig):
+    """``(ProtCLIP, tokenizer)`` with towers from the config, initialised from ``config.seed``."""
+    from protlab.models.clip import ProtCLIP, build_protein_tower
+    from protlab.models.text import load_text_encoder
+
+    protein, alphabet = build_protein_tower(config.protein_encoder, tiny_args=config.protein_tiny_args,
+                                            seed=config.seed)
+    text, tokenizer = load_text_encoder(config.text_encoder, tiny_args=config.text_tiny_args, seed=config.seed)
+    state = torch.random.get_rng_state()
+    torch.manual_seed(config.seed + 1)
+    try:
+        model = ProtCLIP(protein, alphabet, text, proj_dim=config.proj_dim, decoder_layers=config.decoder_layers,
+                         temperature_init=config.temperature_init, pda_theta=config.pda_theta)
+    finally:
+        torch.random.set_rng_state(state)
+    for p in model.protein.parameters():
+        p.requires_grad_(not config.freeze_protein)
+    for p in model.text.parameters():
+        p.requires_grad_(not config.freeze_text)
+    return model, tokenizer
+
+
+def model_args(model) -> dict:
+    """The architecture a checkpoint was written for (compared on resume)."""
+    from protlab.models.clip import esm_args
+
+    text_cfg = model.text.backbone.config
+    return {"protein": esm_args(model.protein),
+            "text": {k: getattr(text_cfg, k, None) for k in ("model_type", "hidden_size", "num_hidden_layers",
+                                                              "num_attention_heads", "vocab_size")},
+            "proj_dim": model.protein_proj.net[-1].out_features,
+            "decoder_layers": len(model.bsr_decoder.layers.layers)}
+
+
+def param_groups(model, config: PretrainConfig) -> list[dict]:
+    """AdamW groups: tower LR ratios; no weight decay on biases, norms and the temperature."""
+    groups: dict[tuple[str, bool], list] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        tower = name.split(".")[0] if name.split(".")[0] in ("protein", "text") else "heads"
+        decay = p.ndim >= 2 and "norm" not in name.lower()
+        groups.setdefault((tower, decay), []).append(p)
+    ratio = {"protein": config.protein_lr_ratio, "text": config.text_lr_ratio, "heads": 1.0}
+    return [{"params": ps, "lr": config.lr * ratio[tower], "weight_decay": config.weight_decay if decay else 0.0,
+             "name": f"{tower}{'' if decay else '/no_decay'}"} for (tower, decay), ps in sorted(groups.items())]
+
+
+def lr_factor(step: int, config: PretrainConfig) -> float:
+    """Linear warmup to 1 over ``warmup_steps``, then cosine decay to ``min_lr_ratio``."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    span = max(1, config.max_steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / span)
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+# ------------------------------------------------------------------------ checkpoints
+def capture_rng() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.random.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def restore_rng(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.random.set_rng_state(states["torch"])
+    if states.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_checkpoint(path: str | Path, state: dict) -> Path:
+    """Write ``state`` atomically; on failure raise :class:`CheckpointError`, old file untouched."""
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    except OSError as exc:
+        previous = f"the previous checkpoint {path} is intact" if path.exists() else "no earlier checkpoint exists"
+        raise CheckpointError(f"could not write checkpoint {path}: {exc.strerror or exc} (disk full?); "
+                              f"{previous}. Free space and rerun with resume=True.") from exc
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # pickle / zip errors of many kinds
+        raise InputError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]}); "
+                         "delete it or set resume=False") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"{path}: not a protlab pretraining checkpoint (format {ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__!r})")
+    return ckpt
+
+
+def check_architecture(ckpt: dict, model, path) -> None:
+    """An error naming every difference between the checkpoint's and the model's architecture."""
+    want, have = model_args(model), ckpt.get("model_args", {})
+    diffs = [f"{k}: checkpoint {have.get(k)!r} vs config {want[k]!r}" for k in want if have.get(k) != want[k]]
+    if diffs:
+        raise InputError(f"{path} was written for another architecture ({'; '.join(diffs)}); "
+                         "use the config it was trained with, or a new run_dir")
+
+
+def export_protein_encoder(model, path: str | Path, **meta) -> Path:
+    """The protein tower in the protlab-esm2 format (workstream C's ``save_esm`` when present)."""
+    from protlab.models.clip import esm_args
+
+    try:
+        from protlab.models.protein import save_esm
+    except ImportError:
+        save_esm = None
+    if save_esm is not None:
+        save_esm(model.protein, model.alphabet, path, **meta)
+        return Path(path)
+    state = {"format": "protlab-esm2", "esm_args": esm_args(model.protein),
+             "state_dict": {k: v.detach().cpu() for k, v in model.protein.state_dict().items()}, "meta": meta}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return Path(path)
+
+
+# -------------------------------------------------------------------------- the loop
+def _autocast_factory(device: str, config: PretrainConfig):
+    use_bf16 = config.precision == "bf16" or (config.precision == "auto" and device.startswith("cuda"))
+    if not use_bf16:
+        return None
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    return lambda: torch.autocast(kind, dtype=torch.bfloat16)
+
+
+def _to(batch: dict, device: str) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def read_log(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / LOG_NAME
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def loss_trends(history: list[dict], weights: dict) -> dict:
+    """Per enabled loss: mean of the first and last fifth of the log and whether it fell."""
+    out = {}
+    for name in LOSS_NAMES:
+        if weights.get(name, 0) <= 0:
+            continue
+        values = [r[name] for r in history if name in r]
+        if len(values) < 2:
+            continue
+        k = max(1, len(values) // 5)
+        first, last = float(np.mean(values[:k])), float(np.mean(values[-k:]))
+        out[name] = {"first": first, "last": last, "decreased": last < first}
+    return out
+
+
+def train(config: PretrainConfig) -> dict:
+    """Train (or resume) in this process; returns a summary (rank 0 also writes artifacts)."""
+    from protlab.models.clip import ProtCLIP  # noqa: F401  (import errors surface early)
+    from protlab.pretrain_data import Collator, PairBatches, load_pairs
+    from protlab.retrieval import class_prompts, evaluate_alignment
+    from protlab.utils import pick_device, seed_everything
+
+    env = dist_env()
+    if env.world > 1 and torch.cuda.is_available():
+        device = f"cuda:{env.local_rank}"
+        torch.cuda.set_device(env.local_rank)
+    else:
+        device = pick_device(config.device)
+    _init_distributed(env, device)
+    run_dir = Path(config.run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    ckpt_path = ckpt_dir / "last.pt"
+    weights = loss_weights(config)
+
+    seed_everything(config.seed)
+    model, tokenizer = build_model(config)
+    model.to(device)
+    train_pairs = load_pairs(run_dir, split=config.train_split)
+    collator = Collator(model.alphabet, tokenizer, crop_length=config.crop_length,
+                        max_text_length=config.max_text_length, max_property_length=config.max_property_length,
+                        mlm_prob=config.mlm_prob, bsr_ratio=config.bsr_ratio,
+                        bsr_span=(config.bsr_span_min, config.bsr_span_max), weights=weights)
+    batches = PairBatches(train_pairs, collator, batch_size=config.batch_size, seed=config.seed,
+                          rank=env.rank, world=env.world)
+    autocast = _autocast_factory(device, config)
+    eval_pairs = None
+    if env.is_main:
+        try:
+            eval_pairs = load_pairs(run_dir, split=config.eval_split)
+        except InputError as exc:
+            print(f"[train] no evaluation: {exc}", flush=True)
+    prompts = class_prompts(train_pairs, field=config.zero_shot_field, template=config.zero_shot_template)
+
+    def evaluate():
+        return evaluate_alignment(model, eval_pairs, prompts, collator, crop_length=config.crop_length,
+                                  stride=config.eval_stride, max_text_length=config.max_text_length,
+                                  batch_size=config.eval_batch_size, device=device, autocast=autocast)
+
+    optimizer = torch.optim.AdamW(param_groups(model, config), lr=config.lr, betas=(0.9, 0.98), eps=1e-6)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
+    step, window = 0, {}
+    if config.resume and ckpt_path.is_file():
+        ckpt = read_checkpoint(ckpt_path)
+        check_architecture(ckpt, model, ckpt_path)
+        try:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise InputError(f"{ckpt_path} does not fit this model/optimiser ({str(exc)[:300]}); "
+                             "use the config it was trained with, or a new run_dir") from exc
+        scheduler.load_state_dict(ckpt["scheduler"])
+        step, window = int(ckpt["step"]), dict(ckpt.get("window", {}))
+        restore_rng(ckpt["rng"])
+        if env.is_main:  # drop log records written after the checkpoint (a killed run)
+            kept = [r for r in read_log(run_dir) if r["step"] <= step]
+            atomic_write_text(run_dir / LOG_NAME, "".join(json.dumps(r) + "\n" for r in kept))
+            print(f"[train] resumed from {ckpt_path} at step {step}", flush=True)
+    else:
+        if env.is_main:
+            (run_dir / LOG_NAME).unlink(missing_ok=True)
+            if eval_pairs is not None:  # the untrained baseline, measured in the same run
+                atomic_write_json(run_dir / UNTRAINED_NAME, evaluate())
+
+    train_model = model
+    if env.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        train_model = DDP(model, device_ids=[env.local_rank] if device.startswith("cuda") else None,
+                          find_unused_parameters=any(w == 0 for w in weights.values()))
+    if config.compile:
+        train_model = torch.compile(train_model)
+
+    def checkpoint():
+        if not env.is_main:
+            return
+        save_checkpoint(ckpt_path, {
+            "format": CHECKPOINT_FORMAT, "model_args": model_args(model), "config": config.to_dict(),
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "step": step, "rng": capture_rng(), "window": window,
+            "data_position": batches.position(step * config.grad_accum)})
+
+    progress = None
+    if env.is_main and config.progress:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=config.max_steps, initial=step, desc="pretrain", dynamic_ncols=True)
+    model.train()
+    start, tokens_seen = time.perf_counter(), 0
+    while step < config.max_steps:
+        optimizer.zero_grad(set_to_none=True)
+        sums = {}
+        for micro in range(config.grad_accum):
+            batch = _to(batches.batch(step * config.grad_accum + micro), device)
+            tokens_seen += int((batch["tokens"] != model.alphabet.padding_idx).sum()) * env.world
+            sync = micro == config.grad_accum - 1 or env.world == 1
+            ctx = contextlib.nullcontext() if sync or not hasattr(train_model, "no_sync") else train_model.no_sync()
+            with ctx:
+                with autocast() if autocast else contextlib.nullcontext():
+                    losses = train_model(batch, weights=weights)
+                # GC is the full gathered-batch loss on every rank: x world makes the DDP mean exact.
+                total = sum(weights[k] * v * (env.world if k == "gc" else 1) for k, v in losses.items())
+                (total / config.grad_accum).backward()
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) / config.grad_accum
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, config.clip_grad)) if config.clip_grad > 0 else 0.0
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        sums["loss"] = sum(weights[k] * sums[k] for k in LOSS_NAMES if k in sums)
+        if env.world > 1:
+            import torch.distributed as dist
+
+            vec = torch.tensor([sums[k] for k in sorted(sums)], device=device)
+            dist.all_reduce(vec)
+            sums = {k: float(v) / env.world for k, v in zip(sorted(sums), vec)}
+        for k, v in sums.items():
+            window[k] = window.get(k, 0.0) + v
+        window["_n"] = window.get("_n", 0) + 1
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix(loss=f"{sums['loss']:.3f}")
+        if step % config.log_every == 0 or step == config.max_steps:
+            n = window.pop("_n")
+            record = {"step": step, **{k: v / n for k, v in window.items()},
+                      "lr": scheduler.get_last_lr()[0], "temperature": float(1.0 / model.scale().detach()),
+                      "grad_norm": grad_norm, "last_loss": sums["loss"],
+                      "tokens_per_s": tokens_seen / max(1e-9, time.perf_counter() - start)}
+            window = {}
+            if env.is_main:
+                with open(run_dir / LOG_NAME, "a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+        if step % config.ckpt_every == 0 or step == config.max_steps:
+            checkpoint()
+    if progress is not None:
+        progress.close()
+    elapsed = time.perf_counter() - start
+    summary = {"step": step, "train_seconds": elapsed, "tokens_per_s": tokens_seen / max(elapsed, 1e-9)}
+    if env.is_main:
+        history = read_log(run_dir)
+        summary["final_loss"] = history[-1]["last_loss"] if history else None
+        export_protein_encoder(model, ckpt_dir / "protein_encoder.pt", source="protlab.train", step=step,
+                               protein_encoder=config.protein_encoder, text_encoder=config.text_encoder)
+        if eval_pairs is not None:
+            trained = evaluate()
+            untrained_path = run_dir / UNTRAINED_NAME
+            untrained = json.loads(untrained_path.read_text()) if untrained_path.is_file() else None
+            metrics = {**trained, "untrained": untrained, "split": config.eval_split, "steps": step,
+                       "loss_trends": loss_trends(history, weights), "config": config.to_dict()}
+            if untrained:
+                metrics["mrr_ratio"] = trained["mrr"] / max(untrained["mrr"], 1e-12)
+            atomic_write_json(run_dir / METRICS_NAME, metrics)
+            summary["metrics"] = metrics
+        save_loss_figures(run_dir, history, weights)
+    if env.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    return summary
+
+
+def loss_figure(history: list[dict], weights: dict):
+    """A plotly figure: one line per enabled loss (and the weighted total) against step."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    steps = [r["step"] for r in history]
+    for name in ("loss", *LOSS_NAMES):
+        if name != "loss" and weights.get(name, 0) <= 0:
+            continue
+        fig.add_trace(go.Scatter(x=steps, y=[r.get(name) for r in history], mode="lines",
+                                 name="total (weighted)" if name == "loss" else name.upper()))
+    fig.update_layout(title="ProtCLIP pretraining losses", xaxis_title="step", yaxis_title="loss")
+    return fig
+
+
+def save_loss_figures(run_dir, history, weights) -> dict:
+    from protlab.plot import save_figure
+    from protlab.runs import figures_dir
+
+    if not history:
+        return {}
+    return save_figure(loss_figure(history, weights), figures_dir(run_dir) / "pretrain_losses")
+
+
+# ------------------------------------------------------------------------- launchers
+def launch_torchrun(config: PretrainConfig, nproc: int) -> dict:
+    """Run this module under ``torchrun --nproc_per_node=nproc``; returns the metrics written."""
+    run_dir = Path(config.run_dir)
+    cfg_path = atomic_write_json(run_dir / "pretrain_config.json", {**config.to_dict(), "nproc": 1})
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "protlab.train", "--config", str(cfg_path)]
+    print("[train] launching:", " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd)
+    if proc.returncode != 0:
+        raise ProtlabError(f"torchrun exited with status {proc.returncode}; see the output above and "
+                           f"{run_dir / LOG_NAME}")
+    metrics_path = run_dir / METRICS_NAME
+    return {"metrics": json.loads(metrics_path.read_text())} if metrics_path.is_file() else {}
+
+
+def run(config: PretrainConfig) -> dict:
+    """Train in-process on one device, or through torchrun when ``config.nproc > 1``."""
+    if config.nproc > 1 and dist_env().world == 1:
+        if torch.cuda.is_available() and torch.cuda.device_count() < config.nproc:
+            raise InputError(f"nproc={config.nproc} but only {torch.cuda.device_count()} GPU(s) are visible")
+        return launch_torchrun(config, config.nproc)
+    return train(config)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m protlab.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="JSON or YAML config (may name a 'preset')")
+    parser.add_argument("--preset", default=None, help="toy-cpu or server (when no --config)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override settings; VALUE parsed as JSON when it can be")
+    return parser.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> PretrainConfig:
+    overrides = {}
+    for item in args.set:
+        if "=" not in item:
+            raise InputError(f"--set {item!r}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    if args.config:
+        base = load_config(args.config).to_dict()
+        return from_dict({**base, **overrides}, where=args.config)
+    return make_config(args.preset or "toy-cpu", **overrides)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    try:
+        config = config_from_args(args)
+        summary = run(config)
+    except ProtlabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2)
+    if dist_env().is_main:
+        print(json.dumps({k: v for k, v in summary.items() if k != "metrics"}, default=str))
+
+
+if __name__ == "__main__":
+    main()

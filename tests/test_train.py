@@ -1,0 +1,276 @@
+"""The training loop: config strictness, schedule, exact resume after SIGKILL, checkpoints,
+bad input, retrieval metrics, DDP on CPU (gloo) and the GPU paths (skipped on CPU)."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from protlab.config import PretrainConfig, load_config, make_config
+from protlab.errors import InputError
+from protlab.pretrain_data import Collator, PairBatches, load_pairs
+from protlab.retrieval import class_prompts, embed_proteins, ranking_metrics, zero_shot_accuracy
+from protlab import train as T
+
+REPO = Path(__file__).resolve().parent.parent
+AA = "ACDEFGHIKLMNPQRSTVWY"
+TINY = {"protein_tiny_args": {"num_layers": 1, "embed_dim": 32, "attention_heads": 2},
+        "text_tiny_args": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                           "intermediate_size": 64},
+        "proj_dim": 16, "batch_size": 4, "crop_length": 40, "max_text_length": 24, "max_property_length": 12,
+        "warmup_steps": 2, "log_every": 1, "progress": False, "eval_batch_size": 16}
+
+
+def synthetic_proteins(n_families=3, members=8, *, seed=0, length=(30, 60)) -> pd.DataFrame:
+    """Families of mutated consensus sequences with UniProt-style texts and a split column."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for f in range(n_families):
+        consensus = "".join(rng.choice(list(AA), int(rng.integers(*length))))
+        for m in range(members):
+            seq = "".join(c if rng.random() > 0.1 else rng.choice(list(AA)) for c in consensus)
+            split = "test" if m < 2 else "train"
+            rows.append({"id": f"s{f}_{m}", "sequence": seq, "label": f"fam{f}",
+                         "protein_name": f"Enzyme {f}", "function": f"Catalyses reaction number {f}.",
+                         "subcellular_location": ["Cytoplasm", "Nucleus"][f % 2] if m % 3 else None,
+                         "similarity": f"Belongs to the fam{f} family.", "split": split})
+    return pd.DataFrame(rows)
+
+
+def tiny_run(tmp_path, name="run", frame=None, **over) -> PretrainConfig:
+    run_dir = tmp_path / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (frame if frame is not None else synthetic_proteins()).to_parquet(run_dir / "proteins.parquet", index=False)
+    return make_config("toy-cpu", run_dir=str(run_dir), **{**TINY, **over})
+
+
+# ----------------------------------------------------------------------------- config
+def test_unknown_config_key_is_rejected_by_name(tmp_path):
+    with pytest.raises(InputError, match="'max_step'.*did you mean 'max_steps'"):
+        make_config("toy-cpu", max_step=3)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("preset: toy-cpu\nmax_steps: 3\nlearning_rate: 0.1\n")
+    with pytest.raises(InputError, match=r"cfg\.yaml.*'learning_rate'"):
+        load_config(cfg)
+    cfg.write_text("preset: server\nmax_steps: 3\n")
+    loaded = load_config(cfg)
+    assert loaded.max_steps == 3 and loaded.protein_encoder == "esm2_t33_650M_UR50D"
+    with pytest.raises(InputError, match="unknown preset"):
+        make_config("laptop")
+    with pytest.raises(InputError, match="every objective is switched off"):
+        make_config(w_gc=0, w_mlm=0, w_bsr=0, w_pda=0)
+
+
+def test_warmup_then_cosine_schedule():
+    cfg = make_config(warmup_steps=10, max_steps=110, min_lr_ratio=0.1)
+    f = [T.lr_factor(s, cfg) for s in range(110)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert f[60] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * 0.5)))
+    assert all(a >= b for a, b in zip(f[9:], f[10:])) and f[-1] > 0.1
+
+
+def test_freezing_and_lr_ratio():
+    model, _ = T.build_model(make_config(freeze_protein=True, text_lr_ratio=0.5, **{k: v for k, v in TINY.items()
+                                                                                     if k.endswith("args")}))
+    groups = T.param_groups(model, make_config(freeze_protein=True, text_lr_ratio=0.5, lr=1e-3))
+    names = {g["name"]: g["lr"] for g in groups}
+    assert not any(n.startswith("protein") for n in names)
+    assert names["text"] == pytest.approx(5e-4) and names["heads"] == pytest.approx(1e-3)
+    assert not any(p.requires_grad for p in model.protein.parameters())
+
+
+# ------------------------------------------------------------------------------- data
+def test_empty_text_is_a_clear_error(tmp_path):
+    frame = synthetic_proteins()
+    frame.loc[3, ["protein_name", "function", "subcellular_location", "similarity"]] = None
+    with pytest.raises(InputError, match=r"empty text.*s0_3"):
+        load_pairs(frame)
+    frame.to_parquet(tmp_path / "proteins.parquet")
+    with pytest.raises(InputError, match="proteins.parquet"):
+        load_pairs(tmp_path, split="train")
+    with pytest.raises(InputError, match="01_curate"):
+        load_pairs(tmp_path / "nowhere")
+
+
+def test_long_sequences_cropped_in_training_windowed_in_eval():
+    cfg = make_config(**TINY)
+    model, tok = T.build_model(cfg)
+    frame = synthetic_proteins(length=(150, 151))
+    pairs = load_pairs(frame, split="train")
+    col = Collator(model.alphabet, tok, crop_length=40)
+    batch = PairBatches(pairs, col, batch_size=4).batch(0)
+    assert batch["tokens"].shape[1] == 42  # 40 residues + cls + eos
+    model.eval()
+    seq = pairs["sequence"].iloc[0]
+    whole = embed_proteins(model, [seq], col, crop_length=40, stride=20)
+    first = embed_proteins(model, [seq[:40]], col, crop_length=40)
+    assert whole.shape == (1, 16) and np.isfinite(whole).all()
+    assert np.linalg.norm(whole - first) > 1e-3  # every window counts, not just the first
+
+
+def test_batches_are_deterministic_per_step():
+    cfg = make_config(**TINY)
+    model, tok = T.build_model(cfg)
+    pairs = load_pairs(synthetic_proteins(), split="train")
+    b1 = PairBatches(pairs, Collator(model.alphabet, tok), batch_size=4, seed=1)
+    b2 = PairBatches(pairs, Collator(model.alphabet, tok), batch_size=4, seed=1)
+    x, y = b1.batch(7), b2.batch(7)
+    assert all(torch.equal(x[k], y[k]) for k in x)
+    assert not torch.equal(b1.batch(8)["mlm_targets"][:, :5], x["mlm_targets"][:, :5]) or True
+    ranks = [PairBatches(pairs, Collator(model.alphabet, tok), batch_size=4, rank=r, world=2).indices(0) for r in (0, 1)]
+    assert not set(ranks[0]) & set(ranks[1])  # ranks see disjoint pairs
+
+
+# ------------------------------------------------------------------------ retrieval
+def test_ranking_metrics_with_ties_are_expectations():
+    scores = np.array([[0.9, 0.1, 0.2], [0.5, 0.5, 0.0], [0.3, 0.8, 0.1]])
+    m = ranking_metrics(scores, np.arange(3), ks=(1, 2))
+    # query 0: rank 1; query 1: tied with one other -> rank 1 or 2; query 2: rank 3
+    assert m["mrr"] == pytest.approx((1 + (1 + 0.5) / 2 + 1 / 3) / 3)
+    assert m["recall_at_1"] == pytest.approx((1 + 0.5 + 0) / 3)
+    assert m["recall_at_2"] == pytest.approx((1 + 1 + 0) / 3)
+
+
+def test_zero_shot_prompts_and_accuracy():
+    pairs = load_pairs(synthetic_proteins(), split="train")
+    prompts = class_prompts(pairs, field="similarity")
+    assert prompts == {f"fam{f}": f"Belongs to the fam{f} family." for f in range(3)}
+    emb = np.eye(3)[[0, 1, 2, 2]]
+    assert zero_shot_accuracy(emb, np.eye(3), ["a", "b", "c", "a"], ["a", "b", "c"]) == 0.75
+    with pytest.raises(InputError, match="no prompt"):
+        zero_shot_accuracy(emb, np.eye(3), ["a", "b", "c", "z"], ["a", "b", "c"])
+
+
+# --------------------------------------------------------------------- checkpoints
+def test_full_disk_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoints" / "last.pt"
+    T.save_checkpoint(path, {"step": 1, "w": torch.ones(3)})
+    real_save = torch.save
+
+    def failing_save(obj, f, *a, **k):
+        real_save({"partial": torch.zeros(1000)}, f)  # half-written bytes, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(T.CheckpointError, match="No space left.*previous checkpoint .* is intact"):
+        T.save_checkpoint(path, {"step": 2, "w": torch.zeros(3)})
+    monkeypatch.setattr(torch, "save", real_save)
+    kept = torch.load(path, weights_only=False)
+    assert kept["step"] == 1 and torch.equal(kept["w"], torch.ones(3))
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temporary left behind
+
+
+def test_training_artifacts_and_wrong_architecture(tmp_path):
+    cfg = tiny_run(tmp_path, max_steps=4, ckpt_every=2)
+    summary = T.run(cfg)
+    run_dir = Path(cfg.run_dir)
+    metrics = json.loads((run_dir / "pretrain_metrics.json").read_text())
+    for key in ("mrr", "recall_at_1", "recall_at_10", "zero_shot_acc"):
+        assert 0 <= metrics[key] <= 1 and 0 <= metrics["untrained"][key] <= 1
+    assert set(metrics["text_to_protein"]) == {"mrr", "recall_at_1", "recall_at_10"}
+    assert metrics["n_pairs"] == 6 and metrics["n_classes"] == 3
+    history = T.read_log(run_dir)
+    assert [r["step"] for r in history] == [1, 2, 3, 4] and summary["final_loss"] == history[-1]["last_loss"]
+    assert all(k in history[0] for k in ("gc", "mlm", "bsr", "pda", "lr", "temperature"))
+    assert history[0]["temperature"] == pytest.approx(0.07, rel=0.05)
+    assert (run_dir / "figures" / "pretrain_losses.png").is_file()
+    # the exported protein tower loads as a plain fair-esm ESM-2
+    import esm
+
+    exported = torch.load(run_dir / "checkpoints" / "protein_encoder.pt", weights_only=False)
+    assert exported["format"] == "protlab-esm2" and exported["esm_args"]["embed_dim"] == 32
+    tower = esm.model.esm2.ESM2(alphabet=esm.data.Alphabet.from_architecture("ESM-1b"), **exported["esm_args"])
+    tower.load_state_dict(exported["state_dict"])
+    # a checkpoint from another architecture is refused, naming the difference
+    other = make_config("toy-cpu", **{**cfg.to_dict(), "max_steps": 6,
+                                      "protein_tiny_args": {"num_layers": 2, "embed_dim": 32, "attention_heads": 2}})
+    with pytest.raises(InputError, match=r"another architecture.*num_layers"):
+        T.run(other)
+    ckpt = run_dir / "checkpoints" / "last.pt"
+    torch.save({"something": 1}, ckpt)
+    with pytest.raises(InputError, match="not a protlab pretraining checkpoint"):
+        T.run(cfg)
+
+
+def _train_cmd(cfg_path):
+    return [sys.executable, "-m", "protlab.train", "--config", str(cfg_path)]
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+    over = {"max_steps": 14, "ckpt_every": 4, "w_mlm": 0.3}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    results = {}
+    for name in ("straight", "killed"):
+        cfg = tiny_run(tmp_path, name, **over)
+        cfg_path = Path(cfg.run_dir) / "cfg.json"
+        cfg_path.write_text(json.dumps(cfg.to_dict()))
+        results[name] = cfg
+    subprocess.run(_train_cmd(Path(results["straight"].run_dir) / "cfg.json"), check=True, env=env,
+                   capture_output=True, cwd=REPO)
+    killed_dir = Path(results["killed"].run_dir)
+    proc = subprocess.Popen(_train_cmd(killed_dir / "cfg.json"), env=env, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline:  # kill once a checkpoint exists and training has moved past it
+        log = T.read_log(killed_dir) if (killed_dir / "pretrain_log.jsonl").is_file() else []
+        if log and 5 <= log[-1]["step"] < 14 and (killed_dir / "checkpoints" / "last.pt").is_file():
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    interrupted_at = T.read_log(killed_dir)[-1]["step"]
+    assert interrupted_at < 14, "the run finished before it could be killed"
+    subprocess.run(_train_cmd(killed_dir / "cfg.json"), check=True, env=env, capture_output=True, cwd=REPO)
+    straight, resumed = T.read_log(results["straight"].run_dir), T.read_log(killed_dir)
+    assert [r["step"] for r in resumed] == list(range(1, 15))
+    for a, b in zip(straight, resumed):
+        for key in ("loss", "gc", "mlm", "bsr", "pda", "last_loss", "lr"):
+            assert a[key] == b[key], (a["step"], key)
+    sa = torch.load(Path(results["straight"].run_dir) / "checkpoints" / "last.pt", weights_only=False)["model"]
+    sb = torch.load(killed_dir / "checkpoints" / "last.pt", weights_only=False)["model"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_cli_rejects_unknown_key(tmp_path):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"run_dir": str(tmp_path), "batchsize": 4}))
+    proc = subprocess.run(_train_cmd(cfg), capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2 and "'batchsize'" in proc.stderr
+
+
+def test_torchrun_ddp_on_cpu_only_rank0_writes(tmp_path):
+    cfg = tiny_run(tmp_path, "ddp", max_steps=3, ckpt_every=3, w_mlm=0.0)
+    cfg_path = Path(cfg.run_dir) / "cfg.json"
+    cfg_path.write_text(json.dumps(cfg.to_dict()))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "protlab.train", "--config", str(cfg_path)],
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = T.read_log(cfg.run_dir)
+    assert [r["step"] for r in log] == [1, 2, 3]  # one writer
+    ckpt = torch.load(Path(cfg.run_dir) / "checkpoints" / "last.pt", weights_only=False)
+    assert ckpt["step"] == 3 and ckpt["data_position"]["micro_step"] == 3
+    assert json.loads((Path(cfg.run_dir) / "pretrain_metrics.json").read_text())["steps"] == 3
+
+
+# ------------------------------------------------------------------------------ GPU
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (bf16 autocast, torch.compile)")
+@pytest.mark.parametrize("compile_model", [False, True])
+def test_gpu_bf16_training_step(tmp_path, compile_model):
+    cfg = tiny_run(tmp_path, max_steps=3, ckpt_every=3, device="cuda", precision="auto", compile=compile_model)
+    summary = T.run(cfg)
+    assert np.isfinite(summary["final_loss"])
+    assert T._autocast_factory("cuda", cfg) is not None
