@@ -1,0 +1,1 @@
+"""Protein encoders: ESM-2 loading/saving (protein), the k-mer baseline (kmer)."""
