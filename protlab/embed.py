@@ -295,15 +295,14 @@ class ESMEncoder:
             cache = EmbeddingCache(cache_dir, key, describe={"encoder": self.name, "spec": str(self.spec),
                                                             **self.meta(), "per_residue": per_residue})
         results: dict[str, np.ndarray] = {}
-        todo: dict[str, str] = {}
-        for k, s in zip(keys, seqs):
-            if (cache is None or k not in cache) and k not in todo:
-                todo[k] = s
-        todo_keys = sorted(todo, key=lambda k: (-len(todo[k]), k))
+        unique = dict(zip(keys, seqs))
+        mine = sorted(unique, key=lambda k: (-len(unique[k]), k))
         job = None
-        if world > 1:
-            job = hashlib.sha1(("\n".join(sorted(set(keys))) + f"|{world}").encode()).hexdigest()[:12]
-            todo_keys = todo_keys[rank::world]
+        if world > 1:  # the split depends only on the input, never on what a rank finds cached
+            job = hashlib.sha1(("\n".join(sorted(unique)) + f"|{world}").encode()).hexdigest()[:12]
+            mine = mine[rank::world]
+        todo = {k: unique[k] for k in mine if cache is None or k not in cache}
+        todo_keys = list(todo)
         if todo_keys:
             self._embed_missing([todo[k] for k in todo_keys], todo_keys, per_residue, cache, results,
                                 progress=progress, tag=f"r{rank}")

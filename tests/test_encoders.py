@@ -191,3 +191,14 @@ def test_kmer_encoder_is_deterministic_and_separates_families():
         KmerEncoder().embed(seqs, per_residue=True)
     with pytest.raises(InputError, match="at least 2"):
         KmerEncoder().embed(["ACDEFG"])
+
+
+def test_pretrain_training_checkpoint_protein_tower(tiny, tmp_path):
+    """The layout protlab.train writes: CLIP state dict with the tower under ``protein.``."""
+    from protlab.models.protein import esm_args
+
+    state = {"protein." + k: v for k, v in tiny[0].state_dict().items()}
+    state["text_proj.weight"] = torch.zeros(2, 2)
+    torch.save({"format": "protlab-pretrain", "model_args": {"protein": esm_args(tiny[0])}, "model": state,
+                "step": 3, "config": {"protein_encoder": "tiny"}}, tmp_path / "last.pt")
+    assert torch.equal(reps(load_esm(tmp_path / "last.pt")[0]), reps(tiny[0]))

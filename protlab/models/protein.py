@@ -10,8 +10,10 @@
   ``EsmForMaskedLM``), converted to fair-esm's :class:`esm.model.esm2.ESM2`;
 * ``"tiny"`` or a dict of ``ESM2`` arguments (``num_layers``, ``embed_dim``,
   ``attention_heads``): a randomly initialised model (seeded);
-* a protlab checkpoint written by :func:`save_esm`, or a ``03_pretrain`` training
-  checkpoint that carries a ``protein_encoder`` entry in that format.
+* a protlab checkpoint written by :func:`save_esm` (``03_pretrain`` exports
+  ``run_dir/checkpoints/protein_encoder.pt`` this way), a checkpoint that carries a
+  ``protein_encoder`` entry in that format, or a ``03_pretrain`` training checkpoint
+  (``"format": "protlab-pretrain"``: the ``protein.*`` weights of the CLIP model).
 
 Every path returns ``(model, alphabet)`` with the model in eval mode on the CPU.
 """
@@ -134,6 +136,14 @@ def _load_file(path: Path):
             return _from_protlab({"format": PROTLAB_FORMAT, **inner}, path)
         raise InputError(f"{path}: its 'protein_encoder' entry is not in the protlab format "
                          f"(keys {sorted(inner)[:8]}); expected 'esm_args' and 'state_dict'")
+    if data.get("format") == "protlab-pretrain":  # a 03_pretrain training checkpoint (protlab.train)
+        try:
+            args = data["model_args"]["protein"]
+            state = {k[len("protein."):]: v for k, v in data["model"].items() if k.startswith("protein.")}
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise InputError(f"{path}: a 03_pretrain checkpoint without model_args['protein'] and "
+                             f"'protein.*' weights ({exc}); use run_dir/checkpoints/protein_encoder.pt") from exc
+        return _from_protlab({"format": PROTLAB_FORMAT, "esm_args": args, "state_dict": state}, path)
     if "cfg" in data and "model" in data:
         return _from_fair_esm(data, path, regression=_regression_beside(path))
     if "args" in data and "model" in data:
