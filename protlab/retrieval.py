@@ -140,3 +140,28 @@ def evaluate_alignment(model, eval_pairs: pd.DataFrame, prompts: dict[str, str],
     out["zero_shot_acc"] = zero_shot_accuracy(p, c, list(eval_pairs["label"]), classes)
     out["n_classes"] = len(classes)
     return out
+
+
+def metrics_table(metrics: dict) -> pd.DataFrame:
+    """Trained vs untrained, one row per metric (protein→text, text→protein, zero-shot)."""
+    rows = []
+    untrained = metrics.get("untrained") or {}
+    for direction, get in (("protein→text", lambda m: m), ("text→protein", lambda m: m.get("text_to_protein", {}))):
+        for key in ("mrr", "recall_at_1", "recall_at_10"):
+            rows.append({"metric": f"{direction} {key}", "trained": get(metrics).get(key),
+                         "untrained": get(untrained).get(key) if untrained else None})
+    rows.append({"metric": "zero-shot family accuracy", "trained": metrics.get("zero_shot_acc"),
+                 "untrained": untrained.get("zero_shot_acc")})
+    return pd.DataFrame(rows).set_index("metric")
+
+
+def metrics_figure(metrics: dict):
+    """Grouped bars: trained vs untrained for every retrieval / zero-shot metric."""
+    import plotly.graph_objects as go
+
+    table = metrics_table(metrics)
+    fig = go.Figure([go.Bar(name=col, x=list(table.index), y=table[col].astype(float).tolist())
+                     for col in ("untrained", "trained")])
+    fig.update_layout(barmode="group", title=f"Held-out retrieval and zero-shot ({metrics.get('n_pairs')} pairs)",
+                      yaxis_title="score", yaxis_range=[0, 1])
+    return fig

