@@ -26,7 +26,7 @@ DEMO_PARAMS: dict[str, dict] = {
 QUICK_PARAMS: dict[str, dict] = {
     "01_curate": {"n_families": 4, "members_per_family": 12, "split_method": "kmer", "split_identity": 0.9},
     "02_embed": {},
-    "03_pretrain": {"max_steps": 20},
+    "03_pretrain": {"max_steps": 20, "batch_size": 8, "log_every": 2, "warmup_steps": 4},
     "04_cluster": {},
     "05_evaluate": {},
     "06_critical_residues": {"epochs": 2},
