@@ -127,16 +127,17 @@ class Collator:
 
     def __init__(self, alphabet, tokenizer, *, crop_length: int = 200, max_text_length: int = 64,
                  max_property_length: int = 32, mlm_prob: float = 0.15, bsr_ratio: float = 0.15,
-                 bsr_span: tuple[int, int] = (5, 10), weights: dict | None = None):
+                 bsr_span: tuple[int, int] = (5, 10), weights: dict | None = None, fixed_shapes: bool = False):
         self.alphabet, self.tokenizer = alphabet, tokenizer
+        self.fixed_shapes = fixed_shapes  # pad to crop / max lengths (torch.compile without recompiles)
         self.crop_length, self.max_text_length, self.max_property_length = crop_length, max_text_length, max_property_length
         self.mlm_prob, self.bsr_ratio, self.bsr_span = mlm_prob, bsr_ratio, bsr_span
         self.weights = weights or {"gc": 1, "mlm": 1, "bsr": 1, "pda": 1}
         self.residue_toks = np.array([alphabet.get_idx(a) for a in "ACDEFGHIKLMNPQRSTVWY"])
 
-    def encode_sequences(self, sequences: list[str]) -> torch.Tensor:
+    def encode_sequences(self, sequences: list[str], *, width: int | None = None) -> torch.Tensor:
         a = self.alphabet
-        width = max(len(s) for s in sequences) + 2
+        width = max(width or 0, max(len(s) for s in sequences) + 2)
         tokens = torch.full((len(sequences), width), a.padding_idx, dtype=torch.long)
         for i, s in enumerate(sequences):
             ids = [a.tok_to_idx.get(c, a.unk_idx) for c in s]
@@ -144,12 +145,13 @@ class Collator:
         return tokens
 
     def encode_texts(self, texts: list[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        enc = self.tokenizer(list(texts), padding="max_length" if self.fixed_shapes else True, truncation=True,
+                             max_length=max_length, return_tensors="pt")
         return enc["input_ids"], enc["attention_mask"]
 
     def __call__(self, rows: pd.DataFrame, rng: np.random.Generator) -> dict:
         seqs = [random_crop(s, self.crop_length, rng) for s in rows["sequence"]]
-        tokens = self.encode_sequences(seqs)
+        tokens = self.encode_sequences(seqs, width=self.crop_length + 2 if self.fixed_shapes else None)
         batch = {"tokens": tokens}
         batch["text_ids"], batch["text_mask"] = self.encode_texts(list(rows["text"]), self.max_text_length)
         if self.weights.get("mlm", 0) > 0:
@@ -181,7 +183,9 @@ class Collator:
                     if _present(row.get(f)):
                         valid[i, k] = True
                         texts.append(str(row[f]))
-            if not texts:  # no property sub-texts at all: fall back to the whole text as one property
+                    elif self.fixed_shapes:  # keep B x K rows; the model drops the absent ones
+                        texts.append("")
+            if not valid.any():  # no property sub-texts at all: fall back to the whole text as one property
                 valid[:, 0] = True
                 texts = list(rows["text"])
             batch["prop_valid"] = valid

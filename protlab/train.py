@@ -259,7 +259,8 @@ def train(config: PretrainConfig) -> dict:
     collator = Collator(model.alphabet, tokenizer, crop_length=config.crop_length,
                         max_text_length=config.max_text_length, max_property_length=config.max_property_length,
                         mlm_prob=config.mlm_prob, bsr_ratio=config.bsr_ratio,
-                        bsr_span=(config.bsr_span_min, config.bsr_span_max), weights=weights)
+                        bsr_span=(config.bsr_span_min, config.bsr_span_max), weights=weights,
+                        fixed_shapes=config.compile)
     batches = PairBatches(train_pairs, collator, batch_size=config.batch_size, seed=config.seed,
                           rank=env.rank, world=env.world)
     autocast = _autocast_factory(device, config)

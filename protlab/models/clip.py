@@ -257,6 +257,8 @@ class ProtCLIP(nn.Module):
         if weights.get("pda", 0) > 0:
             valid = batch["prop_valid"]                               # (B, K) bool
             _, pooled = self.text(batch["prop_ids"], batch["prop_mask"])  # rows: valid (b, k) in order
+            if pooled.shape[0] == valid.numel() and pooled.shape[0] != int(valid.sum()):
+                pooled = pooled[valid.flatten()]  # fixed-shape batches carry every (b, k)
             proto_flat = F.normalize(self.text_proj(pooled).float(), dim=-1)
             protos = proto_flat.new_zeros(valid.shape + (proto_flat.shape[-1],))
             protos[valid] = proto_flat
