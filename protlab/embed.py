@@ -437,6 +437,29 @@ def embed_proteins(proteins, encoder: Any = "kmer", *, cache_dir: str | Path | N
     return ids, emb, embedding_meta(enc)
 
 
+def neighbour_label_agreement(embeddings, labels, *, k: int = 10) -> dict | None:
+    """Share of each protein's ``k`` nearest neighbours (cosine) with its label; None without labels.
+
+    ``{"k", "agreement" (mean over proteins), "top1" (nearest neighbour shares the label),
+    "n_labelled"}``; proteins without a label are left out.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    labels = np.array(["" if lab is None or (isinstance(lab, float) and math.isnan(lab)) else str(lab)
+                       for lab in labels], dtype=object)
+    keep = labels != ""
+    x = np.asarray(embeddings, dtype=np.float32)[keep]
+    labels = labels[keep]
+    if len(labels) < 2 or len(set(labels)) < 2:
+        return None
+    k = min(k, len(labels) - 1)
+    _, idx = NearestNeighbors(n_neighbors=k + 1, metric="cosine").fit(x).kneighbors(x)
+    idx = idx[:, 1:]  # drop self (or an exact duplicate: either shares the label)
+    same = labels[idx] == labels[:, None]
+    return {"k": int(k), "agreement": float(same.mean()), "top1": float(same[:, 0].mean()),
+            "n_labelled": int(len(labels))}
+
+
 def embedding_meta(encoder) -> dict:
     """What ``embeddings.json`` records about the encoder (encoder, dim, layer, ...)."""
     if hasattr(encoder, "meta"):

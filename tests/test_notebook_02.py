@@ -1,0 +1,62 @@
+"""02_embed.ipynb executed by papermill with tiny parameters, asserting on what it writes."""
+from __future__ import annotations
+
+import ast
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from protlab.notebooks import run_notebook
+from protlab.runs import load_embeddings, save_proteins
+
+pytestmark = pytest.mark.slow
+
+
+def toy_run_dir(tmp_path, n_families=3, members=8):
+    from protlab.data.toy import make_universe
+
+    proteins = make_universe(n_families, members, seed=1).proteins.copy()
+    proteins["split"] = "train"
+    run_dir = tmp_path / "run"
+    save_proteins(run_dir, proteins)
+    return run_dir, proteins
+
+
+def test_embed_notebook_kmer_default(tmp_path):
+    run_dir, proteins = toy_run_dir(tmp_path)
+    out = run_notebook("02_embed", {"run_dir": str(run_dir), "kmer_dim": 16}, output_dir=tmp_path / "executed")
+    ids, emb, meta = load_embeddings(run_dir)
+    assert ids == list(proteins["id"]) and emb.shape == (24, 16)
+    assert meta["encoder"] == "kmer3" and meta["dim"] == 16 and meta["layer"] is None
+    for suffix in ("html", "png"):
+        assert (run_dir / "figures" / f"embeddings_umap.{suffix}").stat().st_size > 1000
+    text = out.read_text()
+    assert "'agreement'" in text  # the neighbour/label table was recorded
+    agreement = _recorded_agreement(out)
+    assert agreement["top1"] > 0.9  # toy families are well separated by 3-mers
+
+
+def test_embed_notebook_esm_checkpoint_with_cache(tmp_path):
+    from protlab.models.protein import new_esm, save_esm
+
+    run_dir, proteins = toy_run_dir(tmp_path, n_families=2, members=4)
+    ckpt = save_esm(*new_esm({"num_layers": 2, "embed_dim": 16, "attention_heads": 2}), tmp_path / "enc.pt")
+    params = {"run_dir": str(run_dir), "encoder": str(ckpt), "repr_layer": 1, "toks_per_batch": 512,
+              "device": "cpu", "cache_dir": str(tmp_path / "cache")}
+    run_notebook("02_embed", params, output_dir=tmp_path / "executed")
+    ids, emb, meta = load_embeddings(run_dir)
+    assert emb.shape == (8, 16) and meta["layer"] == 1 and meta["encoder"] == "esm:enc.pt"
+    assert len(list((tmp_path / "cache" / meta["cache_key"]).glob("shard-*.npz"))) >= 1
+    assert (run_dir / "figures" / "embeddings_umap.png").exists()
+
+
+def _recorded_agreement(path):
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.source.startswith("agreement ="):
+            data = cell.outputs[0]["data"]["text/plain"]
+            return ast.literal_eval(data)
+    raise AssertionError("agreement cell not found")
