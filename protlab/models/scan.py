@@ -1,0 +1,68 @@
+"""The SCAN clustering head and its losses (Van Gansbeke et al., ECCV 2020), for embeddings.
+
+* :class:`ScanHeads`: a small MLP backbone shared by several linear clustering heads
+  (trained at once; the best is picked by validation loss).
+* :func:`scan_loss`: ``-mean log <p_i, p_j> - λ·H(mean p)`` over anchor/neighbour pairs.
+* :func:`self_label_loss`: class-balanced cross-entropy of the *strong* view against the
+  confident (``p > threshold``) predictions of the *weak* view.
+
+Images get crops and colour jitter as augmentations; protein embeddings have none, so the
+"strong" view here is the input feature vector with dropout and Gaussian noise
+(:func:`strong_view`) and the "weak" view is the clean vector.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+EPS = 1e-8
+
+
+class ScanHeads(nn.Module):
+    """``forward(x) -> list of (n, n_clusters) logits``, one per head."""
+
+    def __init__(self, in_dim: int, n_clusters: int, *, n_heads: int = 5, hidden: int = 256):
+        super().__init__()
+        self.args = {"in_dim": int(in_dim), "n_clusters": int(n_clusters), "n_heads": int(n_heads), "hidden": int(hidden)}
+        self.backbone = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU())
+        self.heads = nn.ModuleList([nn.Linear(hidden, n_clusters) for _ in range(n_heads)])
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features = self.backbone(x)
+        return [head(features) for head in self.heads]
+
+
+def scan_loss(anchor_logits: torch.Tensor, neighbor_logits: torch.Tensor, *, entropy_weight: float = 5.0
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(total, consistency, entropy)``; total = consistency − λ·entropy."""
+    p_anchor = F.softmax(anchor_logits, dim=1)
+    p_neighbor = F.softmax(neighbor_logits, dim=1)
+    consistency = -torch.log((p_anchor * p_neighbor).sum(dim=1).clamp_min(EPS)).mean()
+    mean_p = p_anchor.mean(dim=0)
+    entropy = -(mean_p * torch.log(mean_p.clamp_min(EPS))).sum()
+    return consistency - entropy_weight * entropy, consistency, entropy
+
+
+def strong_view(x: torch.Tensor, *, dropout: float = 0.1, noise: float = 0.1, generator=None) -> torch.Tensor:
+    """The embedding "augmentation": input dropout plus Gaussian noise of relative scale ``noise``."""
+    keep = (torch.rand(x.shape, generator=generator) >= dropout).to(x.dtype) / (1.0 - dropout)
+    scale = x.norm(dim=1, keepdim=True) / max(x.shape[1], 1) ** 0.5
+    return x * keep + noise * scale * torch.randn(x.shape, generator=generator)
+
+
+def self_label_loss(weak_logits: torch.Tensor, strong_logits: torch.Tensor, *, threshold: float = 0.99
+                    ) -> tuple[torch.Tensor, int]:
+    """Class-balanced CE on confident weak-view predictions; ``(loss, n_confident)``."""
+    with torch.no_grad():
+        prob = F.softmax(weak_logits, dim=1)
+        conf, target = prob.max(dim=1)
+        mask = conf > threshold
+    n_conf = int(mask.sum())
+    if n_conf == 0:
+        return strong_logits.sum() * 0.0, 0
+    target = target[mask]
+    counts = torch.bincount(target, minlength=weak_logits.shape[1]).float()
+    weight = torch.where(counts > 0, 1.0 / counts.clamp_min(1.0), torch.zeros_like(counts))
+    weight = weight * (counts > 0).sum() / weight.sum()
+    return F.cross_entropy(strong_logits[mask], target, weight=weight), n_conf
