@@ -178,3 +178,28 @@ def test_gathered_negatives_give_the_full_batch_gradient():
             assert got["loss"].item() == pytest.approx(loss.item(), rel=1e-5)
             assert torch.allclose(got["grads"], want, atol=1e-6)
     assert gather_with_local_grad(x) is x  # no process group: identity
+
+
+def test_text_towers_tiny_local_dir_and_offline_minilm(tmp_path):
+    from protlab.errors import InputError
+    from protlab.models.text import load_text_encoder, save_text_encoder
+
+    enc, tok = load_text_encoder("tiny", tiny_args={"hidden_size": 32, "num_hidden_layers": 1,
+                                                   "num_attention_heads": 2, "intermediate_size": 64})
+    save_text_encoder(enc, tok, tmp_path / "bert")
+    again, tok2 = load_text_encoder(str(tmp_path / "bert"))
+    batch = tok(["Belongs to the kinase family.", "Cytoplasm"], padding=True, return_tensors="pt")
+    enc.eval(), again.eval()
+    with torch.no_grad():
+        s1, p1 = enc(batch["input_ids"], batch["attention_mask"])
+        s2, p2 = again(batch["input_ids"], batch["attention_mask"])
+    assert torch.allclose(p1, p2) and p1.shape == (2, 32)
+    # padding does not change a sentence's pooled vector
+    alone = tok(["Cytoplasm"], return_tensors="pt")
+    with torch.no_grad():
+        _, p_alone = enc(alone["input_ids"], alone["attention_mask"])
+    assert torch.allclose(p_alone[0], p1[1], atol=1e-5)
+    minilm, mtok = load_text_encoder("minilm")  # the offline package's real weights
+    assert minilm.hidden_size == 384 and minilm.backbone.config.num_hidden_layers == 6
+    with pytest.raises(InputError, match="no config.json"):
+        load_text_encoder(str(tmp_path))

@@ -185,13 +185,18 @@ def test_training_artifacts_and_wrong_architecture(tmp_path):
     assert all(k in history[0] for k in ("gc", "mlm", "bsr", "pda", "lr", "temperature"))
     assert history[0]["temperature"] == pytest.approx(0.07, rel=0.05)
     assert (run_dir / "figures" / "pretrain_losses.png").is_file()
-    # the exported protein tower loads as a plain fair-esm ESM-2
+    # the exported protein tower loads as a plain fair-esm ESM-2, and by path through load_esm (02 / 04)
     import esm
 
     exported = torch.load(run_dir / "checkpoints" / "protein_encoder.pt", weights_only=False)
     assert exported["format"] == "protlab-esm2" and exported["esm_args"]["embed_dim"] == 32
     tower = esm.model.esm2.ESM2(alphabet=esm.data.Alphabet.from_architecture("ESM-1b"), **exported["esm_args"])
     tower.load_state_dict(exported["state_dict"])
+    from protlab.models.protein import load_esm
+
+    loaded, _ = load_esm(str(run_dir / "checkpoints" / "protein_encoder.pt"))
+    trained = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)["model"]
+    assert torch.equal(loaded.state_dict()["embed_tokens.weight"], trained["protein.embed_tokens.weight"])
     # a checkpoint from another architecture is refused, naming the difference
     other = make_config("toy-cpu", **{**cfg.to_dict(), "max_steps": 6,
                                       "protein_tiny_args": {"num_layers": 2, "embed_dim": 32, "attention_heads": 2}})
@@ -249,20 +254,19 @@ def test_cli_rejects_unknown_key(tmp_path):
     assert proc.returncode == 2 and "'batchsize'" in proc.stderr
 
 
-def test_torchrun_ddp_on_cpu_only_rank0_writes(tmp_path):
-    cfg = tiny_run(tmp_path, "ddp", max_steps=3, ckpt_every=3, w_mlm=0.0)
-    cfg_path = Path(cfg.run_dir) / "cfg.json"
-    cfg_path.write_text(json.dumps(cfg.to_dict()))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "-m", "protlab.train", "--config", str(cfg_path)],
-                          capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+def test_torchrun_ddp_on_cpu_only_rank0_writes(tmp_path, capfd, monkeypatch):
+    """nproc=2 makes run() launch torchrun (gloo on CPU); rank 0 alone logs and checkpoints."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    cfg = tiny_run(tmp_path, "ddp", max_steps=3, ckpt_every=3, w_mlm=0.0, nproc=2)
+    out = T.run(cfg)
+    assert out["metrics"]["steps"] == 3
+    captured = capfd.readouterr()
+    assert "torch.distributed.run" in captured.out and "--nproc_per_node=2" in captured.out
     log = T.read_log(cfg.run_dir)
     assert [r["step"] for r in log] == [1, 2, 3]  # one writer
     ckpt = torch.load(Path(cfg.run_dir) / "checkpoints" / "last.pt", weights_only=False)
     assert ckpt["step"] == 3 and ckpt["data_position"]["micro_step"] == 3
-    assert json.loads((Path(cfg.run_dir) / "pretrain_metrics.json").read_text())["steps"] == 3
+    assert ckpt["config"]["nproc"] == 1  # the workers train; they do not launch again
 
 
 # ------------------------------------------------------------------------------ GPU

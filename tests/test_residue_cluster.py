@@ -1,0 +1,141 @@
+"""The residue-clustering network: batched = per-protein math, invariances, explanations, checkpoints."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from protlab.data.records import Structure
+from protlab.errors import InputError
+from protlab.models.residue_cluster import (ClusterConfig, ResidueClusterNet, forward_per_protein,
+                                            load_checkpoint, save_checkpoint)
+from protlab.models.residue_graph import N_NODE_FEATURES, build_graph, collate, edges, local_frames
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Small tensors: one thread avoids OpenMP oversubscription on busy shared CPUs (40x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+def chain(L: int, seed: int, *, id: str | None = None) -> Structure:
+    rng = np.random.default_rng(seed)
+    steps = rng.normal(size=(L, 3))
+    steps /= np.linalg.norm(steps, axis=1, keepdims=True)
+    ca = np.cumsum(3.8 * steps, axis=0).astype(np.float32)
+    seq = "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), L))
+    return Structure(id=id or f"p{L}_{seed}", chain="A", res_ids=np.arange(1, L + 1), ins_codes=np.array([""] * L),
+                     res_names=np.array(["ALA"] * L), sequence=seq, ca=ca, centroid=ca + 1.0)
+
+
+def model(n_classes=3, **kw) -> ResidueClusterNet:
+    torch.manual_seed(0)
+    return ResidueClusterNet(ClusterConfig(n_classes=n_classes, **kw)).eval()
+
+
+def test_graph_features_and_edges():
+    s = chain(40, 1)
+    g = build_graph(s)
+    assert g.feats.shape == (40, N_NODE_FEATURES) and np.isfinite(g.feats).all()
+    frames = local_frames(s.ca)
+    assert np.allclose(np.einsum("lij,lkj->lik", frames, frames), np.eye(3), atol=1e-5)  # orthonormal
+    e = edges(s, radius=8.0)
+    pairs = set(map(tuple, e.T.tolist()))
+    assert all((i, i + 1) in pairs and (i + 1, i) in pairs for i in range(39))  # sequential edges
+    d = np.linalg.norm(s.ca[:, None] - s.ca[None], axis=-1)
+    far = [(i, j) for i, j in pairs if abs(i - j) > 1]
+    assert far and all(d[i, j] < 8.0 for i, j in far)
+
+
+def test_batched_forward_equals_per_protein_reference():
+    m = model()
+    batch = collate([build_graph(chain(L, L)) for L in (30, 47, 12, 5)])
+    with torch.no_grad():
+        assert torch.allclose(m(batch), forward_per_protein(m, batch), atol=1e-5)
+
+
+def test_padding_and_rigid_motion_do_not_change_logits():
+    m = model()
+    s = chain(35, 3)
+    alone = m(collate([build_graph(s)]))
+    padded = m(collate([build_graph(s), build_graph(chain(80, 4))]))[:1]
+    rot, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))
+    moved = Structure(**{**s.__dict__, "ca": (s.ca @ rot.T + 7.0).astype(np.float32),
+                         "centroid": (s.centroid @ rot.T + 7.0).astype(np.float32)})
+    turned = m(collate([build_graph(moved)]))
+    assert torch.allclose(alone, padded, atol=1e-5)
+    assert torch.allclose(alone, turned, atol=1e-4)
+
+
+def test_explain_scores_and_clusters():
+    m = model(iterations=3, radii=(6, 10, 14), seq_radii=(2, 4, 8))
+    batch = collate([build_graph(chain(50, 5)), build_graph(chain(20, 6))])
+    ex = m.explain(batch)
+    imp = ex["importance"]
+    assert imp.shape == (2, 50) and (imp >= 0).all() and (imp <= 1 + 1e-6).all()
+    assert torch.allclose(imp.amax(1), torch.ones(2))
+    assert (imp[1, 20:] == 0).all() and (ex["iteration"][1, 20:] == -1).all()
+    assert len(ex["clusters"]) == 3
+    kept = [int(c["mask"][0].sum()) for c in ex["clusters"]]
+    assert kept == [20, 8, 4]  # ceil(0.4 n) survive each iteration
+    inside = ex["iteration"] >= 0
+    assert ((ex["cluster"] >= 0) == inside).all()
+    assert not m.training
+
+
+def test_score_gets_gradients_and_multilabel_loss():
+    m = model(n_classes=4, task="multi").train()
+    batch = collate([build_graph(chain(30, 7)), build_graph(chain(25, 8))])
+    logits = m(batch)
+    loss = m.loss(logits, torch.tensor([[1, 0, 1, 0], [0, 1, 0, 0]]))
+    loss.backward()
+    assert m.layers[0].w1.weight.grad.abs().sum() > 0   # nomination is trained through the gate
+    assert m.layers[-1].att.weight.grad.abs().sum() > 0
+
+
+def test_checkpoint_round_trip_is_weights_only(tmp_path):
+    m = model(class_names=["a", "b", "c"])
+    path = tmp_path / "m.pt"
+    save_checkpoint(m, path, note="x")
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == "protlab-residue-cluster" and raw["config"]["class_names"] == ["a", "b", "c"]
+    loaded = load_checkpoint(path)
+    batch = collate([build_graph(chain(30, 9))])
+    assert torch.allclose(m(batch), loaded(batch))
+    with pytest.raises(InputError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save({"something": 1}, tmp_path / "other.pt")
+    with pytest.raises(InputError, match="not a protlab"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_bad_config_and_inputs():
+    with pytest.raises(InputError):
+        ClusterConfig(n_classes=2, task="regression")
+    with pytest.raises(InputError):
+        ClusterConfig(n_classes=2, iterations=5)  # 4 radii only
+    s = chain(10, 1)
+    with pytest.raises(InputError, match="at least 3"):
+        build_graph(Structure(**{**s.__dict__, "sequence": "A", "ca": s.ca[:1], "centroid": s.ca[:1],
+                                 "res_ids": s.res_ids[:1], "ins_codes": s.ins_codes[:1]}))
+    bad = s.ca.copy()
+    bad[4, 1] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        build_graph(Structure(**{**s.__dict__, "ca": bad}))
+    with pytest.raises(InputError, match="does not match"):
+        build_graph(Structure(**{**s.__dict__, "ca": s.ca[:5]}))
+    with pytest.raises(InputError, match="ESM"):
+        build_graph(s, esm=np.zeros((3, 8)))
+
+
+def test_esm_features_are_used():
+    m = model(esm_dim=8)
+    s = chain(20, 2)
+    a = m(collate([build_graph(s, esm=np.zeros((20, 8)))]))
+    b = m(collate([build_graph(s, esm=np.ones((20, 8)))]))
+    assert not torch.allclose(a, b)
+    with pytest.raises(InputError, match="ESM"):
+        m(collate([build_graph(s)]))
