@@ -29,7 +29,8 @@ QUICK_PARAMS: dict[str, dict] = {
     "03_pretrain": {"max_steps": 20, "batch_size": 8, "log_every": 2, "warmup_steps": 4},
     "04_cluster": {},
     "05_evaluate": {},
-    "06_critical_residues": {"epochs": 2},
+    "06_critical_residues": {"epochs": 2, "n_families": 3, "members_per_family": 4, "length_range": [50, 70],
+                             "hidden": 16, "max_views": 2},
 }
 
 

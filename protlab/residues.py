@@ -311,11 +311,12 @@ def conservation_scores(sequences: Sequence[str], families: Sequence, *,
             for i in members:
                 out[i] = np.array([cons.get(int(c), 0.0) if c >= 0 else 0.0 for c in alignment[ids[i]]])
         else:
-            kmers = [{sequences[i][j - 1:j + 2] for j in range(1, len(sequences[i]) - 1)} for i in members]
+            centred = lambda seq: [seq[max(j - 1, 0):j + 2] for j in range(len(seq))]  # noqa: E731
+            kmers = [set(centred(sequences[i])) for i in members]
             for i, own in zip(members, kmers):
                 seq = sequences[i]
                 others = [k for j, k in zip(members, kmers) if j != i] or [own]
-                out[i] = np.array([np.mean([seq[max(j - 1, 0):j + 2] in k for k in others]) for j in range(len(seq))])
+                out[i] = np.array([np.mean([kmer in k for k in others]) for kmer in centred(seq)])
     return out
 
 

@@ -14,7 +14,7 @@ For ``iterations`` (T, default 4) steps, on the current nodes (all residues at t
 3. **Cluster nomination.** A GCN score on the cluster graph (clusters whose centres are
    members of each other): ``s_n = σ(W1 c_n + Σ_m Â_nm (W2 c_n − W3 c_m))`` with ``Â``
    row-normalised. The top ``keep_ratio`` (ω, default 0.4) of each protein's clusters
-   survive; their features, gated by ``s_n`` (so the score gets gradients), become the
+   survive; their features, gated by ``½ + s_n`` (so the score gets gradients and the scale stays O(1)), become the
    next nodes, placed at the cluster's medoid residue.
 
 A masked mean+max readout of the last nodes feeds the task head: ``task="single"``
@@ -217,7 +217,7 @@ class ResidueClusterNet(nn.Module):
         mdist = torch.cdist(mpos, mpos) * kept_valid.unsqueeze(-2)
         medoid_k = mdist.sum(-1).masked_fill(~kept_valid, float("inf")).argmin(-1)           # (B, n_max)
         medoid = kept_members.gather(-1, medoid_k.unsqueeze(-1)).squeeze(-1)                # node index
-        x_next = _gather(c * score.unsqueeze(-1), keep)
+        x_next = _gather(c * (0.5 + score).unsqueeze(-1), keep)
         trace = {"member": member, "valid": valid, "attention": a, "score": score, "keep": keep,
                  "keep_mask": keep_mask, "medoid": medoid}
         return (x_next, _gather(pos, medoid), _gather(frames, medoid), _gather(seq, medoid), keep_mask), trace
@@ -336,7 +336,7 @@ def forward_per_protein(model: ResidueClusterNet, batch: ResidueBatch) -> torch.
                 mp = pos[members[k]]
                 medoids.append(members[k][torch.cdist(mp, mp).sum(-1).argmin()])
             medoids = torch.stack(medoids)
-            x = cl[keep] * score[keep].unsqueeze(-1)
+            x = cl[keep] * (0.5 + score[keep]).unsqueeze(-1)
             pos, frames, seq = pos[medoids], frames[medoids], seq[medoids]
         out.append(model.head(torch.cat([x.mean(0), x.amax(0)])))
     return torch.stack(out)

@@ -1,0 +1,56 @@
+"""06_critical_residues runs headless: on the toy universe (training), then on a real file (saved model)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from protlab.demo import QUICK_PARAMS
+from protlab.notebooks import run_notebook
+
+TINY = {"epochs": 2, "n_families": 2, "members_per_family": 4, "length_range": [50, 60], "hidden": 16,
+        "max_views": 2, "top_k": 5}
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # the kernel inherits it: no oversubscription
+    run_dir = tmp_path_factory.mktemp("nb06")
+    run_notebook("06_critical_residues", {**TINY, "run_dir": str(run_dir)}, output_dir=run_dir / "executed")
+    return run_dir
+
+
+def test_toy_run_writes_every_artifact(toy_run):
+    metrics = json.loads((toy_run / "residue_metrics.json").read_text())
+    for key in ("precision_at_k", "random_precision_at_k", "baseline_precision_at_k"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert metrics["n_proteins"] == 8 and metrics["source"] == "toy"
+    assert 0.0 < metrics["random_precision_at_k"] < 0.15  # 3-5 site residues of 50-60
+    figures = toy_run / "figures"
+    views = sorted(figures.glob("residues_3d_*.html"))
+    assert len(views) == 2 and all(v.stat().st_size > 10_000 for v in views)
+    assert (figures / "residue_importance.html").is_file() and (figures / "residue_importance.png").is_file()
+    ckpt = torch.load(toy_run / "checkpoints" / "residue_cluster.pt", weights_only=True)
+    assert ckpt["format"] == "protlab-residue-cluster" and ckpt["meta"]["trained_on"] == "toy"
+    import pandas as pd
+
+    table = pd.read_parquet(toy_run / "residues" / "critical_residues.parquet")
+    assert {"id", "chain", "residue_number", "residue", "score", "cluster", "iteration"} <= set(table.columns)
+
+
+def test_real_structure_with_saved_model(toy_run, shared_data, tmp_path):
+    pdb = shared_data / "structures" / "pdb" / "1k6p.pdb"
+    run_notebook("06_critical_residues", {"run_dir": str(tmp_path), "structures": str(pdb), "top_k": 5,
+                                          "checkpoint": str(toy_run / "checkpoints" / "residue_cluster.pt")},
+                 output_dir=tmp_path / "executed")
+    assert not (tmp_path / "checkpoints").exists()  # nothing trained
+    metrics = json.loads((tmp_path / "residue_metrics.json").read_text())  # 1k6p has SITE records
+    assert metrics["n_proteins"] == 1 and "baseline_precision_at_k" not in metrics
+    assert (tmp_path / "figures" / "residues_3d_1k6p.html").is_file()
+
+
+def test_quick_params_are_small():
+    assert QUICK_PARAMS["06_critical_residues"]["epochs"] <= 3

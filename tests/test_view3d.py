@@ -1,0 +1,103 @@
+"""3D views: standalone HTML with 3Dmol.js inlined, drawn by headless Chromium; the widget."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from protlab import residues, view3d
+from protlab.assets import find_3dmol_js
+from protlab.models.residue_cluster import ClusterConfig, ResidueClusterNet
+
+CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or "")
+                 if p and shutil.os.path.exists(p)), None)
+
+
+@pytest.fixture(scope="module")
+def explanations():
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = ResidueClusterNet(ClusterConfig(n_classes=2, hidden=16, class_names=["a", "b"])).eval()
+    inputs = residues.toy_inputs(n_families=1, members_per_family=2, length_range=(60, 70))
+    return residues.explain_structures(model, inputs.structures), inputs
+
+
+def test_view_html_is_standalone(explanations, tmp_path):
+    ex = explanations[0][0]
+    path = view3d.export_view(ex, tmp_path / "v.html", top_k=4)
+    page = path.read_text()
+    assert calls(page, "addModel") == 1 and calls(page, "addLabel") == 4 and '"stick"' in page
+    if find_3dmol_js() is not None:
+        assert "$3Dmolpromise = Promise.resolve()" in page and len(page) > 300_000  # library inlined
+    pdb, atoms = view3d.structure_pdb(ex.structure)
+    assert pdb.count("\nATOM") + 1 == len(atoms["name"]) and not atoms["full"]  # toy: Cα + centroid trace
+
+
+def test_full_atom_structure_keeps_chain_atoms_only(shared_data):
+    from protlab.data.structures import read_structure
+
+    s = read_structure(shared_data / "structures" / "pdb" / "1k6p.pdb", chain="A")
+    _, atoms = view3d.structure_pdb(s)
+    assert atoms["full"] and "HOH" not in set(atoms["res_name"].tolist())
+    assert set(atoms["residue"].tolist()) == set(range(len(s)))
+
+
+def calls(page: str, method: str) -> int:
+    """How often the page's viewer calls ``method`` (the inlined library also names it)."""
+    return len(re.findall(rf"viewer_\d+\.{method}\(", page))
+
+
+def _coloured_pixels(png) -> int:
+    from PIL import Image
+
+    img = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    body = img[60:]  # below the page title
+    return int(((body.max(-1) - body.min(-1)) > 40).sum())  # saturated = cartoon/sticks, not text or white
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+@pytest.mark.skipif(find_3dmol_js() is None, reason="3Dmol.js not installed (python -m protlab.assets)")
+def test_headless_chromium_draws_the_3d_canvas(explanations, tmp_path):
+    ex = explanations[0][0]
+    page = view3d.export_view(ex, tmp_path / "view.html", width=500, height=400)
+    blank = tmp_path / "blank.html"
+    blank.write_text(re.sub(r"viewer_\d+\.(addModel|addLabel|setStyle|addStyle)\(.*\n", "", page.read_text()))
+    shots = {}
+    for name, html in (("view", page), ("blank", blank)):
+        png = tmp_path / f"{name}.png"
+        cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               f"--user-data-dir={tmp_path / ('profile_' + name)}", "--use-angle=swiftshader",
+               "--enable-unsafe-swiftshader", "--virtual-time-budget=5000", f"--screenshot={png}",
+               "--window-size=600,520", html.as_uri()]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert png.is_file(), proc.stderr[-2000:]
+        shots[name] = _coloured_pixels(png)
+    assert shots["view"] > 2000, shots       # the cartoon and cluster sticks were drawn
+    assert shots["blank"] < 100, shots       # same page without a model: background only
+
+
+def test_inspect_widget_follows_selection(explanations):
+    exs, _ = explanations
+    box = view3d.inspect(exs, top_k=5)
+    c = box.controls
+    assert c["iteration"].max == 3 and "iframe" in c["view"].value
+    first = c["view"].value
+    c["protein"].value = exs[1].id
+    assert c["view"].value != first
+    c["iteration"].value = 0
+    c["top_k"].value = 3
+    table = view3d.residue_table(exs[1], iteration=0, top_k=3)
+    assert len(table) == 3 and (table["iteration"] >= 0).all()
+    assert calls(c["view"].value, "addLabel") == 3
+
+
+def test_importance_figure_marks_sites(explanations):
+    exs, inputs = explanations
+    fig = view3d.importance_figure(exs, sites=inputs.sites)
+    assert len(fig.data) == 2 * len(exs)
+    assert list(fig.data[1].x) == [i + 1 for i in inputs.sites[exs[0].id]]
