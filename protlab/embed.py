@@ -41,6 +41,7 @@ import argparse
 import hashlib
 import math
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -51,7 +52,7 @@ from protlab.errors import InputError
 
 # Padded tokens per batch. On a 2-core CPU small batches are fastest (see
 # benchmarks/bench_embed_speed.py); a GPU wants large ones.
-DEFAULT_TOKS_PER_BATCH = {"cpu": 1024, "cuda": 16384, "mps": 4096}
+DEFAULT_TOKS_PER_BATCH = {"cpu": 512, "cuda": 16384, "mps": 4096}
 WINDOW = 1022
 STRIDE = 511
 ENCODER_CHOICES = ("kmer", "tiny", "esm2_t6_8M_UR50D", "esm2_t12_35M_UR50D", "esm2_t30_150M_UR50D",
@@ -127,6 +128,16 @@ def length_batches(lengths: Sequence[int], toks_per_batch: int, *, extra_toks: i
     return batches
 
 
+def default_cpu_workers() -> int:
+    """Batches embedded concurrently on the CPU: the usable cores (shared among local ranks), at most 16."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    return max(1, min(16, cores // max(1, local_world)))
+
+
 def dist_env() -> tuple[int, int, int]:
     """``(rank, world_size, local_rank)`` from torchrun's environment variables."""
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
@@ -177,7 +188,7 @@ class ESMEncoder:
     def __init__(self, model, alphabet, *, name: str = "esm2", spec: Any = None, repr_layer: int | None = None,
                  device: str | None = None, toks_per_batch: int | None = None, window: int = WINDOW,
                  stride: int = STRIDE, autocast: bool | None = None, flush_every: int = 512,
-                 flush_seconds: float = 10.0):
+                 flush_seconds: float = 10.0, cpu_workers: int | None = None):
         import torch
 
         from protlab.utils import pick_device
@@ -199,6 +210,9 @@ class ESMEncoder:
         self.window, self.stride = int(window), int(stride)
         self.autocast = (kind == "cuda") if autocast is None else bool(autocast)
         self.flush_every, self.flush_seconds = int(flush_every), float(flush_seconds)
+        self.cpu_workers = (default_cpu_workers() if cpu_workers is None else max(1, int(cpu_workers))) \
+            if kind == "cpu" else 1
+        self._count_lock = threading.Lock()
         self.model = model.eval().to(self.device)
         self.alphabet = alphabet
         self._lut = self._token_table(alphabet)
@@ -265,7 +279,8 @@ class ESMEncoder:
     def representations(self, tokens):
         """Layer ``self.layer`` for a token batch, ``(B, T, dim)`` float32 on the CPU."""
         torch = self._torch
-        self.forward_calls += 1
+        with self._count_lock:
+            self.forward_calls += 1
         tokens = tokens.to(self.device, non_blocking=True)
         with torch.inference_mode():
             if self.autocast:
@@ -348,12 +363,15 @@ class ESMEncoder:
             ready_rows.clear()
             last_flush = time.monotonic()
 
-        batches = length_batches([e - s for _, s, e in chunks], self.toks_per_batch)
+        batches = [[chunks[j] for j in batch]
+                   for batch in length_batches([e - s for _, s, e in chunks], self.toks_per_batch)]
+
+        def compute(members):
+            return self.representations(self.tokens([seqs[i][s:e] for i, s, e in members])).numpy()
+
         bar = tqdm(total=len(seqs), desc=f"embed {self.name}", unit="seq", disable=not progress, leave=False)
         try:
-            for batch in batches:
-                members = [chunks[j] for j in batch]
-                reps = self.representations(self.tokens([seqs[i][s:e] for i, s, e in members])).numpy()
+            for members, reps in zip(batches, self._map_batches(compute, batches)):
                 done = 0
                 for row, (i, s, e) in enumerate(members):
                     residues = reps[row, 1:e - s + 1]
@@ -371,13 +389,51 @@ class ESMEncoder:
                         done += 1
                     else:
                         partial[i] = (total, count, left - 1)
-                self.embedded += done
-                bar.update(done)
                 if len(ready_keys) >= self.flush_every or time.monotonic() - last_flush >= self.flush_seconds:
                     flush()
+                self.embedded += done
+                bar.update(done)
         finally:  # an interrupted run keeps everything finished so far
             flush()
             bar.close()
+
+    def _map_batches(self, compute, batches):
+        """``compute`` over ``batches`` in order; on the CPU, ``cpu_workers`` batches at a time.
+
+        Small batches leave a multi-threaded matrix multiply waiting on thread
+        synchronisation (badly so on a shared machine), so on the CPU protlab runs whole
+        batches concurrently on single-threaded workers instead (``torch.set_num_threads(1)``
+        while it runs, restored afterwards). Results are yielded in order.
+        """
+        if self.cpu_workers <= 1 or len(batches) <= 1:
+            for batch in batches:
+                yield compute(batch)
+            return
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        torch = self._torch
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        pool = ThreadPoolExecutor(self.cpu_workers, thread_name_prefix="protlab-embed")
+        pending: deque = deque()
+        todo = iter(batches)
+        try:
+            for batch in todo:
+                pending.append(pool.submit(compute, batch))
+                if len(pending) >= 2 * self.cpu_workers:
+                    break
+            while pending:
+                result = pending.popleft().result()
+                for batch in todo:
+                    pending.append(pool.submit(compute, batch))
+                    break
+                yield result
+        finally:
+            for future in pending:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+            torch.set_num_threads(threads)
 
 
 def esm_layer_representation(model, tokens, layer: int):
@@ -406,6 +462,31 @@ def esm_layer_representation(model, tokens, layer: int):
     return x
 
 
+_ROTARY_TABLES: dict = {}
+
+
+def _rotary(inv_freq, q, k):
+    """fair-esm's rotary embedding, with tables cached per length (thread-safe, unlike the module's)."""
+    import torch
+
+    key = (k.shape[-2], inv_freq.device, inv_freq.dtype, inv_freq.data_ptr())
+    tables = _ROTARY_TABLES.get(key)
+    if tables is None:
+        t = torch.arange(k.shape[-2], device=inv_freq.device).type_as(inv_freq)
+        emb = torch.cat([torch.einsum("i,j->ij", t, inv_freq)] * 2, dim=-1)
+        tables = (emb.cos()[None, :, :], emb.sin()[None, :, :])
+        if len(_ROTARY_TABLES) > 4096:
+            _ROTARY_TABLES.clear()
+        _ROTARY_TABLES[key] = tables
+    cos, sin = tables
+
+    def rotate(x):
+        x1, x2 = x.chunk(2, dim=-1)
+        return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+
+    return rotate(q), rotate(k)
+
+
 def _transformer_layer(block, x, attn_mask):
     import torch.nn.functional as F
 
@@ -417,7 +498,7 @@ def _transformer_layer(block, x, attn_mask):
     k = attn.k_proj(y).view(b, t, h, d).transpose(1, 2)
     v = attn.v_proj(y).view(b, t, h, d).transpose(1, 2)
     if attn.rot_emb is not None:
-        q, k = attn.rot_emb(q, k)
+        q, k = _rotary(attn.rot_emb.inv_freq, q, k)
     y = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=attn_mask, scale=1.0)
     x = x + attn.out_proj(y.transpose(1, 2).reshape(b, t, e))
     y = block.final_layer_norm(x)
