@@ -267,3 +267,16 @@ def test_cpu_workers_give_identical_results_and_restore_threads(tiny, workers):
     assert enc.forward_calls > workers
     assert np.abs(np.stack([o.mean(0) for o in out]) - serial).max() < 1e-6
     assert [o.shape[0] for o in out] == [len(s) for s in seqs]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (bf16 autocast path)")
+def test_gpu_bf16_autocast_close_to_cpu_float32(tiny):
+    seqs = random_seqs(20, seed=12)
+    cpu = encoder(tiny).embed(seqs, progress=False)
+    gpu_enc = ESMEncoder(*new_esm({"num_layers": 2, "embed_dim": 32, "attention_heads": 4}, seed=1),
+                         name="tiny", device="cuda")
+    assert gpu_enc.autocast and gpu_enc.toks_per_batch == 16384 and gpu_enc.cache_key.endswith("bf16")
+    gpu = gpu_enc.embed(seqs, progress=False)
+    cos = (gpu * cpu).sum(1) / np.linalg.norm(gpu, axis=1) / np.linalg.norm(cpu, axis=1)
+    assert cos.min() > 0.99

@@ -295,11 +295,12 @@ def _load_hf_dir(path: Path):
         raise InputError(f"{path}: an ESM-1 style config (position embeddings "
                          f"{config.position_embedding_type!r}); protlab embeds with ESM-2 (rotary) only")
     alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
-    vocab = path / "vocab.txt"
-    if vocab.is_file():
-        tokens = vocab.read_text().split()
+    if (path / "vocab.txt").is_file():  # the tokenizer must number tokens as fair-esm's alphabet does
+        tokenizer = transformers.EsmTokenizer.from_pretrained(str(path))
+        tokens = tokenizer.convert_ids_to_tokens(list(range(len(alphabet.all_toks))))
         if tokens != list(alphabet.all_toks):
-            raise InputError(f"{vocab}: token order differs from fair-esm's ESM-2 alphabet; cannot convert")
+            raise InputError(f"{path}/vocab.txt: token order differs from fair-esm's ESM-2 alphabet "
+                             f"({tokens[:6]}... vs {alphabet.all_toks[:6]}...); cannot convert these weights")
     masked_lm = "EsmForMaskedLM" in (config.architectures or [])
     cls = transformers.EsmForMaskedLM if masked_lm else transformers.EsmModel
     try:
