@@ -47,14 +47,24 @@ MODEL_FILE = "scan_model.pt"
 
 
 # ----------------------------------------------------------------------------- inputs
-def check_embeddings(embeddings, *, n_clusters: int | None = None, what: str = "embeddings") -> np.ndarray:
-    """The embeddings as float32, or an :class:`InputError` saying what to do."""
+def check_embeddings(embeddings, *, n_clusters: int | None = None, what: str = "embeddings",
+                     predicting: bool = False) -> np.ndarray:
+    """The embeddings as float32, or an :class:`InputError` saying what to do.
+
+    ``predicting=True`` (assigning new proteins to a fitted model) accepts a single
+    protein and identical rows.
+    """
     x = np.asarray(embeddings, dtype=np.float32) if embeddings is not None else None
     if x is None or x.size == 0 or x.ndim != 2 or x.shape[0] == 0:
         shape = None if x is None else x.shape
         raise InputError(f"no proteins to cluster ({what} of shape {shape}): check the proteins table "
                          "and rerun 01_curate / 02_embed")
     n = x.shape[0]
+    if predicting:
+        bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+        if len(bad):
+            raise InputError(f"{what} contain NaN or infinite values in rows {bad[:5].tolist()}: re-embed those proteins")
+        return x
     if n == 1:
         raise InputError("a single protein cannot be clustered: give at least 2 proteins (and at least n_clusters)")
     bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
@@ -140,7 +150,11 @@ def spectral_features(affinity: sp.csr_matrix, *, dims: int, seed: int = 0) -> t
 
     n = affinity.shape[0]
     dims = int(max(1, min(dims, n - 2)))
-    emb = spectral_embedding(affinity, n_components=dims, random_state=seed, drop_first=False)
+    import warnings
+
+    with warnings.catch_warnings():  # disconnected graphs are expected (well-separated families)
+        warnings.filterwarnings("ignore", message="Graph is not fully connected")
+        emb = spectral_embedding(affinity, n_components=dims, random_state=seed, drop_first=False)
     emb = emb.astype(np.float64)
     walked = _row_normalize(affinity) @ emb
     scale = (emb * walked).sum(0) / np.maximum((walked * walked).sum(0), 1e-12)
@@ -181,7 +195,8 @@ class ScanClusterer:
     Keyword options (defaults are the ones the quality benchmark uses, not tuned per family):
     ``n_clusters``; ``neighbors`` ("auto" | "mmseqs" | "faiss"); ``k`` = 20 neighbours;
     ``entropy_weight`` λ = 5; ``n_heads`` = 5; ``epochs`` = 30 SCAN epochs;
-    ``self_label_epochs`` = 10; ``confidence`` = 0.99; ``graph_features`` ("spectral" |
+    ``self_label_epochs`` = 10; ``min_steps`` = 200 (small data sets get more epochs so the
+    heads see at least this many batches); ``confidence`` = 0.99; ``graph_features`` ("spectral" |
     "diffusion" | "none"); ``hidden`` = 256; ``batch_size`` = 1024; ``lr`` = 1e-3; ``seed``.
     """
 
@@ -189,7 +204,7 @@ class ScanClusterer:
                  n_heads: int = 5, epochs: int = 30, self_label_epochs: int = 10, confidence: float = 0.99,
                  graph_features: str = "spectral", spectral_dims: int | None = None, hidden: int = 256,
                  batch_size: int = 1024, lr: float = 1e-3, weight_decay: float = 1e-4,
-                 val_fraction: float = 0.1, fallback_k: int = 5, seed: int = 0, threads: int = 1,
+                 min_steps: int = 200, val_fraction: float = 0.1, fallback_k: int = 5, seed: int = 0, threads: int = 1,
                  progress: bool = False):
         if graph_features not in GRAPH_FEATURES:
             raise InputError(f"graph_features={graph_features!r} is unknown; use one of {GRAPH_FEATURES}")
@@ -200,7 +215,7 @@ class ScanClusterer:
                            confidence=float(confidence), graph_features=graph_features,
                            spectral_dims=None if spectral_dims is None else int(spectral_dims), hidden=int(hidden),
                            batch_size=int(batch_size), lr=float(lr), weight_decay=float(weight_decay),
-                           val_fraction=float(val_fraction), fallback_k=int(fallback_k), seed=int(seed))
+                           min_steps=int(min_steps), val_fraction=float(val_fraction), fallback_k=int(fallback_k), seed=int(seed))
         self.threads = int(threads)
         self.progress = progress
         self.model = None
@@ -274,7 +289,9 @@ class ScanClusterer:
             pick = (torch.rand(len(anchors), generator=gen) * counts[anchors]).long()
             return knn[anchors, pick]
 
-        epochs = range(cfg["epochs"])
+        steps_per_epoch = max(1, -(-len(train) // bs))
+        n_epochs = max(cfg["epochs"], -(-cfg["min_steps"] // steps_per_epoch)) if cfg["epochs"] > 0 else 0
+        epochs = range(n_epochs)
         if self.progress:
             from tqdm.auto import tqdm
 
@@ -352,7 +369,7 @@ class ScanClusterer:
         """Graph features of new proteins (Nyström extension through the reference set)."""
         self._check_fitted()
         cfg = self.config
-        x = check_embeddings(embeddings)
+        x = check_embeddings(embeddings, predicting=True)
         if x.shape[1] != self.reference_embeddings.shape[1]:
             raise InputError(f"embeddings have {x.shape[1]} dimensions but the model was fitted on "
                              f"{self.reference_embeddings.shape[1]}: embed with the same encoder")
@@ -475,7 +492,8 @@ def clusters_frame(ids, result: Clustering):
 
     return pd.DataFrame({"id": [str(i) for i in ids], "cluster": result.labels.astype(np.int64),
                          "confidence": result.confidence.astype(np.float32),
-                         "probabilities": list(result.probabilities.astype(np.float32))})
+                         "probabilities": list(result.probabilities.astype(np.float32)),
+                         "method": result.method})
 
 
 def load_inputs(run_dir: str | Path):
@@ -500,7 +518,7 @@ def cluster_run(run_dir: str | Path, *, method: str = "scan", n_clusters: int | 
                 write_main: bool = True, **options) -> Clustering:
     """Cluster the proteins of ``run_dir`` and write the artifacts.
 
-    Writes ``clusters/<method>.parquet`` (id, cluster, confidence, probabilities) and
+    Writes ``clusters/<method>.parquet`` (id, cluster, confidence, probabilities, method) and
     ``clusters/<method>.json`` (parameters, neighbour source, timings); with
     ``write_main`` also ``clusters.parquet``; SCAN also writes ``clusters/scan_model.pt``.
     Labels are never used except to default ``n_clusters``.

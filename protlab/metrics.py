@@ -174,3 +174,82 @@ def evaluate(labels, clusters, probabilities=None) -> dict:
     if probabilities is not None:
         out["aupr"] = matched_aupr(labels, clusters, probabilities)
     return out
+
+
+# ----------------------------------------------------------------------- run dir
+def confusion_figure(confusion, *, title: str = "Matched confusion (families × clusters)"):
+    """Plotly heatmap of :func:`matched_confusion` (row-normalised shares, counts on hover)."""
+    import plotly.graph_objects as go
+
+    counts = confusion.to_numpy()
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig = go.Figure(go.Heatmap(z=share, x=[f"c{c}" for c in confusion.columns], y=list(confusion.index),
+                               customdata=counts, colorscale="Blues", zmin=0, zmax=1,
+                               hovertemplate="family %{y}<br>cluster %{x}<br>%{customdata} proteins (%{z:.0%})<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title="cluster (matched order)", yaxis_title="family",
+                      yaxis_autorange="reversed", height=max(400, 16 * len(confusion.index) + 150))
+    return fig
+
+
+def _labels_for(run_dir, ids):
+    from protlab.runs import load_proteins
+
+    proteins = load_proteins(run_dir)
+    if "label" not in proteins.columns:
+        raise InputError(f"{run_dir}/proteins.parquet has no label column: 05_evaluate needs family labels")
+    labels = proteins.assign(id=proteins["id"].astype(str)).set_index("id")["label"]
+    labels = labels.reindex([str(i) for i in ids])
+    known = labels.notna() & (labels.astype(str).str.len() > 0)
+    if known.sum() == 0:
+        raise InputError(f"{run_dir}/proteins.parquet has no family labels: evaluation needs labelled proteins "
+                         "(01_curate with label_regex / label_field)")
+    return labels, known.to_numpy()
+
+
+def evaluate_clusters(frame, labels, known) -> dict:
+    probs = np.stack(frame["probabilities"].to_numpy())[known] if "probabilities" in frame.columns else None
+    clusters = frame["cluster"].to_numpy()[known]
+    if probs is not None and clusters.max() >= probs.shape[1]:
+        probs = None
+    return evaluate(labels.to_numpy()[known].astype(str), clusters, probs)
+
+
+def evaluate_run(run_dir, *, baselines=("kmeans", "pca_kmeans"), seed: int = 0):
+    """Evaluate every clustering in ``run_dir`` (computing missing baselines) against labels.
+
+    Writes ``metrics.json`` (nmi, ari, acc, aupr of the chosen clustering, i.e.
+    ``clusters.parquet``, plus ``per_method``), ``metrics_table.csv`` and
+    ``per_family.csv``; returns ``(table, metrics, per_family_frame, confusion)``.
+    """
+    import pandas as pd
+
+    from protlab.cluster import available_methods, cluster_run, load_clusters
+    from protlab.io import atomic_path, atomic_write_json
+    from protlab.runs import METRICS, run_path
+
+    chosen = load_clusters(run_dir)
+    chosen_method = str(chosen["method"].iloc[0]) if "method" in chosen.columns and len(chosen) else "chosen"
+    probs = chosen["probabilities"].iloc[0] if "probabilities" in chosen.columns and len(chosen) else None
+    n_clusters = int(len(probs)) if probs is not None else int(chosen["cluster"].nunique())
+    for method in baselines:
+        if method not in available_methods(run_dir):
+            cluster_run(run_dir, method=method, n_clusters=n_clusters, seed=seed, write_main=False)
+    labels, known = _labels_for(run_dir, chosen["id"])
+    rows = []
+    for method in available_methods(run_dir):
+        frame = load_clusters(run_dir, method)
+        lab, kn = _labels_for(run_dir, frame["id"]) if not frame["id"].equals(chosen["id"]) else (labels, known)
+        rows.append({"method": method, **evaluate_clusters(frame, lab, kn)})
+    table = pd.DataFrame(rows).set_index("method")
+    metrics = {"method": chosen_method, **evaluate_clusters(chosen, labels, known),
+               "n_unlabelled": int((~known).sum()), "per_method": table.reset_index().to_dict(orient="records")}
+    family = per_family(labels.to_numpy()[known].astype(str), chosen["cluster"].to_numpy()[known])
+    confusion = None
+    if metrics["n_labels"] <= 400 and metrics["n_clusters"] <= 400:
+        confusion = matched_confusion(labels.to_numpy()[known].astype(str), chosen["cluster"].to_numpy()[known])
+    atomic_write_json(run_path(run_dir, METRICS), metrics)
+    with atomic_path(run_path(run_dir, "metrics_table.csv")) as tmp:
+        table.to_csv(tmp)
+    with atomic_path(run_path(run_dir, "per_family.csv")) as tmp:
+        family.to_csv(tmp, index=False)
+    return table, metrics, family, confusion

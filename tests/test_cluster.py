@@ -1,0 +1,183 @@
+"""Clustering: baselines and SCAN on the toy universe, inductive predict, save/load, bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from protlab.cluster import ScanClusterer, cluster, cluster_run, load_clusters
+from protlab.errors import InputError
+from protlab.metrics import evaluate, matched_accuracy
+from protlab.models.scan import scan_loss, self_label_loss, strong_view
+from protlab.neighbors import faiss_knn, mine_neighbors, mmseqs_available
+
+needs_mmseqs = pytest.mark.skipif(not mmseqs_available(), reason="mmseqs (MMseqs2) is not installed")
+FAST = dict(epochs=5, self_label_epochs=2, n_heads=2, min_steps=60, k=5)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    from protlab.data.toy import make_universe
+    from protlab.models.kmer import KmerEncoder
+
+    proteins = make_universe(4, 15, seed=1).proteins
+    return proteins, KmerEncoder(dim=32).embed(proteins["sequence"].tolist())
+
+
+@pytest.mark.parametrize("method", ["kmeans", "pca_kmeans", "scan"])
+def test_methods_recover_toy_families(toy, method):
+    proteins, emb = toy
+    options = dict(neighbors="faiss", **FAST) if method == "scan" else {}
+    result = cluster(emb, method=method, n_clusters=4, **options)
+    scores = evaluate(proteins["label"], result.labels, result.probabilities)
+    assert scores["acc"] >= 0.95 and scores["nmi"] >= 0.9
+    assert result.probabilities.shape == (len(proteins), 4)
+    np.testing.assert_allclose(result.probabilities.sum(1), 1.0, rtol=1e-5)
+
+
+def test_scan_is_deterministic_for_a_seed(toy):
+    _, emb = toy
+    a = cluster(emb, method="scan", n_clusters=4, neighbors="faiss", seed=3, **FAST).probabilities
+    b = cluster(emb, method="scan", n_clusters=4, neighbors="faiss", seed=3, **FAST).probabilities
+    np.testing.assert_array_equal(a, b)
+
+
+def test_inductive_predict_and_save_load(toy, tmp_path):
+    proteins, emb = toy
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(emb))
+    fit_idx, new_idx = order[:48], order[48:]
+    model = ScanClusterer(n_clusters=4, neighbors="faiss", **FAST).fit(emb[fit_idx])
+    labels = proteins["label"].to_numpy()
+    assert matched_accuracy(labels[new_idx], model.predict(emb[new_idx])) >= 0.9
+    path = model.save(tmp_path / "scan.pt")
+    loaded = ScanClusterer.load(path)
+    np.testing.assert_allclose(loaded.predict_proba(emb[new_idx]), model.predict_proba(emb[new_idx]), atol=1e-6)
+    # one protein at a time gives the same assignment as the batch (no refit, no batch effects)
+    single = [int(loaded.predict(emb[i:i + 1])[0]) for i in new_idx[:3]]
+    assert single == model.predict(emb[new_idx[:3]]).tolist()
+
+
+@needs_mmseqs
+def test_mmseqs_neighbours_and_inductive_homology(toy):
+    proteins, emb = toy
+    seqs = proteins["sequence"].tolist()
+    order = np.random.default_rng(1).permutation(len(seqs))
+    fit_idx, new_idx = order[:48], order[48:]
+    model = ScanClusterer(n_clusters=4, neighbors="auto", **FAST).fit(emb[fit_idx], [seqs[i] for i in fit_idx])
+    assert model.source == "mmseqs"
+    pred = model.predict(emb[new_idx], [seqs[i] for i in new_idx])
+    assert matched_accuracy(proteins["label"].to_numpy()[new_idx], pred) >= 0.9
+
+
+def test_faiss_knn_excludes_self():
+    x = np.random.default_rng(0).normal(size=(30, 8)).astype(np.float32)
+    idx, sims = faiss_knn(x, k=4)
+    assert idx.shape == (30, 4) and not (idx == np.arange(30)[:, None]).any()
+    assert (np.diff(sims, axis=1) <= 1e-6).all()
+
+
+def test_over_clustering(toy):
+    proteins, emb = toy
+    result = cluster(emb, method="scan", n_clusters=8, neighbors="faiss", **FAST)
+    scores = evaluate(proteins["label"], result.labels)
+    assert result.probabilities.shape[1] == 8
+    # clusters stay (nearly) pure: each holds one family ...
+    frame = pd.DataFrame({"cluster": result.labels, "label": proteins["label"]})
+    purity = frame.groupby("cluster")["label"].agg(lambda s: s.value_counts().iloc[0]).sum() / len(frame)
+    assert purity >= 0.95
+    # ... but only 4 of them can be matched: the rest count as errors
+    used = frame["cluster"].nunique()
+    assert used > 4 and scores["acc"] < 1.0
+
+
+def test_scan_loss_values():
+    k = 6
+    uniform = torch.zeros(10, k)
+    total, consistency, entropy = scan_loss(uniform, uniform, entropy_weight=5.0)
+    assert consistency.item() == pytest.approx(np.log(k), rel=1e-5)
+    assert entropy.item() == pytest.approx(np.log(k), rel=1e-5)
+    assert total.item() == pytest.approx(np.log(k) - 5 * np.log(k), rel=1e-5)
+    confident = torch.full((4, k), -20.0)
+    confident[torch.arange(4), torch.tensor([0, 1, 2, 3])] = 20.0
+    assert scan_loss(confident, confident)[1].item() < 1e-6
+
+
+def test_self_label_loss_uses_only_confident():
+    weak = torch.tensor([[10.0, -10.0], [0.1, 0.0]])
+    strong = torch.tensor([[0.0, 0.0], [5.0, -5.0]])
+    loss, n_conf = self_label_loss(weak, strong, threshold=0.99)
+    assert n_conf == 1 and loss.item() == pytest.approx(np.log(2), rel=1e-4)
+    loss, n_conf = self_label_loss(torch.zeros(3, 2), strong[:1].repeat(3, 1))
+    assert n_conf == 0 and loss.item() == 0.0
+    x = torch.ones(4, 16)
+    assert not torch.equal(strong_view(x, generator=torch.Generator().manual_seed(0)), x)
+
+
+@pytest.mark.parametrize("embeddings, message", [
+    (np.zeros((0, 4)), "no proteins"),
+    (np.ones((1, 4)), "single protein"),
+    (np.random.default_rng(0).normal(size=(3, 4)), "fewer proteins"),
+    (np.array([[1.0, np.nan], [0.0, 1.0], [1.0, 1.0], [2.0, 1.0]]), "NaN"),
+    (np.ones((10, 4)), "identical"),
+])
+@pytest.mark.parametrize("method", ["kmeans", "pca_kmeans", "scan"])
+def test_bad_input_is_a_clear_error(embeddings, message, method):
+    with pytest.raises(InputError, match=message):
+        cluster(embeddings, method=method, n_clusters=4, **({"neighbors": "faiss"} if method == "scan" else {}))
+
+
+def test_unknown_options():
+    with pytest.raises(InputError, match="method"):
+        cluster(np.eye(4), method="dbscan", n_clusters=2)
+    with pytest.raises(InputError, match="neighbors"):
+        cluster(np.eye(4), method="scan", n_clusters=2, neighbors="blast")
+
+
+def _write_run(run_dir, proteins, emb, *, labels=True):
+    from protlab.runs import save_embeddings, save_proteins
+
+    frame = proteins[["id", "sequence", "label"]].assign(split="train")
+    if not labels:
+        frame = frame.assign(label=None)
+    save_proteins(run_dir, frame)
+    save_embeddings(run_dir, frame["id"], emb, encoder="kmer")
+
+
+def test_cluster_run_writes_artifacts(toy, tmp_path):
+    proteins, emb = toy
+    _write_run(tmp_path, proteins, emb)
+    result = cluster_run(tmp_path, method="scan", neighbors="faiss", **FAST)
+    assert result.info["n_clusters"] == 4 and result.info["neighbors"] == "faiss"
+    main = load_clusters(tmp_path)
+    assert list(main.columns[:3]) == ["id", "cluster", "confidence"]
+    assert main["id"].tolist() == proteins["id"].tolist()
+    assert len(main["probabilities"].iloc[0]) == 4
+    pd.testing.assert_frame_equal(main, load_clusters(tmp_path, "scan"))
+    assert (tmp_path / "clusters" / "scan_model.pt").exists() and (tmp_path / "clusters" / "scan.json").exists()
+    loaded = ScanClusterer.load(tmp_path / "clusters" / "scan_model.pt")
+    assert (loaded.predict(emb) == main["cluster"].to_numpy()).mean() >= 0.95
+
+
+def test_cluster_run_without_labels_needs_n_clusters(toy, tmp_path):
+    proteins, emb = toy
+    _write_run(tmp_path, proteins, emb, labels=False)
+    with pytest.raises(InputError, match="n_clusters"):
+        cluster_run(tmp_path, method="kmeans")
+    assert cluster_run(tmp_path, method="kmeans", n_clusters=4).labels.max() == 3
+
+
+def test_few_real_pfam_families(shared_data):
+    """SCAN with default neighbours on 4 real Pfam families (40 sequences each)."""
+    from protlab.data.formats import read_proteins
+    from protlab.models.kmer import KmerEncoder
+
+    frame = read_proteins(shared_data / "pfam" / "pfam_shared_labeled.fasta", label_regex=r"\s(PF\d+)")
+    frame = frame[frame["label"].isin(["PF00004", "PF00072", "PF00595", "PF07679"])]
+    frame = frame.groupby("label").head(40).reset_index(drop=True)
+    emb = KmerEncoder(dim=64).embed(frame["sequence"].tolist())
+    graph = mine_neighbors(emb, frame["sequence"].tolist(), source="mmseqs" if mmseqs_available() else "faiss")
+    assert graph.purity(frame["label"]) >= (0.99 if graph.source == "mmseqs" else 0.8)
+    result = cluster(emb, frame["sequence"].tolist(), method="scan", n_clusters=4, **FAST)
+    assert evaluate(frame["label"], result.labels)["acc"] >= 0.9

@@ -1,0 +1,53 @@
+"""04_cluster and 05_evaluate run headless (papermill) on a tiny toy run directory."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from protlab.demo import QUICK_PARAMS
+from protlab.notebooks import run_notebook
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    """A run dir as 01 + 02 leave it (written directly, to keep the test fast)."""
+    from protlab.data.toy import make_universe
+    from protlab.models.kmer import KmerEncoder
+    from protlab.runs import save_embeddings, save_proteins
+
+    run_dir = tmp_path_factory.mktemp("run")
+    proteins = make_universe(4, 12, seed=0).proteins[["id", "sequence", "label"]].assign(split="train")
+    save_proteins(run_dir, proteins)
+    save_embeddings(run_dir, proteins["id"], KmerEncoder(dim=32).embed(proteins["sequence"].tolist()), encoder="kmer3")
+    return run_dir
+
+
+def test_04_then_05(toy_run, tmp_path):
+    run_notebook("04_cluster", {**QUICK_PARAMS["04_cluster"], "run_dir": str(toy_run)}, output_dir=tmp_path)
+    clusters = pd.read_parquet(toy_run / "clusters.parquet")
+    assert {"id", "cluster", "confidence", "probabilities"} <= set(clusters.columns)
+    assert len(clusters) == 48 and clusters["method"].iloc[0] == "scan"
+    assert (toy_run / "clusters" / "scan.parquet").exists() and (toy_run / "clusters" / "scan_model.pt").exists()
+    info = json.loads((toy_run / "clusters" / "scan.json").read_text())
+    assert info["neighbors"] in ("mmseqs", "faiss") and info["n_clusters"] == 4
+    assert (toy_run / "figures" / "cluster_sizes_scan.png").exists()
+
+    run_notebook("05_evaluate", {**QUICK_PARAMS["05_evaluate"], "run_dir": str(toy_run)}, output_dir=tmp_path)
+    metrics = json.loads((toy_run / "metrics.json").read_text())
+    assert metrics["method"] == "scan"
+    assert metrics["nmi"] >= 0.9 and metrics["acc"] >= 0.9 and metrics["ari"] >= 0.8
+    methods = {row["method"] for row in metrics["per_method"]}
+    assert methods == {"scan", "kmeans", "pca_kmeans"}  # baselines computed when missing
+    table = pd.read_csv(toy_run / "metrics_table.csv")
+    assert set(table["method"]) == methods
+    assert (toy_run / "figures" / "matched_confusion.html").exists()
+    assert (toy_run / "figures" / "matched_confusion.png").exists()
+
+
+def test_05_without_clusters_says_what_to_run(tmp_path):
+    from papermill.exceptions import PapermillExecutionError
+
+    with pytest.raises(PapermillExecutionError, match="04_cluster"):
+        run_notebook("05_evaluate", {"run_dir": str(tmp_path / "empty")}, output_dir=tmp_path)
