@@ -31,19 +31,30 @@ def project_2d(embeddings, *, n_neighbors: int = 15, min_dist: float = 0.1, seed
 
 
 def umap_figure(embeddings, *, labels=None, ids=None, title: str = "Protein embeddings", seed: int = 0,
-                n_neighbors: int = 15, min_dist: float = 0.1):
-    """A plotly scatter of the UMAP map, one colour per label, ids on hover."""
+                n_neighbors: int = 15, min_dist: float = 0.1, max_points: int | None = None):
+    """A plotly scatter of the UMAP map, one colour per label, ids on hover.
+
+    ``max_points``: map a seeded random subset of at most this many proteins (UMAP time
+    grows with n; the picture barely changes).
+    """
     import pandas as pd
     import plotly.express as px
 
-    coords, method = project_2d(embeddings, n_neighbors=n_neighbors, min_dist=min_dist, seed=seed)
+    x = np.asarray(embeddings)
+    total = x.shape[0] if x.ndim else 0
+    rows = np.arange(total)
+    if max_points is not None and 0 < max_points < total:
+        rows = np.sort(np.random.default_rng(seed).choice(total, size=max_points, replace=False))
+    coords, method = project_2d(x[rows], n_neighbors=n_neighbors, min_dist=min_dist, seed=seed)
     n = coords.shape[0]
-    frame = pd.DataFrame({f"{method.upper()} 1": coords[:, 0], f"{method.upper()} 2": coords[:, 1],
-                          "id": [str(i) for i in ids] if ids is not None else [str(i) for i in range(n)]})
-    frame["label"] = ["(none)" if lab is None or (isinstance(lab, float) and np.isnan(lab)) else str(lab)
-                      for lab in labels] if labels is not None else "(none)"
+    ids = [str(ids[i]) for i in rows] if ids is not None else [str(i) for i in rows]
+    frame = pd.DataFrame({f"{method.upper()} 1": coords[:, 0], f"{method.upper()} 2": coords[:, 1], "id": ids})
+    labels = list(labels) if labels is not None else None
+    frame["label"] = ["(none)" if labels[i] is None or (isinstance(labels[i], float) and np.isnan(labels[i]))
+                      else str(labels[i]) for i in rows] if labels is not None else "(none)"
+    shown = f"n={n}" if n == total else f"{n} of {total} shown"
     fig = px.scatter(frame, x=frame.columns[0], y=frame.columns[1], color="label", hover_name="id",
-                     title=f"{title} ({method.upper()}, n={n})", opacity=0.8)
+                     title=f"{title} ({method.upper()}, {shown})", opacity=0.8)
     fig.update_traces(marker={"size": 5})
     fig.update_layout(legend_title_text="label", template="plotly_white")
     return fig

@@ -280,3 +280,17 @@ def test_gpu_bf16_autocast_close_to_cpu_float32(tiny):
     gpu = gpu_enc.embed(seqs, progress=False)
     cos = (gpu * cpu).sum(1) / np.linalg.norm(gpu, axis=1) / np.linalg.norm(cpu, axis=1)
     assert cos.min() > 0.99
+
+
+def test_command_line_writes_run_dir_embeddings(tiny, tmp_path):
+    from protlab.embed import main
+    from protlab.runs import load_embeddings, save_proteins
+
+    table = pd.DataFrame({"id": ["a", "b", "c"], "sequence": random_seqs(3, lo=20, seed=13),
+                          "label": ["x", "x", "y"], "split": "train"})
+    save_proteins(tmp_path, table)
+    ckpt = save_esm(tiny[0], tiny[1], tmp_path / "tiny.pt")
+    main(["--run-dir", str(tmp_path), "--encoder", str(ckpt), "--repr-layer", "1", "--device", "cpu"])
+    ids, emb, meta = load_embeddings(tmp_path)
+    assert ids == ["a", "b", "c"] and emb.shape == (3, 32) and meta["layer"] == 1
+    assert (tmp_path / "cache" / "embeddings" / meta["cache_key"]).is_dir()

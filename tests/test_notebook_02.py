@@ -60,3 +60,19 @@ def _recorded_agreement(path):
             data = cell.outputs[0]["data"]["text/plain"]
             return ast.literal_eval(data)
     raise AssertionError("agreement cell not found")
+
+
+def test_umap_figure_subsamples_and_handles_tiny_inputs():
+    from protlab.errors import InputError
+    from protlab.plots_embed import project_2d, umap_figure
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(8, 5)).astype(np.float32)
+    coords, method = project_2d(emb)
+    assert method == "pca" and coords.shape == (8, 2)
+    assert project_2d(emb[:1])[0].shape == (1, 2)
+    fig = umap_figure(emb, labels=["a"] * 4 + [None] * 4, ids=[f"p{i}" for i in range(8)], max_points=5)
+    assert "5 of 8 shown" in fig.layout.title.text
+    assert sum(len(t.x) for t in fig.data) == 5
+    with pytest.raises(InputError, match="NaN"):
+        project_2d(np.full((4, 3), np.nan))
