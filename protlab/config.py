@@ -47,26 +47,29 @@ class PretrainConfig:
     bsr_span_max: int = 10
     pda_theta: float = 0.3
     # Data.
-    crop_length: int = 200             # residues; longer sequences: random crop (train), windows (eval)
+    crop_length: int = 128             # residues; longer sequences: random crop (train), windows (eval)
     eval_stride: int | None = None     # window stride in evaluation (default: crop_length // 2)
     max_text_length: int = 64
     max_property_length: int = 32
     train_split: str = "train"
     eval_split: str = "test"
-    zero_shot_field: str = "similarity"  # prompt per class: the class's most common text in this field
+    zero_shot_field: str = "all"       # class prompt: its most common value of every property ("all") or of one
     zero_shot_template: str = "{label}"  # used when the field is absent
     # Optimisation.
     batch_size: int = 16               # per device, per micro-step
     grad_accum: int = 1
     lr: float = 1e-3
     weight_decay: float = 0.01
-    warmup_steps: int = 20
-    max_steps: int = 300
+    warmup_steps: int = 10
+    max_steps: int = 150
     min_lr_ratio: float = 0.1
     clip_grad: float = 1.0
     seed: int = 0
     # Runtime.
     device: str = "auto"
+    # CPU intra-op threads (None: torch's default). Tiny towers gain little from threads, and on a
+    # shared machine oversubscribed threads make a step up to 10x slower, so toy-cpu uses 1.
+    cpu_threads: int | None = 1
     precision: str = "auto"            # "auto" (bf16 on GPU, fp32 on CPU), "bf16", "fp32"
     compile: bool = False
     nproc: int = 1                     # GPUs; > 1 launches torchrun from the notebook
@@ -90,7 +93,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "proj_dim": 512, "decoder_layers": 2, "protein_lr_ratio": 0.1, "text_lr_ratio": 0.1,
         "crop_length": 512, "max_text_length": 256, "max_property_length": 128,
         "batch_size": 32, "grad_accum": 4, "lr": 1e-4, "warmup_steps": 1000, "max_steps": 50_000,
-        "log_every": 20, "ckpt_every": 1000, "eval_batch_size": 64, "precision": "auto",
+        "log_every": 20, "ckpt_every": 1000, "eval_batch_size": 64, "precision": "auto", "cpu_threads": None,
     },
 }
 

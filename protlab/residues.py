@@ -416,6 +416,50 @@ def toy_inputs(*, n_families: int = 6, members_per_family: int = 20, length_rang
                          baseline=dict(zip(ids, base)), labels=dict(zip(ids, p["label"])), source="toy")
 
 
+def site_subfamily_inputs(*, n_subfamilies: int = 4, members_per_subfamily: int = 20, length_range=(80, 140),
+                          seed: int = 0) -> ResidueInputs:
+    """Toy proteins of ONE fold whose subfamilies differ only in their planted site residues.
+
+    One toy family is drawn; each member is assigned to one of ``n_subfamilies`` and its
+    site positions get that subfamily's residue types (every subfamily differs from every
+    other at every site position). The label is the subfamily, so the site is the only
+    signal a classifier can use: the setting where critical residues must find the site.
+    """
+    from protlab.data.toy import SITE_RESIDUES, THREE_LETTER, make_universe
+
+    if not 2 <= n_subfamilies <= len(SITE_RESIDUES):
+        raise InputError(f"n_subfamilies={n_subfamilies}: use 2..{len(SITE_RESIDUES)}")
+    if isinstance(length_range, str):
+        import ast
+
+        length_range = ast.literal_eval(length_range)
+    u = make_universe(n_families=1, members_per_family=n_subfamilies * members_per_subfamily,
+                      length_range=tuple(int(v) for v in length_range), seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    n_site = len(u.families[0].site)
+    types = np.array([rng.choice(list(SITE_RESIDUES), n_subfamilies, replace=False) for _ in range(n_site)]).T
+    structures, sites, labels, seqs, subs = [], {}, {}, [], []
+    p = u.proteins
+    for i, (pid, site) in enumerate(zip(p["id"], p["site"])):
+        k = i % n_subfamilies
+        s = u.structure(pid)
+        seq = list(s.sequence)
+        for pos, aa in zip(site, types[k]):
+            seq[pos] = aa
+        seq = "".join(seq)
+        s.sequence = seq
+        s.res_names = np.array([THREE_LETTER[a] for a in seq], dtype=object)
+        s.notes = s.notes + [f"site residues set to subfamily {k}"]
+        structures.append(s)
+        sites[pid], labels[pid] = list(site), f"site_subfamily_{k}"
+        seqs.append(seq)
+        subs.append(k)
+    ids = p["id"].tolist()
+    base = conservation_scores(seqs, subs, alignment=u.alignment, ids=ids)
+    return ResidueInputs(structures=structures, sites=sites, baseline=dict(zip(ids, base)), labels=labels,
+                         source="toy-site-subfamilies")
+
+
 def load_inputs(structures="toy", *, chain: str | None = None, site_records: str | Path | None = None,
                 **toy) -> ResidueInputs:
     """``structures``: "toy", a PDB/mmCIF file, a directory of them, or a list of files.

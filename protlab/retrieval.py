@@ -99,13 +99,30 @@ def retrieval_metrics(protein_emb: np.ndarray, text_emb: np.ndarray) -> dict:
     return out
 
 
-def class_prompts(train_pairs: pd.DataFrame, *, field: str = "similarity", template: str = "{label}") -> dict[str, str]:
-    """One text prompt per label: the label's most common ``field`` text among training pairs."""
+def class_prompts(train_pairs: pd.DataFrame, *, field: str = "all", template: str = "{label}") -> dict[str, str]:
+    """One text prompt per label, built from the training pairs of that label only.
+
+    ``field="all"``: the label's most common value of each property, in the pretraining text
+    format (``PROTEIN NAME: …; FUNCTION: …; …``); a property name (e.g. ``"similarity"``):
+    that property's most common value. ``template`` (``{label}``) when nothing is known.
+    """
+    from protlab.data.records import TEXT_FIELDS
+    from protlab.pretrain_data import compose_text
+
+    def modal(group, name):
+        if name not in group.columns:
+            return None
+        values = group[name].dropna().astype(str)
+        values = values[values.str.strip() != ""]
+        return str(values.value_counts().index[0]) if len(values) else None
+
     prompts = {}
     for label, group in train_pairs.groupby("label", sort=True):
-        values = group[field].dropna() if field in group.columns else pd.Series([], dtype=object)
-        values = values[values.astype(str).str.strip() != ""]
-        prompts[str(label)] = str(values.value_counts().index[0]) if len(values) else template.format(label=label)
+        if field == "all":
+            text = compose_text({f: modal(group, f) for f in TEXT_FIELDS})
+        else:
+            text = modal(group, field)
+        prompts[str(label)] = text or template.format(label=label)
     return prompts
 
 

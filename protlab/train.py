@@ -92,6 +92,8 @@ def build_model(config: PretrainConfig):
         torch.random.set_rng_state(state)
     for p in model.protein.parameters():
         p.requires_grad_(not config.freeze_protein)
+    for p in model.protein.contact_head.parameters():  # never trained here (and unused under DDP)
+        p.requires_grad_(False)
     for p in model.text.parameters():
         p.requires_grad_(not config.freeze_text)
     return model, tokenizer
@@ -180,6 +182,16 @@ def check_architecture(ckpt: dict, model, path) -> None:
                          "use the config it was trained with, or a new run_dir")
 
 
+def load_trained(path: str | Path):
+    """``(ProtCLIP, tokenizer, config)`` from a training checkpoint (``run_dir/checkpoints/last.pt``)."""
+    ckpt = read_checkpoint(path)
+    config = from_dict(ckpt["config"], where=str(path))
+    model, tokenizer = build_model(config)
+    check_architecture(ckpt, model, path)
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), tokenizer, config
+
+
 def export_protein_encoder(model, path: str | Path, **meta) -> Path:
     """The protein tower in the protlab-esm2 format (workstream C's ``save_esm`` when present)."""
     from protlab.models.clip import esm_args
@@ -247,6 +259,8 @@ def train(config: PretrainConfig) -> dict:
     else:
         device = pick_device(config.device)
     _init_distributed(env, device)
+    if device == "cpu" and config.cpu_threads:
+        torch.set_num_threads(config.cpu_threads)
     run_dir = Path(config.run_dir)
     ckpt_dir = run_dir / "checkpoints"
     ckpt_path = ckpt_dir / "last.pt"

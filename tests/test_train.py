@@ -146,6 +146,10 @@ def test_zero_shot_prompts_and_accuracy():
     pairs = load_pairs(synthetic_proteins(), split="train")
     prompts = class_prompts(pairs, field="similarity")
     assert prompts == {f"fam{f}": f"Belongs to the fam{f} family." for f in range(3)}
+    full = class_prompts(pairs)  # every property's most common value, in the pretraining text format
+    assert full["fam1"] == ("PROTEIN NAME: Enzyme 1; FUNCTION: Catalyses reaction number 1.; "
+                            "SUBCELLULAR LOCATION: Nucleus; SIMILARITY: Belongs to the fam1 family.")
+    assert class_prompts(pairs.assign(similarity=None), field="similarity", template="a {label} protein")["fam0"] == "a fam0 protein"
     emb = np.eye(3)[[0, 1, 2, 2]]
     assert zero_shot_accuracy(emb, np.eye(3), ["a", "b", "c", "a"], ["a", "b", "c"]) == 0.75
     with pytest.raises(InputError, match="no prompt"):
@@ -203,6 +207,8 @@ def test_training_artifacts_and_wrong_architecture(tmp_path):
     with pytest.raises(InputError, match=r"another architecture.*num_layers"):
         T.run(other)
     ckpt = run_dir / "checkpoints" / "last.pt"
+    reloaded, _, reloaded_cfg = T.load_trained(ckpt)
+    assert reloaded_cfg.max_steps == 4 and torch.equal(reloaded.logit_scale, torch.load(ckpt, weights_only=False)["model"]["logit_scale"])
     torch.save({"something": 1}, ckpt)
     with pytest.raises(InputError, match="not a protlab pretraining checkpoint"):
         T.run(cfg)
@@ -212,6 +218,7 @@ def _train_cmd(cfg_path):
     return [sys.executable, "-m", "protlab.train", "--config", str(cfg_path)]
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     over = {"max_steps": 14, "ckpt_every": 4, "w_mlm": 0.3}
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
@@ -254,10 +261,11 @@ def test_cli_rejects_unknown_key(tmp_path):
     assert proc.returncode == 2 and "'batchsize'" in proc.stderr
 
 
+@pytest.mark.slow
 def test_torchrun_ddp_on_cpu_only_rank0_writes(tmp_path, capfd, monkeypatch):
     """nproc=2 makes run() launch torchrun (gloo on CPU); rank 0 alone logs and checkpoints."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    cfg = tiny_run(tmp_path, "ddp", max_steps=3, ckpt_every=3, w_mlm=0.0, nproc=2)
+    cfg = tiny_run(tmp_path, "ddp", max_steps=3, ckpt_every=3, nproc=2)  # every loss on: no unused parameters
     out = T.run(cfg)
     assert out["metrics"]["steps"] == 3
     captured = capfd.readouterr()

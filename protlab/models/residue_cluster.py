@@ -17,7 +17,8 @@ For ``iterations`` (T, default 4) steps, on the current nodes (all residues at t
    survive; their features, gated by ``½ + s_n`` (so the score gets gradients and the scale stays O(1)), become the
    next nodes, placed at the cluster's medoid residue.
 
-A masked mean+max readout of the last nodes feeds the task head: ``task="single"``
+A masked mean+max readout of the surviving clusters of every iteration (concatenated)
+feeds the task head: ``task="single"``
 (cross-entropy over classes) or ``task="multi"`` (binary cross-entropy per label).
 
 Everything is batched over proteins, clusters and members with masks; the only Python
@@ -28,7 +29,7 @@ benchmark's baseline.
 
 :meth:`ResidueClusterNet.explain` traces which residues each surviving cluster covers
 (attention footprints carried through the iterations) and scores every residue:
-``importance_r = Σ_t Σ_{n kept at t} s_n · footprint_t[n, r]`` — residues in
+``importance_r = Σ_t 2^t Σ_{n kept at t} s_n · footprint_t[n, r]`` — residues in
 high-scoring clusters that survive many iterations score highest.
 """
 from __future__ import annotations
@@ -176,7 +177,7 @@ class ResidueClusterNet(nn.Module):
         self.esm_proj = nn.Linear(config.esm_dim, H) if config.esm_dim else None
         self.input_norm = nn.LayerNorm(H)
         self.layers = nn.ModuleList([ClusterLayer(H, config.dropout) for _ in range(config.iterations)])
-        self.head = nn.Sequential(nn.Linear(2 * H, H), nn.GELU(), nn.Dropout(config.dropout),
+        self.head = nn.Sequential(nn.Linear(2 * H * config.iterations, H), nn.GELU(), nn.Dropout(config.dropout),
                                   nn.Linear(H, config.n_classes))
 
     # -- inputs -------------------------------------------------------------------------
@@ -229,17 +230,17 @@ class ResidueClusterNet(nn.Module):
         B, L = mask.shape
         seq = torch.arange(L, device=x.device, dtype=x.dtype).unsqueeze(0).expand(B, L)
         node_res = torch.arange(L, device=x.device).unsqueeze(0).expand(B, L)  # residue index of each node
-        traces = []
+        traces, pooled = [], []
         for t in range(self.config.iterations):
             (x, pos, frames, seq_next, mask_next), trace = self._iterate(t, x, pos, frames, seq, mask)
             trace["node_res"], trace["node_mask"] = node_res, mask
             node_res = _gather(node_res, trace["medoid"])
             seq, mask = seq_next, mask_next
             traces.append(trace)
-        m = mask.unsqueeze(-1).to(x.dtype)
-        mean = (x * m).sum(1) / m.sum(1).clamp(min=1)
-        mx = x.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
-        logits = self.head(torch.cat([mean, mx], dim=-1))
+            m = mask.unsqueeze(-1).to(x.dtype)
+            pooled.append((x * m).sum(1) / m.sum(1).clamp(min=1))
+            pooled.append(x.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1))
+        logits = self.head(torch.cat(pooled, dim=-1))
         return (logits, traces) if return_trace else logits
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -283,7 +284,7 @@ class ResidueClusterNet(nn.Module):
             keep, kmask = tr["keep"], tr["keep_mask"]
             kscore = _gather(tr["score"], keep) * kmask                        # (B, n), descending
             kfoot = _gather(cfoot, keep) * kmask.unsqueeze(-1)                 # (B, n, L)
-            importance += (kscore.unsqueeze(-1) * kfoot).sum(1)
+            importance += 2.0 ** t * (kscore.unsqueeze(-1) * kfoot).sum(1)  # later survival counts more
             members = (kfoot >= member_threshold * kfoot.amax(-1, keepdim=True)) & (kfoot > 0)
             members &= kmask.unsqueeze(-1)
             inside = members.any(1)
@@ -306,6 +307,7 @@ def forward_per_protein(model: ResidueClusterNet, batch: ResidueBatch) -> torch.
     x_all = model.embed(batch)
     out = []
     for b in range(len(batch.ids)):
+        pooled = []
         n = int(batch.mask[b].sum())
         x, pos, frames = x_all[b, :n], batch.ca[b, :n], batch.frames[b, :n]
         seq = torch.arange(n, dtype=x.dtype)
@@ -337,8 +339,9 @@ def forward_per_protein(model: ResidueClusterNet, batch: ResidueBatch) -> torch.
                 medoids.append(members[k][torch.cdist(mp, mp).sum(-1).argmin()])
             medoids = torch.stack(medoids)
             x = cl[keep] * (0.5 + score[keep]).unsqueeze(-1)
+            pooled += [x.mean(0), x.amax(0)]
             pos, frames, seq = pos[medoids], frames[medoids], seq[medoids]
-        out.append(model.head(torch.cat([x.mean(0), x.amax(0)])))
+        out.append(model.head(torch.cat(pooled)))
     return torch.stack(out)
 
 

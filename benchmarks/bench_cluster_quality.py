@@ -1,0 +1,123 @@
+"""Family discovery quality on real Pfam domains: protlab's methods beside classical peers.
+
+Runs the notebooks ``01 → 02 → 04`` on ``../shared/data/pfam/pfam_shared_labeled.fasta``
+(8 010 sequences, 30 families) with their default parameters (only ``source``, ``run_dir``
+and ``n_clusters`` given; the header's family token is not read as a label, so clustering
+never sees labels), then scores against the Pfam labels, side by side on the same embeddings:
+
+* protlab ``kmeans``, ``pca_kmeans`` and ``scan`` (the 04 default; its time is the notebook's);
+* peer ``mmseqs easy-cluster`` (default settings);
+* peer spectral clustering (scikit-learn) of the MMseqs2 all-vs-all homology graph (bit
+  scores, plus the weak embedding edges SCAN uses so the graph is connected);
+* inductive SCAN: fitted on 80 % of the proteins, ``predict`` on the other 20 %.
+
+    python benchmarks/bench_cluster_quality.py [--run-dir runs/bench_quality] [--reuse]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+PFAM = REPO.parent / "shared" / "data" / "pfam" / "pfam_shared_labeled.fasta"
+
+
+def mmseqs_easy_cluster(ids, sequences) -> np.ndarray:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        with open(tmp / "in.fasta", "w") as fh:
+            for i, s in enumerate(sequences):
+                fh.write(f">{i}\n{s}\n")
+        subprocess.run(["mmseqs", "easy-cluster", str(tmp / "in.fasta"), str(tmp / "res"), str(tmp / "work"),
+                        "-v", "1"], check=True, capture_output=True)
+        rep_of = {}
+        for line in open(tmp / "res_cluster.tsv"):
+            rep, member = line.split()
+            rep_of[int(member)] = int(rep)
+    reps = np.array([rep_of[i] for i in range(len(ids))])
+    return np.unique(reps, return_inverse=True)[1]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", default=str(PFAM))
+    parser.add_argument("--run-dir", default=str(REPO / "runs" / "bench_quality"))
+    parser.add_argument("--n-clusters", type=int, default=30)
+    parser.add_argument("--reuse", action="store_true", help="reuse the run dir's 01/02/04 artifacts")
+    args = parser.parse_args(argv)
+
+    from protlab.cluster import ScanClusterer, cluster, load_clusters, load_inputs
+    from protlab.data.formats import read_proteins
+    from protlab.metrics import evaluate, matched_accuracy
+    from protlab.neighbors import mine_neighbors
+    from protlab.notebooks import run_notebook
+
+    run_dir = Path(args.run_dir)
+    times = {}
+    if not args.reuse:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        for nb, params in (("01_curate", {"source": args.source}), ("02_embed", {}),
+                           ("04_cluster", {"n_clusters": args.n_clusters})):
+            start = time.perf_counter()
+            run_notebook(nb, {**params, "run_dir": str(run_dir)}, output_dir=run_dir / "executed")
+            times[nb] = time.perf_counter() - start
+            print(f"{nb}: {times[nb]:.1f} s", flush=True)
+    proteins, ids, emb, meta = load_inputs(run_dir)
+    truth = read_proteins(args.source, label_regex=r"\s(PF\d+)").set_index("id")["label"]
+    labels = truth.reindex(ids).to_numpy()
+    had_labels = proteins["label"].notna().any() and (proteins["label"].astype(str).str.len() > 0).any()
+    sequences = proteins["sequence"].astype(str).tolist()
+    scan_info = json.loads((run_dir / "clusters" / "scan.json").read_text())
+    print(f"{len(ids)} proteins, {len(set(labels))} families; labels in proteins.parquet: {bool(had_labels)}; "
+          f"encoder {meta.get('encoder')}; SCAN neighbours: {scan_info['neighbors']}")
+
+    rows = []
+    scan_frame = load_clusters(run_dir, "scan")
+    pipeline_s = sum(times.values()) if times else float("nan")
+    rows.append(("protlab scan (04 default)", evaluate(labels, scan_frame["cluster"].to_numpy()), scan_info["seconds"]))
+    for method in ("kmeans", "pca_kmeans"):
+        start = time.perf_counter()
+        result = cluster(emb, method=method, n_clusters=args.n_clusters)
+        rows.append((f"protlab {method}", evaluate(labels, result.labels), time.perf_counter() - start))
+    start = time.perf_counter()
+    peer = mmseqs_easy_cluster(ids, sequences)
+    rows.append(("peer mmseqs easy-cluster", evaluate(labels, peer), time.perf_counter() - start))
+    from sklearn.cluster import SpectralClustering
+
+    start = time.perf_counter()
+    graph = mine_neighbors(emb, sequences, source="mmseqs")
+    spectral = SpectralClustering(args.n_clusters, affinity="precomputed", random_state=0).fit_predict(graph.affinity)
+    rows.append(("peer spectral(MMseqs2 graph)", evaluate(labels, spectral), time.perf_counter() - start))
+
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(ids))
+    cut = int(0.8 * len(ids))
+    fit_idx, new_idx = order[:cut], order[cut:]
+    start = time.perf_counter()
+    model = ScanClusterer(n_clusters=args.n_clusters).fit(emb[fit_idx], [sequences[i] for i in fit_idx])
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    pred = model.predict(emb[new_idx], [sequences[i] for i in new_idx])
+    predict_s = time.perf_counter() - start
+    rows.append(("protlab scan inductive (20% held out)", evaluate(labels[new_idx], pred), fit_s + predict_s))
+
+    print(f"\n{'method':40s} {'NMI':>6s} {'ARI':>6s} {'ACC':>6s} {'clusters':>8s} {'seconds':>8s}")
+    for name, m, sec in rows:
+        print(f"{name:40s} {m['nmi']:6.3f} {m['ari']:6.3f} {m['acc']:6.3f} {m['n_clusters']:8d} {sec:8.1f}")
+    if times:
+        print(f"\npipeline 01 → 02 → 04 (notebooks, defaults): {pipeline_s:.1f} s "
+              f"({', '.join(f'{k} {v:.0f} s' for k, v in times.items())}); target < 600 s")
+    print(f"inductive: fit {fit_s:.1f} s on {cut}, predict {predict_s:.1f} s for {len(new_idx)} "
+          f"({1000 * predict_s / len(new_idx):.1f} ms/protein); held-out ACC "
+          f"{matched_accuracy(labels[new_idx], pred):.3f}")
+
+
+if __name__ == "__main__":
+    main()
