@@ -136,7 +136,7 @@ def test_bad_structures_give_clear_errors(tmp_path, case):
         ca = np.array([[0, 0, 0], [3.8, 0, 0], [np.nan, 1, 0], [7, 3, 0]], dtype=np.float32)
         s = Structure(id="nan", chain="A", res_ids=np.arange(1, 5), ins_codes=np.array(["", "", "A", ""]),
                       res_names=np.array(["ALA"] * 4), sequence="AAAA", ca=ca, centroid=ca)
-        with pytest.raises(InputError, match="NaN.*2A"):
+        with pytest.raises(InputError, match="NaN.*residues 3A"):
             residues.critical_residues(m, s)
 
 
