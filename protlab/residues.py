@@ -97,8 +97,11 @@ def train_residue_model(structures: Sequence[Structure], labels: Sequence, *, ta
     seed_everything(seed)
     device = pick_device(device)
     graphs = featurize(structures, esm=esm)
-    classes = init.config.class_names if init is not None and init.config.task == task else None
-    y, classes = _targets(labels, task, classes or None)
+    classes = None
+    if init is not None and init.config.task == task and init.config.class_names:
+        wanted = {str(v) for x in labels for v in (x if isinstance(x, (list, tuple, set)) else [x])}
+        classes = init.config.class_names if wanted <= set(init.config.class_names) else None
+    y, classes = _targets(labels, task, classes)
     if init is not None and init.config.n_classes == len(classes):
         model = init
     else:

@@ -147,3 +147,20 @@ def test_nmr_ensemble_uses_model_one(shared_data):
     assert any("model 1" in n for n in s.notes)
     table = residues.critical_residues(tiny_model(), s)
     assert len(table) == len(s) and table["score"].max() == pytest.approx(1.0)
+
+
+def test_fine_tune_on_new_classes_reuses_the_encoder():
+    inputs = residues.toy_inputs(n_families=2, members_per_family=2, length_range=(50, 60))
+    init = tiny_model(2)
+    new_labels = ["x", "y", "z", "x"]
+    result = residues.train_residue_model(inputs.structures, new_labels, epochs=0, init=init, hidden=16,
+                                          progress=False)
+    assert result.classes == ["x", "y", "z"] and result.model.config.n_classes == 3
+    assert torch.equal(result.model.aa_embed.weight, init.aa_embed.weight)
+    assert torch.equal(result.model.layers[2].w1.weight, init.layers[2].w1.weight)
+
+
+def test_pfam_domain_structures_carry_family_labels(shared_data):
+    structures, labels = residues.pfam_domain_inputs(shared_data / "structures" / "pfam_domains")
+    assert len(structures) == 20 and len(set(labels)) == 20 and all(lab.startswith("PF") for lab in labels)
+    assert all(len(s) >= 40 and s.chain == "A" for s in structures)
