@@ -39,7 +39,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--fair-toks", type=int, default=4096)
     parser.add_argument("--toks", type=int, default=None, help="protlab toks_per_batch (default: its CPU default)")
-    parser.add_argument("--sweep", action="store_true", help="also time protlab at several toks_per_batch")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also time protlab at several toks_per_batch, and with cpu_workers=1")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -108,10 +109,11 @@ def fair_esm_path(model, alphabet, records, toks_per_batch: int) -> tuple[np.nda
     return np.stack([out[r[0]].numpy() for r in records]), len(batches)
 
 
-def protlab_path(model, alphabet, records, toks_per_batch: int | None) -> tuple[np.ndarray, int]:
+def protlab_path(model, alphabet, records, toks_per_batch: int | None, cpu_workers: int | None = None):
     from protlab.embed import ESMEncoder
 
-    enc = ESMEncoder(model, alphabet, name="esm2_t6_8M-random", device="cpu", toks_per_batch=toks_per_batch)
+    enc = ESMEncoder(model, alphabet, name="esm2_t6_8M-random", device="cpu", toks_per_batch=toks_per_batch,
+                     cpu_workers=cpu_workers)
     emb = enc.embed([r[1] for r in records], progress=False)
     return emb, enc.forward_calls
 
@@ -144,6 +146,8 @@ def main(argv=None) -> None:
         for t in (512, 2048, 4096):
             if t != toks:
                 paths[f"protlab (toks_per_batch={t})"] = (lambda t=t: protlab_path(model, alphabet, records, t))
+        # the same forward without concurrent single-threaded batches (torch's own threading)
+        paths[f"protlab ({toks}, cpu_workers=1)"] = lambda: protlab_path(model, alphabet, records, toks, 1)
     warm = records[:8]
     fair_esm_path(model, alphabet, warm, args.fair_toks)
     protlab_path(model, alphabet, warm, toks)
