@@ -28,6 +28,7 @@ def measure(name, model, inputs, rows, k=None):
     m = residues.site_metrics(with_site, [inputs.sites[e.id] for e in with_site], baseline=base, k=k)
     rows.append((name, m["n_proteins"], m["precision_at_k"], m["random_precision_at_k"],
                  m.get("baseline_precision_at_k", float("nan"))))
+    print("  measured:", *rows[-1], flush=True)
     return m
 
 

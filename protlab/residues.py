@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from protlab.models.residue_cluster import ClusterConfig, ResidueClusterNet
 from protlab.models.residue_graph import UNKNOWN_AA, ResidueGraph, build_graph, collate
 from protlab.utils import seed_everything
 
+log = logging.getLogger(__name__)
 SITE_RECORDS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "structures" / "site_records.tsv"
 NON_PROTEIN = frozenset({"HOH", "WAT", "DOD"})
 
@@ -399,6 +401,7 @@ class ResidueInputs:
     baseline: dict[str, np.ndarray] = field(default_factory=dict)   # id -> conservation score
     labels: dict[str, str] = field(default_factory=dict)            # id -> family (toy)
     source: str = "toy"
+    skipped: dict[str, str] = field(default_factory=dict)           # file -> why it was not used
 
 
 def toy_inputs(*, n_families: int = 6, members_per_family: int = 20, length_range=(80, 140),
@@ -467,18 +470,38 @@ def load_inputs(structures="toy", *, chain: str | None = None, site_records: str
                 **toy) -> ResidueInputs:
     """``structures``: "toy", a PDB/mmCIF file, a directory of them, or a list of files.
 
+    In a directory or list, files without a usable protein chain are skipped with a warning
+    (listed in ``skipped``); an error is raised only when none is usable.
+
     For files, sites come from SITE records (protein residues only) when the file is listed
     in ``site_records`` (default: the shared ``site_records.tsv`` when present)."""
     if isinstance(structures, str) and structures == "toy":
         return toy_inputs(**toy)
-    from protlab.data.structures import read_structure, read_structures
+    from protlab.data.structures import STRUCTURE_SUFFIXES, read_structure
+    from protlab.errors import ProtlabError
 
     if isinstance(structures, (str, Path)) and Path(structures).is_file():
-        loaded = [read_structure(structures, chain=chain)]
+        loaded, skipped = [read_structure(structures, chain=chain)], {}
     else:
-        loaded = read_structures(structures, **({"chain": chain} if chain else {}))
+        if isinstance(structures, (str, Path)):
+            folder = Path(structures)
+            if not folder.is_dir():
+                raise InputError(f"structures={str(structures)!r} is neither 'toy', a file nor a directory")
+            paths = sorted(p for p in folder.iterdir() if p.is_file() and any(
+                p.name.lower().endswith(suf) or p.name.lower().endswith(suf + ".gz") for suf in STRUCTURE_SUFFIXES))
+        else:
+            paths = [Path(p) for p in structures]
+        loaded, skipped = [], {}
+        for p in paths:  # one unusable file (e.g. nucleic acid only) must not stop the others
+            try:
+                loaded.append(read_structure(p, chain=chain))
+            except ProtlabError as exc:
+                skipped[str(p)] = str(exc)
+        for p, why in skipped.items():
+            log.warning("skipped %s: %s", p, why)
     if not loaded:
-        raise InputError(f"no structures found in {structures!r}")
+        raise InputError(f"no usable protein structure in {structures!r}: "
+                         + "; ".join(f"{p}: {why}" for p, why in skipped.items()))
     sites = {}
     path = Path(site_records) if site_records else SITE_RECORDS
     if path.is_file():
@@ -487,7 +510,7 @@ def load_inputs(structures="toy", *, chain: str | None = None, site_records: str
             idx = site_indices(s, records)
             if idx:
                 sites[s.id] = idx
-    return ResidueInputs(structures=loaded, sites=sites, source=str(structures))
+    return ResidueInputs(structures=loaded, sites=sites, source=str(structures), skipped=skipped)
 
 
 def train_on_toy(*, epochs: int = 15, n_families: int = 6, members_per_family: int = 20,

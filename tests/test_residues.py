@@ -164,3 +164,15 @@ def test_pfam_domain_structures_carry_family_labels(shared_data):
     structures, labels = residues.pfam_domain_inputs(shared_data / "structures" / "pfam_domains")
     assert len(structures) == 20 and len(set(labels)) == 20 and all(lab.startswith("PF") for lab in labels)
     assert all(len(s) >= 40 and s.chain == "A" for s in structures)
+
+
+def test_directory_input_skips_files_without_protein(tmp_path):
+    atom = "ATOM  {n:5d}  CA  ALA A{r:4d}    {x:8.3f}{y:8.3f}{z:8.3f}  1.00  0.00           C\n"
+    (tmp_path / "good.pdb").write_text("".join(atom.format(n=i, r=i, x=3.8 * i, y=(i % 2) * 1.5, z=0)
+                                               for i in range(1, 8)) + "END\n")
+    (tmp_path / "water.pdb").write_text("HETATM    1  O   HOH A   1       0.000   0.000   0.000  1.00  0.00           O\n")
+    inputs = residues.load_inputs(tmp_path)
+    assert [s.id for s in inputs.structures] == ["good"] and list(inputs.skipped) == [str(tmp_path / "water.pdb")]
+    (tmp_path / "good.pdb").unlink()
+    with pytest.raises(InputError, match="no usable protein structure.*water.pdb"):
+        residues.load_inputs(tmp_path)
