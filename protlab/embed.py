@@ -18,7 +18,8 @@ ESM extraction
 * The forward pass runs under ``torch.inference_mode``, stops at ``repr_layer``, skips the
   LM head and attention-weight averaging, and uses fused scaled-dot-product attention; on
   CUDA it runs under bf16 autocast. Results equal fair-esm's own forward within 1e-5 in
-  float32 (tested).
+  float32 (tested). On the CPU, ``cpu_workers`` batches (default: the usable cores) run
+  concurrently, each single-threaded: small matrix products scale badly across threads.
 * **Long sequences.** ESM-2 saw at most 1022 residues (+BOS/EOS). A longer sequence is cut
   into windows of ``window`` (1022) residues whose starts are ``stride`` (511) apart, the
   last window aligned to the sequence end; each window gets its own BOS/EOS and is embedded
@@ -32,8 +33,9 @@ ESM extraction
 * **torchrun.** When ``WORLD_SIZE > 1``, rank r embeds every WORLD_SIZE-th missing sequence
   (length-sorted, so ranks get similar work) on ``cuda:LOCAL_RANK`` and writes its shards
   into the shared cache; rank 0 waits for every rank's marker, merges the shards and returns
-  the embeddings; the other ranks return ``None``. ``python -m protlab.embed`` is the
-  command-line entry (``torchrun --nproc-per-node 4 -m protlab.embed --run-dir ...``).
+  the embeddings; the other ranks return ``None``. Ranks coordinate through files only (no
+  process group). ``python -m protlab.embed`` is the command-line entry
+  (``torchrun --nproc-per-node 4 -m protlab.embed --run-dir RUN --encoder esm2_t33_650M_UR50D``).
 """
 from __future__ import annotations
 
