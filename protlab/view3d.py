@@ -111,8 +111,12 @@ def residue_table(explanation, *, iteration: int | None = None, top_k: int = 10)
 
 
 def build_view(explanation, *, iteration: int | None = None, top_k: int = 10, n_clusters: int = 5,
-               width: int = 720, height: int = 540):
-    """A py3Dmol view of one explanation (see module docstring)."""
+               max_drawn: int = 8, width: int = 720, height: int = 540):
+    """A py3Dmol view of one explanation (see module docstring).
+
+    ``iteration``: whose surviving clusters are drawn as sticks (default: the last);
+    ``n_clusters`` of them, best first, each with at most ``max_drawn`` of its most
+    important members (late clusters cover large regions)."""
     import py3Dmol
 
     structure = explanation.structure
@@ -130,7 +134,9 @@ def build_view(explanation, *, iteration: int | None = None, top_k: int = 10, n_
             view.setStyle({"serial": serials}, {"cartoon": {**cartoon, "color": IMPORTANCE_COLOURS[b]}})
     for colour, (_, row) in zip(CLUSTER_COLOURS, surviving_clusters(explanation, iteration,
                                                                      n_clusters=n_clusters).iterrows()):
-        serials = _serials(atoms, row["members"])
+        members = np.asarray(row["members"], dtype=int)
+        members = members[np.argsort(-explanation.importance[members], kind="stable")[:max_drawn]]
+        serials = _serials(atoms, members)
         if serials:
             view.addStyle({"serial": serials}, {"stick": {"color": colour, "radius": 0.25},
                                                 "sphere": {"color": colour, "scale": 0.3}})
