@@ -139,3 +139,14 @@ def test_esm_features_are_used():
     assert not torch.allclose(a, b)
     with pytest.raises(InputError, match="ESM"):
         m(collate([build_graph(s)]))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_forward_and_explain_match_cpu():
+    m = model()
+    batch = collate([build_graph(chain(L, L)) for L in (30, 47)])
+    cpu = m(batch)
+    gpu = m.cuda()(batch.to("cuda"))
+    assert torch.allclose(cpu, gpu.cpu(), atol=1e-4)
+    assert m.explain(batch.to("cuda"))["importance"].is_cuda
