@@ -185,7 +185,7 @@ def test_killed_process_loses_nothing_already_flushed(tiny, tmp_path):
     script = textwrap.dedent(f"""
         import os, signal
         from protlab.embed import get_encoder
-        enc = get_encoder({str(ckpt)!r}, device="cpu", toks_per_batch=40, flush_every=1)
+        enc = get_encoder({str(ckpt)!r}, device="cpu", toks_per_batch=40, flush_every=1, cpu_workers=1)
         real = enc.representations
         def kill_after_three(tokens):
             if enc.embedded >= 3:  # three sequences embedded and flushed (flush_every=1)
