@@ -8,8 +8,8 @@ Methods (``cluster(..., method=...)``):
   ``mmseqs`` is installed and sequences are given, faiss cosine kNN on the embeddings
   otherwise; see :mod:`protlab.neighbors`), the neighbour graph turns the embeddings into
   *graph features* (``"spectral"``: the leading eigenvectors of the normalised affinity,
-  default; ``"diffusion"``: the embeddings diffused over the graph; ``"none"``: the raw
-  embeddings), and several SCAN heads are trained on those features with the SCAN loss
+  the default for homology graphs; ``"diffusion"``: the embeddings diffused over the graph;
+  ``"none"``: the raw embeddings, the default for faiss graphs), and several SCAN heads are trained on those features with the SCAN loss
   (k = 20 neighbours, λ = 5). The head with the lowest validation loss is kept and refined
   by self-labelling (confidence > 0.99, class-balanced cross-entropy, the strong view being
   the features with dropout + noise). Over-clustering (``n_clusters`` above the number of
@@ -41,7 +41,7 @@ from protlab.neighbors import NeighborGraph, mine_neighbors, normalize_rows, ref
 log = logging.getLogger(__name__)
 
 METHODS = ("kmeans", "pca_kmeans", "scan")
-GRAPH_FEATURES = ("spectral", "diffusion", "none")
+GRAPH_FEATURES = ("auto", "spectral", "diffusion", "none")
 CLUSTERS_DIR = "clusters"
 MODEL_FILE = "scan_model.pt"
 
@@ -195,14 +195,16 @@ class ScanClusterer:
     Keyword options (defaults are the ones the quality benchmark uses, not tuned per family):
     ``n_clusters``; ``neighbors`` ("auto" | "mmseqs" | "faiss"); ``k`` = 20 neighbours;
     ``entropy_weight`` λ = 5; ``n_heads`` = 5; ``epochs`` = 30 SCAN epochs;
-    ``self_label_epochs`` = 10; ``min_steps`` = 200 (small data sets get more epochs so the
-    heads see at least this many batches); ``confidence`` = 0.99; ``graph_features`` ("spectral" |
-    "diffusion" | "none"); ``hidden`` = 256; ``batch_size`` = 1024; ``lr`` = 1e-3; ``seed``.
+    ``graph_features`` = "auto" ("spectral" for MMseqs2 homology graphs, "none" for faiss
+    kNN graphs: spectral coordinates of an embedding kNN graph only blur the embedding; on
+    Pfam they score below raw embeddings; "diffusion" is the embeddings diffused over the
+    graph); ``self_label_epochs`` = 10; ``min_steps`` = 200 (small data sets get more epochs
+    so the heads see at least this many batches); ``confidence`` = 0.99; ``hidden`` = 256; ``batch_size`` = 1024; ``lr`` = 1e-3; ``seed``.
     """
 
     def __init__(self, *, n_clusters: int, neighbors: str = "auto", k: int = 20, entropy_weight: float = 5.0,
                  n_heads: int = 5, epochs: int = 30, self_label_epochs: int = 10, confidence: float = 0.99,
-                 graph_features: str = "spectral", spectral_dims: int | None = None, hidden: int = 256,
+                 graph_features: str = "auto", spectral_dims: int | None = None, hidden: int = 256,
                  batch_size: int = 1024, lr: float = 1e-3, weight_decay: float = 1e-4,
                  min_steps: int = 200, val_fraction: float = 0.1, fallback_k: int = 5, seed: int = 0, threads: int = 1,
                  progress: bool = False):
@@ -247,7 +249,7 @@ class ScanClusterer:
             torch.manual_seed(cfg["seed"])
             self._train(_scaled(features), graph)
         timings["train_s"] = time.perf_counter() - start
-        self.info.update({"neighbors": graph.source, "n_proteins": int(len(x)), **timings,
+        self.info.update({"neighbors": graph.source, "graph_features": self.graph_kind, "n_proteins": int(len(x)), **timings,
                           "mean_neighbors": float(graph.counts.mean())})
         log.info("SCAN fitted: neighbours from %s, best head %s", graph.source, self.best_head)
         return self
@@ -255,6 +257,9 @@ class ScanClusterer:
     def _fit_features(self, x: np.ndarray, graph: NeighborGraph) -> np.ndarray:
         cfg = self.config
         kind = cfg["graph_features"]
+        if kind == "auto":
+            kind = "spectral" if graph.source == "mmseqs" else "none"
+        self.graph_kind = kind
         self.spectral_scale = None
         if kind == "spectral":
             dims = cfg["spectral_dims"] or min(max(cfg["n_clusters"], 8), 128)
@@ -373,7 +378,8 @@ class ScanClusterer:
         if x.shape[1] != self.reference_embeddings.shape[1]:
             raise InputError(f"embeddings have {x.shape[1]} dimensions but the model was fitted on "
                              f"{self.reference_embeddings.shape[1]}: embed with the same encoder")
-        if cfg["graph_features"] == "none":
+        kind = self.graph_kind
+        if kind == "none":
             return normalize_rows(x)
         use_homology = self.source == "mmseqs" and sequences is not None and self.reference_sequences is not None
         if self.source == "mmseqs" and not use_homology:
@@ -383,7 +389,7 @@ class ScanClusterer:
                                  self.reference_sequences, source="mmseqs" if use_homology else "faiss",
                                  k=cfg["k"], fallback_k=cfg["fallback_k"])
         walked = _row_normalize(aff) @ self.reference_features.astype(np.float64)
-        if cfg["graph_features"] == "spectral":
+        if kind == "spectral":
             return (walked * self.spectral_scale[None, :]).astype(np.float32)
         alpha = 0.1
         return (alpha * normalize_rows(x) + (1 - alpha) * walked).astype(np.float32)
@@ -421,7 +427,7 @@ class ScanClusterer:
             "reference_embeddings": torch.from_numpy(self.reference_embeddings),
             "reference_features": torch.from_numpy(self.reference_features),
             "spectral_scale": None if self.spectral_scale is None else torch.from_numpy(self.spectral_scale),
-            "reference_sequences": self.reference_sequences,
+            "reference_sequences": self.reference_sequences, "graph_kind": self.graph_kind,
         }
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
@@ -452,6 +458,7 @@ class ScanClusterer:
         scale = state["spectral_scale"]
         self.spectral_scale = None if scale is None else scale.numpy()
         self.reference_sequences = state["reference_sequences"]
+        self.graph_kind = state["graph_kind"]
         return self
 
 

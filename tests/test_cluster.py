@@ -13,7 +13,7 @@ from protlab.models.scan import scan_loss, self_label_loss, strong_view
 from protlab.neighbors import faiss_knn, mine_neighbors, mmseqs_available
 
 needs_mmseqs = pytest.mark.skipif(not mmseqs_available(), reason="mmseqs (MMseqs2) is not installed")
-FAST = dict(epochs=5, self_label_epochs=2, n_heads=2, min_steps=60, k=5)
+FAST = dict(epochs=5, self_label_epochs=2, n_heads=2, min_steps=150, k=5)
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def toy():
     from protlab.data.toy import make_universe
     from protlab.models.kmer import KmerEncoder
 
-    proteins = make_universe(4, 15, seed=1).proteins
+    proteins = make_universe(4, 25, seed=1).proteins
     return proteins, KmerEncoder(dim=32).embed(proteins["sequence"].tolist())
 
 
@@ -47,7 +47,7 @@ def test_inductive_predict_and_save_load(toy, tmp_path):
     proteins, emb = toy
     rng = np.random.default_rng(0)
     order = rng.permutation(len(emb))
-    fit_idx, new_idx = order[:48], order[48:]
+    fit_idx, new_idx = order[:80], order[80:]
     model = ScanClusterer(n_clusters=4, neighbors="faiss", **FAST).fit(emb[fit_idx])
     labels = proteins["label"].to_numpy()
     assert matched_accuracy(labels[new_idx], model.predict(emb[new_idx])) >= 0.9
@@ -64,11 +64,21 @@ def test_mmseqs_neighbours_and_inductive_homology(toy):
     proteins, emb = toy
     seqs = proteins["sequence"].tolist()
     order = np.random.default_rng(1).permutation(len(seqs))
-    fit_idx, new_idx = order[:48], order[48:]
+    fit_idx, new_idx = order[:80], order[80:]
     model = ScanClusterer(n_clusters=4, neighbors="auto", **FAST).fit(emb[fit_idx], [seqs[i] for i in fit_idx])
-    assert model.source == "mmseqs"
+    assert model.source == "mmseqs" and model.graph_kind == "spectral"
     pred = model.predict(emb[new_idx], [seqs[i] for i in new_idx])
     assert matched_accuracy(proteins["label"].to_numpy()[new_idx], pred) >= 0.9
+
+
+@pytest.mark.parametrize("graph_features", ["auto", "spectral", "diffusion"])
+def test_graph_features_place_new_proteins(toy, graph_features):
+    proteins, emb = toy
+    order = np.random.default_rng(2).permutation(len(emb))
+    fit_idx, new_idx = order[:80], order[80:]
+    model = ScanClusterer(n_clusters=4, neighbors="faiss", graph_features=graph_features, **FAST).fit(emb[fit_idx])
+    assert model.graph_kind == ("none" if graph_features == "auto" else graph_features)
+    assert matched_accuracy(proteins["label"].to_numpy()[new_idx], model.predict(emb[new_idx])) >= 0.9
 
 
 def test_faiss_knn_excludes_self():
