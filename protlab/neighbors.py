@@ -144,8 +144,11 @@ def mmseqs_search(query_sequences, target_sequences=None, *, threads: int | None
         if hits.stat().st_size == 0:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, np.zeros(0, dtype=np.float32)
-        data = np.loadtxt(hits, dtype=np.float64, ndmin=2)
-    return data[:, 0].astype(np.int64), data[:, 1].astype(np.int64), data[:, 2].astype(np.float32)
+        import pandas as pd
+
+        data = pd.read_csv(hits, sep="\t", header=None, names=["q", "t", "bits"],
+                           dtype={"q": np.int64, "t": np.int64, "bits": np.float32})
+    return data["q"].to_numpy(), data["t"].to_numpy(), data["bits"].to_numpy()
 
 
 def _topk_lists(n: int, qi: np.ndarray, ti: np.ndarray, score: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

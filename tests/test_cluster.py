@@ -176,6 +176,10 @@ def test_cluster_run_without_labels_needs_n_clusters(toy, tmp_path):
     with pytest.raises(InputError, match="n_clusters"):
         cluster_run(tmp_path, method="kmeans")
     assert cluster_run(tmp_path, method="kmeans", n_clusters=4).labels.max() == 3
+    from protlab.metrics import evaluate_run
+
+    with pytest.raises(InputError, match="labels"):
+        evaluate_run(tmp_path)
 
 
 def test_few_real_pfam_families(shared_data):
