@@ -56,12 +56,12 @@ class PretrainConfig:
     zero_shot_field: str = "all"       # class prompt: its most common value of every property ("all") or of one
     zero_shot_template: str = "{label}"  # used when the field is absent
     # Optimisation.
-    batch_size: int = 16               # per device, per micro-step
+    batch_size: int = 24               # per device, per micro-step
     grad_accum: int = 1
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 0.01
-    warmup_steps: int = 10
-    max_steps: int = 150
+    warmup_steps: int = 20
+    max_steps: int = 400
     min_lr_ratio: float = 0.1
     clip_grad: float = 1.0
     seed: int = 0
