@@ -31,6 +31,7 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=None, help="timed steps (GPU 20, CPU 3)")
     p.add_argument("--warmup", type=int, default=None)
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (1, as the toy-cpu preset)")
     p.add_argument("--peak-tflops", type=float, default=None, help="peak bf16 TFLOPS of the GPU")
     return p.parse_args(argv)
 
@@ -88,6 +89,8 @@ def main(argv=None) -> None:
     warmup = args.warmup if args.warmup is not None else (5 if gpu else 1)
     if gpu:
         torch.backends.cuda.matmul.allow_tf32 = True
+    else:
+        torch.set_num_threads(args.threads)
     model, _, cfg = build(device)
     weights = loss_weights(cfg)
     data = synthetic_batch(model, batch, seq_len, text_len, device)
@@ -135,7 +138,8 @@ def main(argv=None) -> None:
             ("step time", f"{dt * 1e3:.1f} ms"),
             ("residues/s", f"{residues / dt:,.0f}"),
             ("tokens/s (residues + text)", f"{(residues + text_tokens) / dt:,.0f}"),
-            ("model FLOPs/step", f"{flops / 1e12:.2f} TFLOP")]
+            ("model FLOPs/step", f"{flops / 1e12:.2f} TFLOP" if flops >= 1e12 else f"{flops / 1e9:.2f} GFLOP"),
+            ("achieved", f"{flops / dt / 1e12:.2f} TFLOP/s")]
     if gpu:
         name = torch.cuda.get_device_name()
         peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
