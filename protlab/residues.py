@@ -405,8 +405,11 @@ class ResidueInputs:
 
 
 def toy_inputs(*, n_families: int = 6, members_per_family: int = 20, length_range=(80, 140),
-               seed: int = 0) -> ResidueInputs:
-    """The toy universe with its planted sites and the conservation baseline (gold alignment)."""
+               seed: int = 0, families_per_superfamily: int = 1) -> ResidueInputs:
+    """The toy universe with its planted sites and the conservation baseline (gold alignment).
+
+    ``families_per_superfamily`` > 1: families of one superfamily share fold and profile
+    and differ only at the planted site (see :func:`protlab.data.toy.make_universe`)."""
     from protlab.data.toy import make_universe
 
     if isinstance(length_range, str):  # papermill may pass a tuple as its text
@@ -414,7 +417,8 @@ def toy_inputs(*, n_families: int = 6, members_per_family: int = 20, length_rang
 
         length_range = ast.literal_eval(length_range)
     u = make_universe(n_families=n_families, members_per_family=members_per_family,
-                      length_range=tuple(int(v) for v in length_range), seed=seed)
+                      length_range=tuple(int(v) for v in length_range), seed=seed,
+                      families_per_superfamily=int(families_per_superfamily))
     p = u.proteins
     ids = p["id"].tolist()
     base = conservation_scores(p["sequence"].tolist(), p["family"].tolist(), alignment=u.alignment, ids=ids)

@@ -165,3 +165,19 @@ def test_default_universe_is_fast():
 def test_bad_arguments(kwargs):
     with pytest.raises(InputError):
         make_universe(**kwargs)
+
+
+def test_superfamilies_share_fold_and_differ_only_at_the_site():
+    u = make_universe(4, 3, families_per_superfamily=2, length_range=(60, 80), seed=3)
+    a, b, c = u.families[0], u.families[1], u.families[2]
+    assert np.array_equal(a.template, b.template) and np.array_equal(a.site, b.site)
+    assert a.secondary == b.secondary and not np.array_equal(a.template[:5], c.template[:5]) or a.length != c.length
+    differ = [i for i in range(a.length) if not np.allclose(a.profile[i], b.profile[i])]
+    assert differ == sorted(a.site.tolist())
+    assert all(x != y for x, y in zip(a.site_residues, b.site_residues))
+    p = u.proteins
+    for fam in (a, b):
+        for seq, site in zip(p.loc[p["family"] == fam.index, "sequence"], p.loc[p["family"] == fam.index, "site"]):
+            assert "".join(seq[s] for s in site) == fam.site_residues
+    with pytest.raises(InputError):
+        make_universe(2, 2, families_per_superfamily=10)

@@ -159,19 +159,34 @@ class ToyUniverse:
 
 
 def make_universe(n_families: int = 8, members_per_family: int = 40, *,
-                  length_range: tuple[int, int] = (80, 160), seed: int = 0) -> ToyUniverse:
+                  length_range: tuple[int, int] = (80, 160), seed: int = 0,
+                  families_per_superfamily: int = 1) -> ToyUniverse:
     """Draw a toy universe of ``n_families`` × ``members_per_family`` proteins.
 
     ``length_range`` bounds the family template lengths (members differ by a few indels).
-    The same arguments always give the same universe.
+    ``families_per_superfamily`` > 1 groups consecutive families into superfamilies that
+    share one fold, profile (conserved positions included) and site positions; families of
+    a superfamily differ only in the residue types at their planted site (every pair differs
+    at every site position, like enzyme families of one fold that differ at catalytic
+    residues), so family identity is carried by the site. The default (1) gives every
+    family its own fold. The same arguments always give the same universe.
     """
     if n_families < 1 or members_per_family < 1:
         raise InputError(f"n_families ({n_families}) and members_per_family ({members_per_family}) must be ≥ 1")
     lo, hi = length_range
     if not (40 <= lo <= hi <= 2000):
         raise InputError(f"length_range={length_range!r}: need 40 ≤ min ≤ max ≤ 2000")
+    if not 1 <= families_per_superfamily <= len(SITE_RESIDUES):
+        raise InputError(f"families_per_superfamily={families_per_superfamily}: use 1..{len(SITE_RESIDUES)}")
     rng = np.random.default_rng(seed)
-    families = [_make_family(k, rng, lo, hi) for k in range(n_families)]
+    if families_per_superfamily == 1:
+        families = [_make_family(k, rng, lo, hi) for k in range(n_families)]
+    else:
+        families = []
+        for first in range(0, n_families, families_per_superfamily):
+            base = _make_family(first, rng, lo, hi)
+            size = min(families_per_superfamily, n_families - first)
+            families += _site_variants(base, list(range(first, first + size)), rng)
     rows, coords, alignment = [], {}, {}
     for fam in families:
         for m in range(members_per_family):
@@ -228,6 +243,34 @@ def _make_family(index: int, rng: np.random.Generator, lo: int, hi: int) -> ToyF
     return ToyFamily(index=index, name=name, consensus=consensus, profile=profile, secondary=secondary,
                      conserved=conserved, site=site, site_residues=site_residues,
                      template=template.astype(np.float32), vocabulary=vocab)
+
+
+def _site_variants(base: ToyFamily, indices: list[int], rng: np.random.Generator) -> list[ToyFamily]:
+    """Families sharing ``base``'s fold and profile, each with its own site residue types."""
+    types = np.array([rng.choice(list(SITE_RESIDUES), len(indices), replace=False) for _ in base.site]).T
+    out = []
+    for index, residues in zip(indices, types):
+        named = _make_family_names(index)
+        profile = base.profile.copy()
+        for pos, aa in zip(base.site, residues):
+            profile[pos] = 0.0
+            profile[pos, AMINO_ACIDS.index(aa)] = 1.0
+        consensus = "".join(AMINO_ACIDS[i] for i in profile.argmax(1))
+        out.append(ToyFamily(index=index, name=named[0], consensus=consensus, profile=profile,
+                             secondary=base.secondary, conserved=base.conserved.copy(), site=base.site.copy(),
+                             site_residues="".join(residues), template=base.template.copy(),
+                             vocabulary=named[1]))
+    return out
+
+
+def _make_family_names(index: int) -> tuple[str, dict]:
+    names, function, location, similarity = _VOCAB[index % len(_VOCAB)]
+    round_ = index // len(_VOCAB)
+    short = _SHORT_NAMES[index % len(_VOCAB)]
+    name = f"F{index:02d}_{short}" if round_ == 0 else f"F{index:02d}_{short}{round_ + 1}"
+    vocab = {"names": names, "function": function, "location": location,
+             "similarity": similarity + (f" subfamily {round_ + 1}" if round_ else "")}
+    return name, vocab
 
 
 def _secondary_structure(length: int, rng: np.random.Generator) -> str:

@@ -29,8 +29,10 @@ benchmark's baseline.
 
 :meth:`ResidueClusterNet.explain` traces which residues each surviving cluster covers
 (attention footprints carried through the iterations) and scores every residue:
-``importance_r = Σ_t 2^t Σ_{n kept at t} s_n · footprint_t[n, r]`` — residues in
-high-scoring clusters that survive many iterations score highest.
+``importance_r = Σ_t Σ_{n kept at t} |∂m/∂c_n · c_n| · footprint_t[n, r]`` where ``m`` is the
+margin of the predicted class over the runner-up (``score="attribution"``, default), or
+``Σ_t 2^t Σ_n s_n · footprint_t[n, r]`` (``score="nomination"``): residues in surviving
+clusters that drive the decision score highest.
 """
 from __future__ import annotations
 
@@ -220,7 +222,7 @@ class ResidueClusterNet(nn.Module):
         medoid = kept_members.gather(-1, medoid_k.unsqueeze(-1)).squeeze(-1)                # node index
         x_next = _gather(c * (0.5 + score).unsqueeze(-1), keep)
         trace = {"member": member, "valid": valid, "attention": a, "score": score, "keep": keep,
-                 "keep_mask": keep_mask, "medoid": medoid}
+                 "keep_mask": keep_mask, "medoid": medoid, "x_next": x_next}
         return (x_next, _gather(pos, medoid), _gather(frames, medoid), _gather(seq, medoid), keep_mask), trace
 
     def forward(self, batch: ResidueBatch, *, return_trace: bool = False):
@@ -249,8 +251,7 @@ class ResidueClusterNet(nn.Module):
         return F.binary_cross_entropy_with_logits(logits, target.float())
 
     # -- critical residues ----------------------------------------------------------------
-    @torch.no_grad()
-    def explain(self, batch: ResidueBatch, *, member_threshold: float = 0.25) -> dict:
+    def explain(self, batch: ResidueBatch, *, member_threshold: float = 0.25, score: str = "attribution") -> dict:
         """Residue importance and surviving clusters for a batch.
 
         Returns tensors: ``importance`` (B, L) in [0, 1] per protein (max 1),
@@ -261,13 +262,35 @@ class ResidueClusterNet(nn.Module):
         residue, ``members`` (B, n, L) bool footprint, ``mask`` (B, n).
         A residue belongs to a cluster when its footprint weight is at least
         ``member_threshold`` × the cluster's largest weight.
+
+        ``score`` picks what a surviving cluster passes to its residues:
+        ``"attribution"`` (default) — how much the cluster drives the prediction,
+        ``|∂ logit / ∂ c_n · c_n|`` for the predicted class (single-label) or the sum of
+        the predicted labels' logits (multi-label), summed over the iterations it survives;
+        ``"nomination"`` — its nomination score ``s_n`` weighted ``2^t`` by iteration.
         """
+        if score not in ("attribution", "nomination"):
+            raise InputError(f"score={score!r}: use 'attribution' or 'nomination'")
         was_training = self.training
         self.eval()
         try:
-            logits, traces = self.forward(batch, return_trace=True)
+            with torch.enable_grad():
+                logits, traces = self.forward(batch, return_trace=True)
+                if score == "attribution":
+                    if self.config.task == "single" and logits.shape[1] > 1:
+                        top2 = logits.topk(2, dim=1).values  # predicted class vs the runner-up
+                        target = (top2[:, 0] - top2[:, 1]).sum()
+                    elif self.config.task == "single":
+                        target = logits.sum()
+                    else:
+                        target = (logits * (logits > 0)).sum() + logits.amax(1).sum()
+                    xs = [tr["x_next"] for tr in traces]
+                    grads = torch.autograd.grad(target, xs)
+                    attributions = [(g * x).sum(-1).abs().detach() for g, x in zip(grads, xs)]
         finally:
             self.train(was_training)
+        logits = logits.detach()
+        traces = [{k: v.detach() for k, v in tr.items()} for tr in traces]
         mask = batch.mask
         B, L = mask.shape
         foot = torch.diag_embed(mask.float())                    # (B, N, L): node → residue weights
@@ -284,7 +307,10 @@ class ResidueClusterNet(nn.Module):
             keep, kmask = tr["keep"], tr["keep_mask"]
             kscore = _gather(tr["score"], keep) * kmask                        # (B, n), descending
             kfoot = _gather(cfoot, keep) * kmask.unsqueeze(-1)                 # (B, n, L)
-            importance += 2.0 ** t * (kscore.unsqueeze(-1) * kfoot).sum(1)  # later survival counts more
+            if score == "attribution":
+                importance += ((attributions[t] * kmask).unsqueeze(-1) * kfoot).sum(1)
+            else:
+                importance += 2.0 ** t * (kscore.unsqueeze(-1) * kfoot).sum(1)  # later survival counts more
             members = (kfoot >= member_threshold * kfoot.amax(-1, keepdim=True)) & (kfoot > 0)
             members &= kmask.unsqueeze(-1)
             inside = members.any(1)
