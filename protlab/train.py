@@ -136,13 +136,20 @@ def lr_factor(step: int, config: PretrainConfig) -> float:
 
 # ------------------------------------------------------------------------ checkpoints
 def capture_rng() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.random.get_rng_state(),
+    """Every RNG state, in types ``torch.load(weights_only=True)`` accepts."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": random.getstate(),
+            "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+            "torch": torch.random.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
 def restore_rng(states: dict) -> None:
     random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    n = states["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
     torch.random.set_rng_state(states["torch"])
     if states.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
@@ -164,7 +171,7 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
 def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle / zip errors of many kinds
         raise InputError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]}); "
                          "delete it or set resume=False") from exc

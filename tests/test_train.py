@@ -199,6 +199,8 @@ def test_training_artifacts_and_wrong_architecture(tmp_path):
     from protlab.models.protein import load_esm
 
     loaded, _ = load_esm(str(run_dir / "checkpoints" / "protein_encoder.pt"))
+    from_training, _ = load_esm(str(run_dir / "checkpoints" / "last.pt"))  # the training checkpoint works too
+    assert torch.equal(from_training.state_dict()["embed_tokens.weight"], loaded.state_dict()["embed_tokens.weight"])
     trained = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)["model"]
     assert torch.equal(loaded.state_dict()["embed_tokens.weight"], trained["protein.embed_tokens.weight"])
     # a checkpoint from another architecture is refused, naming the difference
@@ -249,8 +251,8 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     for a, b in zip(straight, resumed):
         for key in ("loss", "gc", "mlm", "bsr", "pda", "last_loss", "lr"):
             assert a[key] == b[key], (a["step"], key)
-    sa = torch.load(Path(results["straight"].run_dir) / "checkpoints" / "last.pt", weights_only=False)["model"]
-    sb = torch.load(killed_dir / "checkpoints" / "last.pt", weights_only=False)["model"]
+    sa = torch.load(Path(results["straight"].run_dir) / "checkpoints" / "last.pt", weights_only=True)["model"]
+    sb = torch.load(killed_dir / "checkpoints" / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
