@@ -76,7 +76,7 @@ def clean_sequence(sequence: str, *, nonstandard: str = "replace_x") -> tuple[st
     return seq.translate(_REPLACE[nonstandard]), None
 
 
-def curate(frame: pd.DataFrame, *, min_length: int = 30, max_length: int = 1000,
+def curate(frame: pd.DataFrame, *, min_length: int = 20, max_length: int = 1000,
            nonstandard: str = "replace_x", max_x_fraction: float = 0.1, dedup: bool = True,
            on_invalid: str = "raise") -> tuple[pd.DataFrame, dict]:
     """Apply the residue policy and filters of the module docstring.
