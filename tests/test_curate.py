@@ -49,7 +49,7 @@ def test_curate_filters_and_report():
     seqs = [
         BASE,                          # kept
         BASE.lower() + "*",            # same after cleaning → duplicate of r0
-        BASE[:20],                     # too short
+        BASE[:15],                     # too short (< 20)
         BASE * 30,                     # too long (1590 > 1000)
         BASE[:40] + "X" * 13,          # 13/53 X > 0.1
         BASE[:50] + "XXX",             # 3/53 X = 0.057: kept
