@@ -331,3 +331,15 @@ def test_dataset_figure_data():
     assert sorted(np.concatenate([t.x for t in length_histogram(df).data])) == [40, 53, 53]
     assert summary(df) == {"proteins": 3, "labels": 2, "length_min": 40, "length_median": 53.0,
                            "length_max": 53, "splits": {"train": 2, "test": 1}}
+
+
+def test_stratified_split_gives_every_label_its_share():
+    # label "a": 2 big clusters of 20; label "b": 40 singletons. Unstratified, the big clusters
+    # can fill valid/test and leave "a" almost without training data.
+    clusters = np.r_[np.zeros(20, int), np.ones(20, int), np.arange(2, 42)]
+    labels = np.array(["a"] * 40 + ["b"] * 40)
+    split = assign_splits(clusters, fractions=(0.5, 0.25, 0.25), seed=0, strata=labels)
+    a, b = split[:40], split[40:]
+    assert sorted(set(a[:20])) == [a[0]] and sorted(set(a[20:])) == [a[20]]  # clusters stay whole
+    assert (a == "train").sum() == 20                                       # "a" gets its 50 % of train
+    assert [(b == s).sum() for s in ("train", "valid", "test")] == [20, 10, 10]

@@ -18,6 +18,14 @@ Clustering methods (``method``):
   while pairs from different families share at most 17 % (99th percentile 9 %); with
   5-mers the identical-pair tail falls to 5 %. Chance 3-mer matches put a floor of about
   0.45 under the identities it can tell apart: below that, families chain together.
+
+Stratification: when the table has labels (``stratify="label"``, the default), clusters
+are assigned per label, so every family gets its share of train/valid/test (a family made
+of few large clusters would otherwise land mostly in one split). A cluster whose members
+carry several labels counts under its most common one. Unlabelled rows form one stratum,
+and labels with fewer than ``MIN_STRATUM_CLUSTERS`` clusters share one pooled stratum (a
+label that is a single cluster cannot be spread over splits, and alone it would always
+go to train).
 """
 from __future__ import annotations
 
@@ -36,12 +44,17 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")
 METHODS = ("auto", "mmseqs", "kmer")
 KMER_SLACK = 0.8
+MIN_STRATUM_CLUSTERS = 3
 
 
 def split_by_identity(frame: pd.DataFrame, *, identity: float = 0.5,
                       fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0,
-                      method: str = "auto", coverage: float = 0.8, threads: int = 1) -> pd.DataFrame:
+                      method: str = "auto", coverage: float = 0.8, threads: int = 1,
+                      stratify: str | None = "label") -> pd.DataFrame:
     """A copy of ``frame`` with ``cluster`` (int) and ``split`` (train/valid/test) columns.
+
+    ``stratify`` names a column whose values are balanced across splits (ignored when the
+    column is absent or empty); ``None`` assigns clusters regardless of labels.
 
     ``frame.attrs["split"]`` records the method used, the settings and the split sizes.
     """
@@ -68,10 +81,14 @@ def split_by_identity(frame: pd.DataFrame, *, identity: float = 0.5,
         clusters = cluster_kmer(sequences, identity=identity)
     out = frame.copy()
     out["cluster"] = clusters
-    out["split"] = assign_splits(clusters, fractions=fractions, seed=seed)
+    strata = None
+    if stratify and stratify in out.columns and out[stratify].notna().any():
+        strata = out[stratify].astype(object).where(out[stratify].notna(), "").astype(str).to_numpy()
+    out["split"] = assign_splits(clusters, fractions=fractions, seed=seed, strata=strata)
     sizes = out["split"].value_counts().reindex(SPLITS, fill_value=0)
     out.attrs["split"] = {"method": method, "identity": identity, "coverage": coverage,
                           "fractions": list(fractions), "seed": seed,
+                          "stratified_by": stratify if strata is not None else None,
                           "n_clusters": int(len(np.unique(clusters))),
                           "sizes": {k: int(v) for k, v in sizes.items()}}
     log.info("split %d sequences in %d clusters (%s, identity %.2f): %s", len(out),
@@ -79,21 +96,37 @@ def split_by_identity(frame: pd.DataFrame, *, identity: float = 0.5,
     return out
 
 
-def assign_splits(clusters, *, fractions=(0.8, 0.1, 0.1), seed: int = 0) -> np.ndarray:
-    """Give each whole cluster the split furthest below its target (largest clusters first)."""
+def assign_splits(clusters, *, fractions=(0.8, 0.1, 0.1), seed: int = 0, strata=None) -> np.ndarray:
+    """Give each whole cluster the split furthest below its target (largest clusters first).
+
+    With ``strata`` (one value per row), targets are kept per stratum: a cluster fills the
+    split furthest below target within its majority stratum.
+    """
     clusters = np.asarray(clusters)
-    labels, counts = np.unique(clusters, return_counts=True)
+    labels, inverse, counts = np.unique(clusters, return_inverse=True, return_counts=True)
+    if strata is None:
+        stratum_of = np.zeros(len(labels), dtype=int)
+        stratum_sizes = np.array([len(clusters)])
+    else:
+        codes, _ = pd.factorize(pd.Series(np.asarray(strata)))
+        votes = pd.crosstab(inverse, codes).to_numpy()  # clusters x strata member counts
+        stratum_of = votes.argmax(1)
+        n_clusters_in = np.bincount(stratum_of, minlength=votes.shape[1])
+        pooled = n_clusters_in[stratum_of] < MIN_STRATUM_CLUSTERS
+        stratum_of = np.where(pooled, votes.shape[1], stratum_of)  # one extra, shared stratum
+        stratum_sizes = np.bincount(stratum_of, weights=counts, minlength=votes.shape[1] + 1)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(labels))
     order = order[np.argsort(-counts[order], kind="stable")]  # big first, random among equals
-    targets = np.asarray(fractions) * len(clusters)
-    filled = np.zeros(3)
-    split_of = {}
+    targets = np.outer(stratum_sizes, np.asarray(fractions))
+    filled = np.zeros_like(targets)
+    split_of = np.empty(len(labels), dtype=object)
     for idx in order:
-        k = int(np.argmax(targets - filled))
-        split_of[labels[idx]] = SPLITS[k]
-        filled[k] += counts[idx]
-    return np.array([split_of[c] for c in clusters], dtype=object)
+        s = stratum_of[idx]
+        k = int(np.argmax(targets[s] - filled[s]))
+        split_of[idx] = SPLITS[k]
+        filled[s, k] += counts[idx]
+    return split_of[inverse]
 
 
 def cluster_mmseqs(sequences: list[str], *, identity: float = 0.5, coverage: float = 0.8,
