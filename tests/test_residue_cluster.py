@@ -13,13 +13,7 @@ from protlab.models.residue_graph import N_NODE_FEATURES, build_graph, collate, 
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small tensors: one thread avoids OpenMP oversubscription on busy shared CPUs (40x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def chain(L: int, seed: int, *, id: str | None = None) -> Structure:
     rng = np.random.default_rng(seed)

@@ -13,13 +13,7 @@ from protlab.models.residue_cluster import ClusterConfig, ResidueClusterNet
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small tensors: one thread avoids OpenMP oversubscription on busy shared CPUs (40x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def tiny_model(n_classes=2) -> ResidueClusterNet:
     torch.manual_seed(0)

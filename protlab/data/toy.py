@@ -234,12 +234,7 @@ def _make_family(index: int, rng: np.random.Generator, lo: int, hi: int) -> ToyF
         profile[pos] = 0.0
         profile[pos, AMINO_ACIDS.index(aa)] = 1.0
     consensus = "".join(AMINO_ACIDS[i] for i in profile.argmax(1))
-    names, function, location, similarity = _VOCAB[index % len(_VOCAB)]
-    round_ = index // len(_VOCAB)
-    short = _SHORT_NAMES[index % len(_VOCAB)]
-    name = f"F{index:02d}_{short}" if round_ == 0 else f"F{index:02d}_{short}{round_ + 1}"
-    vocab = {"names": names, "function": function, "location": location,
-             "similarity": similarity + (f" subfamily {round_ + 1}" if round_ else "")}
+    name, vocab = _make_family_names(index)
     return ToyFamily(index=index, name=name, consensus=consensus, profile=profile, secondary=secondary,
                      conserved=conserved, site=site, site_residues=site_residues,
                      template=template.astype(np.float32), vocabulary=vocab)
