@@ -446,9 +446,6 @@ def esm_layer_representation(model, tokens, layer: int):
     The same arithmetic, but it stops at ``layer``, skips the LM head and the per-layer
     attention-weight averaging, and uses fused scaled-dot-product attention.
     """
-    import torch
-    import torch.nn.functional as F
-
     padding_mask = tokens.eq(model.padding_idx)
     x = model.embed_scale * model.embed_tokens(tokens)
     if model.token_dropout:

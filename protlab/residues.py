@@ -369,7 +369,6 @@ def load_site_records(path: str | Path | None = None) -> pd.DataFrame:
     needed = {"file", "resname", "chain", "resnum", "icode"}
     if not needed <= set(frame.columns):
         raise InputError(f"{path}: columns {sorted(needed - set(frame.columns))} missing")
-    from protlab.models.residue_graph import AMINO_ACIDS  # noqa: F401  (20 standard types)
 
     from protlab.data.toy import THREE_LETTER
 
@@ -583,7 +582,7 @@ def write_outputs(run_dir: str | Path, explanations: Sequence[Explanation], inpu
         metrics_top = site_metrics(with_sites, [inputs.sites[ex.id] for ex in with_sites], k=top_k,
                                    baseline=baseline)
         summary = {k: v for k, v in metrics.items() if k != "per_protein"}
-        summary[f"at_top_k"] = {k: v for k, v in metrics_top.items() if k != "per_protein"}
+        summary["at_top_k"] = {k: v for k, v in metrics_top.items() if k != "per_protein"}
         summary["top_k"] = top_k
         summary["source"] = inputs.source
         if baseline is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import ast
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from protlab.notebooks import run_notebook

@@ -23,7 +23,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from protlab.errors import InputError
 
 IGNORE = -100
 
@@ -147,44 +146,15 @@ def esm_args(model) -> dict:
 
 
 def build_protein_tower(spec, *, tiny_args: dict | None = None, seed: int = 0):
-    """``(ESM2, alphabet)`` from workstream C's ``load_esm`` when present, else directly."""
+    """``(ESM2, alphabet)`` through :func:`protlab.models.protein.load_esm`; ``"tiny"`` uses ``tiny_args``."""
+    from protlab.models.protein import load_esm
+
     tiny = {"num_layers": 2, "embed_dim": 64, "attention_heads": 4, **(tiny_args or {})}
     state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
     try:
-        try:
-            from protlab.models.protein import load_esm
-        except ImportError:
-            load_esm = None
-        if load_esm is not None:
-            return load_esm(tiny if spec == "tiny" else spec, seed=seed)
-        import esm
-
-        if spec == "tiny" or isinstance(spec, dict):
-            args = tiny if spec == "tiny" else spec
-            alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
-            return esm.model.esm2.ESM2(alphabet=alphabet, **args), alphabet
-        return _load_esm_fallback(str(spec))
+        return load_esm(tiny if spec == "tiny" else spec, seed=seed)
     finally:
         torch.random.set_rng_state(state)
-
-
-def _load_esm_fallback(spec: str):
-    import esm
-    from pathlib import Path
-
-    path = Path(spec)
-    if path.is_file():
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        if isinstance(ckpt, dict) and ckpt.get("format") == "protlab-esm2":
-            alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
-            model = esm.model.esm2.ESM2(alphabet=alphabet, **ckpt["esm_args"])
-            model.load_state_dict(ckpt["state_dict"])
-            return model, alphabet
-        return esm.pretrained.load_model_and_alphabet_local(str(path))
-    if hasattr(esm.pretrained, spec):
-        return getattr(esm.pretrained, spec)()
-    raise InputError(f"protein encoder {spec!r} is neither a file nor a fair-esm pretrained name")
 
 
 class ProtCLIP(nn.Module):
