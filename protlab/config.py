@@ -53,7 +53,9 @@ class PretrainConfig:
     max_property_length: int = 32
     train_split: str = "train"
     eval_split: str = "test"
-    zero_shot_field: str = "all"       # class prompt: its most common value of every property ("all") or of one
+    # Class prompt: "ensemble" (mean embedding of the class's distinct training texts), "all" (its most
+    # common value of every property, as one text) or a property name (that property's most common value).
+    zero_shot_field: str = "ensemble"
     zero_shot_template: str = "{label}"  # used when the field is absent
     # Optimisation.
     batch_size: int = 24               # per device, per micro-step

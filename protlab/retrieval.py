@@ -99,9 +99,12 @@ def retrieval_metrics(protein_emb: np.ndarray, text_emb: np.ndarray) -> dict:
     return out
 
 
-def class_prompts(train_pairs: pd.DataFrame, *, field: str = "all", template: str = "{label}") -> dict[str, str]:
-    """One text prompt per label, built from the training pairs of that label only.
+def class_prompts(train_pairs: pd.DataFrame, *, field: str = "all",
+                  template: str = "{label}") -> dict[str, str | list[str]]:
+    """Text prompt(s) per label, built from the training pairs of that label only.
 
+    ``field="ensemble"``: every distinct training text of the label (a CLIP-style prompt
+    ensemble: the class embedding is the mean of their embeddings, see :func:`prompt_embeddings`);
     ``field="all"``: the label's most common value of each property, in the pretraining text
     format (``PROTEIN NAME: …; FUNCTION: …; …``); a property name (e.g. ``"similarity"``):
     that property's most common value. ``template`` (``{label}``) when nothing is known.
@@ -118,12 +121,30 @@ def class_prompts(train_pairs: pd.DataFrame, *, field: str = "all", template: st
 
     prompts = {}
     for label, group in train_pairs.groupby("label", sort=True):
+        if field == "ensemble":
+            texts = [t for t in dict.fromkeys(group["text"].dropna().astype(str)) if t.strip()]
+            prompts[str(label)] = texts or [template.format(label=label)]
+            continue
         if field == "all":
             text = compose_text({f: modal(group, f) for f in TEXT_FIELDS})
         else:
             text = modal(group, field)
         prompts[str(label)] = text or template.format(label=label)
     return prompts
+
+
+def prompt_embeddings(model, prompts: dict[str, str | list[str]], classes, collator: Collator, *,
+                      max_length: int, batch_size: int = 32, device: str = "cpu", autocast=None) -> np.ndarray:
+    """One normalised embedding per class: its prompt's, or the mean of its prompts' (an ensemble)."""
+    groups = [[prompts[c]] if isinstance(prompts[c], str) else list(prompts[c]) for c in classes]
+    if any(not g for g in groups):
+        raise InputError(f"class(es) {[c for c, g in zip(classes, groups) if not g][:5]} have no prompt text")
+    flat = [t for g in groups for t in g]
+    emb = embed_texts(model, flat, collator, max_length=max_length, batch_size=batch_size, device=device,
+                      autocast=autocast)
+    bounds = np.cumsum([0] + [len(g) for g in groups])
+    out = np.stack([emb[a:b].mean(0) for a, b in zip(bounds[:-1], bounds[1:])])
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
 def zero_shot_accuracy(protein_emb: np.ndarray, prompt_emb: np.ndarray, labels, classes) -> float:
@@ -149,8 +170,8 @@ def evaluate_alignment(model, eval_pairs: pd.DataFrame, prompts: dict[str, str],
         t = embed_texts(model, list(eval_pairs["text"]), collator, max_length=max_text_length,
                         batch_size=batch_size, device=device, autocast=autocast)
         classes = sorted(prompts)
-        c = embed_texts(model, [prompts[k] for k in classes], collator, max_length=max_text_length,
-                        batch_size=batch_size, device=device, autocast=autocast)
+        c = prompt_embeddings(model, prompts, classes, collator, max_length=max_text_length,
+                              batch_size=batch_size, device=device, autocast=autocast)
     finally:
         model.train(was_training)
     out = retrieval_metrics(p, t)

@@ -155,6 +155,20 @@ def test_zero_shot_prompts_and_accuracy():
         zero_shot_accuracy(emb, np.eye(3), ["a", "b", "c", "z"], ["a", "b", "c"])
 
 
+def test_ensemble_prompts_average_the_class_training_texts(monkeypatch):
+    import protlab.retrieval as R
+
+    pairs = load_pairs(synthetic_proteins(), split="train")
+    prompts = class_prompts(pairs, field="ensemble")
+    assert sorted(prompts) == ["fam0", "fam1", "fam2"]
+    for label, texts in prompts.items():  # every distinct training text of the class, no other class's
+        assert texts == list(dict.fromkeys(pairs.loc[pairs["label"] == label, "text"]))
+    vectors = {"a1": [1.0, 0.0], "a2": [0.0, 1.0], "b": [3.0, 4.0]}
+    monkeypatch.setattr(R, "embed_texts", lambda model, texts, collator, **kw: np.array([vectors[t] for t in texts]))
+    emb = R.prompt_embeddings(None, {"A": ["a1", "a2"], "B": "b"}, ["B", "A"], None, max_length=8)
+    np.testing.assert_allclose(emb, [[0.6, 0.8], [2 ** -0.5, 2 ** -0.5]])  # mean, renormalised; class order kept
+
+
 # --------------------------------------------------------------------- checkpoints
 def test_full_disk_keeps_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "checkpoints" / "last.pt"
