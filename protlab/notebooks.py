@@ -27,13 +27,50 @@ def hermetic_jupyter_env(root: Path = REPO) -> None:
 
 
 def notebook_path(name: str) -> Path:
-    """``"01"``, ``"01_curate"`` or ``"01_curate.ipynb"`` → the notebook's path."""
+    """``"01"``, ``"01_curate"`` or ``"01_curate.ipynb"`` → the notebook's path (a path to an
+    existing ``.ipynb`` is returned as it is)."""
+    if name.endswith(".ipynb") and Path(name).is_file():
+        return Path(name)
     matches = sorted(NOTEBOOK_DIR.glob(f"{Path(name).stem}*.ipynb"))
     if not matches:
         from protlab.errors import InputError
 
         raise InputError(f"no notebook matching {name!r} in {NOTEBOOK_DIR}")
     return matches[0]
+
+
+def _ipc_kernel_manager():
+    """A kernel manager talking to the kernel over unix sockets instead of TCP ports.
+
+    With TCP, jupyter_client picks free ports before the kernel binds them; when several
+    kernels start at once (parallel tests, a demo beside a notebook server) another process
+    can take a port in between, and the run then hangs with both sides idle. Unix sockets
+    have unique file names, so that race cannot happen.
+    """
+    import shutil
+    import tempfile
+
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import CaselessStrEnum, default
+
+    if os.name != "posix":
+        return AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+        @default("ip")
+        def _unique_socket_prefix(self):
+            # jupyter_client's default ("kernel-ipc" in the working directory) is shared by
+            # every kernel started from one directory; a private short temp dir is not.
+            return os.path.join(tempfile.mkdtemp(prefix="protlab-kernel-"), "k")
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            await super()._async_cleanup_resources(restart=restart)
+            if not restart:
+                shutil.rmtree(os.path.dirname(self.ip), ignore_errors=True)
+
+    return IPCKernelManager
 
 
 def run_notebook(name: str, parameters: dict[str, Any], *, output_dir: str | Path,
@@ -48,7 +85,7 @@ def run_notebook(name: str, parameters: dict[str, Any], *, output_dir: str | Pat
     pm.execute_notebook(
         str(src), str(out), parameters=parameters, kernel_name="python3",
         cwd=str(REPO), progress_bar=progress, execution_timeout=timeout,
-        log_output=False,
+        log_output=False, kernel_manager_class=_ipc_kernel_manager(),
     )
     return out
 

@@ -72,3 +72,38 @@ def test_write_and_strip_notebook(tmp_path):
     assert strip_outputs(path) is True
     assert nbformat.read(str(path), as_version=4).cells[2].outputs == []
     assert strip_outputs(path) is False
+
+
+def test_kernels_use_private_unix_sockets():
+    from protlab.notebooks import _ipc_kernel_manager
+
+    a, b = _ipc_kernel_manager()(), _ipc_kernel_manager()()
+    assert a.transport == b.transport == "ipc"
+    assert a.ip != b.ip  # no shared "kernel-ipc" prefix in the working directory
+
+
+def _execute(path_and_out):
+    from protlab.notebooks import run_notebook
+
+    path, out = path_and_out
+    return str(run_notebook(path, {"x": 3}, output_dir=out, timeout=120))
+
+
+def test_concurrent_notebook_runs_do_not_cross(tmp_path):
+    """Several kernels starting at once (parallel tests, demo beside a lab) each finish with their own result."""
+    import concurrent.futures
+    import multiprocessing
+
+    import nbformat
+
+    src = write_notebook(tmp_path / "tiny.ipynb", [("params", "x = 1"), ("code", "import os\ny = x * 2\nprint(os.getpid(), y)")])
+    jobs = [(str(src), str(tmp_path / f"out{i}")) for i in range(3)]
+    with concurrent.futures.ProcessPoolExecutor(3, mp_context=multiprocessing.get_context("spawn")) as pool:
+        outs = list(pool.map(_execute, jobs, timeout=300))
+    pids = set()
+    for out in outs:
+        cell = nbformat.read(out, as_version=4).cells[-1]
+        pid, y = cell.outputs[0]["text"].split()
+        assert y == "6"
+        pids.add(pid)
+    assert len(pids) == 3
