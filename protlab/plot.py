@@ -42,7 +42,8 @@ def save_figure(fig, stem: str | Path, *, width: int = 900, height: int = 600) -
         return out
     with atomic_path(stem.with_suffix(".html")) as tmp:
         # One plotly.min.js per folder (offline, and small when many figures share a folder).
-        fig.write_html(tmp, include_plotlyjs="cdn" if os.environ.get("PROTLAB_PLOTLY_CDN") else "directory")
+        fig.write_html(tmp, include_plotlyjs="cdn" if os.environ.get("PROTLAB_PLOTLY_CDN") else "directory",
+                       div_id=stem.name)  # a fixed id keeps regenerated figures byte-identical
     out["html"] = stem.with_suffix(".html")
     out["png"] = _plotly_png(fig, stem.with_suffix(".png"), width, height)
     return out

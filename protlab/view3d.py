@@ -17,6 +17,7 @@ and are drawn as a Cα trace.
 """
 from __future__ import annotations
 
+import re
 import html as html_lib
 import logging
 from pathlib import Path
@@ -169,7 +170,10 @@ def _inline_3dmol(page: str) -> str:
 def view_html(explanation, *, title: str | None = None, **options) -> str:
     """A standalone HTML page of :func:`build_view` (3Dmol.js inlined when installed)."""
     view = build_view(explanation, **options)
-    body = _inline_3dmol(view.write_html())
+    page = view.write_html()
+    # py3Dmol names the viewer after the clock; a name from the protein id keeps exports reproducible.
+    page = page.replace(view.uniqueid, "protlab_" + re.sub(r"\W", "_", str(explanation.id)))
+    body = _inline_3dmol(page)
     title = html_lib.escape(title or f"critical residues of {explanation.id}")
     return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title></head>\n"
             f"<body style='margin:0;font-family:sans-serif'>\n<h3 style='margin:6px'>{title}</h3>\n{body}\n"

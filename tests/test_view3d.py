@@ -31,6 +31,7 @@ def test_view_html_is_standalone(explanations, tmp_path):
     path = view3d.export_view(ex, tmp_path / "v.html", top_k=4)
     page = path.read_text()
     assert calls(page, "addModel") == 1 and calls(page, "addLabel") == 4 and '"stick"' in page
+    assert view3d.export_view(ex, tmp_path / "again.html", top_k=4).read_text() == page  # reproducible
     if find_3dmol_js() is not None:
         assert "$3Dmolpromise = Promise.resolve()" in page and len(page) > 300_000  # library inlined
     pdb, atoms = view3d.structure_pdb(ex.structure)
@@ -48,7 +49,7 @@ def test_full_atom_structure_keeps_chain_atoms_only(shared_data):
 
 def calls(page: str, method: str) -> int:
     """How often the page's viewer calls ``method`` (the inlined library also names it)."""
-    return len(re.findall(rf"viewer_\d+\.{method}\(", page))
+    return len(re.findall(rf"viewer_protlab_\w+\.{method}\(", page))
 
 
 def _coloured_pixels(png) -> int:
@@ -65,7 +66,7 @@ def test_headless_chromium_draws_the_3d_canvas(explanations, tmp_path):
     ex = explanations[0][0]
     page = view3d.export_view(ex, tmp_path / "view.html", width=500, height=400)
     blank = tmp_path / "blank.html"
-    blank.write_text(re.sub(r"viewer_\d+\.(addModel|addLabel|setStyle|addStyle)\(.*\n", "", page.read_text()))
+    blank.write_text(re.sub(r"viewer_protlab_\w+\.(addModel|addLabel|setStyle|addStyle)\(.*\n", "", page.read_text()))
     shots = {}
     for name, html in (("view", page), ("blank", blank)):
         png = tmp_path / f"{name}.png"
