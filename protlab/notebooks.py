@@ -118,10 +118,6 @@ def write_notebook(path: str | Path, cells: Iterable[tuple[str, str]]) -> Path:
     return atomic_write_text(path, nbformat.writes(nb) + "")
 
 
-def python_executable() -> str:
-    return sys.executable
-
-
 def strip_outputs(path: str | Path) -> bool:
     """Remove outputs and execution counts from a notebook; True when it changed."""
     import nbformat

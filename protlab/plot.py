@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 _warned = False
 
 
-def _chromium() -> str | None:
+def find_chromium() -> str | None:
+    """The path of a Chrome/Chromium executable on PATH, or None."""
     for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
         found = shutil.which(name)
         if found:
@@ -51,7 +52,7 @@ def save_figure(fig, stem: str | Path, *, width: int = 900, height: int = 600) -
 
 def _plotly_png(fig, path: Path, width: int, height: int) -> Path:
     global _warned
-    browser = _chromium()
+    browser = find_chromium()
     if browser:
         os.environ.setdefault("BROWSER_PATH", browser)
         try:

@@ -1,4 +1,4 @@
-"""Seeding, device choice and the one debug/CPU switch shared by tests and people."""
+"""Seeding and device choice."""
 from __future__ import annotations
 
 import os
@@ -31,8 +31,3 @@ def pick_device(device: str | None = None) -> str:
 
         raise InputError(f"device={device!r} was asked for but CUDA is not available; use 'cpu' or 'auto'")
     return device
-
-
-def is_debug() -> bool:
-    """True when ``PROTLAB_DEBUG=1``: notebooks and tests shrink every slow setting."""
-    return os.environ.get("PROTLAB_DEBUG", "0") not in ("", "0", "false", "False")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import numpy as np
@@ -12,9 +11,9 @@ import torch
 from protlab import residues, view3d
 from protlab.assets import find_3dmol_js
 from protlab.models.residue_cluster import ClusterConfig, ResidueClusterNet
+from protlab.plot import find_chromium
 
-CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or "")
-                 if p and shutil.os.path.exists(p)), None)
+CHROMIUM = find_chromium()
 
 
 @pytest.fixture(scope="module")
