@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from protlab import runs
 from protlab.data.records import TEXT_FIELDS
 from protlab.errors import InputError
 
@@ -49,8 +50,8 @@ def load_pairs(source, *, split: str | None = None) -> pd.DataFrame:
     else:
         path = Path(source)
         if path.is_dir():
-            path = path / "proteins.parquet"
-        if not path.is_file():
+            path = runs.require(path, runs.PROTEINS, written_by="01_curate.ipynb")
+        elif not path.is_file():
             raise InputError(f"{path} does not exist: run 01_curate.ipynb with this run_dir first")
         frame, where = pd.read_parquet(path), str(path)
     for col in ("id", "sequence"):
