@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,22 +26,6 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 PFAM = REPO.parent / "shared" / "data" / "pfam" / "pfam_shared_labeled.fasta"
-
-
-def mmseqs_easy_cluster(ids, sequences) -> np.ndarray:
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        with open(tmp / "in.fasta", "w") as fh:
-            for i, s in enumerate(sequences):
-                fh.write(f">{i}\n{s}\n")
-        subprocess.run(["mmseqs", "easy-cluster", str(tmp / "in.fasta"), str(tmp / "res"), str(tmp / "work"),
-                        "-v", "1"], check=True, capture_output=True)
-        rep_of = {}
-        for line in open(tmp / "res_cluster.tsv"):
-            rep, member = line.split()
-            rep_of[int(member)] = int(rep)
-    reps = np.array([rep_of[i] for i in range(len(ids))])
-    return np.unique(reps, return_inverse=True)[1]
 
 
 def main(argv=None) -> None:
@@ -55,6 +38,7 @@ def main(argv=None) -> None:
 
     from protlab.cluster import ScanClusterer, cluster, load_clusters, load_inputs
     from protlab.data.formats import read_proteins
+    from protlab.data.split import cluster_mmseqs
     from protlab.metrics import evaluate, matched_accuracy
     from protlab.neighbors import mine_neighbors
     from protlab.notebooks import run_notebook
@@ -87,7 +71,8 @@ def main(argv=None) -> None:
         result = cluster(emb, method=method, n_clusters=args.n_clusters)
         rows.append((f"protlab {method}", evaluate(labels, result.labels), time.perf_counter() - start))
     start = time.perf_counter()
-    peer = mmseqs_easy_cluster(ids, sequences)
+    # peer at MMseqs2's default thresholds, on every core (its default)
+    peer = cluster_mmseqs(list(sequences), identity=None, coverage=None, threads=os.cpu_count() or 1)
     rows.append(("peer mmseqs easy-cluster", evaluate(labels, peer), time.perf_counter() - start))
     from sklearn.cluster import SpectralClustering
 

@@ -129,9 +129,12 @@ def assign_splits(clusters, *, fractions=(0.8, 0.1, 0.1), seed: int = 0, strata=
     return split_of[inverse]
 
 
-def cluster_mmseqs(sequences: list[str], *, identity: float = 0.5, coverage: float = 0.8,
+def cluster_mmseqs(sequences: list[str], *, identity: float | None = 0.5, coverage: float | None = 0.8,
                    threads: int = 1) -> np.ndarray:
-    """Cluster ids (0..) from ``mmseqs easy-cluster``; raises ProtlabError when it fails."""
+    """Cluster ids (0..) from ``mmseqs easy-cluster``; raises ProtlabError when it fails.
+
+    ``identity`` / ``coverage`` of None leave MMseqs2's own defaults.
+    """
     exe = shutil.which("mmseqs")
     if exe is None:
         raise InputError("method='mmseqs' needs MMseqs2 on PATH (apt-get install mmseqs2, "
@@ -141,8 +144,11 @@ def cluster_mmseqs(sequences: list[str], *, identity: float = 0.5, coverage: flo
         fasta = tmp / "input.fasta"
         fasta.write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(sequences)))
         cmd = [exe, "easy-cluster", str(fasta), str(tmp / "out"), str(tmp / "work"),
-               "--min-seq-id", str(identity), "-c", str(coverage), "--cov-mode", "0",
                "--threads", str(threads), "-v", "1"]
+        if identity is not None:
+            cmd += ["--min-seq-id", str(identity)]
+        if coverage is not None:
+            cmd += ["-c", str(coverage), "--cov-mode", "0"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         table = tmp / "out_cluster.tsv"
         if proc.returncode != 0 or not table.exists():
