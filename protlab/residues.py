@@ -40,6 +40,7 @@ class TrainResult:
     model: ResidueClusterNet
     history: list[dict] = field(default_factory=list)   # one row per epoch: loss, train/val metric
     classes: list[str] = field(default_factory=list)
+    val_ids: list[str] = field(default_factory=list)     # structures held out for validation
 
 
 def _targets(labels: Sequence, task: str, classes: list[str] | None):
@@ -151,7 +152,8 @@ def train_residue_model(structures: Sequence[Structure], labels: Sequence, *, ta
                                                                y[val_idx], device=device).items()})
         history.append(row)
     model.eval()
-    return TrainResult(model=model.cpu(), history=history, classes=list(classes))
+    return TrainResult(model=model.cpu(), history=history, classes=list(classes),
+                       val_ids=[structures[i].id for i in sorted(val_idx)])
 
 
 @torch.no_grad()
@@ -233,8 +235,8 @@ class Explanation:
 
 
 def explain_structures(model: ResidueClusterNet, structures: Sequence[Structure], *, batch_size: int = 16,
-                       esm: dict | None = None, device: str = "cpu") -> list[Explanation]:
-    """Explanations for structures (batched)."""
+                       esm: dict | None = None, device: str = "cpu", score: str = "occlusion") -> list[Explanation]:
+    """Explanations for structures (batched); ``score`` as in :meth:`ResidueClusterNet.explain`."""
     if isinstance(structures, Structure):
         structures = [structures]
     graphs = featurize(structures, esm=esm)
@@ -242,7 +244,7 @@ def explain_structures(model: ResidueClusterNet, structures: Sequence[Structure]
     out = []
     for idx in _batches(len(graphs), batch_size, None):
         batch = collate([graphs[i] for i in idx]).to(device)
-        ex = model.explain(batch)
+        ex = model.explain(batch, score=score)
         probs = ex["logits"].softmax(-1) if model.config.task == "single" else ex["logits"].sigmoid()
         for j, i in enumerate(idx):
             n = len(graphs[i])
@@ -403,8 +405,8 @@ class ResidueInputs:
     skipped: dict[str, str] = field(default_factory=dict)           # file -> why it was not used
 
 
-def toy_inputs(*, n_families: int = 6, members_per_family: int = 20, length_range=(80, 140),
-               seed: int = 0, families_per_superfamily: int = 1) -> ResidueInputs:
+def toy_inputs(*, n_families: int = 8, members_per_family: int = 50, length_range=(80, 140),
+               seed: int = 0, families_per_superfamily: int = 8) -> ResidueInputs:
     """The toy universe with its planted sites and the conservation baseline (gold alignment).
 
     ``families_per_superfamily`` > 1: families of one superfamily share fold and profile
@@ -423,50 +425,6 @@ def toy_inputs(*, n_families: int = 6, members_per_family: int = 20, length_rang
     base = conservation_scores(p["sequence"].tolist(), p["family"].tolist(), alignment=u.alignment, ids=ids)
     return ResidueInputs(structures=u.structures(), sites=dict(zip(ids, p["site"].map(list))),
                          baseline=dict(zip(ids, base)), labels=dict(zip(ids, p["label"])), source="toy")
-
-
-def site_subfamily_inputs(*, n_subfamilies: int = 4, members_per_subfamily: int = 20, length_range=(80, 140),
-                          seed: int = 0) -> ResidueInputs:
-    """Toy proteins of ONE fold whose subfamilies differ only in their planted site residues.
-
-    One toy family is drawn; each member is assigned to one of ``n_subfamilies`` and its
-    site positions get that subfamily's residue types (every subfamily differs from every
-    other at every site position). The label is the subfamily, so the site is the only
-    signal a classifier can use: the setting where critical residues must find the site.
-    """
-    from protlab.data.toy import SITE_RESIDUES, THREE_LETTER, make_universe
-
-    if not 2 <= n_subfamilies <= len(SITE_RESIDUES):
-        raise InputError(f"n_subfamilies={n_subfamilies}: use 2..{len(SITE_RESIDUES)}")
-    if isinstance(length_range, str):
-        import ast
-
-        length_range = ast.literal_eval(length_range)
-    u = make_universe(n_families=1, members_per_family=n_subfamilies * members_per_subfamily,
-                      length_range=tuple(int(v) for v in length_range), seed=seed)
-    rng = np.random.default_rng(seed + 1)
-    n_site = len(u.families[0].site)
-    types = np.array([rng.choice(list(SITE_RESIDUES), n_subfamilies, replace=False) for _ in range(n_site)]).T
-    structures, sites, labels, seqs, subs = [], {}, {}, [], []
-    p = u.proteins
-    for i, (pid, site) in enumerate(zip(p["id"], p["site"])):
-        k = i % n_subfamilies
-        s = u.structure(pid)
-        seq = list(s.sequence)
-        for pos, aa in zip(site, types[k]):
-            seq[pos] = aa
-        seq = "".join(seq)
-        s.sequence = seq
-        s.res_names = np.array([THREE_LETTER[a] for a in seq], dtype=object)
-        s.notes = s.notes + [f"site residues set to subfamily {k}"]
-        structures.append(s)
-        sites[pid], labels[pid] = list(site), f"site_subfamily_{k}"
-        seqs.append(seq)
-        subs.append(k)
-    ids = p["id"].tolist()
-    base = conservation_scores(seqs, subs, alignment=u.alignment, ids=ids)
-    return ResidueInputs(structures=structures, sites=sites, baseline=dict(zip(ids, base)), labels=labels,
-                         source="toy-site-subfamilies")
 
 
 def load_inputs(structures="toy", *, chain: str | None = None, site_records: str | Path | None = None,
@@ -516,13 +474,19 @@ def load_inputs(structures="toy", *, chain: str | None = None, site_records: str
     return ResidueInputs(structures=loaded, sites=sites, source=str(structures), skipped=skipped)
 
 
-def train_on_toy(*, epochs: int = 15, n_families: int = 6, members_per_family: int = 20,
-                 length_range=(80, 140), seed: int = 0, **options) -> TrainResult:
-    """Train on family classification of the toy universe (the default model)."""
+def train_on_toy(*, epochs: int = 60, n_families: int = 8, members_per_family: int = 50,
+                 length_range=(80, 140), families_per_superfamily: int = 8, val_fraction: float = 0.2,
+                 seed: int = 0, **options) -> TrainResult:
+    """Train on family classification of the toy universe (the default model).
+
+    By default the 8 families form one superfamily (one fold) and differ only in the
+    combination of their planted site residues, so the classifier has to read the site;
+    ``val_fraction`` of the proteins are held out (``TrainResult.val_ids``)."""
     inputs = toy_inputs(n_families=n_families, members_per_family=members_per_family,
-                        length_range=length_range, seed=seed)
+                        length_range=length_range, seed=seed, families_per_superfamily=families_per_superfamily)
     labels = [inputs.labels[s.id] for s in inputs.structures]
-    return train_residue_model(inputs.structures, labels, epochs=epochs, seed=seed, **options)
+    return train_residue_model(inputs.structures, labels, epochs=epochs, seed=seed, val_fraction=val_fraction,
+                               **options)
 
 
 def pfam_domain_inputs(directory: str | Path) -> tuple[list[Structure], list[str]]:
@@ -552,8 +516,24 @@ def get_model(checkpoint: str | Path | None, run_dir: str | Path, **train_option
     result = train_on_toy(**train_options)
     target = run_path(run_dir, CHECKPOINTS) / CHECKPOINT_NAME
     target.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(result.model, target, trained_on="toy", history=result.history)
+    meta = {"trained_on": "toy", "history": result.history, "held_out": result.val_ids}
+    save_checkpoint(result.model, target, **meta)
+    result.model.meta = meta
     return result.model, result.history
+
+
+def held_out(inputs: ResidueInputs, model: ResidueClusterNet) -> ResidueInputs:
+    """Toy inputs restricted to the proteins ``model`` held out in training (its checkpoint's
+    ``held_out`` ids), so site metrics are measured on proteins it never fitted. Inputs that
+    are not the toy universe, or a model without that record, come back unchanged."""
+    keep = set(getattr(model, "meta", {}).get("held_out") or [])
+    if inputs.source != "toy" or not keep & {s.id for s in inputs.structures}:
+        return inputs
+    structures = [s for s in inputs.structures if s.id in keep]
+    log.info("explaining the %d toy proteins held out in training", len(structures))
+    pick = lambda d: {k: v for k, v in d.items() if k in keep}  # noqa: E731
+    return ResidueInputs(structures=structures, sites=pick(inputs.sites), baseline=pick(inputs.baseline),
+                         labels=pick(inputs.labels), source=inputs.source, skipped=inputs.skipped)
 
 
 def write_outputs(run_dir: str | Path, explanations: Sequence[Explanation], inputs: ResidueInputs, *,

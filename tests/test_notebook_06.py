@@ -27,13 +27,15 @@ def test_toy_run_writes_every_artifact(toy_run):
     metrics = json.loads((toy_run / "residue_metrics.json").read_text())
     for key in ("precision_at_k", "random_precision_at_k", "baseline_precision_at_k"):
         assert 0.0 <= metrics[key] <= 1.0
-    assert metrics["n_proteins"] == 8 and metrics["source"] == "toy"
+    ckpt = torch.load(toy_run / "checkpoints" / "residue_cluster.pt", weights_only=True)
+    held_out = ckpt["meta"]["held_out"]            # 20 % of the 8 toy proteins, never trained on
+    assert len(held_out) == 2 and {r["id"] for r in metrics["per_protein"]} == set(held_out)
+    assert metrics["n_proteins"] == 2 and metrics["source"] == "toy"
     assert 0.0 < metrics["random_precision_at_k"] < 0.15  # 3-5 site residues of 50-60
     figures = toy_run / "figures"
     views = sorted(figures.glob("residues_3d_*.html"))
     assert len(views) == 2 and all(v.stat().st_size > 10_000 for v in views)
     assert (figures / "residue_importance.html").is_file() and (figures / "residue_importance.png").is_file()
-    ckpt = torch.load(toy_run / "checkpoints" / "residue_cluster.pt", weights_only=True)
     assert ckpt["format"] == "protlab-residue-cluster" and ckpt["meta"]["trained_on"] == "toy"
     import pandas as pd
 

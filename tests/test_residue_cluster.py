@@ -9,11 +9,10 @@ from protlab.data.records import Structure
 from protlab.errors import InputError
 from protlab.models.residue_cluster import (ClusterConfig, ResidueClusterNet, forward_per_protein,
                                             load_checkpoint, save_checkpoint)
-from protlab.models.residue_graph import N_NODE_FEATURES, build_graph, collate, edges, local_frames
-
-
+from protlab.models.residue_graph import N_NODE_FEATURES, UNKNOWN_AA, build_graph, collate, edges, local_frames
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def chain(L: int, seed: int, *, id: str | None = None) -> Structure:
     rng = np.random.default_rng(seed)
@@ -78,6 +77,34 @@ def test_explain_scores_and_clusters():
     inside = ex["iteration"] >= 0
     assert ((ex["cluster"] >= 0) == inside).all()
     assert not m.training
+
+
+@pytest.mark.parametrize("task", ["single", "multi"])
+def test_occlusion_equals_hiding_one_residue_at_a_time(task):
+    m = model(n_classes=4, task=task, iterations=3, radii=(6, 10, 14), seq_radii=(2, 4, 8))
+    graphs = [build_graph(chain(23, 11)), build_graph(chain(9, 12))]
+    batch = collate(graphs)
+    drop = m.occlusion(batch, chunk=5)                  # chunks smaller than a protein
+    assert drop.shape == (2, 23) and (drop[1, 9:] == 0).all()
+    with torch.no_grad():
+        for b, g in enumerate(graphs):
+            ref = m(collate([g]))
+            for r in range(len(g)):
+                hidden = collate([g])
+                hidden.aa[0, r] = UNKNOWN_AA
+                expected = m.decision(ref, ref) - m.decision(m(hidden), ref)
+                assert drop[b, r] == pytest.approx(float(expected[0]), abs=1e-4)
+    ref = torch.tensor([[0.0, 2.0, -1.0, 1.5]])
+    if task == "single":  # margin of the predicted class over the best other one
+        assert float(m.decision(torch.tensor([[1.0, 0.5, 3.0, 0.0]]), ref)[0]) == pytest.approx(-2.5)
+    else:                 # summed logits of the labels the reference predicts
+        assert float(m.decision(torch.tensor([[1.0, 0.5, 3.0, 0.0]]), ref)[0]) == pytest.approx(0.5)
+    ex = m.explain(batch)                               # the default importance is the positive drop, max 1
+    expected = drop.clamp(min=0)
+    expected = expected / expected.amax(1, keepdim=True).clamp(min=1e-12)
+    assert torch.allclose(ex["importance"], expected, atol=1e-5)
+    with pytest.raises(InputError, match="score"):
+        m.explain(batch, score="saliency")
 
 
 def test_score_gets_gradients_and_multilabel_loss():

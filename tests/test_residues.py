@@ -9,7 +9,7 @@ import torch
 from protlab import residues
 from protlab.data.records import Structure
 from protlab.errors import InputError, ProtlabError
-from protlab.models.residue_cluster import ClusterConfig, ResidueClusterNet
+from protlab.models.residue_cluster import ClusterConfig, ResidueClusterNet, load_checkpoint
 
 
 
@@ -71,8 +71,21 @@ def test_critical_residue_table_and_toy_metrics():
     assert all(0 <= r["precision_at_k"] <= 1 for r in metrics["per_protein"]) and len(site) >= 3
 
 
+def test_held_out_restricts_toy_inputs_to_unseen_proteins(tmp_path):
+    kw = dict(n_families=2, members_per_family=5, length_range=(50, 60))
+    model, _ = residues.get_model(None, tmp_path, epochs=1, hidden=16, progress=False, **kw)
+    loaded = load_checkpoint(tmp_path / "checkpoints" / "residue_cluster.pt")
+    assert loaded.meta["held_out"] == model.meta["held_out"] and len(model.meta["held_out"]) == 2
+    inputs = residues.toy_inputs(**kw)
+    kept = residues.held_out(inputs, loaded)
+    assert [s.id for s in kept.structures] == [s.id for s in inputs.structures if s.id in model.meta["held_out"]]
+    assert set(kept.sites) == set(kept.baseline) == set(kept.labels) == set(model.meta["held_out"])
+    loaded.meta = {}                                   # a model without the record: inputs unchanged
+    assert residues.held_out(inputs, loaded) is inputs
+
+
 def test_training_learns_toy_families():
-    inputs = residues.toy_inputs(n_families=3, members_per_family=5, length_range=(50, 60))
+    inputs = residues.toy_inputs(n_families=3, members_per_family=5, length_range=(50, 60), families_per_superfamily=1)
     labels = [inputs.labels[s.id] for s in inputs.structures]
     result = residues.train_residue_model(inputs.structures, labels, epochs=10, batch_size=4, hidden=32, lr=5e-3,
                                           progress=False)

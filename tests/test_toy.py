@@ -6,7 +6,7 @@ import pytest
 
 from protlab.data.records import Structure
 from protlab.data.sampling import build_text
-from protlab.data.toy import AMINO_ACIDS, make_universe
+from protlab.data.toy import AMINO_ACIDS, make_universe, site_code
 from protlab.errors import InputError
 
 
@@ -174,10 +174,26 @@ def test_superfamilies_share_fold_and_differ_only_at_the_site():
     assert a.secondary == b.secondary and not np.array_equal(a.template[:5], c.template[:5]) or a.length != c.length
     differ = [i for i in range(a.length) if not np.allclose(a.profile[i], b.profile[i])]
     assert differ == sorted(a.site.tolist())
-    assert all(x != y for x, y in zip(a.site_residues, b.site_residues))
+    assert a.site_residues != b.site_residues
     p = u.proteins
     for fam in (a, b):
         for seq, site in zip(p.loc[p["family"] == fam.index, "sequence"], p.loc[p["family"] == fam.index, "site"]):
             assert "".join(seq[s] for s in site) == fam.site_residues
     with pytest.raises(InputError):
         make_universe(2, 2, families_per_superfamily=10)
+
+
+def test_site_code_makes_every_site_residue_necessary():
+    words = site_code(8, 3)
+    assert len({tuple(w) for w in words}) == 8                     # 8 distinct families
+    assert (words.sum(0) == 4).all()                               # every position splits them 4/4
+    for drop in range(3):                                          # any two positions leave pairs ambiguous
+        kept = {tuple(np.delete(w, drop)) for w in words}
+        assert len(kept) == 4
+    parity = site_code(4, 3)                                       # fewer families: parity fills the rest
+    assert parity.tolist() == [[0, 0, 0], [1, 0, 1], [0, 1, 1], [1, 1, 0]]
+    u = make_universe(8, 2, families_per_superfamily=8, length_range=(60, 80), seed=1)
+    sites = {f.site_residues for f in u.families}
+    assert len(sites) == 8
+    for i in range(len(u.families[0].site)):                       # two residue types per site position
+        assert len({s[i] for s in sites}) == 2

@@ -49,6 +49,7 @@ SITE_RADIUS = 9.0   # Å, every pair of site residues in the template is at most
 SITE_SEPARATION = 20  # residues between site residues in the template (≥ 15 after indels)
 CONTACT_WEIGHT = 1.0
 SITE_RESIDUES = "HDSCEKYRN"
+MAX_SUPERFAMILY = 8  # distinct site words of a 3-residue site with two types per position
 
 # Residue propensities by secondary structure (added to a uniform background).
 _PROPENSITY = {
@@ -166,18 +167,20 @@ def make_universe(n_families: int = 8, members_per_family: int = 40, *,
     ``length_range`` bounds the family template lengths (members differ by a few indels).
     ``families_per_superfamily`` > 1 groups consecutive families into superfamilies that
     share one fold, profile (conserved positions included) and site positions; families of
-    a superfamily differ only in the residue types at their planted site (every pair differs
-    at every site position, like enzyme families of one fold that differ at catalytic
-    residues), so family identity is carried by the site. The default (1) gives every
-    family its own fold. The same arguments always give the same universe.
+    a superfamily differ only in the residue types at their planted site, like enzyme
+    families of one fold that differ at catalytic residues: each site position takes one of
+    two residue types and each family a combination of them (:func:`site_code`), so family
+    identity is carried by the whole site (with 8 families per superfamily and a 3-residue
+    site, by every site residue). The default (1) gives every family its own fold. The same
+    arguments always give the same universe.
     """
     if n_families < 1 or members_per_family < 1:
         raise InputError(f"n_families ({n_families}) and members_per_family ({members_per_family}) must be ≥ 1")
     lo, hi = length_range
     if not (40 <= lo <= hi <= 2000):
         raise InputError(f"length_range={length_range!r}: need 40 ≤ min ≤ max ≤ 2000")
-    if not 1 <= families_per_superfamily <= len(SITE_RESIDUES):
-        raise InputError(f"families_per_superfamily={families_per_superfamily}: use 1..{len(SITE_RESIDUES)}")
+    if not 1 <= families_per_superfamily <= MAX_SUPERFAMILY:
+        raise InputError(f"families_per_superfamily={families_per_superfamily}: use 1..{MAX_SUPERFAMILY}")
     rng = np.random.default_rng(seed)
     if families_per_superfamily == 1:
         families = [_make_family(k, rng, lo, hi) for k in range(n_families)]
@@ -240,11 +243,31 @@ def _make_family(index: int, rng: np.random.Generator, lo: int, hi: int) -> ToyF
                      template=template.astype(np.float32), vocabulary=vocab)
 
 
+def site_code(n_families: int, site_size: int) -> np.ndarray:
+    """Binary site words (n_families, site_size): family j's word is the binary code of j.
+
+    Positions beyond ``ceil(log2 n_families)`` carry the parity of the code bits, so every
+    position splits the superfamily in two. With ``n_families == 2 ** site_size`` (8 for the
+    usual 3-residue site) no proper subset of the site tells the families apart: a
+    classifier has to read every site residue.
+    """
+    bits = max(1, int(np.ceil(np.log2(max(n_families, 2)))))
+    words = np.zeros((n_families, site_size), dtype=np.int64)
+    for j in range(n_families):
+        code = [(j >> b) & 1 for b in range(bits)]
+        parity = sum(code) % 2
+        words[j] = [code[i] if i < bits else parity for i in range(site_size)]
+    return words
+
+
 def _site_variants(base: ToyFamily, indices: list[int], rng: np.random.Generator) -> list[ToyFamily]:
-    """Families sharing ``base``'s fold and profile, each with its own site residue types."""
-    types = np.array([rng.choice(list(SITE_RESIDUES), len(indices), replace=False) for _ in base.site]).T
+    """Families sharing ``base``'s fold and profile; each site position has two residue types
+    and each family a combination of them (:func:`site_code`)."""
+    pairs = [rng.choice(list(SITE_RESIDUES), 2, replace=False) for _ in base.site]
+    words = site_code(len(indices), len(base.site))
     out = []
-    for index, residues in zip(indices, types):
+    for index, word in zip(indices, words):
+        residues = [pair[bit] for pair, bit in zip(pairs, word)]
         named = _make_family_names(index)
         profile = base.profile.copy()
         for pos, aa in zip(base.site, residues):

@@ -49,6 +49,7 @@ from protlab.models.residue_graph import N_AA, N_NODE_FEATURES, ResidueBatch
 N_RBF = 8
 N_GEOMETRY = 3 + N_RBF + 9 + 2
 TASKS = ("single", "multi")
+SCORES = ("occlusion", "attribution", "nomination")
 
 
 @dataclass
@@ -251,7 +252,43 @@ class ResidueClusterNet(nn.Module):
         return F.binary_cross_entropy_with_logits(logits, target.float())
 
     # -- critical residues ----------------------------------------------------------------
-    def explain(self, batch: ResidueBatch, *, member_threshold: float = 0.25, score: str = "attribution") -> dict:
+    def decision(self, logits: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """How strongly ``logits`` (B, C) keep the decision of ``reference`` (B, C): the margin of
+        the reference's predicted class over the best other class (single-label), or the summed
+        logits of the labels it predicts (multi-label; at least its top label)."""
+        if self.config.task == "single":
+            if logits.shape[1] == 1:
+                return logits[:, 0]
+            pred = reference.argmax(1, keepdim=True)
+            others = logits.scatter(1, pred, float("-inf")).amax(1)
+            return logits.gather(1, pred).squeeze(1) - others
+        chosen = (reference > 0) | (reference == reference.amax(1, keepdim=True))
+        return (logits * chosen).sum(1)
+
+    @torch.no_grad()
+    def occlusion(self, batch: ResidueBatch, *, chunk: int = 128) -> torch.Tensor:
+        """(B, L) drop of :meth:`decision` when each residue's type is hidden (``X``; its ESM
+        row, if any, zeroed), all else equal. One forward pass per residue, batched
+        ``chunk`` variants at a time; padded positions get 0."""
+        from protlab.models.residue_graph import UNKNOWN_AA
+
+        reference = self.forward(batch)
+        base = self.decision(reference, reference)
+        drop = torch.zeros(batch.mask.shape, device=batch.mask.device)
+        for b in range(len(batch.ids)):
+            n = int(batch.mask[b].sum())
+            for start in range(0, n, chunk):
+                hide = torch.arange(start, min(n, start + chunk), device=drop.device)
+                rows = torch.arange(len(hide), device=drop.device)
+                variants = batch.select(torch.full((len(hide),), b, dtype=torch.long))
+                variants.aa[rows, hide] = UNKNOWN_AA
+                if variants.esm is not None:
+                    variants.esm[rows, hide] = 0.0
+                out = self.decision(self.forward(variants), reference[b].expand(len(hide), -1))
+                drop[b, hide] = base[b] - out
+        return drop
+
+    def explain(self, batch: ResidueBatch, *, member_threshold: float = 0.25, score: str = "occlusion") -> dict:
         """Residue importance and surviving clusters for a batch.
 
         Returns tensors: ``importance`` (B, L) in [0, 1] per protein (max 1),
@@ -263,27 +300,26 @@ class ResidueClusterNet(nn.Module):
         A residue belongs to a cluster when its footprint weight is at least
         ``member_threshold`` × the cluster's largest weight.
 
-        ``score`` picks what a surviving cluster passes to its residues:
-        ``"attribution"`` (default) — how much the cluster drives the prediction,
+        ``score`` picks the importance:
+        ``"occlusion"`` (default) — how much the decision margin drops when the residue's type
+        is hidden (:meth:`occlusion`); the change can only reach the prediction through the
+        surviving clusters the residue belongs to, so this measures exactly how much those
+        clusters rely on it (negative drops count as 0);
+        or what a surviving cluster passes to its residues through its footprint:
+        ``"attribution"`` — how much the cluster drives the prediction,
         ``|∂ logit / ∂ c_n · c_n|`` for the predicted class (single-label) or the sum of
         the predicted labels' logits (multi-label), summed over the iterations it survives;
         ``"nomination"`` — its nomination score ``s_n`` weighted ``2^t`` by iteration.
         """
-        if score not in ("attribution", "nomination"):
-            raise InputError(f"score={score!r}: use 'attribution' or 'nomination'")
+        if score not in SCORES:
+            raise InputError(f"score={score!r}: use one of {SCORES}")
         was_training = self.training
         self.eval()
         try:
             with torch.enable_grad():
                 logits, traces = self.forward(batch, return_trace=True)
                 if score == "attribution":
-                    if self.config.task == "single" and logits.shape[1] > 1:
-                        top2 = logits.topk(2, dim=1).values  # predicted class vs the runner-up
-                        target = (top2[:, 0] - top2[:, 1]).sum()
-                    elif self.config.task == "single":
-                        target = logits.sum()
-                    else:
-                        target = (logits * (logits > 0)).sum() + logits.amax(1).sum()
+                    target = self.decision(logits, logits.detach()).sum()
                     xs = [tr["x_next"] for tr in traces]
                     grads = torch.autograd.grad(target, xs)
                     attributions = [(g * x).sum(-1).abs().detach() for g, x in zip(grads, xs)]
@@ -309,7 +345,7 @@ class ResidueClusterNet(nn.Module):
             kfoot = _gather(cfoot, keep) * kmask.unsqueeze(-1)                 # (B, n, L)
             if score == "attribution":
                 importance += ((attributions[t] * kmask).unsqueeze(-1) * kfoot).sum(1)
-            else:
+            elif score == "nomination":
                 importance += 2.0 ** t * (kscore.unsqueeze(-1) * kfoot).sum(1)  # later survival counts more
             members = (kfoot >= member_threshold * kfoot.amax(-1, keepdim=True)) & (kfoot > 0)
             members &= kmask.unsqueeze(-1)
@@ -320,6 +356,8 @@ class ResidueClusterNet(nn.Module):
             clusters.append({"score": kscore, "centre": _gather(tr["node_res"], keep), "members": members,
                              "mask": kmask})
             foot = kfoot
+        if score == "occlusion":
+            importance = self.occlusion(batch).clamp(min=0)
         importance = importance * mask
         importance = importance / importance.amax(1, keepdim=True).clamp(min=1e-12)
         return {"importance": importance, "iteration": iteration, "cluster": cluster, "logits": logits,

@@ -189,6 +189,14 @@ class ResidueBatch:
     def lengths(self) -> torch.Tensor:
         return self.mask.sum(1)
 
+    def select(self, index: torch.Tensor) -> "ResidueBatch":
+        """Proteins ``index`` (repeats allowed), padded only to the longest of them."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        L = max(1, int(self.mask[index].sum(1).max()))
+        pick = lambda t: None if t is None else t[index, :L].clone()  # noqa: E731
+        return ResidueBatch([self.ids[i] for i in index.tolist()], pick(self.aa), pick(self.feats),
+                            pick(self.ca), pick(self.frames), pick(self.mask), pick(self.esm))
+
 
 def collate(graphs: list[ResidueGraph]) -> ResidueBatch:
     """Pad graphs into one :class:`ResidueBatch`."""
