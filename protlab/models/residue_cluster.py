@@ -28,11 +28,12 @@ loop in :meth:`ResidueClusterNet.forward` is over the T iterations.
 benchmark's baseline.
 
 :meth:`ResidueClusterNet.explain` traces which residues each surviving cluster covers
-(attention footprints carried through the iterations) and scores every residue:
-``importance_r = Σ_t Σ_{n kept at t} |∂m/∂c_n · c_n| · footprint_t[n, r]`` where ``m`` is the
-margin of the predicted class over the runner-up (``score="attribution"``, default), or
-``Σ_t 2^t Σ_n s_n · footprint_t[n, r]`` (``score="nomination"``): residues in surviving
-clusters that drive the decision score highest.
+(attention footprints carried through the iterations) and scores every residue. The default
+``score="occlusion"`` is the drop of the decision margin ``m`` (predicted class over the
+runner-up) when the residue's type is hidden: the change can reach ``m`` only through the
+surviving clusters the residue belongs to. ``score="attribution"`` spreads each surviving
+cluster's ``|∂m/∂c_n · c_n|`` over its footprint, ``Σ_t Σ_{n kept at t} … · footprint_t[n, r]``;
+``score="nomination"`` spreads ``2^t s_n`` the same way.
 """
 from __future__ import annotations
 
