@@ -44,6 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def run(run_dir: str | Path, *, quick: bool = False, copy_figures: bool = True) -> list[Path]:
     run_dir = Path(run_dir).resolve()
+    shutil.rmtree(run_dir / "figures", ignore_errors=True)  # only this run's figures are copied
     executed = []
     notebooks = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
     for nb in notebooks:
@@ -56,9 +57,12 @@ def run(run_dir: str | Path, *, quick: bool = False, copy_figures: bool = True) 
     if copy_figures and (run_dir / "figures").is_dir():
         dest = REPO / "figures"
         dest.mkdir(exist_ok=True)
-        for fig in (run_dir / "figures").iterdir():
-            if fig.is_file():
-                shutil.copy2(fig, dest / fig.name)
+        made = {fig.name for fig in (run_dir / "figures").iterdir() if fig.is_file()}
+        for old in dest.iterdir():  # figures/ mirrors the latest demo: drop what it no longer makes
+            if old.is_file() and old.name not in made:
+                old.unlink()
+        for name in sorted(made):
+            shutil.copy2(run_dir / "figures" / name, dest / name)
         print(f"[demo] figures copied to {dest}")
     return executed
 
