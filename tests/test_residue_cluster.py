@@ -99,7 +99,8 @@ def test_occlusion_equals_hiding_one_residue_at_a_time(task):
         assert float(m.decision(torch.tensor([[1.0, 0.5, 3.0, 0.0]]), ref)[0]) == pytest.approx(-2.5)
     else:                 # summed logits of the labels the reference predicts
         assert float(m.decision(torch.tensor([[1.0, 0.5, 3.0, 0.0]]), ref)[0]) == pytest.approx(0.5)
-    ex = m.explain(batch)                               # the default importance is the positive drop, max 1
+    ex = m.train().explain(batch)                       # the default importance is the positive drop, max 1
+    assert m.training                                   # (computed in eval mode, training mode restored)
     expected = drop.clamp(min=0)
     expected = expected / expected.amax(1, keepdim=True).clamp(min=1e-12)
     assert torch.allclose(ex["importance"], expected, atol=1e-5)

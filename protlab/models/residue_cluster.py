@@ -324,6 +324,8 @@ class ResidueClusterNet(nn.Module):
                     xs = [tr["x_next"] for tr in traces]
                     grads = torch.autograd.grad(target, xs)
                     attributions = [(g * x).sum(-1).abs().detach() for g, x in zip(grads, xs)]
+            if score == "occlusion":  # in eval mode: no dropout noise in the drops
+                drops = self.occlusion(batch)
         finally:
             self.train(was_training)
         logits = logits.detach()
@@ -358,7 +360,7 @@ class ResidueClusterNet(nn.Module):
                              "mask": kmask})
             foot = kfoot
         if score == "occlusion":
-            importance = self.occlusion(batch).clamp(min=0)
+            importance = drops.clamp(min=0)
         importance = importance * mask
         importance = importance / importance.amax(1, keepdim=True).clamp(min=1e-12)
         return {"importance": importance, "iteration": iteration, "cluster": cluster, "logits": logits,
