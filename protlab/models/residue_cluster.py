@@ -45,7 +45,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from protlab.errors import InputError
-from protlab.models.residue_graph import N_AA, N_NODE_FEATURES, ResidueBatch
+from protlab.models.residue_graph import N_AA, N_NODE_FEATURES, UNKNOWN_AA, ResidueBatch
 
 N_RBF = 8
 N_GEOMETRY = 3 + N_RBF + 9 + 2
@@ -267,13 +267,14 @@ class ResidueClusterNet(nn.Module):
         return (logits * chosen).sum(1)
 
     @torch.no_grad()
-    def occlusion(self, batch: ResidueBatch, *, chunk: int = 128) -> torch.Tensor:
+    def occlusion(self, batch: ResidueBatch, *, chunk: int = 128,
+                  reference: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L) drop of :meth:`decision` when each residue's type is hidden (``X``; its ESM
         row, if any, zeroed), all else equal. One forward pass per residue, batched
-        ``chunk`` variants at a time; padded positions get 0."""
-        from protlab.models.residue_graph import UNKNOWN_AA
-
-        reference = self.forward(batch)
+        ``chunk`` variants at a time; padded positions get 0. ``reference``: the batch's
+        logits when the caller already has them."""
+        if reference is None:
+            reference = self.forward(batch)
         base = self.decision(reference, reference)
         drop = torch.zeros(batch.mask.shape, device=batch.mask.device)
         for b in range(len(batch.ids)):
@@ -317,7 +318,7 @@ class ResidueClusterNet(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            with torch.enable_grad():
+            with torch.set_grad_enabled(score == "attribution"):
                 logits, traces = self.forward(batch, return_trace=True)
                 if score == "attribution":
                     target = self.decision(logits, logits.detach()).sum()
@@ -325,7 +326,7 @@ class ResidueClusterNet(nn.Module):
                     grads = torch.autograd.grad(target, xs)
                     attributions = [(g * x).sum(-1).abs().detach() for g, x in zip(grads, xs)]
             if score == "occlusion":  # in eval mode: no dropout noise in the drops
-                drops = self.occlusion(batch)
+                drops = self.occlusion(batch, reference=logits)
         finally:
             self.train(was_training)
         logits = logits.detach()
