@@ -38,12 +38,6 @@ def measure(name, model, inputs, rows, score="occlusion"):
     return m
 
 
-def held_out_inputs(fit, **toy):
-    model = fit.model
-    model.meta = {"held_out": fit.val_ids}
-    return residues.held_out(residues.toy_inputs(**toy), model)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=60)
@@ -59,7 +53,7 @@ def main(argv=None):
     toy = dict(n_families=args.families, members_per_family=args.members, seed=args.seed,
                families_per_superfamily=args.families)
     fit = residues.train_on_toy(epochs=args.epochs, progress=False, **toy)
-    held = held_out_inputs(fit, **toy)
+    held = residues.held_out(residues.toy_inputs(**toy), fit.model)
     name = f"toy superfamily, held out (val acc {fit.history[-1]['val_accuracy']:.2f})"
     for score in SCORES:
         measure(name, fit.model, held, rows, score)
@@ -67,7 +61,7 @@ def main(argv=None):
     folds = dict(toy, families_per_superfamily=1)
     fit2 = residues.train_on_toy(epochs=args.epochs, progress=False, **folds)
     measure(f"toy, one fold per family (val acc {fit2.history[-1]['val_accuracy']:.2f})", fit2.model,
-            held_out_inputs(fit2, **folds), rows)
+            residues.held_out(residues.toy_inputs(**folds), fit2.model), rows)
     # 3. real structures
     if SHARED.is_dir():
         structures, labels = residues.pfam_domain_inputs(SHARED / "pfam_domains")

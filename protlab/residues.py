@@ -40,7 +40,6 @@ class TrainResult:
     model: ResidueClusterNet
     history: list[dict] = field(default_factory=list)   # one row per epoch: loss, train/val metric
     classes: list[str] = field(default_factory=list)
-    val_ids: list[str] = field(default_factory=list)     # structures held out for validation
 
 
 def _targets(labels: Sequence, task: str, classes: list[str] | None):
@@ -152,8 +151,8 @@ def train_residue_model(structures: Sequence[Structure], labels: Sequence, *, ta
                                                                y[val_idx], device=device).items()})
         history.append(row)
     model.eval()
-    return TrainResult(model=model.cpu(), history=history, classes=list(classes),
-                       val_ids=[structures[i].id for i in sorted(val_idx)])
+    model.meta = {"held_out": [structures[i].id for i in sorted(val_idx)]}  # read by held_out()
+    return TrainResult(model=model.cpu(), history=history, classes=list(classes))
 
 
 @torch.no_grad()
@@ -481,7 +480,7 @@ def train_on_toy(*, epochs: int = 60, n_families: int = 8, members_per_family: i
 
     By default the 8 families form one superfamily (one fold) and differ only in the
     combination of their planted site residues, so the classifier has to read the site;
-    ``val_fraction`` of the proteins are held out (``TrainResult.val_ids``)."""
+    ``val_fraction`` of the proteins are held out (``model.meta["held_out"]``)."""
     inputs = toy_inputs(n_families=n_families, members_per_family=members_per_family,
                         length_range=length_range, seed=seed, families_per_superfamily=families_per_superfamily)
     labels = [inputs.labels[s.id] for s in inputs.structures]
@@ -516,9 +515,8 @@ def get_model(checkpoint: str | Path | None, run_dir: str | Path, **train_option
     result = train_on_toy(**train_options)
     target = run_path(run_dir, CHECKPOINTS) / CHECKPOINT_NAME
     target.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"trained_on": "toy", "history": result.history, "held_out": result.val_ids}
-    save_checkpoint(result.model, target, **meta)
-    result.model.meta = meta
+    result.model.meta.update(trained_on="toy", history=result.history)
+    save_checkpoint(result.model, target, **result.model.meta)
     return result.model, result.history
 
 
