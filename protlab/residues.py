@@ -473,16 +473,19 @@ def load_inputs(structures="toy", *, chain: str | None = None, site_records: str
     return ResidueInputs(structures=loaded, sites=sites, source=str(structures), skipped=skipped)
 
 
-def train_on_toy(*, epochs: int = 60, n_families: int = 8, members_per_family: int = 50,
-                 length_range=(80, 140), families_per_superfamily: int = 8, val_fraction: float = 0.2,
-                 seed: int = 0, **options) -> TrainResult:
+TOY_OPTIONS = ("n_families", "members_per_family", "length_range", "families_per_superfamily")
+
+
+def train_on_toy(*, epochs: int = 60, val_fraction: float = 0.2, seed: int = 0, **options) -> TrainResult:
     """Train on family classification of the toy universe (the default model).
 
-    By default the 8 families form one superfamily (one fold) and differ only in the
-    combination of their planted site residues, so the classifier has to read the site;
-    ``val_fraction`` of the proteins are held out (``model.meta["held_out"]``)."""
-    inputs = toy_inputs(n_families=n_families, members_per_family=members_per_family,
-                        length_range=length_range, seed=seed, families_per_superfamily=families_per_superfamily)
+    Options named in ``TOY_OPTIONS`` shape the universe (:func:`toy_inputs`, whose defaults
+    apply), the rest go to :func:`train_residue_model`. By default the 8 families form one
+    superfamily (one fold) and differ only in the combination of their planted site residues,
+    so the classifier has to read the site; ``val_fraction`` of the proteins are held out
+    (``model.meta["held_out"]``)."""
+    toy = {k: options.pop(k) for k in TOY_OPTIONS if k in options}
+    inputs = toy_inputs(seed=seed, **toy)
     labels = [inputs.labels[s.id] for s in inputs.structures]
     return train_residue_model(inputs.structures, labels, epochs=epochs, seed=seed, val_fraction=val_fraction,
                                **options)

@@ -101,7 +101,7 @@ def build_model(config: PretrainConfig):
 
 def model_args(model) -> dict:
     """The architecture a checkpoint was written for (compared on resume)."""
-    from protlab.models.clip import esm_args
+    from protlab.models.protein import esm_args
 
     text_cfg = model.text.backbone.config
     return {"protein": esm_args(model.protein),
@@ -200,21 +200,10 @@ def load_trained(path: str | Path):
 
 
 def export_protein_encoder(model, path: str | Path, **meta) -> Path:
-    """The protein tower in the protlab-esm2 format (workstream C's ``save_esm`` when present)."""
-    from protlab.models.clip import esm_args
+    """The protein tower in the protlab-esm2 format, loadable by ``02_embed`` / ``04_cluster``."""
+    from protlab.models.protein import save_esm
 
-    try:
-        from protlab.models.protein import save_esm
-    except ImportError:
-        save_esm = None
-    if save_esm is not None:
-        save_esm(model.protein, model.alphabet, path, **meta)
-        return Path(path)
-    state = {"format": "protlab-esm2", "esm_args": esm_args(model.protein),
-             "state_dict": {k: v.detach().cpu() for k, v in model.protein.state_dict().items()}, "meta": meta}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    return Path(path)
+    return save_esm(model.protein, model.alphabet, path, **meta)
 
 
 # -------------------------------------------------------------------------- the loop

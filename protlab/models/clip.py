@@ -140,11 +140,6 @@ class BSRDecoder(nn.Module):
         return self.out(x)
 
 
-def esm_args(model) -> dict:
-    return {"num_layers": int(model.num_layers), "embed_dim": int(model.embed_dim),
-            "attention_heads": int(model.attention_heads), "token_dropout": bool(model.token_dropout)}
-
-
 def build_protein_tower(spec, *, tiny_args: dict | None = None, seed: int = 0):
     """``(ESM2, alphabet)`` through :func:`protlab.models.protein.load_esm`; ``"tiny"`` uses ``tiny_args``."""
     from protlab.models.protein import load_esm
