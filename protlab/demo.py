@@ -17,7 +17,7 @@ from protlab.notebooks import NOTEBOOK_DIR, REPO, run_notebook
 DEMO_PARAMS: dict[str, dict] = {
     "01_curate": {},
     "02_embed": {},
-    "03_pretrain": {},
+    "03_pretrain": {"resume": False},  # the demo trains from scratch, whatever an older run left
     "04_cluster": {},
     "05_evaluate": {},
     "06_critical_residues": {},
@@ -26,7 +26,7 @@ DEMO_PARAMS: dict[str, dict] = {
 QUICK_PARAMS: dict[str, dict] = {
     "01_curate": {"n_families": 4, "members_per_family": 12, "split_method": "kmer", "split_identity": 0.9},
     "02_embed": {},
-    "03_pretrain": {"max_steps": 20, "batch_size": 8, "log_every": 2, "warmup_steps": 4},
+    "03_pretrain": {"resume": False, "max_steps": 20, "batch_size": 8, "log_every": 2, "warmup_steps": 4},
     "04_cluster": {"epochs": 5, "self_label_epochs": 2, "n_heads": 2, "k": 5},
     "05_evaluate": {},
     "06_critical_residues": {"epochs": 2, "n_families": 3, "members_per_family": 4, "length_range": [50, 70],

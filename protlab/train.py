@@ -470,9 +470,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def config_from_args(args: argparse.Namespace) -> PretrainConfig:
+def parse_overrides(items) -> dict:
+    """``["key=value", ...]`` → ``{key: value}``, each value parsed as JSON when it can be."""
     overrides = {}
-    for item in args.set:
+    for item in items:
         if "=" not in item:
             raise InputError(f"--set {item!r}: expected KEY=VALUE")
         key, value = item.split("=", 1)
@@ -480,6 +481,11 @@ def config_from_args(args: argparse.Namespace) -> PretrainConfig:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError:
             overrides[key] = value
+    return overrides
+
+
+def config_from_args(args: argparse.Namespace) -> PretrainConfig:
+    overrides = parse_overrides(args.set)
     if args.config:
         base = load_config(args.config).to_dict()
         return from_dict({**base, **overrides}, where=args.config)

@@ -141,10 +141,11 @@ class BSRDecoder(nn.Module):
 
 
 def build_protein_tower(spec, *, tiny_args: dict | None = None, seed: int = 0):
-    """``(ESM2, alphabet)`` through :func:`protlab.models.protein.load_esm`; ``"tiny"`` uses ``tiny_args``."""
-    from protlab.models.protein import load_esm
+    """``(ESM2, alphabet)`` through :func:`protlab.models.protein.load_esm`; ``"tiny"`` builds a
+    random ESM-2 from ``tiny_args`` (the config's ``protein_tiny_args``)."""
+    from protlab.models.protein import TINY_ARGS, load_esm
 
-    tiny = {"num_layers": 2, "embed_dim": 64, "attention_heads": 4, **(tiny_args or {})}
+    tiny = {**TINY_ARGS, **(tiny_args or {})}
     state = torch.random.get_rng_state()
     try:
         return load_esm(tiny if spec == "tiny" else spec, seed=seed)
