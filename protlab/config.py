@@ -112,12 +112,17 @@ def _check_keys(keys, where: str) -> None:
 
 
 def make_config(preset: str = "toy-cpu", **overrides) -> PretrainConfig:
-    """A preset's config with ``overrides`` applied (None values keep the preset's)."""
+    """A preset's config with ``overrides`` applied (None values keep the preset's; the tiny
+    towers' argument dicts are merged key by key)."""
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
     _check_keys(overrides, "overrides")
     values = {**PRESETS[preset], **overrides}
+    defaults = PretrainConfig(**PRESETS[preset])
+    for key in ("protein_tiny_args", "text_tiny_args"):  # a partial dict keeps the other defaults
+        if isinstance(overrides.get(key), dict):
+            values[key] = {**getattr(defaults, key), **overrides[key]}
     config = PretrainConfig(**values)
     validate(config)
     return config

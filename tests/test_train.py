@@ -71,6 +71,14 @@ def test_unknown_config_key_is_rejected_by_name(tmp_path):
         make_config(w_gc=0, w_mlm=0, w_bsr=0, w_pda=0)
 
 
+def test_partial_tiny_tower_args_keep_the_other_defaults():
+    cfg = make_config(protein_tiny_args={"num_layers": 1}, text_tiny_args={"hidden_size": 32})
+    assert cfg.protein_tiny_args == {"num_layers": 1, "embed_dim": 96, "attention_heads": 4}
+    assert cfg.text_tiny_args == {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+                                  "intermediate_size": 128}
+    assert make_config().protein_tiny_args == {"num_layers": 3, "embed_dim": 96, "attention_heads": 4}
+
+
 def test_warmup_then_cosine_schedule():
     cfg = make_config(warmup_steps=10, max_steps=110, min_lr_ratio=0.1)
     f = [T.lr_factor(s, cfg) for s in range(110)]
