@@ -9,7 +9,8 @@ Methods (``cluster(..., method=...)``):
   otherwise; see :mod:`protlab.neighbors`), the neighbour graph turns the embeddings into
   *graph features* (``"spectral"``: the leading eigenvectors of the normalised affinity,
   the default for homology graphs; ``"diffusion"``: the embeddings diffused over the graph;
-  ``"none"``: the raw embeddings, the default for faiss graphs), and several SCAN heads are trained on those features with the SCAN loss
+  ``"none"``: the raw embeddings, the default for faiss graphs), and several SCAN heads are
+  trained on those features with the SCAN loss
   (k = 20 neighbours, λ = 5). The head with the lowest validation loss is kept and refined
   by self-labelling (confidence > 0.99, class-balanced cross-entropy, the strong view being
   the features with dropout + noise). Over-clustering (``n_clusters`` above the number of
@@ -199,7 +200,8 @@ class ScanClusterer:
     kNN graphs: spectral coordinates of an embedding kNN graph only blur the embedding; on
     Pfam they score below raw embeddings; "diffusion" is the embeddings diffused over the
     graph); ``self_label_epochs`` = 10; ``min_steps`` = 200 (small data sets get more epochs
-    so the heads see at least this many batches); ``confidence`` = 0.99; ``hidden`` = 256; ``batch_size`` = 1024; ``lr`` = 1e-3; ``seed``.
+    so the heads see at least this many batches); ``confidence`` = 0.99; ``hidden`` = 256;
+    ``batch_size`` = 1024; ``lr`` = 1e-3; ``seed``.
     """
 
     def __init__(self, *, n_clusters: int, neighbors: str = "auto", k: int = 20, entropy_weight: float = 5.0,
@@ -249,8 +251,8 @@ class ScanClusterer:
             torch.manual_seed(cfg["seed"])
             self._train(_scaled(features), graph)
         timings["train_s"] = time.perf_counter() - start
-        self.info.update({"neighbors": graph.source, "graph_features": self.graph_kind, "n_proteins": int(len(x)), **timings,
-                          "mean_neighbors": float(graph.counts.mean())})
+        self.info.update({"neighbors": graph.source, "graph_features": self.graph_kind, "n_proteins": int(len(x)),
+                          **timings, "mean_neighbors": float(graph.counts.mean())})
         log.info("SCAN fitted: neighbours from %s, best head %s", graph.source, self.best_head)
         return self
 

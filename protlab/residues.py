@@ -437,22 +437,16 @@ def load_inputs(structures="toy", *, chain: str | None = None, site_records: str
     in ``site_records`` (default: the shared ``site_records.tsv`` when present)."""
     if isinstance(structures, str) and structures == "toy":
         return toy_inputs(**toy)
-    from protlab.data.structures import STRUCTURE_SUFFIXES, read_structure
+    from protlab.data.structures import read_structure, structure_paths
     from protlab.errors import ProtlabError
 
     if isinstance(structures, (str, Path)) and Path(structures).is_file():
         loaded, skipped = [read_structure(structures, chain=chain)], {}
     else:
-        if isinstance(structures, (str, Path)):
-            folder = Path(structures)
-            if not folder.is_dir():
-                raise InputError(f"structures={str(structures)!r} is neither 'toy', a file nor a directory")
-            paths = sorted(p for p in folder.iterdir() if p.is_file() and any(
-                p.name.lower().endswith(suf) or p.name.lower().endswith(suf + ".gz") for suf in STRUCTURE_SUFFIXES))
-        else:
-            paths = [Path(p) for p in structures]
+        if isinstance(structures, (str, Path)) and not Path(structures).is_dir():
+            raise InputError(f"structures={str(structures)!r} is neither 'toy', a file nor a directory")
         loaded, skipped = [], {}
-        for p in paths:  # one unusable file (e.g. nucleic acid only) must not stop the others
+        for p in structure_paths(structures):  # one unusable file (e.g. nucleic acid) must not stop the rest
             try:
                 loaded.append(read_structure(p, chain=chain))
             except ProtlabError as exc:

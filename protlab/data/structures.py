@@ -66,20 +66,24 @@ def read_structure(path: str | Path, *, chain: str | None = None, model: int = 1
     return _chain_structure(path, chain, residues, notes)
 
 
+def structure_paths(source: str | Path | Iterable[str | Path]) -> list[Path]:
+    """The paths :func:`read_structures` reads: a file, every structure file in a directory
+    (sorted; an error when there is none), or a list of files."""
+    if not isinstance(source, (str, Path)):
+        return [Path(p) for p in source]
+    source = Path(source)
+    if not source.is_dir():
+        return [source]
+    paths = sorted(p for p in source.iterdir() if p.is_file() and _is_structure_file(p))
+    if not paths:
+        raise InputError(f"{source}: no structure files ({', '.join(STRUCTURE_SUFFIXES)}, "
+                         "optionally .gz) in this directory")
+    return paths
+
+
 def read_structures(source: str | Path | Iterable[str | Path], **options) -> list[Structure]:
     """Read a file, every structure file in a directory (sorted), or a list of files."""
-    if isinstance(source, (str, Path)):
-        source = Path(source)
-        if source.is_dir():
-            paths = sorted(p for p in source.iterdir() if p.is_file() and _is_structure_file(p))
-            if not paths:
-                raise InputError(f"{source}: no structure files ({', '.join(STRUCTURE_SUFFIXES)}, "
-                                 "optionally .gz) in this directory")
-        else:
-            paths = [source]
-    else:
-        paths = [Path(p) for p in source]
-    return [read_structure(p, **options) for p in paths]
+    return [read_structure(p, **options) for p in structure_paths(source)]
 
 
 def structure_id(path: str | Path) -> str:

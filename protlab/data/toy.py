@@ -28,7 +28,7 @@ positions (-1 for inserted residues).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -233,10 +233,7 @@ def _make_family(index: int, rng: np.random.Generator, lo: int, hi: int) -> ToyF
     for pos in conserved:  # conserved: the consensus residue with p ≈ 0.95
         profile[pos] = 0.05 / 19
         profile[pos, AMINO_ACIDS.index(consensus[pos])] = 0.95
-    for pos, aa in zip(site, site_residues):  # site: fixed residue type
-        profile[pos] = 0.0
-        profile[pos, AMINO_ACIDS.index(aa)] = 1.0
-    consensus = "".join(AMINO_ACIDS[i] for i in profile.argmax(1))
+    consensus = _fix_site(profile, site, site_residues)
     name, vocab = _make_family_names(index)
     return ToyFamily(index=index, name=name, consensus=consensus, profile=profile, secondary=secondary,
                      conserved=conserved, site=site, site_residues=site_residues,
@@ -260,6 +257,14 @@ def site_code(n_families: int, site_size: int) -> np.ndarray:
     return words
 
 
+def _fix_site(profile: np.ndarray, site, residues: str) -> str:
+    """Fix each site position of ``profile`` to its residue type (in place); the new consensus."""
+    for pos, aa in zip(site, residues):
+        profile[pos] = 0.0
+        profile[pos, AMINO_ACIDS.index(aa)] = 1.0
+    return "".join(AMINO_ACIDS[i] for i in profile.argmax(1))
+
+
 def _site_variants(base: ToyFamily, indices: list[int], rng: np.random.Generator) -> list[ToyFamily]:
     """Families sharing ``base``'s fold and profile; each site position has two residue types
     and each family a combination of them (:func:`site_code`)."""
@@ -267,17 +272,13 @@ def _site_variants(base: ToyFamily, indices: list[int], rng: np.random.Generator
     words = site_code(len(indices), len(base.site))
     out = []
     for index, word in zip(indices, words):
-        residues = [pair[bit] for pair, bit in zip(pairs, word)]
-        named = _make_family_names(index)
+        residues = "".join(pair[bit] for pair, bit in zip(pairs, word))
+        name, vocab = _make_family_names(index)
         profile = base.profile.copy()
-        for pos, aa in zip(base.site, residues):
-            profile[pos] = 0.0
-            profile[pos, AMINO_ACIDS.index(aa)] = 1.0
-        consensus = "".join(AMINO_ACIDS[i] for i in profile.argmax(1))
-        out.append(ToyFamily(index=index, name=named[0], consensus=consensus, profile=profile,
-                             secondary=base.secondary, conserved=base.conserved.copy(), site=base.site.copy(),
-                             site_residues="".join(residues), template=base.template.copy(),
-                             vocabulary=named[1]))
+        consensus = _fix_site(profile, base.site, residues)
+        out.append(replace(base, index=index, name=name, consensus=consensus, profile=profile,
+                           conserved=base.conserved.copy(), site=base.site.copy(), site_residues=residues,
+                           template=base.template.copy(), vocabulary=vocab))
     return out
 
 
