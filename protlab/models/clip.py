@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from protlab.models.esm_fused import esm2_states
+
 
 IGNORE = -100
 
@@ -36,10 +38,13 @@ def contrastive_loss(protein: torch.Tensor, text: torch.Tensor, logit_scale: tor
 
 
 def masked_lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over positions whose target is not ``IGNORE`` (-100)."""
-    if not (targets != IGNORE).any():
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=IGNORE)
+    """Mean cross-entropy over positions whose target is not ``IGNORE`` (-100); 0 when none.
+
+    Written without data-dependent branches or shapes, so ``torch.compile`` captures it whole.
+    """
+    total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
+                            ignore_index=IGNORE, reduction="sum")
+    return total / (targets != IGNORE).sum().clamp_min(1)
 
 
 def property_segments(residues: torch.Tensor, residue_mask: torch.Tensor, prototypes: torch.Tensor,
@@ -70,13 +75,15 @@ def pda_loss(residues: torch.Tensor, residue_mask: torch.Tensor, prototypes: tor
     (B,K) marks the properties a protein has. The positive of segment (b,k) is prototype
     (b,k); the negatives are all other present prototypes in the batch.
     """
-    if not prototype_mask.any():
-        return residues.sum() * 0.0
     segments, _ = property_segments(residues, residue_mask, prototypes, theta=theta)
-    seg = F.normalize(segments[prototype_mask], dim=-1)       # (M, d)
-    proto = prototypes[prototype_mask]                         # (M, d)
-    logits = logit_scale * seg @ proto.t()
-    return F.cross_entropy(logits.float(), torch.arange(seg.shape[0], device=seg.device))
+    # Every (b, k) is a row and a column; absent properties are masked out of both, so the
+    # shapes never depend on the data (torch.compile) and an empty batch gives 0.
+    seg = F.normalize(segments.flatten(0, 1), dim=-1)          # (B*K, d)
+    present = prototype_mask.flatten()                         # (B*K,)
+    logits = (logit_scale * seg @ prototypes.flatten(0, 1).t()).float()
+    logits = logits.masked_fill(~present[None, :], -1e9)
+    rows = F.cross_entropy(logits, torch.arange(seg.shape[0], device=seg.device), reduction="none")
+    return torch.where(present, rows, torch.zeros_like(rows)).sum() / present.sum().clamp_min(1)
 
 
 # ----------------------------------------------------------------------- distributed
@@ -175,7 +182,13 @@ class ProtCLIP(nn.Module):
             mask &= tokens != idx
         return mask
 
+    # False runs fair-esm's own forward (same numbers, unfused attention): for comparisons.
+    fused_attention = True
+
     def protein_states(self, tokens):
+        """Last-layer residue states and LM logits."""
+        if self.fused_attention:
+            return esm2_states(self.protein, tokens)
         n = self.protein.num_layers
         out = self.protein(tokens, repr_layers=[n])
         return out["representations"][n], out["logits"]
@@ -222,12 +235,13 @@ class ProtCLIP(nn.Module):
             losses["bsr"] = masked_lm_loss(logits, batch["bsr_targets"])
         if weights.get("pda", 0) > 0:
             valid = batch["prop_valid"]                               # (B, K) bool
-            _, pooled = self.text(batch["prop_ids"], batch["prop_mask"])  # rows: valid (b, k) in order
-            if pooled.shape[0] == valid.numel() and pooled.shape[0] != int(valid.sum()):
-                pooled = pooled[valid.flatten()]  # fixed-shape batches carry every (b, k)
-            proto_flat = F.normalize(self.text_proj(pooled).float(), dim=-1)
-            protos = proto_flat.new_zeros(valid.shape + (proto_flat.shape[-1],))
-            protos[valid] = proto_flat
+            _, pooled = self.text(batch["prop_ids"], batch["prop_mask"])
+            proto = F.normalize(self.text_proj(pooled).float(), dim=-1)
+            if proto.shape[0] == valid.numel():  # a row per (b, k): fixed-shape batches (compile)
+                protos = proto.view(*valid.shape, -1) * valid[..., None]
+            else:                                # a row per present (b, k), in order
+                protos = proto.new_zeros(valid.shape + (proto.shape[-1],))
+                protos[valid] = proto
             residues = F.normalize(self.protein_proj(states).float(), dim=-1)
             losses["pda"] = pda_loss(residues, self.residue_mask(tokens), protos, valid, scale,
                                      theta=self.pda_theta)
