@@ -16,7 +16,8 @@ ESM extraction
 * Sequences are sorted by length and packed into batches of at most ``toks_per_batch``
   padded tokens (fair-esm's rule). Defaults per device: :data:`DEFAULT_TOKS_PER_BATCH`.
 * The forward pass runs under ``torch.inference_mode``, stops at ``repr_layer``, skips the
-  LM head and attention-weight averaging, and uses fused scaled-dot-product attention; on
+  LM head and attention-weight averaging, and uses fused scaled-dot-product attention
+  (:mod:`protlab.models.esm_fused`, shared with 03's training step); on
   CUDA it runs under bf16 autocast. Results equal fair-esm's own forward within 1e-5 in
   float32 (tested). On the CPU, ``cpu_workers`` batches (default: the usable cores) run
   concurrently, each single-threaded: small matrix products scale badly across threads.
@@ -285,6 +286,8 @@ class ESMEncoder:
         torch = self._torch
         with self._count_lock:
             self.forward_calls += 1
+        from protlab.models.esm_fused import esm_layer_representation
+
         tokens = tokens.to(self.device, non_blocking=True)
         with torch.inference_mode():
             if self.autocast:
@@ -438,72 +441,6 @@ class ESMEncoder:
                 future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
             torch.set_num_threads(threads)
-
-
-def esm_layer_representation(model, tokens, layer: int):
-    """fair-esm ``ESM2.forward(tokens, repr_layers=[layer])["representations"][layer]``, faster.
-
-    The same arithmetic, but it stops at ``layer``, skips the LM head and the per-layer
-    attention-weight averaging, and uses fused scaled-dot-product attention.
-    """
-    padding_mask = tokens.eq(model.padding_idx)
-    x = model.embed_scale * model.embed_tokens(tokens)
-    if model.token_dropout:
-        x = x.masked_fill((tokens == model.mask_idx).unsqueeze(-1), 0.0)
-        mask_ratio_train = 0.15 * 0.8
-        src_lengths = (~padding_mask).sum(-1)
-        mask_ratio_observed = (tokens == model.mask_idx).sum(-1).to(x.dtype) / src_lengths
-        x = x * (1 - mask_ratio_train) / (1 - mask_ratio_observed)[:, None, None]
-    x = x * (1 - padding_mask.unsqueeze(-1).type_as(x))
-    attn_mask = (~padding_mask)[:, None, None, :] if padding_mask.any() else None
-    for block in model.layers[:layer]:
-        x = _transformer_layer(block, x, attn_mask)
-    if layer == model.num_layers:
-        x = model.emb_layer_norm_after(x)
-    return x
-
-
-_ROTARY_TABLES: dict = {}
-
-
-def _rotary(inv_freq, q, k):
-    """fair-esm's rotary embedding, with tables cached per length (thread-safe, unlike the module's)."""
-    import torch
-
-    key = (k.shape[-2], inv_freq.device, inv_freq.dtype, inv_freq.data_ptr())
-    tables = _ROTARY_TABLES.get(key)
-    if tables is None:
-        t = torch.arange(k.shape[-2], device=inv_freq.device).type_as(inv_freq)
-        emb = torch.cat([torch.einsum("i,j->ij", t, inv_freq)] * 2, dim=-1)
-        tables = (emb.cos()[None, :, :], emb.sin()[None, :, :])
-        if len(_ROTARY_TABLES) > 4096:
-            _ROTARY_TABLES.clear()
-        _ROTARY_TABLES[key] = tables
-    cos, sin = tables
-
-    def rotate(x):
-        x1, x2 = x.chunk(2, dim=-1)
-        return x * cos + torch.cat((-x2, x1), dim=-1) * sin
-
-    return rotate(q), rotate(k)
-
-
-def _transformer_layer(block, x, attn_mask):
-    import torch.nn.functional as F
-
-    attn = block.self_attn
-    b, t, e = x.shape
-    h, d = attn.num_heads, attn.head_dim
-    y = block.self_attn_layer_norm(x)
-    q = (attn.q_proj(y) * attn.scaling).view(b, t, h, d).transpose(1, 2)
-    k = attn.k_proj(y).view(b, t, h, d).transpose(1, 2)
-    v = attn.v_proj(y).view(b, t, h, d).transpose(1, 2)
-    if attn.rot_emb is not None:
-        q, k = _rotary(attn.rot_emb.inv_freq, q, k)
-    y = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=attn_mask, scale=1.0)
-    x = x + attn.out_proj(y.transpose(1, 2).reshape(b, t, e))
-    y = block.final_layer_norm(x)
-    return x + block.fc2(F.gelu(block.fc1(y)))
 
 
 # --------------------------------------------------------------------- high level

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
-from protlab.embed import (ESMEncoder, clean_sequences, embed_proteins, esm_layer_representation, get_encoder,
+from protlab.embed import (ESMEncoder, clean_sequences, embed_proteins, get_encoder,
                            length_batches, windows)
 from protlab.embed_cache import EmbeddingCache
 from protlab.errors import InputError
+from protlab.models.esm_fused import esm_layer_representation
 from protlab.models.protein import new_esm, save_esm
 
 AA = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
