@@ -73,6 +73,8 @@ class PretrainConfig:
     # CPU intra-op threads (None: torch's default). Tiny towers gain little from threads, and on a
     # shared machine oversubscribed threads make a step up to 10x slower, so toy-cpu uses 1.
     cpu_threads: int | None = 1
+    # Processes that build batches ahead of the training step (0: built in the training process).
+    data_workers: int = 0
     precision: str = "auto"            # "auto" (bf16 on GPU, fp32 on CPU), "bf16", "fp32"
     compile: bool = False
     nproc: int = 1                     # GPUs; > 1 launches torchrun from the notebook
@@ -97,6 +99,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "crop_length": 512, "max_text_length": 256, "max_property_length": 128,
         "batch_size": 32, "grad_accum": 4, "lr": 1e-4, "warmup_steps": 1000, "max_steps": 50_000,
         "log_every": 20, "ckpt_every": 1000, "eval_batch_size": 64, "precision": "auto", "cpu_threads": None,
+        "data_workers": 4,
     },
 }
 
@@ -171,6 +174,8 @@ def validate(config: PretrainConfig) -> None:
         bad(f"crop_length={config.crop_length} is too short (>= {max(16, config.bsr_span_max * 2)})")
     if config.max_steps < 1 or config.grad_accum < 1:
         bad("max_steps and grad_accum must be >= 1")
+    if config.data_workers < 0:
+        bad(f"data_workers={config.data_workers} must be >= 0")
     if all(w == 0 for w in (config.w_gc, config.w_mlm, config.w_bsr, config.w_pda)):
         bad("every objective is switched off (w_gc = w_mlm = w_bsr = w_pda = 0)")
     if min(config.w_gc, config.w_mlm, config.w_bsr, config.w_pda) < 0:

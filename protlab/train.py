@@ -219,6 +219,74 @@ def _to(batch: dict, device: str) -> dict:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+class MicroBatches(torch.utils.data.Dataset):
+    """Micro-batches ``first, first + 1, ...`` of a :class:`PairBatches`, for a ``DataLoader``
+    whose worker processes build them ahead of the training step (each is deterministic in
+    its index, so workers change nothing but speed)."""
+
+    def __init__(self, batches, first: int, stop: int):
+        self.batches, self.first, self.stop = batches, first, stop
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.first)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.batches.batch(self.first + i)
+
+
+def micro_batch_stream(batches, first: int, stop: int, *, workers: int, pin: bool):
+    """An iterator over micro-batches ``first .. stop - 1``; ``workers`` > 0 prefetches them."""
+    if workers == 0:
+        return (batches.batch(i) for i in range(first, stop))
+    loader = torch.utils.data.DataLoader(MicroBatches(batches, first, stop), batch_size=None,
+                                         num_workers=workers, pin_memory=pin, prefetch_factor=4)
+    return iter(loader)
+
+
+class LossWindow:
+    """Per-step losses and gradient norms, kept on the device until a log or checkpoint reads
+    them (one host sync and, under DDP, one all-reduce per interval instead of several per
+    step, so the GPU is never left waiting for Python). ``window`` holds the running sums
+    since the last log record (saved in checkpoints); ``last`` the latest step's values."""
+
+    def __init__(self, weights: dict[str, float], world: int = 1, window: dict | None = None):
+        self.names = [k for k in LOSS_NAMES if weights.get(k, 0) > 0]
+        self.weights, self.world = weights, world
+        self.window: dict[str, float] = dict(window or {})
+        self.last: dict[str, float] = {}
+        self._pending: list[torch.Tensor] = []
+
+    def add(self, losses: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        """One step: ``losses`` in ``names`` order (averaged over micro-steps) and the grad norm."""
+        self._pending.append(torch.cat([losses.detach().float(), grad_norm.detach().float().reshape(1)]))
+
+    def drain(self) -> None:
+        if not self._pending:
+            return
+        rows = torch.stack(self._pending)
+        self._pending.clear()
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(rows)
+            rows = rows / self.world
+        for row in rows.double().cpu().tolist():
+            values = dict(zip(self.names, row))
+            values["loss"] = sum(self.weights[k] * values[k] for k in self.names)
+            for k, v in values.items():
+                self.window[k] = self.window.get(k, 0.0) + v
+            self.window["_n"] = self.window.get("_n", 0) + 1
+            self.last = {"loss": values["loss"], "grad_norm": row[-1]}
+
+    def record(self) -> dict[str, float]:
+        """Means over the steps since the last record; starts a new window."""
+        self.drain()
+        n = self.window.pop("_n")
+        means = {k: v / n for k, v in self.window.items()}
+        self.window = {}
+        return {**means, "grad_norm": self.last["grad_norm"], "last_loss": self.last["loss"]}
+
+
 def read_log(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / LOG_NAME
     if not path.is_file():
@@ -262,7 +330,7 @@ def train(config: PretrainConfig) -> dict:
     ckpt_path = ckpt_dir / "last.pt"
     weights = loss_weights(config)
 
-    seed_everything(config.seed)
+    seed_everything(config.seed)  # the same on every rank (dropout streams too, as in Megatron-LM)
     model, tokenizer = build_model(config)
     model.to(device)
     train_pairs = load_pairs(run_dir, split=config.train_split)
@@ -287,9 +355,10 @@ def train(config: PretrainConfig) -> dict:
                                   stride=config.eval_stride, max_text_length=config.max_text_length,
                                   batch_size=config.eval_batch_size, device=device, autocast=autocast)
 
-    optimizer = torch.optim.AdamW(param_groups(model, config), lr=config.lr, betas=(0.9, 0.98), eps=1e-6)
+    optimizer = torch.optim.AdamW(param_groups(model, config), lr=config.lr, betas=(0.9, 0.98), eps=1e-6,
+                                  fused=device.startswith("cuda"))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
-    step, window = 0, {}
+    step, window = 0, None
     if config.resume and ckpt_path.is_file():
         ckpt = read_checkpoint(ckpt_path)
         check_architecture(ckpt, model, ckpt_path)
@@ -301,7 +370,15 @@ def train(config: PretrainConfig) -> dict:
                              "use the config it was trained with, or a new run_dir") from exc
         scheduler.load_state_dict(ckpt["scheduler"])
         step, window = int(ckpt["step"]), dict(ckpt.get("window", {}))
-        restore_rng(ckpt["rng"])
+        per_rank = ckpt.get("rng_per_rank") or [ckpt["rng"]]
+        if len(per_rank) == env.world:
+            restore_rng(per_rank[env.rank])
+        else:
+            restore_rng(per_rank[0])
+            if env.is_main:
+                print(f"[train] warning: {ckpt_path} was written by {len(per_rank)} rank(s), this run has "
+                      f"{env.world}; training continues, but not exactly as the original run would have",
+                      flush=True)
         if env.is_main:  # drop log records written after the checkpoint (a killed run)
             kept = [r for r in read_log(run_dir) if r["step"] <= step]
             atomic_write_text(run_dir / LOG_NAME, "".join(json.dumps(r) + "\n" for r in kept))
@@ -321,13 +398,22 @@ def train(config: PretrainConfig) -> dict:
     if config.compile:
         train_model = torch.compile(train_model)
 
+    losses_log = LossWindow(weights, env.world, window)
+
     def checkpoint():
+        losses_log.drain()
+        rng = [capture_rng()]
+        if env.world > 1:  # every rank's RNG states, so each resumes its own streams
+            import torch.distributed as dist
+
+            rng = [None] * env.world
+            dist.all_gather_object(rng, capture_rng())
         if not env.is_main:
             return
         save_checkpoint(ckpt_path, {
             "format": CHECKPOINT_FORMAT, "model_args": model_args(model), "config": config.to_dict(),
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "step": step, "rng": capture_rng(), "window": window,
+            "step": step, "rng": rng[0], "rng_per_rank": rng, "window": losses_log.window,
             "data_position": batches.position(step * config.grad_accum)})
 
     progress = None
@@ -336,13 +422,16 @@ def train(config: PretrainConfig) -> dict:
 
         progress = tqdm(total=config.max_steps, initial=step, desc="pretrain", dynamic_ncols=True)
     model.train()
+    stream = micro_batch_stream(batches, step * config.grad_accum, config.max_steps * config.grad_accum,
+                                workers=config.data_workers, pin=device.startswith("cuda"))
     start, tokens_seen = time.perf_counter(), 0
     while step < config.max_steps:
         optimizer.zero_grad(set_to_none=True)
-        sums = {}
+        step_losses = torch.zeros(len(losses_log.names), device=device)
         for micro in range(config.grad_accum):
-            batch = _to(batches.batch(step * config.grad_accum + micro), device)
-            tokens_seen += int((batch["tokens"] != model.alphabet.padding_idx).sum()) * env.world
+            cpu_batch = next(stream)
+            tokens_seen += int((cpu_batch["tokens"] != model.alphabet.padding_idx).sum()) * env.world
+            batch = _to(cpu_batch, device)
             sync = micro == config.grad_accum - 1 or env.world == 1
             ctx = contextlib.nullcontext() if sync or not hasattr(train_model, "no_sync") else train_model.no_sync()
             with ctx:
@@ -351,38 +440,28 @@ def train(config: PretrainConfig) -> dict:
                 # GC is the full gathered-batch loss on every rank: x world makes the DDP mean exact.
                 total = sum(weights[k] * v * (env.world if k == "gc" else 1) for k, v in losses.items())
                 (total / config.grad_accum).backward()
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) / config.grad_accum
+            step_losses += torch.stack([losses[k].detach().float() for k in losses_log.names]) / config.grad_accum
         trainable = [p for p in model.parameters() if p.requires_grad]
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, config.clip_grad)) if config.clip_grad > 0 else 0.0
+        grad_norm = (torch.nn.utils.clip_grad_norm_(trainable, config.clip_grad) if config.clip_grad > 0
+                     else torch.zeros((), device=device))
         optimizer.step()
         scheduler.step()
         step += 1
-        sums["loss"] = sum(weights[k] * sums[k] for k in LOSS_NAMES if k in sums)
-        if env.world > 1:
-            import torch.distributed as dist
-
-            vec = torch.tensor([sums[k] for k in sorted(sums)], device=device)
-            dist.all_reduce(vec)
-            sums = {k: float(v) / env.world for k, v in zip(sorted(sums), vec)}
-        for k, v in sums.items():
-            window[k] = window.get(k, 0.0) + v
-        window["_n"] = window.get("_n", 0) + 1
+        losses_log.add(step_losses, grad_norm)
         if progress is not None:
             progress.update(1)
-            progress.set_postfix(loss=f"{sums['loss']:.3f}")
         if step % config.log_every == 0 or step == config.max_steps:
-            n = window.pop("_n")
-            record = {"step": step, **{k: v / n for k, v in window.items()},
-                      "lr": scheduler.get_last_lr()[0], "temperature": float(1.0 / model.scale().detach()),
-                      "grad_norm": grad_norm, "last_loss": sums["loss"],
+            record = {"step": step, **losses_log.record(), "lr": scheduler.get_last_lr()[0],
+                      "temperature": float(1.0 / model.scale().detach()),
                       "tokens_per_s": tokens_seen / max(1e-9, time.perf_counter() - start)}
-            window = {}
+            if progress is not None:
+                progress.set_postfix(loss=f"{record['last_loss']:.3f}")
             if env.is_main:
                 with open(run_dir / LOG_NAME, "a") as fh:
                     fh.write(json.dumps(record) + "\n")
         if step % config.ckpt_every == 0 or step == config.max_steps:
             checkpoint()
+    del stream  # stops the data workers
     if progress is not None:
         progress.close()
     elapsed = time.perf_counter() - start

@@ -140,6 +140,34 @@ def test_batches_are_deterministic_per_step():
 
 
 # ------------------------------------------------------------------------ retrieval
+def test_loss_window_means_and_weighted_total():
+    log = T.LossWindow({"gc": 1.0, "mlm": 0.5, "bsr": 0.0, "pda": 2.0})
+    assert log.names == ["gc", "mlm", "pda"]
+    log.add(torch.tensor([1.0, 4.0, 0.5]), torch.tensor(3.0))
+    log.add(torch.tensor([3.0, 2.0, 1.5]), torch.tensor(1.0))
+    rec = log.record()
+    assert rec == {"gc": 2.0, "mlm": 3.0, "pda": 1.0, "loss": 2.0 + 1.5 + 2.0, "grad_norm": 1.0,
+                   "last_loss": 3.0 + 1.0 + 3.0}
+    log.add(torch.tensor([5.0, 0.0, 0.0]), torch.tensor(0.0))
+    log.drain()  # a checkpoint: the open window is saved and restored
+    assert log.window["_n"] == 1
+    again = T.LossWindow(log.weights, window=log.window)
+    again.add(torch.tensor([1.0, 0.0, 0.0]), torch.tensor(0.0))
+    assert again.record()["gc"] == 3.0
+
+
+def test_data_workers_build_the_same_micro_batches():
+    model, tok = T.build_model(make_config(**TINY))
+    batches = PairBatches(load_pairs(synthetic_proteins(), split="train"), Collator(model.alphabet, tok),
+                          batch_size=4)
+    inline = list(T.micro_batch_stream(batches, 3, 9, workers=0, pin=False))
+    ahead = list(T.micro_batch_stream(batches, 3, 9, workers=2, pin=False))
+    assert len(inline) == len(ahead) == 6
+    for a, b in zip(inline, ahead):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.equal(inline[0]["tokens"], batches.batch(3)["tokens"])
+
+
 def test_ranking_metrics_with_ties_are_expectations():
     scores = np.array([[0.9, 0.1, 0.2], [0.5, 0.5, 0.0], [0.3, 0.8, 0.1]])
     m = ranking_metrics(scores, np.arange(3), ks=(1, 2))
@@ -300,6 +328,50 @@ def test_torchrun_ddp_on_cpu_only_rank0_writes(tmp_path, capfd, monkeypatch):
     assert ckpt["config"]["nproc"] == 1  # the workers train; they do not launch again
 
 
+@pytest.mark.slow
+def test_ddp_resume_after_sigkill_matches_uninterrupted_run(tmp_path, monkeypatch, capfd):
+    """torchrun with 2 ranks (gloo), killed as a whole after a checkpoint and resumed: the same
+    log and weights as a run never stopped (every rank restores its own RNG streams)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    over = {"max_steps": 24, "ckpt_every": 4, "nproc": 2}
+    straight, killed = tiny_run(tmp_path, "straight", **over), tiny_run(tmp_path, "killed", **over)
+    T.run(straight)
+    killed_dir = Path(killed.run_dir)
+    cfg_path = killed_dir / "cfg.json"
+    cfg_path.write_text(json.dumps({**killed.to_dict(), "nproc": 1}))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "protlab.train", "--config", str(cfg_path)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        log = T.read_log(killed_dir) if (killed_dir / "pretrain_log.jsonl").is_file() else []
+        if log and 5 <= log[-1]["step"] < 24 and (killed_dir / "checkpoints" / "last.pt").is_file():
+            break
+        time.sleep(0.01)
+    import psutil  # (ipykernel's dependency)
+
+    launcher = psutil.Process(proc.pid)
+    job = [launcher, *launcher.children(recursive=True)]
+    for p in job:  # the launcher and both ranks (torchrun starts them in their own sessions)
+        p.kill()
+    proc.wait()
+    _, alive = psutil.wait_procs(job[1:], timeout=30)
+    assert len(job) >= 3 and not alive
+    assert T.read_log(killed_dir)[-1]["step"] < 24, "the run finished before it could be killed"
+    ckpt = torch.load(killed_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert len(ckpt["rng_per_rank"]) == 2
+    T.run(killed)
+    assert f"resumed from {killed_dir / 'checkpoints' / 'last.pt'} at step {ckpt['step']}" in capfd.readouterr().out
+    a, b = T.read_log(straight.run_dir), T.read_log(killed_dir)
+    assert [r["step"] for r in b] == list(range(1, 25))
+    for ra, rb in zip(a, b):
+        for key in ("loss", "gc", "mlm", "bsr", "pda", "last_loss", "grad_norm", "lr"):
+            assert ra[key] == rb[key], (ra["step"], key)
+    sa = torch.load(Path(straight.run_dir) / "checkpoints" / "last.pt", weights_only=True)["model"]
+    sb = torch.load(killed_dir / "checkpoints" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
 # ------------------------------------------------------------------------------ GPU
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (bf16 autocast, torch.compile)")
@@ -309,6 +381,65 @@ def test_gpu_bf16_training_step(tmp_path, compile_model):
     summary = T.run(cfg)
     assert np.isfinite(summary["final_loss"])
     assert T._autocast_factory("cuda", cfg) is not None
+
+
+def test_cpu_bf16_autocast_training(tmp_path):
+    """precision='bf16' runs the GPU's autocast path on the CPU: every loss finite, logged as float."""
+    cfg = tiny_run(tmp_path, max_steps=2, ckpt_every=2, precision="bf16")
+    assert T._autocast_factory("cpu", cfg) is not None
+    T.run(cfg)
+    log = T.read_log(cfg.run_dir)
+    assert [r["step"] for r in log] == [1, 2]
+    assert all(np.isfinite(r[k]) for r in log for k in ("gc", "mlm", "bsr", "pda", "grad_norm"))
+
+
+def _fixed_shape_batch(cfg, model, tok, step=1):
+    pairs = load_pairs(synthetic_proteins(), split="train")
+    collator = Collator(model.alphabet, tok, crop_length=cfg.crop_length, max_text_length=cfg.max_text_length,
+                        max_property_length=cfg.max_property_length, fixed_shapes=True,
+                        weights=T.loss_weights(cfg))
+    return PairBatches(pairs, collator, batch_size=4).batch(step)
+
+
+def test_forward_on_fixed_shape_batches_is_one_compiled_graph():
+    """With compile=True the whole ProtCLIP step (4 losses, 3 protein passes) is one graph: no
+    data-dependent shapes or branches (torch.compile would split it and run the pieces eagerly)."""
+    import torch._dynamo as dynamo
+
+    cfg = make_config(**TINY)
+    model, tok = T.build_model(cfg)
+    batch = _fixed_shape_batch(cfg, model, tok)
+    assert not batch["prop_valid"].all()  # absent properties are in the batch
+    weights = T.loss_weights(cfg)
+    explained = dynamo.explain(lambda b: model(b, weights=weights))(batch)
+    assert explained.graph_break_count == 0, [r.reason for r in explained.break_reasons]
+    assert explained.graph_count == 1
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager_on_cpu(tmp_path):
+    """compile=True (inductor, CPU) trains to the eager run's losses (dropout off: compiled
+    kernels draw their own random numbers)."""
+    no_dropout = {**TINY["text_tiny_args"], "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    runs = {}
+    for name, compiled in (("eager", False), ("compiled", True)):
+        cfg = tiny_run(tmp_path, name, max_steps=3, ckpt_every=3, compile=compiled, text_tiny_args=no_dropout)
+        T.run(cfg)
+        runs[name] = T.read_log(cfg.run_dir)
+    for a, b in zip(runs["eager"], runs["compiled"]):
+        for key in ("gc", "mlm", "bsr", "pda"):
+            assert b[key] == pytest.approx(a[key], rel=2e-3), (a["step"], key)
+
+
+def test_notebook_parameters_cover_every_config_field():
+    import nbformat
+
+    from protlab.config import FIELDS
+
+    nb = nbformat.read(REPO / "notebooks" / "03_pretrain.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    names = {line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line and line[0] != "#"}
+    assert set(FIELDS) <= names, sorted(set(FIELDS) - names)
 
 
 def test_fixed_shape_batches_give_the_same_losses():
