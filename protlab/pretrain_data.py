@@ -39,7 +39,8 @@ def compose_text(row) -> str:
 
 
 def load_pairs(source, *, split: str | None = None) -> pd.DataFrame:
-    """Pairs (id, sequence, text, label, the four properties) of one split.
+    """Pairs (id, sequence, text, label, the four properties) of one split, or of several
+    joined by ``+`` (``"valid+test"``).
 
     ``source`` is a run directory, a parquet path or a DataFrame. Pairs with empty text
     are an error naming them (curation should have dropped them).
@@ -60,7 +61,7 @@ def load_pairs(source, *, split: str | None = None) -> pd.DataFrame:
     if split is not None:
         if "split" not in frame.columns:
             raise InputError(f"{where}: no 'split' column; run 01_curate.ipynb (it assigns train/valid/test)")
-        frame = frame[frame["split"] == split]
+        frame = frame[frame["split"].isin(split.split("+"))]
         if frame.empty:
             raise InputError(f"{where}: split {split!r} is empty")
     out = pd.DataFrame({"id": frame["id"].astype(str).to_numpy(),
@@ -128,11 +129,15 @@ class Collator:
 
     def __init__(self, alphabet, tokenizer, *, crop_length: int = 200, max_text_length: int = 64,
                  max_property_length: int = 32, mlm_prob: float = 0.15, bsr_ratio: float = 0.15,
-                 bsr_span: tuple[int, int] = (5, 10), weights: dict | None = None, fixed_shapes: bool = False):
+                 bsr_span: tuple[int, int] = (5, 10), weights: dict | None = None, fixed_shapes: bool = False,
+                 substitution_prob: float = 0.0):
         self.alphabet, self.tokenizer = alphabet, tokenizer
         self.fixed_shapes = fixed_shapes  # pad to crop / max lengths (torch.compile without recompiles)
         self.crop_length, self.max_text_length, self.max_property_length = crop_length, max_text_length, max_property_length
         self.mlm_prob, self.bsr_ratio, self.bsr_span = mlm_prob, bsr_ratio, bsr_span
+        # Augmentation: each residue of the clean view (GC / PDA input) becomes a random residue
+        # with this probability, a cheap stand-in for the divergence of unseen homologs.
+        self.substitution_prob = substitution_prob
         self.weights = weights or {"gc": 1, "mlm": 1, "bsr": 1, "pda": 1}
         self.residue_toks = np.array([alphabet.get_idx(a) for a in "ACDEFGHIKLMNPQRSTVWY"])
 
@@ -184,13 +189,19 @@ class Collator:
                     if _present(row.get(f)):
                         valid[i, k] = True
                         texts.append(str(row[f]))
-                    elif self.fixed_shapes:  # keep B x K rows; the model drops the absent ones
+                    elif self.fixed_shapes:  # keep B x K rows; the model masks the absent ones
                         texts.append("")
             if not valid.any():  # no property sub-texts at all: fall back to the whole text as one property
                 valid[:, 0] = True
                 texts = list(rows["text"])
             batch["prop_valid"] = valid
             batch["prop_ids"], batch["prop_mask"] = self.encode_texts(texts, self.max_property_length)
+        if self.substitution_prob > 0:  # last, so the MLM / BSR views and targets stay unmutated
+            mutated = tokens.clone()
+            for i, s in enumerate(seqs):
+                pos = torch.from_numpy(np.flatnonzero(rng.random(len(s)) < self.substitution_prob) + 1)
+                mutated[i, pos] = torch.from_numpy(rng.choice(self.residue_toks, len(pos)))
+            batch["tokens"] = mutated
         return batch
 
 

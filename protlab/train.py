@@ -71,6 +71,42 @@ def _init_distributed(env: DistEnv, device: str) -> None:
 
 
 # ------------------------------------------------------------------------------ model
+def alignment_evaluator(model, eval_pairs, train_pairs, collator, config: PretrainConfig, device: str = "cpu",
+                        autocast=None):
+    """``evaluate()``: retrieval and zero-shot metrics of ``model`` (as it is when called) on
+    ``eval_pairs``, with class prompts from ``train_pairs``."""
+    from protlab.retrieval import class_prompts, evaluate_alignment
+
+    prompts = class_prompts(train_pairs, field=config.zero_shot_field, template=config.zero_shot_template)
+
+    def evaluate() -> dict:
+        return evaluate_alignment(model, eval_pairs, prompts, collator, crop_length=config.crop_length,
+                                  stride=config.eval_stride, max_text_length=config.max_text_length,
+                                  batch_size=config.eval_batch_size, device=device, autocast=autocast)
+    return evaluate
+
+
+def mrr_ratio(trained: dict, untrained: dict) -> float:
+    return trained["mrr"] / max(untrained["mrr"], 1e-12)
+
+
+def evaluate_run(run_dir: str | Path, split: str, *, device: str = "cpu") -> dict:
+    """A finished run's trained model (``checkpoints/last.pt``) and the same model untrained,
+    scored on ``split`` of ``run_dir/proteins.parquet`` as ``train`` scores its ``eval_split``."""
+    from protlab.pretrain_data import Collator, load_pairs
+
+    trained, tokenizer, config = load_trained(Path(run_dir) / "checkpoints" / "last.pt")
+    untrained, _ = build_model(config)
+    trained.to(device), untrained.to(device)
+    pairs, train_pairs = load_pairs(run_dir, split=split), load_pairs(run_dir, split=config.train_split)
+    collator = Collator(trained.alphabet, tokenizer, crop_length=config.crop_length,
+                        max_text_length=config.max_text_length)
+    out = {name: alignment_evaluator(m, pairs, train_pairs, collator, config, device)()
+           for name, m in (("trained", trained), ("untrained", untrained))}
+    return {**out["trained"], "untrained": out["untrained"], "split": split,
+            "mrr_ratio": mrr_ratio(out["trained"], out["untrained"])}
+
+
 def loss_weights(config: PretrainConfig) -> dict[str, float]:
     return {"gc": config.w_gc, "mlm": config.w_mlm, "bsr": config.w_bsr, "pda": config.w_pda}
 
@@ -313,7 +349,6 @@ def train(config: PretrainConfig) -> dict:
     """Train (or resume) in this process; returns a summary (rank 0 also writes artifacts)."""
     from protlab.models.clip import ProtCLIP  # noqa: F401  (import errors surface early)
     from protlab.pretrain_data import Collator, PairBatches, load_pairs
-    from protlab.retrieval import class_prompts, evaluate_alignment
     from protlab.utils import pick_device, seed_everything
 
     env = dist_env()
@@ -338,7 +373,7 @@ def train(config: PretrainConfig) -> dict:
                         max_text_length=config.max_text_length, max_property_length=config.max_property_length,
                         mlm_prob=config.mlm_prob, bsr_ratio=config.bsr_ratio,
                         bsr_span=(config.bsr_span_min, config.bsr_span_max), weights=weights,
-                        fixed_shapes=config.compile)
+                        fixed_shapes=config.compile, substitution_prob=config.substitution_prob)
     batches = PairBatches(train_pairs, collator, batch_size=config.batch_size, seed=config.seed,
                           rank=env.rank, world=env.world)
     autocast = _autocast_factory(device, config)
@@ -348,12 +383,7 @@ def train(config: PretrainConfig) -> dict:
             eval_pairs = load_pairs(run_dir, split=config.eval_split)
         except InputError as exc:
             print(f"[train] no evaluation: {exc}", flush=True)
-    prompts = class_prompts(train_pairs, field=config.zero_shot_field, template=config.zero_shot_template)
-
-    def evaluate():
-        return evaluate_alignment(model, eval_pairs, prompts, collator, crop_length=config.crop_length,
-                                  stride=config.eval_stride, max_text_length=config.max_text_length,
-                                  batch_size=config.eval_batch_size, device=device, autocast=autocast)
+    evaluate = alignment_evaluator(model, eval_pairs, train_pairs, collator, config, device, autocast)
 
     optimizer = torch.optim.AdamW(param_groups(model, config), lr=config.lr, betas=(0.9, 0.98), eps=1e-6,
                                   fused=device.startswith("cuda"))
@@ -478,7 +508,7 @@ def train(config: PretrainConfig) -> dict:
             metrics = {**trained, "untrained": untrained, "split": config.eval_split, "steps": step,
                        "loss_trends": loss_trends(history, weights), "config": config.to_dict()}
             if untrained:
-                metrics["mrr_ratio"] = trained["mrr"] / max(untrained["mrr"], 1e-12)
+                metrics["mrr_ratio"] = mrr_ratio(trained, untrained)
             atomic_write_json(run_dir / METRICS_NAME, metrics)
             summary["metrics"] = metrics
         save_loss_figures(run_dir, history, weights)

@@ -110,6 +110,16 @@ def test_empty_text_is_a_clear_error(tmp_path):
         load_pairs(tmp_path / "nowhere")
 
 
+def test_several_splits_joined_by_plus():
+    frame = synthetic_proteins()
+    frame.loc[frame["id"].str.endswith("_2"), "split"] = "valid"
+    both = load_pairs(frame, split="valid+test")
+    assert sorted(both["id"]) == sorted(frame.loc[frame["split"] != "train", "id"]) and len(both) == 9
+    assert len(load_pairs(frame, split="test")) == 6
+    with pytest.raises(InputError, match="'dev\+holdout' is empty"):
+        load_pairs(frame, split="dev+holdout")
+
+
 def test_long_sequences_cropped_in_training_windowed_in_eval():
     cfg = make_config(**TINY)
     model, tok = T.build_model(cfg)
@@ -154,6 +164,22 @@ def test_loss_window_means_and_weighted_total():
     again = T.LossWindow(log.weights, window=log.window)
     again.add(torch.tensor([1.0, 0.0, 0.0]), torch.tensor(0.0))
     assert again.record()["gc"] == 3.0
+
+
+def test_substitution_augments_only_the_clean_view():
+    model, tok = T.build_model(make_config(**TINY))
+    rows = load_pairs(synthetic_proteins(), split="train").iloc[:4]
+    plain = Collator(model.alphabet, tok)(rows, np.random.default_rng(5))
+    mutated = Collator(model.alphabet, tok, substitution_prob=0.3)(rows, np.random.default_rng(5))
+    for key in ("mlm_tokens", "mlm_targets", "bsr_tokens", "bsr_targets", "text_ids", "prop_ids"):
+        assert torch.equal(plain[key], mutated[key]), key  # drawn last: the other views are unchanged
+    residues = (plain["tokens"] != model.alphabet.padding_idx) & (plain["tokens"] != model.alphabet.cls_idx) \
+        & (plain["tokens"] != model.alphabet.eos_idx)
+    changed = (plain["tokens"] != mutated["tokens"])
+    assert not (changed & ~residues).any()  # specials and padding untouched
+    rate = changed.sum().item() / residues.sum().item()
+    assert 0.3 * 19 / 20 * 0.7 < rate < 0.3 * 19 / 20 * 1.3  # a random residue is the same one 1 time in 20
+    assert set(mutated["tokens"][changed].tolist()) <= {model.alphabet.get_idx(a) for a in AA}
 
 
 def test_data_workers_build_the_same_micro_batches():
@@ -232,7 +258,11 @@ def test_training_artifacts_and_wrong_architecture(tmp_path):
     for key in ("mrr", "recall_at_1", "recall_at_10", "zero_shot_acc"):
         assert 0 <= metrics[key] <= 1 and 0 <= metrics["untrained"][key] <= 1
     assert set(metrics["text_to_protein"]) == {"mrr", "recall_at_1", "recall_at_10"}
-    assert metrics["n_pairs"] == 6 and metrics["n_classes"] == 3
+    assert metrics["n_pairs"] == 6 and metrics["n_classes"] == 3 and metrics["split"] == "valid+test"
+    again = T.evaluate_run(run_dir, metrics["split"])  # the finished run, re-scored from its checkpoint
+    assert again["mrr"] == pytest.approx(metrics["mrr"])
+    assert again["untrained"]["mrr"] == pytest.approx(metrics["untrained"]["mrr"])
+    assert again["zero_shot_acc"] == metrics["zero_shot_acc"] and again["mrr_ratio"] == pytest.approx(metrics["mrr_ratio"])
     history = T.read_log(run_dir)
     assert [r["step"] for r in history] == [1, 2, 3, 4] and summary["final_loss"] == history[-1]["last_loss"]
     assert all(k in history[0] for k in ("gc", "mlm", "bsr", "pda", "lr", "temperature"))
