@@ -1,0 +1,47 @@
+"""The training-throughput benchmark runs on the CPU and counts the same FLOPs for fused and
+fair-esm attention (its MFU on a GPU divides by this count)."""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import bench_train_throughput as bench  # noqa: E402
+
+
+def _flops(model, data, weights) -> int:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, sdpa_kernel(SDPBackend.MATH):
+        sum(weights[k] * v for k, v in model(data, weights=weights).items()).backward()
+    return counter.get_total_flops()
+
+
+def test_fused_and_fair_esm_attention_count_the_same_flops():
+    from protlab.train import loss_weights
+
+    model, _, cfg = bench.build("cpu")
+    data = bench.synthetic_batch(model, 2, 24, 16, "cpu")
+    counts = []
+    for fused in (True, False):
+        model.fused_attention = fused
+        counts.append(_flops(model, data, loss_weights(cfg)))
+    assert counts[0] == counts[1] > 0
+
+
+@pytest.mark.parametrize("extra", [[], ["--esm-attention"]])
+def test_throughput_benchmark_runs_on_cpu(capsys, extra):
+    threads = torch.get_num_threads()
+    try:
+        bench.main(["--seq-len", "24", "--batch-size", "2", "--steps", "1", "--warmup", "0", *extra])
+    finally:
+        torch.set_num_threads(threads)  # main() sets one thread
+    out = capsys.readouterr().out
+    assert re.search(r"model FLOPs/step\s+[\d.]+ GFLOP", out) and "tokens/s" in out
+    assert ("fair-esm (unfused)" in out) == bool(extra)
