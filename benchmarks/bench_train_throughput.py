@@ -78,6 +78,18 @@ def synthetic_batch(model, batch: int, seq_len: int, text_len: int, device: str,
     return {k: v.to(device) for k, v in b.items()}
 
 
+def count_flops(run) -> int:
+    """FLOPs of ``run()`` (one eager step), attention by the math backend: the counter sees every
+    matmul, on CPU and GPU alike (compiled or fused kernels can hide them from it)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, sdpa_kernel(SDPBackend.MATH):
+        run()
+    return counter.get_total_flops()
+
+
 def main(argv=None) -> None:
     from protlab.train import loss_weights
     from protlab.utils import pick_device
@@ -114,15 +126,7 @@ def main(argv=None) -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    # Eager, attention by the math backend: the counter sees every matmul, on CPU and GPU alike
-    # (compiled or fused kernels can hide them from it).
-    with counter, sdpa_kernel(SDPBackend.MATH):
-        step(model)
-    flops = counter.get_total_flops()
+    flops = count_flops(lambda: step(model))
     for _ in range(warmup):
         step()
     if gpu:

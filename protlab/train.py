@@ -436,8 +436,8 @@ def train(config: PretrainConfig) -> dict:
         if env.world > 1:  # every rank's RNG states, so each resumes its own streams
             import torch.distributed as dist
 
-            rng = [None] * env.world
-            dist.all_gather_object(rng, capture_rng())
+            mine, rng = rng[0], [None] * env.world
+            dist.all_gather_object(rng, mine)
         if not env.is_main:
             return
         save_checkpoint(ckpt_path, {
@@ -452,6 +452,7 @@ def train(config: PretrainConfig) -> dict:
 
         progress = tqdm(total=config.max_steps, initial=step, desc="pretrain", dynamic_ncols=True)
     model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
     stream = micro_batch_stream(batches, step * config.grad_accum, config.max_steps * config.grad_accum,
                                 workers=config.data_workers, pin=device.startswith("cuda"))
     start, tokens_seen = time.perf_counter(), 0
@@ -471,7 +472,6 @@ def train(config: PretrainConfig) -> dict:
                 total = sum(weights[k] * v * (env.world if k == "gc" else 1) for k, v in losses.items())
                 (total / config.grad_accum).backward()
             step_losses += torch.stack([losses[k].detach().float() for k in losses_log.names]) / config.grad_accum
-        trainable = [p for p in model.parameters() if p.requires_grad]
         grad_norm = (torch.nn.utils.clip_grad_norm_(trainable, config.clip_grad) if config.clip_grad > 0
                      else torch.zeros((), device=device))
         optimizer.step()

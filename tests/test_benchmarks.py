@@ -13,25 +13,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench_train_throughput as bench  # noqa: E402
 
 
-def _flops(model, data, weights) -> int:
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with counter, sdpa_kernel(SDPBackend.MATH):
-        sum(weights[k] * v for k, v in model(data, weights=weights).items()).backward()
-    return counter.get_total_flops()
-
-
 def test_fused_and_fair_esm_attention_count_the_same_flops():
     from protlab.train import loss_weights
 
     model, _, cfg = bench.build("cpu")
     data = bench.synthetic_batch(model, 2, 24, 16, "cpu")
-    counts = []
+    weights, counts = loss_weights(cfg), []
     for fused in (True, False):
         model.fused_attention = fused
-        counts.append(_flops(model, data, loss_weights(cfg)))
+        counts.append(bench.count_flops(
+            lambda: sum(weights[k] * v for k, v in model(data, weights=weights).items()).backward()))
     assert counts[0] == counts[1] > 0
 
 
