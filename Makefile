@@ -18,7 +18,7 @@ TEST_WORKERS ?= 2
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
-	$(BIN)/python -m protlab.assets || true
+	$(BIN)/python -m protlab.plot.assets || true
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -36,11 +36,11 @@ def main(argv=None) -> None:
     parser.add_argument("--reuse", action="store_true", help="reuse the run dir's 01/02/04 artifacts")
     args = parser.parse_args(argv)
 
-    from protlab.cluster import ScanClusterer, cluster, load_clusters, load_inputs
-    from protlab.data.formats import read_proteins
-    from protlab.data.split import cluster_mmseqs
-    from protlab.metrics import evaluate, matched_accuracy
-    from protlab.neighbors import mine_neighbors
+    from protlab.cluster.methods import ScanClusterer, cluster, load_clusters, load_inputs
+    from protlab.curate.formats import read_proteins
+    from protlab.curate.split import cluster_mmseqs
+    from protlab.evaluate.metrics import evaluate, matched_accuracy
+    from protlab.cluster.neighbors import mine_neighbors
     from protlab.notebooks import run_notebook
 
     run_dir = Path(args.run_dir)

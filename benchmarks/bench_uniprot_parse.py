@@ -18,7 +18,7 @@ from pathlib import Path
 
 from Bio import SwissProt
 
-from protlab.data.uniprot import iter_uniprot
+from protlab.curate.uniprot import iter_uniprot
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = Path(os.environ.get("PROTLAB_SHARED_DATA", REPO.parent / "shared" / "data"))

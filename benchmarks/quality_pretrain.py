@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides (as protlab.train)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides (as protlab.pretrain.loop)")
     p.add_argument("--work-dir", default=None, help="keep the runs here (default: a temporary directory)")
     return p.parse_args(argv)
 
@@ -64,8 +64,8 @@ def family_oracle(proteins, split: str, *, draws: int = 2000, seed: int = 0) -> 
 
 
 def main(argv=None) -> None:
-    from protlab.config import make_config
-    from protlab.train import evaluate_run, parse_overrides, train
+    from protlab.pretrain.config import make_config
+    from protlab.pretrain.loop import evaluate_run, parse_overrides, train
 
     args = parse_args(argv)
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="protlab-quality-pretrain-"))

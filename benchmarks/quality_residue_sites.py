@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from protlab import residues
-from protlab.models.residue_cluster import SCORES
+from protlab.residues import analysis as residues
+from protlab.residues.network import SCORES
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "structures"
 

@@ -33,7 +33,7 @@ def notebook_path(name: str) -> Path:
         return Path(name)
     matches = sorted(NOTEBOOK_DIR.glob(f"{Path(name).stem}*.ipynb"))
     if not matches:
-        from protlab.errors import InputError
+        from protlab.core.errors import InputError
 
         raise InputError(f"no notebook matching {name!r} in {NOTEBOOK_DIR}")
     return matches[0]
@@ -113,7 +113,7 @@ def write_notebook(path: str | Path, cells: Iterable[tuple[str, str]]) -> Path:
     for i, cell in enumerate(nb.cells):  # stable ids keep diffs small
         cell["id"] = f"cell-{i:02d}"
     nbformat.validate(nb)
-    from protlab.io import atomic_write_text
+    from protlab.core.atomic import atomic_write_text
 
     return atomic_write_text(path, nbformat.writes(nb) + "")
 
@@ -136,7 +136,7 @@ def strip_outputs(path: str | Path) -> bool:
             del nb.metadata[key]
             changed = True
     if changed:
-        from protlab.io import atomic_write_text
+        from protlab.core.atomic import atomic_write_text
 
         atomic_write_text(path, nbformat.writes(nb))
     return changed

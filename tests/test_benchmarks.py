@@ -14,7 +14,7 @@ import bench_train_throughput as bench  # noqa: E402
 
 
 def test_fused_and_fair_esm_attention_count_the_same_flops():
-    from protlab.train import loss_weights
+    from protlab.pretrain.loop import loss_weights
 
     model, _, cfg = bench.build("cpu")
     data = bench.synthetic_batch(model, 2, 24, 16, "cpu")

@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from protlab.models.clip import (BSRDecoder, contrastive_loss, gather_with_local_grad, masked_lm_loss,
+from protlab.pretrain.clip import (BSRDecoder, contrastive_loss, gather_with_local_grad, masked_lm_loss,
                                  pda_loss, property_segments)
-from protlab.pretrain_data import mlm_mask, span_mask, random_crop, windows
+from protlab.pretrain.data import mlm_mask, span_mask, random_crop, windows
 
 
 def _log_softmax_row(values, i):
@@ -181,8 +181,8 @@ def test_gathered_negatives_give_the_full_batch_gradient():
 
 
 def test_text_towers_tiny_local_dir_and_offline_minilm(tmp_path):
-    from protlab.errors import InputError
-    from protlab.models.text import load_text_encoder, save_text_encoder
+    from protlab.core.errors import InputError
+    from protlab.pretrain.text import load_text_encoder, save_text_encoder
 
     enc, tok = load_text_encoder("tiny", tiny_args={"hidden_size": 32, "num_hidden_layers": 1,
                                                    "num_attention_heads": 2, "intermediate_size": 64})
@@ -230,8 +230,8 @@ def test_losses_without_targets_are_zero_with_zero_gradients():
 def test_fused_esm_forward_matches_fair_esm():
     """esm2_states (scaled_dot_product_attention) gives ESM2.forward's last layer, logits and gradients,
     with padding and <mask> tokens (token dropout rescaling) in the batch."""
-    from protlab.models.esm_fused import esm2_states
-    from protlab.models.protein import load_esm
+    from protlab.esm.fused import esm2_states
+    from protlab.esm.load import load_esm
 
     model, alphabet = load_esm({"num_layers": 2, "embed_dim": 32, "attention_heads": 4}, seed=3)
     model.train()

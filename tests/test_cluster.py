@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 import torch
 
-from protlab.cluster import ScanClusterer, cluster, cluster_run, load_clusters
-from protlab.errors import InputError
-from protlab.metrics import evaluate, matched_accuracy
-from protlab.models.scan import scan_loss, self_label_loss, strong_view
-from protlab.neighbors import faiss_knn, mine_neighbors, mmseqs_available
+from protlab.cluster.methods import ScanClusterer, cluster, cluster_run, load_clusters
+from protlab.core.errors import InputError
+from protlab.evaluate.metrics import evaluate, matched_accuracy
+from protlab.cluster.heads import scan_loss, self_label_loss, strong_view
+from protlab.cluster.neighbors import faiss_knn, mine_neighbors, mmseqs_available
 
 needs_mmseqs = pytest.mark.skipif(not mmseqs_available(), reason="mmseqs (MMseqs2) is not installed")
 FAST = dict(epochs=5, self_label_epochs=2, n_heads=2, min_steps=150, k=5)
@@ -18,8 +18,8 @@ FAST = dict(epochs=5, self_label_epochs=2, n_heads=2, min_steps=150, k=5)
 
 @pytest.fixture(scope="module")
 def toy():
-    from protlab.data.toy import make_universe
-    from protlab.models.kmer import KmerEncoder
+    from protlab.curate.toy import make_universe
+    from protlab.embed.kmer import KmerEncoder
 
     proteins = make_universe(4, 25, seed=1).proteins
     return proteins, KmerEncoder(dim=32).embed(proteins["sequence"].tolist())
@@ -146,7 +146,7 @@ def test_unknown_options():
 
 
 def _write_run(run_dir, proteins, emb, *, labels=True):
-    from protlab.runs import save_embeddings, save_proteins
+    from protlab.core.rundir import save_embeddings, save_proteins
 
     frame = proteins[["id", "sequence", "label"]].assign(split="train")
     if not labels:
@@ -176,7 +176,7 @@ def test_cluster_run_without_labels_needs_n_clusters(toy, tmp_path):
     with pytest.raises(InputError, match="n_clusters"):
         cluster_run(tmp_path, method="kmeans")
     assert cluster_run(tmp_path, method="kmeans", n_clusters=4).labels.max() == 3
-    from protlab.metrics import evaluate_run
+    from protlab.evaluate.metrics import evaluate_run
 
     with pytest.raises(InputError, match="labels"):
         evaluate_run(tmp_path)
@@ -184,8 +184,8 @@ def test_cluster_run_without_labels_needs_n_clusters(toy, tmp_path):
 
 def test_few_real_pfam_families(shared_data):
     """SCAN with default neighbours on 4 real Pfam families (40 sequences each)."""
-    from protlab.data.formats import read_proteins
-    from protlab.models.kmer import KmerEncoder
+    from protlab.curate.formats import read_proteins
+    from protlab.embed.kmer import KmerEncoder
 
     frame = read_proteins(shared_data / "pfam" / "pfam_shared_labeled.fasta", label_regex=r"\s(PF\d+)")
     frame = frame[frame["label"].isin(["PF00004", "PF00072", "PF00595", "PF07679"])]

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from protlab import runs
-from protlab.errors import InputError, ParseError
-from protlab.io import atomic_path, atomic_write_json
+from protlab.core import rundir as runs
+from protlab.core.errors import InputError, ParseError
+from protlab.core.atomic import atomic_path, atomic_write_json
 from protlab.notebooks import strip_outputs, write_notebook
-from protlab.plot import save_figure
+from protlab.plot.export import save_figure
 
 
 def test_atomic_path_keeps_old_file_when_writer_fails(tmp_path):

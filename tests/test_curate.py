@@ -1,4 +1,4 @@
-"""Curation policy, redundancy-aware split and ProtCLIP sampling (protlab.data.curate/split/sampling)."""
+"""Curation policy, redundancy-aware split and ProtCLIP sampling (protlab.curate.filters/split/sampling)."""
 from __future__ import annotations
 
 import logging
@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from protlab.data.curate import clean_sequence, curate, load_source
-from protlab.data.sampling import build_text, keep_probability, occupied_fields, protclip_sample
-from protlab.data.split import assign_splits, cluster_kmer, split_by_identity
-from protlab.errors import InputError, ProtlabError
+from protlab.curate.filters import clean_sequence, curate, load_source
+from protlab.curate.sampling import build_text, keep_probability, occupied_fields, protclip_sample
+from protlab.curate.split import assign_splits, cluster_kmer, split_by_identity
+from protlab.core.errors import InputError, ProtlabError
 
 BASE = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEK"  # 53 standard residues
 
@@ -167,10 +167,10 @@ def test_kmer_clusters_follow_identity():
 
 
 def test_auto_falls_back_to_kmer_without_mmseqs(monkeypatch, caplog):
-    import protlab.data.split as split_mod
+    import protlab.curate.split as split_mod
 
     monkeypatch.setattr(split_mod.shutil, "which", lambda name: None)
-    with caplog.at_level(logging.WARNING, logger="protlab.data.split"):
+    with caplog.at_level(logging.WARNING, logger="protlab.curate.split"):
         out = split_by_identity(_near_duplicate_groups(n_groups=10), identity=0.9)
     assert out.attrs["split"]["method"] == "kmer"
     assert "mmseqs not found" in caplog.text
@@ -188,7 +188,7 @@ def test_mmseqs_split_keeps_near_identical_together():
 
 
 def test_mmseqs_failure_is_a_clear_error(monkeypatch, tmp_path):
-    import protlab.data.split as split_mod
+    import protlab.curate.split as split_mod
 
     fake = tmp_path / "mmseqs"
     fake.write_text("#!/bin/sh\necho 'boom: out of memory' >&2\nexit 3\n")
@@ -278,7 +278,7 @@ def test_protclip_sample_needs_existence():
 
 
 def test_protclip_sample_on_real_uniprot(shared_data):
-    from protlab.data.formats import read_proteins
+    from protlab.curate.formats import read_proteins
 
     files = sorted((shared_data / "uniprot" / "flatfile").glob("*"))
     frames = [read_proteins(f) for f in files if f.is_file()]
@@ -292,7 +292,7 @@ def test_protclip_sample_on_real_uniprot(shared_data):
 
 def test_kmer_split_on_real_pfam_never_separates_near_identical(shared_data):
     """Equal-length Pfam domains ≥ 70 % identical (Hamming) always land in one split."""
-    from protlab.data.formats import read_proteins
+    from protlab.curate.formats import read_proteins
 
     df = read_proteins(shared_data / "pfam" / "pfam_shared_labeled.fasta").sample(3000, random_state=0)
     out = split_by_identity(df, identity=0.7, method="kmer", seed=0)
@@ -311,7 +311,7 @@ def test_kmer_split_on_real_pfam_never_separates_near_identical(shared_data):
 
 
 def test_require_proteins_names_the_step():
-    from protlab.data.curate import require_proteins
+    from protlab.curate.filters import require_proteins
 
     kept, report = curate(frame(["MK", "MKT"]))
     with pytest.raises(InputError, match=r"in\.fasta: no proteins left after curation.*'too_short': 2"):
@@ -321,7 +321,7 @@ def test_require_proteins_names_the_step():
 
 
 def test_dataset_figure_data():
-    from protlab.data.report import composition, family_sizes, length_histogram, summary
+    from protlab.curate.report import composition, family_sizes, length_histogram, summary
 
     df = frame([BASE, BASE[::-1], "ACDX" * 10], labels=["a", "a", "b"]).assign(split=["train", "train", "test"])
     comp = composition(df["sequence"])

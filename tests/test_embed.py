@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import torch
 
-from protlab.embed import (ESMEncoder, clean_sequences, embed_proteins, get_encoder,
+from protlab.embed.encoders import (ESMEncoder, clean_sequences, embed_proteins, get_encoder,
                            length_batches, windows)
-from protlab.embed_cache import EmbeddingCache
-from protlab.errors import InputError
-from protlab.models.esm_fused import esm_layer_representation
-from protlab.models.protein import new_esm, save_esm
+from protlab.embed.cache import EmbeddingCache
+from protlab.core.errors import InputError
+from protlab.esm.fused import esm_layer_representation
+from protlab.esm.load import new_esm, save_esm
 
 AA = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
 
@@ -185,7 +185,7 @@ def test_killed_process_loses_nothing_already_flushed(tiny, tmp_path):
     seqs = random_seqs(10, seed=7)
     script = textwrap.dedent(f"""
         import os, signal
-        from protlab.embed import get_encoder
+        from protlab.embed.encoders import get_encoder
         enc = get_encoder({str(ckpt)!r}, device="cpu", toks_per_batch=40, flush_every=1, cpu_workers=1)
         real = enc.representations
         def kill_after_three(tokens):
@@ -284,8 +284,8 @@ def test_gpu_bf16_autocast_close_to_cpu_float32(tiny):
 
 
 def test_command_line_writes_run_dir_embeddings(tiny, tmp_path):
-    from protlab.embed import main
-    from protlab.runs import load_embeddings, save_proteins
+    from protlab.embed.encoders import main
+    from protlab.core.rundir import load_embeddings, save_proteins
 
     table = pd.DataFrame({"id": ["a", "b", "c"], "sequence": random_seqs(3, lo=20, seed=13),
                           "label": ["x", "x", "y"], "split": "train"})

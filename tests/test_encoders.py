@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from protlab.embed import get_encoder
-from protlab.errors import InputError
-from protlab.models.kmer import KmerEncoder
-from protlab.models.protein import load_esm, new_esm, save_esm
+from protlab.embed.encoders import get_encoder
+from protlab.core.errors import InputError
+from protlab.embed.kmer import KmerEncoder
+from protlab.esm.load import load_esm, new_esm, save_esm
 
 ARGS = {"num_layers": 2, "embed_dim": 32, "attention_heads": 4}
 TOKENS = torch.tensor([[0, 5, 6, 7, 8, 9, 10, 2], [0, 11, 12, 13, 2, 1, 1, 1]])
@@ -194,8 +194,8 @@ def test_kmer_encoder_is_deterministic_and_separates_families():
 
 
 def test_pretrain_training_checkpoint_protein_tower(tiny, tmp_path):
-    """The layout protlab.train writes: CLIP state dict with the tower under ``protein.``."""
-    from protlab.models.protein import esm_args
+    """The layout protlab.pretrain.loop writes: CLIP state dict with the tower under ``protein.``."""
+    from protlab.esm.load import esm_args
 
     state = {"protein." + k: v for k, v in tiny[0].state_dict().items()}
     state["text_proj.weight"] = torch.zeros(2, 2)

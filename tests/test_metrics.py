@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from protlab.errors import InputError
-from protlab.metrics import (contingency, evaluate, match_clusters, matched_accuracy, matched_aupr,
+from protlab.core.errors import InputError
+from protlab.evaluate.metrics import (contingency, evaluate, match_clusters, matched_accuracy, matched_aupr,
                              matched_confusion, per_family)
 
 

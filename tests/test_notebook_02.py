@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from protlab.notebooks import run_notebook
-from protlab.runs import load_embeddings, save_proteins
+from protlab.core.rundir import load_embeddings, save_proteins
 
 pytestmark = pytest.mark.slow
 
 
 def toy_run_dir(tmp_path, n_families=3, members=8):
-    from protlab.data.toy import make_universe
+    from protlab.curate.toy import make_universe
 
     proteins = make_universe(n_families, members, seed=1).proteins.copy()
     proteins["split"] = "train"
@@ -37,7 +37,7 @@ def test_embed_notebook_kmer_default(tmp_path):
 
 
 def test_embed_notebook_esm_checkpoint_with_cache(tmp_path):
-    from protlab.models.protein import new_esm, save_esm
+    from protlab.esm.load import new_esm, save_esm
 
     run_dir, proteins = toy_run_dir(tmp_path, n_families=2, members=4)
     ckpt = save_esm(*new_esm({"num_layers": 2, "embed_dim": 16, "attention_heads": 2}), tmp_path / "enc.pt")
@@ -62,8 +62,8 @@ def _recorded_agreement(path):
 
 
 def test_umap_figure_subsamples_and_handles_tiny_inputs():
-    from protlab.errors import InputError
-    from protlab.plots_embed import project_2d, umap_figure
+    from protlab.core.errors import InputError
+    from protlab.plot.embed import project_2d, umap_figure
 
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(8, 5)).astype(np.float32)

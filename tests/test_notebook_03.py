@@ -8,14 +8,14 @@ import pytest
 
 from protlab.demo import QUICK_PARAMS
 from protlab.notebooks import run_notebook
-from protlab.runs import save_proteins
+from protlab.core.rundir import save_proteins
 
 pytestmark = pytest.mark.slow
 
 
 def toy_run_dir(run_dir, *, n_families=4, members=12, seed=0):
     """proteins.parquet as 01_curate writes it: the toy universe with a per-family split column."""
-    from protlab.data.toy import make_universe
+    from protlab.curate.toy import make_universe
 
     frame = make_universe(n_families=n_families, members_per_family=members, seed=seed).proteins.copy()
     rng = np.random.default_rng(seed)

@@ -13,9 +13,9 @@ from protlab.notebooks import run_notebook
 @pytest.fixture(scope="module")
 def toy_run(tmp_path_factory):
     """A run dir as 01 + 02 leave it (written directly, to keep the test fast)."""
-    from protlab.data.toy import make_universe
-    from protlab.models.kmer import KmerEncoder
-    from protlab.runs import save_embeddings, save_proteins
+    from protlab.curate.toy import make_universe
+    from protlab.embed.kmer import KmerEncoder
+    from protlab.core.rundir import save_embeddings, save_proteins
 
     run_dir = tmp_path_factory.mktemp("run")
     proteins = make_universe(4, 12, seed=0).proteins[["id", "sequence", "label"]].assign(split="train")

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from protlab.data import uniprot as uniprot_module
-from protlab.data.fasta import iter_fasta
-from protlab.data.formats import FORMATS, detect_format, open_text, read_proteins
-from protlab.data.stockholm import iter_stockholm
-from protlab.data.tables import iter_table
-from protlab.data.uniprot import iter_uniprot
-from protlab.errors import InputError, ParseError
+from protlab.curate import uniprot as uniprot_module
+from protlab.curate.fasta import iter_fasta
+from protlab.curate.formats import FORMATS, detect_format, open_text, read_proteins
+from protlab.curate.stockholm import iter_stockholm
+from protlab.curate.tables import iter_table
+from protlab.curate.uniprot import iter_uniprot
+from protlab.core.errors import InputError, ParseError
 
 READERS = {"fasta": iter_fasta, "stockholm": iter_stockholm, "uniprot": iter_uniprot,
            "table": iter_table}

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protlab.data.fasta import iter_fasta
-from protlab.data.formats import read_proteins
-from protlab.data.records import SequenceRecord, UniProtEntry
-from protlab.data.stockholm import iter_stockholm
-from protlab.data.tables import iter_table
-from protlab.data.uniprot import iter_uniprot
-from protlab.errors import InputError, ParseError
+from protlab.curate.fasta import iter_fasta
+from protlab.curate.formats import read_proteins
+from protlab.curate.records import SequenceRecord, UniProtEntry
+from protlab.curate.stockholm import iter_stockholm
+from protlab.curate.tables import iter_table
+from protlab.curate.uniprot import iter_uniprot
+from protlab.core.errors import InputError, ParseError
 
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

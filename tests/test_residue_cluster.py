@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from protlab.data.records import Structure
-from protlab.errors import InputError
-from protlab.models.residue_cluster import (ClusterConfig, ResidueClusterNet, forward_per_protein,
+from protlab.curate.records import Structure
+from protlab.core.errors import InputError
+from protlab.residues.network import (ClusterConfig, ResidueClusterNet, forward_per_protein,
                                             load_checkpoint, save_checkpoint)
-from protlab.models.residue_graph import N_NODE_FEATURES, UNKNOWN_AA, build_graph, collate, edges, local_frames
+from protlab.residues.graph import N_NODE_FEATURES, UNKNOWN_AA, build_graph, collate, edges, local_frames
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

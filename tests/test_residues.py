@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from protlab import residues
-from protlab.data.records import Structure
-from protlab.errors import InputError, ProtlabError
-from protlab.models.residue_cluster import ClusterConfig, ResidueClusterNet, load_checkpoint
+from protlab.residues import analysis as residues
+from protlab.curate.records import Structure
+from protlab.core.errors import InputError, ProtlabError
+from protlab.residues.network import ClusterConfig, ResidueClusterNet, load_checkpoint
 
 
 
@@ -109,7 +109,7 @@ def test_site_records_protein_residues_only(shared_data):
     assert not records["resname"].isin(["HOH", "DT", "NA", "CA"]).any()
     raw = pd.read_csv(shared_data / "structures" / "site_records.tsv", sep="\t", dtype=str)
     assert (raw["resname"] == "HOH").any() and len(records) < len(raw)
-    from protlab.data.structures import read_structure
+    from protlab.curate.structures import read_structure
 
     s = read_structure(shared_data / "structures" / "pdb" / "1k6p.pdb", chain="A")
     idx = residues.site_indices(s, records)
@@ -120,7 +120,7 @@ def test_site_records_protein_residues_only(shared_data):
 
 @pytest.mark.parametrize("case", ["no_protein_chain", "missing_chain", "single_residue", "nan"])
 def test_bad_structures_give_clear_errors(tmp_path, case):
-    from protlab.data.structures import read_structure
+    from protlab.curate.structures import read_structure
 
     m = tiny_model()
     atom = "ATOM  {n:5d}  CA  ALA A{r:4d}    {x:8.3f}{y:8.3f}{z:8.3f}  1.00  0.00           C\n"
@@ -148,7 +148,7 @@ def test_bad_structures_give_clear_errors(tmp_path, case):
 
 
 def test_nmr_ensemble_uses_model_one(shared_data):
-    from protlab.data.structures import read_structure
+    from protlab.curate.structures import read_structure
 
     s = read_structure(shared_data / "structures" / "pdb" / "1LCD.pdb")
     assert any("model 1" in n for n in s.notes)

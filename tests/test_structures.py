@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from protlab.data.formats import read_proteins
-from protlab.data.structures import read_structure, read_structures
-from protlab.errors import InputError, ParseError
+from protlab.curate.formats import read_proteins
+from protlab.curate.structures import read_structure, read_structures
+from protlab.core.errors import InputError, ParseError
 
 NON_PROTEIN = {"4gxy.pdb"}  # an RNA riboswitch: no amino acids at all
 

@@ -1,13 +1,13 @@
-"""Invariants of the toy protein universe (protlab.data.toy)."""
+"""Invariants of the toy protein universe (protlab.curate.toy)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from protlab.data.records import Structure
-from protlab.data.sampling import build_text
-from protlab.data.toy import AMINO_ACIDS, make_universe, site_code
-from protlab.errors import InputError
+from protlab.curate.records import Structure
+from protlab.curate.sampling import build_text
+from protlab.curate.toy import AMINO_ACIDS, make_universe, site_code
+from protlab.core.errors import InputError
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 import torch
 
-from protlab.config import PretrainConfig, load_config, make_config
-from protlab.errors import InputError
-from protlab.pretrain_data import Collator, PairBatches, load_pairs
-from protlab.retrieval import class_prompts, embed_proteins, ranking_metrics, zero_shot_accuracy
-from protlab import train as T
+from protlab.pretrain.config import PretrainConfig, load_config, make_config
+from protlab.core.errors import InputError
+from protlab.pretrain.data import Collator, PairBatches, load_pairs
+from protlab.pretrain.retrieval import class_prompts, embed_proteins, ranking_metrics, zero_shot_accuracy
+from protlab.pretrain import loop as T
 
 REPO = Path(__file__).resolve().parent.parent
 AA = "ACDEFGHIKLMNPQRSTVWY"
@@ -218,7 +218,7 @@ def test_zero_shot_prompts_and_accuracy():
 
 
 def test_ensemble_prompts_average_the_class_training_texts(monkeypatch):
-    import protlab.retrieval as R
+    import protlab.pretrain.retrieval as R
 
     pairs = load_pairs(synthetic_proteins(), split="train")
     prompts = class_prompts(pairs, field="ensemble")
@@ -275,7 +275,7 @@ def test_training_artifacts_and_wrong_architecture(tmp_path):
     assert exported["format"] == "protlab-esm2" and exported["esm_args"]["embed_dim"] == 32
     tower = esm.model.esm2.ESM2(alphabet=esm.data.Alphabet.from_architecture("ESM-1b"), **exported["esm_args"])
     tower.load_state_dict(exported["state_dict"])
-    from protlab.models.protein import load_esm
+    from protlab.esm.load import load_esm
 
     loaded, _ = load_esm(str(run_dir / "checkpoints" / "protein_encoder.pt"))
     from_training, _ = load_esm(str(run_dir / "checkpoints" / "last.pt"))  # the training checkpoint works too
@@ -296,7 +296,7 @@ def test_training_artifacts_and_wrong_architecture(tmp_path):
 
 
 def _train_cmd(cfg_path):
-    return [sys.executable, "-m", "protlab.train", "--config", str(cfg_path)]
+    return [sys.executable, "-m", "protlab.pretrain.loop", "--config", str(cfg_path)]
 
 
 @pytest.mark.slow
@@ -370,7 +370,7 @@ def test_ddp_resume_after_sigkill_matches_uninterrupted_run(tmp_path, monkeypatc
     cfg_path = killed_dir / "cfg.json"
     cfg_path.write_text(json.dumps({**killed.to_dict(), "nproc": 1}))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "protlab.train", "--config", str(cfg_path)]
+           "-m", "protlab.pretrain.loop", "--config", str(cfg_path)]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline:
@@ -464,7 +464,7 @@ def test_compiled_training_matches_eager_on_cpu(tmp_path):
 def test_notebook_parameters_cover_every_config_field():
     import nbformat
 
-    from protlab.config import FIELDS
+    from protlab.pretrain.config import FIELDS
 
     nb = nbformat.read(REPO / "notebooks" / "03_pretrain.ipynb", as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from protlab import residues, view3d
-from protlab.assets import find_3dmol_js
-from protlab.models.residue_cluster import ClusterConfig, ResidueClusterNet
-from protlab.plot import find_chromium
+from protlab.plot import view3d
+from protlab.residues import analysis as residues
+from protlab.plot.assets import find_3dmol_js
+from protlab.residues.network import ClusterConfig, ResidueClusterNet
+from protlab.plot.export import find_chromium
 
 CHROMIUM = find_chromium()
 
@@ -38,7 +39,7 @@ def test_view_html_is_standalone(explanations, tmp_path):
 
 
 def test_full_atom_structure_keeps_chain_atoms_only(shared_data):
-    from protlab.data.structures import read_structure
+    from protlab.curate.structures import read_structure
 
     s = read_structure(shared_data / "structures" / "pdb" / "1k6p.pdb", chain="A")
     _, atoms = view3d.structure_pdb(s)
@@ -60,7 +61,7 @@ def _coloured_pixels(png) -> int:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
-@pytest.mark.skipif(find_3dmol_js() is None, reason="3Dmol.js not installed (python -m protlab.assets)")
+@pytest.mark.skipif(find_3dmol_js() is None, reason="3Dmol.js not installed (python -m protlab.plot.assets)")
 def test_headless_chromium_draws_the_3d_canvas(explanations, tmp_path):
     ex = explanations[0][0]
     page = view3d.export_view(ex, tmp_path / "view.html", width=500, height=400)

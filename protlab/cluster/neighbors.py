@@ -1,0 +1,221 @@
+"""Neighbour mining for SCAN: faiss kNN on embeddings, or MMseqs2 homology neighbours.
+
+Two sources, one result (:class:`NeighborGraph`):
+
+* ``"faiss"``: the ``k`` nearest proteins by cosine similarity of their embeddings
+  (exact inner-product search on L2-normalised rows).
+* ``"mmseqs"``: an all-vs-all ``mmseqs easy-search`` in a temporary directory; each
+  protein's neighbours are its top-``k`` hits by bit score (self hits dropped). Proteins
+  without any hit (short or orphan sequences) fall back to their ``fallback_k`` nearest
+  embedding neighbours, so every protein has at least one neighbour.
+
+Besides the kNN lists, the graph keeps a symmetric sparse *affinity*: bit scores of every
+homology hit plus weight-1 edges to the ``fallback_k`` embedding neighbours of every
+protein (these weak edges keep the graph connected). ``"auto"`` uses MMseqs2 when the
+``mmseqs`` binary is on ``PATH`` and sequences are given, faiss otherwise.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from protlab.core.errors import InputError
+
+log = logging.getLogger(__name__)
+
+NEIGHBOR_SOURCES = ("auto", "mmseqs", "faiss")
+
+
+@dataclass
+class NeighborGraph:
+    """``knn[i, :counts[i]]`` are protein ``i``'s neighbours (best first; -1 pads the rest)."""
+
+    knn: np.ndarray          # (n, k) int64, -1 padded
+    counts: np.ndarray       # (n,) int64, >= 1
+    affinity: sp.csr_matrix  # (n, n) symmetric, non-negative
+    source: str              # "mmseqs" or "faiss"
+
+    @property
+    def n(self) -> int:
+        return self.knn.shape[0]
+
+    def purity(self, labels) -> float:
+        """Fraction of neighbour pairs sharing a label (a diagnostic, needs labels)."""
+        labels = np.asarray(labels)
+        rows = np.repeat(np.arange(self.n), self.knn.shape[1]).reshape(self.knn.shape)
+        valid = self.knn >= 0
+        return float((labels[rows[valid]] == labels[self.knn[valid]]).mean())
+
+
+def mmseqs_available() -> bool:
+    return shutil.which("mmseqs") is not None
+
+
+def resolve_source(source: str, *, have_sequences: bool) -> str:
+    if source not in NEIGHBOR_SOURCES:
+        raise InputError(f"neighbors={source!r} is unknown; use one of {NEIGHBOR_SOURCES}")
+    if source == "auto":
+        return "mmseqs" if (have_sequences and mmseqs_available()) else "faiss"
+    if source == "mmseqs":
+        if not have_sequences:
+            raise InputError("neighbors='mmseqs' needs the protein sequences; pass sequences= or use neighbors='faiss'")
+        if not mmseqs_available():
+            raise InputError("neighbors='mmseqs' but the mmseqs binary is not on PATH; install mmseqs2 "
+                             "(apt-get install mmseqs2 / conda install -c bioconda mmseqs2) or use neighbors='faiss'")
+    return source
+
+
+def normalize_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms == 0, 1.0, norms)
+
+
+def faiss_knn(query: np.ndarray, reference: np.ndarray | None = None, *, k: int,
+              exclude_self: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine kNN: ``(indices (n, k), similarities (n, k))`` of ``query`` rows in ``reference``.
+
+    With ``reference=None`` the query set searches itself and each row's own index is dropped.
+    """
+    import faiss
+
+    same = reference is None
+    q = normalize_rows(query)
+    r = q if same else normalize_rows(reference)
+    k = int(min(k, r.shape[0] - (1 if same and exclude_self else 0)))
+    if k < 1:
+        raise InputError("kNN mining needs at least 2 proteins")
+    index = faiss.IndexFlatIP(r.shape[1])
+    index.add(np.ascontiguousarray(r))
+    extra = 1 if same and exclude_self else 0
+    sims, idx = index.search(np.ascontiguousarray(q), k + extra)
+    if extra:
+        # drop each row's own index (ties may put it anywhere), keep the first k others
+        keep = idx != np.arange(len(q))[:, None]
+        out_i = np.empty((len(q), k), dtype=np.int64)
+        out_s = np.empty((len(q), k), dtype=np.float32)
+        for row in range(len(q)):
+            out_i[row] = idx[row][keep[row]][:k]
+            out_s[row] = sims[row][keep[row]][:k]
+        return out_i, out_s
+    return idx.astype(np.int64), sims.astype(np.float32)
+
+
+def _write_fasta(path: Path, sequences) -> None:
+    with open(path, "w") as fh:
+        for i, seq in enumerate(sequences):
+            fh.write(f">{i}\n{seq}\n")
+
+
+def mmseqs_search(query_sequences, target_sequences=None, *, threads: int | None = None,
+                  sensitivity: float = 5.7, max_seqs: int = 300, evalue: float = 1e-3,
+                  tmp_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``mmseqs easy-search`` of queries against targets (itself when ``None``).
+
+    Returns ``(query_index, target_index, bit_score)`` arrays of every hit (self hits of an
+    all-vs-all search included; callers drop them).
+    """
+    if not mmseqs_available():
+        raise InputError("mmseqs is not installed; use neighbors='faiss'")
+    threads = threads or max(1, min(4, os.cpu_count() or 1))
+    with tempfile.TemporaryDirectory(prefix="protlab-mmseqs-", dir=tmp_dir) as tmp:
+        tmp = Path(tmp)
+        query = tmp / "query.fasta"
+        _write_fasta(query, query_sequences)
+        target = query
+        if target_sequences is not None:
+            target = tmp / "target.fasta"
+            _write_fasta(target, target_sequences)
+        hits = tmp / "hits.m8"
+        cmd = ["mmseqs", "easy-search", str(query), str(target), str(hits), str(tmp / "work"),
+               "--threads", str(threads), "-s", str(sensitivity), "--max-seqs", str(max_seqs),
+               "-e", str(evalue), "--format-output", "query,target,bits", "-v", "1"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"mmseqs easy-search failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        if hits.stat().st_size == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros(0, dtype=np.float32)
+        import pandas as pd
+
+        data = pd.read_csv(hits, sep="\t", header=None, names=["q", "t", "bits"],
+                           dtype={"q": np.int64, "t": np.int64, "bits": np.float32})
+    return data["q"].to_numpy(), data["t"].to_numpy(), data["bits"].to_numpy()
+
+
+def _topk_lists(n: int, qi: np.ndarray, ti: np.ndarray, score: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per query, the ``k`` best targets by score (ties broken by target index)."""
+    order = np.lexsort((ti, -score, qi))
+    qi, ti = qi[order], ti[order]
+    starts = np.searchsorted(qi, np.arange(n))
+    rank = np.arange(len(qi)) - starts[qi]
+    keep = rank < k
+    knn = np.full((n, k), -1, dtype=np.int64)
+    knn[qi[keep], rank[keep]] = ti[keep]
+    counts = np.bincount(qi[keep], minlength=n).astype(np.int64)
+    return knn, counts
+
+
+def mine_neighbors(embeddings: np.ndarray, sequences=None, *, source: str = "auto", k: int = 20,
+                   fallback_k: int = 5, threads: int | None = None) -> NeighborGraph:
+    """Neighbours of every protein (see the module docstring for the two sources)."""
+    x = np.asarray(embeddings, dtype=np.float32)
+    n = x.shape[0]
+    if n < 2:
+        raise InputError("neighbour mining needs at least 2 proteins")
+    source = resolve_source(source, have_sequences=sequences is not None)
+    fallback_k = int(min(fallback_k, n - 1))
+    fb_idx, _ = faiss_knn(x, k=max(fallback_k, min(k, n - 1)))
+    rows = np.repeat(np.arange(n), fallback_k)
+    weak = sp.csr_matrix((np.ones(n * fallback_k, dtype=np.float32), (rows, fb_idx[:, :fallback_k].ravel())), shape=(n, n))
+    if source == "faiss":
+        kk = int(min(k, n - 1))
+        knn = fb_idx[:, :kk].copy()
+        counts = np.full(n, kk, dtype=np.int64)
+        affinity = sp.csr_matrix((np.ones(n * kk, dtype=np.float32), (np.repeat(np.arange(n), kk), knn.ravel())), shape=(n, n))
+        affinity = affinity.maximum(affinity.T).tocsr()
+        return NeighborGraph(knn=knn, counts=counts, affinity=affinity, source="faiss")
+    if len(sequences) != n:
+        raise InputError(f"{len(sequences)} sequences for {n} embeddings: they must describe the same proteins")
+    qi, ti, bits = mmseqs_search(list(sequences), threads=threads)
+    other = qi != ti
+    qi, ti, bits = qi[other], ti[other], bits[other]
+    knn, counts = _topk_lists(n, qi, ti, bits, k)
+    orphans = np.flatnonzero(counts == 0)
+    knn[orphans, :fallback_k] = fb_idx[orphans, :fallback_k]
+    counts[orphans] = fallback_k
+    hits = sp.csr_matrix((bits, (qi, ti)), shape=(n, n))
+    hits = hits.maximum(hits.T)
+    affinity = (hits + weak.maximum(weak.T)).tocsr()
+    log.info("mmseqs neighbours: %d proteins, %d hits, %d without hits (embedding fallback)",
+             n, len(qi), len(orphans))
+    return NeighborGraph(knn=knn, counts=counts, affinity=affinity, source="mmseqs")
+
+
+def reference_affinity(query_embeddings: np.ndarray, reference_embeddings: np.ndarray, query_sequences=None,
+                       reference_sequences=None, *, source: str, k: int = 20, fallback_k: int = 5,
+                       threads: int | None = None) -> sp.csr_matrix:
+    """Affinity ``(n_query, n_reference)`` of new proteins to a fitted model's reference set.
+
+    Built exactly as a row of :func:`mine_neighbors`' affinity: bit scores of homology hits
+    (``source="mmseqs"``) plus weight-1 edges to the ``fallback_k`` nearest embeddings;
+    with ``source="faiss"`` weight-1 edges to the ``k`` nearest embeddings only.
+    """
+    nq, nr = len(query_embeddings), len(reference_embeddings)
+    fallback_k = int(min(fallback_k if source == "mmseqs" else k, nr))
+    idx, _ = faiss_knn(query_embeddings, reference_embeddings, k=fallback_k, exclude_self=False)
+    rows = np.repeat(np.arange(nq), fallback_k)
+    weak = sp.csr_matrix((np.ones(nq * fallback_k, dtype=np.float32), (rows, idx.ravel())), shape=(nq, nr))
+    if source != "mmseqs":
+        return weak
+    qi, ti, bits = mmseqs_search(list(query_sequences), list(reference_sequences), threads=threads)
+    hits = sp.csr_matrix((bits, (qi, ti)), shape=(nq, nr))
+    return (hits + weak).tocsr()

@@ -1,0 +1,98 @@
+"""A streaming reader of TSV/CSV protein tables with configurable column names (``.gz`` aware).
+
+The first row holds column names. ``id_column`` and ``sequence_column`` must exist, or an
+:class:`~protlab.core.errors.InputError` names the file and the available columns. ``label_column``
+is optional only under its default name ``"label"`` (missing → labels are None); a label
+column named explicitly must exist; ``label_column=None`` reads no labels. The separator is
+``sep``, else taken from the extension (``.tsv``/``.tab`` tab, ``.csv`` comma), else from the
+header line (a tab if it has one, else a comma).
+
+Rows with a different number of fields than the header, an empty id or sequence, or a
+sequence holding characters that are never sequence raise
+:class:`~protlab.core.errors.ParseError` naming the file, line and record. Blank lines are skipped.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Iterator
+
+from protlab.curate.formats import open_text
+from protlab.curate.records import SequenceRecord
+from protlab.core.errors import InputError, ParseError
+
+_NOT_SEQUENCE = re.compile(r"[^A-Za-z*.\-]")
+DEFAULT_LABEL_COLUMN = "label"
+
+
+def iter_table(path: str | Path, *, id_column: str = "id", sequence_column: str = "sequence",
+               label_column: str | None = DEFAULT_LABEL_COLUMN,
+               sep: str | None = None) -> Iterator[SequenceRecord]:
+    """Yield one :class:`SequenceRecord` per table row."""
+    path = Path(path)
+    with open_text(path) as handle:
+        header_line = ""
+        line_no = 0
+        for line_no, header_line in enumerate(handle, 1):
+            if header_line.strip():
+                break
+        if not header_line.strip():
+            raise ParseError(path, "file is empty: no header row")
+        sep = sep or _separator(path, header_line)
+        columns = [name.strip() for name in next(csv.reader([header_line], delimiter=sep))]
+        index = {name: i for i, name in enumerate(columns)}
+        for wanted, option in ((id_column, "id_column"), (sequence_column, "sequence_column")):
+            if wanted not in index:
+                raise InputError(f"{path}: no column {wanted!r} ({option}); the columns are "
+                                 f"{columns}: pass {option}=<one of them>")
+        label_at = None
+        if label_column is not None:
+            if label_column in index:
+                label_at = index[label_column]
+            elif label_column != DEFAULT_LABEL_COLUMN:
+                raise InputError(f"{path}: no column {label_column!r} (label_column); the "
+                                 f"columns are {columns}: pass label_column=<one of them> or None")
+        id_at, seq_at = index[id_column], index[sequence_column]
+        reader = csv.reader(handle, delimiter=sep)
+        for row in _rows(reader, path, line_no):
+            here = line_no + reader.line_num
+            if not row or not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(columns):
+                raise ParseError(path, f"row has {len(row)} fields but the header has "
+                                       f"{len(columns)}", line=here,
+                                 record=row[id_at].strip() if id_at < len(row) else None)
+            seq_id = row[id_at].strip()
+            sequence = row[seq_at].strip()
+            if not seq_id:
+                raise ParseError(path, f"empty {id_column!r}", line=here)
+            if not sequence:
+                raise ParseError(path, f"empty {sequence_column!r}", line=here, record=seq_id)
+            bad = _NOT_SEQUENCE.search(sequence)
+            if bad is not None:
+                raise ParseError(path, f"illegal character {bad.group(0)!r} in the sequence "
+                                       "(letters, '*', '-' and '.' only)", line=here, record=seq_id)
+            label = (row[label_at].strip() or None) if label_at is not None else None
+            yield SequenceRecord(id=seq_id, sequence=sequence, label=label)
+
+
+def read_table(path: str | Path, **options) -> list[SequenceRecord]:
+    return list(iter_table(path, **options))
+
+
+def _rows(reader, path: Path, line_no: int) -> Iterator[list[str]]:
+    try:
+        yield from reader
+    except csv.Error as err:
+        raise ParseError(path, f"not a valid table row ({err})",
+                         line=line_no + reader.line_num) from None
+
+
+def _separator(path: Path, header_line: str) -> str:
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith((".tsv", ".tab")):
+        return "\t"
+    if name.endswith(".csv"):
+        return ","
+    return "\t" if "\t" in header_line else ","

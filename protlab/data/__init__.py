@@ -1,1 +1,0 @@
-"""Data: readers for every supported format, curation, the toy protein universe."""

@@ -1,0 +1,53 @@
+"""Offline assets for 3D views: the 3Dmol.js build matching the installed py3Dmol.
+
+py3Dmol's HTML loads ``3Dmol-min.js`` from a CDN, which offline machines cannot reach.
+``python -m protlab.plot.assets`` installs the npm package ``3dmol`` of the same version into
+``.cache/3dmol`` (npm registry), so exported views can inline the script.
+``find_3dmol_js()`` returns its path, or None with the reason logged.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+CACHE = Path(__file__).resolve().parents[2] / ".cache" / "3dmol"
+
+
+def py3dmol_version() -> str:
+    from importlib.metadata import version
+
+    return version("py3Dmol")
+
+
+def find_3dmol_js() -> Path | None:
+    for candidate in (CACHE / "node_modules" / "3dmol" / "build" / "3Dmol-min.js",):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def install_3dmol_js() -> Path | None:
+    found = find_3dmol_js()
+    if found:
+        return found
+    npm = shutil.which("npm")
+    if not npm:
+        log.warning("npm not found: exported 3D views will load 3Dmol.js from its CDN (needs internet)")
+        return None
+    CACHE.mkdir(parents=True, exist_ok=True)
+    spec = f"3dmol@{py3dmol_version()}"
+    proc = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(CACHE), spec],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        log.warning("npm install %s failed: %s", spec, proc.stderr.strip()[-400:])
+        return None
+    return find_3dmol_js()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    path = install_3dmol_js()
+    print(f"3Dmol.js: {path}" if path else "3Dmol.js: not installed (views fall back to the CDN)")

@@ -1,0 +1,110 @@
+"""Figures: every figure is saved as interactive HTML and as PNG as well as shown.
+
+PNG export of plotly figures goes through kaleido, which needs a Chrome/Chromium on the
+machine (``apt-get install chromium``). Where none is found, the PNG is drawn with
+matplotlib from the figure's data instead, and a message says so once.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from protlab.core.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+_warned = False
+
+
+def find_chromium() -> str | None:
+    """The path of a Chrome/Chromium executable on PATH, or None."""
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def save_figure(fig, stem: str | Path, *, width: int = 900, height: int = 600) -> dict[str, Path]:
+    """Save a plotly or matplotlib figure as ``stem.html`` (plotly only) and ``stem.png``.
+
+    The HTML loads ``plotly.min.js`` from the same folder (written once), so it works offline.
+
+    Returns the paths written. The PNG falls back to matplotlib when kaleido cannot run.
+    """
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Path] = {}
+    if hasattr(fig, "savefig"):  # matplotlib
+        with atomic_path(stem.with_suffix(".png")) as tmp:
+            fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+        out["png"] = stem.with_suffix(".png")
+        return out
+    with atomic_path(stem.with_suffix(".html")) as tmp:
+        # One plotly.min.js per folder (offline, and small when many figures share a folder).
+        fig.write_html(tmp, include_plotlyjs="cdn" if os.environ.get("PROTLAB_PLOTLY_CDN") else "directory",
+                       div_id=stem.name)  # a fixed id keeps regenerated figures byte-identical
+    out["html"] = stem.with_suffix(".html")
+    out["png"] = _plotly_png(fig, stem.with_suffix(".png"), width, height)
+    return out
+
+
+def _plotly_png(fig, path: Path, width: int, height: int) -> Path:
+    global _warned
+    browser = find_chromium()
+    if browser:
+        os.environ.setdefault("BROWSER_PATH", browser)
+        try:
+            with atomic_path(path) as tmp:
+                fig.write_image(tmp, format="png", width=width, height=height)
+            return path
+        except Exception as exc:  # kaleido failures are many and library-specific
+            reason = f"kaleido failed ({type(exc).__name__}: {str(exc)[:200]})"
+    else:
+        reason = "no Chromium found (apt-get install chromium)"
+    if not _warned:
+        log.warning("plotly PNG export unavailable: %s; drawing PNGs with matplotlib instead", reason)
+        _warned = True
+    return _matplotlib_png(fig, path, width, height)
+
+
+def _matplotlib_png(fig, path: Path, width: int, height: int) -> Path:
+    """A faithful-enough static PNG of a plotly figure's traces, drawn with matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    mfig, ax = plt.subplots(figsize=(width / 100, height / 100), dpi=100)
+    for trace in fig.data:
+        kind = trace.type
+        name = getattr(trace, "name", None)
+        if kind in ("scatter", "scattergl"):
+            x = np.asarray(trace.x if trace.x is not None else [])
+            y = np.asarray(trace.y if trace.y is not None else [])
+            mode = trace.mode or "markers"
+            if "lines" in mode:
+                ax.plot(x, y, label=name)
+            else:
+                ax.scatter(x, y, s=6, label=name)
+        elif kind == "bar":
+            ax.bar([str(v) for v in trace.x], trace.y, label=name)
+        elif kind == "histogram":
+            ax.hist(np.asarray(trace.x, dtype=float), bins=40, label=name, alpha=0.7)
+        elif kind == "heatmap":
+            ax.imshow(np.asarray(trace.z, dtype=float), aspect="auto", cmap="viridis")
+    title = fig.layout.title.text if fig.layout.title and fig.layout.title.text else ""
+    ax.set_title(title)
+    if fig.layout.xaxis and fig.layout.xaxis.title and fig.layout.xaxis.title.text:
+        ax.set_xlabel(fig.layout.xaxis.title.text)
+    if fig.layout.yaxis and fig.layout.yaxis.title and fig.layout.yaxis.title.text:
+        ax.set_ylabel(fig.layout.yaxis.title.text)
+    handles, labels = ax.get_legend_handles_labels()
+    if 0 < len(labels) <= 30:
+        ax.legend(fontsize=6, markerscale=2, loc="best")
+    with atomic_path(path) as tmp:
+        mfig.savefig(tmp, format="png", bbox_inches="tight")
+    plt.close(mfig)
+    return path

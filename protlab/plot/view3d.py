@@ -1,0 +1,257 @@
+"""3D inspection of critical residues: py3Dmol views, standalone HTML, ipywidgets.
+
+* :func:`build_view` draws one :class:`~protlab.residues.analysis.Explanation` with py3Dmol:
+  cartoon coloured by residue importance (grey → yellow → red), the best clusters that
+  survive at a chosen iteration as sticks + spheres in distinct colours, and labels on
+  the top-k residues.
+* :func:`view_html` / :func:`export_view` make a standalone HTML page with 3Dmol.js
+  inlined (``python -m protlab.plot.assets`` installs it; without it the page falls back to
+  the CDN, which needs internet, and a warning says so).
+* :func:`inspect` is the notebook widget: protein selector, iteration slider, top-k
+  slider and a residue table that follows the selection.
+* :func:`importance_figure` is the plotly summary (importance along the sequence).
+
+Structures read from a file are drawn with all their atoms (biotite, model 1, the
+explained chain); generated ones (toy) have Cα + side-chain centroid pseudo-atoms only
+and are drawn as a Cα trace.
+"""
+from __future__ import annotations
+
+import re
+import html as html_lib
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from protlab.core.atomic import atomic_write_text
+
+log = logging.getLogger(__name__)
+CLUSTER_COLOURS = ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#e377c2", "#8c564b", "#bcbd22",
+                   "#7f7f7f", "#393b79"]
+IMPORTANCE_COLOURS = ["#d9d9d9", "#fee391", "#fec44f", "#fe9929", "#ec7014", "#cc4c02", "#a50f15", "#67000d"]
+_warned_cdn = False
+
+
+# ------------------------------------------------------------------------------ atoms
+def _atoms_from_file(structure) -> dict | None:
+    """All atoms of the structure's chain (model 1) from its source file, or None."""
+    if not structure.source:
+        return None
+    try:
+        import biotite.structure.io as strucio
+
+        atoms = strucio.load_structure(structure.source, model=1)
+    except Exception as exc:  # unreadable here: fall back to the Cα trace
+        log.info("drawing %s as a Cα trace (%s)", structure.id, exc)
+        return None
+    atoms = atoms[atoms.chain_id == structure.chain]
+    keys = [f"{r}{i}" for r, i in zip(atoms.res_id.tolist(), atoms.ins_code.tolist())]
+    index = {lab: k for k, lab in enumerate(structure.residue_labels())}
+    residue = np.array([index.get(k, -1) for k in keys], dtype=int)
+    names = np.asarray(structure.res_names).astype(str)
+    keep = (residue >= 0) & (atoms.res_name == names[np.maximum(residue, 0)])  # no waters/ligands
+    if not keep.any():
+        return None
+    atoms, residue = atoms[keep], residue[keep]
+    return {"name": atoms.atom_name, "res_name": atoms.res_name, "res_id": atoms.res_id,
+            "ins": atoms.ins_code, "element": atoms.element, "coord": atoms.coord, "residue": residue,
+            "full": True}
+
+
+def _atoms_from_trace(structure) -> dict:
+    """Cα and side-chain centroid ('CB' pseudo-atom, not for Gly) per residue."""
+    L = len(structure)
+    ca = np.asarray(structure.ca, dtype=float)
+    cen = np.asarray(structure.centroid, dtype=float) if structure.centroid is not None else ca
+    has_side = np.linalg.norm(cen - ca, axis=1) > 0.1
+    names, residue, coord = [], [], []
+    for i in range(L):  # formatting text, one row per atom
+        names.append("CA"), residue.append(i), coord.append(ca[i])
+        if has_side[i]:
+            names.append("CB"), residue.append(i), coord.append(cen[i])
+    residue = np.array(residue)
+    return {"name": np.array(names), "res_name": np.asarray(structure.res_names)[residue],
+            "res_id": np.asarray(structure.res_ids)[residue], "ins": np.asarray(structure.ins_codes)[residue],
+            "element": np.array(["C"] * len(names)), "coord": np.array(coord), "residue": residue, "full": False}
+
+
+def structure_pdb(structure) -> tuple[str, dict]:
+    """PDB text of the structure (serial = atom index + 1) and its atom table."""
+    atoms = _atoms_from_file(structure) or _atoms_from_trace(structure)
+    lines = []
+    for k, (name, rn, rid, ins, el, xyz) in enumerate(zip(atoms["name"], atoms["res_name"], atoms["res_id"],
+                                                           atoms["ins"], atoms["element"], atoms["coord"])):
+        name = f" {name:<3}" if len(name) < 4 else name[:4]
+        lines.append(f"ATOM  {(k + 1) % 100000:5d} {name} {str(rn)[:3]:>3} {structure.chain[:1] or 'A'}"
+                     f"{int(rid) % 10000:4d}{(str(ins) or ' ')[:1]}   {xyz[0]:8.3f}{xyz[1]:8.3f}{xyz[2]:8.3f}"
+                     f"  1.00  0.00          {str(el)[:2]:>2}")
+    return "\n".join(lines) + "\nEND\n", atoms
+
+
+def _serials(atoms: dict, residues) -> list[int]:
+    return (np.flatnonzero(np.isin(atoms["residue"], np.asarray(list(residues), dtype=int))) + 1).tolist()
+
+
+# ------------------------------------------------------------------------------ views
+def surviving_clusters(explanation, iteration: int, *, n_clusters: int = 5) -> pd.DataFrame:
+    """The best ``n_clusters`` clusters kept at ``iteration`` (by score)."""
+    cl = explanation.clusters
+    return cl[cl["iteration"] == iteration].sort_values("score", ascending=False).head(n_clusters)
+
+
+def residue_table(explanation, *, iteration: int | None = None, top_k: int = 10) -> pd.DataFrame:
+    """Top-k residues by importance; with ``iteration``, only residues whose cluster survives
+    at least that far."""
+    table = explanation.table()
+    if iteration is not None:
+        table = table[table["iteration"] >= iteration]
+    return table.head(top_k).reset_index(drop=True)
+
+
+def build_view(explanation, *, iteration: int | None = None, top_k: int = 10, n_clusters: int = 5,
+               max_drawn: int = 8, width: int = 720, height: int = 540):
+    """A py3Dmol view of one explanation (see module docstring).
+
+    ``iteration``: whose surviving clusters are drawn as sticks (default: the last);
+    ``n_clusters`` of them, best first, each with at most ``max_drawn`` of its most
+    important members (late clusters cover large regions)."""
+    import py3Dmol
+
+    structure = explanation.structure
+    T = int(explanation.clusters["iteration"].max()) + 1 if len(explanation.clusters) else 1
+    iteration = T - 1 if iteration is None else int(np.clip(iteration, 0, T - 1))
+    pdb, atoms = structure_pdb(structure)
+    view = py3Dmol.view(width=width, height=height)
+    view.addModel(pdb, "pdb")
+    cartoon = {} if atoms["full"] else {"style": "trace", "thickness": 0.6}
+    view.setStyle({}, {"cartoon": {**cartoon, "color": IMPORTANCE_COLOURS[0]}})
+    bins = np.minimum((explanation.importance * len(IMPORTANCE_COLOURS)).astype(int), len(IMPORTANCE_COLOURS) - 1)
+    for b in range(1, len(IMPORTANCE_COLOURS)):
+        serials = _serials(atoms, np.flatnonzero(bins == b))
+        if serials:
+            view.setStyle({"serial": serials}, {"cartoon": {**cartoon, "color": IMPORTANCE_COLOURS[b]}})
+    for colour, (_, row) in zip(CLUSTER_COLOURS, surviving_clusters(explanation, iteration,
+                                                                     n_clusters=n_clusters).iterrows()):
+        members = np.asarray(row["members"], dtype=int)
+        members = members[np.argsort(-explanation.importance[members], kind="stable")[:max_drawn]]
+        serials = _serials(atoms, members)
+        if serials:
+            view.addStyle({"serial": serials}, {"stick": {"color": colour, "radius": 0.25},
+                                                "sphere": {"color": colour, "scale": 0.3}})
+    ca = np.asarray(structure.ca, dtype=float)
+    labels = structure.residue_labels()
+    for i in explanation.top(top_k).tolist():
+        view.addLabel(f"{structure.res_names[i]}{labels[i]}", {
+            "position": {"x": float(ca[i, 0]), "y": float(ca[i, 1]), "z": float(ca[i, 2])},
+            "fontSize": 11, "fontColor": "black", "backgroundColor": "white", "backgroundOpacity": 0.7,
+            "inFront": True})
+    view.zoomTo()
+    return view
+
+
+def _inline_3dmol(page: str) -> str:
+    global _warned_cdn
+    from protlab.plot.assets import find_3dmol_js
+
+    js = find_3dmol_js()
+    if js is None:
+        if not _warned_cdn:
+            log.warning("3Dmol.js is not installed (python -m protlab.plot.assets): exported views load it from "
+                        "the CDN and need internet")
+            _warned_cdn = True
+        return page
+    script = js.read_text(encoding="utf-8").replace("</script", "<\\/script")
+    return f"<script>{script}</script>\n<script>var $3Dmolpromise = Promise.resolve();</script>\n{page}"
+
+
+def view_html(explanation, *, title: str | None = None, **options) -> str:
+    """A standalone HTML page of :func:`build_view` (3Dmol.js inlined when installed)."""
+    view = build_view(explanation, **options)
+    page = view.write_html()
+    # py3Dmol names the viewer after the clock; a name from the protein id keeps exports reproducible.
+    page = page.replace(view.uniqueid, "protlab_" + re.sub(r"\W", "_", str(explanation.id)))
+    body = _inline_3dmol(page)
+    title = html_lib.escape(title or f"critical residues of {explanation.id}")
+    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title></head>\n"
+            f"<body style='margin:0;font-family:sans-serif'>\n<h3 style='margin:6px'>{title}</h3>\n{body}\n"
+            f"</body></html>\n")
+
+
+def export_view(explanation, path: str | Path, **options) -> Path:
+    """Write :func:`view_html` atomically to ``path``."""
+    return atomic_write_text(path, view_html(explanation, **options))
+
+
+def export_views(explanations: Sequence, directory: str | Path, *, prefix: str = "residues_3d_", **options) -> list[Path]:
+    """One standalone HTML view per protein, ``directory/<prefix><id>.html``."""
+    directory = Path(directory)
+    safe = lambda s: "".join(c if c.isalnum() or c in "-_." else "_" for c in s)  # noqa: E731
+    return [export_view(ex, directory / f"{prefix}{safe(ex.id)}.html", **options) for ex in explanations]
+
+
+# ------------------------------------------------------------------------------ summary plot
+def importance_figure(explanations: Sequence, *, sites: dict | None = None, max_proteins: int = 12):
+    """Plotly figure: residue importance along the sequence, one line per protein; known
+    site residues (``sites``: id → indices) marked."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for ex in list(explanations)[:max_proteins]:
+        x = np.arange(1, len(ex.importance) + 1)
+        fig.add_trace(go.Scatter(x=x, y=ex.importance, mode="lines", name=ex.id))
+        site = (sites or {}).get(ex.id)
+        if site:
+            site = np.asarray(site, dtype=int)
+            fig.add_trace(go.Scatter(x=site + 1, y=ex.importance[site], mode="markers", name=f"{ex.id} site",
+                                     marker={"symbol": "star", "size": 10}))
+    fig.update_layout(title="Residue importance along the sequence", xaxis_title="residue position",
+                      yaxis_title="importance (0..1)", template="plotly_white")
+    return fig
+
+
+# ------------------------------------------------------------------------------ widgets
+def _iframe(page: str, width: int, height: int) -> str:
+    return (f'<iframe srcdoc="{html_lib.escape(page, quote=True)}" width="{width + 20}" '
+            f'height="{height + 50}" style="border:none"></iframe>')
+
+
+def inspect(explanations: Sequence, *, top_k: int = 10, n_clusters: int = 5, width: int = 640, height: int = 480):
+    """Interactive inspector: protein selector, iteration slider, top-k slider, residue table.
+
+    The 3D view is a standalone page in an iframe, so it works offline in JupyterLab too.
+    """
+    import ipywidgets as widgets
+
+    explanations = list(explanations)
+    if not explanations:
+        from protlab.core.errors import InputError
+
+        raise InputError("inspect() needs at least one explanation")
+    by_id = {ex.id: ex for ex in explanations}
+    T = max(int(ex.clusters["iteration"].max()) + 1 if len(ex.clusters) else 1 for ex in explanations)
+    protein = widgets.Dropdown(options=list(by_id), description="protein")
+    iteration = widgets.IntSlider(value=T - 1, min=0, max=T - 1, description="iteration")
+    k = widgets.IntSlider(value=top_k, min=1, max=50, description="top-k")
+    view_out, table_out = widgets.HTML(), widgets.Output()
+
+    def refresh(*_):
+        ex = by_id[protein.value]
+        page = view_html(ex, iteration=iteration.value, top_k=k.value, n_clusters=n_clusters,
+                         width=width, height=height)
+        view_out.value = _iframe(page, width, height)
+        table_out.clear_output(wait=True)
+        with table_out:
+            from IPython.display import display
+
+            display(residue_table(ex, iteration=iteration.value, top_k=k.value))
+
+    for w in (protein, iteration, k):
+        w.observe(refresh, names="value")
+    refresh()
+    box = widgets.VBox([widgets.HBox([protein, iteration, k]), widgets.HBox([view_out, table_out])])
+    box.refresh = refresh  # for tests / programmatic use
+    box.controls = {"protein": protein, "iteration": iteration, "top_k": k, "view": view_out, "table": table_out}
+    return box

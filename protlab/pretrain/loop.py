@@ -1,0 +1,617 @@
+"""The one ProtCLIP training loop: ``python -m protlab.pretrain.loop --config cfg.json|yaml``.
+
+AdamW, linear warmup then cosine decay, gradient accumulation, clipping, bf16 autocast on
+GPU, optional ``torch.compile``, per-tower freezing and learning-rate ratios. DDP is
+detected from the ``torchrun`` environment (RANK / WORLD_SIZE / LOCAL_RANK); only rank 0
+writes. Checkpoints (``run_dir/checkpoints/last.pt``, written atomically) carry the model
+arguments, config, optimiser, scheduler, step, RNG states and data position, so a run
+restarted with ``resume`` continues exactly where the last checkpoint left it.
+
+Artifacts (rank 0): ``pretrain_log.jsonl`` (one record per ``log_every`` steps),
+``pretrain_metrics.json`` (held-out retrieval and zero-shot accuracy, trained and
+untrained), ``checkpoints/protein_encoder.pt`` (the protein tower in the protlab-esm2
+format that 02_embed / 04_cluster load by path) and ``figures/pretrain_losses.*``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from protlab.pretrain.config import PretrainConfig, from_dict, load_config, make_config
+from protlab.core.errors import InputError, ProtlabError
+from protlab.core.atomic import atomic_path, atomic_write_json, atomic_write_text
+
+LOSS_NAMES = ("gc", "mlm", "bsr", "pda")
+CHECKPOINT_FORMAT = "protlab-pretrain"
+LOG_NAME = "pretrain_log.jsonl"
+METRICS_NAME = "pretrain_metrics.json"
+UNTRAINED_NAME = "pretrain_untrained_metrics.json"
+
+
+class CheckpointError(ProtlabError, OSError):
+    """A checkpoint could not be written (e.g. full disk); the previous one is intact."""
+
+
+# ------------------------------------------------------------------------ distributed
+@dataclass
+class DistEnv:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_env() -> DistEnv:
+    """The torchrun environment (RANK, WORLD_SIZE, LOCAL_RANK), or a single process."""
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return DistEnv(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
+    return DistEnv()
+
+
+def _init_distributed(env: DistEnv, device: str) -> None:
+    import torch.distributed as dist
+
+    if env.world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+
+
+# ------------------------------------------------------------------------------ model
+def alignment_evaluator(model, eval_pairs, train_pairs, collator, config: PretrainConfig, device: str = "cpu",
+                        autocast=None):
+    """``evaluate()``: retrieval and zero-shot metrics of ``model`` (as it is when called) on
+    ``eval_pairs``, with class prompts from ``train_pairs``."""
+    from protlab.pretrain.retrieval import class_prompts, evaluate_alignment
+
+    prompts = class_prompts(train_pairs, field=config.zero_shot_field, template=config.zero_shot_template)
+
+    def evaluate() -> dict:
+        return evaluate_alignment(model, eval_pairs, prompts, collator, crop_length=config.crop_length,
+                                  stride=config.eval_stride, max_text_length=config.max_text_length,
+                                  batch_size=config.eval_batch_size, device=device, autocast=autocast)
+    return evaluate
+
+
+def mrr_ratio(trained: dict, untrained: dict) -> float:
+    return trained["mrr"] / max(untrained["mrr"], 1e-12)
+
+
+def evaluate_run(run_dir: str | Path, split: str, *, device: str = "cpu") -> dict:
+    """A finished run's trained model (``checkpoints/last.pt``) and the same model untrained,
+    scored on ``split`` of ``run_dir/proteins.parquet`` as ``train`` scores its ``eval_split``."""
+    from protlab.pretrain.data import Collator, load_pairs
+
+    trained, tokenizer, config = load_trained(Path(run_dir) / "checkpoints" / "last.pt")
+    untrained, _ = build_model(config)
+    trained.to(device), untrained.to(device)
+    pairs, train_pairs = load_pairs(run_dir, split=split), load_pairs(run_dir, split=config.train_split)
+    collator = Collator(trained.alphabet, tokenizer, crop_length=config.crop_length,
+                        max_text_length=config.max_text_length)
+    out = {name: alignment_evaluator(m, pairs, train_pairs, collator, config, device)()
+           for name, m in (("trained", trained), ("untrained", untrained))}
+    return {**out["trained"], "untrained": out["untrained"], "split": split,
+            "mrr_ratio": mrr_ratio(out["trained"], out["untrained"])}
+
+
+def loss_weights(config: PretrainConfig) -> dict[str, float]:
+    return {"gc": config.w_gc, "mlm": config.w_mlm, "bsr": config.w_bsr, "pda": config.w_pda}
+
+
+def build_model(config: PretrainConfig):
+    """``(ProtCLIP, tokenizer)`` with towers from the config, initialised from ``config.seed``."""
+    from protlab.pretrain.clip import ProtCLIP, build_protein_tower
+    from protlab.pretrain.text import load_text_encoder
+
+    protein, alphabet = build_protein_tower(config.protein_encoder, tiny_args=config.protein_tiny_args,
+                                            seed=config.seed)
+    text, tokenizer = load_text_encoder(config.text_encoder, tiny_args=config.text_tiny_args, seed=config.seed)
+    state = torch.random.get_rng_state()
+    torch.manual_seed(config.seed + 1)
+    try:
+        model = ProtCLIP(protein, alphabet, text, proj_dim=config.proj_dim, decoder_layers=config.decoder_layers,
+                         temperature_init=config.temperature_init, pda_theta=config.pda_theta)
+    finally:
+        torch.random.set_rng_state(state)
+    for p in model.protein.parameters():
+        p.requires_grad_(not config.freeze_protein)
+    for p in model.protein.contact_head.parameters():  # never trained here (and unused under DDP)
+        p.requires_grad_(False)
+    for p in model.text.parameters():
+        p.requires_grad_(not config.freeze_text)
+    return model, tokenizer
+
+
+def model_args(model) -> dict:
+    """The architecture a checkpoint was written for (compared on resume)."""
+    from protlab.esm.load import esm_args
+
+    text_cfg = model.text.backbone.config
+    return {"protein": esm_args(model.protein),
+            "text": {k: getattr(text_cfg, k, None) for k in ("model_type", "hidden_size", "num_hidden_layers",
+                                                              "num_attention_heads", "vocab_size")},
+            "proj_dim": model.protein_proj.net[-1].out_features,
+            "decoder_layers": len(model.bsr_decoder.layers.layers)}
+
+
+def param_groups(model, config: PretrainConfig) -> list[dict]:
+    """AdamW groups: tower LR ratios; no weight decay on biases, norms and the temperature."""
+    groups: dict[tuple[str, bool], list] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        tower = name.split(".")[0] if name.split(".")[0] in ("protein", "text") else "heads"
+        decay = p.ndim >= 2 and "norm" not in name.lower()
+        groups.setdefault((tower, decay), []).append(p)
+    ratio = {"protein": config.protein_lr_ratio, "text": config.text_lr_ratio, "heads": 1.0}
+    return [{"params": ps, "lr": config.lr * ratio[tower], "weight_decay": config.weight_decay if decay else 0.0,
+             "name": f"{tower}{'' if decay else '/no_decay'}"} for (tower, decay), ps in sorted(groups.items())]
+
+
+def lr_factor(step: int, config: PretrainConfig) -> float:
+    """Linear warmup to 1 over ``warmup_steps``, then cosine decay to ``min_lr_ratio``."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    span = max(1, config.max_steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / span)
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+# ------------------------------------------------------------------------ checkpoints
+def capture_rng() -> dict:
+    """Every RNG state, in types ``torch.load(weights_only=True)`` accepts."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": random.getstate(),
+            "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+            "torch": torch.random.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def restore_rng(states: dict) -> None:
+    random.setstate(states["python"])
+    n = states["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    torch.random.set_rng_state(states["torch"])
+    if states.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_checkpoint(path: str | Path, state: dict) -> Path:
+    """Write ``state`` atomically; on failure raise :class:`CheckpointError`, old file untouched."""
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    except OSError as exc:
+        previous = f"the previous checkpoint {path} is intact" if path.exists() else "no earlier checkpoint exists"
+        raise CheckpointError(f"could not write checkpoint {path}: {exc.strerror or exc} (disk full?); "
+                              f"{previous}. Free space and rerun with resume=True.") from exc
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle / zip errors of many kinds
+        raise InputError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]}); "
+                         "delete it or set resume=False") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"{path}: not a protlab pretraining checkpoint (format {ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__!r})")
+    return ckpt
+
+
+def check_architecture(ckpt: dict, model, path) -> None:
+    """An error naming every difference between the checkpoint's and the model's architecture."""
+    want, have = model_args(model), ckpt.get("model_args", {})
+    diffs = [f"{k}: checkpoint {have.get(k)!r} vs config {want[k]!r}" for k in want if have.get(k) != want[k]]
+    if diffs:
+        raise InputError(f"{path} was written for another architecture ({'; '.join(diffs)}); "
+                         "use the config it was trained with, or a new run_dir")
+
+
+def load_trained(path: str | Path):
+    """``(ProtCLIP, tokenizer, config)`` from a training checkpoint (``run_dir/checkpoints/last.pt``)."""
+    ckpt = read_checkpoint(path)
+    config = from_dict(ckpt["config"], where=str(path))
+    model, tokenizer = build_model(config)
+    check_architecture(ckpt, model, path)
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), tokenizer, config
+
+
+def export_protein_encoder(model, path: str | Path, **meta) -> Path:
+    """The protein tower in the protlab-esm2 format, loadable by ``02_embed`` / ``04_cluster``."""
+    from protlab.esm.load import save_esm
+
+    return save_esm(model.protein, model.alphabet, path, **meta)
+
+
+# -------------------------------------------------------------------------- the loop
+def _autocast_factory(device: str, config: PretrainConfig):
+    use_bf16 = config.precision == "bf16" or (config.precision == "auto" and device.startswith("cuda"))
+    if not use_bf16:
+        return None
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    return lambda: torch.autocast(kind, dtype=torch.bfloat16)
+
+
+def _to(batch: dict, device: str) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+class MicroBatches(torch.utils.data.Dataset):
+    """Micro-batches ``first, first + 1, ...`` of a :class:`PairBatches`, for a ``DataLoader``
+    whose worker processes build them ahead of the training step (each is deterministic in
+    its index, so workers change nothing but speed)."""
+
+    def __init__(self, batches, first: int, stop: int):
+        self.batches, self.first, self.stop = batches, first, stop
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.first)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.batches.batch(self.first + i)
+
+
+def micro_batch_stream(batches, first: int, stop: int, *, workers: int, pin: bool):
+    """An iterator over micro-batches ``first .. stop - 1``; ``workers`` > 0 prefetches them."""
+    if workers == 0:
+        return (batches.batch(i) for i in range(first, stop))
+    loader = torch.utils.data.DataLoader(MicroBatches(batches, first, stop), batch_size=None,
+                                         num_workers=workers, pin_memory=pin, prefetch_factor=4)
+    return iter(loader)
+
+
+class LossWindow:
+    """Per-step losses and gradient norms, kept on the device until a log or checkpoint reads
+    them (one host sync and, under DDP, one all-reduce per interval instead of several per
+    step, so the GPU is never left waiting for Python). ``window`` holds the running sums
+    since the last log record (saved in checkpoints); ``last`` the latest step's values."""
+
+    def __init__(self, weights: dict[str, float], world: int = 1, window: dict | None = None):
+        self.names = [k for k in LOSS_NAMES if weights.get(k, 0) > 0]
+        self.weights, self.world = weights, world
+        self.window: dict[str, float] = dict(window or {})
+        self.last: dict[str, float] = {}
+        self._pending: list[torch.Tensor] = []
+
+    def add(self, losses: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        """One step: ``losses`` in ``names`` order (averaged over micro-steps) and the grad norm."""
+        self._pending.append(torch.cat([losses.detach().float(), grad_norm.detach().float().reshape(1)]))
+
+    def drain(self) -> None:
+        if not self._pending:
+            return
+        rows = torch.stack(self._pending)
+        self._pending.clear()
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(rows)
+            rows = rows / self.world
+        for row in rows.double().cpu().tolist():
+            values = dict(zip(self.names, row))
+            values["loss"] = sum(self.weights[k] * values[k] for k in self.names)
+            for k, v in values.items():
+                self.window[k] = self.window.get(k, 0.0) + v
+            self.window["_n"] = self.window.get("_n", 0) + 1
+            self.last = {"loss": values["loss"], "grad_norm": row[-1]}
+
+    def record(self) -> dict[str, float]:
+        """Means over the steps since the last record; starts a new window."""
+        self.drain()
+        n = self.window.pop("_n")
+        means = {k: v / n for k, v in self.window.items()}
+        self.window = {}
+        return {**means, "grad_norm": self.last["grad_norm"], "last_loss": self.last["loss"]}
+
+
+def read_log(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / LOG_NAME
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def loss_trends(history: list[dict], weights: dict) -> dict:
+    """Per enabled loss: mean of the first and last fifth of the log and whether it fell."""
+    out = {}
+    for name in LOSS_NAMES:
+        if weights.get(name, 0) <= 0:
+            continue
+        values = [r[name] for r in history if name in r]
+        if len(values) < 2:
+            continue
+        k = max(1, len(values) // 5)
+        first, last = float(np.mean(values[:k])), float(np.mean(values[-k:]))
+        out[name] = {"first": first, "last": last, "decreased": last < first}
+    return out
+
+
+def train(config: PretrainConfig) -> dict:
+    """Train (or resume) in this process; returns a summary (rank 0 also writes artifacts)."""
+    from protlab.pretrain.clip import ProtCLIP  # noqa: F401  (import errors surface early)
+    from protlab.pretrain.data import Collator, PairBatches, load_pairs
+    from protlab.core.runtime import pick_device, seed_everything
+
+    env = dist_env()
+    if env.world > 1 and torch.cuda.is_available():
+        device = f"cuda:{env.local_rank}"
+        torch.cuda.set_device(env.local_rank)
+    else:
+        device = pick_device(config.device)
+    _init_distributed(env, device)
+    if device == "cpu" and config.cpu_threads:
+        torch.set_num_threads(config.cpu_threads)
+    run_dir = Path(config.run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    ckpt_path = ckpt_dir / "last.pt"
+    weights = loss_weights(config)
+
+    seed_everything(config.seed)  # the same on every rank (dropout streams too, as in Megatron-LM)
+    model, tokenizer = build_model(config)
+    model.to(device)
+    train_pairs = load_pairs(run_dir, split=config.train_split)
+    collator = Collator(model.alphabet, tokenizer, crop_length=config.crop_length,
+                        max_text_length=config.max_text_length, max_property_length=config.max_property_length,
+                        mlm_prob=config.mlm_prob, bsr_ratio=config.bsr_ratio,
+                        bsr_span=(config.bsr_span_min, config.bsr_span_max), weights=weights,
+                        fixed_shapes=config.compile, substitution_prob=config.substitution_prob)
+    batches = PairBatches(train_pairs, collator, batch_size=config.batch_size, seed=config.seed,
+                          rank=env.rank, world=env.world)
+    autocast = _autocast_factory(device, config)
+    eval_pairs = None
+    if env.is_main:
+        try:
+            eval_pairs = load_pairs(run_dir, split=config.eval_split)
+        except InputError as exc:
+            print(f"[train] no evaluation: {exc}", flush=True)
+    evaluate = alignment_evaluator(model, eval_pairs, train_pairs, collator, config, device, autocast)
+
+    optimizer = torch.optim.AdamW(param_groups(model, config), lr=config.lr, betas=(0.9, 0.98), eps=1e-6,
+                                  fused=device.startswith("cuda"))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
+    step, window = 0, None
+    if config.resume and ckpt_path.is_file():
+        ckpt = read_checkpoint(ckpt_path)
+        check_architecture(ckpt, model, ckpt_path)
+        try:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise InputError(f"{ckpt_path} does not fit this model/optimiser ({str(exc)[:300]}); "
+                             "use the config it was trained with, or a new run_dir") from exc
+        scheduler.load_state_dict(ckpt["scheduler"])
+        step, window = int(ckpt["step"]), dict(ckpt.get("window", {}))
+        per_rank = ckpt.get("rng_per_rank") or [ckpt["rng"]]
+        if len(per_rank) == env.world:
+            restore_rng(per_rank[env.rank])
+        else:
+            restore_rng(per_rank[0])
+            if env.is_main:
+                print(f"[train] warning: {ckpt_path} was written by {len(per_rank)} rank(s), this run has "
+                      f"{env.world}; training continues, but not exactly as the original run would have",
+                      flush=True)
+        if env.is_main:  # drop log records written after the checkpoint (a killed run)
+            kept = [r for r in read_log(run_dir) if r["step"] <= step]
+            atomic_write_text(run_dir / LOG_NAME, "".join(json.dumps(r) + "\n" for r in kept))
+            print(f"[train] resumed from {ckpt_path} at step {step}", flush=True)
+    else:
+        if env.is_main:
+            (run_dir / LOG_NAME).unlink(missing_ok=True)
+            if eval_pairs is not None:  # the untrained baseline, measured in the same run
+                atomic_write_json(run_dir / UNTRAINED_NAME, evaluate())
+
+    train_model = model
+    if env.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        train_model = DDP(model, device_ids=[env.local_rank] if device.startswith("cuda") else None,
+                          find_unused_parameters=any(w == 0 for w in weights.values()))
+    if config.compile:
+        train_model = torch.compile(train_model)
+
+    losses_log = LossWindow(weights, env.world, window)
+
+    def checkpoint():
+        losses_log.drain()
+        rng = [capture_rng()]
+        if env.world > 1:  # every rank's RNG states, so each resumes its own streams
+            import torch.distributed as dist
+
+            mine, rng = rng[0], [None] * env.world
+            dist.all_gather_object(rng, mine)
+        if not env.is_main:
+            return
+        save_checkpoint(ckpt_path, {
+            "format": CHECKPOINT_FORMAT, "model_args": model_args(model), "config": config.to_dict(),
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "step": step, "rng": rng[0], "rng_per_rank": rng, "window": losses_log.window,
+            "data_position": batches.position(step * config.grad_accum)})
+
+    progress = None
+    if env.is_main and config.progress:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=config.max_steps, initial=step, desc="pretrain", dynamic_ncols=True)
+    model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    stream = micro_batch_stream(batches, step * config.grad_accum, config.max_steps * config.grad_accum,
+                                workers=config.data_workers, pin=device.startswith("cuda"))
+    start, tokens_seen = time.perf_counter(), 0
+    while step < config.max_steps:
+        optimizer.zero_grad(set_to_none=True)
+        step_losses = torch.zeros(len(losses_log.names), device=device)
+        for micro in range(config.grad_accum):
+            cpu_batch = next(stream)
+            tokens_seen += int((cpu_batch["tokens"] != model.alphabet.padding_idx).sum()) * env.world
+            batch = _to(cpu_batch, device)
+            sync = micro == config.grad_accum - 1 or env.world == 1
+            ctx = contextlib.nullcontext() if sync or not hasattr(train_model, "no_sync") else train_model.no_sync()
+            with ctx:
+                with autocast() if autocast else contextlib.nullcontext():
+                    losses = train_model(batch, weights=weights)
+                # GC is the full gathered-batch loss on every rank: x world makes the DDP mean exact.
+                total = sum(weights[k] * v * (env.world if k == "gc" else 1) for k, v in losses.items())
+                (total / config.grad_accum).backward()
+            step_losses += torch.stack([losses[k].detach().float() for k in losses_log.names]) / config.grad_accum
+        grad_norm = (torch.nn.utils.clip_grad_norm_(trainable, config.clip_grad) if config.clip_grad > 0
+                     else torch.zeros((), device=device))
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        losses_log.add(step_losses, grad_norm)
+        if progress is not None:
+            progress.update(1)
+        if step % config.log_every == 0 or step == config.max_steps:
+            record = {"step": step, **losses_log.record(), "lr": scheduler.get_last_lr()[0],
+                      "temperature": float(1.0 / model.scale().detach()),
+                      "tokens_per_s": tokens_seen / max(1e-9, time.perf_counter() - start)}
+            if progress is not None:
+                progress.set_postfix(loss=f"{record['last_loss']:.3f}")
+            if env.is_main:
+                with open(run_dir / LOG_NAME, "a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+        if step % config.ckpt_every == 0 or step == config.max_steps:
+            checkpoint()
+    del stream  # stops the data workers
+    if progress is not None:
+        progress.close()
+    elapsed = time.perf_counter() - start
+    summary = {"step": step, "train_seconds": elapsed, "tokens_per_s": tokens_seen / max(elapsed, 1e-9)}
+    if env.is_main:
+        history = read_log(run_dir)
+        summary["final_loss"] = history[-1]["last_loss"] if history else None
+        export_protein_encoder(model, ckpt_dir / "protein_encoder.pt", source="protlab.pretrain.loop", step=step,
+                               protein_encoder=config.protein_encoder, text_encoder=config.text_encoder)
+        if eval_pairs is not None:
+            trained = evaluate()
+            untrained_path = run_dir / UNTRAINED_NAME
+            untrained = json.loads(untrained_path.read_text()) if untrained_path.is_file() else None
+            metrics = {**trained, "untrained": untrained, "split": config.eval_split, "steps": step,
+                       "loss_trends": loss_trends(history, weights), "config": config.to_dict()}
+            if untrained:
+                metrics["mrr_ratio"] = mrr_ratio(trained, untrained)
+            atomic_write_json(run_dir / METRICS_NAME, metrics)
+            summary["metrics"] = metrics
+        save_loss_figures(run_dir, history, weights)
+    if env.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    return summary
+
+
+def loss_figure(history: list[dict], weights: dict):
+    """A plotly figure: one line per enabled loss (and the weighted total) against step."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    steps = [r["step"] for r in history]
+    for name in ("loss", *LOSS_NAMES):
+        if name != "loss" and weights.get(name, 0) <= 0:
+            continue
+        fig.add_trace(go.Scatter(x=steps, y=[r.get(name) for r in history], mode="lines",
+                                 name="total (weighted)" if name == "loss" else name.upper()))
+    fig.update_layout(title="ProtCLIP pretraining losses", xaxis_title="step", yaxis_title="loss")
+    return fig
+
+
+def save_loss_figures(run_dir, history, weights) -> dict:
+    from protlab.plot.export import save_figure
+    from protlab.core.rundir import figures_dir
+
+    if not history:
+        return {}
+    return save_figure(loss_figure(history, weights), figures_dir(run_dir) / "pretrain_losses")
+
+
+# ------------------------------------------------------------------------- launchers
+def launch_torchrun(config: PretrainConfig, nproc: int) -> dict:
+    """Run this module under ``torchrun --nproc_per_node=nproc``; returns the metrics written."""
+    run_dir = Path(config.run_dir)
+    cfg_path = atomic_write_json(run_dir / "pretrain_config.json", {**config.to_dict(), "nproc": 1})
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "protlab.pretrain.loop", "--config", str(cfg_path)]
+    print("[train] launching:", " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd)
+    if proc.returncode != 0:
+        raise ProtlabError(f"torchrun exited with status {proc.returncode}; see the output above and "
+                           f"{run_dir / LOG_NAME}")
+    metrics_path = run_dir / METRICS_NAME
+    return {"metrics": json.loads(metrics_path.read_text())} if metrics_path.is_file() else {}
+
+
+def run(config: PretrainConfig) -> dict:
+    """Train in-process on one device, or through torchrun when ``config.nproc > 1``."""
+    if config.nproc > 1 and dist_env().world == 1:
+        if torch.cuda.is_available() and torch.cuda.device_count() < config.nproc:
+            raise InputError(f"nproc={config.nproc} but only {torch.cuda.device_count()} GPU(s) are visible")
+        return launch_torchrun(config, config.nproc)
+    return train(config)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m protlab.pretrain.loop", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="JSON or YAML config (may name a 'preset')")
+    parser.add_argument("--preset", default=None, help="toy-cpu or server (when no --config)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override settings; VALUE parsed as JSON when it can be")
+    return parser.parse_args(argv)
+
+
+def parse_overrides(items) -> dict:
+    """``["key=value", ...]`` → ``{key: value}``, each value parsed as JSON when it can be."""
+    overrides = {}
+    for item in items:
+        if "=" not in item:
+            raise InputError(f"--set {item!r}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
+
+
+def config_from_args(args: argparse.Namespace) -> PretrainConfig:
+    overrides = parse_overrides(args.set)
+    if args.config:
+        base = load_config(args.config).to_dict()
+        return from_dict({**base, **overrides}, where=args.config)
+    return make_config(args.preset or "toy-cpu", **overrides)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    try:
+        config = config_from_args(args)
+        summary = run(config)
+    except ProtlabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2)
+    if dist_env().is_main:
+        print(json.dumps({k: v for k, v in summary.items() if k != "metrics"}, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,442 @@
+"""Neural clustering of residues (Quan et al., CVPR 2024) on padded residue graphs.
+
+For ``iterations`` (T, default 4) steps, on the current nodes (all residues at t = 0):
+
+1. **Spherical cluster initialisation.** Every node is a cluster centre; its members are
+   the nodes within ``radii[t]`` Å (Cα of the node's medoid residue) or within
+   ``seq_radii[t]`` positions along the chain, at most ``max_members`` nearest ones.
+   Both radii grow with t.
+2. **Cluster representation.** Attention over members,
+   ``a_nk = softmax_k(w · tanh(W [x_n ‖ x_k ‖ g_nk]))`` where ``g_nk`` is the member's
+   geometry relative to the centre (coordinates in the centre's local frame, RBF
+   distance, relative orientation, sequence offset); ``c_n = x_n + Σ_k a_nk V[x_k ‖ g_nk]``
+   followed by 2 residual blocks.
+3. **Cluster nomination.** A GCN score on the cluster graph (clusters whose centres are
+   members of each other): ``s_n = σ(W1 c_n + Σ_m Â_nm (W2 c_n − W3 c_m))`` with ``Â``
+   row-normalised. The top ``keep_ratio`` (ω, default 0.4) of each protein's clusters
+   survive; their features, gated by ``½ + s_n`` (so the score gets gradients and the scale stays O(1)), become the
+   next nodes, placed at the cluster's medoid residue.
+
+A masked mean+max readout of the surviving clusters of every iteration (concatenated)
+feeds the task head: ``task="single"``
+(cross-entropy over classes) or ``task="multi"`` (binary cross-entropy per label).
+
+Everything is batched over proteins, clusters and members with masks; the only Python
+loop in :meth:`ResidueClusterNet.forward` is over the T iterations.
+:func:`forward_per_protein` is the straightforward implementation of the same math
+(loops over proteins and cluster centres) used to check the batched one and as the
+benchmark's baseline.
+
+:meth:`ResidueClusterNet.explain` traces which residues each surviving cluster covers
+(attention footprints carried through the iterations) and scores every residue. The default
+``score="occlusion"`` is the drop of the decision margin ``m`` (predicted class over the
+runner-up) when the residue's type is hidden: the change can reach ``m`` only through the
+surviving clusters the residue belongs to. ``score="attribution"`` spreads each surviving
+cluster's ``|∂m/∂c_n · c_n|`` over its footprint, ``Σ_t Σ_{n kept at t} … · footprint_t[n, r]``;
+``score="nomination"`` spreads ``2^t s_n`` the same way.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from protlab.core.errors import InputError
+from protlab.residues.graph import N_AA, N_NODE_FEATURES, UNKNOWN_AA, ResidueBatch
+
+N_RBF = 8
+N_GEOMETRY = 3 + N_RBF + 9 + 2
+TASKS = ("single", "multi")
+SCORES = ("occlusion", "attribution", "nomination")
+
+
+@dataclass
+class ClusterConfig:
+    """Model arguments (saved with every checkpoint)."""
+
+    n_classes: int
+    task: str = "single"
+    hidden: int = 64
+    iterations: int = 4
+    keep_ratio: float = 0.4
+    radii: tuple[float, ...] = (6.0, 10.0, 14.0, 18.0)
+    seq_radii: tuple[int, ...] = (2, 4, 8, 16)
+    max_members: int = 12
+    esm_dim: int = 0
+    dropout: float = 0.1
+    n_features: int = N_NODE_FEATURES
+    class_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise InputError(f"task={self.task!r}: use one of {TASKS}")
+        if not 0 < self.keep_ratio <= 1:
+            raise InputError(f"keep_ratio={self.keep_ratio}: must be in (0, 1]")
+        if self.iterations < 1:
+            raise InputError(f"iterations={self.iterations}: must be >= 1")
+        self.radii = tuple(float(r) for r in self.radii)
+        self.seq_radii = tuple(int(s) for s in self.seq_radii)
+        if len(self.radii) < self.iterations or len(self.seq_radii) < self.iterations:
+            raise InputError(f"radii/seq_radii need one value per iteration ({self.iterations})")
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["radii"], out["seq_radii"] = list(self.radii), list(self.seq_radii)
+        return out
+
+
+def _mlp_block(dim: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 2 * dim), nn.GELU(), nn.Dropout(dropout),
+                         nn.Linear(2 * dim, dim))
+
+
+class ClusterLayer(nn.Module):
+    """One iteration's cluster representation (attention + 2 residual blocks) and nomination."""
+
+    def __init__(self, hidden: int, dropout: float):
+        super().__init__()
+        self.att = nn.Linear(2 * hidden + N_GEOMETRY, hidden)
+        self.att_w = nn.Linear(hidden, 1, bias=False)
+        self.value = nn.Linear(hidden + N_GEOMETRY, hidden)
+        self.blocks = nn.ModuleList([_mlp_block(hidden, dropout) for _ in range(2)])
+        self.w1, self.w2, self.w3 = (nn.Linear(hidden, 1), nn.Linear(hidden, 1, bias=False),
+                                     nn.Linear(hidden, 1, bias=False))
+
+    def represent(self, x_centre, x_members, geom, valid):
+        """x_centre (..., H), x_members (..., K, H), geom (..., K, G), valid (..., K) → (c, a)."""
+        h = torch.cat([x_centre.unsqueeze(-2).expand_as(x_members), x_members, geom], dim=-1)
+        logits = self.att_w(torch.tanh(self.att(h))).squeeze(-1)
+        logits = logits.masked_fill(~valid, float("-inf"))
+        a = torch.softmax(logits, dim=-1)
+        c = x_centre + (a.unsqueeze(-1) * self.value(torch.cat([x_members, geom], dim=-1))).sum(-2)
+        for block in self.blocks:
+            c = c + block(c)
+        return c, a
+
+    def represent_gathered(self, x, member, geom, valid):
+        """Batched :meth:`represent`: x (B, N, H), member (B, N, K) node indices, geom (B, N, K, G).
+
+        Same math, but the linear maps act on the N nodes before gathering members
+        (``W [x_n ‖ x_k ‖ g] = W_c x_n + W_m x_k + W_g g``), which saves a factor ~K.
+        """
+        H = x.shape[-1]
+        wa, wv = self.att.weight, self.value.weight
+        pre = F.linear(x, wa[:, :H], self.att.bias).unsqueeze(-2)
+        proj = torch.cat([F.linear(x, wa[:, H:2 * H]), F.linear(x, wv[:, :H])], dim=-1)
+        proj = _gather(proj, member)                                             # (B, N, K, 2H)
+        logits = self.att_w(torch.tanh(pre + proj[..., :H] + F.linear(geom, wa[:, 2 * H:]))).squeeze(-1)
+        a = torch.softmax(logits.masked_fill(~valid, float("-inf")), dim=-1)
+        v = proj[..., H:] + F.linear(geom, wv[:, H:], self.value.bias)
+        c = x + (a.unsqueeze(-1) * v).sum(-2)
+        for block in self.blocks:
+            c = c + block(c)
+        return c, a
+
+    def nominate(self, c, adj):
+        """c (..., N, H), adj (..., N, N) row-normalised float → scores (..., N) in (0, 1)."""
+        own = self.w1(c).squeeze(-1) + self.w2(c).squeeze(-1) * adj.sum(-1)
+        return torch.sigmoid(own - (adj @ self.w3(c)).squeeze(-1))
+
+
+def rbf(d: torch.Tensor, *, d_max: float = 20.0) -> torch.Tensor:
+    centres = torch.linspace(0.0, d_max, N_RBF, device=d.device, dtype=d.dtype)
+    width = d_max / N_RBF
+    return torch.exp(-((d.unsqueeze(-1) - centres) / width) ** 2)
+
+
+def pair_geometry(pos_c, frame_c, seq_c, pos_m, frame_m, seq_m, radius: float) -> torch.Tensor:
+    """Invariant geometry of members relative to their centre.
+
+    pos_c (..., 3), frame_c (..., 3, 3), seq_c (...); members carry an extra K dimension
+    before those. Returns (..., K, N_GEOMETRY).
+    """
+    rel = pos_m - pos_c.unsqueeze(-2)                                   # (..., K, 3)
+    local = torch.einsum("...ij,...kj->...ki", frame_c, rel) / radius    # coordinates in centre frame
+    dist = rel.norm(dim=-1)
+    orient = torch.einsum("...ij,...klj->...kil", frame_c, frame_m).flatten(-2)  # R_c R_m^T
+    dseq = seq_m - seq_c.unsqueeze(-1)
+    seq = torch.stack([torch.sign(dseq) * torch.log1p(dseq.abs()) / 3.0, (dseq.abs() <= 1).to(rel.dtype)], -1)
+    return torch.cat([local, rbf(dist), orient, seq], dim=-1)
+
+
+def _gather(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """t (B, N, ...) indexed by idx (B, ...) along dim 1 → (B, ..., ...)."""
+    B = t.shape[0]
+    batch = torch.arange(B, device=t.device).view(B, *([1] * (idx.dim() - 1)))
+    return t[batch, idx]
+
+
+class ResidueClusterNet(nn.Module):
+    """Iterative neural clustering of a residue graph with a pooled task head."""
+
+    def __init__(self, config: ClusterConfig):
+        super().__init__()
+        self.config = config
+        H = config.hidden
+        self.aa_embed = nn.Embedding(N_AA, H)
+        self.feat_proj = nn.Linear(config.n_features, H)
+        self.esm_proj = nn.Linear(config.esm_dim, H) if config.esm_dim else None
+        self.input_norm = nn.LayerNorm(H)
+        self.layers = nn.ModuleList([ClusterLayer(H, config.dropout) for _ in range(config.iterations)])
+        self.head = nn.Sequential(nn.Linear(2 * H * config.iterations, H), nn.GELU(), nn.Dropout(config.dropout),
+                                  nn.Linear(H, config.n_classes))
+
+    # -- inputs -------------------------------------------------------------------------
+    def embed(self, batch: ResidueBatch) -> torch.Tensor:
+        x = self.aa_embed(batch.aa) + self.feat_proj(batch.feats)
+        if self.esm_proj is not None:
+            if batch.esm is None:
+                raise InputError("this model was built with esm_dim>0: pass per-residue ESM embeddings")
+            x = x + self.esm_proj(batch.esm)
+        return self.input_norm(x)
+
+    # -- one iteration, batched ---------------------------------------------------------
+    def _iterate(self, t: int, x, pos, frames, seq, mask):
+        cfg = self.config
+        B, N, _ = x.shape
+        dist = torch.cdist(pos, pos)                                          # (B, N, N)
+        pair_ok = mask.unsqueeze(1) & mask.unsqueeze(2)
+        within = ((dist <= cfg.radii[t]) | ((seq.unsqueeze(1) - seq.unsqueeze(2)).abs() <= cfg.seq_radii[t])) & pair_ok
+        K = min(cfg.max_members, N)
+        neg, member = torch.topk(dist.masked_fill(~within, float("inf")).neg(), K, dim=-1)  # nearest first
+        valid = torch.isfinite(neg) & mask.unsqueeze(-1)
+        valid[..., 0] = True  # the centre itself (keeps padded rows finite)
+        geom = pair_geometry(pos, frames, seq, _gather(pos, member), _gather(frames, member),
+                             _gather(seq, member), cfg.radii[t])
+        layer = self.layers[t]
+        c, a = layer.represent_gathered(x, member, geom, valid)
+        adj = within.float() * (1 - torch.eye(N, device=x.device))
+        adj = adj / adj.sum(-1, keepdim=True).clamp(min=1)
+        score = layer.nominate(c, adj)
+        # keep the top ceil(ω n) clusters of each protein
+        n_keep = torch.clamp(torch.ceil(cfg.keep_ratio * mask.sum(1).float()).long(), min=1)   # (B,)
+        n_max = int(n_keep.max())
+        _, keep = torch.topk(score.masked_fill(~mask, -1.0), n_max, dim=-1)                   # (B, n_max)
+        keep_mask = torch.arange(n_max, device=x.device).unsqueeze(0) < n_keep.unsqueeze(1)
+        # medoid of each kept cluster: the member with the least summed distance to the others
+        kept_members, kept_valid = _gather(member, keep), _gather(valid, keep)                # (B, n_max, K)
+        mpos = _gather(pos, kept_members)
+        mdist = torch.cdist(mpos, mpos) * kept_valid.unsqueeze(-2)
+        medoid_k = mdist.sum(-1).masked_fill(~kept_valid, float("inf")).argmin(-1)           # (B, n_max)
+        medoid = kept_members.gather(-1, medoid_k.unsqueeze(-1)).squeeze(-1)                # node index
+        x_next = _gather(c * (0.5 + score).unsqueeze(-1), keep)
+        trace = {"member": member, "valid": valid, "attention": a, "score": score, "keep": keep,
+                 "keep_mask": keep_mask, "medoid": medoid, "x_next": x_next}
+        return (x_next, _gather(pos, medoid), _gather(frames, medoid), _gather(seq, medoid), keep_mask), trace
+
+    def forward(self, batch: ResidueBatch, *, return_trace: bool = False):
+        """Logits (B, n_classes); with ``return_trace`` also the per-iteration cluster trace."""
+        x, mask = self.embed(batch), batch.mask
+        pos, frames = batch.ca, batch.frames
+        B, L = mask.shape
+        seq = torch.arange(L, device=x.device, dtype=x.dtype).unsqueeze(0).expand(B, L)
+        node_res = torch.arange(L, device=x.device).unsqueeze(0).expand(B, L)  # residue index of each node
+        traces, pooled = [], []
+        for t in range(self.config.iterations):
+            (x, pos, frames, seq_next, mask_next), trace = self._iterate(t, x, pos, frames, seq, mask)
+            trace["node_res"], trace["node_mask"] = node_res, mask
+            node_res = _gather(node_res, trace["medoid"])
+            seq, mask = seq_next, mask_next
+            traces.append(trace)
+            m = mask.unsqueeze(-1).to(x.dtype)
+            pooled.append((x * m).sum(1) / m.sum(1).clamp(min=1))
+            pooled.append(x.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1))
+        logits = self.head(torch.cat(pooled, dim=-1))
+        return (logits, traces) if return_trace else logits
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.config.task == "single":
+            return F.cross_entropy(logits, target)
+        return F.binary_cross_entropy_with_logits(logits, target.float())
+
+    # -- critical residues ----------------------------------------------------------------
+    def decision(self, logits: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """How strongly ``logits`` (B, C) keep the decision of ``reference`` (B, C): the margin of
+        the reference's predicted class over the best other class (single-label), or the summed
+        logits of the labels it predicts (multi-label; at least its top label)."""
+        if self.config.task == "single":
+            if logits.shape[1] == 1:
+                return logits[:, 0]
+            pred = reference.argmax(1, keepdim=True)
+            others = logits.scatter(1, pred, float("-inf")).amax(1)
+            return logits.gather(1, pred).squeeze(1) - others
+        chosen = (reference > 0) | (reference == reference.amax(1, keepdim=True))
+        return (logits * chosen).sum(1)
+
+    @torch.no_grad()
+    def occlusion(self, batch: ResidueBatch, *, chunk: int = 128,
+                  reference: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L) drop of :meth:`decision` when each residue's type is hidden (``X``; its ESM
+        row, if any, zeroed), all else equal. One forward pass per residue, batched
+        ``chunk`` variants at a time; padded positions get 0. ``reference``: the batch's
+        logits when the caller already has them."""
+        if reference is None:
+            reference = self.forward(batch)
+        base = self.decision(reference, reference)
+        drop = torch.zeros(batch.mask.shape, device=batch.mask.device)
+        for b in range(len(batch.ids)):
+            n = int(batch.mask[b].sum())
+            for start in range(0, n, chunk):
+                hide = torch.arange(start, min(n, start + chunk), device=drop.device)
+                rows = torch.arange(len(hide), device=drop.device)
+                variants = batch.select(torch.full((len(hide),), b, dtype=torch.long))
+                variants.aa[rows, hide] = UNKNOWN_AA
+                if variants.esm is not None:
+                    variants.esm[rows, hide] = 0.0
+                out = self.decision(self.forward(variants), reference[b].expand(len(hide), -1))
+                drop[b, hide] = base[b] - out
+        return drop
+
+    def explain(self, batch: ResidueBatch, *, member_threshold: float = 0.25, score: str = "occlusion") -> dict:
+        """Residue importance and surviving clusters for a batch.
+
+        Returns tensors: ``importance`` (B, L) in [0, 1] per protein (max 1),
+        ``iteration`` (B, L) last iteration whose surviving cluster holds the residue
+        (-1: none), ``cluster`` (B, L) that cluster's rank among survivors at that
+        iteration (by score), ``logits``; and ``clusters``: per iteration a dict with
+        ``score`` (B, n) of the survivors (descending), ``centre`` (B, n) their centre
+        residue, ``members`` (B, n, L) bool footprint, ``mask`` (B, n).
+        A residue belongs to a cluster when its footprint weight is at least
+        ``member_threshold`` × the cluster's largest weight.
+
+        ``score`` picks the importance:
+        ``"occlusion"`` (default) — how much the decision margin drops when the residue's type
+        is hidden (:meth:`occlusion`); the change can only reach the prediction through the
+        surviving clusters the residue belongs to, so this measures exactly how much those
+        clusters rely on it (negative drops count as 0);
+        or what a surviving cluster passes to its residues through its footprint:
+        ``"attribution"`` — how much the cluster drives the prediction,
+        ``|∂ logit / ∂ c_n · c_n|`` for the predicted class (single-label) or the sum of
+        the predicted labels' logits (multi-label), summed over the iterations it survives;
+        ``"nomination"`` — its nomination score ``s_n`` weighted ``2^t`` by iteration.
+        """
+        if score not in SCORES:
+            raise InputError(f"score={score!r}: use one of {SCORES}")
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.set_grad_enabled(score == "attribution"):
+                logits, traces = self.forward(batch, return_trace=True)
+                if score == "attribution":
+                    target = self.decision(logits, logits.detach()).sum()
+                    xs = [tr["x_next"] for tr in traces]
+                    grads = torch.autograd.grad(target, xs)
+                    attributions = [(g * x).sum(-1).abs().detach() for g, x in zip(grads, xs)]
+            if score == "occlusion":  # in eval mode: no dropout noise in the drops
+                drops = self.occlusion(batch, reference=logits)
+        finally:
+            self.train(was_training)
+        logits = logits.detach()
+        traces = [{k: v.detach() for k, v in tr.items()} for tr in traces]
+        mask = batch.mask
+        B, L = mask.shape
+        foot = torch.diag_embed(mask.float())                    # (B, N, L): node → residue weights
+        importance = torch.zeros(B, L, device=mask.device)
+        iteration = torch.full((B, L), -1, dtype=torch.long, device=mask.device)
+        cluster = torch.full((B, L), -1, dtype=torch.long, device=mask.device)
+        clusters = []
+        for t, tr in enumerate(traces):
+            N = tr["attention"].shape[1]
+            att = torch.zeros(B, N, N, device=mask.device).scatter_add_(
+                2, tr["member"], tr["attention"] * tr["valid"])
+            cfoot = att @ foot                                                 # (B, N, L)
+            cfoot = cfoot / cfoot.sum(-1, keepdim=True).clamp(min=1e-12)
+            keep, kmask = tr["keep"], tr["keep_mask"]
+            kscore = _gather(tr["score"], keep) * kmask                        # (B, n), descending
+            kfoot = _gather(cfoot, keep) * kmask.unsqueeze(-1)                 # (B, n, L)
+            if score == "attribution":
+                importance += ((attributions[t] * kmask).unsqueeze(-1) * kfoot).sum(1)
+            elif score == "nomination":
+                importance += 2.0 ** t * (kscore.unsqueeze(-1) * kfoot).sum(1)  # later survival counts more
+            members = (kfoot >= member_threshold * kfoot.amax(-1, keepdim=True)) & (kfoot > 0)
+            members &= kmask.unsqueeze(-1)
+            inside = members.any(1)
+            rank = torch.where(members, kscore.unsqueeze(-1), torch.full_like(kfoot, -1.0)).argmax(1)
+            iteration = torch.where(inside, torch.full_like(iteration, t), iteration)
+            cluster = torch.where(inside, rank, cluster)
+            clusters.append({"score": kscore, "centre": _gather(tr["node_res"], keep), "members": members,
+                             "mask": kmask})
+            foot = kfoot
+        if score == "occlusion":
+            importance = drops.clamp(min=0)
+        importance = importance * mask
+        importance = importance / importance.amax(1, keepdim=True).clamp(min=1e-12)
+        return {"importance": importance, "iteration": iteration, "cluster": cluster, "logits": logits,
+                "clusters": clusters}
+
+
+# -- the straightforward reference: same math, loops over proteins and cluster centres --------
+def forward_per_protein(model: ResidueClusterNet, batch: ResidueBatch) -> torch.Tensor:
+    """Logits computed one protein at a time, one cluster centre at a time (for tests/benchmarks)."""
+    cfg = model.config
+    x_all = model.embed(batch)
+    out = []
+    for b in range(len(batch.ids)):
+        pooled = []
+        n = int(batch.mask[b].sum())
+        x, pos, frames = x_all[b, :n], batch.ca[b, :n], batch.frames[b, :n]
+        seq = torch.arange(n, dtype=x.dtype)
+        for t in range(cfg.iterations):
+            layer = model.layers[t]
+            N = x.shape[0]
+            K = min(cfg.max_members, N)
+            reps, members, within_rows = [], [], []
+            for c in range(N):
+                d = (pos - pos[c]).norm(dim=-1)
+                within = (d <= cfg.radii[t]) | ((seq - seq[c]).abs() <= cfg.seq_radii[t])
+                neg, idx = torch.topk(d.masked_fill(~within, float("inf")).neg(), K)
+                ok = torch.isfinite(neg)
+                ok[0] = True
+                geom = pair_geometry(pos[c], frames[c], seq[c], pos[idx], frames[idx], seq[idx], cfg.radii[t])
+                rep, _ = layer.represent(x[c], x[idx], geom, ok)
+                reps.append(rep)
+                members.append(idx[ok])
+                within_rows.append(within)
+            cl = torch.stack(reps)
+            adj = torch.stack(within_rows).float() * (1 - torch.eye(N))
+            adj = adj / adj.sum(-1, keepdim=True).clamp(min=1)
+            score = layer.nominate(cl, adj)
+            n_keep = max(1, math.ceil(cfg.keep_ratio * N))
+            keep = torch.topk(score, n_keep).indices
+            medoids = []
+            for k in keep.tolist():
+                mp = pos[members[k]]
+                medoids.append(members[k][torch.cdist(mp, mp).sum(-1).argmin()])
+            medoids = torch.stack(medoids)
+            x = cl[keep] * (0.5 + score[keep]).unsqueeze(-1)
+            pooled += [x.mean(0), x.amax(0)]
+            pos, frames, seq = pos[medoids], frames[medoids], seq[medoids]
+        out.append(model.head(torch.cat(pooled)))
+    return torch.stack(out)
+
+
+def save_checkpoint(model: ResidueClusterNet, path, **meta) -> None:
+    """Atomic checkpoint loadable with ``torch.load(weights_only=True)``."""
+    from protlab.core.atomic import atomic_path
+
+    payload = {"format": "protlab-residue-cluster", "config": model.config.to_dict(),
+               "state_dict": model.state_dict(), "meta": meta}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path, *, map_location="cpu") -> ResidueClusterNet:
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"checkpoint {path} does not exist: train a model (06_critical_residues with "
+                         f"checkpoint=None) or give the path of a saved one")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise InputError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != "protlab-residue-cluster":
+        raise InputError(f"checkpoint {path} is not a protlab residue-clustering checkpoint")
+    model = ResidueClusterNet(ClusterConfig(**payload["config"]))
+    model.load_state_dict(payload["state_dict"])
+    model.meta = payload.get("meta", {})
+    return model.eval()
