@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from protlab.pretrain.clip import (BSRDecoder, contrastive_loss, gather_with_local_grad, masked_lm_loss,
                                  pda_loss, property_segments)
-from protlab.pretrain.data import mlm_mask, span_mask, random_crop, windows
+from protlab.core.windows import sliding_windows as windows
+from protlab.pretrain.data import mlm_mask, random_crop, span_mask
 
 
 def _log_softmax_row(values, i):

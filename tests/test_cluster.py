@@ -10,7 +10,8 @@ from protlab.cluster.methods import ScanClusterer, cluster, cluster_run, load_cl
 from protlab.core.errors import InputError
 from protlab.evaluate.metrics import evaluate, matched_accuracy
 from protlab.cluster.heads import scan_loss, self_label_loss, strong_view
-from protlab.cluster.neighbors import faiss_knn, mine_neighbors, mmseqs_available
+from protlab.cluster.neighbors import faiss_knn, mine_neighbors
+from protlab.core.mmseqs import mmseqs_available
 
 needs_mmseqs = pytest.mark.skipif(not mmseqs_available(), reason="mmseqs (MMseqs2) is not installed")
 FAST = dict(epochs=5, self_label_epochs=2, n_heads=2, min_steps=150, k=5)

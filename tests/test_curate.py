@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -12,6 +11,7 @@ from protlab.curate.filters import clean_sequence, curate, load_source
 from protlab.curate.sampling import build_text, keep_probability, occupied_fields, protclip_sample
 from protlab.curate.split import assign_splits, cluster_kmer, split_by_identity
 from protlab.core.errors import InputError, ProtlabError
+from protlab.core.mmseqs import mmseqs_available
 
 BASE = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEK"  # 53 standard residues
 
@@ -178,7 +178,7 @@ def test_auto_falls_back_to_kmer_without_mmseqs(monkeypatch, caplog):
         split_by_identity(_near_duplicate_groups(n_groups=2), method="mmseqs")
 
 
-@pytest.mark.skipif(shutil.which("mmseqs") is None, reason="mmseqs (MMseqs2) is not on PATH")
+@pytest.mark.skipif(not mmseqs_available(), reason="MMseqs2 is not installed")
 def test_mmseqs_split_keeps_near_identical_together():
     df = _near_duplicate_groups(n_groups=12, per_group=3)
     out = split_by_identity(df, identity=0.9, method="mmseqs", seed=0)

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from protlab.embed.encoders import (ESMEncoder, clean_sequences, embed_proteins, get_encoder,
-                           length_batches, windows)
+from protlab.core.windows import sliding_windows
+from protlab.embed.encoders import (STRIDE, WINDOW, ESMEncoder, clean_sequences, embed_proteins, get_encoder,
+                                    length_batches)
 from protlab.embed.cache import EmbeddingCache
 from protlab.core.errors import InputError
 from protlab.esm.fused import esm_layer_representation
@@ -70,7 +71,7 @@ def test_length_batches_respect_budget():
 
 @pytest.mark.parametrize("length", [1, 1022, 1023, 1500, 3000])
 def test_windows_cover_every_residue(length):
-    spans = windows(length)
+    spans = sliding_windows(length, WINDOW, STRIDE)
     covered = np.zeros(length, int)
     for s, e in spans:
         assert 0 <= s < e <= length and e - s <= 1022
@@ -111,7 +112,7 @@ def test_per_residue_and_long_sequences_use_averaged_windows(tiny):
     per_res = enc.embed([seq], per_residue=True, progress=False)[0]
     assert per_res.shape == (40, 32)
     total, count = np.zeros((40, 32)), np.zeros(40)
-    for s, e in windows(40, 16, 8):
+    for s, e in sliding_windows(40, 16, 8):
         rep = fair_esm_per_residue(model, alphabet, seq[s:e])
         total[s:e] += rep
         count[s:e] += 1

@@ -26,7 +26,6 @@ All methods are deterministic for a ``seed``.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
@@ -36,8 +35,15 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from protlab.cluster.neighbors import (
+    NeighborGraph,
+    mine_neighbors,
+    normalize_rows,
+    reference_affinity,
+    resolve_source,
+)
 from protlab.core.errors import InputError
-from protlab.cluster.neighbors import NeighborGraph, mine_neighbors, normalize_rows, reference_affinity, resolve_source
+from protlab.core.runtime import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -177,18 +183,6 @@ def _scaled(features: np.ndarray) -> np.ndarray:
     return (normalize_rows(features) * np.sqrt(features.shape[1])).astype(np.float32)
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int):
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 # ------------------------------------------------------------------------------- SCAN
 class ScanClusterer:
     """SCAN on protein embeddings: ``fit`` / ``predict`` / ``predict_proba`` / ``save`` / ``load``.
@@ -247,7 +241,7 @@ class ScanClusterer:
         self.reference_sequences = list(sequences) if (sequences is not None and graph.source == "mmseqs") else None
         self.source = graph.source
         start = time.perf_counter()
-        with _torch_threads(self.threads):
+        with torch_threads(self.threads):
             torch.manual_seed(cfg["seed"])
             self._train(_scaled(features), graph)
         timings["train_s"] = time.perf_counter() - start
@@ -276,7 +270,12 @@ class ScanClusterer:
     def _train(self, features: np.ndarray, graph: NeighborGraph) -> None:
         import torch
 
-        from protlab.cluster.heads import ScanHeads, scan_loss, self_label_loss, strong_view
+        from protlab.cluster.heads import (
+            ScanHeads,
+            scan_loss,
+            self_label_loss,
+            strong_view,
+        )
 
         cfg = self.config
         n = len(features)
@@ -400,7 +399,7 @@ class ScanClusterer:
         import torch
 
         features = self.transform(embeddings, sequences)
-        with torch.no_grad(), _torch_threads(self.threads):
+        with torch.no_grad(), torch_threads(self.threads):
             logits = self.model(torch.from_numpy(_scaled(features)))[0]
             return torch.softmax(logits, dim=1).numpy()
 
@@ -412,7 +411,7 @@ class ScanClusterer:
         import torch
 
         self.fit(embeddings, sequences)
-        with torch.no_grad(), _torch_threads(self.threads):
+        with torch.no_grad(), torch_threads(self.threads):
             logits = self.model(torch.from_numpy(_scaled(self.reference_features)))[0]
             return torch.softmax(logits, dim=1).numpy()
 

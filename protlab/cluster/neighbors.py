@@ -12,22 +12,18 @@ Two sources, one result (:class:`NeighborGraph`):
 Besides the kNN lists, the graph keeps a symmetric sparse *affinity*: bit scores of every
 homology hit plus weight-1 edges to the ``fallback_k`` embedding neighbours of every
 protein (these weak edges keep the graph connected). ``"auto"`` uses MMseqs2 when the
-``mmseqs`` binary is on ``PATH`` and sequences are given, faiss otherwise.
+``mmseqs`` binary is available (:mod:`protlab.core.mmseqs`) and sequences are given, faiss otherwise.
 """
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
 from protlab.core.errors import InputError
+from protlab.core.mmseqs import INSTALL_HINT, easy_search, mmseqs_available
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +51,6 @@ class NeighborGraph:
         return float((labels[rows[valid]] == labels[self.knn[valid]]).mean())
 
 
-def mmseqs_available() -> bool:
-    return shutil.which("mmseqs") is not None
-
-
 def resolve_source(source: str, *, have_sequences: bool) -> str:
     if source not in NEIGHBOR_SOURCES:
         raise InputError(f"neighbors={source!r} is unknown; use one of {NEIGHBOR_SOURCES}")
@@ -68,8 +60,8 @@ def resolve_source(source: str, *, have_sequences: bool) -> str:
         if not have_sequences:
             raise InputError("neighbors='mmseqs' needs the protein sequences; pass sequences= or use neighbors='faiss'")
         if not mmseqs_available():
-            raise InputError("neighbors='mmseqs' but the mmseqs binary is not on PATH; install mmseqs2 "
-                             "(apt-get install mmseqs2 / conda install -c bioconda mmseqs2) or use neighbors='faiss'")
+            raise InputError(f"neighbors='mmseqs' but MMseqs2 is not installed ({INSTALL_HINT}); "
+                             "or use neighbors='faiss'")
     return source
 
 
@@ -109,48 +101,6 @@ def faiss_knn(query: np.ndarray, reference: np.ndarray | None = None, *, k: int,
     return idx.astype(np.int64), sims.astype(np.float32)
 
 
-def _write_fasta(path: Path, sequences) -> None:
-    with open(path, "w") as fh:
-        for i, seq in enumerate(sequences):
-            fh.write(f">{i}\n{seq}\n")
-
-
-def mmseqs_search(query_sequences, target_sequences=None, *, threads: int | None = None,
-                  sensitivity: float = 5.7, max_seqs: int = 300, evalue: float = 1e-3,
-                  tmp_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``mmseqs easy-search`` of queries against targets (itself when ``None``).
-
-    Returns ``(query_index, target_index, bit_score)`` arrays of every hit (self hits of an
-    all-vs-all search included; callers drop them).
-    """
-    if not mmseqs_available():
-        raise InputError("mmseqs is not installed; use neighbors='faiss'")
-    threads = threads or max(1, min(4, os.cpu_count() or 1))
-    with tempfile.TemporaryDirectory(prefix="protlab-mmseqs-", dir=tmp_dir) as tmp:
-        tmp = Path(tmp)
-        query = tmp / "query.fasta"
-        _write_fasta(query, query_sequences)
-        target = query
-        if target_sequences is not None:
-            target = tmp / "target.fasta"
-            _write_fasta(target, target_sequences)
-        hits = tmp / "hits.m8"
-        cmd = ["mmseqs", "easy-search", str(query), str(target), str(hits), str(tmp / "work"),
-               "--threads", str(threads), "-s", str(sensitivity), "--max-seqs", str(max_seqs),
-               "-e", str(evalue), "--format-output", "query,target,bits", "-v", "1"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"mmseqs easy-search failed ({proc.returncode}): {proc.stderr[-2000:]}")
-        if hits.stat().st_size == 0:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, np.zeros(0, dtype=np.float32)
-        import pandas as pd
-
-        data = pd.read_csv(hits, sep="\t", header=None, names=["q", "t", "bits"],
-                           dtype={"q": np.int64, "t": np.int64, "bits": np.float32})
-    return data["q"].to_numpy(), data["t"].to_numpy(), data["bits"].to_numpy()
-
-
 def _topk_lists(n: int, qi: np.ndarray, ti: np.ndarray, score: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per query, the ``k`` best targets by score (ties broken by target index)."""
     order = np.lexsort((ti, -score, qi))
@@ -185,7 +135,7 @@ def mine_neighbors(embeddings: np.ndarray, sequences=None, *, source: str = "aut
         return NeighborGraph(knn=knn, counts=counts, affinity=affinity, source="faiss")
     if len(sequences) != n:
         raise InputError(f"{len(sequences)} sequences for {n} embeddings: they must describe the same proteins")
-    qi, ti, bits = mmseqs_search(list(sequences), threads=threads)
+    qi, ti, bits = easy_search(list(sequences), threads=threads)
     other = qi != ti
     qi, ti, bits = qi[other], ti[other], bits[other]
     knn, counts = _topk_lists(n, qi, ti, bits, k)
@@ -216,6 +166,6 @@ def reference_affinity(query_embeddings: np.ndarray, reference_embeddings: np.nd
     weak = sp.csr_matrix((np.ones(nq * fallback_k, dtype=np.float32), (rows, idx.ravel())), shape=(nq, nr))
     if source != "mmseqs":
         return weak
-    qi, ti, bits = mmseqs_search(list(query_sequences), list(reference_sequences), threads=threads)
+    qi, ti, bits = easy_search(list(query_sequences), list(reference_sequences), threads=threads)
     hits = sp.csr_matrix((bits, (qi, ti)), shape=(nq, nr))
     return (hits + weak).tocsr()

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from protlab.core.errors import InputError
 from protlab.core.atomic import atomic_save_npy, atomic_write_json, atomic_write_parquet
+from protlab.core.errors import InputError
 
 PROTEINS = "proteins.parquet"
 EMBEDDINGS = "embeddings.npy"

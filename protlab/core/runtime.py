@@ -1,10 +1,14 @@
-"""Seeding and device choice."""
+"""Seeding, devices, CPU threads and the torchrun (distributed) environment."""
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+from dataclasses import dataclass
 
 import numpy as np
+
+from protlab.core.errors import InputError
 
 
 def seed_everything(seed: int) -> None:
@@ -27,7 +31,50 @@ def pick_device(device: str | None = None) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        from protlab.core.errors import InputError
-
         raise InputError(f"device={device!r} was asked for but CUDA is not available; use 'cpu' or 'auto'")
     return device
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    """This process's place in a ``torchrun`` job (a single process: rank 0 of 1)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_env() -> DistEnv:
+    """The torchrun environment (RANK, WORLD_SIZE, LOCAL_RANK), or a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    rank = int(os.environ.get("RANK", "0") or 0)
+    local = int(os.environ.get("LOCAL_RANK", str(rank)) or 0)
+    if world > 1 and not 0 <= rank < world:
+        raise InputError(f"RANK={rank} is outside WORLD_SIZE={world}")
+    return DistEnv(rank, world, local)
+
+
+def init_distributed(env: DistEnv, device: str) -> None:
+    """Join the process group of a multi-process job (NCCL on GPUs, gloo on the CPU)."""
+    import torch.distributed as dist
+
+    if env.world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run a block with ``n`` torch CPU threads (None: leave the setting), then restore it."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -40,10 +40,9 @@ import re
 import numpy as np
 import pandas as pd
 
+from protlab.core.alphabet import NONSTANDARD
 from protlab.core.errors import InputError
 
-STANDARD = frozenset("ACDEFGHIKLMNPQRSTVWY")
-NONSTANDARD = frozenset("BZJUOX")
 POLICIES = ("replace_x", "drop", "keep")
 _REPLACE = {"replace_x": str.maketrans({"U": "C", "O": "K", "B": "X", "Z": "X", "J": "X"}),
             "keep": str.maketrans({"J": "X"}),

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from protlab.curate.filters import STANDARD
+from protlab.core.alphabet import AMINO_ACIDS
 
-RESIDUE_ORDER = "".join(sorted(STANDARD)) + "X"
+RESIDUE_ORDER = AMINO_ACIDS + "X"
 SPLIT_COLORS = {"train": "#4C72B0", "valid": "#DD8452", "test": "#55A868"}
 
 
@@ -68,8 +68,8 @@ def composition(sequences) -> pd.Series:
 
 def dataset_figures(frame: pd.DataFrame, run_dir: str | Path) -> dict[str, dict[str, Path]]:
     """Save the three dataset figures under ``run_dir/figures/``; returns the paths written."""
-    from protlab.plot.export import save_figure
     from protlab.core.rundir import figures_dir
+    from protlab.plot.export import save_figure
 
     out = figures_dir(run_dir)
     figures = {"curate_lengths": length_histogram(frame), "curate_family_sizes": family_sizes(frame),

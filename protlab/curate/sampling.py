@@ -20,8 +20,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from protlab.curate.records import TEXT_FIELDS
 from protlab.core.errors import InputError
+from protlab.curate.records import TEXT_FIELDS
 
 TEXT_TITLES = {"protein_name": "PROTEIN NAME", "function": "FUNCTION",
                "subcellular_location": "SUBCELLULAR LOCATION", "similarity": "SIMILARITY"}

@@ -7,7 +7,7 @@ sequences never sit on both sides of a split.
 Clustering methods (``method``):
 
 * ``"mmseqs"``: ``mmseqs easy-cluster --min-seq-id <identity> -c <coverage>`` (MMseqs2,
-  run in a temporary directory). Used by ``"auto"`` when ``mmseqs`` is on ``PATH``.
+  run in a temporary directory). Used by ``"auto"`` when MMseqs2 is available (:mod:`protlab.core.mmseqs`).
 * ``"kmer"``: the fallback, no external tool. A sequence with identity p to another
   keeps about ``p**k`` of its k-mers, so two sequences are linked when the share ``f``
   of the shorter one's distinct k-mers found in the other reaches
@@ -30,15 +30,12 @@ go to train).
 from __future__ import annotations
 
 import logging
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from protlab.core.errors import InputError, ProtlabError
+from protlab.core.errors import InputError
+from protlab.core.mmseqs import INSTALL_HINT, easy_cluster, mmseqs_available
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")
@@ -69,10 +66,10 @@ def split_by_identity(frame: pd.DataFrame, *, identity: float = 0.5,
         raise InputError("the table to split has no 'sequence' column")
     sequences = frame["sequence"].astype(str).tolist()
     if method == "auto":
-        method = "mmseqs" if shutil.which("mmseqs") else "kmer"
+        method = "mmseqs" if mmseqs_available() else "kmer"
         if method == "kmer":
-            log.warning("mmseqs not found on PATH: clustering with the k-mer single-linkage fallback "
-                        "(install mmseqs2 for real identity clustering)")
+            log.warning("MMseqs2 not installed: clustering with the k-mer single-linkage fallback "
+                        f"({INSTALL_HINT}) for real identity clustering")
     if not sequences:
         clusters = np.zeros(0, dtype=int)
     elif method == "mmseqs":
@@ -131,34 +128,11 @@ def assign_splits(clusters, *, fractions=(0.8, 0.1, 0.1), seed: int = 0, strata=
 
 def cluster_mmseqs(sequences: list[str], *, identity: float | None = 0.5, coverage: float | None = 0.8,
                    threads: int = 1) -> np.ndarray:
-    """Cluster ids (0..) from ``mmseqs easy-cluster``; raises ProtlabError when it fails.
+    """Cluster ids (0..) from ``mmseqs easy-cluster`` (:mod:`protlab.core.mmseqs`).
 
     ``identity`` / ``coverage`` of None leave MMseqs2's own defaults.
     """
-    exe = shutil.which("mmseqs")
-    if exe is None:
-        raise InputError("method='mmseqs' needs MMseqs2 on PATH (apt-get install mmseqs2, "
-                         "or conda install -c bioconda mmseqs2); method='kmer' needs nothing")
-    with tempfile.TemporaryDirectory(prefix="protlab-mmseqs-") as tmp:
-        tmp = Path(tmp)
-        fasta = tmp / "input.fasta"
-        fasta.write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(sequences)))
-        cmd = [exe, "easy-cluster", str(fasta), str(tmp / "out"), str(tmp / "work"),
-               "--threads", str(threads), "-v", "1"]
-        if identity is not None:
-            cmd += ["--min-seq-id", str(identity)]
-        if coverage is not None:
-            cmd += ["-c", str(coverage), "--cov-mode", "0"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        table = tmp / "out_cluster.tsv"
-        if proc.returncode != 0 or not table.exists():
-            tail = (proc.stderr or proc.stdout).strip()[-1500:]
-            raise ProtlabError(f"mmseqs easy-cluster failed (exit {proc.returncode}): {tail}\n"
-                               f"command: {' '.join(cmd)}; use method='kmer' to cluster without MMseqs2")
-        pairs = pd.read_csv(table, sep="\t", header=None, names=["rep", "member"], dtype=str)
-    rep_of = dict(zip(pairs["member"], pairs["rep"]))
-    reps = [rep_of.get(f"s{i}", f"s{i}") for i in range(len(sequences))]
-    return pd.factorize(pd.Series(reps))[0].astype(int)
+    return easy_cluster(sequences, identity=identity, coverage=coverage, threads=threads)
 
 
 def cluster_kmer(sequences: list[str], *, identity: float = 0.5, k: int | None = None,

@@ -17,9 +17,9 @@ import re
 from pathlib import Path
 from typing import Iterator
 
+from protlab.core.errors import ParseError
 from protlab.curate.formats import open_text
 from protlab.curate.records import SequenceRecord
-from protlab.core.errors import ParseError
 
 _NOT_SEQUENCE = re.compile(r"[^A-Za-z*.\-]")
 _VERSION = re.compile(r"\.\d+$")

@@ -31,9 +31,10 @@ from typing import Iterable
 
 import numpy as np
 
+from protlab.core.alphabet import STANDARD_THREE
+from protlab.core.errors import InputError, ParseError, ProtlabError
 from protlab.curate.formats import _format_from_content, open_text
 from protlab.curate.records import Structure
-from protlab.core.errors import InputError, ParseError, ProtlabError
 
 STRUCTURE_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif")
 _BACKBONE = frozenset(("N", "CA", "C", "O", "OXT"))
@@ -209,7 +210,7 @@ def _chain_structure(path: Path, chain: str, atoms, notes: list[str]) -> Structu
         ins_codes.append(str(atoms.ins_code[start]))
         res_names.append(res_name)
         letter = _one_letter(res_name)
-        if res_name not in _STANDARD:
+        if res_name not in STANDARD_THREE:
             modified[res_name] = letter
         letters.append(letter)
         ca.append(ca_xyz)
@@ -229,5 +230,4 @@ def _chain_structure(path: Path, chain: str, atoms, notes: list[str]) -> Structu
         centroid=np.asarray(centroid, dtype=np.float32), source=str(path), notes=notes)
 
 
-_STANDARD = frozenset(("ALA", "ARG", "ASN", "ASP", "CYS", "GLN", "GLU", "GLY", "HIS", "ILE", "LEU",
-                       "LYS", "MET", "PHE", "PRO", "SER", "THR", "TRP", "TYR", "VAL"))
+

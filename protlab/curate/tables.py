@@ -18,9 +18,9 @@ import re
 from pathlib import Path
 from typing import Iterator
 
+from protlab.core.errors import InputError, ParseError
 from protlab.curate.formats import open_text
 from protlab.curate.records import SequenceRecord
-from protlab.core.errors import InputError, ParseError
 
 _NOT_SEQUENCE = re.compile(r"[^A-Za-z*.\-]")
 DEFAULT_LABEL_COLUMN = "label"

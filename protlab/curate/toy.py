@@ -33,16 +33,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from protlab.core.alphabet import AMINO_ACIDS, THREE_LETTER
+from protlab.core.errors import InputError
 from protlab.curate.records import Structure
 from protlab.curate.sampling import build_text
-from protlab.core.errors import InputError
 
-AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
-THREE_LETTER = {
-    "A": "ALA", "C": "CYS", "D": "ASP", "E": "GLU", "F": "PHE", "G": "GLY", "H": "HIS",
-    "I": "ILE", "K": "LYS", "L": "LEU", "M": "MET", "N": "ASN", "P": "PRO", "Q": "GLN",
-    "R": "ARG", "S": "SER", "T": "THR", "V": "VAL", "W": "TRP", "Y": "TYR",
-}
 BOND = 3.8          # Å between consecutive Cα
 MIN_CONTACT = 4.0   # Å, closest allowed non-consecutive Cα pair while building
 SITE_RADIUS = 9.0   # Å, every pair of site residues in the template is at most this far apart

@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import codecs
 import re
-from pathlib import Path
 from functools import partial
+from pathlib import Path
 from typing import Callable, Iterator
 
+from protlab.core.errors import InputError, ParseError
 from protlab.curate.formats import open_text
 from protlab.curate.records import UniProtEntry
-from protlab.core.errors import InputError, ParseError
 
 _BLOCK_BYTES = 1 << 22
 

@@ -51,7 +51,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from protlab.core.alphabet import EXTENDED
 from protlab.core.errors import InputError
+from protlab.core.runtime import dist_env
+from protlab.core.windows import sliding_windows
 
 # Padded tokens per batch. On the CPU small batches, run concurrently on single-threaded
 # workers, are fastest: on 2 shared cores, 300 Pfam domains through the ESM-2 8M architecture
@@ -65,7 +68,7 @@ ENCODER_CHOICES = ("kmer", "tiny", "esm2_t6_8M_UR50D", "esm2_t12_35M_UR50D", "es
                    "a fair-esm .pt file", "a Hugging Face ESM directory", "a protlab checkpoint",
                    "a dict of ESM2 arguments")
 _GAPS = str.maketrans("", "", "-.*\n\r\t ")
-_VALID = set("ACDEFGHIKLMNPQRSTVWYXBUZO")
+_VALID = EXTENDED - {"J"}
 
 
 # ------------------------------------------------------------------------- inputs
@@ -106,14 +109,6 @@ def clean_sequences(sequences, ids: Sequence | None = None) -> list[str]:
     return out
 
 
-def windows(length: int, window: int = WINDOW, stride: int = STRIDE) -> list[tuple[int, int]]:
-    """Residue ranges ``[start, end)`` covering ``length`` with windows of ``window`` residues."""
-    if length <= window:
-        return [(0, length)]
-    starts = list(range(0, length - window, stride)) + [length - window]
-    return [(s, s + window) for s in sorted(set(starts))]
-
-
 def length_batches(lengths: Sequence[int], toks_per_batch: int, *, extra_toks: int = 2) -> list[list[int]]:
     """Indices grouped by length (longest first) so ``max_len * n_seqs <= toks_per_batch``.
 
@@ -141,16 +136,6 @@ def default_cpu_workers() -> int:
         cores = os.cpu_count() or 1
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
     return max(1, min(16, cores // max(1, local_world)))
-
-
-def dist_env() -> tuple[int, int, int]:
-    """``(rank, world_size, local_rank)`` from torchrun's environment variables."""
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    rank = int(os.environ.get("RANK", "0") or 0)
-    local = int(os.environ.get("LOCAL_RANK", str(rank)) or 0)
-    if world > 1 and not 0 <= rank < world:
-        raise InputError(f"RANK={rank} is outside WORLD_SIZE={world}")
-    return rank, world, local
 
 
 # ------------------------------------------------------------------------ encoders
@@ -203,9 +188,9 @@ class ESMEncoder:
         self.layer = self._resolve_layer(repr_layer)
         self.dim = int(model.embed_dim)
         self.device = pick_device(device)
-        _, world, local = dist_env()
-        if world > 1 and self.device == "cuda":
-            self.device = f"cuda:{local}"
+        env = dist_env()
+        if env.world > 1 and self.device == "cuda":
+            self.device = f"cuda:{env.local_rank}"
         kind = self.device.split(":")[0]
         self.toks_per_batch = int(toks_per_batch or DEFAULT_TOKS_PER_BATCH.get(kind, 1024))
         if self.toks_per_batch < 3:
@@ -308,7 +293,8 @@ class ESMEncoder:
 
         seqs = clean_sequences(sequences, ids)
         keys = [sequence_key(s) for s in seqs]
-        rank, world, _ = dist_env()
+        env = dist_env()
+        rank, world = env.rank, env.world
         if world > 1 and cache_dir is None:
             raise InputError(f"WORLD_SIZE={world}: sharded embedding needs a cache_dir on a filesystem all ranks share")
         cache = None
@@ -347,7 +333,7 @@ class ESMEncoder:
                        *, progress: bool, tag: str) -> None:
         from tqdm.auto import tqdm
 
-        chunks = [(i, s, e) for i, seq in enumerate(seqs) for s, e in windows(len(seq), self.window, self.stride)]
+        chunks = [(i, s, e) for i, seq in enumerate(seqs) for s, e in sliding_windows(len(seq), self.window, self.stride)]
         n_chunks = np.bincount([c[0] for c in chunks], minlength=len(seqs))
         partial: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
         ready_keys, ready_rows = [], []

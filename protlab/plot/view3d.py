@@ -17,9 +17,9 @@ and are drawn as a Cα trace.
 """
 from __future__ import annotations
 
-import re
 import html as html_lib
 import logging
+import re
 from pathlib import Path
 from typing import Sequence
 

@@ -25,7 +25,6 @@ from torch import nn
 
 from protlab.esm.fused import esm2_states
 
-
 IGNORE = -100
 
 

@@ -16,8 +16,9 @@ import pandas as pd
 import torch
 
 from protlab.core import rundir as runs
-from protlab.curate.records import TEXT_FIELDS
+from protlab.core.alphabet import AMINO_ACIDS
 from protlab.core.errors import InputError
+from protlab.curate.records import TEXT_FIELDS
 
 IGNORE = -100
 FIELD_TITLES = {"protein_name": "PROTEIN NAME", "function": "FUNCTION",
@@ -92,17 +93,6 @@ def random_crop(sequence: str, length: int, rng: np.random.Generator) -> str:
     return sequence[start:start + length]
 
 
-def windows(n: int, length: int, stride: int | None = None) -> list[tuple[int, int]]:
-    """``(start, end)`` windows of at most ``length`` covering ``0..n`` (evaluation)."""
-    stride = stride or max(1, length // 2)
-    if n <= length:
-        return [(0, n)]
-    starts = list(range(0, n - length + 1, stride))
-    if starts[-1] + length < n:
-        starts.append(n - length)
-    return [(s, s + length) for s in starts]
-
-
 def mlm_mask(n: int, prob: float, rng: np.random.Generator) -> np.ndarray:
     """Positions (bool, length n) selected for masked-residue prediction; at least one."""
     selected = rng.random(n) < prob
@@ -139,7 +129,7 @@ class Collator:
         # with this probability, a cheap stand-in for the divergence of unseen homologs.
         self.substitution_prob = substitution_prob
         self.weights = weights or {"gc": 1, "mlm": 1, "bsr": 1, "pda": 1}
-        self.residue_toks = np.array([alphabet.get_idx(a) for a in "ACDEFGHIKLMNPQRSTVWY"])
+        self.residue_toks = np.array([alphabet.get_idx(a) for a in AMINO_ACIDS])
 
     def encode_sequences(self, sequences: list[str], *, width: int | None = None) -> torch.Tensor:
         a = self.alphabet

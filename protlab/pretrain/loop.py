@@ -18,20 +18,19 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import random
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from protlab.pretrain.config import PretrainConfig, from_dict, load_config, make_config
-from protlab.core.errors import InputError, ProtlabError
 from protlab.core.atomic import atomic_path, atomic_write_json, atomic_write_text
+from protlab.core.errors import InputError, ProtlabError
+from protlab.core.runtime import dist_env, init_distributed
+from protlab.pretrain.config import PretrainConfig, from_dict, load_config, make_config
 
 LOSS_NAMES = ("gc", "mlm", "bsr", "pda")
 CHECKPOINT_FORMAT = "protlab-pretrain"
@@ -42,32 +41,6 @@ UNTRAINED_NAME = "pretrain_untrained_metrics.json"
 
 class CheckpointError(ProtlabError, OSError):
     """A checkpoint could not be written (e.g. full disk); the previous one is intact."""
-
-
-# ------------------------------------------------------------------------ distributed
-@dataclass
-class DistEnv:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def dist_env() -> DistEnv:
-    """The torchrun environment (RANK, WORLD_SIZE, LOCAL_RANK), or a single process."""
-    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        return DistEnv(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
-    return DistEnv()
-
-
-def _init_distributed(env: DistEnv, device: str) -> None:
-    import torch.distributed as dist
-
-    if env.world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
 
 
 # ------------------------------------------------------------------------------ model
@@ -347,9 +320,9 @@ def loss_trends(history: list[dict], weights: dict) -> dict:
 
 def train(config: PretrainConfig) -> dict:
     """Train (or resume) in this process; returns a summary (rank 0 also writes artifacts)."""
+    from protlab.core.runtime import pick_device, seed_everything
     from protlab.pretrain.clip import ProtCLIP  # noqa: F401  (import errors surface early)
     from protlab.pretrain.data import Collator, PairBatches, load_pairs
-    from protlab.core.runtime import pick_device, seed_everything
 
     env = dist_env()
     if env.world > 1 and torch.cuda.is_available():
@@ -357,7 +330,7 @@ def train(config: PretrainConfig) -> dict:
         torch.cuda.set_device(env.local_rank)
     else:
         device = pick_device(config.device)
-    _init_distributed(env, device)
+    init_distributed(env, device)
     if device == "cpu" and config.cpu_threads:
         torch.set_num_threads(config.cpu_threads)
     run_dir = Path(config.run_dir)
@@ -536,8 +509,8 @@ def loss_figure(history: list[dict], weights: dict):
 
 
 def save_loss_figures(run_dir, history, weights) -> dict:
-    from protlab.plot.export import save_figure
     from protlab.core.rundir import figures_dir
+    from protlab.plot.export import save_figure
 
     if not history:
         return {}

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from protlab.core.errors import InputError
-from protlab.pretrain.data import Collator, windows
+from protlab.core.windows import sliding_windows
+from protlab.pretrain.data import Collator
 
 TIE_TOL = 1e-5
 
@@ -24,7 +25,7 @@ def embed_proteins(model, sequences, collator: Collator, *, crop_length: int, st
     """Normalised shared-space embeddings (N, d) of sequences of any length."""
     pieces, owner, sizes = [], [], []
     for i, seq in enumerate(sequences):
-        for start, end in windows(len(seq), crop_length, stride):
+        for start, end in sliding_windows(len(seq), crop_length, stride):
             pieces.append(seq[start:end])
             owner.append(i)
             sizes.append(end - start)

@@ -23,11 +23,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from protlab.curate.records import Structure
+from protlab.core.alphabet import MODIFIED_THREE, STANDARD_THREE
 from protlab.core.errors import InputError
-from protlab.residues.network import ClusterConfig, ResidueClusterNet
-from protlab.residues.graph import UNKNOWN_AA, ResidueGraph, build_graph, collate
 from protlab.core.runtime import seed_everything
+from protlab.curate.records import Structure
+from protlab.residues.graph import UNKNOWN_AA, ResidueGraph, build_graph, collate
+from protlab.residues.network import ClusterConfig, ResidueClusterNet
 
 log = logging.getLogger(__name__)
 SITE_RECORDS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "structures" / "site_records.tsv"
@@ -371,9 +372,7 @@ def load_site_records(path: str | Path | None = None) -> pd.DataFrame:
     if not needed <= set(frame.columns):
         raise InputError(f"{path}: columns {sorted(needed - set(frame.columns))} missing")
 
-    from protlab.curate.toy import THREE_LETTER
-
-    amino = set(THREE_LETTER.values()) | {"MSE", "SEP", "TPO", "PTR", "CSO", "HYP", "MLY", "SEC", "PYL"}
+    amino = STANDARD_THREE | MODIFIED_THREE
     frame = frame[frame["resname"].str.upper().isin(amino) & ~frame["resname"].isin(NON_PROTEIN)].copy()
     frame["structure"] = frame["file"].map(lambda f: Path(f).stem)
     frame["residue_number"] = frame["resnum"].str.strip() + frame["icode"].str.strip()
@@ -437,8 +436,8 @@ def load_inputs(structures="toy", *, chain: str | None = None, site_records: str
     in ``site_records`` (default: the shared ``site_records.tsv`` when present)."""
     if isinstance(structures, str) and structures == "toy":
         return toy_inputs(**toy)
-    from protlab.curate.structures import read_structure, structure_paths
     from protlab.core.errors import ProtlabError
+    from protlab.curate.structures import read_structure, structure_paths
 
     if isinstance(structures, (str, Path)) and Path(structures).is_file():
         loaded, skipped = [read_structure(structures, chain=chain)], {}
@@ -504,8 +503,8 @@ def pfam_domain_inputs(directory: str | Path) -> tuple[list[Structure], list[str
 def get_model(checkpoint: str | Path | None, run_dir: str | Path, **train_options) -> tuple[ResidueClusterNet, list]:
     """Load ``checkpoint``, or train on the toy universe and save the model to
     ``run_dir/checkpoints/residue_cluster.pt``; returns (model, history)."""
-    from protlab.residues.network import load_checkpoint, save_checkpoint
     from protlab.core.rundir import CHECKPOINTS, run_path
+    from protlab.residues.network import load_checkpoint, save_checkpoint
 
     if checkpoint:
         return load_checkpoint(checkpoint), []
@@ -535,8 +534,8 @@ def write_outputs(run_dir: str | Path, explanations: Sequence[Explanation], inpu
                   top_k: int = 10, max_views: int = 4) -> dict:
     """Residue tables, HTML views, the importance figure and (with sites) residue_metrics.json."""
     from protlab.core.atomic import atomic_write_json, atomic_write_parquet
-    from protlab.plot.export import save_figure
     from protlab.core.rundir import figures_dir, run_path
+    from protlab.plot.export import save_figure
     from protlab.plot.view3d import export_views, importance_figure
 
     tables = []

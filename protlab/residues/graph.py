@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from protlab.curate.records import Structure
+from protlab.core.alphabet import AMINO_ACIDS
 from protlab.core.errors import InputError
+from protlab.curate.records import Structure
 
-AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 AA_INDEX = {a: i for i, a in enumerate(AMINO_ACIDS)}
 UNKNOWN_AA = len(AMINO_ACIDS)  # 'X' and anything else
 N_AA = UNKNOWN_AA + 1

