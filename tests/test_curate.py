@@ -167,13 +167,13 @@ def test_kmer_clusters_follow_identity():
 
 
 def test_auto_falls_back_to_kmer_without_mmseqs(monkeypatch, caplog):
-    import protlab.curate.split as split_mod
+    import protlab.core.mmseqs as mmseqs_mod
 
-    monkeypatch.setattr(split_mod.shutil, "which", lambda name: None)
+    monkeypatch.setattr(mmseqs_mod, "mmseqs_binary", lambda: None)
     with caplog.at_level(logging.WARNING, logger="protlab.curate.split"):
         out = split_by_identity(_near_duplicate_groups(n_groups=10), identity=0.9)
     assert out.attrs["split"]["method"] == "kmer"
-    assert "mmseqs not found" in caplog.text
+    assert "MMseqs2 not installed" in caplog.text
     with pytest.raises(InputError, match="MMseqs2"):
         split_by_identity(_near_duplicate_groups(n_groups=2), method="mmseqs")
 
@@ -188,12 +188,10 @@ def test_mmseqs_split_keeps_near_identical_together():
 
 
 def test_mmseqs_failure_is_a_clear_error(monkeypatch, tmp_path):
-    import protlab.curate.split as split_mod
-
     fake = tmp_path / "mmseqs"
     fake.write_text("#!/bin/sh\necho 'boom: out of memory' >&2\nexit 3\n")
     fake.chmod(0o755)
-    monkeypatch.setattr(split_mod.shutil, "which", lambda name: str(fake))
+    monkeypatch.setenv("PROTLAB_MMSEQS", str(fake))
     with pytest.raises(ProtlabError, match=r"mmseqs easy-cluster failed \(exit 3\).*boom"):
         split_by_identity(_near_duplicate_groups(n_groups=2), method="mmseqs")
 

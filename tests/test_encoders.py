@@ -89,7 +89,7 @@ def test_pretrained_name_offline_says_where_to_put_weights(tmp_path, monkeypatch
 def test_protlab_checkpoint_and_pretrain_checkpoint(tiny, tmp_path):
     path = save_esm(tiny[0], tiny[1], tmp_path / "protein_encoder.pt", step=7)
     saved = torch.load(path, weights_only=True)
-    assert saved["format"] == "protlab-esm2" and saved["meta"] == {"step": 7}
+    assert (saved["format"], saved["kind"]) == ("protlab", "esm2") and saved["meta"] == {"step": 7}
     assert saved["esm_args"] == {**ARGS, "token_dropout": True}
     assert torch.equal(reps(load_esm(path)[0]), reps(tiny[0]))
     # a 03_pretrain training checkpoint carrying the protein tower
@@ -148,7 +148,7 @@ def test_wrong_architecture_checkpoints_say_what_was_expected(tmp_path):
     with pytest.raises(InputError, match="ESM-1 checkpoint.*ESM-2 only"):
         load_esm(tmp_path / "esm1b.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(InputError, match="junk.pt: cannot be read"):
+    with pytest.raises(InputError, match="junk.pt: not a readable checkpoint"):
         load_esm(tmp_path / "junk.pt")
     (tmp_path / "bert_dir").mkdir()
     (tmp_path / "bert_dir" / "config.json").write_text('{"model_type": "bert"}')

@@ -36,7 +36,7 @@ def test_toy_run_writes_every_artifact(toy_run):
     views = sorted(figures.glob("residues_3d_*.html"))
     assert len(views) == 2 and all(v.stat().st_size > 10_000 for v in views)
     assert (figures / "residue_importance.html").is_file() and (figures / "residue_importance.png").is_file()
-    assert ckpt["format"] == "protlab-residue-cluster" and ckpt["meta"]["trained_on"] == "toy"
+    assert (ckpt["format"], ckpt["kind"]) == ("protlab", "residue-cluster") and ckpt["meta"]["trained_on"] == "toy"
     import pandas as pd
 
     table = pd.read_parquet(toy_run / "residues" / "critical_residues.parquet")

@@ -8,7 +8,7 @@ import torch
 from protlab.curate.records import Structure
 from protlab.core.errors import InputError
 from protlab.residues.network import (ClusterConfig, ResidueClusterNet, forward_per_protein,
-                                            load_checkpoint, save_checkpoint)
+                                            load_network, save_network)
 from protlab.residues.graph import N_NODE_FEATURES, UNKNOWN_AA, build_graph, collate, edges, local_frames
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -121,17 +121,17 @@ def test_score_gets_gradients_and_multilabel_loss():
 def test_checkpoint_round_trip_is_weights_only(tmp_path):
     m = model(class_names=["a", "b", "c"])
     path = tmp_path / "m.pt"
-    save_checkpoint(m, path, note="x")
+    save_network(m, path, note="x")
     raw = torch.load(path, weights_only=True)
-    assert raw["format"] == "protlab-residue-cluster" and raw["config"]["class_names"] == ["a", "b", "c"]
-    loaded = load_checkpoint(path)
+    assert raw["format"] == "protlab" and raw["kind"] == "residue-cluster" and raw["config"]["class_names"] == ["a", "b", "c"]
+    loaded = load_network(path)
     batch = collate([build_graph(chain(30, 9))])
     assert torch.allclose(m(batch), loaded(batch))
     with pytest.raises(InputError, match="does not exist"):
-        load_checkpoint(tmp_path / "missing.pt")
+        load_network(tmp_path / "missing.pt")
     torch.save({"something": 1}, tmp_path / "other.pt")
     with pytest.raises(InputError, match="not a protlab"):
-        load_checkpoint(tmp_path / "other.pt")
+        load_network(tmp_path / "other.pt")
 
 
 def test_bad_config_and_inputs():

@@ -9,7 +9,7 @@ import torch
 from protlab.residues import analysis as residues
 from protlab.curate.records import Structure
 from protlab.core.errors import InputError, ProtlabError
-from protlab.residues.network import ClusterConfig, ResidueClusterNet, load_checkpoint
+from protlab.residues.network import ClusterConfig, ResidueClusterNet, load_network
 
 
 
@@ -74,7 +74,7 @@ def test_critical_residue_table_and_toy_metrics():
 def test_held_out_restricts_toy_inputs_to_unseen_proteins(tmp_path):
     kw = dict(n_families=2, members_per_family=5, length_range=(50, 60))
     model, _ = residues.get_model(None, tmp_path, epochs=1, hidden=16, progress=False, **kw)
-    loaded = load_checkpoint(tmp_path / "checkpoints" / "residue_cluster.pt")
+    loaded = load_network(tmp_path / "checkpoints" / "residue_cluster.pt")
     assert loaded.meta["held_out"] == model.meta["held_out"] and len(model.meta["held_out"]) == 2
     inputs = residues.toy_inputs(**kw)
     kept = residues.held_out(inputs, loaded)

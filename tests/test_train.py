@@ -20,6 +20,7 @@ from protlab.pretrain.config import PretrainConfig, load_config, make_config
 from protlab.core.errors import InputError
 from protlab.pretrain.data import Collator, PairBatches, load_pairs
 from protlab.pretrain.retrieval import class_prompts, embed_proteins, ranking_metrics, zero_shot_accuracy
+from protlab.core.checkpoint import CheckpointError, save_checkpoint
 from protlab.pretrain import loop as T
 
 REPO = Path(__file__).resolve().parent.parent
@@ -234,7 +235,7 @@ def test_ensemble_prompts_average_the_class_training_texts(monkeypatch):
 # --------------------------------------------------------------------- checkpoints
 def test_full_disk_keeps_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "checkpoints" / "last.pt"
-    T.save_checkpoint(path, {"step": 1, "w": torch.ones(3)})
+    save_checkpoint(path, "pretrain", {"step": 1, "w": torch.ones(3)})
     real_save = torch.save
 
     def failing_save(obj, f, *a, **k):
@@ -242,8 +243,8 @@ def test_full_disk_keeps_previous_checkpoint(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", failing_save)
-    with pytest.raises(T.CheckpointError, match="No space left.*previous checkpoint .* is intact"):
-        T.save_checkpoint(path, {"step": 2, "w": torch.zeros(3)})
+    with pytest.raises(CheckpointError, match="No space left.*previous file .* is intact"):
+        save_checkpoint(path, "pretrain", {"step": 2, "w": torch.zeros(3)})
     monkeypatch.setattr(torch, "save", real_save)
     kept = torch.load(path, weights_only=False)
     assert kept["step"] == 1 and torch.equal(kept["w"], torch.ones(3))
@@ -272,7 +273,7 @@ def test_training_artifacts_and_wrong_architecture(tmp_path):
     import esm
 
     exported = torch.load(run_dir / "checkpoints" / "protein_encoder.pt", weights_only=False)
-    assert exported["format"] == "protlab-esm2" and exported["esm_args"]["embed_dim"] == 32
+    assert (exported["format"], exported["kind"]) == ("protlab", "esm2") and exported["esm_args"]["embed_dim"] == 32
     tower = esm.model.esm2.ESM2(alphabet=esm.data.Alphabet.from_architecture("ESM-1b"), **exported["esm_args"])
     tower.load_state_dict(exported["state_dict"])
     from protlab.esm.load import load_esm
@@ -291,7 +292,7 @@ def test_training_artifacts_and_wrong_architecture(tmp_path):
     reloaded, _, reloaded_cfg = T.load_trained(ckpt)
     assert reloaded_cfg.max_steps == 4 and torch.equal(reloaded.logit_scale, torch.load(ckpt, weights_only=False)["model"]["logit_scale"])
     torch.save({"something": 1}, ckpt)
-    with pytest.raises(InputError, match="not a protlab pretraining checkpoint"):
+    with pytest.raises(InputError, match="expected a protlab 'pretrain' checkpoint"):
         T.run(cfg)
 
 

@@ -42,6 +42,7 @@ from protlab.cluster.neighbors import (
     reference_affinity,
     resolve_source,
 )
+from protlab.core.checkpoint import read_checkpoint, save_checkpoint
 from protlab.core.errors import InputError
 from protlab.core.runtime import torch_threads
 
@@ -419,33 +420,25 @@ class ScanClusterer:
     def save(self, path: str | Path) -> Path:
         import torch
 
-        from protlab.core.atomic import atomic_path
-
         self._check_fitted()
         state = {
-            "format": "protlab-scan", "config": self.config, "model_args": self.model.args,
+            "config": self.config, "model_args": self.model.args,
             "state_dict": self.model.state_dict(), "source": self.source, "info": json.loads(json.dumps(self.info)),
             "reference_embeddings": torch.from_numpy(self.reference_embeddings),
             "reference_features": torch.from_numpy(self.reference_features),
             "spectral_scale": None if self.spectral_scale is None else torch.from_numpy(self.spectral_scale),
             "reference_sequences": self.reference_sequences, "graph_kind": self.graph_kind,
         }
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
-        return Path(path)
+        return save_checkpoint(path, "scan", state)
 
     @classmethod
     def load(cls, path: str | Path) -> "ScanClusterer":
-        import torch
-
         from protlab.cluster.heads import ScanHeads
 
         path = Path(path)
         if not path.exists():
             raise InputError(f"{path} does not exist: fit a SCAN model first (04_cluster with method='scan')")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != "protlab-scan":
-            raise InputError(f"{path} is not a protlab SCAN model (format {state.get('format') if isinstance(state, dict) else None!r})")
+        state = read_checkpoint(path, "scan")
         self = cls(**state["config"])
         args = state["model_args"]
         self.model = ScanHeads(args["in_dim"], args["n_clusters"], n_heads=args["n_heads"], hidden=args["hidden"])

@@ -10,10 +10,11 @@
   ``EsmForMaskedLM``), converted to fair-esm's :class:`esm.model.esm2.ESM2`;
 * ``"tiny"`` or a dict of ``ESM2`` arguments (``num_layers``, ``embed_dim``,
   ``attention_heads``): a randomly initialised model (seeded);
-* a protlab checkpoint written by :func:`save_esm` (``03_pretrain`` exports
+* a protlab ``esm2`` checkpoint written by :func:`save_esm` (``03_pretrain`` exports
   ``run_dir/checkpoints/protein_encoder.pt`` this way), a checkpoint that carries a
   ``protein_encoder`` entry in that format, or a ``03_pretrain`` training checkpoint
-  (``"format": "protlab-pretrain"``: the ``protein.*`` weights of the CLIP model).
+  (kind ``pretrain``: the ``protein.*`` weights of the CLIP model); see
+  :mod:`protlab.core.checkpoint`.
 
 Every path returns ``(model, alphabet)`` with the model in eval mode on the CPU.
 """
@@ -28,9 +29,9 @@ from typing import Any
 
 import torch
 
+from protlab.core.checkpoint import checkpoint_kind, load_torch_file, save_checkpoint
 from protlab.core.errors import InputError
 
-PROTLAB_FORMAT = "protlab-esm2"
 TINY_ARGS = {"num_layers": 2, "embed_dim": 32, "attention_heads": 4}
 # The published ESM-2 family: name -> (num_layers, embed_dim, attention_heads).
 PRETRAINED = {
@@ -98,25 +99,18 @@ def load_esm(spec, *, seed: int = 0):
 
 
 def save_esm(model, alphabet, path: str | Path, **meta) -> Path:
-    """Write ``model`` in the protlab format ``{"format", "esm_args", "state_dict", "meta"}``."""
-    from protlab.core.atomic import atomic_path
-
-    state = {"format": PROTLAB_FORMAT, "esm_args": esm_args(model),
-             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-             "meta": dict(meta)}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    return Path(path)
+    """Write ``model`` as a protlab ``esm2`` checkpoint (``esm_args``, ``state_dict``, ``meta``)."""
+    return save_checkpoint(path, "esm2", {
+        "esm_args": esm_args(model), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "meta": dict(meta)})
 
 
 # ---------------------------------------------------------------------------- loaders
 def _torch_load(path: Path) -> Any:
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(f"{path}: cannot be read as a torch checkpoint ({type(exc).__name__}: "
-                         f"{str(exc)[:300]}); expected a fair-esm ESM-2 .pt, a protlab checkpoint "
+        return load_torch_file(path, safe_globals=(argparse.Namespace,))
+    except InputError as exc:
+        raise InputError(f"{exc}; expected a fair-esm ESM-2 .pt, a protlab checkpoint "
                          f"(save_esm) or a Hugging Face directory") from exc
 
 
@@ -124,26 +118,25 @@ def _load_file(path: Path):
     data = _torch_load(path)
     if not isinstance(data, dict):
         raise InputError(f"{path}: holds a {type(data).__name__}, not a checkpoint dict; expected a "
-                         f"fair-esm ESM-2 .pt ('cfg' + 'model'), a protlab checkpoint ('format': "
-                         f"'{PROTLAB_FORMAT}') or a 03_pretrain checkpoint with 'protein_encoder'")
-    if data.get("format") == PROTLAB_FORMAT:
+                         f"fair-esm ESM-2 .pt ('cfg' + 'model'), a protlab esm2 checkpoint "
+                         f"or a 03_pretrain checkpoint with 'protein_encoder'")
+    kind = checkpoint_kind(data)
+    if kind == "esm2":
         return _from_protlab(data, path)
     if isinstance(data.get("protein_encoder"), dict):
         inner = data["protein_encoder"]
-        if inner.get("format") == PROTLAB_FORMAT:
+        if checkpoint_kind(inner) == "esm2" or ("esm_args" in inner and "state_dict" in inner):
             return _from_protlab(inner, path)
-        if "esm_args" in inner and "state_dict" in inner:
-            return _from_protlab({"format": PROTLAB_FORMAT, **inner}, path)
         raise InputError(f"{path}: its 'protein_encoder' entry is not in the protlab format "
                          f"(keys {sorted(inner)[:8]}); expected 'esm_args' and 'state_dict'")
-    if data.get("format") == "protlab-pretrain":  # a 03_pretrain training checkpoint (protlab.pretrain.loop)
+    if kind == "pretrain":  # a 03_pretrain training checkpoint
         try:
             args = data["model_args"]["protein"]
             state = {k[len("protein."):]: v for k, v in data["model"].items() if k.startswith("protein.")}
         except (KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"{path}: a 03_pretrain checkpoint without model_args['protein'] and "
                              f"'protein.*' weights ({exc}); use run_dir/checkpoints/protein_encoder.pt") from exc
-        return _from_protlab({"format": PROTLAB_FORMAT, "esm_args": args, "state_dict": state}, path)
+        return _from_protlab({"esm_args": args, "state_dict": state}, path)
     if "cfg" in data and "model" in data:
         return _from_fair_esm(data, path, regression=_regression_beside(path))
     if "args" in data and "model" in data:
@@ -151,8 +144,8 @@ def _load_file(path: Path):
         raise InputError(f"{path}: is a fair-esm ESM-1 checkpoint (arch {arch!r}); protlab embeds with "
                          f"ESM-2 only: pass an esm2_* checkpoint")
     raise InputError(f"{path}: unrecognised checkpoint (top-level keys {sorted(map(str, data))[:8]}); "
-                     f"expected a fair-esm ESM-2 .pt ('cfg' + 'model'), a protlab checkpoint "
-                     f"('format': '{PROTLAB_FORMAT}') or a 03_pretrain checkpoint with 'protein_encoder'")
+                     f"expected a fair-esm ESM-2 .pt ('cfg' + 'model'), a protlab esm2 checkpoint "
+                     f"or a 03_pretrain checkpoint with 'protein_encoder'")
 
 
 def _from_protlab(data: dict, path: Path):

@@ -9,8 +9,8 @@ restarted with ``resume`` continues exactly where the last checkpoint left it.
 
 Artifacts (rank 0): ``pretrain_log.jsonl`` (one record per ``log_every`` steps),
 ``pretrain_metrics.json`` (held-out retrieval and zero-shot accuracy, trained and
-untrained), ``checkpoints/protein_encoder.pt`` (the protein tower in the protlab-esm2
-format that 02_embed / 04_cluster load by path) and ``figures/pretrain_losses.*``.
+untrained), ``checkpoints/protein_encoder.pt`` (the protein tower as a protlab esm2 checkpoint
+that 02_embed / 04_cluster load by path) and ``figures/pretrain_losses.*``.
 """
 from __future__ import annotations
 
@@ -27,20 +27,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from protlab.core.atomic import atomic_path, atomic_write_json, atomic_write_text
+from protlab.core.atomic import atomic_write_json, atomic_write_text
+from protlab.core.checkpoint import read_checkpoint, save_checkpoint
 from protlab.core.errors import InputError, ProtlabError
 from protlab.core.runtime import dist_env, init_distributed
 from protlab.pretrain.config import PretrainConfig, from_dict, load_config, make_config
 
 LOSS_NAMES = ("gc", "mlm", "bsr", "pda")
-CHECKPOINT_FORMAT = "protlab-pretrain"
 LOG_NAME = "pretrain_log.jsonl"
 METRICS_NAME = "pretrain_metrics.json"
 UNTRAINED_NAME = "pretrain_untrained_metrics.json"
-
-
-class CheckpointError(ProtlabError, OSError):
-    """A checkpoint could not be written (e.g. full disk); the previous one is intact."""
 
 
 # ------------------------------------------------------------------------------ model
@@ -164,29 +160,9 @@ def restore_rng(states: dict) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def save_checkpoint(path: str | Path, state: dict) -> Path:
-    """Write ``state`` atomically; on failure raise :class:`CheckpointError`, old file untouched."""
-    path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
-    except OSError as exc:
-        previous = f"the previous checkpoint {path} is intact" if path.exists() else "no earlier checkpoint exists"
-        raise CheckpointError(f"could not write checkpoint {path}: {exc.strerror or exc} (disk full?); "
-                              f"{previous}. Free space and rerun with resume=True.") from exc
-    return path
-
-
-def read_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle / zip errors of many kinds
-        raise InputError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]}); "
-                         "delete it or set resume=False") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"{path}: not a protlab pretraining checkpoint (format {ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__!r})")
-    return ckpt
+def read_training_state(path: str | Path) -> dict:
+    """A ``pretrain`` checkpoint (:mod:`protlab.core.checkpoint`)."""
+    return read_checkpoint(path, "pretrain")
 
 
 def check_architecture(ckpt: dict, model, path) -> None:
@@ -200,7 +176,7 @@ def check_architecture(ckpt: dict, model, path) -> None:
 
 def load_trained(path: str | Path):
     """``(ProtCLIP, tokenizer, config)`` from a training checkpoint (``run_dir/checkpoints/last.pt``)."""
-    ckpt = read_checkpoint(path)
+    ckpt = read_training_state(path)
     config = from_dict(ckpt["config"], where=str(path))
     model, tokenizer = build_model(config)
     check_architecture(ckpt, model, path)
@@ -209,7 +185,7 @@ def load_trained(path: str | Path):
 
 
 def export_protein_encoder(model, path: str | Path, **meta) -> Path:
-    """The protein tower in the protlab-esm2 format, loadable by ``02_embed`` / ``04_cluster``."""
+    """The protein tower as a protlab esm2 checkpoint, loadable by ``02_embed`` / ``04_cluster``."""
     from protlab.esm.load import save_esm
 
     return save_esm(model.protein, model.alphabet, path, **meta)
@@ -363,7 +339,7 @@ def train(config: PretrainConfig) -> dict:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
     step, window = 0, None
     if config.resume and ckpt_path.is_file():
-        ckpt = read_checkpoint(ckpt_path)
+        ckpt = read_training_state(ckpt_path)
         check_architecture(ckpt, model, ckpt_path)
         try:
             model.load_state_dict(ckpt["model"])
@@ -413,8 +389,8 @@ def train(config: PretrainConfig) -> dict:
             dist.all_gather_object(rng, mine)
         if not env.is_main:
             return
-        save_checkpoint(ckpt_path, {
-            "format": CHECKPOINT_FORMAT, "model_args": model_args(model), "config": config.to_dict(),
+        save_checkpoint(ckpt_path, "pretrain", {
+            "model_args": model_args(model), "config": config.to_dict(),
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "step": step, "rng": rng[0], "rng_per_rank": rng, "window": losses_log.window,
             "data_position": batches.position(step * config.grad_accum)})

@@ -504,15 +504,15 @@ def get_model(checkpoint: str | Path | None, run_dir: str | Path, **train_option
     """Load ``checkpoint``, or train on the toy universe and save the model to
     ``run_dir/checkpoints/residue_cluster.pt``; returns (model, history)."""
     from protlab.core.rundir import CHECKPOINTS, run_path
-    from protlab.residues.network import load_checkpoint, save_checkpoint
+    from protlab.residues.network import load_network, save_network
 
     if checkpoint:
-        return load_checkpoint(checkpoint), []
+        return load_network(checkpoint), []
     result = train_on_toy(**train_options)
     target = run_path(run_dir, CHECKPOINTS) / CHECKPOINT_NAME
     target.parent.mkdir(parents=True, exist_ok=True)
     result.model.meta.update(trained_on="toy", history=result.history)
-    save_checkpoint(result.model, target, **result.model.meta)
+    save_network(result.model, target, **result.model.meta)
     return result.model, result.history
 
 

@@ -38,12 +38,14 @@ cluster's ``|∂m/∂c_n · c_n|`` over its footprint, ``Σ_t Σ_{n kept at t} �
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from protlab.core.checkpoint import read_checkpoint, save_checkpoint
 from protlab.core.errors import InputError
 from protlab.residues.graph import N_AA, N_NODE_FEATURES, UNKNOWN_AA, ResidueBatch
 
@@ -413,29 +415,18 @@ def forward_per_protein(model: ResidueClusterNet, batch: ResidueBatch) -> torch.
     return torch.stack(out)
 
 
-def save_checkpoint(model: ResidueClusterNet, path, **meta) -> None:
-    """Atomic checkpoint loadable with ``torch.load(weights_only=True)``."""
-    from protlab.core.atomic import atomic_path
-
-    payload = {"format": "protlab-residue-cluster", "config": model.config.to_dict(),
-               "state_dict": model.state_dict(), "meta": meta}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+def save_network(model: ResidueClusterNet, path, **meta) -> Path:
+    """The network as a ``residue-cluster`` checkpoint (:mod:`protlab.core.checkpoint`)."""
+    return save_checkpoint(path, "residue-cluster", {"config": model.config.to_dict(),
+                                                     "state_dict": model.state_dict(), "meta": meta})
 
 
-def load_checkpoint(path, *, map_location="cpu") -> ResidueClusterNet:
-    from pathlib import Path
-
-    path = Path(path)
-    if not path.is_file():
+def load_network(path) -> ResidueClusterNet:
+    """A network saved by :func:`save_network`."""
+    if not Path(path).is_file():
         raise InputError(f"checkpoint {path} does not exist: train a model (06_critical_residues with "
                          f"checkpoint=None) or give the path of a saved one")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        raise InputError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != "protlab-residue-cluster":
-        raise InputError(f"checkpoint {path} is not a protlab residue-clustering checkpoint")
+    payload = read_checkpoint(path, "residue-cluster")
     model = ResidueClusterNet(ClusterConfig(**payload["config"]))
     model.load_state_dict(payload["state_dict"])
     model.meta = payload.get("meta", {})

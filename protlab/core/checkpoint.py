@@ -1,0 +1,96 @@
+"""The one checkpoint envelope every protlab model file uses.
+
+A checkpoint is a ``torch.save`` dict ``{"format": "protlab", "kind": KIND, "version": N,
+"protlab_version": ..., **payload}`` holding only tensors and plain Python values, so it
+loads with ``torch.load(weights_only=True)`` (no pickled code runs). Kinds:
+
+==================  ===============================================  ==================
+kind                what                                              written by
+==================  ===============================================  ==================
+``esm2``            an ESM-2 protein encoder (``esm_args``, weights)  03 (protein tower)
+``pretrain``        a ProtCLIP training state (resumable)             03
+``scan``            a fitted SCAN clusterer                           04
+``residue-cluster`` a residue-clustering network                      06
+==================  ===============================================  ==================
+
+Files written before the envelope (``"format": "protlab-esm2"`` etc.) are still read.
+Writes are atomic: a full disk raises :class:`CheckpointError` and leaves the previous
+file as it was.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from protlab.core.atomic import atomic_path
+from protlab.core.errors import InputError, ProtlabError
+from protlab.core.version import __version__
+
+FORMAT = "protlab"
+VERSION = 1
+KINDS = ("esm2", "pretrain", "scan", "residue-cluster")
+_LEGACY = {f"protlab-{kind}": kind for kind in KINDS}  # version 0: "format": "protlab-<kind>"
+_ENVELOPE_KEYS = ("format", "kind", "version", "protlab_version")
+
+
+class CheckpointError(ProtlabError, OSError):
+    """A checkpoint could not be written (e.g. full disk); the previous one is intact."""
+
+
+def checkpoint_kind(data: Any) -> str | None:
+    """The kind of a loaded checkpoint dict, or None when it is not a protlab checkpoint."""
+    if not isinstance(data, dict):
+        return None
+    if data.get("format") == FORMAT:
+        return data.get("kind")
+    return _LEGACY.get(data.get("format"))
+
+
+def save_checkpoint(path: str | Path, kind: str, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` in the envelope, atomically."""
+    import torch
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown checkpoint kind {kind!r}; one of {KINDS}")
+    clash = [k for k in _ENVELOPE_KEYS if k in payload]
+    if clash:
+        raise ValueError(f"payload keys {clash} are reserved for the checkpoint envelope")
+    path = Path(path)
+    state = {"format": FORMAT, "kind": kind, "version": VERSION, "protlab_version": __version__, **payload}
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    except OSError as exc:
+        previous = f"the previous file {path} is intact" if path.exists() else "no earlier file exists"
+        raise CheckpointError(f"could not write checkpoint {path}: {exc.strerror or exc} (disk full?); "
+                              f"{previous}. Free space and run again.") from exc
+    return path
+
+
+def load_torch_file(path: str | Path, *, safe_globals: tuple = ()) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, or an InputError naming the file."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"checkpoint {path} does not exist")
+    try:
+        with torch.serialization.safe_globals(list(safe_globals)):
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle / zip errors of many kinds
+        raise InputError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:300]})") from exc
+
+
+def read_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
+    """The payload of a protlab checkpoint of ``kind`` (envelope keys included)."""
+    data = load_torch_file(path)
+    found = checkpoint_kind(data)
+    if found != kind:
+        what = f"a protlab {found!r} checkpoint" if found else (
+            f"not a protlab checkpoint (format {data.get('format')!r})" if isinstance(data, dict)
+            else f"a {type(data).__name__}, not a checkpoint dict")
+        raise InputError(f"{path}: is {what}; expected a protlab {kind!r} checkpoint")
+    if data.get("format") == FORMAT and int(data.get("version", 0)) > VERSION:
+        raise InputError(f"{path}: checkpoint version {data['version']} was written by a newer protlab "
+                         f"({data.get('protlab_version')}); this is {__version__}: upgrade protlab")
+    return data
