@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 from pathlib import Path
 from typing import Any, Iterable
+
+from protlab.core.atomic import atomic_write_text
+from protlab.core.errors import InputError
+from protlab.core.stage import StageResult
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -33,8 +38,6 @@ def notebook_path(name: str) -> Path:
         return Path(name)
     matches = sorted(NOTEBOOK_DIR.glob(f"{Path(name).stem}*.ipynb"))
     if not matches:
-        from protlab.core.errors import InputError
-
         raise InputError(f"no notebook matching {name!r} in {NOTEBOOK_DIR}")
     return matches[0]
 
@@ -73,12 +76,43 @@ def _ipc_kernel_manager():
     return IPCKernelManager
 
 
+_IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open", "display"})
+
+
+def parameters_from(namespace: dict[str, Any]) -> dict[str, Any]:
+    """A notebook's parameters: the globals its parameters cell and papermill's injected
+    cell defined (modules, functions, IPython's names and stage results are left out).
+
+    The notebook passes them all to its stage's ``run``, so a parameter given to papermill
+    that the stage does not take is an error naming it, not a silently unused variable.
+    """
+    return {name: value for name, value in namespace.items()
+            if not name.startswith("_") and name not in _IPYTHON_NAMES
+            and not isinstance(value, (types.ModuleType, StageResult)) and not callable(value)}
+
+
+def notebook_parameters(name: str) -> dict[str, Any]:
+    """``{name: default}`` of a notebook's parameters cell (papermill's own reading of it)."""
+    import papermill as pm
+
+    return {n: p["default"] for n, p in pm.inspect_notebook(str(notebook_path(name))).items()}
+
+
+def check_parameters(name: str, parameters: dict[str, Any]) -> None:
+    """An error naming every parameter the notebook's parameters cell does not define."""
+    known = notebook_parameters(name)
+    unknown = sorted(set(parameters) - set(known))
+    if unknown:
+        raise InputError(f"{notebook_path(name).name} has no parameter(s) {unknown}; it takes: {', '.join(known)}")
+
+
 def run_notebook(name: str, parameters: dict[str, Any], *, output_dir: str | Path,
                  timeout: int = 1800, progress: bool = False) -> Path:
     """Execute a notebook with papermill; the executed copy lands in ``output_dir``."""
     import papermill as pm
 
     hermetic_jupyter_env()
+    check_parameters(name, parameters)
     src = notebook_path(name)
     out = Path(output_dir) / src.name
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -113,8 +147,6 @@ def write_notebook(path: str | Path, cells: Iterable[tuple[str, str]]) -> Path:
     for i, cell in enumerate(nb.cells):  # stable ids keep diffs small
         cell["id"] = f"cell-{i:02d}"
     nbformat.validate(nb)
-    from protlab.core.atomic import atomic_write_text
-
     return atomic_write_text(path, nbformat.writes(nb) + "")
 
 
@@ -136,8 +168,6 @@ def strip_outputs(path: str | Path) -> bool:
             del nb.metadata[key]
             changed = True
     if changed:
-        from protlab.core.atomic import atomic_write_text
-
         atomic_write_text(path, nbformat.writes(nb))
     return changed
 

@@ -6,7 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from protlab.cluster.methods import ScanClusterer, cluster, cluster_run, load_clusters
+import protlab
+from protlab.cluster.methods import ScanClusterer, cluster
+from protlab.cluster.stage import read_clustering, write_clustering
+from protlab.core.rundir import RunDir
 from protlab.core.errors import InputError
 from protlab.evaluate.metrics import evaluate, matched_accuracy
 from protlab.cluster.heads import scan_loss, self_label_loss, strong_view
@@ -147,25 +150,24 @@ def test_unknown_options():
 
 
 def _write_run(run_dir, proteins, emb, *, labels=True):
-    from protlab.core.rundir import save_embeddings, save_proteins
-
+    """A run dir holding exactly these proteins and embeddings (the fixture's own data)."""
     frame = proteins[["id", "sequence", "label"]].assign(split="train")
     if not labels:
         frame = frame.assign(label=None)
-    save_proteins(run_dir, frame)
-    save_embeddings(run_dir, frame["id"], emb, encoder="kmer")
+    RunDir(run_dir).save_proteins(frame)
+    RunDir(run_dir).save_embeddings(frame["id"], emb, encoder="kmer")
 
 
 def test_cluster_run_writes_artifacts(toy, tmp_path):
     proteins, emb = toy
     _write_run(tmp_path, proteins, emb)
-    result = cluster_run(tmp_path, method="scan", neighbors="faiss", **FAST)
+    result = write_clustering(tmp_path, method="scan", neighbors="faiss", **FAST)
     assert result.info["n_clusters"] == 4 and result.info["neighbors"] == "faiss"
-    main = load_clusters(tmp_path)
+    main = read_clustering(tmp_path)
     assert list(main.columns[:3]) == ["id", "cluster", "confidence"]
     assert main["id"].tolist() == proteins["id"].tolist()
     assert len(main["probabilities"].iloc[0]) == 4
-    pd.testing.assert_frame_equal(main, load_clusters(tmp_path, "scan"))
+    pd.testing.assert_frame_equal(main, read_clustering(tmp_path, "scan"))
     assert (tmp_path / "clusters" / "scan_model.pt").exists() and (tmp_path / "clusters" / "scan.json").exists()
     loaded = ScanClusterer.load(tmp_path / "clusters" / "scan_model.pt")
     assert (loaded.predict(emb) == main["cluster"].to_numpy()).mean() >= 0.95
@@ -175,12 +177,10 @@ def test_cluster_run_without_labels_needs_n_clusters(toy, tmp_path):
     proteins, emb = toy
     _write_run(tmp_path, proteins, emb, labels=False)
     with pytest.raises(InputError, match="n_clusters"):
-        cluster_run(tmp_path, method="kmeans")
-    assert cluster_run(tmp_path, method="kmeans", n_clusters=4).labels.max() == 3
-    from protlab.evaluate.metrics import evaluate_run
-
+        write_clustering(tmp_path, method="kmeans")
+    assert write_clustering(tmp_path, method="kmeans", n_clusters=4).labels.max() == 3
     with pytest.raises(InputError, match="labels"):
-        evaluate_run(tmp_path)
+        protlab.evaluate.run(tmp_path)
 
 
 def test_few_real_pfam_families(shared_data):

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from protlab.core import rundir as runs
+from protlab.core.rundir import RunDir
 from protlab.core.errors import InputError, ParseError
 from protlab.core.atomic import atomic_path, atomic_write_json
 from protlab.notebooks import strip_outputs, write_notebook
@@ -33,19 +33,19 @@ def test_parse_error_names_file_line_and_record():
 
 def test_embeddings_round_trip_and_mismatch(tmp_path):
     x = np.arange(6, dtype=np.float64).reshape(3, 2)
-    runs.save_embeddings(tmp_path, ["a", "b", "c"], x, encoder="kmer")
-    ids, emb, meta = runs.load_embeddings(tmp_path)
+    RunDir(tmp_path).save_embeddings( ["a", "b", "c"], x, encoder="kmer")
+    ids, emb, meta = RunDir(tmp_path).load_embeddings()
     assert ids == ["a", "b", "c"] and emb.dtype == np.float32 and meta["encoder"] == "kmer"
     np.testing.assert_array_equal(emb, x.astype(np.float32))
     with pytest.raises(InputError, match="do not match"):
-        runs.save_embeddings(tmp_path, ["a"], x)
+        RunDir(tmp_path).save_embeddings( ["a"], x)
 
 
 def test_missing_artifact_names_the_notebook_to_run(tmp_path):
     with pytest.raises(InputError, match="01_curate"):
-        runs.load_proteins(tmp_path)
+        RunDir(tmp_path).load_proteins()
     with pytest.raises(InputError, match="lacks columns"):
-        runs.save_proteins(tmp_path, pd.DataFrame({"id": ["a"]}))
+        RunDir(tmp_path).save_proteins(pd.DataFrame({"id": ["a"]}))
 
 
 def test_save_figure_writes_html_and_png(tmp_path):

@@ -285,14 +285,15 @@ def test_gpu_bf16_autocast_close_to_cpu_float32(tiny):
 
 
 def test_command_line_writes_run_dir_embeddings(tiny, tmp_path):
-    from protlab.embed.encoders import main
-    from protlab.core.rundir import load_embeddings, save_proteins
+    from protlab.core.rundir import RunDir
+    from protlab.embed.stage import STAGE, run
 
     table = pd.DataFrame({"id": ["a", "b", "c"], "sequence": random_seqs(3, lo=20, seed=13),
                           "label": ["x", "x", "y"], "split": "train"})
-    save_proteins(tmp_path, table)
+    RunDir(tmp_path).save_proteins(table)
     ckpt = save_esm(tiny[0], tiny[1], tmp_path / "tiny.pt")
-    main(["--run-dir", str(tmp_path), "--encoder", str(ckpt), "--repr-layer", "1", "--device", "cpu"])
-    ids, emb, meta = load_embeddings(tmp_path)
+    assert STAGE.main(run, ["--run-dir", str(tmp_path), "--encoder", str(ckpt), "--repr-layer", "1",
+                            "--device", "cpu"]) == 0
+    ids, emb, meta = RunDir(tmp_path).load_embeddings()
     assert ids == ["a", "b", "c"] and emb.shape == (3, 32) and meta["layer"] == 1
     assert (tmp_path / "cache" / "embeddings" / meta["cache_key"]).is_dir()

@@ -2,30 +2,29 @@
 from __future__ import annotations
 
 import ast
+import json
 
 import numpy as np
 import pytest
 
 from protlab.notebooks import run_notebook
-from protlab.core.rundir import load_embeddings, save_proteins
+import protlab
+from protlab.core.rundir import RunDir
 
 pytestmark = pytest.mark.slow
 
 
 def toy_run_dir(tmp_path, n_families=3, members=8):
-    from protlab.curate.toy import make_universe
-
-    proteins = make_universe(n_families, members, seed=1).proteins.copy()
-    proteins["split"] = "train"
     run_dir = tmp_path / "run"
-    save_proteins(run_dir, proteins)
-    return run_dir, proteins
+    result = protlab.curate.run(run_dir, n_families=n_families, members_per_family=members, seed=1,
+                                split_method="kmer", split_identity=0.9)
+    return run_dir, result.proteins
 
 
 def test_embed_notebook_kmer_default(tmp_path):
     run_dir, proteins = toy_run_dir(tmp_path)
     out = run_notebook("02_embed", {"run_dir": str(run_dir), "kmer_dim": 16}, output_dir=tmp_path / "executed")
-    ids, emb, meta = load_embeddings(run_dir)
+    ids, emb, meta = RunDir(run_dir).load_embeddings()
     assert ids == list(proteins["id"]) and emb.shape == (24, 16)
     assert meta["encoder"] == "kmer3" and meta["dim"] == 16 and meta["layer"] is None
     for suffix in ("html", "png"):
@@ -34,6 +33,9 @@ def test_embed_notebook_kmer_default(tmp_path):
     assert "'agreement'" in text  # the neighbour/label table was recorded
     agreement = _recorded_agreement(out)
     assert agreement["top1"] > 0.9  # toy families are well separated by 3-mers
+    record = json.loads((run_dir / "embed.json").read_text())
+    assert record["results"]["neighbour_label_agreement"] == agreement
+    assert record["inputs"]["proteins.parquet"]["sha256"] and record["params"]["kmer_dim"] == 16
 
 
 def test_embed_notebook_esm_checkpoint_with_cache(tmp_path):
@@ -44,7 +46,7 @@ def test_embed_notebook_esm_checkpoint_with_cache(tmp_path):
     params = {"run_dir": str(run_dir), "encoder": str(ckpt), "repr_layer": 1, "toks_per_batch": 512,
               "device": "cpu", "cache_dir": str(tmp_path / "cache")}
     run_notebook("02_embed", params, output_dir=tmp_path / "executed")
-    ids, emb, meta = load_embeddings(run_dir)
+    ids, emb, meta = RunDir(run_dir).load_embeddings()
     assert emb.shape == (8, 16) and meta["layer"] == 1 and meta["encoder"] == "esm:enc.pt"
     assert len(list((tmp_path / "cache" / meta["cache_key"]).glob("shard-*.npz"))) >= 1
     assert (run_dir / "figures" / "embeddings_umap.png").exists()
@@ -55,7 +57,7 @@ def _recorded_agreement(path):
 
     nb = nbformat.read(str(path), as_version=4)
     for cell in nb.cells:
-        if cell.cell_type == "code" and cell.source.startswith("agreement ="):
+        if cell.cell_type == "code" and cell.source.strip() == "result.agreement":
             data = cell.outputs[0]["data"]["text/plain"]
             return ast.literal_eval(data)
     raise AssertionError("agreement cell not found")

@@ -6,21 +6,17 @@ import json
 import pandas as pd
 import pytest
 
+import protlab
 from protlab.demo import QUICK_PARAMS
 from protlab.notebooks import run_notebook
 
 
 @pytest.fixture(scope="module")
 def toy_run(tmp_path_factory):
-    """A run dir as 01 + 02 leave it (written directly, to keep the test fast)."""
-    from protlab.curate.toy import make_universe
-    from protlab.embed.kmer import KmerEncoder
-    from protlab.core.rundir import save_embeddings, save_proteins
-
+    """A run dir as 01 + 02 leave it (their stages' run(), without the notebooks)."""
     run_dir = tmp_path_factory.mktemp("run")
-    proteins = make_universe(4, 12, seed=0).proteins[["id", "sequence", "label"]].assign(split="train")
-    save_proteins(run_dir, proteins)
-    save_embeddings(run_dir, proteins["id"], KmerEncoder(dim=32).embed(proteins["sequence"].tolist()), encoder="kmer3")
+    protlab.curate.run(run_dir, n_families=4, members_per_family=12, split_method="kmer", split_identity=0.9)
+    protlab.embed.run(run_dir, kmer_dim=32, umap_max_points=10)
     return run_dir
 
 

@@ -50,8 +50,6 @@ log = logging.getLogger(__name__)
 
 METHODS = ("kmeans", "pca_kmeans", "scan")
 GRAPH_FEATURES = ("auto", "spectral", "diffusion", "none")
-CLUSTERS_DIR = "clusters"
-MODEL_FILE = "scan_model.pt"
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -473,100 +471,3 @@ def cluster(embeddings, sequences=None, *, method: str = "scan", n_clusters: int
     if method == "scan":
         return scan(embeddings, sequences, n_clusters=n_clusters, seed=seed, **options)
     raise InputError(f"method={method!r} is unknown; use one of {METHODS}")
-
-
-# ----------------------------------------------------------------------- run dir
-def default_n_clusters(proteins) -> int:
-    """Number of distinct labels in the proteins table, or an error asking for n_clusters."""
-    labels = proteins["label"] if "label" in proteins.columns else None
-    if labels is not None:
-        labels = labels.dropna()
-        labels = labels[labels.astype(str).str.len() > 0]
-    if labels is None or labels.nunique() < 2:
-        raise InputError("n_clusters=None needs family labels in proteins.parquet to count them, and there are "
-                         "none: give n_clusters explicitly (e.g. the expected number of families)")
-    return int(labels.nunique())
-
-
-def clusters_frame(ids, result: Clustering):
-    import pandas as pd
-
-    return pd.DataFrame({"id": [str(i) for i in ids], "cluster": result.labels.astype(np.int64),
-                         "confidence": result.confidence.astype(np.float32),
-                         "probabilities": list(result.probabilities.astype(np.float32)),
-                         "method": result.method})
-
-
-def load_inputs(run_dir: str | Path):
-    """``(proteins aligned to the embedding order, ids, embeddings, embedding meta)``."""
-    from protlab.core.rundir import load_embeddings, load_proteins
-
-    proteins = load_proteins(run_dir)
-    ids, emb, meta = load_embeddings(run_dir)
-    if len(proteins) == 0 or len(ids) == 0:
-        raise InputError(f"{run_dir}: no proteins to cluster (proteins.parquet / embeddings.npy are empty); "
-                         "check 01_curate's filters")
-    by_id = proteins.assign(id=proteins["id"].astype(str)).set_index("id")
-    missing = [i for i in ids if i not in by_id.index]
-    if missing:
-        raise InputError(f"{len(missing)} embedded ids are not in proteins.parquet (e.g. {missing[:3]}): "
-                         "rerun 02_embed after 01_curate")
-    proteins = by_id.loc[list(ids)].reset_index()
-    return proteins, list(ids), emb, meta
-
-
-def cluster_run(run_dir: str | Path, *, method: str = "scan", n_clusters: int | None = None, seed: int = 0,
-                write_main: bool = True, **options) -> Clustering:
-    """Cluster the proteins of ``run_dir`` and write the artifacts.
-
-    Writes ``clusters/<method>.parquet`` (id, cluster, confidence, probabilities, method) and
-    ``clusters/<method>.json`` (parameters, neighbour source, timings); with
-    ``write_main`` also ``clusters.parquet``; SCAN also writes ``clusters/scan_model.pt``.
-    Labels are never used except to default ``n_clusters``.
-    """
-    from protlab.core.atomic import atomic_write_json, atomic_write_parquet
-    from protlab.core.rundir import CLUSTERS, run_path
-
-    if method not in METHODS:
-        raise InputError(f"method={method!r} is unknown; use one of {METHODS}")
-    proteins, ids, emb, meta = load_inputs(run_dir)
-    if n_clusters is None:
-        n_clusters = default_n_clusters(proteins)
-    if method == "scan":
-        options.setdefault("neighbors", "auto")
-        sequences = proteins["sequence"].astype(str).tolist()
-    else:
-        options.pop("neighbors", None)
-        sequences = None
-    start = time.perf_counter()
-    result = cluster(emb, sequences, method=method, n_clusters=int(n_clusters), seed=seed, **options)
-    elapsed = time.perf_counter() - start
-    frame = clusters_frame(ids, result)
-    out_dir = run_path(run_dir, CLUSTERS_DIR)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_parquet(out_dir / f"{method}.parquet", frame)
-    info = {"method": method, "n_clusters": int(n_clusters), "seed": seed, "seconds": elapsed,
-            "encoder": meta.get("encoder") or meta.get("name"), **result.info}
-    if method == "scan":
-        result.model.save(out_dir / MODEL_FILE)
-        info["model"] = str(out_dir / MODEL_FILE)
-    atomic_write_json(out_dir / f"{method}.json", info)
-    if write_main:
-        atomic_write_parquet(run_path(run_dir, CLUSTERS), frame)
-    result.info = info
-    return result
-
-
-def load_clusters(run_dir: str | Path, method: str | None = None):
-    """``clusters.parquet`` (``method=None``) or ``clusters/<method>.parquet``."""
-    import pandas as pd
-
-    from protlab.core.rundir import CLUSTERS, require
-
-    name = CLUSTERS if method is None else f"{CLUSTERS_DIR}/{method}.parquet"
-    return pd.read_parquet(require(run_dir, name, written_by="04_cluster.ipynb"))
-
-
-def available_methods(run_dir: str | Path) -> list[str]:
-    folder = Path(run_dir) / CLUSTERS_DIR
-    return sorted(p.stem for p in folder.glob("*.parquet")) if folder.is_dir() else []

@@ -23,6 +23,13 @@ def seed_everything(seed: int) -> None:
         pass
 
 
+def check_device(device: str) -> None:
+    """A ValueError unless ``device`` names a device kind torch knows ('auto' included)."""
+    if device in ("auto", "cpu", "cuda", "mps") or (device.startswith("cuda:") and device[5:].isdigit()):
+        return
+    raise ValueError("use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+
+
 def pick_device(device: str | None = None) -> str:
     """``"cuda"`` when available unless ``device`` (or ``PROTLAB_DEVICE``) says otherwise."""
     import torch

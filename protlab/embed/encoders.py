@@ -35,12 +35,11 @@ ESM extraction
   (length-sorted, so ranks get similar work) on ``cuda:LOCAL_RANK`` and writes its shards
   into the shared cache; rank 0 waits for every rank's marker, merges the shards and returns
   the embeddings; the other ranks return ``None``. Ranks coordinate through files only (no
-  process group). ``python -m protlab.embed.encoders`` is the command-line entry
+  process group). ``python -m protlab.embed`` is the command-line entry
   (``torchrun --nproc-per-node 4 -m protlab.embed.encoders --run-dir RUN --encoder esm2_t33_650M_UR50D``).
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import math
 import os
@@ -474,38 +473,3 @@ def embedding_meta(encoder) -> dict:
         meta.update(k=encoder.k, seed=encoder.seed,
                     explained_variance=getattr(encoder, "explained_variance_ratio", None))
     return meta
-
-
-# ----------------------------------------------------------------------- command line
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Embed run_dir/proteins.parquet into run_dir/embeddings.npy "
-                                                 "(torchrun-aware: each rank embeds a shard, rank 0 writes).")
-    parser.add_argument("--run-dir", required=True)
-    parser.add_argument("--encoder", default="kmer")
-    parser.add_argument("--repr-layer", type=int, default=None)
-    parser.add_argument("--toks-per-batch", type=int, default=None)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--cache-dir", default=None, help="default: RUN_DIR/cache/embeddings")
-    return parser.parse_args(argv)
-
-
-def run(args: argparse.Namespace):
-    from protlab.core.rundir import load_proteins, run_path, save_embeddings
-
-    proteins = load_proteins(args.run_dir)
-    cache_dir = args.cache_dir or run_path(args.run_dir, "cache/embeddings")
-    ids, emb, meta = embed_proteins(proteins, args.encoder, cache_dir=cache_dir, repr_layer=args.repr_layer,
-                                    toks_per_batch=args.toks_per_batch, device=args.device)
-    if emb is None:  # a non-zero torchrun rank: its shard is in the cache
-        return None
-    return save_embeddings(args.run_dir, ids, emb, **meta)
-
-
-def main(argv=None) -> None:
-    out = run(parse_args(argv))
-    if out is not None:
-        print(f"wrote {out}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,150 @@
+"""Stage 04: cluster the proteins of a run directory into families, without labels.
+
+``run(run_dir, **params)`` reads ``proteins.parquet`` and ``embeddings.npy``, clusters with
+``method`` (:mod:`protlab.cluster.methods`) and writes ``clusters.parquet``,
+``clusters/<method>.parquet`` + ``.json`` (SCAN also ``clusters/scan_model.pt``), the
+cluster-size figure and ``cluster.json``. Labels are never used except to default
+``n_clusters`` to their number.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from protlab.cluster.methods import GRAPH_FEATURES, METHODS, Clustering, cluster
+from protlab.cluster.neighbors import NEIGHBOR_SOURCES
+from protlab.core.atomic import atomic_write_json, atomic_write_parquet
+from protlab.core.errors import InputError
+from protlab.core.rundir import RunDir
+from protlab.core.runtime import seed_everything
+from protlab.core.stage import Param, Stage, StageRecord, StageResult
+from protlab.plot.cluster import cluster_sizes_figure
+from protlab.plot.export import save_figure
+
+STAGE = Stage("cluster", "04_cluster", "Discover protein families without labels (SCAN, k-means, PCA + k-means).", (
+    Param("method", "scan", "clustering method", "str", choices=METHODS),
+    Param("n_clusters", None, "number of clusters; None: the number of distinct labels in proteins.parquet",
+          "int", low=2, none=True),
+    Param("neighbors", "auto", "SCAN neighbours: MMseqs2 homology hits or faiss embedding kNN", "str",
+          choices=NEIGHBOR_SOURCES),
+    Param("k", 20, "neighbours per protein", "int", low=1),
+    Param("entropy_weight", 5.0, "λ of the SCAN loss (pull towards equal cluster sizes)", "float", low=0),
+    Param("n_heads", 5, "SCAN heads trained at once; the best by validation loss is kept", "int", low=1),
+    Param("epochs", 30, "SCAN epochs", "int", low=1),
+    Param("self_label_epochs", 10, "self-labelling epochs (0: skip)", "int", low=0),
+    Param("graph_features", "auto", "features SCAN trains on: spectral (homology graphs), diffusion or none",
+          "str", choices=GRAPH_FEATURES),
+    Param("seed", 0, "random seed", "int", low=0),
+))
+SCAN_ONLY = ("neighbors", "k", "entropy_weight", "n_heads", "epochs", "self_label_epochs", "graph_features")
+
+
+def default_n_clusters(proteins: pd.DataFrame) -> int:
+    """Number of distinct labels in the proteins table, or an error asking for n_clusters."""
+    labels = proteins["label"] if "label" in proteins.columns else None
+    if labels is not None:
+        labels = labels.dropna()
+        labels = labels[labels.astype(str).str.len() > 0]
+    if labels is None or labels.nunique() < 2:
+        raise InputError("n_clusters=None needs family labels in proteins.parquet to count them, and there are "
+                         "none: give n_clusters explicitly (e.g. the expected number of families)")
+    return int(labels.nunique())
+
+
+def clusters_frame(ids, result: Clustering) -> pd.DataFrame:
+    return pd.DataFrame({"id": [str(i) for i in ids], "cluster": result.labels.astype(np.int64),
+                         "confidence": result.confidence.astype(np.float32),
+                         "probabilities": list(result.probabilities.astype(np.float32)),
+                         "method": result.method})
+
+
+def aligned_inputs(run: RunDir) -> tuple[pd.DataFrame, list[str], np.ndarray, dict]:
+    """``(proteins in embedding order, ids, embeddings, embedding meta)`` of a run directory."""
+    proteins = run.load_proteins()
+    ids, emb, meta = run.load_embeddings()
+    if len(proteins) == 0 or len(ids) == 0:
+        raise InputError(f"{run.root}: no proteins to cluster (proteins.parquet / embeddings.npy are empty); "
+                         "check 01_curate's filters")
+    by_id = proteins.assign(id=proteins["id"].astype(str)).set_index("id")
+    missing = [i for i in ids if i not in by_id.index]
+    if missing:
+        raise InputError(f"{len(missing)} embedded ids are not in proteins.parquet (e.g. {missing[:3]}): "
+                         "rerun 02_embed after 01_curate")
+    return by_id.loc[list(ids)].reset_index(), list(ids), emb, meta
+
+
+def write_clustering(run_dir: str | Path, *, method: str = "scan", n_clusters: int | None = None, seed: int = 0,
+                     write_main: bool = True, record: StageRecord | None = None, **options) -> Clustering:
+    """Cluster the proteins of ``run_dir`` with ``method`` and write ``clusters/<method>.*``
+    (and ``clusters.parquet`` with ``write_main``); 05 uses it for missing baselines."""
+    if method not in METHODS:
+        raise InputError(f"method={method!r} is unknown; use one of {METHODS}")
+    run = RunDir(run_dir)
+    proteins, ids, emb, meta = aligned_inputs(run)
+    if record is not None:
+        for key in ("proteins", "embeddings", "embeddings_meta"):
+            record.read(run.path(key))
+    if n_clusters is None:
+        n_clusters = default_n_clusters(proteins)
+    if method == "scan":
+        options.setdefault("neighbors", "auto")
+        sequences = proteins["sequence"].astype(str).tolist()
+    else:
+        options = {k: v for k, v in options.items() if k not in SCAN_ONLY}
+        sequences = None
+    start = time.perf_counter()
+    result = cluster(emb, sequences, method=method, n_clusters=int(n_clusters), seed=seed, **options)
+    elapsed = time.perf_counter() - start
+    frame = clusters_frame(ids, result)
+    written = [atomic_write_parquet(run.writable("clusterings") / f"{method}.parquet", frame)]
+    info = {"method": method, "n_clusters": int(n_clusters), "seed": seed, "seconds": elapsed,
+            "encoder": meta.get("encoder") or meta.get("name"), **result.info}
+    if method == "scan":
+        written.append(result.model.save(run.path("scan_model")))
+        info["model"] = str(run.path("scan_model"))
+    written.append(atomic_write_json(run.clustering(method, ".json"), info))
+    if write_main:
+        written.append(atomic_write_parquet(run.writable("clusters"), frame))
+    if record is not None:
+        for path in written:
+            record.wrote(path)
+    result.info = info
+    return result
+
+
+def read_clustering(run_dir: str | Path, method: str | None = None) -> pd.DataFrame:
+    """``clusters.parquet`` (``method=None``) or ``clusters/<method>.parquet``."""
+    run = RunDir(run_dir)
+    if method is None:
+        return pd.read_parquet(run.require("clusters"))
+    path = run.clustering(method)
+    if not path.exists():
+        raise InputError(f"{path} does not exist: run 04_cluster with method={method!r} first")
+    return pd.read_parquet(path)
+
+
+def run(run_dir: str | Path, **params) -> StageResult:
+    params = STAGE.validate(params)
+    record = StageRecord(STAGE, run_dir, params)
+    seed_everything(params["seed"])
+    options = {k: params[k] for k in SCAN_ONLY} if params["method"] == "scan" else {}
+    with record.timed("cluster"):
+        result = write_clustering(run_dir, method=params["method"], n_clusters=params["n_clusters"],
+                                  seed=params["seed"], record=record, progress=True, **options)
+    fig = cluster_sizes_figure(result.labels, result.confidence, method=params["method"])
+    for path in save_figure(fig, RunDir(run_dir).figure(f"cluster_sizes_{params['method']}")).values():
+        record.wrote(path)
+    info = result.info
+    record.results.update({"n_clusters": info["n_clusters"], "cluster_sizes": np.bincount(result.labels).tolist(),
+                           "median_confidence": float(np.median(result.confidence)),
+                           **({"neighbors": info.get("neighbors"), "mean_neighbors": info.get("mean_neighbors"),
+                               "best_head": result.model.best_head} if params["method"] == "scan" else {})})
+    record.save()
+    return StageResult(record, {"cluster_sizes": fig}, clustering=result, labels=result.labels,
+                       confidence=result.confidence, info=info)
+
+
+run.__doc__ = STAGE.docstring()

@@ -1,0 +1,281 @@
+"""What every stage shares: its parameter table, validation, the stage record and the CLI.
+
+A stage (``protlab.curate`` … ``protlab.residues``) declares its parameters once, as a
+tuple of :class:`Param`; the notebook's parameters cell, ``run(run_dir, **params)`` and
+``python -m protlab.<stage>`` all use that table (a test checks the notebooks' defaults
+against it). :meth:`Stage.validate` checks every value before any work starts: an
+unknown name, a wrong type, a value out of range or an unknown choice raises
+:class:`~protlab.core.errors.InputError` naming the parameter, the value and what is
+allowed. :class:`StageRecord` writes ``run_dir/<stage>.json``: the parameters, the
+protlab version, fingerprints of the inputs read, the outputs written and the timings.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import difflib
+import hashlib
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from protlab.core.atomic import atomic_write_json
+from protlab.core.errors import InputError, ProtlabError
+from protlab.core.version import __version__
+
+_KINDS = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One stage parameter.
+
+    ``kind``: ``int``, ``float``, ``str``, ``bool``, ``list``, ``dict`` or ``any`` (checked
+    by ``check`` alone); ``str|list`` style unions are allowed. ``low`` / ``high`` bound
+    numbers (``low_open``: the bound itself is not allowed, e.g. > 0); ``choices`` lists the
+    allowed values; ``none``: None is allowed; ``check(value)`` may raise a ValueError whose
+    text says what is allowed.
+    """
+
+    name: str
+    default: Any
+    help: str
+    kind: str = "any"
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    choices: tuple | None = None
+    none: bool = False
+    check: Callable[[Any], Any] | None = None
+
+    def allowed(self) -> str:
+        parts = []
+        if self.choices is not None:
+            parts.append("one of " + ", ".join(repr(c) for c in self.choices))
+        else:
+            parts.append(" or ".join(self.kind.split("|")) if self.kind != "any" else "see the help")
+            if self.low is not None:
+                parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+            if self.high is not None:
+                parts.append(f"<= {self.high:g}")
+        if self.none:
+            parts.append("or None")
+        return " ".join(parts)
+
+    def coerce(self, value: Any) -> Any:
+        """``value`` checked and normalised (integral floats to int, ints to float, tuples to lists)."""
+        if value is None:
+            if self.none:
+                return None
+            raise self._error(value)
+        kinds = self.kind.split("|")
+        if kinds != ["any"]:
+            value = self._coerce_kind(value, kinds)
+        if self.choices is not None and value not in self.choices:
+            raise self._error(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isnan(value) or (self.low is not None and (value < self.low or (self.low_open and value == self.low))) \
+                    or (self.high is not None and value > self.high):
+                raise self._error(value)
+        if self.check is not None:
+            try:
+                checked = self.check(value)
+            except (ValueError, TypeError) as exc:
+                raise InputError(f"{self.name}={value!r} is not allowed: {exc}") from exc
+            value = value if checked is None else checked
+        return value
+
+    def _coerce_kind(self, value, kinds):
+        for kind in kinds:
+            if kind == "bool" and isinstance(value, bool):
+                return value
+            if kind == "int" and not isinstance(value, bool):
+                if isinstance(value, int):
+                    return int(value)
+                if isinstance(value, float) and value.is_integer():
+                    return int(value)
+            if kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+            if kind == "str" and isinstance(value, (str, Path)):
+                return str(value)
+            if kind == "list" and isinstance(value, (list, tuple)):
+                return list(value)
+            if kind == "dict" and isinstance(value, dict):
+                return dict(value)
+        raise self._error(value)
+
+    def _error(self, value) -> InputError:
+        return InputError(f"{self.name}={value!r} is not allowed: use {self.allowed()}")
+
+    def parse_text(self, text: str) -> Any:
+        """A command-line value: None / booleans / numbers / JSON lists as the kind says."""
+        if self.none and text.strip().lower() in ("none", "null"):
+            return None
+        kinds = self.kind.split("|")
+        for kind in kinds:
+            if kind == "bool" and text.strip().lower() in ("true", "yes", "1", "false", "no", "0"):
+                return text.strip().lower() in ("true", "yes", "1")
+            if kind in ("int", "float"):
+                with contextlib.suppress(ValueError):
+                    number = float(text)
+                    return int(number) if kind == "int" and number.is_integer() else number
+            if kind in ("list", "dict", "any"):
+                with contextlib.suppress(json.JSONDecodeError):
+                    return json.loads(text)
+        return text
+
+
+@dataclass
+class Stage:
+    """A pipeline stage: its name, notebook, parameters and what it reads and writes."""
+
+    name: str
+    notebook: str
+    summary: str
+    params: tuple[Param, ...]
+    by_name: dict[str, Param] = field(init=False)
+
+    def __post_init__(self):
+        self.by_name = {p.name: p for p in self.params}
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def validate(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Every parameter (defaults filled in), checked; InputError on the first bad one."""
+        for name in params:
+            if name not in self.by_name:
+                close = difflib.get_close_matches(name, list(self.by_name), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise InputError(f"unknown parameter {name!r} for {self.name}{hint}; "
+                                 f"{self.name} takes: {', '.join(self.by_name)}")
+        return {p.name: p.coerce(params.get(p.name, p.default)) for p in self.params}
+
+    def docstring(self) -> str:
+        lines = [self.summary, "", f"Parameters (``protlab.{self.name}.run(run_dir, **params)``; the notebook "
+                 f"``{self.notebook}`` and ``python -m protlab.{self.name}`` take the same):", ""]
+        for p in self.params:
+            lines.append(f"* ``{p.name}`` = ``{p.default!r}``: {p.help} ({p.allowed()})")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ command line
+    def parser(self) -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(prog=f"python -m protlab.{self.name}", description=self.summary)
+        parser.add_argument("--run-dir", required=True, help="the run directory the notebooks share")
+        for p in self.params:
+            parser.add_argument("--" + p.name.replace("_", "-"), dest=p.name, default=argparse.SUPPRESS,
+                                metavar=p.kind.upper() if p.kind != "any" else "VALUE",
+                                help=f"{p.help} (default: {p.default!r}; {p.allowed()})".replace("%", "%%"))
+        return parser
+
+    def main(self, run: Callable[..., Any], argv: list[str] | None = None) -> int:
+        """``python -m protlab.<stage>``: parse, run, print where the record is; errors exit 2."""
+        args = vars(self.parser().parse_args(argv))
+        run_dir = args.pop("run_dir")
+        try:
+            params = {name: self.by_name[name].parse_text(text) for name, text in args.items()}
+            run(run_dir, **params)
+        except ProtlabError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"{self.name}: done; see {Path(run_dir) / (self.name + '.json')}")
+        return 0
+
+
+# ---------------------------------------------------------------------- the record
+def fingerprint(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, or of a directory's files (relative names and contents)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        if f is not path:
+            h.update(str(f.relative_to(path)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+class StageRecord:
+    """Collects what a stage read, wrote and how long it took; written as ``<stage>.json``."""
+
+    def __init__(self, stage: Stage, run_dir: str | Path, params: dict[str, Any]):
+        self.stage, self.run_dir, self.params = stage, Path(run_dir), params
+        self.inputs: dict[str, dict] = {}
+        self.outputs: dict[str, dict] = {}
+        self.timings: dict[str, float] = {}
+        self.results: dict[str, Any] = {}
+        self._start = time.perf_counter()
+        self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+    def _name(self, path: Path) -> str:
+        path = Path(path)
+        try:
+            return str(path.resolve().relative_to(self.run_dir.resolve()))
+        except ValueError:
+            return str(path)
+
+    def read(self, path: str | Path) -> Path:
+        """Note an input (its fingerprint is taken now); returns the path."""
+        path = Path(path)
+        if path.exists():
+            self.inputs[self._name(path)] = {"sha256": fingerprint(path)}
+        return path
+
+    def wrote(self, path: str | Path) -> Path:
+        path = Path(path)
+        if path.exists():
+            self.outputs[self._name(path)] = {"bytes": path.stat().st_size if path.is_file() else None}
+        return path
+
+    @contextlib.contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[step] = round(time.perf_counter() - start, 3)
+
+    def path(self) -> Path:
+        return self.run_dir / f"{self.stage.name}.json"
+
+    def save(self) -> Path:
+        self.timings["total"] = round(time.perf_counter() - self._start, 3)
+        for name, meta in self.outputs.items():  # sizes as they are at the end of the stage
+            target = Path(name) if Path(name).is_absolute() else self.run_dir / name
+            if target.is_file():
+                meta["bytes"] = target.stat().st_size
+        record = {"stage": self.stage.name, "notebook": self.stage.notebook, "protlab_version": __version__,
+                  "started": self.started, "params": self.params, "inputs": self.inputs,
+                  "outputs": self.outputs, "timings": self.timings, "results": self.results}
+        return atomic_write_json(self.path(), record)
+
+
+class StageResult:
+    """What ``run`` returns: the record, the figures it saved and the stage's values
+    (attributes, e.g. ``result.labels``)."""
+
+    def __init__(self, record: StageRecord, figures: dict[str, Any] | None = None, **values):
+        self.record = record
+        self.figures = dict(figures or {})
+        self.values = values
+
+    def __getattr__(self, name: str):
+        values = self.__dict__.get("values", {})
+        if name in values:
+            return values[name]
+        raise AttributeError(f"{type(self).__name__} of {self.record.stage.name} has no {name!r}; "
+                             f"it has {sorted(values)}")
+
+    @property
+    def results(self) -> dict:
+        return self.record.results
+
+    def __repr__(self) -> str:
+        return f"<{self.record.stage.name} result: {self.record.results}>"

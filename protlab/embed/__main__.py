@@ -1,0 +1,7 @@
+"""``python -m protlab.embed --run-dir DIR [--encoder esm2_t6_8M_UR50D ...]``: stage 02 from a
+shell (also under ``torchrun``: each rank embeds a shard, rank 0 writes)."""
+import sys
+
+from protlab.embed.stage import STAGE, run
+
+sys.exit(STAGE.main(run))
