@@ -319,7 +319,8 @@ def test_require_proteins_names_the_step():
 
 
 def test_dataset_figure_data():
-    from protlab.curate.report import composition, family_sizes, length_histogram, summary
+    from protlab.curate.report import composition, summary
+    from protlab.plot.curate import family_sizes, length_histogram
 
     df = frame([BASE, BASE[::-1], "ACDX" * 10], labels=["a", "a", "b"]).assign(split=["train", "train", "test"])
     comp = composition(df["sequence"])

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from protlab.core.windows import sliding_windows
-from protlab.embed.encoders import (STRIDE, WINDOW, ESMEncoder, clean_sequences, embed_proteins, get_encoder,
-                                    length_batches)
+from protlab.embed.encoders import STRIDE, WINDOW, ESMEncoder, embed_proteins, get_encoder, length_batches
+from protlab.embed.sequences import clean_sequences
 from protlab.embed.cache import EmbeddingCache
 from protlab.core.errors import InputError
 from protlab.esm.fused import esm_layer_representation

@@ -10,7 +10,8 @@ import pytest
 
 from protlab.curate import uniprot as uniprot_module
 from protlab.curate.fasta import iter_fasta
-from protlab.curate.formats import FORMATS, detect_format, open_text, read_proteins
+from protlab.curate.formats import read_proteins
+from protlab.curate.textio import FORMATS, detect_format, open_text
 from protlab.curate.stockholm import iter_stockholm
 from protlab.curate.tables import iter_table
 from protlab.curate.uniprot import iter_uniprot

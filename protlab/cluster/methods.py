@@ -42,6 +42,7 @@ from protlab.cluster.neighbors import (
     reference_affinity,
     resolve_source,
 )
+from protlab.cluster.heads import ScanHeads, scan_loss, self_label_loss, strong_view
 from protlab.core.checkpoint import read_checkpoint, save_checkpoint
 from protlab.core.errors import InputError
 from protlab.core.runtime import torch_threads
@@ -269,13 +270,6 @@ class ScanClusterer:
     def _train(self, features: np.ndarray, graph: NeighborGraph) -> None:
         import torch
 
-        from protlab.cluster.heads import (
-            ScanHeads,
-            scan_loss,
-            self_label_loss,
-            strong_view,
-        )
-
         cfg = self.config
         n = len(features)
         gen = torch.Generator().manual_seed(cfg["seed"])
@@ -431,7 +425,6 @@ class ScanClusterer:
 
     @classmethod
     def load(cls, path: str | Path) -> "ScanClusterer":
-        from protlab.cluster.heads import ScanHeads
 
         path = Path(path)
         if not path.exists():

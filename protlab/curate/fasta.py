@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 from protlab.core.errors import InputError, ParseError
-from protlab.curate.formats import open_text
+from protlab.curate.textio import open_text
 from protlab.curate.records import SequenceRecord
 
 _PFAM_IN_HEADER = re.compile(r"(?<![A-Za-z0-9])(PF\d{5})(?:\.\d+)?(?![0-9])")

@@ -42,6 +42,9 @@ import pandas as pd
 
 from protlab.core.alphabet import NONSTANDARD
 from protlab.core.errors import InputError
+from protlab.curate.formats import read_proteins
+from protlab.curate.textio import detect_format
+from protlab.curate.toy import make_universe
 
 POLICIES = ("replace_x", "drop", "keep")
 _REPLACE = {"replace_x": str.maketrans({"U": "C", "O": "K", "B": "X", "Z": "X", "J": "X"}),
@@ -164,12 +167,8 @@ def load_source(source: str, *, n_families: int = 8, members_per_family: int = 4
     keeps a seeded random subset of at most that many records.
     """
     if str(source) == "toy":
-        from protlab.curate.toy import make_universe
-
         frame, kind = make_universe(n_families, members_per_family, seed=seed).proteins, "toy"
     else:
-        from protlab.curate.formats import detect_format, read_proteins
-
         kind = detect_format(source) if format == "auto" else format
         frame = read_proteins(source, format=kind, label_regex=label_regex, label_field=label_field)
         if frame.empty:

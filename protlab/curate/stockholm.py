@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from protlab.core.errors import ParseError
-from protlab.curate.formats import open_text
+from protlab.curate.textio import open_text
 from protlab.curate.records import SequenceRecord
 
 _NOT_SEQUENCE = re.compile(r"[^A-Za-z*.\-]")

@@ -33,7 +33,7 @@ import numpy as np
 
 from protlab.core.alphabet import STANDARD_THREE
 from protlab.core.errors import InputError, ParseError, ProtlabError
-from protlab.curate.formats import _format_from_content, open_text
+from protlab.curate.textio import _format_from_content, open_text
 from protlab.curate.records import Structure
 
 STRUCTURE_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 from protlab.core.errors import InputError, ParseError
-from protlab.curate.formats import open_text
+from protlab.curate.textio import open_text
 from protlab.curate.records import SequenceRecord
 
 _NOT_SEQUENCE = re.compile(r"[^A-Za-z*.\-]")

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from protlab.core.errors import InputError, ParseError
-from protlab.curate.formats import open_text
+from protlab.curate.textio import open_text
 from protlab.curate.records import UniProtEntry
 
 _BLOCK_BYTES = 1 << 22

@@ -22,6 +22,7 @@ from typing import Iterable
 import numpy as np
 
 from protlab.core.atomic import atomic_path, atomic_write_json
+from protlab.core.errors import ProtlabError
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,6 @@ class EmbeddingCache:
 
     def wait_done(self, job: str, world_size: int, *, timeout: float = 24 * 3600, poll: float = 2.0) -> None:
         """Block until every rank of ``job`` has written its marker."""
-        from protlab.core.errors import ProtlabError
-
         deadline = time.monotonic() + timeout
         while True:
             done = {p.name for p in self.dir.glob(f"done-{job}-rank*.json")}

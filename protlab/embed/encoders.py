@@ -50,10 +50,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from protlab.core.alphabet import EXTENDED
 from protlab.core.errors import InputError
-from protlab.core.runtime import dist_env
+from protlab.core.runtime import dist_env, pick_device
 from protlab.core.windows import sliding_windows
+from protlab.embed.cache import EmbeddingCache, sequence_key
+from protlab.embed.kmer import KmerEncoder
+from protlab.embed.sequences import clean_sequences
+from protlab.esm.fused import esm_layer_representation
+from protlab.esm.load import describe_spec, load_esm
 
 # Padded tokens per batch. On the CPU small batches, run concurrently on single-threaded
 # workers, are fastest: on 2 shared cores, 300 Pfam domains through the ESM-2 8M architecture
@@ -66,46 +70,6 @@ ENCODER_CHOICES = ("kmer", "tiny", "esm2_t6_8M_UR50D", "esm2_t12_35M_UR50D", "es
                    "esm2_t33_650M_UR50D", "esm2_t36_3B_UR50D", "esm2_t48_15B_UR50D",
                    "a fair-esm .pt file", "a Hugging Face ESM directory", "a protlab checkpoint",
                    "a dict of ESM2 arguments")
-_GAPS = str.maketrans("", "", "-.*\n\r\t ")
-_VALID = EXTENDED - {"J"}
-
-
-# ------------------------------------------------------------------------- inputs
-def clean_sequences(sequences, ids: Sequence | None = None) -> list[str]:
-    """Upper-cased residue strings; alignment gaps (``-``, ``.``), ``*`` and whitespace removed.
-
-    Raises :class:`InputError` naming the record for empty input, missing values (None/NaN),
-    non-strings, empty sequences and characters that are not amino-acid codes.
-    """
-    if sequences is None:
-        raise InputError("no sequences to embed: got None")
-    seqs = list(sequences)
-    if not seqs:
-        raise InputError("no sequences to embed: the input is empty (check the proteins table / "
-                         "FASTA file and any filters applied before embedding)")
-    ids = [str(i) for i in ids] if ids is not None else None
-
-    def where(i: int) -> str:
-        return f"record {ids[i]!r} (row {i})" if ids is not None else f"row {i}"
-
-    out = []
-    for i, seq in enumerate(seqs):
-        if seq is None or (isinstance(seq, float) and math.isnan(seq)):
-            raise InputError(f"{where(i)}: sequence is missing (None/NaN); drop the row or fill in the sequence")
-        if isinstance(seq, bytes):
-            seq = seq.decode("ascii", "replace")
-        if not isinstance(seq, str):
-            raise InputError(f"{where(i)}: sequence is a {type(seq).__name__}, not a string")
-        clean = seq.translate(_GAPS).upper()
-        if not clean:
-            raise InputError(f"{where(i)}: sequence is empty; drop the row")
-        bad = set(clean) - _VALID
-        if bad:
-            pos = min(clean.index(c) for c in bad)
-            raise InputError(f"{where(i)}: character {clean[pos]!r} at residue {pos + 1} is not an amino-acid "
-                             f"code (allowed: {''.join(sorted(_VALID))} and gaps -.); fix or drop the record")
-        out.append(clean)
-    return out
 
 
 def length_batches(lengths: Sequence[int], toks_per_batch: int, *, extra_toks: int = 2) -> list[list[int]]:
@@ -148,12 +112,8 @@ def get_encoder(spec: Any = "kmer", **opts):
     if hasattr(spec, "embed") and hasattr(spec, "dim"):
         return spec
     if isinstance(spec, str) and spec.strip().lower() in ("kmer", "kmer3", "3mer"):
-        from protlab.embed.kmer import KmerEncoder
-
         kmer_opts = {k: v for k, v in opts.items() if k in ("k", "dim", "seed", "normalize")}
         return KmerEncoder(**kmer_opts)
-    from protlab.esm.load import describe_spec, load_esm
-
     if spec is None or (isinstance(spec, str) and not spec.strip()):
         raise InputError(f"no encoder given; valid choices: {', '.join(ENCODER_CHOICES)}")
     try:
@@ -179,8 +139,6 @@ class ESMEncoder:
                  stride: int = STRIDE, autocast: bool | None = None, flush_every: int = 512,
                  flush_seconds: float = 10.0, cpu_workers: int | None = None):
         import torch
-
-        from protlab.core.runtime import pick_device
 
         self.name, self.spec = name, spec
         self.num_layers = int(model.num_layers)
@@ -270,8 +228,6 @@ class ESMEncoder:
         torch = self._torch
         with self._count_lock:
             self.forward_calls += 1
-        from protlab.esm.fused import esm_layer_representation
-
         tokens = tokens.to(self.device, non_blocking=True)
         with torch.inference_mode():
             if self.autocast:
@@ -288,8 +244,6 @@ class ESMEncoder:
 
         Under torchrun (``WORLD_SIZE > 1``) only rank 0 returns them; other ranks return None.
         """
-        from protlab.embed.cache import EmbeddingCache, sequence_key
-
         seqs = clean_sequences(sequences, ids)
         keys = [sequence_key(s) for s in seqs]
         env = dist_env()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from protlab.core.errors import InputError
+from protlab.embed.sequences import clean_sequences
 
 
 class KmerEncoder:
@@ -38,8 +39,6 @@ class KmerEncoder:
         """
         from sklearn.decomposition import TruncatedSVD
         from sklearn.feature_extraction.text import TfidfVectorizer
-
-        from protlab.embed.encoders import clean_sequences
 
         if per_residue:
             raise InputError("the kmer encoder has no per-residue embeddings; use an ESM encoder "
