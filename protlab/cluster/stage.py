@@ -130,10 +130,10 @@ def run(run_dir: str | Path, **params) -> StageResult:
     params = STAGE.validate(params)
     record = StageRecord(STAGE, run_dir, params)
     seed_everything(params["seed"])
-    options = {k: params[k] for k in SCAN_ONLY} if params["method"] == "scan" else {}
+    options = {**{k: params[k] for k in SCAN_ONLY}, "progress": True} if params["method"] == "scan" else {}
     with record.timed("cluster"):
         result = write_clustering(run_dir, method=params["method"], n_clusters=params["n_clusters"],
-                                  seed=params["seed"], record=record, progress=True, **options)
+                                  seed=params["seed"], record=record, **options)
     fig = cluster_sizes_figure(result.labels, result.confidence, method=params["method"])
     for path in save_figure(fig, RunDir(run_dir).figure(f"cluster_sizes_{params['method']}")).values():
         record.wrote(path)

@@ -1,0 +1,89 @@
+"""Each stage validates every parameter before any work and records what it did."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+import protlab
+from protlab.core.errors import InputError
+
+BAD_VALUES = [  # (stage, parameter, value): each must raise InputError naming the parameter
+    ("curate", "label_regex", "("),
+    ("curate", "max_records", "5"),
+    ("curate", "max_records", 0),
+    ("curate", "min_length", -1),
+    ("curate", "split_fractions", [0.5, 0.5]),
+    ("curate", "split_fractions", [0.8, 0.1, 0.2]),
+    ("curate", "split_identity", 0),
+    ("curate", "nonstandard", "ignore"),
+    ("curate", "dedup", "yes"),
+    ("curate", "n_families", 2.5),
+    ("embed", "kmer_dim", 0),
+    ("embed", "device", "tpu"),
+    ("embed", "toks_per_batch", 2),
+    ("embed", "umap_max_points", "many"),
+    ("cluster", "n_clusters", 2.7),
+    ("cluster", "n_clusters", 1),
+    ("cluster", "method", "dbscan"),
+    ("cluster", "neighbors", "blast"),
+    ("cluster", "k", 0),
+    ("cluster", "epochs", True),
+    ("cluster", "entropy_weight", float("nan")),
+    ("evaluate", "baselines", ["scan"]),
+    ("evaluate", "baselines", "kmeans"),
+    ("evaluate", "seed", -1),
+]
+
+
+@pytest.mark.parametrize("stage,name,value", BAD_VALUES)
+def test_bad_value_is_an_input_error_naming_the_parameter(tmp_path, stage, name, value):
+    with pytest.raises(InputError, match=re.escape(f"{name}=")):
+        getattr(protlab, stage).run(tmp_path / "run", **{name: value})
+    assert not (tmp_path / "run").exists()  # nothing was started
+
+
+def test_values_are_normalised():
+    params = protlab.cluster.STAGE.validate({"n_clusters": 30.0, "entropy_weight": 5})
+    assert params["n_clusters"] == 30 and isinstance(params["n_clusters"], int)
+    assert params["entropy_weight"] == 5.0 and isinstance(params["entropy_weight"], float)
+    assert protlab.curate.STAGE.validate({"split_fractions": (0.7, 0.2, 0.1)})["split_fractions"] == [0.7, 0.2, 0.1]
+    with pytest.raises(InputError, match="max_length=10 is below min_length=20"):
+        protlab.curate.run("unused", max_length=10)
+
+
+def test_command_line_values_are_parsed_by_kind():
+    stage = protlab.curate.STAGE
+    assert stage.by_name["max_records"].parse_text("None") is None
+    assert stage.by_name["max_records"].parse_text("5") == 5
+    assert stage.by_name["dedup"].parse_text("false") is False
+    assert stage.by_name["split_fractions"].parse_text("[0.7, 0.2, 0.1]") == [0.7, 0.2, 0.1]
+    assert stage.by_name["label_field"].parse_text("1") == 1  # a header token index
+    assert stage.by_name["label_field"].parse_text("OX") == "OX"
+
+
+def test_stages_chain_and_record_inputs_outputs_and_timings(tmp_path):
+    run_dir = tmp_path / "run"
+    curated = protlab.curate.run(run_dir, n_families=4, members_per_family=12, split_method="kmer",
+                                 split_identity=0.9)
+    assert len(curated.proteins) == 48 and set(curated.figures) == {"lengths", "family_sizes", "composition"}
+    embedded = protlab.embed.run(run_dir, kmer_dim=16, umap_max_points=20)
+    clustered = protlab.cluster.run(run_dir, method="kmeans")
+    evaluated = protlab.evaluate.run(run_dir, baselines=["pca_kmeans"])
+    assert evaluated.metrics["method"] == "kmeans" and evaluated.metrics["nmi"] > 0.8
+    assert set(evaluated.table.index) == {"kmeans", "pca_kmeans"}
+    records = {s: json.loads((run_dir / f"{s}.json").read_text()) for s in ("curate", "embed", "cluster", "evaluate")}
+    for stage, record in records.items():
+        assert record["stage"] == stage and record["protlab_version"] == protlab.__version__
+        assert record["params"] == getattr(protlab, stage).STAGE.validate(record["params"])
+        assert record["timings"]["total"] > 0 and record["outputs"]
+    proteins_hash = records["embed"]["inputs"]["proteins.parquet"]["sha256"]
+    assert records["cluster"]["inputs"]["proteins.parquet"]["sha256"] == proteins_hash
+    assert records["cluster"]["inputs"]["embeddings.npy"]["sha256"] == \
+        protlab.core.stage.fingerprint(run_dir / "embeddings.npy")
+    assert "clusters.parquet" in records["cluster"]["outputs"] and "clusters/kmeans.parquet" in records["cluster"]["outputs"]
+    assert records["cluster"]["results"]["n_clusters"] == 4 and clustered.labels.max() == 3
+    assert "clusters/pca_kmeans.parquet" in records["evaluate"]["outputs"]
+    assert records["evaluate"]["results"]["nmi"] == pytest.approx(evaluated.metrics["nmi"])
+    assert embedded.embeddings.shape == (48, 16)
