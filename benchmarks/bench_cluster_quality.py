@@ -36,11 +36,12 @@ def main(argv=None) -> None:
     parser.add_argument("--reuse", action="store_true", help="reuse the run dir's 01/02/04 artifacts")
     args = parser.parse_args(argv)
 
-    from protlab.cluster.methods import ScanClusterer, cluster, load_clusters, load_inputs
-    from protlab.curate.formats import read_proteins
-    from protlab.curate.split import cluster_mmseqs
-    from protlab.evaluate.metrics import evaluate, matched_accuracy
-    from protlab.cluster.neighbors import mine_neighbors
+    from protlab.cluster import ScanClusterer, cluster, mine_neighbors, read_clustering
+    from protlab.cluster.stage import aligned_inputs
+    from protlab.core.mmseqs import easy_cluster
+    from protlab.core.rundir import RunDir
+    from protlab.curate import read_proteins
+    from protlab.evaluate import evaluate, matched_accuracy
     from protlab.notebooks import run_notebook
 
     run_dir = Path(args.run_dir)
@@ -53,17 +54,17 @@ def main(argv=None) -> None:
             run_notebook(nb, {**params, "run_dir": str(run_dir)}, output_dir=run_dir / "executed")
             times[nb] = time.perf_counter() - start
             print(f"{nb}: {times[nb]:.1f} s", flush=True)
-    proteins, ids, emb, meta = load_inputs(run_dir)
+    proteins, ids, emb, meta = aligned_inputs(RunDir(run_dir))
     truth = read_proteins(args.source, label_regex=r"\s(PF\d+)").set_index("id")["label"]
     labels = truth.reindex(ids).to_numpy()
     had_labels = proteins["label"].notna().any() and (proteins["label"].astype(str).str.len() > 0).any()
     sequences = proteins["sequence"].astype(str).tolist()
-    scan_info = json.loads((run_dir / "clusters" / "scan.json").read_text())
+    scan_info = json.loads(RunDir(run_dir).clustering("scan", ".json").read_text())
     print(f"{len(ids)} proteins, {len(set(labels))} families; labels in proteins.parquet: {bool(had_labels)}; "
           f"encoder {meta.get('encoder')}; SCAN neighbours: {scan_info['neighbors']}")
 
     rows = []
-    scan_frame = load_clusters(run_dir, "scan")
+    scan_frame = read_clustering(run_dir, "scan")
     pipeline_s = sum(times.values()) if times else float("nan")
     rows.append(("protlab scan (04 default)", evaluate(labels, scan_frame["cluster"].to_numpy()), scan_info["seconds"]))
     for method in ("kmeans", "pca_kmeans"):
@@ -72,7 +73,7 @@ def main(argv=None) -> None:
         rows.append((f"protlab {method}", evaluate(labels, result.labels), time.perf_counter() - start))
     start = time.perf_counter()
     # peer at MMseqs2's default thresholds, on every core (its default)
-    peer = cluster_mmseqs(list(sequences), identity=None, coverage=None, threads=os.cpu_count() or 1)
+    peer = easy_cluster(list(sequences), identity=None, coverage=None, threads=os.cpu_count() or 1)
     rows.append(("peer mmseqs easy-cluster", evaluate(labels, peer), time.perf_counter() - start))
     from sklearn.cluster import SpectralClustering
 

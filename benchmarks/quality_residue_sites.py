@@ -7,9 +7,10 @@
 2. toy universe with one fold per family (families_per_superfamily=1): the site is one of
    many family signals, so a family classifier has no reason to single it out;
 3. real: fine-tune the toy model on the 20 Pfam-domain structures (family labels from the
-   file names), then score every structure with SITE records (protein residues only).
+   file names), then score every structure with SITE records (protein residues only) of
+   ``--site-records`` (default ``../shared/data/structures/site_records.tsv``; skipped when absent).
 
-    python benchmarks/quality_residue_sites.py [--epochs 60] [--members 50] [--threads 1]
+    python benchmarks/quality_residue_sites.py [--epochs 60] [--members 50] [--threads 1] [--structures DIR]
 """
 from __future__ import annotations
 
@@ -19,19 +20,22 @@ from pathlib import Path
 
 import torch
 
-from protlab.residues import analysis as residues
+from protlab.residues.explain import explain_structures
+from protlab.residues.inputs import held_out, pfam_domain_inputs, read_structure_inputs, toy_inputs, train_on_toy
 from protlab.residues.network import SCORES
+from protlab.residues.sites import site_metrics
+from protlab.residues.training import train_residue_model
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "structures"
 
 
 def measure(name, model, inputs, rows, score="occlusion"):
     start = time.perf_counter()
-    ex = residues.explain_structures(model, inputs.structures, score=score)
+    ex = explain_structures(model, inputs.structures, score=score)
     seconds = time.perf_counter() - start
     with_site = [e for e in ex if inputs.sites.get(e.id)]
     base = [inputs.baseline[e.id] for e in with_site] if inputs.baseline else None
-    m = residues.site_metrics(with_site, [inputs.sites[e.id] for e in with_site], baseline=base)
+    m = site_metrics(with_site, [inputs.sites[e.id] for e in with_site], baseline=base)
     rows.append((f"{name} [{score}]", m["n_proteins"], m["precision_at_k"], m["random_precision_at_k"],
                  m.get("baseline_precision_at_k", float("nan")), seconds))
     print("  measured:", *rows[-1], flush=True)
@@ -45,6 +49,10 @@ def main(argv=None):
     parser.add_argument("--families", type=int, default=8)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--structures", type=Path, default=SHARED,
+                        help="folder holding pdb/ and pfam_domains/ (default: ../shared/data/structures)")
+    parser.add_argument("--site-records", type=Path, default=None,
+                        help="SITE records TSV (default: STRUCTURES/site_records.tsv)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -52,25 +60,28 @@ def main(argv=None):
     # 1. the notebook's toy: one superfamily, family = combination of site residues
     toy = dict(n_families=args.families, members_per_family=args.members, seed=args.seed,
                families_per_superfamily=args.families)
-    fit = residues.train_on_toy(epochs=args.epochs, progress=False, **toy)
-    held = residues.held_out(residues.toy_inputs(**toy), fit.model)
+    fit = train_on_toy(epochs=args.epochs, progress=False, **toy)
+    held = held_out(toy_inputs(**toy), fit.model)
     name = f"toy superfamily, held out (val acc {fit.history[-1]['val_accuracy']:.2f})"
     for score in SCORES:
         measure(name, fit.model, held, rows, score)
     # 2. one fold per family
     folds = dict(toy, families_per_superfamily=1)
-    fit2 = residues.train_on_toy(epochs=args.epochs, progress=False, **folds)
+    fit2 = train_on_toy(epochs=args.epochs, progress=False, **folds)
     measure(f"toy, one fold per family (val acc {fit2.history[-1]['val_accuracy']:.2f})", fit2.model,
-            residues.held_out(residues.toy_inputs(**folds), fit2.model), rows)
-    # 3. real structures
-    if SHARED.is_dir():
-        structures, labels = residues.pfam_domain_inputs(SHARED / "pfam_domains")
-        fit3 = residues.train_residue_model(structures, labels, epochs=20, init=fit.model, seed=args.seed,
-                                            progress=False, batch_size=4)
-        real = residues.load_inputs(SHARED / "pdb")
+            held_out(toy_inputs(**folds), fit2.model), rows)
+    # 3. real structures, sites from the SITE records given explicitly
+    site_records = args.site_records or args.structures / "site_records.tsv"
+    if args.structures.is_dir() and site_records.is_file():
+        structures, labels = pfam_domain_inputs(args.structures / "pfam_domains")
+        fit3 = train_residue_model(structures, labels, epochs=20, init=fit.model, seed=args.seed,
+                                   progress=False, batch_size=4)
+        real = read_structure_inputs(args.structures / "pdb", site_records=site_records)
         real.structures = [s for s in real.structures if s.id in real.sites]
         for name, model in (("SITE records, toy model", fit.model), ("SITE records, Pfam fine-tuned", fit3.model)):
             measure(name, model, real, rows)
+    else:
+        print(f"  skipped the real structures: {args.structures} or {site_records} is absent", flush=True)
     print(f"critical residues vs known sites (precision@k, k = site size), {time.perf_counter() - start:.0f} s")
     print(f"{'setting':<66} {'n':>4} {'model':>7} {'random':>7} {'conservation':>13} {'explain s':>10}")
     for name, n, p, r, b, s in rows:

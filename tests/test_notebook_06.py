@@ -43,15 +43,35 @@ def test_toy_run_writes_every_artifact(toy_run):
     assert {"id", "chain", "residue_number", "residue", "score", "cluster", "iteration"} <= set(table.columns)
 
 
+def test_toy_run_writes_the_stage_record(toy_run):
+    record = json.loads((toy_run / "residues.json").read_text())
+    assert record["params"]["epochs"] == TINY["epochs"] and record["params"]["site_records"] is None
+    assert "checkpoints/residue_cluster.pt" in record["outputs"] and "total" in record["timings"]
+    assert record["results"]["n_structures"] == 2 and 0.0 <= record["results"]["precision_at_k"] <= 1.0
+    executed = (toy_run / "executed" / "06_critical_residues.ipynb").read_text()
+    assert "Traceback" not in executed and "iframe" in executed  # the inspector was drawn
+
+
 def test_real_structure_with_saved_model(toy_run, shared_data, tmp_path):
     pdb = shared_data / "structures" / "pdb" / "1k6p.pdb"
+    sites = shared_data / "structures" / "site_records.tsv"
     run_notebook("06_critical_residues", {"run_dir": str(tmp_path), "structures": str(pdb), "top_k": 5,
-                                          "checkpoint": str(toy_run / "checkpoints" / "residue_cluster.pt")},
+                                          "checkpoint": str(toy_run / "checkpoints" / "residue_cluster.pt"),
+                                          "site_records": str(sites)},
                  output_dir=tmp_path / "executed")
     assert not (tmp_path / "checkpoints").exists()  # nothing trained
     metrics = json.loads((tmp_path / "residue_metrics.json").read_text())  # 1k6p has SITE records
     assert metrics["n_proteins"] == 1 and "baseline_precision_at_k" not in metrics
     assert (tmp_path / "figures" / "residues_3d_1k6p.html").is_file()
+    record = json.loads((tmp_path / "residues.json").read_text())
+    assert str(sites) in record["inputs"] and str(pdb) in record["inputs"]
+
+
+def test_unknown_notebook_parameter_is_named(tmp_path):
+    from protlab.core.errors import InputError
+
+    with pytest.raises(InputError, match="epoch"):
+        run_notebook("06_critical_residues", {"run_dir": str(tmp_path), "epoch": 2}, output_dir=tmp_path)
 
 
 def test_quick_params_are_small():

@@ -1,19 +1,30 @@
-"""Critical-residue tables, metrics, the conservation baseline, SITE records and bad input."""
+"""Critical-residue tables, metrics, the conservation baseline, SITE records, bad input and
+the stage itself (``protlab.residues.run``, its parameters, record and command line)."""
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from protlab.residues import analysis as residues
-from protlab.curate.records import Structure
+import protlab.residues as residues
 from protlab.core.errors import InputError, ProtlabError
+from protlab.core.rundir import RunDir
+from protlab.curate.records import Structure
+from protlab.curate.structures import read_structure
+from protlab.demo import QUICK_PARAMS
 from protlab.residues.network import ClusterConfig, ResidueClusterNet, load_network
-
-
+from protlab.residues.stage import STAGE
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+REPO = Path(__file__).resolve().parent.parent
+QUICK = QUICK_PARAMS["06_critical_residues"]
+
 
 def tiny_model(n_classes=2) -> ResidueClusterNet:
     torch.manual_seed(0)
@@ -109,8 +120,6 @@ def test_site_records_protein_residues_only(shared_data):
     assert not records["resname"].isin(["HOH", "DT", "NA", "CA"]).any()
     raw = pd.read_csv(shared_data / "structures" / "site_records.tsv", sep="\t", dtype=str)
     assert (raw["resname"] == "HOH").any() and len(records) < len(raw)
-    from protlab.curate.structures import read_structure
-
     s = read_structure(shared_data / "structures" / "pdb" / "1k6p.pdb", chain="A")
     idx = residues.site_indices(s, records)
     labels = s.residue_labels()
@@ -118,10 +127,17 @@ def test_site_records_protein_residues_only(shared_data):
     assert all(s.res_names[i] != "HOH" for i in idx)
 
 
+def test_site_records_need_an_existing_file(tmp_path):
+    with pytest.raises(InputError, match="site_records.*not a file"):
+        residues.load_site_records(tmp_path / "absent.tsv")
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("file\tchain\nx.pdb\tA\n")
+    with pytest.raises(InputError, match="columns"):
+        residues.load_site_records(bad)
+
+
 @pytest.mark.parametrize("case", ["no_protein_chain", "missing_chain", "single_residue", "nan"])
 def test_bad_structures_give_clear_errors(tmp_path, case):
-    from protlab.curate.structures import read_structure
-
     m = tiny_model()
     atom = "ATOM  {n:5d}  CA  ALA A{r:4d}    {x:8.3f}{y:8.3f}{z:8.3f}  1.00  0.00           C\n"
     if case == "no_protein_chain":
@@ -148,8 +164,6 @@ def test_bad_structures_give_clear_errors(tmp_path, case):
 
 
 def test_nmr_ensemble_uses_model_one(shared_data):
-    from protlab.curate.structures import read_structure
-
     s = read_structure(shared_data / "structures" / "pdb" / "1LCD.pdb")
     assert any("model 1" in n for n in s.notes)
     table = residues.critical_residues(tiny_model(), s)
@@ -178,8 +192,138 @@ def test_directory_input_skips_files_without_protein(tmp_path):
     (tmp_path / "good.pdb").write_text("".join(atom.format(n=i, r=i, x=3.8 * i, y=(i % 2) * 1.5, z=0)
                                                for i in range(1, 8)) + "END\n")
     (tmp_path / "water.pdb").write_text("HETATM    1  O   HOH A   1       0.000   0.000   0.000  1.00  0.00           O\n")
-    inputs = residues.load_inputs(tmp_path)
+    inputs = residues.read_structure_inputs(tmp_path)
     assert [s.id for s in inputs.structures] == ["good"] and list(inputs.skipped) == [str(tmp_path / "water.pdb")]
     (tmp_path / "good.pdb").unlink()
     with pytest.raises(InputError, match="no usable protein structure.*water.pdb"):
-        residues.load_inputs(tmp_path)
+        residues.read_structure_inputs(tmp_path)
+
+
+def test_evaluate_network_reports_accuracy():
+    inputs = residues.toy_inputs(n_families=2, members_per_family=2, length_range=(50, 60))
+    graphs = residues.featurize(inputs.structures)
+    m = tiny_model()
+    out = residues.evaluate_network(m, graphs, torch.tensor([0, 0, 1, 1]))
+    assert set(out) == {"accuracy"} and 0.0 <= out["accuracy"] <= 1.0
+    assert residues.evaluate_network(m, [], torch.tensor([])) == {}
+
+
+# ------------------------------------------------------------------------------ the stage
+def test_no_residues_module_names_a_path_outside_the_repository():
+    for path in (REPO / "protlab" / "residues").glob("*.py"):
+        text = path.read_text()
+        assert '"shared"' not in text and "../shared" not in text and "parent.parent.parent" not in text, path
+
+
+def test_run_rejects_an_unknown_parameter_naming_it(tmp_path):
+    with pytest.raises(InputError, match=r"unknown parameter 'epoch'.*did you mean 'epochs'"):
+        residues.run(tmp_path, epoch=2)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name, value", [
+    ("epochs", 0), ("score", "x"), ("top_k", 0), ("val_fraction", 1.5), ("val_fraction", 1.0),
+    ("length_range", [140, 80]), ("length_range", [50]), ("length_range", "80-140"), ("n_families", 1),
+    ("families_per_superfamily", 9), ("max_views", 0), ("cpu_threads", 0), ("residue_dropout", -0.1),
+    ("hidden", 2.5), ("seed", -1), ("structures", "no/such/dir"), ("structures", []),
+    ("checkpoint", "no/such/model.pt"), ("site_records", "no/such/sites.tsv"), ("chain", 3),
+])
+def test_bad_values_raise_before_any_work(tmp_path, name, value):
+    with pytest.raises(InputError, match=rf"^{name}="):
+        residues.run(tmp_path / "run", **{name: value})
+    assert not (tmp_path / "run").exists()
+
+
+def test_site_records_with_the_toy_universe_is_an_error(tmp_path):
+    sites = tmp_path / "sites.tsv"
+    sites.write_text("file\tresname\tchain\tresnum\ticode\n")
+    with pytest.raises(InputError, match="site_records"):
+        residues.run(tmp_path / "run", site_records=str(sites))
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(InputError, match="site_records"):
+        residues.read_structure_inputs("toy", site_records=sites)
+
+
+def test_stage_defaults_match_the_notebook():
+    import ast
+
+    from protlab.notebooks import notebook_parameters
+
+    defaults = {name: ast.literal_eval(text) for name, text in notebook_parameters("06_critical_residues").items()}
+    assert defaults == {"run_dir": "runs/demo", **STAGE.defaults()}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """The demo's quick settings: trains a tiny model on the toy universe."""
+    run_dir = tmp_path_factory.mktemp("res_quick")
+    return run_dir, residues.run(run_dir, **QUICK)
+
+
+def test_quick_toy_run_writes_its_record(quick_run):
+    run_dir, result = quick_run
+    run = RunDir(run_dir)
+    record = json.loads((run_dir / "residues.json").read_text())
+    assert record["stage"] == "residues" and record["notebook"] == "06_critical_residues"
+    assert record["params"] == {**STAGE.defaults(), **QUICK}
+    assert record["inputs"] == {}                            # toy universe, trained here: nothing read
+    outputs = set(record["outputs"])
+    for key in ("residue_network", "critical_residues", "residue_metrics"):
+        assert str(run.path(key).relative_to(run_dir)) in outputs
+    assert {"figures/residue_importance.html", "figures/residue_importance.png"} <= outputs
+    views = sorted(p for p in outputs if p.startswith("figures/residues_3d_"))
+    assert len(views) == QUICK["max_views"] and all((run_dir / v).stat().st_size > 10_000 for v in views)
+    assert {"model", "inputs", "explain", "write", "figures", "total"} <= set(record["timings"])
+    res = record["results"]
+    assert res["n_structures"] == len(result.explanations) == 2    # 20 % of 3 x 4 toy proteins held out
+    for key in ("precision_at_k", "random_precision_at_k", "baseline_precision_at_k"):
+        assert 0.0 <= res[key] <= 1.0 and res[key] == result.metrics[key]
+    assert res["training"]["epoch"] == QUICK["epochs"] == len(result.history)
+    assert set(result.figures) == {"importance"} and len(result.figures["importance"].data) >= 2
+    assert result.inputs.source == "toy" and isinstance(result.model, ResidueClusterNet)
+    table = pd.read_parquet(run.path("critical_residues"))
+    assert set(table["id"]) == {ex.id for ex in result.explanations}
+    assert load_network(run.path("residue_network")).meta["held_out"] == [ex.id for ex in result.explanations]
+
+
+def test_saved_model_run_records_its_checkpoint(quick_run, tmp_path):
+    run_dir, first = quick_run
+    checkpoint = str(RunDir(run_dir).path("residue_network"))
+    result = residues.run(tmp_path, **QUICK, checkpoint=checkpoint)
+    record = json.loads((tmp_path / "residues.json").read_text())
+    assert list(record["inputs"]) == [checkpoint] and len(record["inputs"][checkpoint]["sha256"]) == 64
+    assert not RunDir(tmp_path).path("residue_network").exists() and result.history == []
+    assert [ex.id for ex in result.explanations] == [ex.id for ex in first.explanations]  # same held-out proteins
+    assert "training" not in record["results"]
+
+
+def test_site_metrics_come_from_the_site_records_parameter(quick_run, shared_data, tmp_path):
+    checkpoint = str(RunDir(quick_run[0]).path("residue_network"))
+    pdb = shared_data / "structures" / "pdb" / "1k6p.pdb"
+    sites = shared_data / "structures" / "site_records.tsv"
+    result = residues.run(tmp_path, structures=str(pdb), checkpoint=checkpoint, site_records=str(sites), top_k=5)
+    metrics = json.loads(RunDir(tmp_path).path("residue_metrics").read_text())
+    assert metrics["n_proteins"] == 1 and metrics["per_protein"][0]["id"] == "1k6p"
+    assert "baseline_precision_at_k" not in metrics and metrics["source"] == str(pdb)
+    record = json.loads((tmp_path / "residues.json").read_text())
+    assert {checkpoint, str(pdb), str(sites)} == set(record["inputs"])
+    assert record["results"]["precision_at_k"] == result.metrics["precision_at_k"] == metrics["precision_at_k"]
+    # the same structure without a site table: no site metrics, and the earlier file is not left behind
+    again = residues.run(tmp_path, structures=str(pdb), checkpoint=checkpoint, top_k=5)
+    assert again.metrics is None and not RunDir(tmp_path).path("residue_metrics").exists()
+    assert "precision_at_k" not in again.results and again.results["n_with_sites"] == 0
+
+
+def test_command_line_help_lists_every_parameter():
+    proc = subprocess.run([sys.executable, "-m", "protlab.residues", "--help"], capture_output=True, text=True,
+                          cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    help_text = " ".join(proc.stdout.split())
+    for p in STAGE.params:
+        assert "--" + p.name.replace("_", "-") in help_text
+    assert "--site-records" in help_text and "default: 'occlusion'" in help_text and "--run-dir" in help_text
+
+
+def test_command_line_bad_value_exits_2_naming_it(tmp_path, capsys):
+    assert STAGE.main(residues.run, ["--run-dir", str(tmp_path / "run"), "--epochs", "0"]) == 2
+    assert "epochs=0" in capsys.readouterr().err and not (tmp_path / "run").exists()

@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from protlab.curate.structures import read_structure
 from protlab.plot import view3d
-from protlab.residues import analysis as residues
 from protlab.plot.assets import find_3dmol_js
-from protlab.residues.network import ClusterConfig, ResidueClusterNet
 from protlab.plot.export import find_chromium
+from protlab.residues.explain import explain_structures
+from protlab.residues.inputs import toy_inputs
+from protlab.residues.network import ClusterConfig, ResidueClusterNet
 
 CHROMIUM = find_chromium()
 
@@ -22,8 +24,8 @@ def explanations():
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = ResidueClusterNet(ClusterConfig(n_classes=2, hidden=16, class_names=["a", "b"])).eval()
-    inputs = residues.toy_inputs(n_families=1, members_per_family=2, length_range=(60, 70))
-    return residues.explain_structures(model, inputs.structures), inputs
+    inputs = toy_inputs(n_families=1, members_per_family=2, length_range=(60, 70))
+    return explain_structures(model, inputs.structures), inputs
 
 
 def test_view_html_is_standalone(explanations, tmp_path):
@@ -38,9 +40,14 @@ def test_view_html_is_standalone(explanations, tmp_path):
     assert pdb.count("\nATOM") + 1 == len(atoms["name"]) and not atoms["full"]  # toy: Cα + centroid trace
 
 
-def test_full_atom_structure_keeps_chain_atoms_only(shared_data):
-    from protlab.curate.structures import read_structure
+def test_view_stem_names_each_protein_safely(explanations, tmp_path):
+    assert view3d.view_stem("1abc.A/x y") == "residues_3d_1abc.A_x_y"
+    exs, _ = explanations
+    paths = view3d.export_views(exs, tmp_path)
+    assert [p.name for p in paths] == [view3d.view_stem(ex.id) + ".html" for ex in exs]
 
+
+def test_full_atom_structure_keeps_chain_atoms_only(shared_data):
     s = read_structure(shared_data / "structures" / "pdb" / "1k6p.pdb", chain="A")
     _, atoms = view3d.structure_pdb(s)
     assert atoms["full"] and "HOH" not in set(atoms["res_name"].tolist())

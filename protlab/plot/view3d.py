@@ -1,11 +1,11 @@
 """3D inspection of critical residues: py3Dmol views, standalone HTML, ipywidgets.
 
-* :func:`build_view` draws one :class:`~protlab.residues.analysis.Explanation` with py3Dmol:
+* :func:`build_view` draws one :class:`~protlab.residues.explain.Explanation` with py3Dmol:
   cartoon coloured by residue importance (grey → yellow → red), the best clusters that
   survive at a chosen iteration as sticks + spheres in distinct colours, and labels on
   the top-k residues.
 * :func:`view_html` / :func:`export_view` make a standalone HTML page with 3Dmol.js
-  inlined (``python -m protlab.plot.assets`` installs it; without it the page falls back to
+  inlined (:func:`view_stem` names a protein's page among the run's figures) (``python -m protlab.plot.assets`` installs it; without it the page falls back to
   the CDN, which needs internet, and a warning says so).
 * :func:`inspect` is the notebook widget: protein selector, iteration slider, top-k
   slider and a residue table that follows the selection.
@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 from protlab.core.atomic import atomic_write_text
+from protlab.core.errors import InputError
+from protlab.plot.assets import find_3dmol_js
 
 log = logging.getLogger(__name__)
 CLUSTER_COLOURS = ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#e377c2", "#8c564b", "#bcbd22",
@@ -154,8 +156,6 @@ def build_view(explanation, *, iteration: int | None = None, top_k: int = 10, n_
 
 def _inline_3dmol(page: str) -> str:
     global _warned_cdn
-    from protlab.plot.assets import find_3dmol_js
-
     js = find_3dmol_js()
     if js is None:
         if not _warned_cdn:
@@ -185,11 +185,15 @@ def export_view(explanation, path: str | Path, **options) -> Path:
     return atomic_write_text(path, view_html(explanation, **options))
 
 
+def view_stem(protein_id: str, *, prefix: str = "residues_3d_") -> str:
+    """The file stem of a protein's view: ``<prefix><id>`` with unsafe characters as ``_``."""
+    return prefix + "".join(c if c.isalnum() or c in "-_." else "_" for c in str(protein_id))
+
+
 def export_views(explanations: Sequence, directory: str | Path, *, prefix: str = "residues_3d_", **options) -> list[Path]:
     """One standalone HTML view per protein, ``directory/<prefix><id>.html``."""
     directory = Path(directory)
-    safe = lambda s: "".join(c if c.isalnum() or c in "-_." else "_" for c in s)  # noqa: E731
-    return [export_view(ex, directory / f"{prefix}{safe(ex.id)}.html", **options) for ex in explanations]
+    return [export_view(ex, directory / f"{view_stem(ex.id, prefix=prefix)}.html", **options) for ex in explanations]
 
 
 # ------------------------------------------------------------------------------ summary plot
@@ -227,8 +231,6 @@ def inspect(explanations: Sequence, *, top_k: int = 10, n_clusters: int = 5, wid
 
     explanations = list(explanations)
     if not explanations:
-        from protlab.core.errors import InputError
-
         raise InputError("inspect() needs at least one explanation")
     by_id = {ex.id: ex for ex in explanations}
     T = max(int(ex.clusters["iteration"].max()) + 1 if len(ex.clusters) else 1 for ex in explanations)

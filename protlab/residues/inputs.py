@@ -1,0 +1,152 @@
+"""What stage 06 explains and with which model.
+
+* :func:`toy_inputs`: the toy universe with its planted sites and the conservation baseline;
+* :func:`read_structure_inputs`: PDB/mmCIF files (or ``"toy"``), with sites from a
+  ``site_records`` TSV when one is given;
+* :func:`pfam_domain_inputs`: Pfam-domain structures with their family labels (fine-tuning);
+* :func:`get_model`: load a checkpoint, or :func:`train_on_toy` and save it in the run
+  directory; :func:`held_out` keeps the toy proteins the model never trained on.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from protlab.core.errors import InputError, ProtlabError
+from protlab.core.rundir import RunDir
+from protlab.curate.records import Structure
+from protlab.curate.structures import read_structure, structure_paths
+from protlab.curate.toy import make_universe
+from protlab.residues.network import ResidueClusterNet, load_network, save_network
+from protlab.residues.sites import conservation_scores, load_site_records, site_indices
+from protlab.residues.training import TrainResult, train_residue_model
+
+log = logging.getLogger(__name__)
+TOY_OPTIONS = ("n_families", "members_per_family", "length_range", "families_per_superfamily")
+
+
+@dataclass
+class ResidueInputs:
+    """Structures to explain and, where known, their sites and a conservation baseline."""
+
+    structures: list[Structure]
+    sites: dict[str, list[int]] = field(default_factory=dict)       # id -> 0-based site residues
+    baseline: dict[str, np.ndarray] = field(default_factory=dict)   # id -> conservation score
+    labels: dict[str, str] = field(default_factory=dict)            # id -> family (toy)
+    source: str = "toy"
+    skipped: dict[str, str] = field(default_factory=dict)           # file -> why it was not used
+
+
+def toy_inputs(*, n_families: int = 8, members_per_family: int = 50, length_range: Sequence[int] = (80, 140),
+               seed: int = 0, families_per_superfamily: int = 8) -> ResidueInputs:
+    """The toy universe with its planted sites and the conservation baseline (gold alignment).
+
+    ``families_per_superfamily`` > 1: families of one superfamily share fold and profile
+    and differ only at the planted site (see :func:`protlab.curate.toy.make_universe`)."""
+    u = make_universe(n_families=n_families, members_per_family=members_per_family,
+                      length_range=tuple(int(v) for v in length_range), seed=seed,
+                      families_per_superfamily=int(families_per_superfamily))
+    p = u.proteins
+    ids = p["id"].tolist()
+    base = conservation_scores(p["sequence"].tolist(), p["family"].tolist(), alignment=u.alignment, ids=ids)
+    return ResidueInputs(structures=u.structures(), sites=dict(zip(ids, p["site"].map(list))),
+                         baseline=dict(zip(ids, base)), labels=dict(zip(ids, p["label"])), source="toy")
+
+
+def read_structure_inputs(structures="toy", *, chain: str | None = None, site_records: str | Path | None = None,
+                          **toy) -> ResidueInputs:
+    """``structures``: "toy" (``toy`` options go to :func:`toy_inputs`), a PDB/mmCIF file, a
+    directory of them, or a list of files.
+
+    In a directory or list, files without a usable protein chain are skipped with a warning
+    (listed in ``skipped``); an error is raised only when none is usable. Sites of files come
+    from the SITE records (protein residues only) of the ``site_records`` TSV when one is
+    given; without it the structures have no known sites."""
+    if isinstance(structures, str) and structures == "toy":
+        if site_records is not None:
+            raise InputError("site_records is for structure files; the toy universe has its own planted sites "
+                             "(use site_records=None with structures='toy')")
+        return toy_inputs(**toy)
+    records = load_site_records(site_records) if site_records is not None else None
+    if isinstance(structures, (str, Path)) and Path(structures).is_file():
+        loaded, skipped = [read_structure(structures, chain=chain)], {}
+    else:
+        if isinstance(structures, (str, Path)) and not Path(structures).is_dir():
+            raise InputError(f"structures={str(structures)!r} is neither 'toy', a file nor a directory")
+        loaded, skipped = [], {}
+        for p in structure_paths(structures):  # one unusable file (e.g. nucleic acid) must not stop the rest
+            try:
+                loaded.append(read_structure(p, chain=chain))
+            except ProtlabError as exc:
+                skipped[str(p)] = str(exc)
+        for p, why in skipped.items():
+            log.warning("skipped %s: %s", p, why)
+    if not loaded:
+        raise InputError(f"no usable protein structure in {structures!r}: "
+                         + "; ".join(f"{p}: {why}" for p, why in skipped.items()))
+    sites = {}
+    if records is not None:
+        for s in loaded:
+            idx = site_indices(s, records)
+            if idx:
+                sites[s.id] = idx
+    source = str(structures) if isinstance(structures, (str, Path)) else f"{len(structures)} files"
+    return ResidueInputs(structures=loaded, sites=sites, source=source, skipped=skipped)
+
+
+def train_on_toy(*, epochs: int = 60, val_fraction: float = 0.2, seed: int = 0, **options) -> TrainResult:
+    """Train on family classification of the toy universe (the default model).
+
+    Options named in ``TOY_OPTIONS`` shape the universe (:func:`toy_inputs`, whose defaults
+    apply), the rest go to :func:`~protlab.residues.training.train_residue_model`. By default
+    the 8 families form one superfamily (one fold) and differ only in the combination of
+    their planted site residues, so the classifier has to read the site; ``val_fraction`` of
+    the proteins are held out (``model.meta["held_out"]``)."""
+    toy = {k: options.pop(k) for k in TOY_OPTIONS if k in options}
+    inputs = toy_inputs(seed=seed, **toy)
+    labels = [inputs.labels[s.id] for s in inputs.structures]
+    return train_residue_model(inputs.structures, labels, epochs=epochs, seed=seed, val_fraction=val_fraction,
+                               **options)
+
+
+def pfam_domain_inputs(directory: str | Path) -> tuple[list[Structure], list[str]]:
+    """The Pfam-domain structures (``PFxxxxx_PDBID_CHAIN.pdb``) with their family labels."""
+    directory = Path(directory)
+    files = sorted(directory.glob("PF*_*.pdb"))
+    if not files:
+        raise InputError(f"no PFxxxxx_PDBID_CHAIN.pdb files in {directory}")
+    structures, labels = [], []
+    for f in files:
+        family, _pdb, chain = f.stem.split("_")[:3]
+        structures.append(read_structure(f, chain=chain))
+        labels.append(family)
+    return structures, labels
+
+
+def get_model(checkpoint: str | Path | None, run_dir: str | Path, **train_options) -> tuple[ResidueClusterNet, list]:
+    """Load ``checkpoint``, or train on the toy universe (:func:`train_on_toy`) and save the
+    model as the run directory's ``residue_network`` checkpoint; returns (model, history)."""
+    if checkpoint:
+        return load_network(checkpoint), []
+    result = train_on_toy(**train_options)
+    result.model.meta.update(trained_on="toy", history=result.history)
+    save_network(result.model, RunDir(run_dir).writable("residue_network"), **result.model.meta)
+    return result.model, result.history
+
+
+def held_out(inputs: ResidueInputs, model: ResidueClusterNet) -> ResidueInputs:
+    """Toy inputs restricted to the proteins ``model`` held out in training (its checkpoint's
+    ``held_out`` ids), so site metrics are measured on proteins it never fitted. Inputs that
+    are not the toy universe, or a model without that record, come back unchanged."""
+    keep = set(getattr(model, "meta", {}).get("held_out") or [])
+    if inputs.source != "toy" or not keep & {s.id for s in inputs.structures}:
+        return inputs
+    structures = [s for s in inputs.structures if s.id in keep]
+    log.info("explaining the %d toy proteins held out in training", len(structures))
+    pick = lambda d: {k: v for k, v in d.items() if k in keep}  # noqa: E731
+    return ResidueInputs(structures=structures, sites=pick(inputs.sites), baseline=pick(inputs.baseline),
+                         labels=pick(inputs.labels), source=inputs.source, skipped=inputs.skipped)

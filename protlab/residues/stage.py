@@ -1,0 +1,170 @@
+"""Stage 06: critical residues of protein structures by neural clustering of residues.
+
+``run(run_dir, **params)`` loads a residue-clustering network (``checkpoint``) or trains one
+on the toy universe (saved as ``checkpoints/residue_cluster.pt``), explains the structures
+(the toy's held-out proteins, or PDB/mmCIF files), and writes the residue table
+``residues/critical_residues.parquet``, one standalone 3D view per protein (up to
+``max_views``), the importance figure, ``residue_metrics.json`` when sites are known (the
+toy's planted sites, or a ``site_records`` TSV for files) and ``residues.json``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from protlab.core.atomic import atomic_write_json, atomic_write_parquet
+from protlab.core.errors import InputError
+from protlab.core.rundir import RunDir
+from protlab.core.runtime import seed_everything, torch_threads
+from protlab.core.stage import Param, Stage, StageRecord, StageResult
+from protlab.curate.toy import MAX_SUPERFAMILY
+from protlab.plot.export import save_figure
+from protlab.plot.view3d import export_view, importance_figure, view_stem
+from protlab.residues.explain import Explanation, explain_structures, residue_tables
+from protlab.residues.inputs import ResidueInputs, get_model, held_out, read_structure_inputs
+from protlab.residues.network import SCORES
+from protlab.residues.sites import site_summary
+
+
+def _existing_file(value):
+    if not Path(value).is_file():
+        raise ValueError(f"no such file: {value}")
+
+
+def _structures(value):
+    if isinstance(value, str):
+        if value != "toy" and not Path(value).exists():
+            raise ValueError(f"{value} is neither 'toy' nor an existing file or directory")
+        return value
+    if not value or not all(isinstance(v, (str, Path)) for v in value):
+        raise ValueError("a list of structures must hold file paths, at least one")
+    return [str(v) for v in value]
+
+
+def _length_range(value):
+    if len(value) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer()
+                                  for v in value):
+        raise ValueError("give [shortest, longest] template lengths, two integers")
+    lo, hi = (int(v) for v in value)
+    if not 40 <= lo <= hi <= 2000:
+        raise ValueError("need 40 <= shortest <= longest <= 2000")
+    return [lo, hi]
+
+
+def _below_one(value):
+    if value >= 1:
+        raise ValueError("must be < 1")
+
+
+STAGE = Stage("residues", "06_critical_residues",
+              "Critical residues in 3D: neural clustering of residues (Quan et al., CVPR 2024).", (
+    Param("structures", "toy", "'toy', a PDB/mmCIF file, a directory of them, or a list of files", "str|list",
+          check=_structures),
+    Param("chain", None, "chain id for a single file (None: the first protein chain)", "str", none=True),
+    Param("checkpoint", None, "a saved residue-clustering model; None: train on the toy universe", "str",
+          none=True, check=_existing_file),
+    Param("epochs", 60, "training epochs (when checkpoint is None)", "int", low=1),
+    Param("n_families", 8, "toy families (classes)", "int", low=2),
+    Param("members_per_family", 50, "toy proteins per family", "int", low=1),
+    Param("families_per_superfamily", 8, "toy families sharing one fold; they differ only in the combination "
+          "of their site residues", "int", low=1, high=MAX_SUPERFAMILY),
+    Param("val_fraction", 0.2, "toy proteins held out in training, in [0, 1); site metrics are measured on them",
+          "float", low=0, check=_below_one),
+    Param("length_range", [80, 140], "toy template lengths [shortest, longest]", "list", check=_length_range),
+    Param("hidden", 64, "network width", "int", low=1),
+    Param("batch_size", 16, "training batch size (proteins)", "int", low=1),
+    Param("residue_dropout", 0.0, "fraction of residue types hidden in each training batch, in [0, 1)", "float",
+          low=0, check=_below_one),
+    Param("seed", 0, "random seed", "int", low=0),
+    Param("cpu_threads", 1, "torch CPU threads (None: torch's default); small graphs gain little from more",
+          "int", low=1, none=True),
+    Param("score", "occlusion", "residue importance", "str", choices=SCORES),
+    Param("top_k", 10, "residues labelled / listed per protein", "int", low=1),
+    Param("max_views", 4, "proteins exported as standalone HTML views", "int", low=1),
+    Param("site_records", None, "TSV of SITE records (file, resname, chain, resnum, icode) giving the known "
+          "sites of structure files; None: no site table", "str", none=True, check=_existing_file),
+))
+TRAINING = ("epochs", "n_families", "members_per_family", "families_per_superfamily", "val_fraction",
+            "length_range", "hidden", "batch_size", "residue_dropout", "seed")
+TOY = ("n_families", "members_per_family", "length_range", "families_per_superfamily", "seed")
+
+
+def write_outputs(run_dir: str | Path, explanations: Sequence[Explanation], inputs: ResidueInputs, *,
+                  top_k: int = 10, max_views: int = 4) -> dict:
+    """The residue table, one HTML view per protein (the first ``max_views``) and, with known
+    sites, ``residue_metrics.json``. Returns ``{"table", "views", "metrics"?, "metrics_summary"}``
+    (the summary is None without sites; a metrics file left by an earlier run is removed then)."""
+    run = RunDir(run_dir)
+    explanations = list(explanations)
+    out: dict = {"table": atomic_write_parquet(run.writable("critical_residues"), residue_tables(explanations))}
+    out["views"] = [export_view(ex, _html(run.figure(view_stem(ex.id))), top_k=top_k)
+                    for ex in explanations[:max_views]]
+    summary = site_summary(explanations, inputs.sites, baseline=inputs.baseline, top_k=top_k, source=inputs.source)
+    if summary is None:
+        run.path("residue_metrics").unlink(missing_ok=True)  # a stale file would describe other structures
+        out["metrics_summary"] = None
+    else:
+        out["metrics"] = atomic_write_json(run.writable("residue_metrics"), summary)
+        out["metrics_summary"] = {k: v for k, v in summary.items() if k != "per_protein"}
+    return out
+
+
+def _html(stem: Path) -> Path:
+    return stem.with_name(stem.name + ".html")
+
+
+def _read_inputs(record: StageRecord, params: dict) -> None:
+    if params["checkpoint"] is not None:
+        record.read(params["checkpoint"])
+    structures = params["structures"]
+    if structures != "toy":
+        for path in [structures] if isinstance(structures, str) else structures:
+            record.read(path)
+    if params["site_records"] is not None:
+        record.read(params["site_records"])
+
+
+def run(run_dir: str | Path, **params) -> StageResult:
+    params = STAGE.validate(params)
+    if params["structures"] == "toy" and params["site_records"] is not None:
+        raise InputError(f"site_records={params['site_records']!r} is for structure files; the toy universe has "
+                         "its own planted sites: use site_records=None with structures='toy'")
+    record = StageRecord(STAGE, run_dir, params)
+    run_ = RunDir(run_dir)
+    _read_inputs(record, params)
+    seed_everything(params["seed"])
+    with torch_threads(params["cpu_threads"]):
+        with record.timed("model"):
+            model, history = get_model(params["checkpoint"], run_dir, **{k: params[k] for k in TRAINING})
+        if params["checkpoint"] is None:
+            record.wrote(run_.path("residue_network"))
+        with record.timed("inputs"):
+            inputs = read_structure_inputs(params["structures"], chain=params["chain"],
+                                           site_records=params["site_records"], **{k: params[k] for k in TOY})
+            inputs = held_out(inputs, model)  # toy: only the proteins the model did not train on
+        with record.timed("explain"):
+            explanations = explain_structures(model, inputs.structures, score=params["score"])
+    with record.timed("write"):
+        outputs = write_outputs(run_dir, explanations, inputs, top_k=params["top_k"], max_views=params["max_views"])
+    for path in [outputs["table"], *outputs["views"], outputs.get("metrics")]:
+        if path is not None:
+            record.wrote(path)
+    with record.timed("figures"):
+        figure = importance_figure(explanations[:params["max_views"]], sites=inputs.sites)
+        for path in save_figure(figure, run_.figure("residue_importance")).values():
+            record.wrote(path)
+    metrics = outputs["metrics_summary"]
+    record.results.update({"n_structures": len(explanations), "n_with_sites": len(inputs.sites),
+                           "source": inputs.source, "skipped": sorted(inputs.skipped)})
+    if history:
+        record.results["training"] = history[-1]
+    if metrics is not None:
+        record.results.update({k: metrics[k] for k in ("precision_at_k", "random_precision_at_k",
+                                                       "random_scores_precision_at_k", "baseline_precision_at_k",
+                                                       "n_proteins", "at_top_k") if k in metrics})
+    record.save()
+    return StageResult(record, {"importance": figure}, explanations=explanations, inputs=inputs, model=model,
+                       history=history, metrics=metrics, outputs=outputs)
+
+
+run.__doc__ = STAGE.docstring()
