@@ -342,3 +342,23 @@ def test_stratified_split_gives_every_label_its_share():
     assert sorted(set(a[:20])) == [a[0]] and sorted(set(a[20:])) == [a[20]]  # clusters stay whole
     assert (a == "train").sum() == 20                                       # "a" gets its 50 % of train
     assert [(b == s).sum() for s in ("train", "valid", "test")] == [20, 10, 10]
+
+
+def test_kmer_split_does_not_chain_long_unrelated_proteins():
+    rng = np.random.default_rng(0)
+    unrelated = ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), size=1000)) for _ in range(19)]
+    clusters = cluster_kmer(unrelated, identity=0.5)
+    assert len(set(clusters)) == 19  # chance 3-mer sharing (~10 %) used to link them all at identity 0.5
+    mutant = list(unrelated[0])
+    for i in rng.choice(1000, size=300, replace=False):  # 70 % identical: still one cluster with its parent
+        mutant[i] = "W" if mutant[i] != "W" else "A"
+    clusters = cluster_kmer(unrelated + ["".join(mutant)], identity=0.5)
+    assert clusters[0] == clusters[-1] and len(set(clusters)) == 19
+
+
+def test_empty_split_is_reported_not_silent():
+    frame = pd.DataFrame({"id": [f"p{i}" for i in range(12)], "sequence": ["MKTAYIAKQRQISFVKSHFSRQ"] * 12,
+                          "label": "a"})
+    with pytest.warns(UserWarning, match=r"split 'valid', 'test' is EMPTY.*1 identity clusters"):
+        out = split_by_identity(frame, method="kmer", identity=0.9)
+    assert out.attrs["split"]["empty"] == ["valid", "test"] and set(out["split"]) == {"train"}

@@ -7,6 +7,7 @@ import re
 import pytest
 
 import protlab
+from protlab.core.fingerprint import fingerprint
 from protlab.core.errors import InputError
 
 BAD_VALUES = [  # (stage, parameter, value): each must raise InputError naming the parameter
@@ -81,7 +82,7 @@ def test_stages_chain_and_record_inputs_outputs_and_timings(tmp_path):
     proteins_hash = records["embed"]["inputs"]["proteins.parquet"]["sha256"]
     assert records["cluster"]["inputs"]["proteins.parquet"]["sha256"] == proteins_hash
     assert records["cluster"]["inputs"]["embeddings.npy"]["sha256"] == \
-        protlab.core.stage.fingerprint(run_dir / "embeddings.npy")
+        fingerprint(run_dir / "embeddings.npy")
     assert "clusters.parquet" in records["cluster"]["outputs"] and "clusters/kmeans.parquet" in records["cluster"]["outputs"]
     assert records["cluster"]["results"]["n_clusters"] == 4 and clustered.labels.max() == 3
     assert "clusters/pca_kmeans.parquet" in records["evaluate"]["outputs"]

@@ -18,6 +18,7 @@ from protlab.cluster.methods import GRAPH_FEATURES, METHODS, Clustering, cluster
 from protlab.cluster.neighbors import NEIGHBOR_SOURCES
 from protlab.core.atomic import atomic_write_json, atomic_write_parquet
 from protlab.core.errors import InputError
+from protlab.core.fingerprint import proteins_fingerprint
 from protlab.core.rundir import RunDir
 from protlab.core.runtime import seed_everything
 from protlab.core.stage import Param, Stage, StageRecord, StageResult
@@ -62,17 +63,24 @@ def clusters_frame(ids, result: Clustering) -> pd.DataFrame:
 
 
 def aligned_inputs(run: RunDir) -> tuple[pd.DataFrame, list[str], np.ndarray, dict]:
-    """``(proteins in embedding order, ids, embeddings, embedding meta)`` of a run directory."""
-    proteins = run.load_proteins()
+    """``(proteins in embedding order, ids, embeddings, embedding meta)`` of a run directory,
+    refused when the embeddings were not made from the proteins table as it is now."""
+    proteins = run.load_proteins_checked()
     ids, emb, meta = run.load_embeddings()
     if len(proteins) == 0 or len(ids) == 0:
         raise InputError(f"{run.root}: no proteins to cluster (proteins.parquet / embeddings.npy are empty); "
                          "check 01_curate's filters")
+    rerun = f"rerun 02_embed (python -m protlab.embed --run-dir {run.root})"
+    current = proteins_fingerprint(proteins["id"].astype(str), proteins["sequence"])
+    made_from = meta.get("proteins_sha256")
     by_id = proteins.assign(id=proteins["id"].astype(str)).set_index("id")
     missing = [i for i in ids if i not in by_id.index]
-    if missing:
-        raise InputError(f"{len(missing)} embedded ids are not in proteins.parquet (e.g. {missing[:3]}): "
-                         "rerun 02_embed after 01_curate")
+    if missing or len(ids) != len(proteins) or (made_from is not None and made_from != current):
+        what = (f"{len(missing)} embedded ids are not in it (e.g. {missing[:3]})" if missing else
+                f"it has {len(proteins)} proteins, the embeddings {len(ids)}" if len(ids) != len(proteins) else
+                "its ids or sequences changed since they were embedded")
+        raise InputError(f"{run.path('embeddings')} was not made from {run.path('proteins')} as it is now ({what}); "
+                         f"{rerun}")
     return by_id.loc[list(ids)].reset_index(), list(ids), emb, meta
 
 

@@ -2,39 +2,84 @@
 
 A crash, a full disk or a killed kernel never leaves a half-written artifact: data goes to
 a temporary file in the same directory, is flushed and fsynced, then renamed over the
-target (``os.replace`` is atomic on POSIX and Windows).
+target (``os.replace`` is atomic on POSIX and Windows). A multi-file artifact
+(:func:`atomic_paths`) is renamed into place only once every file is complete. Files get
+the permissions the umask gives (shared servers), not ``mkstemp``'s 0600.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from protlab.core.errors import ProtlabError
+
+
+class WriteError(ProtlabError, OSError):
+    """An artifact could not be written (full disk, no permission, ...); the previous
+    version of every file in the write is intact."""
+
+
+def _file_mode() -> int:
+    """The permissions a new file gets under the process umask (mkstemp would give 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def atomic_paths(*targets: str | Path) -> Iterator[list[Path]]:
+    """Yield one temporary path beside each target; when the block and every flush succeed,
+    all of them replace their targets (a multi-file artifact is committed as a whole).
+
+    On any failure the temporary files are removed and every target is left as it was; an
+    ``OSError`` (e.g. a full disk) becomes a :class:`WriteError` naming the file and cause.
+    """
+    targets = [Path(t) for t in targets]
+    tmps: list[Path] = []
+    current = targets[0] if targets else None
+    try:
+        mode = _file_mode()
+        for target in targets:
+            current = target
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            os.close(fd)
+            tmps.append(Path(tmp))
+            os.chmod(tmp, mode)
+        yield list(tmps)
+        for target, tmp in zip(targets, tmps):
+            current = target
+            with open(tmp, "rb+") as fh:
+                fh.flush()
+                os.fsync(fh.fileno())
+        for target, tmp in zip(targets, tmps):  # renames need no space: all land or a crash shows
+            current = target
+            os.replace(tmp, target)
+    except BaseException as exc:
+        for tmp in tmps:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, ProtlabError):
+            others = [str(t) for t in targets if t != current]
+            error = WriteError(f"could not write {current}: {exc.strerror or exc}"
+                               + (" (disk full?)" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "")
+                               + "; the previous version is intact"
+                               + (f" (as are {', '.join(others)})" if others else ""))
+            error.errno = exc.errno
+            raise error from exc
+        raise
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; on success it replaces ``target``.
-
-    On any exception the temporary file is removed and ``target`` is left untouched.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise
+    """:func:`atomic_paths` for one file: yields its temporary path."""
+    with atomic_paths(target) as (tmp,):
+        yield tmp
 
 
 def atomic_write_text(target: str | Path, text: str) -> Path:
@@ -44,7 +89,7 @@ def atomic_write_text(target: str | Path, text: str) -> Path:
 
 
 def atomic_write_json(target: str | Path, obj: Any) -> Path:
-    return atomic_write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+    return atomic_write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=jsonable) + "\n")
 
 
 def atomic_save_npy(target: str | Path, array) -> Path:
@@ -62,7 +107,7 @@ def atomic_write_parquet(target: str | Path, frame) -> Path:
     return Path(target)
 
 
-def _jsonable(obj: Any):
+def jsonable(obj: Any):
     import numpy as np
 
     if isinstance(obj, np.generic):

@@ -22,8 +22,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from protlab.core.atomic import atomic_path
-from protlab.core.errors import InputError, ProtlabError
+from protlab.core.atomic import WriteError, atomic_path
+from protlab.core.errors import InputError
 from protlab.core.version import __version__
 
 FORMAT = "protlab"
@@ -33,7 +33,7 @@ _LEGACY = {f"protlab-{kind}": kind for kind in KINDS}  # version 0: "format": "p
 _ENVELOPE_KEYS = ("format", "kind", "version", "protlab_version")
 
 
-class CheckpointError(ProtlabError, OSError):
+class CheckpointError(WriteError):
     """A checkpoint could not be written (e.g. full disk); the previous one is intact."""
 
 
@@ -60,9 +60,13 @@ def save_checkpoint(path: str | Path, kind: str, payload: dict[str, Any]) -> Pat
     try:
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
+        # torch reports a full disk as RuntimeError("[enforce fail at inline_container.cc] ... file write failed")
+        if isinstance(exc, RuntimeError) and "write" not in str(exc):
+            raise
+        cause = getattr(exc.__cause__, "strerror", None) or getattr(exc, "strerror", None) or "file write failed"
         previous = f"the previous file {path} is intact" if path.exists() else "no earlier file exists"
-        raise CheckpointError(f"could not write checkpoint {path}: {exc.strerror or exc} (disk full?); "
+        raise CheckpointError(f"could not write checkpoint {path}: {cause} (disk full?); "
                               f"{previous}. Free space and run again.") from exc
     return path
 

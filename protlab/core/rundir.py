@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from protlab.core.atomic import atomic_save_npy, atomic_write_json, atomic_write_parquet
+from protlab.core.atomic import atomic_paths, atomic_write_parquet, jsonable
+from protlab.core.fingerprint import fingerprint
 from protlab.core.errors import InputError
 
 # key: (path inside run_dir, the stage that writes it)
@@ -111,26 +112,55 @@ class RunDir:
     def load_proteins(self) -> pd.DataFrame:
         return pd.read_parquet(self.require("proteins"))
 
-    def save_embeddings(self, ids, embeddings, **meta) -> Path:
-        """Write ``embeddings.npy`` (float32, one row per id) and ``embeddings.json`` (ids + meta)."""
+    def save_embeddings(self, ids, embeddings, *, proteins_sha256: str | None = None, **meta) -> Path:
+        """Write ``embeddings.npy`` (float32, one row per id) and ``embeddings.json`` (ids, meta,
+        the array's SHA-256 and ``proteins_sha256``, the fingerprint of the proteins embedded)
+        as one artifact: both land or neither does."""
         embeddings = np.asarray(embeddings, dtype=np.float32)
         ids = [str(i) for i in ids]
         if embeddings.ndim != 2 or embeddings.shape[0] != len(ids):
             raise InputError(f"embeddings of shape {embeddings.shape} do not match {len(ids)} ids")
-        atomic_write_json(self.writable("embeddings_meta"), {"ids": ids, "dim": int(embeddings.shape[1]), **meta})
-        return atomic_save_npy(self.writable("embeddings"), embeddings)
+        with atomic_paths(self.writable("embeddings"), self.writable("embeddings_meta")) as (array, header):
+            with open(array, "wb") as fh:
+                np.save(fh, embeddings)
+            record = {"ids": ids, "dim": int(embeddings.shape[1]), "array_sha256": fingerprint(array),
+                      "proteins_sha256": proteins_sha256, **meta}
+            header.write_text(json.dumps(record, indent=2, sort_keys=True, default=jsonable) + "\n")
+        return self.path("embeddings")
 
     def load_embeddings(self) -> tuple[list[str], np.ndarray, dict]:
-        """``(ids, embeddings, meta)`` as written by :meth:`save_embeddings`."""
+        """``(ids, embeddings, meta)`` as written by :meth:`save_embeddings`, checked to belong together."""
         path = self.require("embeddings")
         meta_path = self.require("embeddings_meta")
-        meta = json.loads(meta_path.read_text())
-        embeddings = np.load(path)
-        ids = meta.pop("ids")
-        if len(ids) != embeddings.shape[0]:
-            raise InputError(f"{path} has {embeddings.shape[0]} rows but {meta_path.name} lists {len(ids)} ids; "
-                             "rerun 02_embed")
+        rerun = f"rerun 02_embed (python -m protlab.embed --run-dir {self.root})"
+        try:
+            meta = json.loads(meta_path.read_text())
+            ids = meta.pop("ids")
+        except (ValueError, KeyError, UnicodeDecodeError) as exc:
+            raise InputError(f"{meta_path} is unreadable or cut short ({type(exc).__name__}: {exc}); {rerun}") from exc
+        try:
+            embeddings = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise InputError(f"{path} is unreadable or cut short ({exc}); {rerun}") from exc
+        expected = meta.get("array_sha256")
+        if expected is not None and fingerprint(path) != expected:
+            raise InputError(f"{path} and {meta_path.name} are from different runs of 02_embed (a write was "
+                             f"interrupted or a file was replaced); {rerun}")
+        if embeddings.ndim != 2 or len(ids) != embeddings.shape[0] or meta.get("dim", embeddings.shape[1]) != \
+                embeddings.shape[1]:
+            raise InputError(f"{path} holds an array of shape {embeddings.shape} but {meta_path.name} lists "
+                             f"{len(ids)} ids of dim {meta.get('dim')}; {rerun}")
         return ids, embeddings, meta
+
+    def load_proteins_checked(self) -> pd.DataFrame:
+        """``proteins.parquet``, refused when it repeats an id (every later artifact keys on ids)."""
+        proteins = self.load_proteins()
+        ids = proteins["id"].astype(str)
+        duplicated = ids[ids.duplicated()].unique().tolist()
+        if duplicated:
+            raise InputError(f"{self.path('proteins')} repeats ids {duplicated[:5]} ({len(duplicated)} in all): "
+                             f"ids must be unique; rerun 01_curate (python -m protlab.curate --run-dir {self.root})")
+        return proteins
 
     def load_json(self, key: str) -> dict:
         return json.loads(self.require(key).read_text())

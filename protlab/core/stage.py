@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
-import hashlib
 import json
 import math
 import sys
@@ -26,6 +25,7 @@ from typing import Any, Callable, Iterator
 
 from protlab.core.atomic import atomic_write_json
 from protlab.core.errors import InputError, ProtlabError
+from protlab.core.fingerprint import fingerprint
 from protlab.core.version import __version__
 
 _KINDS = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict}
@@ -188,20 +188,6 @@ class Stage:
 
 
 # ---------------------------------------------------------------------- the record
-def fingerprint(path: str | Path) -> str:
-    """SHA-256 of a file's bytes, or of a directory's files (relative names and contents)."""
-    path = Path(path)
-    h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for f in files:
-        if f is not path:
-            h.update(str(f.relative_to(path)).encode() + b"\0")
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
 class StageRecord:
     """Collects what a stage read, wrote and how long it took; written as ``<stage>.json``."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from protlab.core.fingerprint import proteins_fingerprint
 from protlab.core.rundir import RunDir
 from protlab.core.runtime import check_device, dist_env, seed_everything
 from protlab.core.stage import Param, Stage, StageRecord, StageResult
@@ -39,7 +40,7 @@ def run(run_dir: str | Path, **params) -> StageResult | None:
     record = StageRecord(STAGE, run_dir, params)
     run_ = RunDir(run_dir)
     seed_everything(p["seed"])
-    proteins = run_.load_proteins()
+    proteins = run_.load_proteins_checked()
     record.read(run_.path("proteins"))
     labels = proteins["label"] if "label" in proteins.columns else None
     print(f"{len(proteins)} proteins, {labels.nunique() if labels is not None else 0} labels, lengths "
@@ -53,7 +54,9 @@ def run(run_dir: str | Path, **params) -> StageResult | None:
             seed=p["seed"])
     if embeddings is None:  # a non-zero torchrun rank: its shard is in the cache, rank 0 writes
         return None
-    record.wrote(run_.save_embeddings(ids, embeddings, **meta))
+    record.wrote(run_.save_embeddings(ids, embeddings, **meta,
+                                      proteins_sha256=proteins_fingerprint(proteins["id"].astype(str),
+                                                                           proteins["sequence"])))
     record.wrote(run_.path("embeddings_meta"))
     agreement = neighbour_label_agreement(embeddings, labels, k=10) if labels is not None else None
     with record.timed("umap"):
