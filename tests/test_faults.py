@@ -1,0 +1,132 @@
+"""Faults users meet: stale or mismatched artifacts, interrupted writes, full disks, umasks."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import protlab
+from protlab.core.atomic import WriteError, atomic_paths, atomic_write_json
+from protlab.core.errors import InputError
+from protlab.core.rundir import RunDir
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    """A curated and embedded toy run (4 families x 12)."""
+    run_dir = tmp_path_factory.mktemp("run")
+    protlab.curate.run(run_dir, n_families=4, members_per_family=12, split_method="kmer", split_identity=0.9)
+    protlab.embed.run(run_dir, kmer_dim=16, umap_max_points=10)
+    return run_dir
+
+
+def copy_run(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_clustering_refuses_embeddings_of_a_subset(embedded, tmp_path):
+    run = RunDir(copy_run(embedded, tmp_path / "run"))
+    ids, emb, meta = run.load_embeddings()
+    run.save_embeddings(ids[:20], emb[:20], **{k: v for k, v in meta.items() if k not in ("dim", "array_sha256")})
+    with pytest.raises(InputError, match=r"embeddings.npy was not made from .*proteins.parquet.*48 proteins, the "
+                                         r"embeddings 20.*python -m protlab.embed"):
+        protlab.cluster.run(run.root, method="kmeans")
+
+
+def test_clustering_refuses_sequences_changed_after_embedding(embedded, tmp_path):
+    run = RunDir(copy_run(embedded, tmp_path / "run"))
+    proteins = run.load_proteins()
+    proteins.loc[3, "sequence"] = proteins.loc[3, "sequence"][:-5]
+    run.save_proteins(proteins)
+    with pytest.raises(InputError, match="ids or sequences changed since they were embedded"):
+        protlab.cluster.run(run.root, method="kmeans")
+
+
+def test_duplicate_ids_are_refused(embedded, tmp_path):
+    run = RunDir(copy_run(embedded, tmp_path / "run"))
+    proteins = run.load_proteins()
+    proteins.loc[1, "id"] = proteins.loc[0, "id"]
+    run.save_proteins(proteins)
+    with pytest.raises(InputError, match="repeats ids"):
+        protlab.embed.run(run.root)
+    with pytest.raises(InputError, match="repeats ids"):
+        protlab.cluster.run(run.root, method="kmeans")
+
+
+def test_new_header_beside_old_array_is_detected(embedded, tmp_path):
+    run = RunDir(copy_run(embedded, tmp_path / "run"))
+    header = json.loads(run.path("embeddings_meta").read_text())
+    np.save(run.path("embeddings"), np.zeros((48, 32), np.float32))  # another run's array, same ids
+    with pytest.raises(InputError, match="from different runs of 02_embed"):
+        run.load_embeddings()
+    header.pop("array_sha256")  # artifacts written before fingerprints: the shape is still checked
+    atomic_write_json(run.path("embeddings_meta"), header)
+    with pytest.raises(InputError, match=r"shape \(48, 32\).*dim 16"):
+        run.load_embeddings()
+
+
+def test_truncated_embeddings_name_the_file(embedded, tmp_path):
+    run = RunDir(copy_run(embedded, tmp_path / "run"))
+    data = run.path("embeddings").read_bytes()
+    run.path("embeddings").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"embeddings.npy .*(unreadable or cut short|different runs)"):
+        run.load_embeddings()
+    run.path("embeddings_meta").write_text('{"ids": ["a", ')
+    with pytest.raises(InputError, match=r"embeddings.json is unreadable or cut short"):
+        run.load_embeddings()
+
+
+def test_full_disk_during_a_multi_file_write_keeps_the_previous_version(tmp_path, monkeypatch):
+    run = RunDir(tmp_path)
+    run.save_embeddings(["a", "b"], np.ones((2, 3)), encoder="kmer")
+    before = (run.path("embeddings").read_bytes(), run.path("embeddings_meta").read_text())
+    real_fsync = os.fsync
+    calls = []
+
+    def full_on_second(fd):  # the array is written, the header's flush finds the disk full
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_on_second)
+    with pytest.raises(WriteError, match=r"could not write .*embeddings.json: No space left on device \(disk full\?\); "
+                                         r"the previous version is intact \(as are .*embeddings.npy\)"):
+        run.save_embeddings(["a", "b", "c"], np.zeros((3, 5)), encoder="kmer")
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert (run.path("embeddings").read_bytes(), run.path("embeddings_meta").read_text()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["embeddings.json", "embeddings.npy"]  # no *.tmp left
+    ids, emb, _ = run.load_embeddings()
+    assert ids == ["a", "b"] and emb.shape == (2, 3)
+
+
+def test_artifacts_get_the_umask_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_paths(tmp_path / "a.json", tmp_path / "b.json") as (a, b):
+            a.write_text("{}")
+            b.write_text("{}")
+        atomic_write_json(tmp_path / "c.json", {})
+    finally:
+        os.umask(old)
+    for name in ("a.json", "b.json", "c.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+
+
+def test_evaluate_checks_labels_before_computing_baselines(embedded, tmp_path):
+    run = RunDir(copy_run(embedded, tmp_path / "run"))
+    protlab.cluster.run(run.root, method="kmeans")
+    proteins = run.load_proteins().assign(label=None)
+    run.save_proteins(proteins)
+    with pytest.raises(InputError, match="no family labels"):
+        protlab.evaluate.run(run.root)
+    assert run.clustering_methods() == ["kmeans"]  # no baseline was computed before failing
+    assert isinstance(pd.read_parquet(run.path("clusters")), pd.DataFrame)
