@@ -18,24 +18,28 @@ import json
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from protlab import curate, pretrain  # noqa: E402
+from protlab.core.rundir import RunDir  # noqa: E402
+from protlab.pretrain.loop import evaluate_checkpoint, parse_overrides  # noqa: E402
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides (as protlab.pretrain.loop)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="parameters of protlab.pretrain.run (VALUE parsed as JSON when it can be)")
     p.add_argument("--work-dir", default=None, help="keep the runs here (default: a temporary directory)")
     return p.parse_args(argv)
 
 
 def curate_toy(run_dir: Path) -> None:
-    from protlab.notebooks import run_notebook
-
-    run_notebook("01_curate", {"run_dir": str(run_dir)}, output_dir=run_dir / "executed")
+    curate.run(run_dir)  # 01_curate's defaults
 
 
 def family_oracle(proteins, split: str, *, draws: int = 2000, seed: int = 0) -> dict:
@@ -44,8 +48,6 @@ def family_oracle(proteins, split: str, *, draws: int = 2000, seed: int = 0) -> 
 
     A text's family is the one whose training texts carry its SIMILARITY line (the toy borrows
     5 % of descriptions from another family, which such a model ranks with that family)."""
-    import numpy as np
-
     train = proteins[proteins["split"] == "train"]
     family_of_line = train.groupby("similarity")["label"].agg(lambda s: s.mode()[0]).to_dict()
     held = proteins[proteins["split"].isin(split.split("+"))]
@@ -64,18 +66,14 @@ def family_oracle(proteins, split: str, *, draws: int = 2000, seed: int = 0) -> 
 
 
 def main(argv=None) -> None:
-    from protlab.pretrain.config import make_config
-    from protlab.pretrain.loop import evaluate_run, parse_overrides, train
-
     args = parse_args(argv)
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="protlab-quality-pretrain-"))
     curated = work / "curated"
-    if not (curated / "proteins.parquet").is_file():
+    proteins_path = RunDir(curated).path("proteins")
+    if not proteins_path.is_file():
         curate_toy(curated)
     overrides = parse_overrides(args.set)
-    import pandas as pd
-
-    proteins = pd.read_parquet(curated / "proteins.parquet")
+    proteins = pd.read_parquet(proteins_path)
     for split in ("valid+test", "test"):
         o = family_oracle(proteins, split)
         print(f"[ceiling] {split} ({o['pairs']} pairs): a family-perfect model expects an MRR ratio of "
@@ -84,13 +82,10 @@ def main(argv=None) -> None:
     for seed in args.seeds:
         run_dir = work / f"seed{seed}"
         run_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(curated / "proteins.parquet", run_dir / "proteins.parquet")
-        config = make_config("toy-cpu", **{**overrides, "run_dir": str(run_dir), "seed": seed,
-                                          "resume": False, "progress": False})
-        start = time.perf_counter()
-        m = train(config)["metrics"]
-        seconds = time.perf_counter() - start
-        test = evaluate_run(run_dir, "test")  # the test split alone, for comparison
+        shutil.copy2(proteins_path, RunDir(run_dir).path("proteins"))
+        result = pretrain.run(run_dir, **{**overrides, "seed": seed, "resume": False, "progress": False})
+        m, seconds = result.metrics, result.record.timings["train"]
+        test = evaluate_checkpoint(run_dir, "test")  # the test split alone, for comparison
         rows.append({"seed": seed, "split": m["split"], "n_pairs": m["n_pairs"], "zero_shot_acc": m["zero_shot_acc"],
                      "mrr": m["mrr"], "untrained_mrr": m["untrained"]["mrr"], "mrr_ratio": m["mrr_ratio"],
                      "test_pairs": test["n_pairs"], "test_zero_shot_acc": test["zero_shot_acc"],

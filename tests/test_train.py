@@ -1,8 +1,11 @@
 """The training loop: config strictness, schedule, exact resume after SIGKILL, checkpoints,
-bad input, retrieval metrics, DDP on CPU (gloo) and the GPU paths (skipped on CPU)."""
+bad input, retrieval metrics, DDP on CPU (gloo) and the GPU paths (skipped on CPU); the
+stage: its parameters, validation before any work, its record and its command line."""
 from __future__ import annotations
 
+import ast
 import errno
+import hashlib
 import json
 import os
 import signal
@@ -16,12 +19,17 @@ import pandas as pd
 import pytest
 import torch
 
-from protlab.pretrain.config import PretrainConfig, load_config, make_config
-from protlab.core.errors import InputError
-from protlab.pretrain.data import Collator, PairBatches, load_pairs
-from protlab.pretrain.retrieval import class_prompts, embed_proteins, ranking_metrics, zero_shot_accuracy
+import protlab
+from protlab import pretrain
 from protlab.core.checkpoint import CheckpointError, save_checkpoint
+from protlab.core.errors import InputError
+from protlab.demo import QUICK_PARAMS
+from protlab.notebooks import notebook_parameters
+from protlab.pretrain import STAGE
 from protlab.pretrain import loop as T
+from protlab.pretrain.config import FIELDS, PretrainConfig, load_config, make_config
+from protlab.pretrain.data import Collator, PairBatches, load_pairs
+from protlab.pretrain.retrieval import class_prompts, encode_proteins, ranking_metrics, zero_shot_accuracy
 
 REPO = Path(__file__).resolve().parent.parent
 AA = "ACDEFGHIKLMNPQRSTVWY"
@@ -117,7 +125,7 @@ def test_several_splits_joined_by_plus():
     both = load_pairs(frame, split="valid+test")
     assert sorted(both["id"]) == sorted(frame.loc[frame["split"] != "train", "id"]) and len(both) == 9
     assert len(load_pairs(frame, split="test")) == 6
-    with pytest.raises(InputError, match="'dev\+holdout' is empty"):
+    with pytest.raises(InputError, match=r"'dev\+holdout' is empty"):
         load_pairs(frame, split="dev+holdout")
 
 
@@ -131,8 +139,8 @@ def test_long_sequences_cropped_in_training_windowed_in_eval():
     assert batch["tokens"].shape[1] == 42  # 40 residues + cls + eos
     model.eval()
     seq = pairs["sequence"].iloc[0]
-    whole = embed_proteins(model, [seq], col, crop_length=40, stride=20)
-    first = embed_proteins(model, [seq[:40]], col, crop_length=40)
+    whole = encode_proteins(model, [seq], col, crop_length=40, stride=20)
+    first = encode_proteins(model, [seq[:40]], col, crop_length=40)
     assert whole.shape == (1, 16) and np.isfinite(whole).all()
     assert np.linalg.norm(whole - first) > 1e-3  # every window counts, not just the first
 
@@ -253,14 +261,18 @@ def test_full_disk_keeps_previous_checkpoint(tmp_path, monkeypatch):
 
 def test_training_artifacts_and_wrong_architecture(tmp_path):
     cfg = tiny_run(tmp_path, max_steps=4, ckpt_every=2)
-    summary = T.run(cfg)
     run_dir = Path(cfg.run_dir)
+    result = pretrain.run(run_dir, **TINY, max_steps=4, ckpt_every=2)  # the stage: train, then figures
+    assert result.config == cfg  # parameters that are not None override the preset, as make_config does
+    summary = result.summary
     metrics = json.loads((run_dir / "pretrain_metrics.json").read_text())
+    assert result.metrics == metrics and list(result.table.columns) == ["trained", "untrained"]
+    assert result.table.loc["zero-shot family accuracy", "trained"] == metrics["zero_shot_acc"]
     for key in ("mrr", "recall_at_1", "recall_at_10", "zero_shot_acc"):
         assert 0 <= metrics[key] <= 1 and 0 <= metrics["untrained"][key] <= 1
     assert set(metrics["text_to_protein"]) == {"mrr", "recall_at_1", "recall_at_10"}
     assert metrics["n_pairs"] == 6 and metrics["n_classes"] == 3 and metrics["split"] == "valid+test"
-    again = T.evaluate_run(run_dir, metrics["split"])  # the finished run, re-scored from its checkpoint
+    again = T.evaluate_checkpoint(run_dir, metrics["split"])  # the finished run, re-scored from its checkpoint
     assert again["mrr"] == pytest.approx(metrics["mrr"])
     assert again["untrained"]["mrr"] == pytest.approx(metrics["untrained"]["mrr"])
     assert again["zero_shot_acc"] == metrics["zero_shot_acc"] and again["mrr_ratio"] == pytest.approx(metrics["mrr_ratio"])
@@ -268,7 +280,9 @@ def test_training_artifacts_and_wrong_architecture(tmp_path):
     assert [r["step"] for r in history] == [1, 2, 3, 4] and summary["final_loss"] == history[-1]["last_loss"]
     assert all(k in history[0] for k in ("gc", "mlm", "bsr", "pda", "lr", "temperature"))
     assert history[0]["temperature"] == pytest.approx(0.07, rel=0.05)
-    assert (run_dir / "figures" / "pretrain_losses.png").is_file()
+    assert result.history == history and set(result.figures) == {"losses", "retrieval"}
+    for name in ("pretrain_losses", "pretrain_retrieval"):
+        assert (run_dir / "figures" / f"{name}.png").is_file() and (run_dir / "figures" / f"{name}.html").is_file()
     # the exported protein tower loads as a plain fair-esm ESM-2, and by path through load_esm (02 / 04)
     import esm
 
@@ -287,17 +301,18 @@ def test_training_artifacts_and_wrong_architecture(tmp_path):
     other = make_config("toy-cpu", **{**cfg.to_dict(), "max_steps": 6,
                                       "protein_tiny_args": {"num_layers": 2, "embed_dim": 32, "attention_heads": 2}})
     with pytest.raises(InputError, match=r"another architecture.*num_layers"):
-        T.run(other)
+        T.run_training(other)
+    assert json.loads((run_dir / "pretrain_metrics.json").read_text()) == metrics  # a refused run leaves them
     ckpt = run_dir / "checkpoints" / "last.pt"
     reloaded, _, reloaded_cfg = T.load_trained(ckpt)
     assert reloaded_cfg.max_steps == 4 and torch.equal(reloaded.logit_scale, torch.load(ckpt, weights_only=False)["model"]["logit_scale"])
     torch.save({"something": 1}, ckpt)
     with pytest.raises(InputError, match="expected a protlab 'pretrain' checkpoint"):
-        T.run(cfg)
+        pretrain.run(run_dir, **TINY, max_steps=4, ckpt_every=2)
 
 
 def _train_cmd(cfg_path):
-    return [sys.executable, "-m", "protlab.pretrain.loop", "--config", str(cfg_path)]
+    return [sys.executable, "-m", "protlab.pretrain.train_config", "--config", str(cfg_path)]
 
 
 @pytest.mark.slow
@@ -348,8 +363,8 @@ def test_torchrun_ddp_on_cpu_only_rank0_writes(tmp_path, capfd, monkeypatch):
     """nproc=2 makes run() launch torchrun (gloo on CPU); rank 0 alone logs and checkpoints."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     cfg = tiny_run(tmp_path, "ddp", max_steps=3, ckpt_every=3, nproc=2)  # every loss on: no unused parameters
-    out = T.run(cfg)
-    assert out["metrics"]["steps"] == 3
+    out = T.run_training(cfg)
+    assert out["metrics"]["steps"] == 3 and out["step"] == 3
     captured = capfd.readouterr()
     assert "torch.distributed.run" in captured.out and "--nproc_per_node=2" in captured.out
     log = T.read_log(cfg.run_dir)
@@ -366,12 +381,12 @@ def test_ddp_resume_after_sigkill_matches_uninterrupted_run(tmp_path, monkeypatc
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     over = {"max_steps": 24, "ckpt_every": 4, "nproc": 2}
     straight, killed = tiny_run(tmp_path, "straight", **over), tiny_run(tmp_path, "killed", **over)
-    T.run(straight)
+    T.run_training(straight)
     killed_dir = Path(killed.run_dir)
     cfg_path = killed_dir / "cfg.json"
     cfg_path.write_text(json.dumps({**killed.to_dict(), "nproc": 1}))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "protlab.pretrain.loop", "--config", str(cfg_path)]
+           "-m", "protlab.pretrain.train_config", "--config", str(cfg_path)]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline:
@@ -391,7 +406,7 @@ def test_ddp_resume_after_sigkill_matches_uninterrupted_run(tmp_path, monkeypatc
     assert T.read_log(killed_dir)[-1]["step"] < 24, "the run finished before it could be killed"
     ckpt = torch.load(killed_dir / "checkpoints" / "last.pt", weights_only=True)
     assert len(ckpt["rng_per_rank"]) == 2
-    T.run(killed)
+    T.run_training(killed)
     assert f"resumed from {killed_dir / 'checkpoints' / 'last.pt'} at step {ckpt['step']}" in capfd.readouterr().out
     a, b = T.read_log(straight.run_dir), T.read_log(killed_dir)
     assert [r["step"] for r in b] == list(range(1, 25))
@@ -409,7 +424,7 @@ def test_ddp_resume_after_sigkill_matches_uninterrupted_run(tmp_path, monkeypatc
 @pytest.mark.parametrize("compile_model", [False, True])
 def test_gpu_bf16_training_step(tmp_path, compile_model):
     cfg = tiny_run(tmp_path, max_steps=3, ckpt_every=3, device="cuda", precision="auto", compile=compile_model)
-    summary = T.run(cfg)
+    summary = T.run_training(cfg)
     assert np.isfinite(summary["final_loss"])
     assert T._autocast_factory("cuda", cfg) is not None
 
@@ -418,7 +433,7 @@ def test_cpu_bf16_autocast_training(tmp_path):
     """precision='bf16' runs the GPU's autocast path on the CPU: every loss finite, logged as float."""
     cfg = tiny_run(tmp_path, max_steps=2, ckpt_every=2, precision="bf16")
     assert T._autocast_factory("cpu", cfg) is not None
-    T.run(cfg)
+    T.run_training(cfg)
     log = T.read_log(cfg.run_dir)
     assert [r["step"] for r in log] == [1, 2]
     assert all(np.isfinite(r[k]) for r in log for k in ("gc", "mlm", "bsr", "pda", "grad_norm"))
@@ -455,7 +470,7 @@ def test_compiled_training_matches_eager_on_cpu(tmp_path):
     runs = {}
     for name, compiled in (("eager", False), ("compiled", True)):
         cfg = tiny_run(tmp_path, name, max_steps=3, ckpt_every=3, compile=compiled, text_tiny_args=no_dropout)
-        T.run(cfg)
+        T.run_training(cfg)
         runs[name] = T.read_log(cfg.run_dir)
     for a, b in zip(runs["eager"], runs["compiled"]):
         for key in ("gc", "mlm", "bsr", "pda"):
@@ -491,3 +506,101 @@ def test_fixed_shape_batches_give_the_same_losses():
         a, b = model(loose, weights=T.loss_weights(cfg)), model(fixed, weights=T.loss_weights(cfg))
     for k in a:
         assert a[k].item() == pytest.approx(b[k].item(), rel=1e-4, abs=1e-5), k
+
+
+# ---------------------------------------------------------------------------- stage
+def test_stage_parameters_are_the_preset_and_every_config_field():
+    assert list(STAGE.by_name) == ["preset", *(name for name in FIELDS if name != "run_dir")]
+    assert STAGE.defaults() == {"preset": "toy-cpu", **{name: None for name in FIELDS if name != "run_dir"}}
+    # the notebook's parameters cell: the same names and defaults, and the run directory
+    cell = {name: ast.literal_eval(source) for name, source in notebook_parameters("03_pretrain").items()}
+    assert cell == {"run_dir": "runs/demo", **STAGE.defaults()}
+    assert "``max_steps`` = ``None``" in pretrain.run.__doc__
+
+
+def test_run_rejects_an_unknown_parameter_by_name(tmp_path):
+    with pytest.raises(InputError, match=r"unknown parameter 'max_step' for pretrain \(did you mean 'max_steps'\?\)"):
+        pretrain.run(tmp_path, max_step=3)
+    with pytest.raises(InputError, match=r"'batchsize'.*did you mean 'batch_size'"):
+        pretrain.run(tmp_path, batchsize=4)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("log_every", 0), ("ckpt_every", 0), ("batch_size", 0), ("temperature_init", 0), ("lr", "abc"),
+    ("device", "tpu"), ("proj_dim", 0), ("max_steps", "ten"), ("mlm_prob", 1.0), ("preset", "laptop"),
+    ("zero_shot_field", "colour"), ("zero_shot_template", "a {family} protein"), ("resume", "yes"),
+    ("protein_tiny_args", [1, 2]), ("nproc", 0), ("precision", "fp16"), ("min_lr_ratio", 1.5),
+])
+def test_bad_values_are_refused_by_name_before_any_work(tmp_path, name, value):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    synthetic_proteins().to_parquet(run_dir / "proteins.parquet", index=False)
+    with pytest.raises(InputError, match=rf"^{name}=.* is not allowed: "):
+        pretrain.run(run_dir, **{name: value})
+    assert [p.name for p in run_dir.iterdir()] == ["proteins.parquet"]  # nothing written, nothing trained
+
+
+def test_config_checks_across_parameters_come_before_any_work(tmp_path):
+    with pytest.raises(InputError, match=r"batch_size=1: contrastive learning needs at least 2"):
+        pretrain.run(tmp_path, batch_size=1)
+    with pytest.raises(InputError, match=r"bsr_span_min <= bsr_span_max"):
+        pretrain.run(tmp_path, bsr_span_min=8, bsr_span_max=6)
+    with pytest.raises(InputError, match=r"proteins.parquet does not exist: run 01_curate"):
+        pretrain.run(tmp_path / "empty", max_steps=2)
+    assert not (tmp_path / "empty").exists()
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory):
+    """proteins.parquet written by 01_curate's stage on the quick toy universe (4 families x 12)."""
+    run_dir = tmp_path_factory.mktemp("curated")
+    protlab.curate.run(run_dir, **QUICK_PARAMS["01_curate"])
+    return run_dir / "proteins.parquet"
+
+
+def test_run_writes_its_stage_record(tmp_path, curated):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "proteins.parquet").write_bytes(curated.read_bytes())
+    result = pretrain.run(run_dir, **TINY, max_steps=2, ckpt_every=2)
+    record = json.loads((run_dir / "pretrain.json").read_text())
+    assert (record["stage"], record["notebook"], record["protlab_version"]) == ("pretrain", "03_pretrain",
+                                                                               protlab.__version__)
+    assert record["params"] == {**STAGE.defaults(), **TINY, "max_steps": 2, "ckpt_every": 2}
+    sha = hashlib.sha256(curated.read_bytes()).hexdigest()
+    assert record["inputs"] == {"proteins.parquet": {"sha256": sha}}  # a fresh run: no checkpoint read
+    for name in ("checkpoints/last.pt", "checkpoints/protein_encoder.pt", "pretrain_log.jsonl",
+                 "pretrain_metrics.json", "pretrain_untrained_metrics.json", "figures/pretrain_losses.html",
+                 "figures/pretrain_losses.png", "figures/pretrain_retrieval.html", "figures/pretrain_retrieval.png"):
+        assert record["outputs"][name]["bytes"] == (run_dir / name).stat().st_size > 0, name
+    assert "pretrain_config.json" not in record["outputs"]  # written only to launch torchrun
+    assert set(record["timings"]) == {"train", "figures", "total"} and record["timings"]["total"] > 0
+    metrics = json.loads((run_dir / "pretrain_metrics.json").read_text())
+    held_out = int((pd.read_parquet(curated)["split"] != "train").sum())
+    results = record["results"]
+    assert results["steps"] == 2 and results["n_pairs"] == metrics["n_pairs"] == held_out
+    for key in ("zero_shot_acc", "mrr", "mrr_ratio"):
+        assert results[key] == metrics[key] and np.isfinite(results[key])
+    assert results["untrained_mrr"] == metrics["untrained"]["mrr"]
+    assert set(results["loss_trends"]) == {"gc", "mlm", "bsr", "pda"} and results["final_loss"] == result.summary["final_loss"]
+    assert result.results == results and result.protein_encoder == run_dir / "checkpoints" / "protein_encoder.pt"
+    # run again (resume): the checkpoint it continues from is an input
+    pretrain.run(run_dir, **TINY, max_steps=3, ckpt_every=2)
+    again = json.loads((run_dir / "pretrain.json").read_text())
+    assert set(again["inputs"]) == {"proteins.parquet", "checkpoints/last.pt"} and again["results"]["steps"] == 3
+
+
+def test_stage_command_line(tmp_path):
+    env = {**os.environ, "COLUMNS": "300"}  # argparse wraps help at the terminal width
+    proc = subprocess.run([sys.executable, "-m", "protlab.pretrain", "--help"], capture_output=True, text=True,
+                          cwd=REPO, env=env)
+    assert proc.returncode == 0
+    help_text = " ".join(proc.stdout.split())  # argparse wraps lines
+    for p in STAGE.params:
+        assert f"--{p.name.replace('_', '-')} " in help_text, p.name
+    assert "--max-steps INT optimiser steps [preset: toy-cpu 600, server 50000] (default: None; int >= 1 or None)" \
+        in help_text
+    proc = subprocess.run([sys.executable, "-m", "protlab.pretrain", "--run-dir", str(tmp_path), "--max-steps", "ten"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2 and "max_steps='ten' is not allowed" in proc.stderr
+    assert list(tmp_path.iterdir()) == []

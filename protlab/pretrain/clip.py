@@ -6,7 +6,7 @@ a weight of 0 switches an objective off (and skips its forward passes).
 * GC: symmetric InfoNCE between pooled protein and text embeddings with a learnable
   temperature (logit scale initialised to 1/0.07); under DDP the negatives are gathered
   from every rank, the local slice keeping its gradient (:func:`gather_with_local_grad`).
-* MLM: masked-residue prediction with the ESM-2 LM head (masking: ``pretrain_data``).
+* MLM: masked-residue prediction with the ESM-2 LM head (masking: :mod:`protlab.pretrain.data`).
 * BSR: spans of 5-10 residues masked until >= 15 % are masked, reconstructed by a
   cross-attention decoder (:class:`BSRDecoder`) attending to the text tokens.
 * PDA: each property sub-text is a prototype; residue x prototype similarity is min-max
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from protlab.esm.fused import esm2_states
+from protlab.esm.load import TINY_ARGS, load_esm
 
 IGNORE = -100
 
@@ -149,8 +150,6 @@ class BSRDecoder(nn.Module):
 def build_protein_tower(spec, *, tiny_args: dict | None = None, seed: int = 0):
     """``(ESM2, alphabet)`` through :func:`protlab.esm.load.load_esm`; ``"tiny"`` builds a
     random ESM-2 from ``tiny_args`` (the config's ``protein_tiny_args``)."""
-    from protlab.esm.load import TINY_ARGS, load_esm
-
     tiny = {**TINY_ARGS, **(tiny_args or {})}
     state = torch.random.get_rng_state()
     try:

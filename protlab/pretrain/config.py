@@ -192,8 +192,3 @@ def validate(config: PretrainConfig) -> None:
         bad("loss weights must be >= 0")
     if config.precision not in ("auto", "bf16", "fp32"):
         bad(f"precision={config.precision!r} must be 'auto', 'bf16' or 'fp32'")
-
-
-def notebook_config(preset: str, namespace: dict[str, Any]) -> PretrainConfig:
-    """The preset with every setting the notebook's parameters cell set (not None) applied."""
-    return make_config(preset, **{k: namespace[k] for k in FIELDS if namespace.get(k) is not None})

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from protlab.core import rundir as runs
 from protlab.core.alphabet import AMINO_ACIDS
 from protlab.core.errors import InputError
+from protlab.core.rundir import RunDir
 from protlab.curate.records import TEXT_FIELDS
 
 IGNORE = -100
@@ -52,9 +52,10 @@ def load_pairs(source, *, split: str | None = None) -> pd.DataFrame:
     else:
         path = Path(source)
         if path.is_dir():
-            path = runs.require(path, runs.PROTEINS, written_by="01_curate.ipynb")
+            path = RunDir(path).require("proteins")
         elif not path.is_file():
-            raise InputError(f"{path} does not exist: run 01_curate.ipynb with this run_dir first")
+            raise InputError(f"{path} does not exist: run 01_curate.ipynb (protlab.curate.run) with this run_dir "
+                             "first")
         frame, where = pd.read_parquet(path), str(path)
     for col in ("id", "sequence"):
         if col not in frame.columns:

@@ -1,4 +1,4 @@
-"""The one ProtCLIP training loop: ``python -m protlab.pretrain.loop --config cfg.json|yaml``.
+"""The one ProtCLIP training loop (``python -m protlab.pretrain.train_config --config cfg.json|yaml``).
 
 AdamW, linear warmup then cosine decay, gradient accumulation, clipping, bf16 autocast on
 GPU, optional ``torch.compile``, per-tower freezing and learning-rate ratios. DDP is
@@ -7,14 +7,14 @@ writes. Checkpoints (``run_dir/checkpoints/last.pt``, written atomically) carry 
 arguments, config, optimiser, scheduler, step, RNG states and data position, so a run
 restarted with ``resume`` continues exactly where the last checkpoint left it.
 
-Artifacts (rank 0): ``pretrain_log.jsonl`` (one record per ``log_every`` steps),
-``pretrain_metrics.json`` (held-out retrieval and zero-shot accuracy, trained and
-untrained), ``checkpoints/protein_encoder.pt`` (the protein tower as a protlab esm2 checkpoint
-that 02_embed / 04_cluster load by path) and ``figures/pretrain_losses.*``.
+Artifacts (rank 0; paths from :class:`~protlab.core.rundir.RunDir`): ``pretrain_log.jsonl``
+(one record per ``log_every`` steps), ``pretrain_metrics.json`` (held-out retrieval and
+zero-shot accuracy, trained and untrained) and ``checkpoints/protein_encoder.pt`` (the protein
+tower as a protlab esm2 checkpoint that 02_embed / 04_cluster load by path). The stage,
+:func:`protlab.pretrain.run`, calls :func:`run_training` and then draws the figures.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -30,13 +30,16 @@ import torch
 from protlab.core.atomic import atomic_write_json, atomic_write_text
 from protlab.core.checkpoint import read_checkpoint, save_checkpoint
 from protlab.core.errors import InputError, ProtlabError
-from protlab.core.runtime import dist_env, init_distributed
-from protlab.pretrain.config import PretrainConfig, from_dict, load_config, make_config
+from protlab.core.rundir import RunDir
+from protlab.core.runtime import dist_env, init_distributed, pick_device, seed_everything, torch_threads
+from protlab.esm.load import esm_args, save_esm
+from protlab.pretrain.clip import ProtCLIP, build_protein_tower
+from protlab.pretrain.config import PretrainConfig, from_dict
+from protlab.pretrain.data import Collator, PairBatches, load_pairs
+from protlab.pretrain.retrieval import class_prompts, evaluate_alignment
+from protlab.pretrain.text import load_text_encoder
 
 LOSS_NAMES = ("gc", "mlm", "bsr", "pda")
-LOG_NAME = "pretrain_log.jsonl"
-METRICS_NAME = "pretrain_metrics.json"
-UNTRAINED_NAME = "pretrain_untrained_metrics.json"
 
 
 # ------------------------------------------------------------------------------ model
@@ -44,8 +47,6 @@ def alignment_evaluator(model, eval_pairs, train_pairs, collator, config: Pretra
                         autocast=None):
     """``evaluate()``: retrieval and zero-shot metrics of ``model`` (as it is when called) on
     ``eval_pairs``, with class prompts from ``train_pairs``."""
-    from protlab.pretrain.retrieval import class_prompts, evaluate_alignment
-
     prompts = class_prompts(train_pairs, field=config.zero_shot_field, template=config.zero_shot_template)
 
     def evaluate() -> dict:
@@ -59,12 +60,10 @@ def mrr_ratio(trained: dict, untrained: dict) -> float:
     return trained["mrr"] / max(untrained["mrr"], 1e-12)
 
 
-def evaluate_run(run_dir: str | Path, split: str, *, device: str = "cpu") -> dict:
+def evaluate_checkpoint(run_dir: str | Path, split: str, *, device: str = "cpu") -> dict:
     """A finished run's trained model (``checkpoints/last.pt``) and the same model untrained,
     scored on ``split`` of ``run_dir/proteins.parquet`` as ``train`` scores its ``eval_split``."""
-    from protlab.pretrain.data import Collator, load_pairs
-
-    trained, tokenizer, config = load_trained(Path(run_dir) / "checkpoints" / "last.pt")
+    trained, tokenizer, config = load_trained(RunDir(run_dir).require("pretrain_checkpoint"))
     untrained, _ = build_model(config)
     trained.to(device), untrained.to(device)
     pairs, train_pairs = load_pairs(run_dir, split=split), load_pairs(run_dir, split=config.train_split)
@@ -82,9 +81,6 @@ def loss_weights(config: PretrainConfig) -> dict[str, float]:
 
 def build_model(config: PretrainConfig):
     """``(ProtCLIP, tokenizer)`` with towers from the config, initialised from ``config.seed``."""
-    from protlab.pretrain.clip import ProtCLIP, build_protein_tower
-    from protlab.pretrain.text import load_text_encoder
-
     protein, alphabet = build_protein_tower(config.protein_encoder, tiny_args=config.protein_tiny_args,
                                             seed=config.seed)
     text, tokenizer = load_text_encoder(config.text_encoder, tiny_args=config.text_tiny_args, seed=config.seed)
@@ -106,8 +102,6 @@ def build_model(config: PretrainConfig):
 
 def model_args(model) -> dict:
     """The architecture a checkpoint was written for (compared on resume)."""
-    from protlab.esm.load import esm_args
-
     text_cfg = model.text.backbone.config
     return {"protein": esm_args(model.protein),
             "text": {k: getattr(text_cfg, k, None) for k in ("model_type", "hidden_size", "num_hidden_layers",
@@ -186,8 +180,6 @@ def load_trained(path: str | Path):
 
 def export_protein_encoder(model, path: str | Path, **meta) -> Path:
     """The protein tower as a protlab esm2 checkpoint, loadable by ``02_embed`` / ``04_cluster``."""
-    from protlab.esm.load import save_esm
-
     return save_esm(model.protein, model.alphabet, path, **meta)
 
 
@@ -273,7 +265,8 @@ class LossWindow:
 
 
 def read_log(run_dir: str | Path) -> list[dict]:
-    path = Path(run_dir) / LOG_NAME
+    """The records of the run's training log (``pretrain_log.jsonl``), oldest first; [] when none."""
+    path = RunDir(run_dir).path("pretrain_log")
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -295,11 +288,9 @@ def loss_trends(history: list[dict], weights: dict) -> dict:
 
 
 def train(config: PretrainConfig) -> dict:
-    """Train (or resume) in this process; returns a summary (rank 0 also writes artifacts)."""
-    from protlab.core.runtime import pick_device, seed_everything
-    from protlab.pretrain.clip import ProtCLIP  # noqa: F401  (import errors surface early)
-    from protlab.pretrain.data import Collator, PairBatches, load_pairs
+    """Train (or resume) in this process; returns a summary (rank 0 also writes artifacts).
 
+    On the CPU, torch uses ``config.cpu_threads`` threads while training (restored after)."""
     env = dist_env()
     if env.world > 1 and torch.cuda.is_available():
         device = f"cuda:{env.local_rank}"
@@ -307,11 +298,15 @@ def train(config: PretrainConfig) -> dict:
     else:
         device = pick_device(config.device)
     init_distributed(env, device)
-    if device == "cpu" and config.cpu_threads:
-        torch.set_num_threads(config.cpu_threads)
+    with torch_threads(config.cpu_threads if device == "cpu" else None):
+        return _train(config, env, device)
+
+
+def _train(config: PretrainConfig, env, device: str) -> dict:
     run_dir = Path(config.run_dir)
-    ckpt_dir = run_dir / "checkpoints"
-    ckpt_path = ckpt_dir / "last.pt"
+    run_ = RunDir(run_dir)
+    ckpt_path = run_.path("pretrain_checkpoint")
+    log_path, untrained_path = run_.path("pretrain_log"), run_.path("pretrain_untrained_metrics")
     weights = loss_weights(config)
 
     seed_everything(config.seed)  # the same on every rank (dropout streams too, as in Megatron-LM)
@@ -360,13 +355,15 @@ def train(config: PretrainConfig) -> dict:
                       flush=True)
         if env.is_main:  # drop log records written after the checkpoint (a killed run)
             kept = [r for r in read_log(run_dir) if r["step"] <= step]
-            atomic_write_text(run_dir / LOG_NAME, "".join(json.dumps(r) + "\n" for r in kept))
+            atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in kept))
             print(f"[train] resumed from {ckpt_path} at step {step}", flush=True)
     else:
         if env.is_main:
-            (run_dir / LOG_NAME).unlink(missing_ok=True)
+            log_path.unlink(missing_ok=True)
             if eval_pairs is not None:  # the untrained baseline, measured in the same run
-                atomic_write_json(run_dir / UNTRAINED_NAME, evaluate())
+                atomic_write_json(untrained_path, evaluate())
+    if env.is_main:  # an earlier run's metrics; this run writes its own when it finishes
+        run_.path("pretrain_metrics").unlink(missing_ok=True)
 
     train_model = model
     if env.world > 1:
@@ -436,7 +433,7 @@ def train(config: PretrainConfig) -> dict:
             if progress is not None:
                 progress.set_postfix(loss=f"{record['last_loss']:.3f}")
             if env.is_main:
-                with open(run_dir / LOG_NAME, "a") as fh:
+                with open(log_path, "a") as fh:
                     fh.write(json.dumps(record) + "\n")
         if step % config.ckpt_every == 0 or step == config.max_steps:
             checkpoint()
@@ -448,19 +445,17 @@ def train(config: PretrainConfig) -> dict:
     if env.is_main:
         history = read_log(run_dir)
         summary["final_loss"] = history[-1]["last_loss"] if history else None
-        export_protein_encoder(model, ckpt_dir / "protein_encoder.pt", source="protlab.pretrain.loop", step=step,
+        export_protein_encoder(model, run_.path("protein_encoder"), source="protlab.pretrain.loop", step=step,
                                protein_encoder=config.protein_encoder, text_encoder=config.text_encoder)
         if eval_pairs is not None:
             trained = evaluate()
-            untrained_path = run_dir / UNTRAINED_NAME
             untrained = json.loads(untrained_path.read_text()) if untrained_path.is_file() else None
             metrics = {**trained, "untrained": untrained, "split": config.eval_split, "steps": step,
                        "loss_trends": loss_trends(history, weights), "config": config.to_dict()}
             if untrained:
                 metrics["mrr_ratio"] = mrr_ratio(trained, untrained)
-            atomic_write_json(run_dir / METRICS_NAME, metrics)
+            atomic_write_json(run_.path("pretrain_metrics"), metrics)
             summary["metrics"] = metrics
-        save_loss_figures(run_dir, history, weights)
     if env.world > 1:
         import torch.distributed as dist
 
@@ -469,98 +464,32 @@ def train(config: PretrainConfig) -> dict:
     return summary
 
 
-def loss_figure(history: list[dict], weights: dict):
-    """A plotly figure: one line per enabled loss (and the weighted total) against step."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    steps = [r["step"] for r in history]
-    for name in ("loss", *LOSS_NAMES):
-        if name != "loss" and weights.get(name, 0) <= 0:
-            continue
-        fig.add_trace(go.Scatter(x=steps, y=[r.get(name) for r in history], mode="lines",
-                                 name="total (weighted)" if name == "loss" else name.upper()))
-    fig.update_layout(title="ProtCLIP pretraining losses", xaxis_title="step", yaxis_title="loss")
-    return fig
-
-
-def save_loss_figures(run_dir, history, weights) -> dict:
-    from protlab.core.rundir import figures_dir
-    from protlab.plot.export import save_figure
-
-    if not history:
-        return {}
-    return save_figure(loss_figure(history, weights), figures_dir(run_dir) / "pretrain_losses")
-
-
 # ------------------------------------------------------------------------- launchers
 def launch_torchrun(config: PretrainConfig, nproc: int) -> dict:
-    """Run this module under ``torchrun --nproc_per_node=nproc``; returns the metrics written."""
-    run_dir = Path(config.run_dir)
-    cfg_path = atomic_write_json(run_dir / "pretrain_config.json", {**config.to_dict(), "nproc": 1})
+    """Run this module under ``torchrun --nproc_per_node=nproc``; returns a summary (step,
+    final loss, metrics) read from what rank 0 wrote."""
+    run_ = RunDir(config.run_dir)
+    cfg_path = atomic_write_json(run_.writable("pretrain_config"), {**config.to_dict(), "nproc": 1})
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "protlab.pretrain.loop", "--config", str(cfg_path)]
+           "-m", "protlab.pretrain.train_config", "--config", str(cfg_path)]
     print("[train] launching:", " ".join(cmd), flush=True)
     proc = subprocess.run(cmd)
     if proc.returncode != 0:
         raise ProtlabError(f"torchrun exited with status {proc.returncode}; see the output above and "
-                           f"{run_dir / LOG_NAME}")
-    metrics_path = run_dir / METRICS_NAME
-    return {"metrics": json.loads(metrics_path.read_text())} if metrics_path.is_file() else {}
+                           f"{run_.path('pretrain_log')}")
+    history = read_log(run_.root)
+    summary = {"step": history[-1]["step"] if history else 0,
+               "final_loss": history[-1]["last_loss"] if history else None}
+    metrics_path = run_.path("pretrain_metrics")
+    if metrics_path.is_file():
+        summary["metrics"] = json.loads(metrics_path.read_text())
+    return summary
 
 
-def run(config: PretrainConfig) -> dict:
+def run_training(config: PretrainConfig) -> dict:
     """Train in-process on one device, or through torchrun when ``config.nproc > 1``."""
     if config.nproc > 1 and dist_env().world == 1:
         if torch.cuda.is_available() and torch.cuda.device_count() < config.nproc:
             raise InputError(f"nproc={config.nproc} but only {torch.cuda.device_count()} GPU(s) are visible")
         return launch_torchrun(config, config.nproc)
     return train(config)
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m protlab.pretrain.loop", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="JSON or YAML config (may name a 'preset')")
-    parser.add_argument("--preset", default=None, help="toy-cpu or server (when no --config)")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="override settings; VALUE parsed as JSON when it can be")
-    return parser.parse_args(argv)
-
-
-def parse_overrides(items) -> dict:
-    """``["key=value", ...]`` → ``{key: value}``, each value parsed as JSON when it can be."""
-    overrides = {}
-    for item in items:
-        if "=" not in item:
-            raise InputError(f"--set {item!r}: expected KEY=VALUE")
-        key, value = item.split("=", 1)
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
-    return overrides
-
-
-def config_from_args(args: argparse.Namespace) -> PretrainConfig:
-    overrides = parse_overrides(args.set)
-    if args.config:
-        base = load_config(args.config).to_dict()
-        return from_dict({**base, **overrides}, where=args.config)
-    return make_config(args.preset or "toy-cpu", **overrides)
-
-
-def main(argv=None) -> None:
-    args = parse_args(argv)
-    try:
-        config = config_from_args(args)
-        summary = run(config)
-    except ProtlabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2)
-    if dist_env().is_main:
-        print(json.dumps({k: v for k, v in summary.items() if k != "metrics"}, default=str))
-
-
-if __name__ == "__main__":
-    main()

@@ -14,13 +14,14 @@ import torch.nn.functional as F
 
 from protlab.core.errors import InputError
 from protlab.core.windows import sliding_windows
-from protlab.pretrain.data import Collator
+from protlab.curate.records import TEXT_FIELDS
+from protlab.pretrain.data import Collator, compose_text
 
 TIE_TOL = 1e-5
 
 
 @torch.no_grad()
-def embed_proteins(model, sequences, collator: Collator, *, crop_length: int, stride: int | None = None,
+def encode_proteins(model, sequences, collator: Collator, *, crop_length: int, stride: int | None = None,
                    batch_size: int = 32, device: str = "cpu", autocast=None) -> np.ndarray:
     """Normalised shared-space embeddings (N, d) of sequences of any length."""
     pieces, owner, sizes = [], [], []
@@ -110,9 +111,6 @@ def class_prompts(train_pairs: pd.DataFrame, *, field: str = "all",
     format (``PROTEIN NAME: …; FUNCTION: …; …``); a property name (e.g. ``"similarity"``):
     that property's most common value. ``template`` (``{label}``) when nothing is known.
     """
-    from protlab.curate.records import TEXT_FIELDS
-    from protlab.pretrain.data import compose_text
-
     def modal(group, name):
         if name not in group.columns:
             return None
@@ -166,7 +164,7 @@ def evaluate_alignment(model, eval_pairs: pd.DataFrame, prompts: dict[str, str],
     was_training = model.training
     model.eval()
     try:
-        p = embed_proteins(model, list(eval_pairs["sequence"]), collator, crop_length=crop_length, stride=stride,
+        p = encode_proteins(model, list(eval_pairs["sequence"]), collator, crop_length=crop_length, stride=stride,
                            batch_size=batch_size, device=device, autocast=autocast)
         t = embed_texts(model, list(eval_pairs["text"]), collator, max_length=max_text_length,
                         batch_size=batch_size, device=device, autocast=autocast)
@@ -193,14 +191,3 @@ def metrics_table(metrics: dict) -> pd.DataFrame:
                  "untrained": untrained.get("zero_shot_acc")})
     return pd.DataFrame(rows).set_index("metric")
 
-
-def metrics_figure(metrics: dict):
-    """Grouped bars: trained vs untrained for every retrieval / zero-shot metric."""
-    import plotly.graph_objects as go
-
-    table = metrics_table(metrics)
-    fig = go.Figure([go.Bar(name=col, x=list(table.index), y=table[col].astype(float).tolist())
-                     for col in ("untrained", "trained")])
-    fig.update_layout(barmode="group", title=f"Held-out retrieval and zero-shot ({metrics.get('n_pairs')} pairs)",
-                      yaxis_title="score", yaxis_range=[0, 1])
-    return fig
