@@ -34,6 +34,7 @@ def iter_stockholm(path: str | Path) -> Iterator[SequenceRecord]:
     start_line = 0
     chunks: dict[str, list[str]] = {}
     accession = family_id = None
+    line_no = 0
     with open_text(path) as handle:
         for line_no, line in enumerate(handle, 1):
             stripped = line.strip()
@@ -70,8 +71,8 @@ def iter_stockholm(path: str | Path) -> Iterator[SequenceRecord]:
                                        "(letters, '*', '-' and '.' only)", line=line_no, record=name)
             chunks.setdefault(name, []).append(aligned)
     if inside:
-        raise ParseError(path, "alignment has no '//' terminator line (truncated file?)",
-                         line=start_line)
+        raise ParseError(path, f"the alignment that starts at line {start_line} has no '//' terminator: "
+                               f"the file ends at line {line_no} (truncated?)", line=line_no)
     if not seen_alignment:
         raise ParseError(path, "file is empty: no Stockholm alignment")
 

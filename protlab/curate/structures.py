@@ -118,6 +118,14 @@ def _load_atoms(path: Path, model: int):
     if not text.strip():
         raise ParseError(path, "file is empty; nothing to read")
     kind = _structure_kind(path, text)
+    lines = text.splitlines()
+    last = next((i for i in range(len(lines), 0, -1) if lines[i - 1].strip()), 1)
+    if kind == "pdb":  # an ATOM/HETATM line without its coordinates: the file was cut there
+        for number, line in enumerate(lines, 1):
+            if line.startswith(("ATOM  ", "HETATM")) and len(line.rstrip()) < 54:
+                raise ParseError(path, f"{line[:6].strip()} record cut short before its coordinates "
+                                       "(truncated file?)", line=number)
+    ends = f"the file ends at line {last} ({lines[last - 1][:40].strip()!r}): truncated?" if lines else ""
     import io
 
     from biotite.structure.io import pdb, pdbx
@@ -140,10 +148,14 @@ def _load_atoms(path: Path, model: int):
                                            use_author_fields=True)
                 alt = parsed.block["atom_site"]["label_alt_id"].as_array(str)
                 has_altlocs = bool(np.any((alt != ".") & (alt != "?") & (alt != "")))
+    except ParseError as err:
+        if "no atoms" in err.reason and ends:
+            raise ParseError(path, f"{err.reason}; {ends}", line=last) from None
+        raise
     except ProtlabError:
         raise
     except Exception as err:  # biotite's errors for files it cannot parse
-        raise ParseError(path, f"cannot parse as {kind}: {type(err).__name__}: {err}") from None
+        raise ParseError(path, f"cannot parse as {kind}: {type(err).__name__}: {err}; {ends}", line=last) from None
     return atoms, n_models, has_altlocs
 
 

@@ -78,11 +78,13 @@ def open_text(path: str | Path) -> Iterator[io.TextIOBase]:
             if b"\x00" in binary.peek(_NUL_SNIFF_BYTES)[:_NUL_SNIFF_BYTES]:
                 raise ParseError(path, "is a binary file (contains NUL bytes), not a text format "
                                        f"protlab reads ({supported_formats()})")
-            text = io.TextIOWrapper(binary, encoding="utf-8", newline=None)
+            text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline=None)  # a byte-order mark is dropped
             yield text
-        except UnicodeDecodeError:
-            raise ParseError(path, "is not UTF-8 text (a binary or differently encoded file?); "
-                                   "convert it to UTF-8/ASCII") from None
+        except UnicodeDecodeError as err:
+            line, byte = _first_undecodable_line(path)
+            raise ParseError(path, f"is not UTF-8 text: byte 0x{byte:02x} cannot be decoded ({err.reason}; "
+                                   "Latin-1 or another encoding?); convert the file to UTF-8",
+                             line=line) from None
         except (EOFError, gzip.BadGzipFile, zlib.error) as err:
             raise ParseError(path, f"truncated or corrupt gzip file ({err}); re-download or "
                                    "re-compress it") from None
@@ -90,6 +92,22 @@ def open_text(path: str | Path) -> Iterator[io.TextIOBase]:
             raise ParseError(path, f"read failed: {err}") from None
     finally:
         raw.close()
+
+
+def _first_undecodable_line(path: Path) -> tuple[int | None, int]:
+    """``(1-based line, offending byte)`` of the first line that is not UTF-8."""
+    with open(path, "rb") as raw:
+        compressed = raw.read(2) == b"\x1f\x8b"
+    with (gzip.open(path, "rb") if compressed else open(path, "rb")) as fh:
+        try:
+            for number, line in enumerate(fh, 1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    return number, line[err.start]
+        except (EOFError, OSError, zlib.error):
+            pass
+    return None, 0
 
 
 def _head(path: Path, n_chars: int = 4096) -> str:
