@@ -407,3 +407,46 @@ def test_binary_garbage_and_fake_gzip(tmp_path):
     with pytest.raises(ParseError, match="not gzip-compressed"):
         with open_text(write(tmp_path / "x.fasta.gz", ">a\nAC\n")):
             pass
+
+
+# ---------------------------------------------------------------- encodings and cut files
+def test_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "bom.fasta"
+    path.write_bytes(b"\xef\xbb\xbf>a PF00001\nMKTAYIAKQR\n>b\nMKTAYIAKQR\n")
+    frame = read_proteins(path)
+    assert frame["id"].tolist() == ["a", "b"] and frame["label"].iloc[0] == "PF00001"
+
+
+def test_latin1_byte_names_its_line(tmp_path):
+    path = tmp_path / "latin.fasta"
+    path.write_bytes(b">a\nMKTAYIAKQR\n>b caf\xe9\nMKT\n")
+    with pytest.raises(ParseError, match=r"latin.fasta, line 3: is not UTF-8 text: byte 0xe9"):
+        read_proteins(path)
+
+
+def test_cut_stockholm_names_the_line_where_it_ends(tmp_path, shared_data):
+    source = sorted((shared_data / "pfam" / "stockholm").iterdir())[0]
+    lines = source.read_text().splitlines()
+    cut = tmp_path / "cut.sto"
+    cut.write_text("\n".join(lines[:len(lines) // 2]) + "\n")
+    with pytest.raises(ParseError, match=rf"cut.sto, line {len(lines) // 2}: the alignment that starts at line 1 "
+                                         r"has no '//' terminator"):
+        read_proteins(cut, format="stockholm")
+
+
+def test_truncated_structures_name_the_line(tmp_path, shared_data):
+    from protlab.curate.structures import read_structure
+
+    pdb = (shared_data / "structures" / "pdb" / "1A8O.pdb").read_text().splitlines(keepends=True)
+    first_atom = next(i for i, line in enumerate(pdb) if line.startswith(("ATOM", "HETATM")))
+    (tmp_path / "cut.pdb").write_text("".join(pdb[:first_atom + 5]) + pdb[first_atom + 5][:40])
+    with pytest.raises(ParseError, match=rf"cut.pdb, line {first_atom + 6}: ATOM record cut short"):
+        read_structure(tmp_path / "cut.pdb")
+    (tmp_path / "header.pdb").write_text("".join(pdb[:first_atom]))
+    with pytest.raises(ParseError, match=rf"header.pdb, line {first_atom}: no atoms.*truncated"):
+        read_structure(tmp_path / "header.pdb")
+    cif = (shared_data / "structures" / "pdb" / "1A7G.cif").read_text().splitlines(keepends=True)
+    atom = next(i for i, line in enumerate(cif) if line.startswith("ATOM"))
+    (tmp_path / "cut.cif").write_text("".join(cif[:atom + 20]) + cif[atom + 20][:30])
+    with pytest.raises(ParseError, match=rf"cut.cif, line {atom + 21}: cannot parse as mmcif.*truncated"):
+        read_structure(tmp_path / "cut.cif")
