@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from protlab.notebooks import NOTEBOOK_DIR, REPO, run_notebook
+from protlab.plot.export import find_chromium
 
 # Per-notebook parameters for the demo; run_dir is added for each.
 DEMO_PARAMS: dict[str, dict] = {
@@ -46,6 +47,8 @@ def run(run_dir: str | Path, *, quick: bool = False, copy_figures: bool = True) 
     run_dir = Path(run_dir).resolve()
     shutil.rmtree(run_dir / "figures", ignore_errors=True)  # only this run's figures are copied
     executed = []
+    if find_chromium() is None:
+        print("[demo] no Chromium (apt-get install chromium): PNG figures are drawn with matplotlib", flush=True)
     notebooks = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
     for nb in notebooks:
         params = dict((QUICK_PARAMS if quick else DEMO_PARAMS).get(nb.stem, {}))

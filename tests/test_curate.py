@@ -57,7 +57,7 @@ def test_curate_filters_and_report():
         "U" + BASE[1:],                # U→C, kept
         BASE[::-1],                    # kept
     ]
-    out, report = curate(frame(seqs, labels=["A", "B", "A", "A", "A", "A", "A", "A", "C"]))
+    out, report = curate(frame(seqs, labels=["A", "B", "A", "A", "A", "A", "A", "A", "C"]), max_length=1000)
     assert out["id"].tolist() == ["r0", "r5", "r7", "r8"]
     assert out.loc[2, "sequence"] == "C" + BASE[1:]
     assert out["length"].tolist() == [53, 53, 53, 53]
@@ -68,8 +68,10 @@ def test_curate_filters_and_report():
     assert report["duplicate_label_conflicts"] == 1   # r1 was labelled B, r0 A
     assert report["modified"] == 1                    # the U→C record
     # dedup off keeps the duplicate; drop policy removes X and U records
-    assert len(curate(frame(seqs), dedup=False)[0]) == 5
-    assert curate(frame(seqs), nonstandard="drop")[0]["id"].tolist() == ["r0", "r8"]
+    assert len(curate(frame(seqs), dedup=False, max_length=1000)[0]) == 5
+    assert curate(frame(seqs), nonstandard="drop", max_length=1000)[0]["id"].tolist() == ["r0", "r8"]
+    # by default nothing is too long: 02 windows long proteins and 03 crops them
+    assert curate(frame(seqs))[0]["id"].tolist() == ["r0", "r3", "r5", "r7", "r8"]
     # bounds and x fraction are configurable
     assert curate(frame(seqs), min_length=10, max_length=5000, max_x_fraction=0.5)[1]["kept"] == 7  # all but duplicate + stop
 

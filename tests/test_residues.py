@@ -192,8 +192,13 @@ def test_directory_input_skips_files_without_protein(tmp_path):
     (tmp_path / "good.pdb").write_text("".join(atom.format(n=i, r=i, x=3.8 * i, y=(i % 2) * 1.5, z=0)
                                                for i in range(1, 8)) + "END\n")
     (tmp_path / "water.pdb").write_text("HETATM    1  O   HOH A   1       0.000   0.000   0.000  1.00  0.00           O\n")
+    (tmp_path / "one.pdb").write_text(atom.format(n=1, r=1, x=0, y=0, z=0) + "END\n")  # reads, but 1 residue
     inputs = residues.read_structure_inputs(tmp_path)
-    assert [s.id for s in inputs.structures] == ["good"] and list(inputs.skipped) == [str(tmp_path / "water.pdb")]
+    assert [s.id for s in inputs.structures] == ["good"]
+    assert sorted(inputs.skipped) == [str(tmp_path / "one.pdb"), str(tmp_path / "water.pdb")]
+    assert "1 residue(s)" in inputs.skipped[str(tmp_path / "one.pdb")]
+    with pytest.raises(InputError, match="1 residue"):  # a single file is an error, not a skip
+        residues.read_structure_inputs(tmp_path / "one.pdb")
     (tmp_path / "good.pdb").unlink()
     with pytest.raises(InputError, match="no usable protein structure.*water.pdb"):
         residues.read_structure_inputs(tmp_path)

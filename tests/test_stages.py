@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 
 import protlab
@@ -88,3 +89,37 @@ def test_stages_chain_and_record_inputs_outputs_and_timings(tmp_path):
     assert "clusters/pca_kmeans.parquet" in records["evaluate"]["outputs"]
     assert records["evaluate"]["results"]["nmi"] == pytest.approx(evaluated.metrics["nmi"])
     assert embedded.embeddings.shape == (48, 16)
+
+
+def test_curate_defaults_keep_long_proteins(tmp_path):
+    rng = np.random.default_rng(0)
+    fasta = tmp_path / "long.fasta"
+    seqs = ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), size=n)) for n in (120, 1500, 3000)]
+    fasta.write_text("".join(f">p{i} PF0000{i}\n{s}\n" for i, s in enumerate(seqs)))
+    result = protlab.curate.run(tmp_path / "run", source=str(fasta), split_method="kmer")
+    assert sorted(result.proteins["length"]) == [120, 1500, 3000]  # 02 windows them, 03 crops them
+    bounded = protlab.curate.run(tmp_path / "run2", source=str(fasta), split_method="kmer", max_length=1000)
+    assert bounded.report["dropped"]["too_long"] == 2 and bounded.results["dropped"] == {"too_long": 2}
+
+
+def test_protclip_sampling_marks_pairs_and_deletes_nothing(tmp_path, shared_data):
+    from protlab.pretrain.data import load_pairs
+
+    from protlab.curate.formats import read_proteins
+
+    source = tmp_path / "entries.dat"  # every readable real entry in one flat file
+    texts = []
+    for path in sorted((shared_data / "uniprot" / "flatfile").glob("*")):
+        try:
+            read_proteins(path, format="uniprot")
+        except protlab.ProtlabError:
+            continue
+        texts.append(path.read_text().rstrip("\n") + "\n")
+    source.write_text("".join(texts))
+    result = protlab.curate.run(tmp_path / "run", source=str(source), split_method="kmer")
+    selection = result.report["protclip_sampling"]
+    assert result.format == "uniprot" and selection["rows_kept"] == len(result.proteins) == result.report["kept"]
+    selected = result.proteins["protclip_selected"]
+    assert selection["kept"] == int(selected.sum()) and 0 < selected.sum() < len(selected)
+    pairs = load_pairs(tmp_path / "run")  # 03 trains on the selected pairs only
+    assert set(pairs["id"]) == set(result.proteins.loc[selected, "id"].astype(str))

@@ -26,6 +26,7 @@ from protlab.core.errors import InputError
 from protlab.core.mmseqs import INSTALL_HINT, easy_search, mmseqs_available
 
 log = logging.getLogger(__name__)
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # no "Loading faiss with AVX2 support" banner
 
 NEIGHBOR_SOURCES = ("auto", "mmseqs", "faiss")
 

@@ -27,7 +27,7 @@ other characters (digits, …)   ``InputError`` naming the record (readers alrea
                                reject these with the file and line)
 =============================  =====================================================
 
-Then: missing/empty sequence → ``empty``; length outside ``[min_length, max_length]`` →
+Then: missing/empty sequence → ``empty``; length below ``min_length`` or above ``max_length`` (None: no bound) →
 ``too_short`` / ``too_long``; a sequence identical to an earlier kept one →
 ``duplicate`` (the first occurrence is kept; ``report["duplicate_label_conflicts"]``
 counts duplicates whose labels differ); an id seen before with another sequence →
@@ -78,7 +78,7 @@ def clean_sequence(sequence: str, *, nonstandard: str = "replace_x") -> tuple[st
     return seq.translate(_REPLACE[nonstandard]), None
 
 
-def curate(frame: pd.DataFrame, *, min_length: int = 20, max_length: int = 1000,
+def curate(frame: pd.DataFrame, *, min_length: int = 20, max_length: int | None = None,
            nonstandard: str = "replace_x", max_x_fraction: float = 0.1, dedup: bool = True,
            on_invalid: str = "raise") -> tuple[pd.DataFrame, dict]:
     """Apply the residue policy and filters of the module docstring.
@@ -91,7 +91,7 @@ def curate(frame: pd.DataFrame, *, min_length: int = 20, max_length: int = 1000,
         raise InputError(f"nonstandard={nonstandard!r}: choose one of {POLICIES}")
     if on_invalid not in ("raise", "drop"):
         raise InputError(f"on_invalid={on_invalid!r}: choose 'raise' or 'drop'")
-    if not (0 <= min_length <= max_length):
+    if not (0 <= min_length <= (max_length if max_length is not None else min_length)):
         raise InputError(f"need 0 ≤ min_length ({min_length}) ≤ max_length ({max_length})")
     if not 0.0 <= max_x_fraction <= 1.0:
         raise InputError(f"max_x_fraction={max_x_fraction} must be within [0, 1]")
@@ -123,7 +123,7 @@ def curate(frame: pd.DataFrame, *, min_length: int = 20, max_length: int = 1000,
             reasons[i] = "too_many_x"
         elif lengths[i] < min_length:
             reasons[i] = "too_short"
-        elif lengths[i] > max_length:
+        elif max_length is not None and lengths[i] > max_length:
             reasons[i] = "too_long"
         elif dedup and seq in seen_seq:
             reasons[i] = "duplicate"

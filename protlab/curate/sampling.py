@@ -69,12 +69,13 @@ def keep_probability(n_fields, existence) -> np.ndarray:
     return np.where(ok, p, 0.0)
 
 
-def protclip_sample(frame: pd.DataFrame, *, seed: int = 0, existence_column: str = "existence"):
-    """Keep each entry with its ProtCLIP probability; returns ``(kept_frame, report)``.
+def protclip_annotate(frame: pd.DataFrame, *, seed: int = 0, existence_column: str = "existence"):
+    """ProtCLIP property-driven sampling as columns, nothing deleted: ``(frame, report)``.
 
-    The kept frame gains ``text`` (rebuilt from the fields), ``n_fields`` and ``keep_p``.
-    The report counts entries dropped for too few fields, for existence > 3 or missing,
-    and by the random draw.
+    The frame gains ``text`` (rebuilt from the fields), ``n_fields``, ``keep_p`` and
+    ``protclip_selected`` (the seeded draw ``random < keep_p``); 03 pretrains on the selected
+    pairs, while 02 / 04 / 05 see every protein. The report counts entries unselected for too
+    few fields, for existence > 3 or missing, and by the random draw.
     """
     if existence_column not in frame.columns:
         raise InputError(f"ProtCLIP sampling needs an {existence_column!r} column (UniProt 'PE' line); "
@@ -89,6 +90,7 @@ def protclip_sample(frame: pd.DataFrame, *, seed: int = 0, existence_column: str
                      .to_dict("records")]
     frame["n_fields"] = n_fields
     frame["keep_p"] = p
+    frame["protclip_selected"] = keep
     few = n_fields < MIN_FIELDS
     bad_c = ~few & ~((existence >= 1) & (existence <= MAX_EXISTENCE))
     report = {
@@ -100,4 +102,10 @@ def protclip_sample(frame: pd.DataFrame, *, seed: int = 0, existence_column: str
         "expected_kept": float(p.sum()),
         "seed": seed,
     }
-    return frame.loc[keep].reset_index(drop=True), report
+    return frame, report
+
+
+def protclip_sample(frame: pd.DataFrame, *, seed: int = 0, existence_column: str = "existence"):
+    """The entries :func:`protclip_annotate` selects: ``(kept_frame, report)``."""
+    annotated, report = protclip_annotate(frame, seed=seed, existence_column=existence_column)
+    return annotated.loc[annotated["protclip_selected"]].reset_index(drop=True), report

@@ -102,7 +102,7 @@ def split_by_identity(frame: pd.DataFrame, *, identity: float = 0.5,
     if empty and len(out):
         largest = int(np.bincount(pd.factorize(pd.Series(clusters))[0]).max())
         hint = (f"; clustering with MMseqs2 ({INSTALL_HINT}) keeps unrelated proteins apart"
-                if method == "kmer" else "")
+                if method == "kmer" and largest > len(out) / 2 else "")
         message = (f"split {', '.join(map(repr, empty))} is EMPTY: the {len(out)} proteins form "
                    f"{out.attrs['split']['n_clusters']} identity clusters at identity {identity} ({method}), the "
                    f"largest holding {largest}; raise split_identity, add proteins, or set that split's fraction "

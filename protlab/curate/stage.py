@@ -19,7 +19,7 @@ from protlab.core.rundir import RunDir
 from protlab.core.stage import Param, Stage, StageRecord, StageResult
 from protlab.curate.filters import POLICIES, curate, load_source, require_proteins
 from protlab.curate.report import summary
-from protlab.curate.sampling import protclip_sample
+from protlab.curate.sampling import protclip_annotate
 from protlab.curate.split import METHODS as SPLIT_METHODS
 from protlab.curate.split import split_by_identity
 from protlab.plot.curate import dataset_figures
@@ -55,7 +55,8 @@ STAGE = Stage("curate", "01_curate", "Read, clean, filter and split proteins int
     Param("max_records", None, "seeded random subset of at most this many records (None: all)", "int",
           low=1, none=True),
     Param("min_length", 20, "shortest sequence kept (residues)", "int", low=1),
-    Param("max_length", 1000, "longest sequence kept (residues)", "int", low=1),
+    Param("max_length", None, "longest sequence kept (None: no bound; 02 windows long proteins, 03 crops them)",
+          "int", low=1, none=True),
     Param("nonstandard", "replace_x", "non-standard residues: map to X, drop the record, or keep", "str",
           choices=POLICIES),
     Param("max_x_fraction", 0.1, "largest share of unknown residues (X) kept", "float", low=0, high=1),
@@ -72,7 +73,7 @@ STAGE = Stage("curate", "01_curate", "Read, clean, filter and split proteins int
 
 def run(run_dir: str | Path, **params) -> StageResult:
     params = STAGE.validate(params)
-    if params["max_length"] < params["min_length"]:
+    if params["max_length"] is not None and params["max_length"] < params["min_length"]:
         raise InputError(f"max_length={params['max_length']} is below min_length={params['min_length']}")
     p = params
     record = StageRecord(STAGE, run_dir, params)
@@ -92,11 +93,13 @@ def run(run_dir: str | Path, **params) -> StageResult:
     dropped = {k: v for k, v in report["dropped"].items() if v}
     print(f"kept {report['kept']} of {report['input']}" + (f"; dropped {dropped}" if dropped else ""))
     use_sampling = (kind == "uniprot") if p["protclip_sampling"] is None else p["protclip_sampling"]
-    if use_sampling:
+    if use_sampling:  # marks the pairs 03 trains on; every protein stays for 02 / 04 / 05
         with record.timed("protclip_sampling"):
-            proteins, report["protclip_sampling"] = protclip_sample(proteins, seed=p["seed"])
-            proteins = require_proteins(proteins, report["protclip_sampling"], source=source,
-                                        step="ProtCLIP sampling")
+            proteins, selection = protclip_annotate(proteins, seed=p["seed"])
+            report["protclip_sampling"] = {**selection, "rows_kept": int(len(proteins)),
+                                           "note": "nothing deleted: 03 pretrains on protclip_selected rows"}
+        print(f"ProtCLIP sampling selects {selection['kept']} of {selection['input']} pairs for 03 "
+              f"(column protclip_selected); every protein is kept")
     with record.timed("split"):
         proteins = split_by_identity(proteins, identity=p["split_identity"], fractions=tuple(p["split_fractions"]),
                                      seed=p["seed"], method=p["split_method"])

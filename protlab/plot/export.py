@@ -63,8 +63,8 @@ def _plotly_png(fig, path: Path, width: int, height: int) -> Path:
             reason = f"kaleido failed ({type(exc).__name__}: {str(exc)[:200]})"
     else:
         reason = "no Chromium found (apt-get install chromium)"
-    if not _warned:
-        log.warning("plotly PNG export unavailable: %s; drawing PNGs with matplotlib instead", reason)
+    if not _warned:  # not a warning in every notebook: `make demo` and the README say it once
+        log.info("plotly PNG export unavailable: %s; drawing PNGs with matplotlib instead", reason)
         _warned = True
     return _matplotlib_png(fig, path, width, height)
 
@@ -90,7 +90,10 @@ def _matplotlib_png(fig, path: Path, width: int, height: int) -> Path:
             else:
                 ax.scatter(x, y, s=6, label=name)
         elif kind == "bar":
-            ax.bar([str(v) for v in trace.x], trace.y, label=name)
+            ticks = [str(v) for v in trace.x]  # positions, not strings: no categorical-units chatter
+            ax.bar(range(len(ticks)), trace.y, label=name)
+            ax.set_xticks(range(len(ticks)), ticks, rotation=90 if len(ticks) > 20 else 0,
+                          fontsize=6 if len(ticks) > 20 else None)
         elif kind == "histogram":
             ax.hist(np.asarray(trace.x, dtype=float), bins=40, label=name, alpha=0.7)
         elif kind == "heatmap":

@@ -60,6 +60,8 @@ def load_pairs(source, *, split: str | None = None) -> pd.DataFrame:
     for col in ("id", "sequence"):
         if col not in frame.columns:
             raise InputError(f"{where}: column {col!r} is missing")
+    if "protclip_selected" in frame.columns:  # 01's ProtCLIP property-driven sampling picks the pairs
+        frame = frame[frame["protclip_selected"].astype(bool)]
     if split is not None:
         if "split" not in frame.columns:
             raise InputError(f"{where}: no 'split' column; run 01_curate.ipynb (it assigns train/valid/test)")

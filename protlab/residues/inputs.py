@@ -21,6 +21,7 @@ from protlab.core.rundir import RunDir
 from protlab.curate.records import Structure
 from protlab.curate.structures import read_structure, structure_paths
 from protlab.curate.toy import make_universe
+from protlab.residues.graph import check_structure
 from protlab.residues.network import ResidueClusterNet, load_network, save_network
 from protlab.residues.sites import conservation_scores, load_site_records, site_indices
 from protlab.residues.training import TrainResult, train_residue_model
@@ -74,13 +75,16 @@ def read_structure_inputs(structures="toy", *, chain: str | None = None, site_re
     records = load_site_records(site_records) if site_records is not None else None
     if isinstance(structures, (str, Path)) and Path(structures).is_file():
         loaded, skipped = [read_structure(structures, chain=chain)], {}
+        check_structure(loaded[0])
     else:
         if isinstance(structures, (str, Path)) and not Path(structures).is_dir():
             raise InputError(f"structures={str(structures)!r} is neither 'toy', a file nor a directory")
         loaded, skipped = [], {}
         for p in structure_paths(structures):  # one unusable file (e.g. nucleic acid) must not stop the rest
-            try:
-                loaded.append(read_structure(p, chain=chain))
+            try:  # a file that reads but cannot become a residue graph (e.g. 1 residue) is skipped too
+                structure = read_structure(p, chain=chain)
+                check_structure(structure)
+                loaded.append(structure)
             except ProtlabError as exc:
                 skipped[str(p)] = str(exc)
         for p, why in skipped.items():
