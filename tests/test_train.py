@@ -604,3 +604,30 @@ def test_stage_command_line(tmp_path):
                           capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2 and "max_steps='ten' is not allowed" in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_with_changed_settings_is_refused_unless_overridden(tmp_path, capsys):
+    cfg = tiny_run(tmp_path, max_steps=2, ckpt_every=2)
+    T.run_training(cfg)
+    longer = make_config("toy-cpu", **{**cfg.to_dict(), "max_steps": 3})  # more steps: allowed
+    changed = make_config("toy-cpu", **{**cfg.to_dict(), "max_steps": 3, "lr": 1e-3, "seed": 5, "batch_size": 3})
+    with pytest.raises(InputError, match=r"other settings \(lr: 0.002 -> 0.001; seed: 0 -> 5; batch_size: 4 -> 3\)"
+                                         r".*resume_override=True"):
+        T.run_training(changed)
+    assert T.run_training(longer)["step"] == 3
+    overridden = make_config("toy-cpu", **{**changed.to_dict(), "max_steps": 4, "resume_override": True})
+    assert T.run_training(overridden)["step"] == 4
+    assert "resuming with changed settings (resume_override): lr: 0.002 -> 0.001" in capsys.readouterr().out
+
+
+def test_cut_last_log_line_does_not_block_resume(tmp_path):
+    cfg = tiny_run(tmp_path, max_steps=2, ckpt_every=2)
+    T.run_training(cfg)
+    log = Path(cfg.run_dir) / "pretrain_log.jsonl"
+    log.write_text(log.read_text() + '{"step": 3, "loss": 1.2')  # a killed run's half-written record
+    assert [r["step"] for r in T.read_log(cfg.run_dir)] == [1, 2]
+    assert T.run_training(make_config("toy-cpu", **{**cfg.to_dict(), "max_steps": 3}))["step"] == 3
+    assert [r["step"] for r in T.read_log(cfg.run_dir)] == [1, 2, 3]
+    log.write_text('{"step": 1}\nnot json\n{"step": 2}\n')
+    with pytest.raises(InputError, match=r"pretrain_log.jsonl, line 2: not a JSON record"):
+        T.read_log(cfg.run_dir)

@@ -89,6 +89,9 @@ class PretrainConfig:
     log_every: int = 5
     ckpt_every: int = 50
     resume: bool = True                # continue from run_dir/checkpoints/last.pt when present
+    # Resuming with other optimisation, data or loss settings than the checkpoint's is refused
+    # (the run would be neither the old nor the new one) unless this says to go on anyway.
+    resume_override: bool = False
     eval_batch_size: int = 32
     progress: bool = True
 
@@ -164,6 +167,19 @@ def load_config(path: str | Path) -> PretrainConfig:
     if not isinstance(data, dict):
         raise InputError(f"{path}: a config must be a mapping of keys to values")
     return from_dict(data, where=str(path))
+
+
+# Settings a resumed run must share with its checkpoint (others, e.g. max_steps or log_every, may change).
+RESUME_FIXED = ("lr", "seed", "batch_size", "grad_accum", "weight_decay", "warmup_steps", "min_lr_ratio",
+                "clip_grad", "protein_lr_ratio", "text_lr_ratio", "freeze_protein", "freeze_text", "w_gc", "w_mlm",
+                "w_bsr", "w_pda", "mlm_prob", "bsr_ratio", "bsr_span_min", "bsr_span_max", "pda_theta",
+                "substitution_prob", "crop_length", "max_text_length", "max_property_length", "train_split")
+
+
+def resume_changes(saved: dict, config: PretrainConfig) -> list[str]:
+    """``["lr: 0.002 -> 0.001", ...]``: the fixed settings where ``config`` differs from a checkpoint's."""
+    return [f"{key}: {saved[key]!r} -> {getattr(config, key)!r}" for key in RESUME_FIXED
+            if key in saved and saved[key] != getattr(config, key)]
 
 
 def validate(config: PretrainConfig) -> None:

@@ -34,7 +34,7 @@ from protlab.core.rundir import RunDir
 from protlab.core.runtime import dist_env, init_distributed, pick_device, seed_everything, torch_threads
 from protlab.esm.load import esm_args, save_esm
 from protlab.pretrain.clip import ProtCLIP, build_protein_tower
-from protlab.pretrain.config import PretrainConfig, from_dict
+from protlab.pretrain.config import PretrainConfig, from_dict, resume_changes
 from protlab.pretrain.data import Collator, PairBatches, load_pairs
 from protlab.pretrain.retrieval import class_prompts, evaluate_alignment
 from protlab.pretrain.text import load_text_encoder
@@ -269,7 +269,18 @@ def read_log(run_dir: str | Path) -> list[dict]:
     path = RunDir(run_dir).path("pretrain_log")
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [(number, line) for number, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    records = []
+    for index, (number, line) in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if index == len(lines) - 1:  # the record a killed run was writing: the checkpoint has its step
+                print(f"[train] {path}, line {number}: cut short (a killed run); ignored", flush=True)
+                break
+            raise InputError(f"{path}, line {number}: not a JSON record ({exc.msg}); delete the line or the "
+                             "file (resume=False)") from exc
+    return records
 
 
 def loss_trends(history: list[dict], weights: dict) -> dict:
@@ -336,6 +347,13 @@ def _train(config: PretrainConfig, env, device: str) -> dict:
     if config.resume and ckpt_path.is_file():
         ckpt = read_training_state(ckpt_path)
         check_architecture(ckpt, model, ckpt_path)
+        changed = resume_changes(ckpt.get("config", {}), config)
+        if changed and not config.resume_override:
+            raise InputError(f"{ckpt_path} was trained with other settings ({'; '.join(changed)}): resuming would "
+                             "mix two runs. Use the checkpoint's settings, resume=False (or a new run_dir) to start "
+                             "over, or resume_override=True to continue with the new ones")
+        if changed and env.is_main:
+            print(f"[train] resuming with changed settings (resume_override): {'; '.join(changed)}", flush=True)
         try:
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])

@@ -106,6 +106,8 @@ _SETTINGS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "log_every": ("steps per log record", "int", {"low": 1}),
     "ckpt_every": ("steps per checkpoint", "int", {"low": 1}),
     "resume": ("continue from the run's last checkpoint when there is one", "bool", {}),
+    "resume_override": ("resume even when optimisation, data or loss settings differ from the checkpoint's",
+                        "bool", {}),
     "eval_batch_size": ("proteins / texts per evaluation batch", "int", {"low": 1}),
     "progress": ("show a progress bar", "bool", {}),
 }
