@@ -130,3 +130,22 @@ def test_evaluate_checks_labels_before_computing_baselines(embedded, tmp_path):
         protlab.evaluate.run(run.root)
     assert run.clustering_methods() == ["kmeans"]  # no baseline was computed before failing
     assert isinstance(pd.read_parquet(run.path("clusters")), pd.DataFrame)
+
+
+def test_a_killed_writers_temporaries_are_removed_by_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    from protlab.core.atomic import _HOST, sweep_stale_temporaries
+
+    # a writer killed (SIGKILL) inside atomic_path leaves its temporary behind
+    code = ("import os, signal, sys\nfrom protlab.core.atomic import atomic_path\n"
+            "with atomic_path(sys.argv[1]) as tmp:\n    tmp.write_text('half')\n    os.kill(os.getpid(), signal.SIGKILL)\n")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.json")])
+    left = list(tmp_path.glob(".a.json.*.tmp"))
+    assert len(left) == 1 and not (tmp_path / "a.json").exists()
+    live = tmp_path / f".c.json.{_HOST}-{os.getpid()}.x1y2.tmp"  # this (live) process's
+    live.write_text("a live writer's file")
+    atomic_write_json(tmp_path / "b.json", {})  # any later write into the folder sweeps
+    assert not left[0].exists() and live.exists()
+    assert sweep_stale_temporaries(tmp_path) == []

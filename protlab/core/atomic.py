@@ -4,7 +4,9 @@ A crash, a full disk or a killed kernel never leaves a half-written artifact: da
 a temporary file in the same directory, is flushed and fsynced, then renamed over the
 target (``os.replace`` is atomic on POSIX and Windows). A multi-file artifact
 (:func:`atomic_paths`) is renamed into place only once every file is complete. Files get
-the permissions the umask gives (shared servers), not ``mkstemp``'s 0600.
+the permissions the umask gives (shared servers), not ``mkstemp``'s 0600. Temporary names
+carry the host and process id, so the next write into a folder removes what a killed
+writer left there.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import contextlib
 import errno
 import json
 import os
+import re
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -22,6 +26,33 @@ from protlab.core.errors import ProtlabError
 class WriteError(ProtlabError, OSError):
     """An artifact could not be written (full disk, no permission, ...); the previous
     version of every file in the write is intact."""
+
+
+_HOST = socket.gethostname().replace(".", "_")
+_TMP = re.compile(r"^\..+\.(?P<host>[^.]+)-(?P<pid>\d+)\.[^.]+\.tmp$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def sweep_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporary files that killed writers on this host left in ``folder``
+    (their process is gone); returns what was removed. Live writers' files are kept."""
+    removed = []
+    for path in Path(folder).glob(".*.tmp"):
+        match = _TMP.match(path.name)
+        if match and match["host"] == _HOST and not _alive(int(match["pid"])):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def _file_mode() -> int:
@@ -47,7 +78,9 @@ def atomic_paths(*targets: str | Path) -> Iterator[list[Path]]:
         for target in targets:
             current = target
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            sweep_stale_temporaries(target.parent)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{_HOST}-{os.getpid()}.", suffix=".tmp",
+                                       dir=target.parent)
             os.close(fd)
             tmps.append(Path(tmp))
             os.chmod(tmp, mode)
