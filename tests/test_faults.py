@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import re
 import json
 import os
 import stat
@@ -149,3 +150,45 @@ def test_a_killed_writers_temporaries_are_removed_by_the_next_write(tmp_path):
     atomic_write_json(tmp_path / "b.json", {})  # any later write into the folder sweeps
     assert not left[0].exists() and live.exists()
     assert sweep_stale_temporaries(tmp_path) == []
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("stage,params", [
+    ("curate", {"n_families": 3, "members_per_family": 6, "split_method": "kmer", "split_identity": 0.9}),
+    ("embed", {"encoder": "tiny", "umap_max_points": 10}),
+    ("cluster", {"method": "kmeans"}),
+    ("evaluate", {}),
+    ("residues", {"epochs": 1, "n_families": 3, "members_per_family": 3, "length_range": [50, 60], "hidden": 8,
+                  "max_views": 1}),
+])
+def test_full_disk_in_any_stage_is_a_write_error_naming_the_file(embedded, tmp_path, monkeypatch, stage, params):
+    run = RunDir(copy_run(embedded, tmp_path / "run"))
+    protlab.cluster.run(run.root, method="kmeans")
+    before = {p: p.read_bytes() for p in run.root.rglob("*") if p.is_file()}
+    monkeypatch.setattr(os, "fsync", _disk_full)
+    with pytest.raises(WriteError, match=rf"could not write (checkpoint )?{re.escape(str(run.root))}/.*No space left "
+                                         r"on device \(disk full\?\); (the previous version is intact|no earlier file)"):
+        getattr(protlab, stage).run(run.root, **params)
+    monkeypatch.undo()
+    after = {p: p.read_bytes() for p in run.root.rglob("*") if p.is_file() and p in before}
+    assert after == before  # every complete artifact is as it was
+    assert not list(run.root.rglob("*.tmp"))
+
+
+def test_torch_full_disk_error_becomes_a_checkpoint_error(tmp_path, monkeypatch):
+    import torch
+
+    from protlab.core.checkpoint import CheckpointError, save_checkpoint
+
+    def enforce_fail(obj, f, *args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
+                           "data/0: file write failed")
+
+    monkeypatch.setattr(torch, "save", enforce_fail)
+    with pytest.raises(CheckpointError, match=r"could not write checkpoint .*m.pt: file write failed \(disk full\?\); "
+                                              r"no earlier file exists"):
+        save_checkpoint(tmp_path / "m.pt", "scan", {"w": 1})
+    assert not list(tmp_path.iterdir())
