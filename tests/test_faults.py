@@ -192,3 +192,16 @@ def test_torch_full_disk_error_becomes_a_checkpoint_error(tmp_path, monkeypatch)
                                               r"no earlier file exists"):
         save_checkpoint(tmp_path / "m.pt", "scan", {"w": 1})
     assert not list(tmp_path.iterdir())
+
+
+def test_evaluation_refuses_clusters_of_other_proteins(embedded, tmp_path):
+    run = RunDir(copy_run(embedded, tmp_path / "run"))
+    protlab.cluster.run(run.root, method="kmeans")
+    info = json.loads(run.clustering("kmeans", ".json").read_text())
+    assert info["embeddings_sha256"] == json.loads(run.path("embeddings_meta").read_text())["array_sha256"]
+    proteins = run.load_proteins()
+    proteins.loc[0, "sequence"] = "M" + proteins.loc[0, "sequence"]
+    run.save_proteins(proteins)
+    with pytest.raises(InputError, match=r"clusters.parquet was made from another proteins.parquet.*rerun 02_embed "
+                                         r"and 04_cluster"):
+        protlab.evaluate.run(run.root)

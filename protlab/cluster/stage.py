@@ -8,6 +8,7 @@ cluster-size figure and ``cluster.json``. Labels are never used except to defaul
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -109,7 +110,9 @@ def write_clustering(run_dir: str | Path, *, method: str = "scan", n_clusters: i
     frame = clusters_frame(ids, result)
     written = [atomic_write_parquet(run.writable("clusterings") / f"{method}.parquet", frame)]
     info = {"method": method, "n_clusters": int(n_clusters), "seed": seed, "seconds": elapsed,
-            "encoder": meta.get("encoder") or meta.get("name"), **result.info}
+            "encoder": meta.get("encoder") or meta.get("name"), **result.info,
+            "proteins_sha256": proteins_fingerprint(proteins["id"].astype(str), proteins["sequence"]),
+            "embeddings_sha256": meta.get("array_sha256")}
     if method == "scan":
         written.append(result.model.save(run.path("scan_model")))
         info["model"] = str(run.path("scan_model"))
@@ -124,14 +127,27 @@ def write_clustering(run_dir: str | Path, *, method: str = "scan", n_clusters: i
 
 
 def read_clustering(run_dir: str | Path, method: str | None = None) -> pd.DataFrame:
-    """``clusters.parquet`` (``method=None``) or ``clusters/<method>.parquet``."""
+    """``clusters.parquet`` (``method=None``) or ``clusters/<method>.parquet``, refused when it
+    was made from another proteins table than the run's ``proteins.parquet``."""
     run = RunDir(run_dir)
     if method is None:
-        return pd.read_parquet(run.require("clusters"))
-    path = run.clustering(method)
-    if not path.exists():
-        raise InputError(f"{path} does not exist: run 04_cluster with method={method!r} first")
-    return pd.read_parquet(path)
+        path = run.require("clusters")
+    else:
+        path = run.clustering(method)
+        if not path.exists():
+            raise InputError(f"{path} does not exist: run 04_cluster with method={method!r} first")
+    frame = pd.read_parquet(path)
+    method = method or (str(frame["method"].iloc[0]) if "method" in frame.columns and len(frame) else None)
+    info_path = run.clustering(method, ".json") if method else None
+    if info_path is not None and info_path.is_file() and run.path("proteins").is_file():
+        made_from = json.loads(info_path.read_text()).get("proteins_sha256")
+        proteins = run.load_proteins()
+        if made_from is not None and made_from != proteins_fingerprint(proteins["id"].astype(str),
+                                                                       proteins["sequence"]):
+            raise InputError(f"{path} was made from another {run.path('proteins').name} than the one in {run.root} "
+                             f"(its ids or sequences changed since): rerun 02_embed and 04_cluster "
+                             f"(python -m protlab.embed / protlab.cluster --run-dir {run.root})")
+    return frame
 
 
 def run(run_dir: str | Path, **params) -> StageResult:
