@@ -179,8 +179,25 @@ def test_cluster_run_without_labels_needs_n_clusters(toy, tmp_path):
     with pytest.raises(InputError, match="n_clusters"):
         write_clustering(tmp_path, method="kmeans")
     assert write_clustering(tmp_path, method="kmeans", n_clusters=4).labels.max() == 3
-    with pytest.raises(InputError, match="labels"):
-        protlab.evaluate.run(tmp_path)
+    report = protlab.evaluate.run(tmp_path)  # no labels anywhere: a label-free report, no baselines
+    assert report.metrics["labelled"] is False and report.metrics["n_clusters"] == 4 and report.metrics["n"] == len(proteins)
+    assert report.per_family is None and report.table["size"].sum() == len(proteins) and "labels=" in report.headline
+    assert 0.9 <= report.metrics["neighbour_share"] <= 1 and RunDir(tmp_path).clustering_methods() == ["kmeans"]
+    assert (tmp_path / "cluster_report.csv").is_file()
+    # labels from elsewhere, without re-running 01-04: a TSV (id, label) or a FASTA with labels in its headers
+    (tmp_path / "labels.tsv").write_text("id\tlabel\n" + "".join(f"{i}\t{lab}\n" for i, lab in
+                                                                 zip(proteins["id"], proteins["label"])))
+    scored = protlab.evaluate.run(tmp_path, labels=str(tmp_path / "labels.tsv"), baselines=[])
+    assert scored.metrics["nmi"] > 0.9 and scored.metrics["n_unlabelled"] == 0
+    (tmp_path / "labels.fasta").write_text("".join(f">{i} family={lab}\n{s}\n" for i, lab, s in
+                                                   zip(proteins["id"][:20], proteins["label"][:20],
+                                                       proteins["sequence"][:20])))
+    partial = protlab.evaluate.run(tmp_path, labels=str(tmp_path / "labels.fasta"), label_regex=r"family=(\S+)",
+                                   baselines=[])
+    assert partial.metrics["n"] == 20 and partial.metrics["n_unlabelled"] == len(proteins) - 20
+    (tmp_path / "other.tsv").write_text("id\tlabel\nnobody\tx\n")
+    with pytest.raises(InputError, match="none of its ids"):
+        protlab.evaluate.run(tmp_path, labels=str(tmp_path / "other.tsv"))
 
 
 def test_few_real_pfam_families(shared_data):

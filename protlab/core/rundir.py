@@ -36,6 +36,7 @@ ARTIFACTS: dict[str, tuple[str, str]] = {
     "metrics": ("metrics.json", "evaluate"),
     "metrics_table": ("metrics_table.csv", "evaluate"),
     "per_family": ("per_family.csv", "evaluate"),
+    "cluster_report": ("cluster_report.csv", "evaluate"),
     "residue_network": ("checkpoints/residue_cluster.pt", "residues"),
     "critical_residues": ("residues/critical_residues.parquet", "residues"),
     "residue_metrics": ("residue_metrics.json", "residues"),

@@ -4,10 +4,13 @@
 ``clusters/<method>.parquet`` (computing the ``baselines`` that are missing) with the
 family labels of ``proteins.parquet``: NMI, ARI, Hungarian-matched accuracy, AUPR. Writes
 ``metrics.json``, ``metrics_table.csv``, ``per_family.csv``, the matched confusion
-figure and ``evaluate.json``.
+figure and ``evaluate.json``. Labels may come from a file instead (``labels``); with no
+labels anywhere it writes a label-free report (sizes, confidence, neighbour agreement) and
+computes no baselines.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +22,25 @@ from protlab.core.atomic import atomic_path, atomic_write_json
 from protlab.core.errors import InputError
 from protlab.core.rundir import RunDir
 from protlab.core.stage import Param, Stage, StageRecord, StageResult
+from protlab.evaluate.label_free import label_free_report
+from protlab.evaluate.labels import labels_for
 from protlab.evaluate.metrics import evaluate, matched_confusion, per_family
 from protlab.plot.evaluate import confusion_figure
 from protlab.plot.export import save_figure
 
 MAX_CONFUSION = 400  # families or clusters beyond which the heatmap is not drawn
+
+
+def _existing_file(value):
+    if not Path(value).is_file():
+        raise ValueError(f"no such file: {value}")
+
+
+def _regex(value):
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression ({exc})") from exc
 
 
 def _baselines(value):
@@ -36,21 +53,12 @@ STAGE = Stage("evaluate", "05_evaluate", "Score clusterings against known famili
     Param("baselines", ["kmeans", "pca_kmeans"], "baseline clusterings computed when missing from clusters/",
           "list", check=_baselines),
     Param("seed", 0, "random seed of the baselines", "int", low=0),
+    Param("labels", None, "family labels from elsewhere, when proteins.parquet has none: a TSV/CSV (id, label) or "
+          "a FASTA whose headers carry them; None: the labels of proteins.parquet", "str", none=True,
+          check=_existing_file),
+    Param("label_regex", None, "with a FASTA labels file: regex whose first group is the label (None: the Pfam "
+          "accession in the header)", "str", none=True, check=_regex),
 ))
-
-
-def labels_for(run: RunDir, ids) -> tuple[pd.Series, np.ndarray]:
-    """The family label of each id (NaN where unknown) and the mask of known labels."""
-    proteins = run.load_proteins()
-    if "label" not in proteins.columns:
-        raise InputError(f"{run.path('proteins')} has no label column: 05_evaluate needs family labels")
-    labels = proteins.assign(id=proteins["id"].astype(str)).set_index("id")["label"]
-    labels = labels.reindex([str(i) for i in ids])
-    known = labels.notna() & (labels.astype(str).str.len() > 0)
-    if known.sum() == 0:
-        raise InputError(f"{run.path('proteins')} has no family labels: evaluation needs labelled proteins "
-                         "(01_curate with label_regex / label_field)")
-    return labels, known.to_numpy()
 
 
 def evaluate_clusters(frame: pd.DataFrame, labels: pd.Series, known: np.ndarray) -> dict:
@@ -68,7 +76,12 @@ def run(run_dir: str | Path, **params) -> StageResult:
     chosen = read_clustering(run_dir)
     record.read(run_.path("clusters"))
     record.read(run_.path("proteins"))
-    labels, known = labels_for(run_, chosen["id"])  # before any baseline is computed
+    if params["labels"] is not None:
+        record.read(params["labels"])
+    # labels first: without any, a label-free report instead of baselines and then an error
+    labels, known = labels_for(run_, chosen["id"], params["labels"], params["label_regex"])
+    if not known.any():
+        return _label_free(run_, chosen, record)
     chosen_method = str(chosen["method"].iloc[0]) if "method" in chosen.columns and len(chosen) else "chosen"
     probs = chosen["probabilities"].iloc[0] if "probabilities" in chosen.columns and len(chosen) else None
     n_clusters = int(len(probs)) if probs is not None else int(chosen["cluster"].nunique())
@@ -81,7 +94,8 @@ def run(run_dir: str | Path, **params) -> StageResult:
     with record.timed("metrics"):
         for method in run_.clustering_methods():
             frame = read_clustering(run_dir, method)
-            lab, kn = labels_for(run_, frame["id"]) if not frame["id"].equals(chosen["id"]) else (labels, known)
+            lab, kn = (labels, known) if frame["id"].equals(chosen["id"]) else \
+                labels_for(run_, frame["id"], params["labels"], params["label_regex"])
             rows.append({"method": method, **evaluate_clusters(frame, lab, kn)})
         table = pd.DataFrame(rows).set_index("method")
         metrics = {"method": chosen_method, **evaluate_clusters(chosen, labels, known),
@@ -104,7 +118,41 @@ def run(run_dir: str | Path, **params) -> StageResult:
             record.wrote(path)
     record.results.update({k: metrics[k] for k in ("method", "nmi", "ari", "acc") if k in metrics})
     record.save()
-    return StageResult(record, figures, table=table, metrics=metrics, per_family=family, confusion=confusion)
+    headline = (f"chosen clustering ({chosen_method}): NMI {metrics['nmi']:.3f}  ARI {metrics['ari']:.3f}  "
+                f"ACC {metrics['acc']:.3f}" + (f"  ({metrics['n_unlabelled']} proteins without a label left out)"
+                                               if metrics["n_unlabelled"] else ""))
+    return StageResult(record, figures, table=table, metrics=metrics, per_family=family, confusion=confusion,
+                       headline=headline)
+
+
+def _label_free(run: RunDir, chosen: pd.DataFrame, record: StageRecord) -> StageResult:
+    """No family labels anywhere: cluster sizes, confidence and neighbour agreement, no baselines."""
+    ids, embeddings, _ = run.load_embeddings()
+    record.read(run.path("embeddings"))
+    row_of = {pid: i for i, pid in enumerate(ids)}
+    rows = [row_of.get(str(pid)) for pid in chosen["id"]]
+    if any(r is None for r in rows):
+        raise InputError(f"{run.path('clusters')} holds ids that {run.path('embeddings')} lacks; rerun 04_cluster")
+    chosen_method = str(chosen["method"].iloc[0]) if "method" in chosen.columns and len(chosen) else "chosen"
+    with record.timed("label_free_report"):
+        summary, per_cluster = label_free_report(chosen, embeddings[rows])
+    metrics = {"method": chosen_method, **summary,
+               "note": "no family labels (proteins.parquet has none and no labels file was given): sizes, "
+                       "confidence and the share of nearest neighbours in the same cluster; give labels=... "
+                       "for NMI / ARI / accuracy"}
+    record.wrote(atomic_write_json(run.writable("metrics"), metrics))
+    with atomic_path(run.writable("cluster_report")) as tmp:
+        per_cluster.to_csv(tmp, index=False)
+    record.wrote(run.path("cluster_report"))
+    record.results.update(summary)
+    record.save()
+    headline = (f"no family labels: {summary['n_clusters']} clusters of {summary['n']} proteins (largest "
+                f"{summary['largest_cluster']}, {summary['singletons']} singletons); median confidence "
+                f"{summary['median_confidence']}; {summary['neighbour_share']:.2f} of nearest neighbours share "
+                f"a cluster. Pass labels=... (TSV/CSV id,label or FASTA) for NMI / ARI / accuracy")
+    print(headline)
+    return StageResult(record, {}, table=per_cluster, metrics=metrics, per_family=None, confusion=None,
+                       headline=headline)
 
 
 run.__doc__ = STAGE.docstring()
