@@ -34,3 +34,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def make_toy_run(tmp_path_factory):
+    """``make(members_per_family=12, kmer_dim=32)``: a run dir as 01 + 02 leave it, made by the
+    stages' own run() (4 toy families, k-mer embeddings)."""
+    import protlab
+
+    def make(members_per_family: int = 12, kmer_dim: int = 32) -> Path:
+        run_dir = tmp_path_factory.mktemp("run")
+        protlab.curate.run(run_dir, n_families=4, members_per_family=members_per_family, split_method="kmer",
+                           split_identity=0.9)
+        protlab.embed.run(run_dir, kmer_dim=kmer_dim, umap_max_points=10)
+        return run_dir
+
+    return make

@@ -18,12 +18,9 @@ from protlab.core.rundir import RunDir
 
 
 @pytest.fixture(scope="module")
-def embedded(tmp_path_factory):
-    """A curated and embedded toy run (4 families x 12)."""
-    run_dir = tmp_path_factory.mktemp("run")
-    protlab.curate.run(run_dir, n_families=4, members_per_family=12, split_method="kmer", split_identity=0.9)
-    protlab.embed.run(run_dir, kmer_dim=16, umap_max_points=10)
-    return run_dir
+def embedded(make_toy_run):
+    """A curated and embedded toy run (4 families x 12, 16-dimensional k-mer embeddings)."""
+    return make_toy_run(kmer_dim=16)
 
 
 def copy_run(src, dst):

@@ -13,7 +13,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import protlab
 from protlab.core.rundir import RunDir
 
 pytestmark = pytest.mark.slow
@@ -25,11 +24,8 @@ RESIDUES = ["--epochs", "3", "--n-families", "3", "--members-per-family", "6", "
 
 
 @pytest.fixture(scope="module")
-def curated(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("curated")
-    protlab.curate.run(run_dir, n_families=4, members_per_family=20, split_method="kmer", split_identity=0.9)
-    protlab.embed.run(run_dir, kmer_dim=32, umap_max_points=10)
-    return run_dir
+def curated(make_toy_run):
+    return make_toy_run(members_per_family=20)
 
 
 def stage_cmd(stage: str, run_dir: Path, args: list[str]) -> list[str]:

@@ -6,18 +6,14 @@ import json
 import pandas as pd
 import pytest
 
-import protlab
 from protlab.demo import QUICK_PARAMS
 from protlab.notebooks import run_notebook
 
 
 @pytest.fixture(scope="module")
-def toy_run(tmp_path_factory):
+def toy_run(make_toy_run):
     """A run dir as 01 + 02 leave it (their stages' run(), without the notebooks)."""
-    run_dir = tmp_path_factory.mktemp("run")
-    protlab.curate.run(run_dir, n_families=4, members_per_family=12, split_method="kmer", split_identity=0.9)
-    protlab.embed.run(run_dir, kmer_dim=32, umap_max_points=10)
-    return run_dir
+    return make_toy_run()
 
 
 def test_04_then_05(toy_run, tmp_path):

@@ -16,6 +16,7 @@ import contextlib
 import difflib
 import json
 import math
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,6 +30,19 @@ from protlab.core.fingerprint import fingerprint
 from protlab.core.version import __version__
 
 _KINDS = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict}
+
+
+# Checks shared by stages' Param tables (a ValueError's text says what is allowed).
+def existing_file(value) -> None:
+    if not Path(value).is_file():
+        raise ValueError(f"no such file: {value}")
+
+
+def regular_expression(value) -> None:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression ({exc})") from exc
 
 
 @dataclass(frozen=True)

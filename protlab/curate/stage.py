@@ -10,13 +10,12 @@ the dataset figures and ``curate.json``.
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 from protlab.core.atomic import atomic_write_json
 from protlab.core.errors import InputError
 from protlab.core.rundir import RunDir
-from protlab.core.stage import Param, Stage, StageRecord, StageResult
+from protlab.core.stage import Param, Stage, StageRecord, StageResult, regular_expression
 from protlab.curate.filters import POLICIES, curate, load_source, require_proteins
 from protlab.curate.report import summary
 from protlab.curate.sampling import protclip_annotate
@@ -27,12 +26,6 @@ from protlab.plot.export import save_figure
 
 log = logging.getLogger(__name__)
 
-
-def _regex(value):
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"not a regular expression ({exc})") from exc
 
 
 def _fractions(value):
@@ -50,7 +43,7 @@ STAGE = Stage("curate", "01_curate", "Read, clean, filter and split proteins int
     Param("members_per_family", 40, "toy universe: proteins per family", "int", low=1),
     Param("seed", 0, "random seed (toy universe, subsets, sampling, split)", "int", low=0),
     Param("label_regex", None, "regex on the FASTA header / sequence name whose first group is the label",
-          "str", none=True, check=_regex),
+          "str", none=True, check=regular_expression),
     Param("label_field", None, "header token index or UniProt/table field holding the label", "str|int", none=True),
     Param("max_records", None, "seeded random subset of at most this many records (None: all)", "int",
           low=1, none=True),

@@ -10,7 +10,6 @@ computes no baselines.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from protlab.cluster.stage import read_clustering, write_clustering
 from protlab.core.atomic import atomic_path, atomic_write_json
 from protlab.core.errors import InputError
 from protlab.core.rundir import RunDir
-from protlab.core.stage import Param, Stage, StageRecord, StageResult
+from protlab.core.stage import Param, Stage, StageRecord, StageResult, existing_file, regular_expression
 from protlab.evaluate.label_free import label_free_report
 from protlab.evaluate.labels import labels_for
 from protlab.evaluate.metrics import evaluate, matched_confusion, per_family
@@ -31,16 +30,6 @@ from protlab.plot.export import save_figure
 MAX_CONFUSION = 400  # families or clusters beyond which the heatmap is not drawn
 
 
-def _existing_file(value):
-    if not Path(value).is_file():
-        raise ValueError(f"no such file: {value}")
-
-
-def _regex(value):
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"not a regular expression ({exc})") from exc
 
 
 def _baselines(value):
@@ -55,9 +44,9 @@ STAGE = Stage("evaluate", "05_evaluate", "Score clusterings against known famili
     Param("seed", 0, "random seed of the baselines", "int", low=0),
     Param("labels", None, "family labels from elsewhere, when proteins.parquet has none: a TSV/CSV (id, label) or "
           "a FASTA whose headers carry them; None: the labels of proteins.parquet", "str", none=True,
-          check=_existing_file),
+          check=existing_file),
     Param("label_regex", None, "with a FASTA labels file: regex whose first group is the label (None: the Pfam "
-          "accession in the header)", "str", none=True, check=_regex),
+          "accession in the header)", "str", none=True, check=regular_expression),
 ))
 
 

@@ -16,7 +16,7 @@ from protlab.core.atomic import atomic_write_json, atomic_write_parquet
 from protlab.core.errors import InputError
 from protlab.core.rundir import RunDir
 from protlab.core.runtime import seed_everything, torch_threads
-from protlab.core.stage import Param, Stage, StageRecord, StageResult
+from protlab.core.stage import Param, Stage, StageRecord, StageResult, existing_file
 from protlab.curate.toy import MAX_SUPERFAMILY
 from protlab.plot.export import save_figure
 from protlab.plot.view3d import export_view, importance_figure, view_stem
@@ -25,10 +25,6 @@ from protlab.residues.inputs import ResidueInputs, get_model, held_out, read_str
 from protlab.residues.network import SCORES
 from protlab.residues.sites import site_summary
 
-
-def _existing_file(value):
-    if not Path(value).is_file():
-        raise ValueError(f"no such file: {value}")
 
 
 def _structures(value):
@@ -62,7 +58,7 @@ STAGE = Stage("residues", "06_critical_residues",
           check=_structures),
     Param("chain", None, "chain id for a single file (None: the first protein chain)", "str", none=True),
     Param("checkpoint", None, "a saved residue-clustering model; None: train on the toy universe", "str",
-          none=True, check=_existing_file),
+          none=True, check=existing_file),
     Param("epochs", 60, "training epochs (when checkpoint is None)", "int", low=1),
     Param("n_families", 8, "toy families (classes)", "int", low=2),
     Param("members_per_family", 50, "toy proteins per family", "int", low=1),
@@ -82,7 +78,7 @@ STAGE = Stage("residues", "06_critical_residues",
     Param("top_k", 10, "residues labelled / listed per protein", "int", low=1),
     Param("max_views", 4, "proteins exported as standalone HTML views", "int", low=1),
     Param("site_records", None, "TSV of SITE records (file, resname, chain, resnum, icode) giving the known "
-          "sites of structure files; None: no site table", "str", none=True, check=_existing_file),
+          "sites of structure files; None: no site table", "str", none=True, check=existing_file),
 ))
 TRAINING = ("epochs", "n_families", "members_per_family", "families_per_superfamily", "val_fraction",
             "length_range", "hidden", "batch_size", "residue_dropout", "seed")
