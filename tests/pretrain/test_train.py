@@ -31,7 +31,7 @@ from protlab.pretrain.config import FIELDS, PretrainConfig, load_config, make_co
 from protlab.pretrain.data import Collator, PairBatches, load_pairs
 from protlab.pretrain.retrieval import class_prompts, encode_proteins, ranking_metrics, zero_shot_accuracy
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 AA = "ACDEFGHIKLMNPQRSTVWY"
 TINY = {"protein_tiny_args": {"num_layers": 1, "embed_dim": 32, "attention_heads": 2},
         "text_tiny_args": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,

@@ -22,7 +22,7 @@ from protlab.residues.network import ClusterConfig, ResidueClusterNet, load_netw
 from protlab.residues.stage import STAGE
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 QUICK = QUICK_PARAMS["06_critical_residues"]
 
 
