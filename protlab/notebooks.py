@@ -7,7 +7,9 @@ virtual environment).
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import types
 from pathlib import Path
 from typing import Any, Iterable
@@ -50,8 +52,6 @@ def _ipc_kernel_manager():
     can take a port in between, and the run then hangs with both sides idle. Unix sockets
     have unique file names, so that race cannot happen.
     """
-    import shutil
-    import tempfile
 
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import CaselessStrEnum, default

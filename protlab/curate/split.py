@@ -41,6 +41,8 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 
 from protlab.core.errors import InputError
 from protlab.core.mmseqs import INSTALL_HINT, easy_cluster, mmseqs_available
@@ -158,8 +160,6 @@ def cluster_mmseqs(sequences: list[str], *, identity: float | None = 0.5, covera
 def cluster_kmer(sequences: list[str], *, identity: float = 0.5, k: int | None = None,
                  block: int = 512) -> np.ndarray:
     """Single-linkage clusters from shared k-mers (see the module docstring)."""
-    from scipy import sparse
-    from scipy.sparse.csgraph import connected_components
 
     k = k or 3
     n = len(sequences)

@@ -24,6 +24,7 @@ optionally ``.gz``), parsed by biotite.
 """
 from __future__ import annotations
 
+import io
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -33,8 +34,8 @@ import numpy as np
 
 from protlab.core.alphabet import STANDARD_THREE
 from protlab.core.errors import InputError, ParseError, ProtlabError
-from protlab.curate.textio import _format_from_content, open_text
 from protlab.curate.records import Structure
+from protlab.curate.textio import _format_from_content, open_text
 
 STRUCTURE_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif")
 _BACKBONE = frozenset(("N", "CA", "C", "O", "OXT"))
@@ -126,7 +127,6 @@ def _load_atoms(path: Path, model: int):
                 raise ParseError(path, f"{line[:6].strip()} record cut short before its coordinates "
                                        "(truncated file?)", line=number)
     ends = f"the file ends at line {last} ({lines[last - 1][:40].strip()!r}): truncated?" if lines else ""
-    import io
 
     from biotite.structure.io import pdb, pdbx
 

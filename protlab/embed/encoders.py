@@ -45,10 +45,14 @@ import math
 import os
 import threading
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from sklearn.neighbors import NearestNeighbors
+from tqdm.auto import tqdm
 
 from protlab.core.errors import InputError
 from protlab.core.runtime import dist_env, pick_device
@@ -284,7 +288,6 @@ class ESMEncoder:
 
     def _embed_missing(self, seqs: list[str], keys: list[str], per_residue: bool, cache, results: dict,
                        *, progress: bool, tag: str) -> None:
-        from tqdm.auto import tqdm
 
         chunks = [(i, s, e) for i, seq in enumerate(seqs) for s, e in sliding_windows(len(seq), self.window, self.stride)]
         n_chunks = np.bincount([c[0] for c in chunks], minlength=len(seqs))
@@ -355,8 +358,6 @@ class ESMEncoder:
             for batch in batches:
                 yield compute(batch)
             return
-        from collections import deque
-        from concurrent.futures import ThreadPoolExecutor
 
         torch = self._torch
         threads = torch.get_num_threads()
@@ -401,7 +402,6 @@ def neighbour_label_agreement(embeddings, labels, *, k: int = 10) -> dict | None
     ``{"k", "agreement" (mean over proteins), "top1" (nearest neighbour shares the label),
     "n_labelled"}``; proteins without a label are left out.
     """
-    from sklearn.neighbors import NearestNeighbors
 
     labels = np.array(["" if lab is None or (isinstance(lab, float) and math.isnan(lab)) else str(lab)
                        for lab in labels], dtype=object)

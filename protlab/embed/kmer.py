@@ -9,6 +9,8 @@ embeddings are never cached per sequence.
 from __future__ import annotations
 
 import numpy as np
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from protlab.core.errors import InputError
 from protlab.embed.sequences import clean_sequences
@@ -37,8 +39,6 @@ class KmerEncoder:
         ``dim`` shrinks (and ``self.dim`` says so) when fewer proteins or k-mers than
         ``dim`` exist.
         """
-        from sklearn.decomposition import TruncatedSVD
-        from sklearn.feature_extraction.text import TfidfVectorizer
 
         if per_residue:
             raise InputError("the kmer encoder has no per-residue embeddings; use an ESM encoder "

@@ -24,6 +24,7 @@ import argparse
 import os
 import re
 import urllib.error
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +204,6 @@ def _from_fair_esm(data: dict, path: Path, *, regression=None):
         state.update(regression.get("model", {}))
     _load_state(model, state, path, allow_missing=("contact_head.regression.weight", "contact_head.regression.bias"))
     name = path.stem if path.stem.startswith("esm2") else "esm2_" + path.stem  # core dispatches on the name
-    import warnings
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Regression weights not found")

@@ -10,13 +10,15 @@ left unmatched (more clusters than families) count as errors in the accuracy.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
+from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+from sklearn.metrics import adjusted_rand_score, average_precision_score, normalized_mutual_info_score
 
 from protlab.core.errors import InputError
 
 
 def _codes(values) -> tuple[np.ndarray, np.ndarray]:
-    import pandas as pd
 
     codes, uniques = pd.factorize(pd.Series(list(values) if not isinstance(values, np.ndarray) else values), sort=True)
     return codes.astype(np.int64), np.asarray(uniques)
@@ -29,7 +31,6 @@ def _check_pair(labels, clusters) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
         raise InputError("no proteins to evaluate: labels and clusters are empty")
     if labels.shape != clusters.shape or labels.ndim != 1:
         raise InputError(f"labels ({labels.shape}) and clusters ({clusters.shape}) must be 1-D and of equal length")
-    import pandas as pd
 
     if pd.isna(pd.Series(labels)).any():
         raise InputError("labels contain missing values: evaluate only the labelled proteins")
@@ -61,7 +62,6 @@ def match_clusters(table: sp.spmatrix) -> tuple[np.ndarray, np.ndarray, int]:
     ``R + C`` edges, so its weight is ``(R + C)(M + 1) − matched total``: minimising it
     maximises the matched total. The graph has ``3·nnz + R + C`` edges.
     """
-    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
     table = sp.csr_matrix(table)
     table.eliminate_zeros()
@@ -99,7 +99,6 @@ def cluster_to_label(labels, clusters) -> dict:
 
 def per_family(labels, clusters):
     """Per family: size, matched cluster, precision and recall (0 when unmatched)."""
-    import pandas as pd
 
     y, c, y_names, c_names = _check_pair(labels, clusters)
     table = contingency(c, y)
@@ -124,7 +123,6 @@ def matched_aupr(labels, clusters, probabilities) -> float:
     ``probabilities[:, k]`` is the probability of cluster ``k`` (clusters coded 0..K-1 as
     in ``clusters``); an unmatched family scores 0 for every protein.
     """
-    from sklearn.metrics import average_precision_score
 
     y, _, y_names, _ = _check_pair(labels, clusters)
     clusters = np.asarray(clusters, dtype=np.int64)
@@ -148,7 +146,6 @@ def matched_confusion(labels, clusters, *, max_size: int = 400):
     Matched clusters come first in family order, unmatched clusters last; refuses tables
     larger than ``max_size`` on either side (use :func:`per_family` at scale).
     """
-    import pandas as pd
 
     y, c, y_names, c_names = _check_pair(labels, clusters)
     if len(y_names) > max_size or len(c_names) > max_size:
@@ -165,7 +162,6 @@ def matched_confusion(labels, clusters, *, max_size: int = 400):
 
 def evaluate(labels, clusters, probabilities=None) -> dict:
     """``{"nmi", "ari", "acc", "aupr"?, "n", "n_clusters", "n_labels"}``."""
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
     y, c, y_names, c_names = _check_pair(labels, clusters)
     out = {"nmi": float(normalized_mutual_info_score(y, c)), "ari": float(adjusted_rand_score(y, c)),

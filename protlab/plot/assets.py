@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
+from importlib.metadata import version
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -17,7 +18,6 @@ CACHE = Path(__file__).resolve().parents[2] / ".cache" / "3dmol"
 
 
 def py3dmol_version() -> str:
-    from importlib.metadata import version
 
     return version("py3Dmol")
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from protlab.core.errors import InputError
 
@@ -37,7 +38,6 @@ def umap_figure(embeddings, *, labels=None, ids=None, title: str = "Protein embe
     ``max_points``: map a seeded random subset of at most this many proteins (UMAP time
     grows with n; the picture barely changes).
     """
-    import pandas as pd
     import plotly.express as px
 
     x = np.asarray(embeddings)

@@ -11,6 +11,8 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from protlab.core.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,6 @@ def _matplotlib_png(fig, path: Path, width: int, height: int) -> Path:
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    import numpy as np
 
     mfig, ax = plt.subplots(figsize=(width / 100, height / 100), dpi=100)
     for trace in fig.data:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from protlab.core.atomic import atomic_write_json, atomic_write_text
 from protlab.core.checkpoint import read_checkpoint, save_checkpoint
@@ -412,7 +413,6 @@ def _train(config: PretrainConfig, env, device: str) -> dict:
 
     progress = None
     if env.is_main and config.progress:
-        from tqdm.auto import tqdm
 
         progress = tqdm(total=config.max_steps, initial=step, desc="pretrain", dynamic_ncols=True)
     model.train()
