@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 METHODS = ("kmeans", "pca_kmeans", "scan")
 GRAPH_FEATURES = ("auto", "spectral", "diffusion", "none")
+PREDICT_CHUNK = 20_000  # new proteins placed per homology search / faiss query in predict
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -387,16 +388,26 @@ class ScanClusterer:
         alpha = 0.1
         return (alpha * normalize_rows(x) + (1 - alpha) * walked).astype(np.float32)
 
-    def predict_proba(self, embeddings, sequences=None) -> np.ndarray:
+    def predict_proba(self, embeddings, sequences=None, *, chunk_size: int = PREDICT_CHUNK) -> np.ndarray:
+        """Cluster probabilities of new proteins, ``chunk_size`` at a time: the memory and the
+        cost per protein do not grow with how many are predicted."""
         import torch
 
-        features = self.transform(embeddings, sequences)
-        with torch.no_grad(), torch_threads(self.threads):
-            logits = self.model(torch.from_numpy(_scaled(features)))[0]
-            return torch.softmax(logits, dim=1).numpy()
+        x = np.asarray(embeddings)
+        seqs = None if sequences is None else list(sequences)
+        if chunk_size < 1:
+            raise InputError(f"chunk_size={chunk_size}: use at least 1")
+        parts = []
+        for start in range(0, max(len(x), 1), chunk_size):
+            stop = start + chunk_size
+            features = self.transform(x[start:stop], None if seqs is None else seqs[start:stop])
+            with torch.no_grad(), torch_threads(self.threads):
+                logits = self.model(torch.from_numpy(_scaled(features)))[0]
+                parts.append(torch.softmax(logits, dim=1).numpy())
+        return np.concatenate(parts, axis=0)
 
-    def predict(self, embeddings, sequences=None) -> np.ndarray:
-        return self.predict_proba(embeddings, sequences).argmax(axis=1).astype(np.int64)
+    def predict(self, embeddings, sequences=None, *, chunk_size: int = PREDICT_CHUNK) -> np.ndarray:
+        return self.predict_proba(embeddings, sequences, chunk_size=chunk_size).argmax(axis=1).astype(np.int64)
 
     def fit_predict_proba(self, embeddings, sequences=None) -> np.ndarray:
         """Probabilities of the fitted proteins themselves (their own graph features)."""

@@ -73,6 +73,9 @@ def test_mmseqs_neighbours_and_inductive_homology(toy):
     assert model.source == "mmseqs" and model.graph_kind == "spectral"
     pred = model.predict(emb[new_idx], [seqs[i] for i in new_idx])
     assert matched_accuracy(proteins["label"].to_numpy()[new_idx], pred) >= 0.9
+    # in chunks (a homology search per chunk): the same probabilities as all at once
+    chunked = model.predict_proba(emb[new_idx], [seqs[i] for i in new_idx], chunk_size=7)
+    np.testing.assert_allclose(chunked, model.predict_proba(emb[new_idx], [seqs[i] for i in new_idx]), atol=1e-6)
 
 
 @pytest.mark.parametrize("graph_features", ["auto", "spectral", "diffusion"])
