@@ -72,6 +72,9 @@ def test_stages_chain_and_record_inputs_outputs_and_timings(tmp_path):
     assert len(curated.proteins) == 48 and set(curated.figures) == {"lengths", "family_sizes", "composition"}
     embedded = protlab.embed.run(run_dir, kmer_dim=16, umap_max_points=20)
     clustered = protlab.cluster.run(run_dir, method="kmeans")
+    assert set(clustered.figures) == {"cluster_sizes", "map"}  # the map is coloured by discovered cluster
+    assert {t.name for t in clustered.figures["map"].data} == {f"cluster {c}" for c in range(4)}
+    assert (run_dir / "figures" / "cluster_map_kmeans.png").is_file()
     evaluated = protlab.evaluate.run(run_dir, baselines=["pca_kmeans"])
     assert evaluated.metrics["method"] == "kmeans" and evaluated.metrics["nmi"] > 0.8
     assert set(evaluated.table.index) == {"kmeans", "pca_kmeans"}
@@ -89,6 +92,10 @@ def test_stages_chain_and_record_inputs_outputs_and_timings(tmp_path):
     assert "clusters/pca_kmeans.parquet" in records["evaluate"]["outputs"]
     assert records["evaluate"]["results"]["nmi"] == pytest.approx(evaluated.metrics["nmi"])
     assert embedded.embeddings.shape == (48, 16)
+    assert embedded.figures.keys() == {"umap"}
+    assert protlab.embed.run(run_dir, kmer_dim=16, umap_max_points=0).figures == {}  # 0: no map
+    unmapped = protlab.cluster.run(run_dir, method="kmeans", map_max_points=0)
+    assert set(unmapped.figures) == {"cluster_sizes"}
 
 
 def test_curate_defaults_keep_long_proteins(tmp_path):

@@ -22,8 +22,9 @@ from protlab.core.errors import InputError
 from protlab.core.fingerprint import proteins_fingerprint
 from protlab.core.rundir import RunDir
 from protlab.core.runtime import seed_everything
-from protlab.core.stage import Param, Stage, StageRecord, StageResult
+from protlab.core.stage import Param, Stage, StageRecord, StageResult, map_points
 from protlab.plot.cluster import cluster_sizes_figure
+from protlab.plot.embed import umap_figure
 from protlab.plot.export import save_figure
 
 STAGE = Stage("cluster", "04_cluster", "Discover protein families without labels (SCAN, k-means, PCA + k-means).", (
@@ -40,7 +41,10 @@ STAGE = Stage("cluster", "04_cluster", "Discover protein families without labels
     Param("graph_features", "auto", "features SCAN trains on: spectral (homology graphs), diffusion or none",
           "str", choices=GRAPH_FEATURES),
     Param("seed", 0, "random seed", "int", low=0),
+    Param("map_max_points", 5000, "the embedding map coloured by discovered cluster shows a seeded subset of at "
+          "most this many proteins; 0: no map", "int", low=0, check=map_points),
 ))
+FIGURE_STEMS = {"cluster_sizes": "cluster_sizes", "map": "cluster_map"}
 SCAN_ONLY = ("neighbors", "k", "entropy_weight", "n_heads", "epochs", "self_label_epochs", "graph_features")
 
 
@@ -158,16 +162,24 @@ def run(run_dir: str | Path, **params) -> StageResult:
     with record.timed("cluster"):
         result = write_clustering(run_dir, method=params["method"], n_clusters=params["n_clusters"],
                                   seed=params["seed"], record=record, **options)
-    fig = cluster_sizes_figure(result.labels, result.confidence, method=params["method"])
-    for path in save_figure(fig, RunDir(run_dir).figure(f"cluster_sizes_{params['method']}")).values():
-        record.wrote(path)
+    method = params["method"]
+    figures = {"cluster_sizes": cluster_sizes_figure(result.labels, result.confidence, method=method)}
+    if params["map_max_points"]:
+        with record.timed("map"):
+            ids, embeddings, _ = RunDir(run_dir).load_embeddings()  # the row order of the clustering
+            figures["map"] = umap_figure(embeddings, labels=[f"cluster {c}" for c in result.labels], ids=ids,
+                                         seed=params["seed"], max_points=params["map_max_points"],
+                                         title=f"Embeddings coloured by discovered cluster ({method})")
+    for name, fig in figures.items():
+        for path in save_figure(fig, RunDir(run_dir).figure(f"{FIGURE_STEMS[name]}_{method}")).values():
+            record.wrote(path)
     info = result.info
     record.results.update({"n_clusters": info["n_clusters"], "cluster_sizes": np.bincount(result.labels).tolist(),
                            "median_confidence": float(np.median(result.confidence)),
                            **({"neighbors": info.get("neighbors"), "mean_neighbors": info.get("mean_neighbors"),
                                "best_head": result.model.best_head} if params["method"] == "scan" else {})})
     record.save()
-    return StageResult(record, {"cluster_sizes": fig}, clustering=result, labels=result.labels,
+    return StageResult(record, figures, clustering=result, labels=result.labels,
                        confidence=result.confidence, info=info)
 
 

@@ -38,6 +38,12 @@ def existing_file(value) -> None:
         raise ValueError(f"no such file: {value}")
 
 
+def map_points(value: int) -> None:
+    """A figure's point budget: 0 (no figure) or at least 10 points."""
+    if 0 < value < 10:
+        raise ValueError("0 (no map) or at least 10 points")
+
+
 def regular_expression(value) -> None:
     try:
         re.compile(value)

@@ -14,7 +14,7 @@ from pathlib import Path
 from protlab.core.fingerprint import proteins_fingerprint
 from protlab.core.rundir import RunDir
 from protlab.core.runtime import check_device, dist_env, seed_everything
-from protlab.core.stage import Param, Stage, StageRecord, StageResult
+from protlab.core.stage import Param, Stage, StageRecord, StageResult, map_points
 from protlab.embed.encoders import embed_proteins, neighbour_label_agreement
 from protlab.plot.embed import umap_figure
 from protlab.plot.export import save_figure
@@ -29,7 +29,8 @@ STAGE = Stage("embed", "02_embed", "Embed every protein of run_dir/proteins.parq
     Param("cache_dir", None, "ESM embedding cache (None: run_dir/cache/embeddings)", "str", none=True),
     Param("kmer_dim", 128, "SVD components of the k-mer encoder", "int", low=1),
     Param("umap_neighbors", 15, "UMAP neighbours of the map", "int", low=2),
-    Param("umap_max_points", 5000, "the map shows a seeded subset of at most this many proteins", "int", low=10),
+    Param("umap_max_points", 5000, "the map shows a seeded subset of at most this many proteins (bounded time at "
+          "any scale); 0: no map", "int", low=0, check=map_points),
     Param("seed", 0, "random seed", "int", low=0),
 ))
 
@@ -59,16 +60,19 @@ def run(run_dir: str | Path, **params) -> StageResult | None:
                                                                            proteins["sequence"])))
     record.wrote(run_.path("embeddings_meta"))
     agreement = neighbour_label_agreement(embeddings, labels, k=10) if labels is not None else None
-    with record.timed("umap"):
-        fig = umap_figure(embeddings, labels=labels, ids=ids, seed=p["seed"], n_neighbors=p["umap_neighbors"],
-                          max_points=p["umap_max_points"], title=f"Embeddings: {meta['encoder']}")
-        for path in save_figure(fig, run_.figure("embeddings_umap")).values():
-            record.wrote(path)
+    figures = {}
+    if p["umap_max_points"]:
+        with record.timed("umap"):
+            figures["umap"] = umap_figure(embeddings, labels=labels, ids=ids, seed=p["seed"],
+                                          n_neighbors=p["umap_neighbors"], max_points=p["umap_max_points"],
+                                          title=f"Embeddings: {meta['encoder']}")
+            for path in save_figure(figures["umap"], run_.figure("embeddings_umap")).values():
+                record.wrote(path)
     record.results.update(n_proteins=len(ids), dim=int(embeddings.shape[1]), encoder=meta["encoder"],
                           neighbour_label_agreement=agreement)
     if dist_env().is_main:
         record.save()
-    return StageResult(record, {"umap": fig}, ids=ids, embeddings=embeddings, meta=meta, agreement=agreement)
+    return StageResult(record, figures, ids=ids, embeddings=embeddings, meta=meta, agreement=agreement)
 
 
 run.__doc__ = STAGE.docstring()
