@@ -332,3 +332,10 @@ def test_command_line_help_lists_every_parameter():
 def test_command_line_bad_value_exits_2_naming_it(tmp_path, capsys):
     assert STAGE.main(residues.run, ["--run-dir", str(tmp_path / "run"), "--epochs", "0"]) == 2
     assert "epochs=0" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_smallest_training_schedule_runs(tmp_path):
+    """One epoch of one batch (the LR schedule's shortest): trains, records, no division by zero."""
+    result = residues.run(tmp_path, epochs=1, n_families=2, members_per_family=2, length_range=[50, 60],
+                                  hidden=8, batch_size=64, max_views=1)
+    assert len(result.history) == 1 and np.isfinite(result.history[0]["loss"])
