@@ -45,7 +45,7 @@ _HYDROGENS = frozenset(("H", "D"))
 def read_structure(path: str | Path, *, chain: str | None = None, model: int = 1) -> Structure:
     """Read one protein chain (see the module docstring for every rule)."""
     path = Path(path)
-    atoms, n_models, has_altlocs = _load_atoms(path, model)
+    atoms, n_models, has_altlocs = load_atoms(path, model)
     notes: list[str] = []
     if n_models > 1:
         notes.append(f"{n_models} models in the file (e.g. an NMR ensemble): used model {model}")
@@ -112,7 +112,7 @@ def _structure_kind(path: Path, text: str) -> str:
     raise InputError(f"{path}: not a PDB or mmCIF file (use .pdb/.ent/.cif/.mmcif, optionally .gz)")
 
 
-def _load_atoms(path: Path, model: int):
+def load_atoms(path: Path, model: int):
     """(AtomArray of ``model``, number of models, whether alternate locations occur)."""
     with open_text(path) as handle:
         text = handle.read()

@@ -21,6 +21,7 @@ from protlab.core.rundir import RunDir
 from protlab.curate.records import Structure
 from protlab.curate.structures import read_structure, structure_paths
 from protlab.curate.toy import make_universe
+from protlab.residues.file_sites import file_site_indices
 from protlab.residues.graph import check_structure
 from protlab.residues.network import ResidueClusterNet, load_network, save_network
 from protlab.residues.sites import conservation_scores, load_site_records, site_indices
@@ -66,7 +67,8 @@ def read_structure_inputs(structures="toy", *, chain: str | None = None, site_re
     In a directory or list, files without a usable protein chain are skipped with a warning
     (listed in ``skipped``); an error is raised only when none is usable. Sites of files come
     from the SITE records (protein residues only) of the ``site_records`` TSV when one is
-    given; without it the structures have no known sites."""
+    given; without it from the files themselves (SITE records and residues within 4 Å of a bound
+    ligand, :mod:`protlab.residues.file_sites`)."""
     if isinstance(structures, str) and structures == "toy":
         if site_records is not None:
             raise InputError("site_records is for structure files; the toy universe has its own planted sites "
@@ -93,11 +95,10 @@ def read_structure_inputs(structures="toy", *, chain: str | None = None, site_re
         raise InputError(f"no usable protein structure in {structures!r}: "
                          + "; ".join(f"{p}: {why}" for p, why in skipped.items()))
     sites = {}
-    if records is not None:
-        for s in loaded:
-            idx = site_indices(s, records)
-            if idx:
-                sites[s.id] = idx
+    for s in loaded:  # a site table when given, else the files' own SITE records and ligand contacts
+        idx = site_indices(s, records) if records is not None else file_site_indices(s)
+        if idx:
+            sites[s.id] = idx
     source = str(structures) if isinstance(structures, (str, Path)) else f"{len(structures)} files"
     return ResidueInputs(structures=loaded, sites=sites, source=source, skipped=skipped)
 

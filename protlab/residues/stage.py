@@ -77,23 +77,32 @@ STAGE = Stage("residues", "06_critical_residues",
     Param("score", "occlusion", "residue importance", "str", choices=SCORES),
     Param("top_k", 10, "residues labelled / listed per protein", "int", low=1),
     Param("max_views", 4, "proteins exported as standalone HTML views", "int", low=1),
+    Param("toy_model", False, "explain real structures with a model trained on the toy universe anyway (its scores "
+          "say little about real proteins; the views say so)", "bool"),
     Param("site_records", None, "TSV of SITE records (file, resname, chain, resnum, icode) giving the known "
-          "sites of structure files; None: no site table", "str", none=True, check=existing_file),
+          "sites of structure files; None: the files' own SITE records and ligand contacts", "str", none=True,
+          check=existing_file),
 ))
+NO_TOY_ON_REAL = ("real structures need a model trained on real data, and {what}: its residue scores say little "
+                  "about real proteins. Pass checkpoint=PATH (a residue-clustering model trained on labelled "
+                  "structures), or toy_model=True to look at them with the toy-trained model anyway (the views "
+                  "then say so)")
+TOY_CAVEAT = "TOY-TRAINED MODEL: these scores are not evidence about this real protein"
 TRAINING = ("epochs", "n_families", "members_per_family", "families_per_superfamily", "val_fraction",
             "length_range", "hidden", "batch_size", "residue_dropout", "seed")
 TOY = ("n_families", "members_per_family", "length_range", "families_per_superfamily", "seed")
 
 
 def write_outputs(run_dir: str | Path, explanations: Sequence[Explanation], inputs: ResidueInputs, *,
-                  top_k: int = 10, max_views: int = 4) -> dict:
+                  top_k: int = 10, max_views: int = 4, caveat: str | None = None) -> dict:
     """The residue table, one HTML view per protein (the first ``max_views``) and, with known
     sites, ``residue_metrics.json``. Returns ``{"table", "views", "metrics"?, "metrics_summary"}``
     (the summary is None without sites; a metrics file left by an earlier run is removed then)."""
     run = RunDir(run_dir)
     explanations = list(explanations)
     out: dict = {"table": atomic_write_parquet(run.writable("critical_residues"), residue_tables(explanations))}
-    out["views"] = [export_view(ex, _html(run.figure(view_stem(ex.id))), top_k=top_k)
+    out["views"] = [export_view(ex, _html(run.figure(view_stem(ex.id))), top_k=top_k,
+                                title=f"critical residues of {ex.id}" + (f" ({caveat})" if caveat else ""))
                     for ex in explanations[:max_views]]
     summary = site_summary(explanations, inputs.sites, baseline=inputs.baseline, top_k=top_k, source=inputs.source)
     if summary is None:
@@ -125,6 +134,9 @@ def run(run_dir: str | Path, **params) -> StageResult:
     if params["structures"] == "toy" and params["site_records"] is not None:
         raise InputError(f"site_records={params['site_records']!r} is for structure files; the toy universe has "
                          "its own planted sites: use site_records=None with structures='toy'")
+    real = params["structures"] != "toy"
+    if real and params["checkpoint"] is None and not params["toy_model"]:
+        raise InputError(NO_TOY_ON_REAL.format(what="checkpoint=None would train one on the toy universe"))
     record = StageRecord(STAGE, run_dir, params)
     run_ = RunDir(run_dir)
     _read_inputs(record, params)
@@ -134,6 +146,10 @@ def run(run_dir: str | Path, **params) -> StageResult:
             model, history = get_model(params["checkpoint"], run_dir, **{k: params[k] for k in TRAINING})
         if params["checkpoint"] is None:
             record.wrote(run_.path("residue_network"))
+        trained_on = (getattr(model, "meta", None) or {}).get("trained_on")
+        if real and trained_on == "toy" and not params["toy_model"]:
+            raise InputError(NO_TOY_ON_REAL.format(what=f"checkpoint={params['checkpoint']!r} was trained on the "
+                                                        "toy universe"))
         with record.timed("inputs"):
             inputs = read_structure_inputs(params["structures"], chain=params["chain"],
                                            site_records=params["site_records"], **{k: params[k] for k in TOY})
@@ -141,7 +157,9 @@ def run(run_dir: str | Path, **params) -> StageResult:
         with record.timed("explain"):
             explanations = explain_structures(model, inputs.structures, score=params["score"])
     with record.timed("write"):
-        outputs = write_outputs(run_dir, explanations, inputs, top_k=params["top_k"], max_views=params["max_views"])
+        caveat = TOY_CAVEAT if real and trained_on == "toy" else None
+        outputs = write_outputs(run_dir, explanations, inputs, top_k=params["top_k"], max_views=params["max_views"],
+                                caveat=caveat)
     for path in [outputs["table"], *outputs["views"], outputs.get("metrics")]:
         if path is not None:
             record.wrote(path)
@@ -150,7 +168,8 @@ def run(run_dir: str | Path, **params) -> StageResult:
         for path in save_figure(figure, run_.figure("residue_importance")).values():
             record.wrote(path)
     metrics = outputs["metrics_summary"]
-    record.results.update({"n_structures": len(explanations), "n_with_sites": len(inputs.sites),
+    record.results.update({"model_trained_on": trained_on or "unrecorded", "caveat": caveat,
+                           "n_structures": len(explanations), "n_with_sites": len(inputs.sites),
                            "source": inputs.source, "skipped": sorted(inputs.skipped)})
     if history:
         record.results["training"] = history[-1]

@@ -57,7 +57,7 @@ def test_real_structure_with_saved_model(toy_run, shared_data, tmp_path):
     sites = shared_data / "structures" / "site_records.tsv"
     run_notebook("06_critical_residues", {"run_dir": str(tmp_path), "structures": str(pdb), "top_k": 5,
                                           "checkpoint": str(toy_run / "checkpoints" / "residue_cluster.pt"),
-                                          "site_records": str(sites)},
+                                          "site_records": str(sites), "toy_model": True},
                  output_dir=tmp_path / "executed")
     assert not (tmp_path / "checkpoints").exists()  # nothing trained
     metrics = json.loads((tmp_path / "residue_metrics.json").read_text())  # 1k6p has SITE records

@@ -306,17 +306,30 @@ def test_site_metrics_come_from_the_site_records_parameter(quick_run, shared_dat
     checkpoint = str(RunDir(quick_run[0]).path("residue_network"))
     pdb = shared_data / "structures" / "pdb" / "1k6p.pdb"
     sites = shared_data / "structures" / "site_records.tsv"
-    result = residues.run(tmp_path, structures=str(pdb), checkpoint=checkpoint, site_records=str(sites), top_k=5)
+    with pytest.raises(InputError, match=r"was trained on the toy universe.*toy_model=True"):  # not silently
+        residues.run(tmp_path, structures=str(pdb), checkpoint=checkpoint, site_records=str(sites), top_k=5)
+    with pytest.raises(InputError, match=r"checkpoint=None would train one on the toy universe"):
+        residues.run(tmp_path, structures=str(pdb))
+    assert not (tmp_path / "checkpoints").exists()  # refused before any training
+    result = residues.run(tmp_path, structures=str(pdb), checkpoint=checkpoint, site_records=str(sites), top_k=5,
+                          toy_model=True)
+    assert result.results["model_trained_on"] == "toy" and "TOY-TRAINED MODEL" in result.results["caveat"]
+    assert "TOY-TRAINED MODEL" in (tmp_path / "figures" / "residues_3d_1k6p.html").read_text()
     metrics = json.loads(RunDir(tmp_path).path("residue_metrics").read_text())
     assert metrics["n_proteins"] == 1 and metrics["per_protein"][0]["id"] == "1k6p"
     assert "baseline_precision_at_k" not in metrics and metrics["source"] == str(pdb)
     record = json.loads((tmp_path / "residues.json").read_text())
     assert {checkpoint, str(pdb), str(sites)} == set(record["inputs"])
     assert record["results"]["precision_at_k"] == result.metrics["precision_at_k"] == metrics["precision_at_k"]
-    # the same structure without a site table: no site metrics, and the earlier file is not left behind
-    again = residues.run(tmp_path, structures=str(pdb), checkpoint=checkpoint, top_k=5)
-    assert again.metrics is None and not RunDir(tmp_path).path("residue_metrics").exists()
-    assert "precision_at_k" not in again.results and again.results["n_with_sites"] == 0
+    # without a site table the file's own SITE records (the same 24 residues) and ligand contacts are the site
+    again = residues.run(tmp_path, structures=str(pdb), checkpoint=checkpoint, top_k=5, toy_model=True)
+    assert again.results["n_with_sites"] == 1 and again.metrics["n_proteins"] == 1
+    assert set(result.inputs.sites["1k6p"]) < set(again.inputs.sites["1k6p"])
+    # a structure with neither: no site metrics, and the earlier file is not left behind
+    plain = residues.run(tmp_path, structures=str(shared_data / "structures" / "pdb" / "1aki.pdb"),
+                         checkpoint=checkpoint, top_k=5, toy_model=True)
+    assert plain.metrics is None and not RunDir(tmp_path).path("residue_metrics").exists()
+    assert "precision_at_k" not in plain.results and plain.results["n_with_sites"] == 0
 
 
 def test_command_line_help_lists_every_parameter():
@@ -339,3 +352,30 @@ def test_smallest_training_schedule_runs(tmp_path):
     result = residues.run(tmp_path, epochs=1, n_families=2, members_per_family=2, length_range=[50, 60],
                                   hidden=8, batch_size=64, max_views=1)
     assert len(result.history) == 1 and np.isfinite(result.history[0]["loss"])
+
+
+def test_sites_from_the_files_own_records_and_ligand_contacts(tmp_path, shared_data):
+    from protlab.curate.structures import read_structure
+    from protlab.residues.file_sites import file_site_indices, ligand_contact_residues, site_record_residues
+    from protlab.residues.sites import load_site_records, site_indices
+
+    def atom(serial, name, res, chain, num, x, y, z, het=False, element="C"):
+        return (f"{'HETATM' if het else 'ATOM  '}{serial:5d} {name:<4} {res:>3} {chain}{num:4d}    "
+                f"{x:8.3f}{y:8.3f}{z:8.3f}  1.00  0.00          {element:>2}\n")
+
+    lines = []
+    for i in range(1, 6):  # five alanines 3.8 Å apart along x
+        lines += [atom(2 * i - 1, "CA", "ALA", "A", i, 3.8 * i, 0, 0), atom(2 * i, "CB", "ALA", "A", i, 3.8 * i, 1.5, 0)]
+    lig = [atom(20 + j, f"C{j}", "LIG", "B", 900, 7.6 + 0.3 * j, 4.0, 0, het=True) for j in range(6)]  # near 2
+    gol = [atom(30 + j, f"C{j}", "GOL", "B", 901, 15.2 + 0.2 * j, 4.0, 0, het=True) for j in range(6)]  # near 4
+    ion = [atom(40, "CL", "CL", "B", 902, 19.0, 3.0, 0, het=True, element="CL")]  # near 5
+    small = [atom(50 + j, f"C{j}", "FRG", "B", 903, 3.8, -3.5 + 0.2 * j, 0, het=True) for j in range(3)]  # near 1
+    (tmp_path / "mini.pdb").write_text("".join(lines + lig + gol + ion + small) + "END\n")
+    mini = read_structure(tmp_path / "mini.pdb")
+    assert ligand_contact_residues(mini) == {"2", "3"} and file_site_indices(mini) == [1, 2]
+    # a real entry's SITE records are the ones the curated site table lists for it
+    real = read_structure(shared_data / "structures" / "pdb" / "1k6p.pdb")
+    table = load_site_records(shared_data / "structures" / "site_records.tsv")
+    labels = real.residue_labels()
+    assert site_record_residues(real) == {labels[i] for i in site_indices(real, table)}
+    assert len(ligand_contact_residues(read_structure(shared_data / "structures" / "pdb" / "1GBT.cif"))) == 14
