@@ -167,16 +167,34 @@ def _inline_3dmol(page: str) -> str:
     return f"<script>{script}</script>\n<script>var $3Dmolpromise = Promise.resolve();</script>\n{page}"
 
 
+def legend_html(explanation, *, iteration: int | None = None, n_clusters: int = 5, top_k: int = 10) -> str:
+    """The colour key of :func:`build_view`: the importance ramp, the drawn clusters, the labels."""
+    T = int(explanation.clusters["iteration"].max()) + 1 if len(explanation.clusters) else 1
+    iteration = T - 1 if iteration is None else int(np.clip(iteration, 0, T - 1))
+    drawn = len(surviving_clusters(explanation, iteration, n_clusters=n_clusters))
+    ramp = ", ".join(IMPORTANCE_COLOURS)
+    swatches = " ".join(f"<span style='display:inline-block;width:11px;height:11px;background:{c};"
+                        f"margin:0 2px 0 8px'></span>{i + 1}" for i, c in enumerate(CLUSTER_COLOURS[:drawn]))
+    return (f"<div class='protlab-legend' style='margin:4px 6px;font-size:12px;line-height:1.6'>"
+            f"<b>cartoon</b>: residue importance, low "
+            f"<span style='display:inline-block;width:120px;height:10px;vertical-align:middle;"
+            f"background:linear-gradient(to right, {ramp})'></span> high"
+            f" &nbsp; <b>sticks</b>: the {drawn} best clusters surviving at iteration {iteration + 1} of {T}"
+            f"{swatches or ' (none)'} &nbsp; <b>labels</b>: the top-{top_k} residues</div>")
+
+
 def view_html(explanation, *, title: str | None = None, **options) -> str:
-    """A standalone HTML page of :func:`build_view` (3Dmol.js inlined when installed)."""
+    """A standalone HTML page of :func:`build_view` with its colour key (3Dmol.js inlined
+    when installed)."""
     view = build_view(explanation, **options)
+    legend = legend_html(explanation, **{k: v for k, v in options.items() if k in ("iteration", "n_clusters", "top_k")})
     page = view.write_html()
     # py3Dmol names the viewer after the clock; a name from the protein id keeps exports reproducible.
     page = page.replace(view.uniqueid, "protlab_" + re.sub(r"\W", "_", str(explanation.id)))
     body = _inline_3dmol(page)
     title = html_lib.escape(title or f"critical residues of {explanation.id}")
     return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title></head>\n"
-            f"<body style='margin:0;font-family:sans-serif'>\n<h3 style='margin:6px'>{title}</h3>\n{body}\n"
+            f"<body style='margin:0;font-family:sans-serif'>\n<h3 style='margin:6px'>{title}</h3>\n{legend}\n{body}\n"
             f"</body></html>\n")
 
 

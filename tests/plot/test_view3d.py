@@ -72,10 +72,15 @@ def _coloured_pixels(png) -> int:
 def test_headless_chromium_draws_the_3d_canvas(explanations, tmp_path):
     ex = explanations[0][0]
     page = view3d.export_view(ex, tmp_path / "view.html", width=500, height=400)
-    blank = tmp_path / "blank.html"
-    blank.write_text(re.sub(r"viewer_protlab_\w+\.(addModel|addLabel|setStyle|addStyle)\(.*\n", "", page.read_text()))
+    no_model = re.sub(r"viewer_protlab_\w+\.(addModel|addLabel|setStyle|addStyle)\(.*\n", "", page.read_text())
+    legend_only = tmp_path / "legend_only.html"  # the page without its model: the colour key alone
+    legend_only.write_text(no_model)
+    blank = tmp_path / "blank.html"  # and without the key: background only
+    blank.write_text(re.sub(r"<div class='protlab-legend'.*?</div>", "", no_model, flags=re.S))
+    text = page.read_text()
+    assert "residue importance" in text and "best clusters surviving at iteration" in text
     shots = {}
-    for name, html in (("view", page), ("blank", blank)):
+    for name, html in (("view", page), ("legend_only", legend_only), ("blank", blank)):
         png = tmp_path / f"{name}.png"
         cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -86,7 +91,8 @@ def test_headless_chromium_draws_the_3d_canvas(explanations, tmp_path):
         assert png.is_file(), proc.stderr[-2000:]
         shots[name] = _coloured_pixels(png)
     assert shots["view"] > 2000, shots       # the cartoon and cluster sticks were drawn
-    assert shots["blank"] < 100, shots       # same page without a model: background only
+    assert shots["blank"] < 100, shots       # same page without a model or key: background only
+    assert shots["legend_only"] >= 100 + shots["blank"], shots  # the colour key itself is drawn
 
 
 def test_inspect_widget_follows_selection(explanations):
