@@ -103,9 +103,10 @@ def test_curate_defaults_keep_long_proteins(tmp_path):
     fasta = tmp_path / "long.fasta"
     seqs = ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), size=n)) for n in (120, 1500, 3000)]
     fasta.write_text("".join(f">p{i} PF0000{i}\n{s}\n" for i, s in enumerate(seqs)))
-    result = protlab.curate.run(tmp_path / "run", source=str(fasta), split_method="kmer")
+    result = protlab.curate.run(tmp_path / "run", source=str(fasta), split_method="kmer", split_identity=0.9)
     assert sorted(result.proteins["length"]) == [120, 1500, 3000]  # 02 windows them, 03 crops them
-    bounded = protlab.curate.run(tmp_path / "run2", source=str(fasta), split_method="kmer", max_length=1000)
+    bounded = protlab.curate.run(tmp_path / "run2", source=str(fasta), split_method="kmer", split_identity=0.9,
+                                 max_length=1000)
     assert bounded.report["dropped"]["too_long"] == 2 and bounded.results["dropped"] == {"too_long": 2}
 
 
@@ -123,7 +124,7 @@ def test_protclip_sampling_marks_pairs_and_deletes_nothing(tmp_path, shared_data
             continue
         texts.append(path.read_text().rstrip("\n") + "\n")
     source.write_text("".join(texts))
-    result = protlab.curate.run(tmp_path / "run", source=str(source), split_method="kmer")
+    result = protlab.curate.run(tmp_path / "run", source=str(source), split_method="kmer", split_identity=0.9)
     selection = result.report["protclip_sampling"]
     assert result.format == "uniprot" and selection["rows_kept"] == len(result.proteins) == result.report["kept"]
     selected = result.proteins["protclip_selected"]

@@ -178,6 +178,8 @@ def test_auto_falls_back_to_kmer_without_mmseqs(monkeypatch, caplog):
     assert "MMseqs2 not installed" in caplog.text
     with pytest.raises(InputError, match="MMseqs2"):
         split_by_identity(_near_duplicate_groups(n_groups=2), method="mmseqs")
+    with pytest.raises(InputError, match=r"split_identity=0.5: the k-mer fallback cannot tell identities below 0.6"):
+        split_by_identity(_near_duplicate_groups(n_groups=2), identity=0.5)  # auto fell back to k-mers: refused
 
 
 @pytest.mark.skipif(not mmseqs_available(), reason="MMseqs2 is not installed")
@@ -344,6 +346,13 @@ def test_stratified_split_gives_every_label_its_share():
     assert sorted(set(a[:20])) == [a[0]] and sorted(set(a[20:])) == [a[20]]  # clusters stay whole
     assert (a == "train").sum() == 20                                       # "a" gets its 50 % of train
     assert [(b == s).sum() for s in ("train", "valid", "test")] == [20, 10, 10]
+
+
+def test_kmer_split_keeps_one_family_of_homologs_together():
+    rng = np.random.default_rng(3)
+    ancestor = "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 150))
+    variants = [_mutate(ancestor, 0.15, rng) for _ in range(60)]  # one family: every pair >= ~70 % identical
+    assert len(set(cluster_kmer(variants, identity=0.6))) == 1
 
 
 def test_kmer_split_does_not_chain_long_unrelated_proteins():
