@@ -199,6 +199,21 @@ def test_evaluation_refuses_clusters_of_other_proteins(embedded, tmp_path):
     proteins = run.load_proteins()
     proteins.loc[0, "sequence"] = "M" + proteins.loc[0, "sequence"]
     run.save_proteins(proteins)
-    with pytest.raises(InputError, match=r"clusters.parquet was made from another proteins.parquet.*rerun 02_embed "
-                                         r"and 04_cluster"):
+    with pytest.raises(InputError, match=r"clusters.parquet does not match .*proteins.parquet \(made from another "
+                                         r"proteins.parquet.*rerun 02_embed and 04_cluster"):
         protlab.evaluate.run(run.root)
+
+
+def test_stale_baselines_are_recomputed_and_stale_clusterings_skipped(embedded, tmp_path):
+    run = RunDir(copy_run(embedded, tmp_path / "run"))
+    protlab.cluster.run(run.root, method="pca_kmeans", map_max_points=0)  # an older clustering
+    protlab.cluster.run(run.root, method="kmeans", map_max_points=0)
+    first = protlab.evaluate.run(run.root, baselines=[])
+    assert set(first.table.index) == {"kmeans", "pca_kmeans"}
+    protlab.embed.run(run.root, kmer_dim=8, umap_max_points=0)  # re-embedded: 16 -> 8 dimensions
+    protlab.cluster.run(run.root, method="kmeans", map_max_points=0)
+    again = protlab.evaluate.run(run.root, baselines=[])
+    assert set(again.table.index) == {"kmeans"} and again.metrics["skipped_stale"] == {
+        "pca_kmeans": "made from another embeddings.npy"}
+    redone = protlab.evaluate.run(run.root, baselines=["pca_kmeans"])  # a stale baseline is recomputed
+    assert set(redone.table.index) == {"kmeans", "pca_kmeans"} and redone.metrics["skipped_stale"] == {}

@@ -131,3 +131,31 @@ def test_protclip_sampling_marks_pairs_and_deletes_nothing(tmp_path, shared_data
     assert selection["kept"] == int(selected.sum()) and 0 < selected.sum() < len(selected)
     pairs = load_pairs(tmp_path / "run")  # 03 trains on the selected pairs only
     assert set(pairs["id"]) == set(result.proteins.loc[selected, "id"].astype(str))
+
+
+def test_numpy_scalars_infinity_and_seed_bounds():
+    spec = protlab.cluster.STAGE
+    checked = spec.validate({"seed": np.int64(3), "entropy_weight": np.float32(2.5), "n_clusters": np.float64(4.0)})
+    assert checked["seed"] == 3 and type(checked["seed"]) is int and checked["entropy_weight"] == 2.5
+    assert protlab.curate.STAGE.validate({"dedup": np.bool_(False)})["dedup"] is False
+    for name, value in (("entropy_weight", float("inf")), ("seed", 2**32), ("k", float("nan"))):
+        with pytest.raises(InputError, match=f"{name}="):
+            spec.validate({name: value})
+
+
+def test_command_line_lists_and_path_like_strings():
+    evaluate = protlab.evaluate.STAGE.by_name["baselines"]
+    assert evaluate.parse_text("kmeans,pca_kmeans") == ["kmeans", "pca_kmeans"]
+    assert evaluate.parse_text('["kmeans"]') == ["kmeans"]
+    assert protlab.curate.STAGE.by_name["split_fractions"].parse_text("0.8,0.1,0.1") == [0.8, 0.1, 0.1]
+    assert protlab.residues.STAGE.by_name["structures"].parse_text("2024") == "2024"  # a folder named 2024
+
+
+def test_stage_results_copy_and_pickle(tmp_path):
+    import copy
+    import pickle
+
+    result = protlab.curate.run(tmp_path, n_families=2, members_per_family=3, split_method="kmer", split_identity=0.9)
+    assert copy.copy(result).proteins is result.proteins
+    assert pickle.loads(pickle.dumps(result.values["report"])) == result.report
+    assert copy.deepcopy(result).report == result.report

@@ -17,12 +17,12 @@ import pandas as pd
 
 from protlab.cluster.methods import GRAPH_FEATURES, METHODS, Clustering, cluster
 from protlab.cluster.neighbors import NEIGHBOR_SOURCES
-from protlab.core.atomic import atomic_write_json, atomic_write_parquet
+from protlab.core.atomic import atomic_paths, jsonable
 from protlab.core.errors import InputError
 from protlab.core.fingerprint import proteins_fingerprint
 from protlab.core.rundir import RunDir
 from protlab.core.runtime import seed_everything
-from protlab.core.stage import Param, Stage, StageRecord, StageResult, map_points
+from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, map_points
 from protlab.plot.cluster import cluster_sizes_figure
 from protlab.plot.embed import umap_figure
 from protlab.plot.export import save_figure
@@ -40,7 +40,7 @@ STAGE = Stage("cluster", "04_cluster", "Discover protein families without labels
     Param("self_label_epochs", 10, "self-labelling epochs (0: skip)", "int", low=0),
     Param("graph_features", "auto", "features SCAN trains on: spectral (homology graphs), diffusion or none",
           "str", choices=GRAPH_FEATURES),
-    Param("seed", 0, "random seed", "int", low=0),
+    Param("seed", 0, "random seed", "int", low=0, high=MAX_SEED),
     Param("map_max_points", 5000, "the embedding map coloured by discovered cluster shows a seeded subset of at "
           "most this many proteins; 0: no map", "int", low=0, check=map_points),
 ))
@@ -112,22 +112,49 @@ def write_clustering(run_dir: str | Path, *, method: str = "scan", n_clusters: i
     result = cluster(emb, sequences, method=method, n_clusters=int(n_clusters), seed=seed, **options)
     elapsed = time.perf_counter() - start
     frame = clusters_frame(ids, result)
-    written = [atomic_write_parquet(run.writable("clusterings") / f"{method}.parquet", frame)]
     info = {"method": method, "n_clusters": int(n_clusters), "seed": seed, "seconds": elapsed,
-            "encoder": meta.get("encoder") or meta.get("name"), **result.info,
-            "proteins_sha256": proteins_fingerprint(proteins["id"].astype(str), proteins["sequence"]),
-            "embeddings_sha256": meta.get("array_sha256")}
+            "encoder": meta.get("encoder") or meta.get("name"), **result.info, **current_fingerprints(run)}
+    written = []
     if method == "scan":
         written.append(result.model.save(run.path("scan_model")))
         info["model"] = str(run.path("scan_model"))
-    written.append(atomic_write_json(run.clustering(method, ".json"), info))
+    targets = [run.writable("clusterings") / f"{method}.parquet", run.clustering(method, ".json")]
     if write_main:
-        written.append(atomic_write_parquet(run.writable("clusters"), frame))
+        targets.append(run.writable("clusters"))
+    with atomic_paths(*targets) as tmps:  # the tables and their record land together
+        frame.to_parquet(tmps[0], index=False)
+        tmps[1].write_text(json.dumps(info, indent=2, sort_keys=True, default=jsonable) + "\n")
+        if write_main:
+            frame.to_parquet(tmps[2], index=False)
+    written += targets
     if record is not None:
         for path in written:
             record.wrote(path)
     result.info = info
     return result
+
+
+def current_fingerprints(run: RunDir) -> dict:
+    """The fingerprints a clustering made now is made from (proteins in file order, embeddings)."""
+    proteins = run.load_proteins()
+    meta = json.loads(run.path("embeddings_meta").read_text()) if run.path("embeddings_meta").is_file() else {}
+    return {"proteins_sha256": proteins_fingerprint(proteins["id"].astype(str), proteins["sequence"]),
+            "embeddings_sha256": meta.get("array_sha256")}
+
+
+def staleness(run: RunDir, method: str) -> str | None:
+    """Why ``clusters/<method>.*`` was not made from the run's current proteins and embeddings
+    (None when it was); a clustering without fingerprints (made before they were recorded)
+    counts as current."""
+    info_path = run.clustering(method, ".json")
+    if not info_path.is_file():
+        return None
+    info = json.loads(info_path.read_text())
+    now = current_fingerprints(run)
+    for key, artifact in (("proteins_sha256", "proteins"), ("embeddings_sha256", "embeddings")):
+        if info.get(key) is not None and now[key] is not None and info[key] != now[key]:
+            return f"made from another {run.path(artifact).name}"
+    return None
 
 
 def read_clustering(run_dir: str | Path, method: str | None = None) -> pd.DataFrame:
@@ -142,15 +169,14 @@ def read_clustering(run_dir: str | Path, method: str | None = None) -> pd.DataFr
             raise InputError(f"{path} does not exist: run 04_cluster with method={method!r} first")
     frame = pd.read_parquet(path)
     method = method or (str(frame["method"].iloc[0]) if "method" in frame.columns and len(frame) else None)
-    info_path = run.clustering(method, ".json") if method else None
-    if info_path is not None and info_path.is_file() and run.path("proteins").is_file():
-        made_from = json.loads(info_path.read_text()).get("proteins_sha256")
-        proteins = run.load_proteins()
-        if made_from is not None and made_from != proteins_fingerprint(proteins["id"].astype(str),
-                                                                       proteins["sequence"]):
-            raise InputError(f"{path} was made from another {run.path('proteins').name} than the one in {run.root} "
-                             f"(its ids or sequences changed since): rerun 02_embed and 04_cluster "
-                             f"(python -m protlab.embed / protlab.cluster --run-dir {run.root})")
+    proteins = run.load_proteins() if run.path("proteins").is_file() else None
+    stale = staleness(run, method) if method else None
+    if proteins is not None and set(frame["id"].astype(str)) - set(proteins["id"].astype(str)):
+        stale = "its ids are not all in proteins.parquet"
+    if stale is not None and "proteins" in stale:
+        raise InputError(f"{path} does not match {run.path('proteins')} ({stale}; its ids or sequences changed "
+                         f"since): rerun 02_embed and 04_cluster (python -m protlab.embed / protlab.cluster "
+                         f"--run-dir {run.root})")
     return frame
 
 

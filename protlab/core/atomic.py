@@ -48,10 +48,12 @@ def sweep_stale_temporaries(folder: str | Path) -> list[Path]:
     """Remove the temporary files that killed writers on this host left in ``folder``
     (their process is gone); returns what was removed. Live writers' files are kept."""
     removed = []
+    if os.name != "posix":  # os.kill(pid, 0) is no liveness probe there
+        return removed
     for path in Path(folder).glob(".*.tmp"):
         match = _TMP.match(path.name)
-        if match and match["host"] == _HOST and not _alive(int(match["pid"])):
-            with contextlib.suppress(FileNotFoundError):
+        if match and match["host"] == _HOST and int(match["pid"]) != os.getpid() and not _alive(int(match["pid"])):
+            with contextlib.suppress(OSError):  # best effort: another user's file, a racing sweep
                 path.unlink()
                 removed.append(path)
     return removed
@@ -74,6 +76,7 @@ def atomic_paths(*targets: str | Path) -> Iterator[list[Path]]:
     """
     targets = [Path(t) for t in targets]
     tmps: list[Path] = []
+    committed: list[Path] = []
     current = targets[0] if targets else None
     try:
         mode = _file_mode()
@@ -86,6 +89,7 @@ def atomic_paths(*targets: str | Path) -> Iterator[list[Path]]:
             os.close(fd)
             tmps.append(Path(tmp))
             os.chmod(tmp, mode)
+        current = None  # while the caller writes, any of the files may fail
         yield list(tmps)
         for target, tmp in zip(targets, tmps):
             current = target
@@ -95,16 +99,22 @@ def atomic_paths(*targets: str | Path) -> Iterator[list[Path]]:
         for target, tmp in zip(targets, tmps):  # renames need no space: all land or a crash shows
             current = target
             os.replace(tmp, target)
+            committed.append(target)
     except BaseException as exc:
         for tmp in tmps:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         if isinstance(exc, OSError) and not isinstance(exc, ProtlabError):
-            others = [str(t) for t in targets if t != current]
-            error = WriteError(f"could not write {current}: {exc.strerror or exc}"
+            what = str(current) if current is not None else (
+                str(targets[0]) if len(targets) == 1 else "one of " + ", ".join(map(str, targets)))
+            kept = [str(t) for t in targets if t not in committed and t != current]
+            state = ("the previous version is intact" + (f" (as are {', '.join(kept)})" if kept else "")
+                     if not committed else
+                     f"already replaced: {', '.join(map(str, committed))}; left as they were: "
+                     f"{', '.join(str(t) for t in targets if t not in committed)}")
+            error = WriteError(f"could not write {what}: {exc.strerror or exc}"
                                + (" (disk full?)" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "")
-                               + "; the previous version is intact"
-                               + (f" (as are {', '.join(others)})" if others else ""))
+                               + f"; {state}")
             error.errno = exc.errno
             raise error from exc
         raise

@@ -16,6 +16,7 @@ import contextlib
 import difflib
 import json
 import math
+import numbers
 import re
 import sys
 import time
@@ -24,11 +25,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
+
 from protlab.core.atomic import atomic_write_json
 from protlab.core.errors import InputError, ProtlabError
 from protlab.core.fingerprint import fingerprint
 from protlab.core.version import __version__
 
+MAX_SEED = 2**32 - 1  # numpy and scikit-learn take seeds in [0, 2**32)
 _KINDS = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict}
 
 
@@ -99,7 +103,8 @@ class Param:
         if self.choices is not None and value not in self.choices:
             raise self._error(value)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if math.isnan(value) or (self.low is not None and (value < self.low or (self.low_open and value == self.low))) \
+            if not math.isfinite(value) or (self.low is not None and (value < self.low or (self.low_open and
+                                                                                            value == self.low))) \
                     or (self.high is not None and value > self.high):
                 raise self._error(value)
         if self.check is not None:
@@ -111,15 +116,16 @@ class Param:
         return value
 
     def _coerce_kind(self, value, kinds):
-        for kind in kinds:
-            if kind == "bool" and isinstance(value, bool):
-                return value
-            if kind == "int" and not isinstance(value, bool):
-                if isinstance(value, int):
+        boolean = isinstance(value, (bool, np.bool_))
+        for kind in kinds:  # numpy scalars count as the Python numbers they hold
+            if kind == "bool" and boolean:
+                return bool(value)
+            if kind == "int" and not boolean:
+                if isinstance(value, numbers.Integral):
                     return int(value)
-                if isinstance(value, float) and value.is_integer():
+                if isinstance(value, numbers.Real) and float(value).is_integer():
                     return int(value)
-            if kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if kind == "float" and isinstance(value, numbers.Real) and not boolean:
                 return float(value)
             if kind == "str" and isinstance(value, (str, Path)):
                 return str(value)
@@ -146,8 +152,21 @@ class Param:
                     return int(number) if kind == "int" and number.is_integer() else number
             if kind in ("list", "dict", "any"):
                 with contextlib.suppress(json.JSONDecodeError):
-                    return json.loads(text)
+                    value = json.loads(text)
+                    if kind == "any" or isinstance(value, {"list": list, "dict": dict}[kind]):
+                        return value
+            if kind == "list" and "str" not in kinds and not text.strip().startswith("["):  # a,b or 0.8,0.1,0.1
+                items = [item.strip() for item in text.split(",") if item.strip()]
+                return [json.loads(item) if _is_number(item) else item for item in items]
         return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass
@@ -273,6 +292,8 @@ class StageResult:
         self.values = values
 
     def __getattr__(self, name: str):
+        if name.startswith("__") or "record" not in self.__dict__:  # copy / pickle probes, half-built objects
+            raise AttributeError(name)
         values = self.__dict__.get("values", {})
         if name in values:
             return values[name]

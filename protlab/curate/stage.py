@@ -15,7 +15,7 @@ from pathlib import Path
 from protlab.core.atomic import atomic_write_json
 from protlab.core.errors import InputError
 from protlab.core.rundir import RunDir
-from protlab.core.stage import Param, Stage, StageRecord, StageResult, regular_expression
+from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, regular_expression
 from protlab.curate.filters import POLICIES, curate, load_source, require_proteins
 from protlab.curate.report import summary
 from protlab.curate.sampling import protclip_annotate
@@ -41,7 +41,7 @@ STAGE = Stage("curate", "01_curate", "Read, clean, filter and split proteins int
           "str"),
     Param("n_families", 8, "toy universe: number of families", "int", low=2),
     Param("members_per_family", 40, "toy universe: proteins per family", "int", low=1),
-    Param("seed", 0, "random seed (toy universe, subsets, sampling, split)", "int", low=0),
+    Param("seed", 0, "random seed (toy universe, subsets, sampling, split)", "int", low=0, high=MAX_SEED),
     Param("label_regex", None, "regex on the FASTA header / sequence name whose first group is the label",
           "str", none=True, check=regular_expression),
     Param("label_field", None, "header token index or UniProt/table field holding the label", "str|int", none=True),

@@ -14,7 +14,7 @@ from pathlib import Path
 from protlab.core.fingerprint import proteins_fingerprint
 from protlab.core.rundir import RunDir
 from protlab.core.runtime import check_device, dist_env, seed_everything
-from protlab.core.stage import Param, Stage, StageRecord, StageResult, map_points
+from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, map_points
 from protlab.embed.encoders import embed_proteins, neighbour_label_agreement
 from protlab.plot.embed import umap_figure
 from protlab.plot.export import save_figure
@@ -31,7 +31,7 @@ STAGE = Stage("embed", "02_embed", "Embed every protein of run_dir/proteins.parq
     Param("umap_neighbors", 15, "UMAP neighbours of the map", "int", low=2),
     Param("umap_max_points", 5000, "the map shows a seeded subset of at most this many proteins (bounded time at "
           "any scale); 0: no map", "int", low=0, check=map_points),
-    Param("seed", 0, "random seed", "int", low=0),
+    Param("seed", 0, "random seed", "int", low=0, high=MAX_SEED),
 ))
 
 

@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 
 from protlab.cluster.methods import METHODS
-from protlab.cluster.stage import read_clustering, write_clustering
+from protlab.cluster.stage import read_clustering, staleness, write_clustering
 from protlab.core.atomic import atomic_path, atomic_write_json
 from protlab.core.errors import InputError
 from protlab.core.rundir import RunDir
-from protlab.core.stage import Param, Stage, StageRecord, StageResult, existing_file, regular_expression
+from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, existing_file, regular_expression
 from protlab.evaluate.label_free import label_free_report
 from protlab.evaluate.labels import labels_for
 from protlab.evaluate.metrics import evaluate, matched_confusion, per_family
@@ -41,7 +41,7 @@ def _baselines(value):
 STAGE = Stage("evaluate", "05_evaluate", "Score clusterings against known families: NMI, ARI, matched accuracy.", (
     Param("baselines", ["kmeans", "pca_kmeans"], "baseline clusterings computed when missing from clusters/",
           "list", check=_baselines),
-    Param("seed", 0, "random seed of the baselines", "int", low=0),
+    Param("seed", 0, "random seed of the baselines", "int", low=0, high=MAX_SEED),
     Param("labels", None, "family labels from elsewhere, when proteins.parquet has none: a TSV/CSV (id, label) or "
           "a FASTA whose headers carry them; None: the labels of proteins.parquet", "str", none=True,
           check=existing_file),
@@ -74,21 +74,25 @@ def run(run_dir: str | Path, **params) -> StageResult:
     chosen_method = str(chosen["method"].iloc[0]) if "method" in chosen.columns and len(chosen) else "chosen"
     probs = chosen["probabilities"].iloc[0] if "probabilities" in chosen.columns and len(chosen) else None
     n_clusters = int(len(probs)) if probs is not None else int(chosen["cluster"].nunique())
-    with record.timed("baselines"):
+    with record.timed("baselines"):  # missing ones, and those made from other proteins or embeddings
         for method in params["baselines"]:
-            if method not in run_.clustering_methods():
+            if method not in run_.clustering_methods() or staleness(run_, method) is not None:
                 write_clustering(run_dir, method=method, n_clusters=n_clusters, seed=params["seed"],
                                  write_main=False, record=record)
-    rows = []
+    rows, skipped = [], {}
     with record.timed("metrics"):
         for method in run_.clustering_methods():
+            if method != chosen_method and staleness(run_, method) is not None:
+                skipped[method] = staleness(run_, method)  # an older clustering: not scored beside current ones
+                continue
             frame = read_clustering(run_dir, method)
             lab, kn = (labels, known) if frame["id"].equals(chosen["id"]) else \
                 labels_for(run_, frame["id"], params["labels"], params["label_regex"])
             rows.append({"method": method, **evaluate_clusters(frame, lab, kn)})
         table = pd.DataFrame(rows).set_index("method")
         metrics = {"method": chosen_method, **evaluate_clusters(chosen, labels, known),
-                   "n_unlabelled": int((~known).sum()), "per_method": table.reset_index().to_dict(orient="records")}
+                   "n_unlabelled": int((~known).sum()), "per_method": table.reset_index().to_dict(orient="records"),
+                   "skipped_stale": skipped}
         y, c = labels.to_numpy()[known].astype(str), chosen["cluster"].to_numpy()[known]
         family = per_family(y, c)
     record.wrote(atomic_write_json(run_.writable("metrics"), metrics))

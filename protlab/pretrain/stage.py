@@ -15,7 +15,7 @@ from typing import Any
 
 from protlab.core.rundir import RunDir
 from protlab.core.runtime import check_device, dist_env
-from protlab.core.stage import Param, Stage, StageRecord, StageResult
+from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult
 from protlab.curate.records import TEXT_FIELDS
 from protlab.plot.export import save_figure
 from protlab.plot.pretrain import loss_figure, metrics_figure
@@ -96,7 +96,7 @@ _SETTINGS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "max_steps": ("optimiser steps", "int", {"low": 1}),
     "min_lr_ratio": ("final learning rate / lr after cosine decay", "float", {"low": 0, "high": 1}),
     "clip_grad": ("gradient-norm clipping (0: off)", "float", {"low": 0}),
-    "seed": ("random seed (initialisation, batches, masks)", "int", {"low": 0}),
+    "seed": ("random seed (initialisation, batches, masks)", "int", {"low": 0, "high": MAX_SEED}),
     "device": ("'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", "str", {"check": check_device}),
     "cpu_threads": ("torch CPU threads while training on the CPU", "int", {"low": 1}),
     "data_workers": ("processes building batches ahead of the training step", "int", {"low": 0}),

@@ -16,7 +16,7 @@ from protlab.core.atomic import atomic_write_json, atomic_write_parquet
 from protlab.core.errors import InputError
 from protlab.core.rundir import RunDir
 from protlab.core.runtime import seed_everything, torch_threads
-from protlab.core.stage import Param, Stage, StageRecord, StageResult, existing_file
+from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, existing_file
 from protlab.curate.toy import MAX_SUPERFAMILY
 from protlab.plot.export import save_figure
 from protlab.plot.view3d import export_view, importance_figure, view_stem
@@ -71,7 +71,7 @@ STAGE = Stage("residues", "06_critical_residues",
     Param("batch_size", 16, "training batch size (proteins)", "int", low=1),
     Param("residue_dropout", 0.0, "fraction of residue types hidden in each training batch, in [0, 1)", "float",
           low=0, check=_below_one),
-    Param("seed", 0, "random seed", "int", low=0),
+    Param("seed", 0, "random seed", "int", low=0, high=MAX_SEED),
     Param("cpu_threads", 1, "torch CPU threads (None: torch's default); small graphs gain little from more",
           "int", low=1, none=True),
     Param("score", "occlusion", "residue importance", "str", choices=SCORES),
