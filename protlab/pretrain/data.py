@@ -60,14 +60,17 @@ def load_pairs(source, *, split: str | None = None) -> pd.DataFrame:
     for col in ("id", "sequence"):
         if col not in frame.columns:
             raise InputError(f"{where}: column {col!r} is missing")
-    if "protclip_selected" in frame.columns:  # 01's ProtCLIP property-driven sampling picks the pairs
+    selected_only = "protclip_selected" in frame.columns
+    if selected_only:  # 01's ProtCLIP property-driven sampling picks the pairs
         frame = frame[frame["protclip_selected"].astype(bool)]
     if split is not None:
         if "split" not in frame.columns:
             raise InputError(f"{where}: no 'split' column; run 01_curate.ipynb (it assigns train/valid/test)")
         frame = frame[frame["split"].isin(split.split("+"))]
         if frame.empty:
-            raise InputError(f"{where}: split {split!r} is empty")
+            raise InputError(f"{where}: split {split!r} is empty" + (
+                " among the pairs ProtCLIP sampling selected (protclip_selected; 01 with protclip_sampling=False "
+                "uses every pair)" if selected_only else ""))
     out = pd.DataFrame({"id": frame["id"].astype(str).to_numpy(),
                         "sequence": frame["sequence"].astype(str).str.upper().to_numpy()})
     out["label"] = frame["label"].astype(str).to_numpy() if "label" in frame.columns else ""
