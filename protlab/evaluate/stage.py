@@ -82,8 +82,9 @@ def run(run_dir: str | Path, **params) -> StageResult:
     rows, skipped = [], {}
     with record.timed("metrics"):
         for method in run_.clustering_methods():
-            if method != chosen_method and staleness(run_, method) is not None:
-                skipped[method] = staleness(run_, method)  # an older clustering: not scored beside current ones
+            reason = staleness(run_, method) if method != chosen_method else None
+            if reason is not None:
+                skipped[method] = reason  # an older clustering: not scored beside current ones
                 continue
             frame = read_clustering(run_dir, method)
             lab, kn = (labels, known) if frame["id"].equals(chosen["id"]) else \
