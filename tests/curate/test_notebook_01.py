@@ -39,7 +39,7 @@ def test_curate_notebook_on_real_pfam(tmp_path, shared_data):
     run_dir = tmp_path / "run"
     run_notebook("01_curate", {"run_dir": str(run_dir),
                                "source": str(shared_data / "pfam" / "pfam_shared_labeled.fasta"),
-                               "max_records": 300, "split_method": "kmer", "min_length": 40},
+                               "max_records": 300, "min_length": 40},
                  output_dir=tmp_path / "executed")
     proteins = pd.read_parquet(run_dir / "proteins.parquet")
     report = json.loads((run_dir / "curation_report.json").read_text())
