@@ -160,7 +160,7 @@ def test_cache_rerun_embeds_only_missing(tiny, tmp_path):
 
 def test_interrupted_run_keeps_finished_work(tiny, tmp_path, monkeypatch):
     seqs = random_seqs(10, seed=6)
-    enc = encoder(tiny, toks_per_batch=40, flush_every=1)
+    enc = encoder(tiny, toks_per_batch=40, flush_every=1, cpu_workers=1)  # batches in order: 3 finish, the 4th fails
     real = enc.representations
     calls = {"n": 0}
 
