@@ -134,26 +134,28 @@ def write_clustering(run_dir: str | Path, *, method: str = "scan", n_clusters: i
     return result
 
 
-def current_fingerprints(run: RunDir) -> dict:
-    """The fingerprints a clustering made now is made from (proteins in file order, embeddings)."""
-    proteins = run.load_proteins()
+def current_fingerprints(run: RunDir, proteins: pd.DataFrame | None = None) -> dict:
+    """The fingerprints a clustering made now is made from (proteins in file order, embeddings);
+    ``proteins``: the run's table when already loaded."""
+    proteins = run.load_proteins() if proteins is None else proteins
     meta = json.loads(run.path("embeddings_meta").read_text()) if run.path("embeddings_meta").is_file() else {}
     return {"proteins_sha256": proteins_fingerprint(proteins["id"].astype(str), proteins["sequence"]),
             "embeddings_sha256": meta.get("array_sha256")}
 
 
-def staleness(run: RunDir, method: str) -> str | None:
-    """Why ``clusters/<method>.*`` was not made from the run's current proteins and embeddings
-    (None when it was); a clustering without fingerprints (made before they were recorded)
-    counts as current."""
+def stale_input(run: RunDir, method: str, now: dict | None = None) -> str | None:
+    """The input (``"proteins"`` or ``"embeddings"``) that changed since ``clusters/<method>.*``
+    was made, or None; ``now``: :func:`current_fingerprints` when already computed. A
+    clustering without fingerprints (made before they were recorded) counts as current."""
     info_path = run.clustering(method, ".json")
     if not info_path.is_file():
         return None
     info = json.loads(info_path.read_text())
-    now = current_fingerprints(run)
-    for key, artifact in (("proteins_sha256", "proteins"), ("embeddings_sha256", "embeddings")):
+    now = current_fingerprints(run) if now is None else now
+    for artifact in ("proteins", "embeddings"):
+        key = f"{artifact}_sha256"
         if info.get(key) is not None and now[key] is not None and info[key] != now[key]:
-            return f"made from another {run.path(artifact).name}"
+            return artifact
     return None
 
 
@@ -169,12 +171,16 @@ def read_clustering(run_dir: str | Path, method: str | None = None) -> pd.DataFr
             raise InputError(f"{path} does not exist: run 04_cluster with method={method!r} first")
     frame = pd.read_parquet(path)
     method = method or (str(frame["method"].iloc[0]) if "method" in frame.columns and len(frame) else None)
-    proteins = run.load_proteins() if run.path("proteins").is_file() else None
-    stale = staleness(run, method) if method else None
-    if proteins is not None and set(frame["id"].astype(str)) - set(proteins["id"].astype(str)):
-        stale = "its ids are not all in proteins.parquet"
-    if stale is not None and "proteins" in stale:
-        raise InputError(f"{path} does not match {run.path('proteins')} ({stale}; its ids or sequences changed "
+    if not run.path("proteins").is_file():
+        return frame
+    proteins = run.load_proteins()
+    reason = None
+    if set(frame["id"].astype(str)) - set(proteins["id"].astype(str)):
+        reason = f"its ids are not all in {run.path('proteins').name}"
+    elif method and stale_input(run, method, current_fingerprints(run, proteins)) == "proteins":
+        reason = f"made from another {run.path('proteins').name}"
+    if reason is not None:
+        raise InputError(f"{path} does not match {run.path('proteins')} ({reason}; its ids or sequences changed "
                          f"since): rerun 02_embed and 04_cluster (python -m protlab.embed / protlab.cluster "
                          f"--run-dir {run.root})")
     return frame

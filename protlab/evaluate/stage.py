@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from protlab.cluster.methods import METHODS
-from protlab.cluster.stage import read_clustering, staleness, write_clustering
+from protlab.cluster.stage import current_fingerprints, read_clustering, stale_input, write_clustering
 from protlab.core.atomic import atomic_path, atomic_write_json
 from protlab.core.errors import InputError
 from protlab.core.rundir import RunDir
@@ -74,17 +74,18 @@ def run(run_dir: str | Path, **params) -> StageResult:
     chosen_method = str(chosen["method"].iloc[0]) if "method" in chosen.columns and len(chosen) else "chosen"
     probs = chosen["probabilities"].iloc[0] if "probabilities" in chosen.columns and len(chosen) else None
     n_clusters = int(len(probs)) if probs is not None else int(chosen["cluster"].nunique())
+    now = current_fingerprints(run_)  # baselines are made from these inputs; they do not change here
     with record.timed("baselines"):  # missing ones, and those made from other proteins or embeddings
         for method in params["baselines"]:
-            if method not in run_.clustering_methods() or staleness(run_, method) is not None:
+            if method not in run_.clustering_methods() or stale_input(run_, method, now) is not None:
                 write_clustering(run_dir, method=method, n_clusters=n_clusters, seed=params["seed"],
                                  write_main=False, record=record)
     rows, skipped = [], {}
     with record.timed("metrics"):
         for method in run_.clustering_methods():
-            reason = staleness(run_, method) if method != chosen_method else None
-            if reason is not None:
-                skipped[method] = reason  # an older clustering: not scored beside current ones
+            changed = stale_input(run_, method, now) if method != chosen_method else None
+            if changed is not None:  # an older clustering: not scored beside current ones
+                skipped[method] = f"made from another {run_.path(changed).name}"
                 continue
             frame = read_clustering(run_dir, method)
             lab, kn = (labels, known) if frame["id"].equals(chosen["id"]) else \
