@@ -33,15 +33,23 @@ class ScanHeads(nn.Module):
         return [head(features) for head in self.heads]
 
 
-def scan_loss(anchor_logits: torch.Tensor, neighbor_logits: torch.Tensor, *, entropy_weight: float = 5.0
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(total, consistency, entropy)``; total = consistency − λ·entropy."""
+def scan_loss(anchor_logits: torch.Tensor, neighbor_logits: torch.Tensor, *, entropy_weight: float = 5.0,
+              prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(total, consistency, entropy)``.
+
+    Without ``prior``: total = consistency − λ·H(mean p), SCAN's pull towards equal cluster
+    sizes. With a ``prior`` (cluster sizes / n): total = consistency + λ·KL(mean p ‖ prior),
+    a pull towards those sizes instead (the same loss up to a constant for a uniform prior).
+    """
     p_anchor = F.softmax(anchor_logits, dim=1)
     p_neighbor = F.softmax(neighbor_logits, dim=1)
     consistency = -torch.log((p_anchor * p_neighbor).sum(dim=1).clamp_min(EPS)).mean()
     mean_p = p_anchor.mean(dim=0)
     entropy = -(mean_p * torch.log(mean_p.clamp_min(EPS))).sum()
-    return consistency - entropy_weight * entropy, consistency, entropy
+    if prior is None:
+        return consistency - entropy_weight * entropy, consistency, entropy
+    divergence = (mean_p * (torch.log(mean_p.clamp_min(EPS)) - torch.log(prior.clamp_min(EPS)))).sum()
+    return consistency + entropy_weight * divergence, consistency, entropy
 
 
 def strong_view(x: torch.Tensor, *, dropout: float = 0.1, noise: float = 0.1, generator=None) -> torch.Tensor:
@@ -51,9 +59,10 @@ def strong_view(x: torch.Tensor, *, dropout: float = 0.1, noise: float = 0.1, ge
     return x * keep + noise * scale * torch.randn(x.shape, generator=generator)
 
 
-def self_label_loss(weak_logits: torch.Tensor, strong_logits: torch.Tensor, *, threshold: float = 0.99
-                    ) -> tuple[torch.Tensor, int]:
-    """Class-balanced CE on confident weak-view predictions; ``(loss, n_confident)``."""
+def self_label_loss(weak_logits: torch.Tensor, strong_logits: torch.Tensor, *, threshold: float = 0.99,
+                    balanced: bool = True) -> tuple[torch.Tensor, int]:
+    """CE on confident weak-view predictions, class-balanced unless ``balanced=False`` (when
+    clusters are expected to differ in size); ``(loss, n_confident)``."""
     with torch.no_grad():
         prob = F.softmax(weak_logits, dim=1)
         conf, target = prob.max(dim=1)
@@ -62,6 +71,8 @@ def self_label_loss(weak_logits: torch.Tensor, strong_logits: torch.Tensor, *, t
     if n_conf == 0:
         return strong_logits.sum() * 0.0, 0
     target = target[mask]
+    if not balanced:
+        return F.cross_entropy(strong_logits[mask], target), n_conf
     counts = torch.bincount(target, minlength=weak_logits.shape[1]).float()
     weight = torch.where(counts > 0, 1.0 / counts.clamp_min(1.0), torch.zeros_like(counts))
     weight = weight * (counts > 0).sum() / weight.sum()

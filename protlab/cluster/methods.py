@@ -40,6 +40,7 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import spectral_embedding
 from tqdm.auto import tqdm
 
+from protlab.cluster.families import FamilyPartition, find_families
 from protlab.cluster.heads import ScanHeads, scan_loss, self_label_loss, strong_view
 from protlab.cluster.neighbors import (
     NeighborGraph,
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 METHODS = ("kmeans", "pca_kmeans", "scan")
 GRAPH_FEATURES = ("auto", "spectral", "diffusion", "none")
 PREDICT_CHUNK = 20_000  # new proteins placed per homology search / faiss query in predict
+SPECTRAL_MAX = 20_000  # "auto" graph features: spectral up to this many proteins, diffusion above (linear cost)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -203,18 +205,20 @@ class ScanClusterer:
                  n_heads: int = 5, epochs: int = 30, self_label_epochs: int = 10, confidence: float = 0.99,
                  graph_features: str = "auto", spectral_dims: int | None = None, hidden: int = 256,
                  batch_size: int = 1024, lr: float = 1e-3, weight_decay: float = 1e-4,
-                 min_steps: int = 200, val_fraction: float = 0.1, fallback_k: int = 5, seed: int = 0, threads: int = 1,
-                 progress: bool = False):
+                 min_steps: int = 200, val_fraction: float = 0.1, fallback_k: int = 5, warm_epochs: int = 5,
+                 seed: int = 0, threads: int = 1, progress: bool = False):
         if graph_features not in GRAPH_FEATURES:
             raise InputError(f"graph_features={graph_features!r} is unknown; use one of {GRAPH_FEATURES}")
-        if int(n_clusters) < 2:
-            raise InputError(f"n_clusters={n_clusters}: ask for at least 2 clusters")
-        self.config = dict(n_clusters=int(n_clusters), neighbors=neighbors, k=int(k), entropy_weight=float(entropy_weight),
+        if n_clusters is not None and int(n_clusters) < 2:
+            raise InputError(f"n_clusters={n_clusters}: ask for at least 2 clusters (or None to estimate)")
+        self.requested_n = None if n_clusters is None else int(n_clusters)
+        self.config = dict(n_clusters=self.requested_n, neighbors=neighbors, k=int(k), entropy_weight=float(entropy_weight),
                            n_heads=int(n_heads), epochs=int(epochs), self_label_epochs=int(self_label_epochs),
                            confidence=float(confidence), graph_features=graph_features,
                            spectral_dims=None if spectral_dims is None else int(spectral_dims), hidden=int(hidden),
                            batch_size=int(batch_size), lr=float(lr), weight_decay=float(weight_decay),
-                           min_steps=int(min_steps), val_fraction=float(val_fraction), fallback_k=int(fallback_k), seed=int(seed))
+                           min_steps=int(min_steps), val_fraction=float(val_fraction), fallback_k=int(fallback_k),
+                           warm_epochs=int(warm_epochs), seed=int(seed))
         self.threads = int(threads)
         self.progress = progress
         self.model = None
@@ -227,7 +231,7 @@ class ScanClusterer:
         import torch
 
         cfg = self.config
-        x = check_embeddings(embeddings, n_clusters=cfg["n_clusters"])
+        x = check_embeddings(embeddings, n_clusters=self.requested_n)
         if sequences is not None:
             sequences = [str(s) for s in sequences]
         source = resolve_source(cfg["neighbors"], have_sequences=sequences is not None)
@@ -235,6 +239,7 @@ class ScanClusterer:
         start = time.perf_counter()
         graph = mine_neighbors(x, sequences, source=source, k=cfg["k"], fallback_k=cfg["fallback_k"])
         timings["neighbors_s"] = time.perf_counter() - start
+        self.partition = self._find_families(x, graph)
         start = time.perf_counter()
         features = self._fit_features(x, graph)
         timings["features_s"] = time.perf_counter() - start
@@ -251,11 +256,34 @@ class ScanClusterer:
         log.info("SCAN fitted: neighbours from %s, best head %s", graph.source, self.best_head)
         return self
 
+    def _find_families(self, x: np.ndarray, graph: NeighborGraph) -> FamilyPartition | None:
+        """The homology graph's families (:mod:`protlab.cluster.families`): they count the
+        families when ``n_clusters`` is None, set the cluster-size prior and warm-start the heads."""
+        cfg = self.config
+        if graph.source != "mmseqs":
+            if self.requested_n is None:
+                raise InputError("n_clusters=None: estimating the number of families needs homology neighbours "
+                                 "(MMseqs2 and the sequences, neighbors='mmseqs'); give n_clusters instead")
+            return None
+        start = time.perf_counter()
+        partition = find_families(graph.knn, graph.homologous, graph.hits, graph.affinity, x,
+                                  n_clusters=self.requested_n, seed=cfg["seed"])
+        n_found = int(partition.labels.max()) + 1
+        if n_found < 2:
+            raise InputError("the homology graph holds a single family: there is nothing to cluster "
+                             "(give n_clusters to split it anyway)")
+        self.info.update({"n_clusters_requested": self.requested_n, "n_clusters_estimated": partition.n_estimated,
+                          "families_s": time.perf_counter() - start, "family_min_size": partition.min_size,
+                          "family_group_sizes": partition.group_sizes[:500].tolist(),
+                          **{f"families_{k}": v for k, v in partition.info.items() if k != "n_clusters_estimated"}})
+        cfg["n_clusters"] = n_found
+        return partition
+
     def _fit_features(self, x: np.ndarray, graph: NeighborGraph) -> np.ndarray:
         cfg = self.config
         kind = cfg["graph_features"]
         if kind == "auto":
-            kind = "spectral" if graph.source == "mmseqs" else "none"
+            kind = ("spectral" if len(x) <= SPECTRAL_MAX else "diffusion") if graph.source == "mmseqs" else "none"
         self.graph_kind = kind
         self.spectral_scale = None
         if kind == "spectral":
@@ -284,6 +312,20 @@ class ScanClusterer:
         opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
         bs = max(2, min(cfg["batch_size"], len(train)))
         lam = cfg["entropy_weight"]
+        prior = None
+        if self.partition is not None:  # cluster sizes pulled towards the families', not equal
+            targets = torch.from_numpy(self.partition.labels)
+            prior = torch.bincount(targets, minlength=cfg["n_clusters"]).float() / n
+            for _ in range(cfg["warm_epochs"]):  # heads start from the graph's families
+                perm = order[torch.randperm(n, generator=gen)]
+                for b in range(0, n, bs):
+                    idx = perm[b:b + bs]
+                    if len(idx) < 2:
+                        continue
+                    loss = sum(torch.nn.functional.cross_entropy(o, targets[idx]) for o in model(x[idx]))
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
 
         def sample_neighbors(anchors):
             pick = (torch.rand(len(anchors), generator=gen) * counts[anchors]).long()
@@ -305,7 +347,8 @@ class ScanClusterer:
                 if len(anchors) < 2:
                     continue
                 out = model(torch.cat([x[anchors], x[sample_neighbors(anchors)]]))
-                loss = sum(scan_loss(o[:len(anchors)], o[len(anchors):], entropy_weight=lam)[0] for o in out)
+                loss = sum(scan_loss(o[:len(anchors)], o[len(anchors):], entropy_weight=lam, prior=prior)[0]
+                           for o in out)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -324,8 +367,9 @@ class ScanClusterer:
                 agree = (p[check][:, None, :] * p[nb]).sum(-1).clamp_min(1e-8).log()
                 consistency = -(agree * torch.from_numpy(valid)).sum() / valid.sum()
                 mean_p = p[check].mean(0)
-                entropy = -(mean_p * mean_p.clamp_min(1e-8).log()).sum()
-                val_losses.append(float(consistency - lam * entropy))
+                target = torch.full_like(mean_p, 1.0 / len(mean_p)) if prior is None else prior
+                divergence = (mean_p * (mean_p.clamp_min(1e-8).log() - target.clamp_min(1e-8).log())).sum()
+                val_losses.append(float(consistency + lam * divergence))
         self.best_head = int(np.argmin(val_losses))
         self.info["val_losses"] = val_losses
         self.info["scan_loss_history"] = history
@@ -348,7 +392,7 @@ class ScanClusterer:
                         weak = model(x[idx])[0]
                     model.train()
                     strong = model(strong_view(x[idx], generator=gen))[0]
-                    loss, c = self_label_loss(weak, strong, threshold=cfg["confidence"])
+                    loss, c = self_label_loss(weak, strong, threshold=cfg["confidence"], balanced=prior is None)
                     n_conf += c
                     if c:
                         opt.zero_grad()
@@ -457,16 +501,23 @@ class ScanClusterer:
         return self
 
 
-def scan(embeddings, sequences=None, *, n_clusters: int, **options) -> Clustering:
+def scan(embeddings, sequences=None, *, n_clusters: int | None, **options) -> Clustering:
     """Fit :class:`ScanClusterer` and return the clustering of the fitted proteins."""
     model = ScanClusterer(n_clusters=n_clusters, **options)
     prob = model.fit_predict_proba(embeddings, sequences)
-    info = {"n_clusters": int(n_clusters), **model.config, **{k: v for k, v in model.info.items() if not isinstance(v, list)}}
+    info = {**model.config, **{k: v for k, v in model.info.items() if not isinstance(v, list)}}
+    if model.partition is not None:
+        info["family_group_sizes"] = model.info["family_group_sizes"]
+        info["agreement_with_graph_families"] = float((prob.argmax(axis=1) == model.partition.labels).mean())
     return Clustering(prob.argmax(axis=1).astype(np.int64), prob.astype(np.float32), "scan", info, model)
 
 
-def cluster(embeddings, sequences=None, *, method: str = "scan", n_clusters: int, seed: int = 0, **options) -> Clustering:
-    """Cluster proteins with ``method`` (one of :data:`METHODS`)."""
+def cluster(embeddings, sequences=None, *, method: str = "scan", n_clusters: int | None, seed: int = 0,
+            **options) -> Clustering:
+    """Cluster proteins with ``method`` (one of :data:`METHODS`); only ``"scan"`` estimates
+    ``n_clusters`` when it is None (from the homology graph)."""
+    if n_clusters is None and method in ("kmeans", "pca_kmeans"):
+        raise InputError(f"method={method!r} needs n_clusters; only method='scan' estimates it (n_clusters=None)")
     if method == "kmeans":
         return kmeans(embeddings, n_clusters=n_clusters, seed=seed, **options)
     if method == "pca_kmeans":

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # no "Loading faiss with AVX2 support" banner
 
 NEIGHBOR_SOURCES = ("auto", "mmseqs", "faiss")
+MAX_HITS = 50  # homology hits aligned per protein: bounds the search's time and the graph's size (n · 50 edges)
 
 
 @dataclass
@@ -39,6 +40,8 @@ class NeighborGraph:
     counts: np.ndarray       # (n,) int64, >= 1
     affinity: sp.csr_matrix  # (n, n) symmetric, non-negative
     source: str              # "mmseqs" or "faiss"
+    hits: sp.csr_matrix | None = None      # (n, n) every homology hit, symmetric, binary (mmseqs only)
+    homologous: np.ndarray | None = None   # (n,) bool: knn row made of homology hits (not fallbacks)
 
     @property
     def n(self) -> int:
@@ -116,7 +119,7 @@ def _topk_lists(n: int, qi: np.ndarray, ti: np.ndarray, score: np.ndarray, k: in
 
 
 def mine_neighbors(embeddings: np.ndarray, sequences=None, *, source: str = "auto", k: int = 20,
-                   fallback_k: int = 5, threads: int | None = None) -> NeighborGraph:
+                   fallback_k: int = 5, max_hits: int = MAX_HITS, threads: int | None = None) -> NeighborGraph:
     """Neighbours of every protein (see the module docstring for the two sources)."""
     x = np.asarray(embeddings, dtype=np.float32)
     n = x.shape[0]
@@ -136,19 +139,23 @@ def mine_neighbors(embeddings: np.ndarray, sequences=None, *, source: str = "aut
         return NeighborGraph(knn=knn, counts=counts, affinity=affinity, source="faiss")
     if len(sequences) != n:
         raise InputError(f"{len(sequences)} sequences for {n} embeddings: they must describe the same proteins")
-    qi, ti, bits = easy_search(list(sequences), threads=threads)
+    qi, ti, bits = easy_search(list(sequences), threads=threads, max_seqs=max_hits)
     other = qi != ti
     qi, ti, bits = qi[other], ti[other], bits[other]
     knn, counts = _topk_lists(n, qi, ti, bits, k)
-    orphans = np.flatnonzero(counts == 0)
+    homologous = counts > 0
+    orphans = np.flatnonzero(~homologous)
     knn[orphans, :fallback_k] = fb_idx[orphans, :fallback_k]
     counts[orphans] = fallback_k
-    hits = sp.csr_matrix((bits, (qi, ti)), shape=(n, n))
-    hits = hits.maximum(hits.T)
-    affinity = (hits + weak.maximum(weak.T)).tocsr()
+    scores = sp.csr_matrix((bits, (qi, ti)), shape=(n, n))
+    scores = scores.maximum(scores.T)
+    affinity = (scores + weak.maximum(weak.T)).tocsr()
+    hits = scores.copy()
+    hits.data = np.ones_like(hits.data)
     log.info("mmseqs neighbours: %d proteins, %d hits, %d without hits (embedding fallback)",
              n, len(qi), len(orphans))
-    return NeighborGraph(knn=knn, counts=counts, affinity=affinity, source="mmseqs")
+    return NeighborGraph(knn=knn, counts=counts, affinity=affinity, source="mmseqs", hits=hits.tocsr(),
+                         homologous=homologous)
 
 
 def reference_affinity(query_embeddings: np.ndarray, reference_embeddings: np.ndarray, query_sequences=None,

@@ -4,7 +4,9 @@
 ``method`` (:mod:`protlab.cluster.methods`) and writes ``clusters.parquet``,
 ``clusters/<method>.parquet`` + ``.json`` (SCAN also ``clusters/scan_model.pt``), the
 cluster-size figure and ``cluster.json``. Labels are never used except to default
-``n_clusters`` to their number.
+``n_clusters`` to their number; without labels, ``n_clusters=None`` makes SCAN estimate the
+number of families from the homology graph (:mod:`protlab.cluster.families`), with a figure
+of the evidence.
 """
 from __future__ import annotations
 
@@ -23,14 +25,14 @@ from protlab.core.fingerprint import proteins_fingerprint
 from protlab.core.rundir import RunDir
 from protlab.core.runtime import seed_everything
 from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, map_points
-from protlab.plot.cluster import cluster_sizes_figure
+from protlab.plot.cluster import cluster_sizes_figure, family_count_figure
 from protlab.plot.embed import umap_figure
 from protlab.plot.export import save_figure
 
 STAGE = Stage("cluster", "04_cluster", "Discover protein families without labels (SCAN, k-means, PCA + k-means).", (
     Param("method", "scan", "clustering method", "str", choices=METHODS),
-    Param("n_clusters", None, "number of clusters; None: the number of distinct labels in proteins.parquet",
-          "int", low=2, none=True),
+    Param("n_clusters", None, "number of clusters; None: the number of distinct labels in proteins.parquet, or "
+          "without labels estimated from the homology graph (SCAN)", "int", low=2, none=True),
     Param("neighbors", "auto", "SCAN neighbours: MMseqs2 homology hits or faiss embedding kNN", "str",
           choices=NEIGHBOR_SOURCES),
     Param("k", 20, "neighbours per protein", "int", low=1),
@@ -44,20 +46,23 @@ STAGE = Stage("cluster", "04_cluster", "Discover protein families without labels
     Param("map_max_points", 5000, "the embedding map coloured by discovered cluster shows a seeded subset of at "
           "most this many proteins; 0: no map", "int", low=0, check=map_points),
 ))
-FIGURE_STEMS = {"cluster_sizes": "cluster_sizes", "map": "cluster_map"}
+FIGURE_STEMS = {"cluster_sizes": "cluster_sizes", "map": "cluster_map", "family_count": "family_count"}
 SCAN_ONLY = ("neighbors", "k", "entropy_weight", "n_heads", "epochs", "self_label_epochs", "graph_features")
 
 
-def default_n_clusters(proteins: pd.DataFrame) -> int:
-    """Number of distinct labels in the proteins table, or an error asking for n_clusters."""
+def default_n_clusters(proteins: pd.DataFrame, method: str = "scan") -> int | None:
+    """Number of distinct labels in the proteins table; without labels None (SCAN estimates
+    it) or, for methods that cannot estimate it, an error asking for n_clusters."""
     labels = proteins["label"] if "label" in proteins.columns else None
     if labels is not None:
         labels = labels.dropna()
         labels = labels[labels.astype(str).str.len() > 0]
-    if labels is None or labels.nunique() < 2:
-        raise InputError("n_clusters=None needs family labels in proteins.parquet to count them, and there are "
-                         "none: give n_clusters explicitly (e.g. the expected number of families)")
-    return int(labels.nunique())
+    if labels is not None and labels.nunique() >= 2:
+        return int(labels.nunique())
+    if method == "scan":
+        return None
+    raise InputError(f"n_clusters=None with method={method!r} needs family labels in proteins.parquet to count "
+                     "them, and there are none: give n_clusters (or use method='scan', which estimates it)")
 
 
 def clusters_frame(ids, result: Clustering) -> pd.DataFrame:
@@ -101,7 +106,7 @@ def write_clustering(run_dir: str | Path, *, method: str = "scan", n_clusters: i
         for key in ("proteins", "embeddings", "embeddings_meta"):
             record.read(run.path(key))
     if n_clusters is None:
-        n_clusters = default_n_clusters(proteins)
+        n_clusters = default_n_clusters(proteins, method)
     if method == "scan":
         options.setdefault("neighbors", "auto")
         sequences = proteins["sequence"].astype(str).tolist()
@@ -109,11 +114,12 @@ def write_clustering(run_dir: str | Path, *, method: str = "scan", n_clusters: i
         options = {k: v for k, v in options.items() if k not in SCAN_ONLY}
         sequences = None
     start = time.perf_counter()
-    result = cluster(emb, sequences, method=method, n_clusters=int(n_clusters), seed=seed, **options)
+    result = cluster(emb, sequences, method=method, n_clusters=n_clusters, seed=seed, **options)
     elapsed = time.perf_counter() - start
     frame = clusters_frame(ids, result)
-    info = {"method": method, "n_clusters": int(n_clusters), "seed": seed, "seconds": elapsed,
-            "encoder": meta.get("encoder") or meta.get("name"), **result.info, **current_fingerprints(run)}
+    info = {"method": method, "seed": seed, "seconds": elapsed, "n_clusters_requested": n_clusters,
+            "encoder": meta.get("encoder") or meta.get("name"), **result.info, **current_fingerprints(run),
+            "n_clusters": int(result.probabilities.shape[1])}
     written = []
     if method == "scan":
         written.append(result.model.save(run.path("scan_model")))
@@ -196,6 +202,9 @@ def run(run_dir: str | Path, **params) -> StageResult:
                                   seed=params["seed"], record=record, **options)
     method = params["method"]
     figures = {"cluster_sizes": cluster_sizes_figure(result.labels, result.confidence, method=method)}
+    if result.info.get("family_group_sizes"):
+        figures["family_count"] = family_count_figure(result.info["family_group_sizes"], result.info["family_min_size"],
+                                                      result.info["n_clusters_estimated"], result.info["n_clusters"])
     if params["map_max_points"]:
         with record.timed("map"):
             ids, embeddings, _ = RunDir(run_dir).load_embeddings()  # the row order of the clustering
@@ -206,7 +215,8 @@ def run(run_dir: str | Path, **params) -> StageResult:
         for path in save_figure(fig, RunDir(run_dir).figure(f"{FIGURE_STEMS[name]}_{method}")).values():
             record.wrote(path)
     info = result.info
-    record.results.update({"n_clusters": info["n_clusters"], "cluster_sizes": np.bincount(result.labels).tolist(),
+    record.results.update({"n_clusters": info["n_clusters"], "n_clusters_estimated": info.get("n_clusters_estimated"),
+                           "cluster_sizes": np.bincount(result.labels).tolist(),
                            "median_confidence": float(np.median(result.confidence)),
                            **({"neighbors": info.get("neighbors"), "mean_neighbors": info.get("mean_neighbors"),
                                "best_head": result.model.best_head} if params["method"] == "scan" else {})})

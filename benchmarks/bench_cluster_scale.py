@@ -1,0 +1,131 @@
+"""Family discovery at scale on real Pfam domains with natural family sizes (issue 12).
+
+For each set built by ``benchmarks/pfam_natural_sets.py`` (10^4, 3·10^4, 10^5 domains, …)
+runs the stages 01 → 02 (k-mer encoder) → 04 → 05 with their defaults, each as its own
+``python -m protlab.<stage>`` process, and measures its wall time and peak RSS; then
+``mmseqs easy-cluster`` (default settings) on the same FASTA. Quality comes from 05's
+metrics (labels from the set's ``.labels.tsv``, never seen by 01–04) and per family:
+precision and recall of every family with at least 200 members after Hungarian matching.
+The growth exponent of each stage is the slope of log(seconds) on log(n).
+
+    python benchmarks/bench_cluster_scale.py --sets runs/natural_sets/natural_10000 \
+        runs/natural_sets/natural_30000 [--n-clusters 30 | --estimate] [--out runs/bench_scale]
+
+``--estimate`` runs 04 with ``n_clusters=None`` (no labels anywhere), so it estimates the
+number of families; otherwise the true number (from the labels file) is given.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def timed_process(cmd: list[str]) -> tuple[float, float]:
+    """``(seconds, peak RSS in GB)`` of a child process (fails loudly when it fails)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{out[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024**2  # ru_maxrss is in KiB on Linux
+
+
+def family_recovery(labels: np.ndarray, clusters: np.ndarray, min_size: int = 200) -> pd.DataFrame:
+    """Precision and recall of every family with ``min_size`` members after Hungarian matching."""
+    from scipy.optimize import linear_sum_assignment
+
+    fams, y = np.unique(labels, return_inverse=True)
+    cl, c = np.unique(clusters, return_inverse=True)
+    table = np.zeros((len(fams), len(cl)), dtype=np.int64)
+    np.add.at(table, (y, c), 1)
+    rows, cols = linear_sum_assignment(-table)
+    match = dict(zip(rows, cols))
+    out = []
+    for f, name in enumerate(fams):
+        size = table[f].sum()
+        if size < min_size:
+            continue
+        hit = table[f, match[f]] if f in match else 0
+        predicted = table[:, match[f]].sum() if f in match else 0
+        out.append({"family": name, "size": int(size), "precision": hit / max(predicted, 1), "recall": hit / size})
+    return pd.DataFrame(out)
+
+
+def bench_set(fasta: Path, labels_tsv: Path, out: Path, *, n_clusters: int | None) -> dict:
+    run_dir = out / fasta.stem
+    shutil.rmtree(run_dir, ignore_errors=True)
+    stages = [("curate", ["--source", str(fasta)]), ("embed", []),
+              ("cluster", [] if n_clusters is None else ["--n-clusters", str(n_clusters)]),
+              ("evaluate", ["--labels", str(labels_tsv)])]
+    row = {"set": fasta.stem}
+    for stage, extra in stages:
+        seconds, rss = timed_process([sys.executable, "-m", f"protlab.{stage}", "--run-dir", str(run_dir), *extra])
+        row[f"{stage}_s"], row[f"{stage}_gb"] = seconds, rss
+        print(f"  {fasta.stem} {stage}: {seconds:.0f} s, peak {rss:.2f} GB", flush=True)
+    row["n"] = len(pd.read_parquet(run_dir / "proteins.parquet"))
+    metrics = json.loads((run_dir / "evaluate.json").read_text())["results"]
+    clusters = pd.read_parquet(run_dir / "clusters.parquet")
+    truth = pd.read_csv(labels_tsv, sep="\t", dtype=str).set_index("id")["label"]
+    labels = truth.reindex(clusters["id"].astype(str)).to_numpy()
+    from protlab.evaluate import evaluate
+
+    scores = evaluate(labels, clusters["cluster"].to_numpy())
+    row.update({"nmi": scores["nmi"], "acc": scores["acc"], "ari": scores["ari"],
+                "clusters": int(clusters["cluster"].nunique()), "families": int(len(set(labels)))})
+    fams = family_recovery(labels, clusters["cluster"].to_numpy())
+    row["families_200"] = len(fams)
+    row["recovered_200"] = int(((fams["precision"] >= 0.8) & (fams["recall"] >= 0.8)).sum())
+    info = json.loads((run_dir / "cluster.json").read_text())["results"]
+    row["estimated_n"] = info.get("n_clusters_estimated")
+    from protlab.core.mmseqs import easy_cluster
+
+    sequences = pd.read_parquet(run_dir / "proteins.parquet")["sequence"].tolist()
+    start = time.perf_counter()
+    peer = easy_cluster(sequences, identity=None, coverage=None, threads=os.cpu_count() or 1)
+    row["mmseqs_cluster_s"] = time.perf_counter() - start
+    ids = pd.read_parquet(run_dir / "proteins.parquet")["id"].astype(str)
+    row["mmseqs_cluster_nmi"] = evaluate(truth.reindex(ids).to_numpy(), peer)["nmi"]
+    row["metrics_05"] = {k: metrics.get(k) for k in ("nmi", "acc") if k in metrics}
+    print(fams.to_string(index=False), flush=True)
+    return row
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", nargs="+", required=True, help="set stems (PATH/natural_10000 → .fasta + .labels.tsv)")
+    parser.add_argument("--out", default=str(REPO / "runs" / "bench_scale"))
+    parser.add_argument("--estimate", action="store_true", help="04 with n_clusters=None")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    rows = []
+    for stem in args.sets:
+        fasta, labels = Path(f"{stem}.fasta"), Path(f"{stem}.labels.tsv")
+        n_families = pd.read_csv(labels, sep="\t", dtype=str)["label"].nunique()
+        rows.append(bench_set(fasta, labels, out, n_clusters=None if args.estimate else n_families))
+        print(json.dumps(rows[-1], default=float), flush=True)
+    table = pd.DataFrame(rows)
+    if len(table) >= 2:
+        logn = np.log(table["n"].to_numpy(float))
+        for col in [c for c in table.columns if c.endswith("_s")]:
+            slope = np.polyfit(logn, np.log(table[col].to_numpy(float)), 1)[0]
+            print(f"growth exponent {col[:-2]}: n^{slope:.2f}")
+    print(table.drop(columns=["metrics_05"]).to_string(index=False))
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_json(out / "scale.json", orient="records", indent=2)
+
+
+if __name__ == "__main__":
+    main()

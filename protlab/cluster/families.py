@@ -1,0 +1,227 @@
+"""Families from the homology graph: pure pieces, merged, counted, fitted to a number.
+
+Homology neighbours (MMseqs2 top hits) almost never cross Pfam families (99.98 % of the
+top-20 hits of 3·10^4 natural-size Pfam domains share the family), but the few that do
+chain whole families together when the graph's connected components are taken as they are,
+and big, diverse families fall apart into many pieces. So:
+
+1. **Pure pieces**: components of the graph that keeps an edge only where its two proteins
+   share at least ``SHARED_NEIGHBORS`` top-k neighbours (Jarvis–Patrick); a stray hit
+   between two families has no shared neighbours and is cut.
+2. **Merging**: pieces are merged, most connected first, while the homology hits between
+   two pieces (all of them, not only the top k) number at least ``MERGE_RATIO`` per member of
+   the smaller piece. A piece of near-identical copies keeps its top-k hits to itself but
+   still hits its family 0.03–20 times per member; two families meet 0–5 times among
+   hundreds to thousands of members (≤ 0.004 per member on 1.4·10^5 Pfam domains).
+3. **Counting** (``n_clusters=None``): a family is a merged group of at least
+   ``min_family_size(n)`` proteins; the rest (orphans without hits, fragments) are
+   attached to the family they are most connected to (homology edges, then embedding
+   neighbours). The sorted group sizes are the evidence (:func:`protlab.plot.cluster`).
+4. **Fitting to ``n_clusters``** when it is given: the smallest families are merged into
+   the family they are most connected to, or the largest is split in two (2-means on its
+   embeddings), until there are ``n_clusters``.
+
+Everything is sparse and linear in the number of edges (n · k), so it runs on 10^5–10^6
+proteins in seconds to minutes.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.cluster import KMeans
+from sklearn.manifold import spectral_embedding
+
+SHARED_NEIGHBORS = 3
+MERGE_RATIO = 0.02
+MIN_FAMILY = 20          # smallest group counted as a family ...
+MIN_FAMILY_SHARE = 1e-4  # ... or this share of all proteins, whichever is larger
+
+
+def min_family_size(n: int) -> int:
+    return int(max(MIN_FAMILY, round(MIN_FAMILY_SHARE * n)))
+
+
+@dataclass
+class FamilyPartition:
+    """``labels`` (0..n_families-1, largest family first) and how they were found."""
+
+    labels: np.ndarray
+    n_estimated: int                      # families counted before fitting to n_clusters
+    group_sizes: np.ndarray               # sizes of the merged groups, largest first (the evidence)
+    min_size: int                         # the size a group needed to count
+    info: dict = field(default_factory=dict)
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.bincount(self.labels)
+
+
+def _one_hot(labels: np.ndarray, m: int | None = None) -> sp.csr_matrix:
+    m = int(labels.max()) + 1 if m is None else m
+    return sp.csr_matrix((np.ones(len(labels), dtype=np.float64), (np.arange(len(labels)), labels)),
+                         shape=(len(labels), m))
+
+
+def _relabel(labels: np.ndarray) -> np.ndarray:
+    return np.unique(labels, return_inverse=True)[1].astype(np.int64)
+
+
+def pure_pieces(knn: np.ndarray, homologous: np.ndarray, *, shared: int = SHARED_NEIGHBORS,
+                chunk: int = 20_000) -> np.ndarray:
+    """Piece labels: components of the top-k graph's edges whose ends share ``shared`` neighbours.
+
+    ``knn``: (n, k) neighbour lists, -1 padded; ``homologous``: which rows are homology hits
+    (embedding fallbacks of orphans are not homology and get no edges here).
+    """
+    n, k = knn.shape
+    rows = np.repeat(np.arange(n), k)
+    cols = knn.ravel()
+    keep = (cols >= 0) & np.repeat(homologous, k)
+    graph = sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (rows[keep], cols[keep])), shape=(n, n))
+    graph = graph.maximum(graph.T).tocsr()
+    kept_rows, kept_cols = [], []
+    for start in range(0, n, chunk):  # shared-neighbour counts on the edges, in row blocks
+        block = graph[start:start + chunk]
+        counts = (block @ graph).multiply(block).tocoo()
+        ok = counts.data >= shared
+        kept_rows.append(counts.row[ok] + start)
+        kept_cols.append(counts.col[ok])
+    r, c = np.concatenate(kept_rows or [[]]).astype(np.int64), np.concatenate(kept_cols or [[]]).astype(np.int64)
+    snn = sp.csr_matrix((np.ones(len(r), dtype=np.float32), (r, c)), shape=(n, n))
+    _, pieces = sp.csgraph.connected_components(snn, directed=False)
+    return pieces.astype(np.int64)
+
+
+def merge_pieces(pieces: np.ndarray, hits: sp.csr_matrix, *, ratio: float = MERGE_RATIO) -> np.ndarray:
+    """Merge pieces while the homology hits between two number >= ``ratio`` per member of
+    the smaller one (strongest pair first, one merge per piece per round)."""
+    labels = _relabel(pieces)
+    m = int(labels.max()) + 1
+    onehot = _one_hot(labels, m)
+    between = (onehot.T @ hits @ onehot).tocsr()
+    size = np.bincount(labels, minlength=m).astype(np.float64)
+    group = np.arange(m)
+    while True:
+        coo = between.tocoo()
+        upper = coo.row < coo.col
+        a, b, w = coo.row[upper], coo.col[upper], coo.data[upper]
+        score = w / np.minimum(size[a], size[b])
+        order = np.argsort(-score, kind="stable")
+        order = order[score[order] >= ratio]
+        if len(order) == 0:
+            return group[labels]
+        target = np.arange(len(size))
+        used = np.zeros(len(size), dtype=bool)
+        for j in order:
+            if not used[a[j]] and not used[b[j]]:
+                used[a[j]] = used[b[j]] = True
+                target[b[j]] = a[j]
+        target = _relabel(target)
+        step = _one_hot(target, int(target.max()) + 1)
+        between = (step.T @ between @ step).tocsr()
+        between.setdiag(0)
+        between.eliminate_zeros()
+        size = np.bincount(target, weights=size)
+        group = target[group]
+
+
+def attach_rest(labels: np.ndarray, is_family: np.ndarray, affinity: sp.csr_matrix,
+                embeddings: np.ndarray | None = None, *, rounds: int = 50) -> np.ndarray:
+    """Give proteins outside the families (``is_family[labels]`` False) the family they are
+    most connected to through ``affinity``, spreading outwards; the unreachable ones go to
+    the family whose mean embedding is closest."""
+    n_fam = int(is_family.sum())
+    family_index = np.full(len(is_family), -1, dtype=np.int64)
+    family_index[np.flatnonzero(is_family)] = np.arange(n_fam)
+    out = family_index[labels]
+    for _ in range(rounds):
+        todo = np.flatnonzero(out < 0)
+        if len(todo) == 0:
+            return out
+        known = out >= 0
+        votes = affinity[todo][:, np.flatnonzero(known)] @ _one_hot(out[known], n_fam)
+        votes = sp.csr_matrix(votes)
+        has = np.diff(votes.indptr) > 0
+        if not has.any():
+            break
+        best = np.asarray(votes[has].argmax(axis=1)).ravel()
+        out[todo[has]] = best
+    todo = np.flatnonzero(out < 0)
+    if len(todo):
+        if embeddings is None:
+            out[todo] = 0
+        else:
+            x = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+            known = out >= 0
+            centers = (_one_hot(out[known], n_fam).T @ x[known]) / np.bincount(out[known], minlength=n_fam)[:, None]
+            out[todo] = np.argmax(x[todo] @ np.asarray(centers).T, axis=1)
+    return out
+
+
+def split_in_two(members: np.ndarray, affinity: sp.csr_matrix, embeddings: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """A 0/1 split of ``members``: the sign pattern of their subgraph's second spectral
+    coordinate (2-means on it), or 2-means on their embeddings when the subgraph is too small."""
+    sub = affinity[members][:, members]
+    if len(members) >= 8 and sub.nnz:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Graph is not fully connected")
+            coords = spectral_embedding(sub.maximum(sub.T), n_components=2, random_state=seed, drop_first=False)
+        coords = coords[:, 1:]
+    else:
+        coords = embeddings[members]
+    halves = KMeans(2, n_init=3, random_state=seed).fit_predict(coords)
+    if halves.min() == halves.max():  # degenerate: an even split by position
+        halves = (np.arange(len(members)) >= len(members) // 2).astype(int)
+    return halves
+
+
+def fit_to(labels: np.ndarray, n_clusters: int, affinity: sp.csr_matrix, embeddings: np.ndarray,
+           *, seed: int = 0) -> np.ndarray:
+    """Merge the smallest family into its best-connected one, or split the largest in two
+    (:func:`split_in_two`), until there are ``n_clusters``."""
+    labels = labels.copy()
+    while labels.max() + 1 > n_clusters:
+        m = int(labels.max()) + 1
+        size = np.bincount(labels, minlength=m)
+        small = int(np.argmin(size))
+        members = np.flatnonzero(labels == small)
+        links = np.asarray(affinity[members].sum(axis=0)).ravel()
+        weight = np.bincount(labels, weights=links, minlength=m)
+        weight[small] = -1
+        target = int(np.argmax(weight)) if weight.max() > 0 else int(np.argsort(-size)[0])
+        labels[members] = target
+        labels = _relabel(labels)
+    while labels.max() + 1 < n_clusters:
+        size = np.bincount(labels)
+        members = np.flatnonzero(labels == int(np.argmax(size)))
+        if len(members) < 2:
+            break
+        halves = split_in_two(members, affinity, embeddings, seed=seed)
+        labels[members[halves == 1]] = labels.max() + 1
+    return labels
+
+
+def find_families(knn: np.ndarray, homologous: np.ndarray, hits: sp.csr_matrix, affinity: sp.csr_matrix,
+                  embeddings: np.ndarray, *, n_clusters: int | None = None, seed: int = 0) -> FamilyPartition:
+    """The families of a homology neighbour graph (see the module docstring): ``knn`` the
+    top-k hits (-1 padded), ``homologous`` the rows that are hits, ``hits`` every homology hit
+    (symmetric, binary), ``affinity`` hits plus embedding edges (for attaching and fitting)."""
+    n = len(knn)
+    pieces = pure_pieces(knn, homologous)
+    groups = merge_pieces(pieces, hits)
+    group_sizes = np.bincount(groups)
+    min_size = min(min_family_size(n), int(group_sizes.max()))
+    is_family = group_sizes >= min_size
+    labels = attach_rest(groups, is_family, affinity, embeddings)
+    n_estimated = int(is_family.sum())
+    if n_clusters is not None:
+        labels = fit_to(labels, int(n_clusters), affinity, embeddings, seed=seed)
+    order = np.argsort(-np.bincount(labels), kind="stable")  # largest family first
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    info = {"pieces": int(pieces.max()) + 1, "groups": int(len(group_sizes)), "n_clusters_estimated": n_estimated,
+            "min_family_size": min_size, "attached": int((~is_family[groups]).sum())}
+    return FamilyPartition(rank[labels], n_estimated, np.sort(group_sizes)[::-1], min_size, info)
