@@ -3,7 +3,9 @@
 For each set built by ``benchmarks/pfam_natural_sets.py`` (10^4, 3·10^4, 10^5 domains, …)
 runs the stages 01 → 02 (k-mer encoder) → 04 → 05 with their defaults, each as its own
 ``python -m protlab.<stage>`` process, and measures its wall time and peak RSS; then
-``mmseqs easy-cluster`` (default settings) on the same FASTA. Quality comes from 05's
+``mmseqs easy-cluster`` (default settings) on the same FASTA, and (up to ``--spectral-max``
+proteins) scikit-learn spectral clustering of the MMseqs2 homology graph; k-means and PCA +
+k-means come from 05's baselines. Quality comes from 05's
 metrics (labels from the set's ``.labels.tsv``, never seen by 01–04) and per family:
 precision and recall of every family with at least 200 members after Hungarian matching.
 The growth exponent of each stage is the slope of log(seconds) on log(n).
@@ -64,7 +66,26 @@ def family_recovery(labels: np.ndarray, clusters: np.ndarray, min_size: int = 20
     return pd.DataFrame(out)
 
 
-def bench_set(fasta: Path, labels_tsv: Path, out: Path, *, n_clusters: int | None) -> dict:
+def spectral_peer(run_dir: Path, labels_tsv: Path, n_clusters: int) -> dict:
+    """scikit-learn spectral clustering of the MMseqs2 homology graph 04 builds (its own search)."""
+    from sklearn.cluster import SpectralClustering
+
+    from protlab.cluster.neighbors import mine_neighbors
+    from protlab.cluster.stage import aligned_inputs
+    from protlab.core.rundir import RunDir
+    from protlab.evaluate import evaluate
+
+    proteins, ids, emb, _ = aligned_inputs(RunDir(run_dir))
+    truth = pd.read_csv(labels_tsv, sep="\t", dtype=str).set_index("id")["label"].reindex(ids).to_numpy()
+    start = time.perf_counter()
+    graph = mine_neighbors(emb, proteins["sequence"].astype(str).tolist(), source="mmseqs")
+    labels = SpectralClustering(n_clusters, affinity="precomputed", random_state=0,
+                                assign_labels="cluster_qr").fit_predict(graph.affinity)
+    scores = evaluate(truth, labels)
+    return {"spectral_s": time.perf_counter() - start, "spectral_nmi": scores["nmi"], "spectral_acc": scores["acc"]}
+
+
+def bench_set(fasta: Path, labels_tsv: Path, out: Path, *, n_clusters: int | None, spectral_max: int = 0) -> dict:
     run_dir = out / fasta.stem
     shutil.rmtree(run_dir, ignore_errors=True)
     stages = [("curate", ["--source", str(fasta)]), ("embed", []),
@@ -99,6 +120,11 @@ def bench_set(fasta: Path, labels_tsv: Path, out: Path, *, n_clusters: int | Non
     ids = pd.read_parquet(run_dir / "proteins.parquet")["id"].astype(str)
     row["mmseqs_cluster_nmi"] = evaluate(truth.reindex(ids).to_numpy(), peer)["nmi"]
     row["metrics_05"] = {k: metrics.get(k) for k in ("nmi", "acc") if k in metrics}
+    baselines = pd.read_csv(run_dir / "metrics_table.csv").set_index("method")
+    for method in ("kmeans", "pca_kmeans"):
+        row[f"{method}_nmi"], row[f"{method}_acc"] = baselines.loc[method, "nmi"], baselines.loc[method, "acc"]
+    if spectral_max and row["n"] <= spectral_max:
+        row.update(spectral_peer(run_dir, labels_tsv, row["families"]))
     print(fams.to_string(index=False), flush=True)
     return row
 
@@ -108,13 +134,16 @@ def main(argv=None) -> None:
     parser.add_argument("--sets", nargs="+", required=True, help="set stems (PATH/natural_10000 → .fasta + .labels.tsv)")
     parser.add_argument("--out", default=str(REPO / "runs" / "bench_scale"))
     parser.add_argument("--estimate", action="store_true", help="04 with n_clusters=None")
+    parser.add_argument("--spectral-max", type=int, default=40_000,
+                        help="run the spectral-clustering peer up to this many proteins (0: never)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     rows = []
     for stem in args.sets:
         fasta, labels = Path(f"{stem}.fasta"), Path(f"{stem}.labels.tsv")
         n_families = pd.read_csv(labels, sep="\t", dtype=str)["label"].nunique()
-        rows.append(bench_set(fasta, labels, out, n_clusters=None if args.estimate else n_families))
+        rows.append(bench_set(fasta, labels, out, n_clusters=None if args.estimate else n_families,
+                              spectral_max=args.spectral_max))
         print(json.dumps(rows[-1], default=float), flush=True)
     table = pd.DataFrame(rows)
     if len(table) >= 2:
@@ -122,6 +151,7 @@ def main(argv=None) -> None:
         for col in [c for c in table.columns if c.endswith("_s")]:
             slope = np.polyfit(logn, np.log(table[col].to_numpy(float)), 1)[0]
             print(f"growth exponent {col[:-2]}: n^{slope:.2f}")
+            table[f"{col[:-2]}_exponent"] = slope
     print(table.drop(columns=["metrics_05"]).to_string(index=False))
     out.mkdir(parents=True, exist_ok=True)
     table.to_json(out / "scale.json", orient="records", indent=2)

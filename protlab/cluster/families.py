@@ -10,7 +10,7 @@ and big, diverse families fall apart into many pieces. So:
    between two families has no shared neighbours and is cut.
 2. **Merging**: pieces are merged, most connected first, while the homology hits between
    two pieces (all of them, not only the top k) number at least ``MERGE_RATIO`` per member of
-   the smaller piece. A piece of near-identical copies keeps its top-k hits to itself but
+   the smaller piece, and at least ``MERGE_HITS``. A piece of near-identical copies keeps its top-k hits to itself but
    still hits its family 0.03–20 times per member; two families meet 0–5 times among
    hundreds to thousands of members (≤ 0.004 per member on 1.4·10^5 Pfam domains).
 3. **Counting** (``n_clusters=None``): a family is a merged group of at least
@@ -36,12 +36,13 @@ from sklearn.manifold import spectral_embedding
 
 SHARED_NEIGHBORS = 3
 MERGE_RATIO = 0.02
-MIN_FAMILY = 20          # smallest group counted as a family ...
+MERGE_HITS = 3           # and never on fewer hits than this (a stray hit or two)
+MIN_FAMILY = 20          # smallest group counted as a family (1 % of the proteins in small sets, at least 5) ...
 MIN_FAMILY_SHARE = 1e-4  # ... or this share of all proteins, whichever is larger
 
 
 def min_family_size(n: int) -> int:
-    return int(max(MIN_FAMILY, round(MIN_FAMILY_SHARE * n)))
+    return int(max(5, min(MIN_FAMILY, n // 100), round(MIN_FAMILY_SHARE * n)))
 
 
 @dataclass
@@ -95,9 +96,10 @@ def pure_pieces(knn: np.ndarray, homologous: np.ndarray, *, shared: int = SHARED
     return pieces.astype(np.int64)
 
 
-def merge_pieces(pieces: np.ndarray, hits: sp.csr_matrix, *, ratio: float = MERGE_RATIO) -> np.ndarray:
+def merge_pieces(pieces: np.ndarray, hits: sp.csr_matrix, *, ratio: float = MERGE_RATIO,
+                 min_hits: int = MERGE_HITS) -> np.ndarray:
     """Merge pieces while the homology hits between two number >= ``ratio`` per member of
-    the smaller one (strongest pair first, one merge per piece per round)."""
+    the smaller one and >= ``min_hits`` (strongest pair first, one merge per piece per round)."""
     labels = _relabel(pieces)
     m = int(labels.max()) + 1
     onehot = _one_hot(labels, m)
@@ -108,7 +110,7 @@ def merge_pieces(pieces: np.ndarray, hits: sp.csr_matrix, *, ratio: float = MERG
         coo = between.tocoo()
         upper = coo.row < coo.col
         a, b, w = coo.row[upper], coo.col[upper], coo.data[upper]
-        score = w / np.minimum(size[a], size[b])
+        score = np.where(w >= min_hits, w / np.minimum(size[a], size[b]), 0.0)
         order = np.argsort(-score, kind="stable")
         order = order[score[order] >= ratio]
         if len(order) == 0:

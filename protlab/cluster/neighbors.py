@@ -4,8 +4,10 @@ Two sources, one result (:class:`NeighborGraph`):
 
 * ``"faiss"``: the ``k`` nearest proteins by cosine similarity of their embeddings
   (exact inner-product search on L2-normalised rows).
-* ``"mmseqs"``: an all-vs-all ``mmseqs easy-search`` in a temporary directory; each
-  protein's neighbours are its top-``k`` hits by bit score (self hits dropped). Proteins
+* ``"mmseqs"``: an all-vs-all ``mmseqs easy-search`` (``SEARCH_CHUNK`` queries at a time
+  against all proteins; at most ``MAX_HITS`` aligned per query, so the graph has at most
+  n · ``MAX_HITS`` edges); each protein's neighbours are its top-``k`` hits by bit score
+  (self hits dropped). Proteins
   without any hit (short or orphan sequences) fall back to their ``fallback_k`` nearest
   embedding neighbours, so every protein has at least one neighbour.
 
@@ -23,13 +25,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from protlab.core.errors import InputError
-from protlab.core.mmseqs import INSTALL_HINT, easy_search, mmseqs_available
+from protlab.core.mmseqs import INSTALL_HINT, chunked_search, easy_search, mmseqs_available
 
 log = logging.getLogger(__name__)
 logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # no "Loading faiss with AVX2 support" banner
 
 NEIGHBOR_SOURCES = ("auto", "mmseqs", "faiss")
 MAX_HITS = 50  # homology hits aligned per protein: bounds the search's time and the graph's size (n · 50 edges)
+SEARCH_CHUNK = 50_000  # queries per MMseqs2 search: larger sets are searched in chunks against all proteins
 
 
 @dataclass
@@ -119,7 +122,8 @@ def _topk_lists(n: int, qi: np.ndarray, ti: np.ndarray, score: np.ndarray, k: in
 
 
 def mine_neighbors(embeddings: np.ndarray, sequences=None, *, source: str = "auto", k: int = 20,
-                   fallback_k: int = 5, max_hits: int = MAX_HITS, threads: int | None = None) -> NeighborGraph:
+                   fallback_k: int = 5, max_hits: int = MAX_HITS, search_chunk: int = SEARCH_CHUNK,
+                   threads: int | None = None) -> NeighborGraph:
     """Neighbours of every protein (see the module docstring for the two sources)."""
     x = np.asarray(embeddings, dtype=np.float32)
     n = x.shape[0]
@@ -139,9 +143,11 @@ def mine_neighbors(embeddings: np.ndarray, sequences=None, *, source: str = "aut
         return NeighborGraph(knn=knn, counts=counts, affinity=affinity, source="faiss")
     if len(sequences) != n:
         raise InputError(f"{len(sequences)} sequences for {n} embeddings: they must describe the same proteins")
-    qi, ti, bits = easy_search(list(sequences), threads=threads, max_seqs=max_hits)
-    other = qi != ti
-    qi, ti, bits = qi[other], ti[other], bits[other]
+    parts = []
+    for qi, ti, bits in chunked_search(list(sequences), chunk_size=search_chunk, threads=threads, max_seqs=max_hits):
+        other = qi != ti
+        parts.append((qi[other], ti[other], bits[other]))
+    qi, ti, bits = (np.concatenate(column) for column in zip(*parts))
     knn, counts = _topk_lists(n, qi, ti, bits, k)
     homologous = counts > 0
     orphans = np.flatnonzero(~homologous)
@@ -174,6 +180,6 @@ def reference_affinity(query_embeddings: np.ndarray, reference_embeddings: np.nd
     weak = sp.csr_matrix((np.ones(nq * fallback_k, dtype=np.float32), (rows, idx.ravel())), shape=(nq, nr))
     if source != "mmseqs":
         return weak
-    qi, ti, bits = easy_search(list(query_sequences), list(reference_sequences), threads=threads)
+    qi, ti, bits = easy_search(list(query_sequences), list(reference_sequences), threads=threads, max_seqs=MAX_HITS)
     hits = sp.csr_matrix((bits, (qi, ti)), shape=(nq, nr))
     return (hits + weak).tocsr()

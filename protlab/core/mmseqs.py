@@ -99,6 +99,21 @@ def easy_search(query_sequences, target_sequences=None, *, threads: int | None =
     return table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2].astype(np.float32)
 
 
+def chunked_search(query_sequences, target_sequences=None, *, chunk_size: int, **options):
+    """:func:`easy_search` of the queries ``chunk_size`` at a time against all targets (the
+    queries themselves when None): yields ``(query_index, target_index, bit_score)`` per chunk,
+    query indices global. Each chunk is an independent search (on a cluster, one job per chunk
+    against the same targets); together they give the hits of one search, and the output of
+    only one chunk is in memory at a time."""
+    if chunk_size < 1:
+        raise InputError(f"chunk_size={chunk_size}: use at least 1")
+    queries = list(query_sequences)
+    targets = queries if target_sequences is None else list(target_sequences)
+    for start in range(0, len(queries), chunk_size):
+        qi, ti, bits = easy_search(queries[start:start + chunk_size], targets, **options)
+        yield qi + start, ti, bits
+
+
 def easy_cluster(sequences, *, identity: float | None = 0.5, coverage: float | None = 0.8,
                  threads: int = 1) -> np.ndarray:
     """Cluster ids (0.., in order of first appearance) from ``mmseqs easy-cluster``.

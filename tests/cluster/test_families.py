@@ -1,0 +1,180 @@
+"""Families of a homology graph: pure pieces, merging, counting, fitting to n; SCAN with a
+size prior and an estimated number of families."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+
+from protlab.cluster import families as fam
+from protlab.cluster.heads import scan_loss
+from protlab.cluster.methods import cluster
+from protlab.core.errors import InputError
+from protlab.core.mmseqs import mmseqs_available
+from protlab.evaluate.metrics import evaluate
+
+needs_mmseqs = pytest.mark.skipif(not mmseqs_available(), reason="mmseqs (MMseqs2) is not installed")
+
+
+def _graph(groups: list[np.ndarray], n: int, k: int, *, extra_hits=(), rng=None):
+    """kNN lists where each protein's neighbours are drawn from its own group, plus symmetric
+    binary hits (all kNN edges and ``extra_hits``) and an affinity equal to the hits."""
+    rng = rng or np.random.default_rng(0)
+    knn = np.full((n, k), -1, dtype=np.int64)
+    for members in groups:
+        for i in members:
+            others = members[members != i]
+            take = rng.choice(others, size=min(k, len(others)), replace=False)
+            knn[i, :len(take)] = take
+    rows = np.repeat(np.arange(n), k)
+    ok = knn.ravel() >= 0
+    pairs = [(rows[ok], knn.ravel()[ok])] + [(np.asarray(a), np.asarray(b)) for a, b in extra_hits]
+    r = np.concatenate([p[0] for p in pairs])
+    c = np.concatenate([p[1] for p in pairs])
+    hits = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(n, n))
+    hits = hits.maximum(hits.T).tocsr()
+    hits.data[:] = 1.0
+    return knn, hits
+
+
+def test_a_stray_hit_does_not_chain_two_families():
+    a, b = np.arange(0, 60), np.arange(60, 100)
+    knn, hits = _graph([a, b], 100, 8)
+    knn[0, -1], knn[60, -1] = 60, 0  # the two families' best-connected members hit each other
+    hits = (hits + sp.csr_matrix(([1.0, 1.0], ([0, 60], [60, 0])), shape=(100, 100))).tocsr()
+    hits.data[:] = 1.0
+    assert sp.csgraph.connected_components(hits)[0] == 1  # plain components would be one family
+    part = fam.find_families(knn, np.ones(100, bool), hits, hits, np.eye(100, 4, dtype=np.float32))
+    assert part.n_estimated == 2 and part.min_size == fam.min_family_size(100) == 5
+    assert set(part.labels[a]) == {0} and set(part.labels[b]) == {1}  # largest family first
+
+
+def test_fragments_merge_into_their_family_and_orphans_are_attached():
+    rng = np.random.default_rng(1)
+    family, fragment, orphans = np.arange(0, 80), np.arange(80, 95), np.arange(95, 100)
+    other = np.arange(100, 140)
+    # the fragment's top hits are among itself, but it hits the family 2 times per member
+    extra = (rng.choice(fragment, 30), rng.choice(family, 30))
+    knn, hits = _graph([family, fragment, other], 140, 6, extra_hits=[extra], rng=rng)
+    homologous = np.ones(140, bool)
+    homologous[orphans] = False
+    knn[orphans] = -1
+    # orphans: no homology hits, only embedding edges to the other family
+    weak = sp.csr_matrix((np.ones(10), (np.repeat(orphans, 2), rng.choice(other, 10))), shape=(140, 140))
+    affinity = (hits + weak.maximum(weak.T)).tocsr()
+    pieces = fam.pure_pieces(knn, homologous)
+    assert len(set(pieces[fragment]) & set(pieces[family])) == 0  # pure pieces: the fragment stands apart
+    part = fam.find_families(knn, homologous, hits, affinity, np.ones((140, 3), np.float32))
+    assert part.n_estimated == 2
+    assert len(set(part.labels[np.r_[family, fragment]])) == 1
+    assert set(part.labels[orphans]) == set(part.labels[other]) and part.info["attached"] == len(orphans)
+
+
+def test_fit_to_merges_the_smallest_and_splits_the_largest():
+    a, b, c = np.arange(0, 50), np.arange(50, 90), np.arange(90, 100)
+    knn, hits = _graph([a, b, c], 100, 5)
+    link = sp.csr_matrix((np.ones(6), ([90, 91, 92, 50, 51, 52], [50, 51, 52, 90, 91, 92])), shape=(100, 100))
+    affinity = (hits + link).tocsr()
+    labels = np.r_[np.zeros(50, int), np.ones(40, int), np.full(10, 2)]
+    merged = fam.fit_to(labels, 2, affinity, np.zeros((100, 2), np.float32))
+    assert len(set(merged)) == 2 and len(set(merged[np.r_[b, c]])) == 1  # c joins b, its best connection
+    x = np.r_[np.zeros((25, 2)), np.full((25, 2), 5.0), np.ones((50, 2))].astype(np.float32)
+    split = fam.fit_to(np.r_[np.zeros(50, int), np.ones(50, int)], 3, sp.csr_matrix((100, 100)), x)
+    assert len(set(split)) == 3 and len(set(split[:25])) == 1 and len(set(split[25:50])) == 1
+    assert split[0] != split[25]
+
+
+def test_min_family_size_grows_with_the_data():
+    assert fam.min_family_size(300) == 5 and fam.min_family_size(1000) == 10
+    assert fam.min_family_size(5000) == fam.min_family_size(100_000) == fam.MIN_FAMILY
+    assert fam.min_family_size(1_000_000) == 100
+
+
+def test_scan_loss_with_a_prior():
+    torch.manual_seed(0)
+    anchors, neighbours = torch.randn(64, 4, requires_grad=True), torch.randn(64, 4)
+    plain, _, entropy = scan_loss(anchors, neighbours, entropy_weight=5.0)
+    uniform, _, _ = scan_loss(anchors, neighbours, entropy_weight=5.0, prior=torch.full((4,), 0.25))
+    assert float((uniform - plain).detach()) == pytest.approx(5.0 * np.log(4), rel=1e-5)  # KL = log K − H
+    (g1,) = torch.autograd.grad(plain, anchors)
+    (g2,) = torch.autograd.grad(uniform, anchors)
+    torch.testing.assert_close(g1, g2)
+    # a skewed prior: predictions of the skewed sizes cost less than equal sizes
+    skewed = torch.tensor([0.7, 0.1, 0.1, 0.1])
+    logits_skewed = torch.log(skewed).repeat(64, 1)
+    logits_equal = torch.zeros(64, 4)
+    cost = lambda z: float(scan_loss(z, z, entropy_weight=5.0, prior=skewed)[0])  # noqa: E731
+    assert cost(logits_skewed) < cost(logits_equal)
+
+
+def test_n_clusters_none_needs_a_homology_graph():
+    x = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
+    with pytest.raises(InputError, match="homology"):
+        cluster(x, method="scan", n_clusters=None, neighbors="faiss")
+    with pytest.raises(InputError, match="only method='scan'"):
+        cluster(x, method="kmeans", n_clusters=None)
+
+
+@needs_mmseqs
+def test_scan_estimates_the_number_of_unequal_real_families(shared_data):
+    """Real Pfam domains in families of 20 to 120 members, the number of families not given."""
+    from protlab.curate.formats import read_proteins
+    from protlab.embed.kmer import KmerEncoder
+
+    frame = read_proteins(shared_data / "pfam" / "pfam_shared_labeled.fasta", label_regex=r"\s(PF\d+)")
+    sizes = {"PF00072": 120, "PF00595": 60, "PF00004": 40, "PF00018": 25, "PF00076": 20}
+    frame = pd.concat([frame[frame["label"] == name].head(size) for name, size in sizes.items()], ignore_index=True)
+    emb = KmerEncoder(dim=32).embed(frame["sequence"].tolist())
+    result = cluster(emb, frame["sequence"].tolist(), method="scan", n_clusters=None,
+                     epochs=5, self_label_epochs=2, n_heads=2, min_steps=100)
+    assert result.info["n_clusters_estimated"] == 5 and result.probabilities.shape[1] == 5
+    scores = evaluate(frame["label"], result.labels)
+    assert scores["nmi"] >= 0.9 and scores["acc"] >= 0.95
+    sizes_found = np.sort(np.bincount(result.labels))[::-1]
+    assert sizes_found[0] >= 110 and sizes_found[-1] >= 18  # unequal sizes kept, not pulled to 53 each
+    assert result.info["agreement_with_graph_families"] >= 0.95
+
+
+@needs_mmseqs
+def test_chunked_search_equals_one_search(shared_data):
+    """The scale path: queries searched in chunks against all proteins give the same hits and graph."""
+    from protlab.core.mmseqs import chunked_search, easy_search
+    from protlab.curate.formats import read_proteins
+    from protlab.cluster.neighbors import mine_neighbors
+
+    frame = read_proteins(shared_data / "pfam" / "pfam_shared_labeled.fasta", label_regex=r"\s(PF\d+)")
+    frame = frame[frame["label"].isin(["PF00072", "PF00595", "PF00018"])].groupby("label").head(30)
+    seqs = frame["sequence"].tolist()
+    whole = easy_search(seqs, max_seqs=50)
+    parts = list(chunked_search(seqs, chunk_size=50, max_seqs=50))
+    assert len(parts) == 2 and parts[1][0].min() >= 50
+    chunked = [np.concatenate(c) for c in zip(*parts)]
+    key = lambda q, t, b: sorted(zip(q.tolist(), t.tolist(), np.round(b, 1).tolist()))  # noqa: E731
+    assert key(*whole) == key(*chunked) and len(whole[0]) > len(seqs)
+    emb = np.random.default_rng(0).normal(size=(len(seqs), 8)).astype(np.float32)
+    one, two = mine_neighbors(emb, seqs, source="mmseqs"), mine_neighbors(emb, seqs, source="mmseqs", search_chunk=50)
+    np.testing.assert_array_equal(one.knn, two.knn)
+    assert (one.hits != two.hits).nnz == 0 and one.purity(frame["label"]) >= 0.99
+
+
+@needs_mmseqs
+def test_stage_estimates_families_without_labels(tmp_path):
+    """04 on proteins without labels: n_clusters=None is estimated, recorded and shown."""
+    import protlab
+    from protlab.core.rundir import RunDir
+    from protlab.curate.toy import make_universe
+    from protlab.embed.kmer import KmerEncoder
+
+    proteins = make_universe(5, 30, seed=2).proteins
+    frame = proteins[["id", "sequence"]].assign(label=None, split="train")
+    RunDir(tmp_path).save_proteins(frame)
+    RunDir(tmp_path).save_embeddings(frame["id"], KmerEncoder(dim=32).embed(frame["sequence"].tolist()), encoder="kmer")
+    result = protlab.cluster.run(tmp_path, epochs=5, self_label_epochs=2, n_heads=2, map_max_points=0)
+    assert result.results["n_clusters_estimated"] == 5 and result.results["n_clusters"] == 5
+    assert evaluate(proteins["label"], result.labels)["nmi"] >= 0.95
+    assert "5 families estimated" in result.figures["family_count"].layout.title.text
+    assert (tmp_path / "figures" / "family_count_scan.html").is_file()
+    recorded = RunDir(tmp_path).clustering("scan", ".json").read_text()
+    assert '"n_clusters_estimated": 5' in recorded and '"n_clusters_requested": null' in recorded
