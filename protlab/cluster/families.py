@@ -17,9 +17,11 @@ and big, diverse families fall apart into many pieces. So:
    ``min_family_size(n)`` proteins; the rest (orphans without hits, fragments) are
    attached to the family they are most connected to (homology edges, then embedding
    neighbours). The sorted group sizes are the evidence (:func:`protlab.plot.cluster`).
-4. **Fitting to ``n_clusters``** when it is given: the smallest families are merged into
-   the family they are most connected to, or the largest is split in two (2-means on its
-   embeddings), until there are ``n_clusters``.
+4. **Fitting to ``n_clusters``** when it is given: above the estimate, the next largest
+   groups count as families too (a big family is rarely two; a small group is often a small
+   family); below it, the smallest families are merged into the one they are most connected
+   to. Only when there are fewer groups than ``n_clusters`` is the largest split in two
+   (its subgraph's second spectral coordinate).
 
 Everything is sparse and linear in the number of edges (n · k), so it runs on 10^5–10^6
 proteins in seconds to minutes.
@@ -130,27 +132,38 @@ def merge_pieces(pieces: np.ndarray, hits: sp.csr_matrix, *, ratio: float = MERG
         group = target[group]
 
 
-def attach_rest(labels: np.ndarray, is_family: np.ndarray, affinity: sp.csr_matrix,
+def attach_rest(groups: np.ndarray, is_family: np.ndarray, hits: sp.csr_matrix, affinity: sp.csr_matrix,
                 embeddings: np.ndarray | None = None, *, rounds: int = 50) -> np.ndarray:
-    """Give proteins outside the families (``is_family[labels]`` False) the family they are
-    most connected to through ``affinity``, spreading outwards; the unreachable ones go to
+    """Family index (0..) of every protein: a family group's own, and for the other groups
+    (``is_family[group]`` False) the family they share the most homology hits with, whole
+    groups at a time and spreading outwards (a fragment joins its family through the hits
+    of any member); proteins still without one (no hits at all) take the family they are
+    most connected to through ``affinity`` (embedding neighbours), and the unreachable ones
     the family whose mean embedding is closest."""
     n_fam = int(is_family.sum())
-    family_index = np.full(len(is_family), -1, dtype=np.int64)
-    family_index[np.flatnonzero(is_family)] = np.arange(n_fam)
-    out = family_index[labels]
-    for _ in range(rounds):
+    family_of_group = np.full(len(is_family), -1, dtype=np.int64)
+    family_of_group[np.flatnonzero(is_family)] = np.arange(n_fam)
+    members = _one_hot(groups, len(is_family))
+    for _ in range(rounds):  # whole groups, through homology hits
+        out = family_of_group[groups]
+        known = np.flatnonzero(out >= 0)
+        assigned = sp.csr_matrix((np.ones(len(known)), (known, out[known])), shape=(len(groups), n_fam))
+        votes = (members.T @ (hits @ assigned)).tocsr()
+        todo = np.flatnonzero((family_of_group < 0) & (np.diff(votes.indptr) > 0))
+        if len(todo) == 0:
+            break
+        family_of_group[todo] = np.asarray(votes[todo].argmax(axis=1)).ravel()
+    out = family_of_group[groups]
+    for _ in range(rounds):  # single proteins, through any edge (embedding neighbours too)
         todo = np.flatnonzero(out < 0)
         if len(todo) == 0:
             return out
         known = out >= 0
-        votes = affinity[todo][:, np.flatnonzero(known)] @ _one_hot(out[known], n_fam)
-        votes = sp.csr_matrix(votes)
+        votes = sp.csr_matrix(affinity[todo][:, np.flatnonzero(known)] @ _one_hot(out[known], n_fam))
         has = np.diff(votes.indptr) > 0
         if not has.any():
             break
-        best = np.asarray(votes[has].argmax(axis=1)).ravel()
-        out[todo[has]] = best
+        out[todo[has]] = np.asarray(votes[has].argmax(axis=1)).ravel()
     todo = np.flatnonzero(out < 0)
     if len(todo):
         if embeddings is None:
@@ -217,8 +230,11 @@ def find_families(knn: np.ndarray, homologous: np.ndarray, hits: sp.csr_matrix, 
     group_sizes = np.bincount(groups)
     min_size = min(min_family_size(n), int(group_sizes.max()))
     is_family = group_sizes >= min_size
-    labels = attach_rest(groups, is_family, affinity, embeddings)
     n_estimated = int(is_family.sum())
+    if n_clusters is not None and n_clusters > n_estimated:  # asked for more: the next largest groups count too
+        is_family = np.zeros(len(group_sizes), dtype=bool)
+        is_family[np.argsort(-group_sizes, kind="stable")[:int(n_clusters)]] = True
+    labels = attach_rest(groups, is_family, hits, affinity, embeddings)
     if n_clusters is not None:
         labels = fit_to(labels, int(n_clusters), affinity, embeddings, seed=seed)
     order = np.argsort(-np.bincount(labels), kind="stable")  # largest family first
