@@ -10,21 +10,22 @@ and big, diverse families fall apart into many pieces. So:
    between two families has no shared neighbours and is cut.
 2. **Merging**: pieces are merged, most connected first, while the homology hits between
    two pieces (all of them, not only the top k) number at least ``MERGE_RATIO`` per member of
-   the smaller piece, and at least ``MERGE_HITS``. A piece of near-identical copies keeps its top-k hits to itself but
-   still hits its family 0.03–20 times per member; two families meet 0–5 times among
-   hundreds to thousands of members (≤ 0.004 per member on 1.4·10^5 Pfam domains).
+   the smaller piece, and at least ``MERGE_HITS``. A piece of near-identical copies keeps
+   its top-k hits to itself but still hits its family 0.03–20 times per member; two
+   families meet 0–5 times among hundreds to thousands of members (≤ 0.004 per member on
+   1.4·10^5 Pfam domains; families of one clan can meet far more often and merge).
 3. **Counting** (``n_clusters=None``): a family is a merged group of at least
-   ``min_family_size(n)`` proteins; the rest (orphans without hits, fragments) are
-   attached to the family they are most connected to (homology edges, then embedding
-   neighbours). The sorted group sizes are the evidence (:func:`protlab.plot.cluster`).
+   ``min_family_size(n)`` proteins; the other groups join, whole, the family they share the
+   most hits with, and proteins without hits the family of their embedding neighbours. The
+   sorted group sizes are the evidence (:func:`protlab.plot.cluster.family_count_figure`).
 4. **Fitting to ``n_clusters``** when it is given: above the estimate, the next largest
    groups count as families too (a big family is rarely two; a small group is often a small
    family); below it, the smallest families are merged into the one they are most connected
    to. Only when there are fewer groups than ``n_clusters`` is the largest split in two
    (its subgraph's second spectral coordinate).
 
-Everything is sparse and linear in the number of edges (n · k), so it runs on 10^5–10^6
-proteins in seconds to minutes.
+Everything is sparse and linear in the number of edges (at most n · MAX_HITS): 2 s on
+10^5 Pfam domains.
 """
 from __future__ import annotations
 
@@ -74,7 +75,9 @@ def _relabel(labels: np.ndarray) -> np.ndarray:
 
 def pure_pieces(knn: np.ndarray, homologous: np.ndarray, *, shared: int = SHARED_NEIGHBORS,
                 chunk: int = 20_000) -> np.ndarray:
-    """Piece labels: components of the top-k graph's edges whose ends share ``shared`` neighbours.
+    """Piece labels: components of the top-k graph's edges whose ends share ``shared``
+    neighbours (or, for a protein with only d <= ``shared`` hits, d - 1: a short domain with
+    one or two hits keeps them, a protein hitting two families with one hit each does not).
 
     ``knn``: (n, k) neighbour lists, -1 padded; ``homologous``: which rows are homology hits
     (embedding fallbacks of orphans are not homology and get no edges here).
@@ -85,11 +88,13 @@ def pure_pieces(knn: np.ndarray, homologous: np.ndarray, *, shared: int = SHARED
     keep = (cols >= 0) & np.repeat(homologous, k)
     graph = sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (rows[keep], cols[keep])), shape=(n, n))
     graph = graph.maximum(graph.T).tocsr()
+    degree = np.diff(graph.indptr)
     kept_rows, kept_cols = [], []
     for start in range(0, n, chunk):  # shared-neighbour counts on the edges, in row blocks
         block = graph[start:start + chunk]
-        counts = (block @ graph).multiply(block).tocoo()
-        ok = counts.data >= shared
+        counts = ((block @ graph).multiply(block) + block).tocoo()  # 1 + shared, on every edge
+        need = np.minimum(shared, np.minimum(degree[counts.row + start], degree[counts.col]) - 1)
+        ok = counts.data - 1 >= need
         kept_rows.append(counts.row[ok] + start)
         kept_cols.append(counts.col[ok])
     r, c = np.concatenate(kept_rows or [[]]).astype(np.int64), np.concatenate(kept_cols or [[]]).astype(np.int64)

@@ -7,7 +7,7 @@ Two sources, one result (:class:`NeighborGraph`):
 * ``"mmseqs"``: an all-vs-all ``mmseqs easy-search`` (``SEARCH_CHUNK`` queries at a time
   against all proteins; at most ``MAX_HITS`` aligned per query, so the graph has at most
   n · ``MAX_HITS`` edges); each protein's neighbours are its top-``k`` hits by bit score
-  (self hits dropped). Proteins
+  (self hits dropped). Proteins without hits search each other once more (:func:`orphan_hits`). Proteins
   without any hit (short or orphan sequences) fall back to their ``fallback_k`` nearest
   embedding neighbours, so every protein has at least one neighbour.
 
@@ -121,6 +121,20 @@ def _topk_lists(n: int, qi: np.ndarray, ti: np.ndarray, score: np.ndarray, k: in
     return knn, counts
 
 
+def orphan_hits(sequences, orphans: np.ndarray, *, threads: int | None = None,
+                max_hits: int = MAX_HITS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hits among the proteins that found none in the all-vs-all search, in global indices.
+
+    An E-value grows with the size of the database searched: short domains (PF01535's
+    31-residue repeats: 251 of 300 find each other alone, 107 of 300 among 1.4·10^5 Pfam
+    domains) fall below the threshold in a big search and find each other in a small one.
+    """
+    seqs = [str(sequences[i]) for i in orphans]
+    qi, ti, bits = easy_search(seqs, threads=threads, max_seqs=max_hits)
+    other = qi != ti
+    return orphans[qi[other]], orphans[ti[other]], bits[other]
+
+
 def mine_neighbors(embeddings: np.ndarray, sequences=None, *, source: str = "auto", k: int = 20,
                    fallback_k: int = 5, max_hits: int = MAX_HITS, search_chunk: int = SEARCH_CHUNK,
                    threads: int | None = None) -> NeighborGraph:
@@ -148,6 +162,10 @@ def mine_neighbors(embeddings: np.ndarray, sequences=None, *, source: str = "aut
         other = qi != ti
         parts.append((qi[other], ti[other], bits[other]))
     qi, ti, bits = (np.concatenate(column) for column in zip(*parts))
+    alone = np.setdiff1d(np.arange(n), qi)
+    if 1 < len(alone) < n:  # proteins without hits search each other (see orphan_hits)
+        extra = orphan_hits(sequences, alone, threads=threads, max_hits=max_hits)
+        qi, ti, bits = (np.concatenate(pair) for pair in zip((qi, ti, bits), extra))
     knn, counts = _topk_lists(n, qi, ti, bits, k)
     homologous = counts > 0
     orphans = np.flatnonzero(~homologous)

@@ -1,0 +1,50 @@
+"""The natural-size Pfam sets and the scale benchmark of issue 12, at a small size."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import bench_cluster_scale as scale  # noqa: E402
+import pfam_natural_sets as sets  # noqa: E402
+
+
+def test_natural_sets_keep_every_family_at_natural_proportions(shared_data, tmp_path):
+    sets.main(["--out", str(tmp_path), "--sizes", "3000"])
+    labels = pd.read_csv(tmp_path / "natural_all.labels.tsv", sep="\t")
+    fasta = (tmp_path / "natural_all.fasta").read_text().split("\n")
+    ids, seqs = [h[1:] for h in fasta[0::2] if h], [s for s in fasta[1::2] if s]
+    assert ids == labels["id"].tolist() and len(set(ids)) == len(ids) == len(set(seqs)) >= 100_000
+    sizes = labels["label"].value_counts()
+    assert len(sizes) == 30 and 45 <= sizes.min() <= 60 and 35_000 <= sizes.max() <= 40_000
+    small = pd.read_csv(tmp_path / "natural_3000.labels.tsv", sep="\t")["label"].value_counts()
+    assert set(small.index) == set(sizes.index) and small.min() >= 50
+    big = sizes.index[:4]  # families above the floor keep their size ratios
+    np.testing.assert_allclose(small[big] / small[big[0]], sizes[big] / sizes[big[0]], rtol=0.01)
+    assert all(line.count(" ") == 0 for line in fasta[0::2])  # headers carry no label for 01 to read
+
+
+def test_family_recovery_matches_families_to_clusters():
+    labels = np.array(["a"] * 300 + ["b"] * 250 + ["c"] * 10)
+    clusters = np.r_[np.zeros(300, int), np.ones(200, int), np.zeros(50, int), np.full(10, 2)]
+    table = scale.family_recovery(labels, clusters).set_index("family")
+    assert list(table.index) == ["a", "b"]  # families below 200 members are not judged
+    assert table.loc["a", "recall"] == 1.0 and table.loc["a", "precision"] == pytest.approx(300 / 350)
+    assert table.loc["b", "recall"] == pytest.approx(0.8) and table.loc["b", "precision"] == 1.0
+
+
+@pytest.mark.slow
+def test_scale_benchmark_runs_every_stage_without_labels(shared_data, tmp_path):
+    sets.main(["--out", str(tmp_path / "sets"), "--sizes", "600", "--min-family", "10"])
+    stem = tmp_path / "sets" / "natural_600"
+    scale.main(["--sets", str(stem), "--out", str(tmp_path / "out"), "--estimate", "--spectral-max", "0"])
+    row = json.loads((tmp_path / "out" / "scale.json").read_text())[0]
+    assert row["n"] >= 550 and row["families"] == 30 and 0 < row["estimated_n"] <= 60
+    assert row["nmi"] > 0.8 and row["nmi"] > row["kmeans_nmi"] and row["nmi"] > row["mmseqs_cluster_nmi"]
+    for stage in ("curate", "embed", "cluster", "evaluate"):
+        assert row[f"{stage}_s"] > 0 and 0.05 < row[f"{stage}_gb"] < 6
