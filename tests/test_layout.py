@@ -148,6 +148,8 @@ def test_every_stage_has_a_documented_validated_run(stage):
 def test_notebook_is_one_call_deep_with_the_stage_defaults(stage):
     nb = NOTEBOOK_DIR / f"{NOTEBOOK_OF[stage]}.ipynb"
     cells = json.loads(nb.read_text())["cells"]
+    ids = [cell.get("id") for cell in cells]  # nbformat 4.5: every cell has a unique id
+    assert None not in ids and len(set(ids)) == len(ids), ids
     code = [cell for cell in cells if cell["cell_type"] == "code"
             and "parameters" not in cell.get("metadata", {}).get("tags", [])]
     lines = [line for cell in code for line in "".join(cell["source"]).splitlines()

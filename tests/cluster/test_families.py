@@ -74,7 +74,7 @@ def test_fragments_merge_into_their_family_and_orphans_are_attached():
 
 def test_fit_to_merges_the_smallest_and_splits_the_largest():
     a, b, c = np.arange(0, 50), np.arange(50, 90), np.arange(90, 100)
-    knn, hits = _graph([a, b, c], 100, 5)
+    _, hits = _graph([a, b, c], 100, 5)
     link = sp.csr_matrix((np.ones(6), ([90, 91, 92, 50, 51, 52], [50, 51, 52, 90, 91, 92])), shape=(100, 100))
     affinity = (hits + link).tocsr()
     labels = np.r_[np.zeros(50, int), np.ones(40, int), np.full(10, 2)]
@@ -95,7 +95,7 @@ def test_min_family_size_grows_with_the_data():
 def test_scan_loss_with_a_prior():
     torch.manual_seed(0)
     anchors, neighbours = torch.randn(64, 4, requires_grad=True), torch.randn(64, 4)
-    plain, _, entropy = scan_loss(anchors, neighbours, entropy_weight=5.0)
+    plain, _, _ = scan_loss(anchors, neighbours, entropy_weight=5.0)
     uniform, _, _ = scan_loss(anchors, neighbours, entropy_weight=5.0, prior=torch.full((4,), 0.25))
     assert float((uniform - plain).detach()) == pytest.approx(5.0 * np.log(4), rel=1e-5)  # KL = log K − H
     (g1,) = torch.autograd.grad(plain, anchors)
@@ -140,9 +140,9 @@ def test_scan_estimates_the_number_of_unequal_real_families(shared_data):
 @needs_mmseqs
 def test_chunked_search_equals_one_search(shared_data):
     """The scale path: queries searched in chunks against all proteins give the same hits and graph."""
+    from protlab.cluster.neighbors import mine_neighbors
     from protlab.core.mmseqs import chunked_search, easy_search
     from protlab.curate.formats import read_proteins
-    from protlab.cluster.neighbors import mine_neighbors
 
     frame = read_proteins(shared_data / "pfam" / "pfam_shared_labeled.fasta", label_regex=r"\s(PF\d+)")
     frame = frame[frame["label"].isin(["PF00072", "PF00595", "PF00018"])].groupby("label").head(30)
