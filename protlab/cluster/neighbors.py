@@ -7,9 +7,9 @@ Two sources, one result (:class:`NeighborGraph`):
 * ``"mmseqs"``: an all-vs-all ``mmseqs easy-search`` (``SEARCH_CHUNK`` queries at a time
   against all proteins; at most ``MAX_HITS`` aligned per query, so the graph has at most
   n · ``MAX_HITS`` edges); each protein's neighbours are its top-``k`` hits by bit score
-  (self hits dropped). Proteins without hits search each other once more (:func:`orphan_hits`). Proteins
-  without any hit (short or orphan sequences) fall back to their ``fallback_k`` nearest
-  embedding neighbours, so every protein has at least one neighbour.
+  (self hits dropped). Proteins without hits search each other once more
+  (:func:`orphan_hits`); those still without any (short or orphan sequences) fall back to
+  their ``fallback_k`` nearest embedding neighbours, so every protein has a neighbour.
 
 Besides the kNN lists, the graph keeps a symmetric sparse *affinity*: bit scores of every
 homology hit plus weight-1 edges to the ``fallback_k`` embedding neighbours of every
