@@ -75,7 +75,7 @@ def family_recovery(labels: np.ndarray, clusters: np.ndarray, min_size: int = 20
         hit = table[f, match[f]] if f in match else 0
         predicted = table[:, match[f]].sum() if f in match else 0
         out.append({"family": name, "size": int(size), "precision": hit / max(predicted, 1), "recall": hit / size})
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=["family", "size", "precision", "recall"])
 
 
 def spectral_peer(run_dir: Path, labels_tsv: Path, n_clusters: int) -> dict:
