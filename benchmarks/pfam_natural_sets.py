@@ -25,26 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from protlab.curate.fasta import iter_fasta
+
 REPO = Path(__file__).resolve().parent.parent
 PFAM = REPO.parent / "shared" / "data" / "pfam"
 STANDARD = re.compile(r"^[ACDEFGHIKLMNPQRSTVWY]+$")
 MIN_LENGTH = 20  # 01's default min_length
-
-
-def read_aligned(path: Path):
-    """``(id, ungapped upper-case sequence)`` of every record of an (aligned) FASTA."""
-    name, parts = None, []
-    with open(path) as fh:
-        for line in fh:
-            line = line.strip()
-            if line.startswith(">"):
-                if name is not None:
-                    yield name, "".join(parts)
-                name, parts = line[1:].split()[0] if len(line) > 1 else "", []
-            elif line:
-                parts.append(line.replace("-", "").replace(".", "").upper())
-    if name is not None:
-        yield name, "".join(parts)
 
 
 def family_of(path: Path) -> str:
@@ -57,21 +43,13 @@ def pooled_domains(pfam: Path = PFAM) -> dict[str, tuple[str, str]]:
     first_id: dict[str, str] = {}
     sources = [(p, family_of(p)) for p in sorted((pfam / "bitbol_full").glob("PF*.fasta"))]
     sources += [(p, family_of(p)) for p in sorted((pfam / "kortemme_natural").glob("PF*.fasta"))]
+    sources.append((pfam / "pfam_shared_labeled.fasta", None))  # family from each header
     for path, family in sources:
-        for name, seq in read_aligned(path):
+        for record in iter_fasta(path):
+            seq = record.sequence.replace("-", "").replace(".", "").upper()
             if len(seq) >= MIN_LENGTH and STANDARD.match(seq):
-                by_sequence[seq].add(family)
-                first_id.setdefault(seq, name)
-    shared = pfam / "pfam_shared_labeled.fasta"
-    with open(shared) as fh:
-        header = None
-        for line in fh:
-            line = line.strip()
-            if line.startswith(">"):
-                header = line[1:].split()
-            elif header and len(line) >= MIN_LENGTH and STANDARD.match(line):
-                by_sequence[line].add(header[1])
-                first_id.setdefault(line, header[0])
+                by_sequence[seq].add(family or record.label)
+                first_id.setdefault(seq, record.id)
     pooled, seen_ids = {}, set()
     for seq, families in by_sequence.items():
         name = first_id[seq]
