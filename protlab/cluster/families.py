@@ -58,10 +58,6 @@ class FamilyPartition:
     min_size: int                         # the size a group needed to count
     info: dict = field(default_factory=dict)
 
-    @property
-    def sizes(self) -> np.ndarray:
-        return np.bincount(self.labels)
-
 
 def _one_hot(labels: np.ndarray, m: int | None = None) -> sp.csr_matrix:
     m = int(labels.max()) + 1 if m is None else m
@@ -245,6 +241,6 @@ def find_families(knn: np.ndarray, homologous: np.ndarray, hits: sp.csr_matrix, 
     order = np.argsort(-np.bincount(labels), kind="stable")  # largest family first
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    info = {"pieces": int(pieces.max()) + 1, "groups": int(len(group_sizes)), "n_clusters_estimated": n_estimated,
-            "min_family_size": min_size, "attached": int((~is_family[groups]).sum())}
+    info = {"pieces": int(pieces.max()) + 1, "groups": int(len(group_sizes)),
+            "attached": int((~is_family[groups]).sum())}
     return FamilyPartition(rank[labels], n_estimated, np.sort(group_sizes)[::-1], min_size, info)

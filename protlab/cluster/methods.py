@@ -284,8 +284,7 @@ class ScanClusterer:
         self.info.update({"n_clusters_requested": self.requested_n, "n_clusters_estimated": partition.n_estimated,
                           "families_s": time.perf_counter() - start, "family_min_size": partition.min_size,
                           "family_group_sizes": partition.group_sizes[:500].tolist(),
-                          **{f"families_{k}": v for k, v in partition.info.items()
-                             if k not in ("n_clusters_estimated", "min_family_size")}})
+                          **{f"families_{k}": v for k, v in partition.info.items()}})
         cfg["n_clusters"] = n_found
         return partition
 
