@@ -145,6 +145,12 @@ def atomic_save_npy(target: str | Path, array) -> Path:
     return Path(target)
 
 
+def atomic_write_csv(target: str | Path, frame) -> Path:
+    with atomic_path(target) as tmp:
+        frame.to_csv(tmp, index=False)
+    return Path(target)
+
+
 def atomic_write_parquet(target: str | Path, frame) -> Path:
     with atomic_path(target) as tmp:
         frame.to_parquet(tmp, index=False)

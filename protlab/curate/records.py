@@ -61,9 +61,18 @@ class Structure:
     centroid: np.ndarray         # (L, 3) float32 side-chain centroid (Cα for Gly / when absent)
     source: str | None = None    # file path, or None for generated structures
     notes: list[str] = field(default_factory=list)  # what was done to the input (altlocs, models, …)
+    chain_ids: np.ndarray | None = None  # (L,) str per residue when several chains are read as one complex
 
     def __len__(self) -> int:
         return len(self.sequence)
 
     def residue_labels(self) -> list[str]:
         return [f"{r}{i}" for r, i in zip(self.res_ids.tolist(), self.ins_codes.tolist())]
+
+    def residue_chains(self) -> list[str]:
+        """The chain of every residue (``chain_ids`` of a complex, else ``chain``)."""
+        return self.chain_ids.tolist() if self.chain_ids is not None else [self.chain] * len(self)
+
+    def residue_keys(self) -> list[tuple[str, str]]:
+        """(chain, number + insertion code) of every residue: unique within a complex."""
+        return list(zip(self.residue_chains(), self.residue_labels()))

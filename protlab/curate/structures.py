@@ -68,6 +68,31 @@ def read_structure(path: str | Path, *, chain: str | None = None, model: int = 1
     return _chain_structure(path, chain, residues, notes)
 
 
+def read_complex(path: str | Path, *, model: int = 1) -> Structure:
+    """Every protein chain of a file as one structure (residues in file order, chain by chain);
+    ``chain`` lists the chains ("A,B") and ``chain_ids`` gives each residue's chain."""
+    path = Path(path)
+    atoms, _, _ = load_atoms(path, model)
+    protein = atoms[_amino_acid_mask(atoms)]
+    chains = list(dict.fromkeys(protein.chain_id.tolist()))
+    if not chains:
+        raise InputError(f"{path}: no protein chain (no amino-acid residues) in model {model}")
+    parts, notes = [], []
+    for chain in chains:
+        try:
+            parts.append(_chain_structure(path, chain, protein[protein.chain_id == chain], notes))
+        except InputError as err:  # a chain of residues without Cα: the other chains still count
+            notes.append(str(err))
+    if not parts:
+        raise InputError(f"{path}: no protein chain has residues with a CA atom")
+    cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+    return Structure(id=structure_id(path), chain=",".join(p.chain for p in parts), res_ids=cat("res_ids"),
+                     ins_codes=cat("ins_codes"), res_names=cat("res_names"),
+                     sequence="".join(p.sequence for p in parts), ca=cat("ca"), centroid=cat("centroid"),
+                     source=str(path), notes=list(dict.fromkeys(notes)),
+                     chain_ids=np.concatenate([[p.chain] * len(p) for p in parts]).astype(str))
+
+
 def structure_paths(source: str | Path | Iterable[str | Path]) -> list[Path]:
     """The paths :func:`read_structures` reads: a file, every structure file in a directory
     (sorted; an error when there is none), or a list of files."""

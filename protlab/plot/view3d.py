@@ -11,8 +11,8 @@
   slider and a residue table that follows the selection.
 * :func:`importance_figure` is the plotly summary (importance along the sequence).
 
-Structures read from a file are drawn with all their atoms (biotite, model 1, the
-explained chain); generated ones (toy) have Cα + side-chain centroid pseudo-atoms only
+Structures read from a file are drawn with all their atoms (biotite, model 1, every
+explained chain: all protein chains of a complex); generated ones (toy) have Cα + side-chain centroid pseudo-atoms only
 and are drawn as a Cα trace.
 """
 from __future__ import annotations
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 CLUSTER_COLOURS = ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#e377c2", "#8c564b", "#bcbd22",
                    "#7f7f7f", "#393b79"]
 IMPORTANCE_COLOURS = ["#d9d9d9", "#fee391", "#fec44f", "#fe9929", "#ec7014", "#cc4c02", "#a50f15", "#67000d"]
+ALL_CHAINS = "all chains"
 _warned_cdn = False
 
 
@@ -49,9 +50,10 @@ def _atoms_from_file(structure) -> dict | None:
     except Exception as exc:  # unreadable here: fall back to the Cα trace
         log.info("drawing %s as a Cα trace (%s)", structure.id, exc)
         return None
-    atoms = atoms[atoms.chain_id == structure.chain]
-    keys = [f"{r}{i}" for r, i in zip(atoms.res_id.tolist(), atoms.ins_code.tolist())]
-    index = {lab: k for k, lab in enumerate(structure.residue_labels())}
+    atoms = atoms[np.isin(atoms.chain_id, list(set(structure.residue_chains())))]
+    keys = list(zip(atoms.chain_id.tolist(), [f"{r}{i}" for r, i in zip(atoms.res_id.tolist(),
+                                                                          atoms.ins_code.tolist())]))
+    index = {key: k for k, key in enumerate(structure.residue_keys())}
     residue = np.array([index.get(k, -1) for k in keys], dtype=int)
     names = np.asarray(structure.res_names).astype(str)
     keep = (residue >= 0) & (atoms.res_name == names[np.maximum(residue, 0)])  # no waters/ligands
@@ -83,11 +85,13 @@ def _atoms_from_trace(structure) -> dict:
 def structure_pdb(structure) -> tuple[str, dict]:
     """PDB text of the structure (serial = atom index + 1) and its atom table."""
     atoms = _atoms_from_file(structure) or _atoms_from_trace(structure)
+    chains = np.asarray(structure.residue_chains(), dtype=str)[atoms["residue"]]
     lines = []
-    for k, (name, rn, rid, ins, el, xyz) in enumerate(zip(atoms["name"], atoms["res_name"], atoms["res_id"],
-                                                           atoms["ins"], atoms["element"], atoms["coord"])):
+    for k, (name, rn, rid, ins, el, xyz, chain) in enumerate(zip(atoms["name"], atoms["res_name"], atoms["res_id"],
+                                                                  atoms["ins"], atoms["element"], atoms["coord"],
+                                                                  chains)):
         name = f" {name:<3}" if len(name) < 4 else name[:4]
-        lines.append(f"ATOM  {(k + 1) % 100000:5d} {name} {str(rn)[:3]:>3} {structure.chain[:1] or 'A'}"
+        lines.append(f"ATOM  {(k + 1) % 100000:5d} {name} {str(rn)[:3]:>3} {chain[:1] or 'A'}"
                      f"{int(rid) % 10000:4d}{(str(ins) or ' ')[:1]}   {xyz[0]:8.3f}{xyz[1]:8.3f}{xyz[2]:8.3f}"
                      f"  1.00  0.00          {str(el)[:2]:>2}")
     return "\n".join(lines) + "\nEND\n", atoms
@@ -104,22 +108,28 @@ def surviving_clusters(explanation, iteration: int, *, n_clusters: int = 5) -> p
     return cl[cl["iteration"] == iteration].sort_values("score", ascending=False).head(n_clusters)
 
 
-def residue_table(explanation, *, iteration: int | None = None, top_k: int = 10) -> pd.DataFrame:
-    """Top-k residues by importance; with ``iteration``, only residues whose cluster survives
-    at least that far."""
+TABLE_COLUMNS = ("rank", "chain", "residue_number", "residue", "score", "cluster", "iteration")
+
+
+def residue_table(explanation, *, top_k: int = 10, chain: str | None = None) -> pd.DataFrame:
+    """Exactly the top-k residues the view labels, ranked 1..k by importance (of ``chain``
+    alone when given), with the columns the inspector shows and the 0-based ``index``."""
     table = explanation.table()
-    if iteration is not None:
-        table = table[table["iteration"] >= iteration]
-    return table.head(top_k).reset_index(drop=True)
+    if chain is not None:
+        table = table[table["chain"] == chain]
+    table = table.head(top_k).reset_index(drop=True)
+    table["rank"] = np.arange(1, len(table) + 1)
+    return table[[*TABLE_COLUMNS, "index"]]
 
 
 def build_view(explanation, *, iteration: int | None = None, top_k: int = 10, n_clusters: int = 5,
-               max_drawn: int = 8, width: int = 720, height: int = 540):
-    """A py3Dmol view of one explanation (see module docstring).
+               max_drawn: int = 8, width: int = 720, height: int = 540, chain: str | None = None):
+    """A py3Dmol view of one explanation (see module docstring): every chain drawn.
 
     ``iteration``: whose surviving clusters are drawn as sticks (default: the last);
     ``n_clusters`` of them, best first, each with at most ``max_drawn`` of its most
-    important members (late clusters cover large regions)."""
+    important members (late clusters cover large regions). ``chain``: zoom on that chain and
+    label its top-k residues (default: the whole structure's)."""
     import py3Dmol
 
     structure = explanation.structure
@@ -145,12 +155,14 @@ def build_view(explanation, *, iteration: int | None = None, top_k: int = 10, n_
                                                 "sphere": {"color": colour, "scale": 0.3}})
     ca = np.asarray(structure.ca, dtype=float)
     labels = structure.residue_labels()
-    for i in explanation.top(top_k).tolist():
-        view.addLabel(f"{structure.res_names[i]}{labels[i]}", {
+    chains = structure.residue_chains()
+    several = len(set(chains)) > 1
+    for i in residue_table(explanation, top_k=top_k, chain=chain)["index"].tolist():
+        view.addLabel(f"{structure.res_names[i]}{labels[i]}" + (f":{chains[i]}" if several else ""), {
             "position": {"x": float(ca[i, 0]), "y": float(ca[i, 1]), "z": float(ca[i, 2])},
             "fontSize": 11, "fontColor": "black", "backgroundColor": "white", "backgroundOpacity": 0.7,
             "inFront": True})
-    view.zoomTo()
+    view.zoomTo({"chain": chain} if chain is not None else {})
     return view
 
 
@@ -167,7 +179,8 @@ def _inline_3dmol(page: str) -> str:
     return f"<script>{script}</script>\n<script>var $3Dmolpromise = Promise.resolve();</script>\n{page}"
 
 
-def legend_html(explanation, *, iteration: int | None = None, n_clusters: int = 5, top_k: int = 10) -> str:
+def legend_html(explanation, *, iteration: int | None = None, n_clusters: int = 5, top_k: int = 10,
+                chain: str | None = None) -> str:
     """The colour key of :func:`build_view`: the importance ramp, the drawn clusters, the labels."""
     T = int(explanation.clusters["iteration"].max()) + 1 if len(explanation.clusters) else 1
     iteration = T - 1 if iteration is None else int(np.clip(iteration, 0, T - 1))
@@ -180,14 +193,16 @@ def legend_html(explanation, *, iteration: int | None = None, n_clusters: int = 
             f"<span style='display:inline-block;width:120px;height:10px;vertical-align:middle;"
             f"background:linear-gradient(to right, {ramp})'></span> high"
             f" &nbsp; <b>sticks</b>: the {drawn} best clusters surviving at iteration {iteration + 1} of {T}"
-            f"{swatches or ' (none)'} &nbsp; <b>labels</b>: the top-{top_k} residues</div>")
+            f"{swatches or ' (none)'} &nbsp; <b>labels</b>: the top-{top_k} residues"
+            f"{f' of chain {html_lib.escape(chain)}' if chain is not None else ''}</div>")
 
 
 def view_html(explanation, *, title: str | None = None, **options) -> str:
     """A standalone HTML page of :func:`build_view` with its colour key (3Dmol.js inlined
     when installed)."""
     view = build_view(explanation, **options)
-    legend = legend_html(explanation, **{k: v for k, v in options.items() if k in ("iteration", "n_clusters", "top_k")})
+    legend = legend_html(explanation, **{k: v for k, v in options.items()
+                                         if k in ("iteration", "n_clusters", "top_k", "chain")})
     page = view.write_html()
     # py3Dmol names the viewer after the clock; a name from the protein id keeps exports reproducible.
     page = page.replace(view.uniqueid, "protlab_" + re.sub(r"\W", "_", str(explanation.id)))
@@ -253,25 +268,51 @@ def inspect(explanations: Sequence, *, top_k: int = 10, n_clusters: int = 5, wid
     by_id = {ex.id: ex for ex in explanations}
     T = max(int(ex.clusters["iteration"].max()) + 1 if len(ex.clusters) else 1 for ex in explanations)
     protein = widgets.Dropdown(options=list(by_id), description="protein")
+    chain = widgets.Dropdown(description="chain")
     iteration = widgets.IntSlider(value=T - 1, min=0, max=T - 1, description="iteration")
     k = widgets.IntSlider(value=top_k, min=1, max=50, description="top-k")
-    view_out, table_out = widgets.HTML(), widgets.Output()
+    view_out = widgets.HTML()
+    table_out = widgets.Output(layout={"max_width": "420px", "max_height": f"{height + 40}px", "overflow": "auto"})
+
+    def chains(*_):
+        options = list(dict.fromkeys(by_id[protein.value].structure.residue_chains()))
+        chain.options = [(ALL_CHAINS, None)] + [(c, c) for c in options] if len(options) > 1 else [(options[0], None)]
+        chain.value = None
 
     def refresh(*_):
         ex = by_id[protein.value]
         page = view_html(ex, iteration=iteration.value, top_k=k.value, n_clusters=n_clusters,
-                         width=width, height=height)
+                         width=width, height=height, chain=chain.value)
         view_out.value = _iframe(page, width, height)
         table_out.clear_output(wait=True)
         with table_out:
             from IPython.display import display
 
-            display(residue_table(ex, iteration=iteration.value, top_k=k.value))
+            display(residue_table(ex, top_k=k.value, chain=chain.value).drop(columns="index")
+                    .style.hide(axis="index").format({"score": "{:.3f}"}))
 
-    for w in (protein, iteration, k):
+    chains()
+    protein.observe(chains, names="value")
+    for w in (protein, chain, iteration, k):
         w.observe(refresh, names="value")
     refresh()
-    box = widgets.VBox([widgets.HBox([protein, iteration, k]), widgets.HBox([view_out, table_out])])
+    box = widgets.VBox([widgets.HBox([protein, chain]), widgets.HBox([iteration, k]),
+                        widgets.HBox([view_out, table_out])])
     box.refresh = refresh  # for tests / programmatic use
-    box.controls = {"protein": protein, "iteration": iteration, "top_k": k, "view": view_out, "table": table_out}
+    box.controls = {"protein": protein, "chain": chain, "iteration": iteration, "top_k": k, "view": view_out,
+                    "table": table_out}
     return box
+
+
+def static_views(explanations: Sequence, *, top_k: int = 10, width: int = 640, height: int = 480):
+    """The views as plain HTML output (one iframe each, with its legend and its top-k table):
+    what an executed notebook still shows when reopened, where widgets have no state."""
+    from IPython.display import HTML
+
+    parts = []
+    for ex in explanations:
+        page = view_html(ex, top_k=top_k, width=width, height=height)
+        table = residue_table(ex, top_k=top_k).drop(columns="index").to_html(index=False, float_format="%.3f")
+        parts.append(f"<div style='display:flex;gap:12px;align-items:flex-start'>{_iframe(page, width, height)}"
+                     f"<div style='max-height:{height + 40}px;overflow:auto;font-size:12px'>{table}</div></div>")
+    return HTML("\n".join(parts))

@@ -17,7 +17,8 @@ import pandas as pd
 from protlab.curate.records import Structure
 from protlab.residues.graph import collate
 from protlab.residues.network import ResidueClusterNet
-from protlab.residues.training import batches, featurize
+from protlab.residues.features import featurize
+from protlab.residues.training import batches
 
 
 @dataclass
@@ -29,7 +30,7 @@ class Explanation:
     iteration: np.ndarray         # (L,) last iteration whose surviving cluster holds the residue, -1: none
     cluster: np.ndarray           # (L,) that cluster's rank (0 = best) at that iteration, -1: none
     clusters: pd.DataFrame        # iteration, cluster, score, centre, members (list of residue indices)
-    probabilities: np.ndarray     # (C,) task prediction
+    probabilities: np.ndarray     # (C,) task prediction; (L,) site probabilities for a site model
     classes: list[str]
 
     @property
@@ -44,7 +45,7 @@ class Explanation:
         s = self.structure
         labels = s.residue_labels()
         frame = pd.DataFrame({
-            "chain": s.chain, "residue_number": labels, "residue": [str(r) for r in s.res_names],
+            "chain": s.residue_chains(), "residue_number": labels, "residue": [str(r) for r in s.res_names],
             "score": self.importance.astype(float), "cluster": self.cluster, "iteration": self.iteration,
             "index": np.arange(len(s)),
         })
@@ -54,17 +55,22 @@ class Explanation:
 
 
 def explain_structures(model: ResidueClusterNet, structures: Sequence[Structure], *, batch_size: int = 16,
-                       esm: dict | None = None, device: str = "cpu", score: str = "occlusion") -> list[Explanation]:
-    """Explanations for structures (batched); ``score`` as in :meth:`ResidueClusterNet.explain`."""
+                       esm: dict | None = None, device: str = "cpu", score: str = "occlusion",
+                       cache_dir=None, graphs=None) -> list[Explanation]:
+    """Explanations for structures (batched); ``score`` as in :meth:`ResidueClusterNet.explain`
+    (a site model scores residues itself). Graphs get the features the model was trained on
+    (cached in ``cache_dir``), unless given as ``graphs``."""
     if isinstance(structures, Structure):
         structures = [structures]
-    graphs = featurize(structures, esm=esm)
+    if graphs is None:
+        graphs = featurize(structures, esm=esm, pockets=model.config.pocket_features, cache_dir=cache_dir)
     model.eval().to(device)
     out = []
     for idx in batches(len(graphs), batch_size):
         batch = collate([graphs[i] for i in idx]).to(device)
         ex = model.explain(batch, score=score)
-        probs = ex["logits"].softmax(-1) if model.config.task == "single" else ex["logits"].sigmoid()
+        task = model.config.task
+        probs = ex["logits"].softmax(-1) if task == "single" else ex["logits"].sigmoid()
         for j, i in enumerate(idx):
             n = len(graphs[i])
             rows = []
@@ -78,7 +84,8 @@ def explain_structures(model: ResidueClusterNet, structures: Sequence[Structure]
                 structure=structures[i], importance=ex["importance"][j, :n].cpu().numpy(),
                 iteration=ex["iteration"][j, :n].cpu().numpy(), cluster=ex["cluster"][j, :n].cpu().numpy(),
                 clusters=pd.DataFrame(rows, columns=["iteration", "cluster", "score", "centre", "members"]),
-                probabilities=probs[j].cpu().numpy(), classes=list(model.config.class_names)))
+                probabilities=probs[j, :n].cpu().numpy() if task == "residue" else probs[j].cpu().numpy(),
+                classes=list(model.config.class_names)))
     return out
 
 

@@ -27,12 +27,13 @@ ADDITIVES = frozenset({"GOL", "EDO", "PEG", "PGE", "PG4", "1PE", "P6G", "MPD", "
 _AMINO = STANDARD_THREE | MODIFIED_THREE
 
 
-def site_record_residues(structure: Structure) -> set[str]:
-    """Residue labels (number + insertion code) of ``structure``'s chain named by SITE lines."""
+def site_record_residues(structure: Structure) -> set[tuple[str, str]]:
+    """(chain, number + insertion code) of ``structure``'s residues named by SITE lines."""
     path = Path(structure.source) if structure.source else None
     if path is None or not path.is_file() or path.suffix.lower() not in (".pdb", ".ent"):
         return set()
     found = set()
+    chains = set(structure.residue_chains())
     with open(path, errors="replace") as fh:
         for line in fh:
             if not line.startswith("SITE  "):
@@ -40,13 +41,13 @@ def site_record_residues(structure: Structure) -> set[str]:
             for start in (18, 29, 40, 51):  # resName chain resSeq iCode, four per line
                 field = line[start:start + 10]
                 name, chain, number = field[0:3].strip(), field[4:5], field[5:9].strip()
-                if name in _AMINO and chain == structure.chain and number.lstrip("-").isdigit():
-                    found.add(number + field[9:10].strip())
+                if name in _AMINO and chain in chains and number.lstrip("-").isdigit():
+                    found.add((chain, number + field[9:10].strip()))
     return found
 
 
-def ligand_contact_residues(structure: Structure) -> set[str]:
-    """Residue labels of ``structure``'s chain with a heavy atom within 4 Å of a bound ligand."""
+def ligand_contact_residues(structure: Structure) -> set[tuple[str, str]]:
+    """(chain, label) of ``structure``'s residues with a heavy atom within 4 Å of a bound ligand."""
     path = Path(structure.source) if structure.source else None
     if path is None or not path.is_file():
         return set()
@@ -60,16 +61,17 @@ def ligand_contact_residues(structure: Structure) -> set[str]:
     group_ids, counts = np.unique(groups[ligand], return_counts=True)
     big = set(group_ids[counts >= MIN_LIGAND_ATOMS])
     ligand &= np.isin(groups, list(big))
-    protein = (heavy.chain_id == structure.chain) & np.isin(names, list(_AMINO))
+    protein = np.isin(heavy.chain_id, list(set(structure.residue_chains()))) & np.isin(names, list(_AMINO))
     if not ligand.any() or not protein.any():
         return set()
     near = cKDTree(heavy.coord[ligand]).query_ball_point(heavy.coord[protein], r=CONTACT)
     hit = np.array([len(n) > 0 for n in near])
     residues = heavy[protein][hit]
-    return {f"{r}{i}" for r, i in zip(residues.res_id.tolist(), residues.ins_code.astype(str).tolist())}
+    return {(c, f"{r}{i}") for c, r, i in zip(residues.chain_id.tolist(), residues.res_id.tolist(),
+                                               residues.ins_code.astype(str).tolist())}
 
 
 def file_site_indices(structure: Structure) -> list[int]:
     """0-based residue indices of ``structure`` in its SITE records or ligand contacts."""
     wanted = site_record_residues(structure) | ligand_contact_residues(structure)
-    return [i for i, label in enumerate(structure.residue_labels()) if label in wanted]
+    return [i for i, key in enumerate(structure.residue_keys()) if key in wanted]

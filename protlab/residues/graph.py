@@ -154,17 +154,31 @@ class ResidueGraph:
         return len(self.aa)
 
 
-def build_graph(structure: Structure, *, esm: np.ndarray | None = None) -> ResidueGraph:
-    """Featurise one structure; ``esm`` optionally adds (L, E) per-residue embeddings."""
+def checked_esm(structure_id: str, esm, n_residues: int) -> np.ndarray:
+    """(L, E) float32 per-residue embeddings, or InputError when they do not fit L residues."""
+    esm = np.asarray(esm, dtype=np.float32)
+    if esm.ndim != 2 or esm.shape[0] != n_residues:
+        raise InputError(f"structure {structure_id!r}: ESM embeddings of shape {esm.shape} do not match "
+                         f"{n_residues} residues")
+    return esm
+
+
+def build_graph(structure: Structure, *, esm: np.ndarray | None = None,
+                extra: np.ndarray | None = None) -> ResidueGraph:
+    """Featurise one structure; ``esm`` optionally adds (L, E) per-residue embeddings, ``extra``
+    (L, P) further node features (e.g. :mod:`protlab.residues.pockets`) after the invariant ones."""
     check_structure(structure)
     ca = np.asarray(structure.ca, dtype=np.float32)
     ca = ca - ca.mean(axis=0, keepdims=True)
     if esm is not None:
-        esm = np.asarray(esm, dtype=np.float32)
-        if esm.ndim != 2 or esm.shape[0] != len(ca):
-            raise InputError(f"structure {structure.id!r}: ESM embeddings of shape {esm.shape} do not match "
+        esm = checked_esm(structure.id, esm, len(ca))
+    feats = node_features(structure)
+    if extra is not None:
+        if extra.shape[0] != len(ca):
+            raise InputError(f"structure {structure.id!r}: {extra.shape[0]} rows of extra features for "
                              f"{len(ca)} residues")
-    return ResidueGraph(id=structure.id, aa=encode_sequence(structure.sequence), feats=node_features(structure),
+        feats = np.concatenate([feats, np.asarray(extra, dtype=np.float32)], axis=1)
+    return ResidueGraph(id=structure.id, aa=encode_sequence(structure.sequence), feats=feats,
                         ca=ca, frames=local_frames(ca), esm=esm)
 
 

@@ -2,7 +2,7 @@
 
 * :func:`toy_inputs`: the toy universe with its planted sites and the conservation baseline;
 * :func:`read_structure_inputs`: PDB/mmCIF files (or ``"toy"``), with sites from a
-  ``site_records`` TSV when one is given;
+  ``sites`` table when one is given;
 * :func:`pfam_domain_inputs`: Pfam-domain structures with their family labels (fine-tuning);
 * :func:`get_model`: load a checkpoint, or :func:`train_on_toy` and save it in the run
   directory; :func:`held_out` keeps the toy proteins the model never trained on.
@@ -19,12 +19,13 @@ import numpy as np
 from protlab.core.errors import InputError, ProtlabError
 from protlab.core.rundir import RunDir
 from protlab.curate.records import Structure
-from protlab.curate.structures import read_structure, structure_paths
+from protlab.curate.structures import read_complex, read_structure, structure_paths
 from protlab.curate.toy import make_universe
 from protlab.residues.file_sites import file_site_indices
 from protlab.residues.graph import check_structure
 from protlab.residues.network import ResidueClusterNet, load_network, save_network
-from protlab.residues.sites import conservation_scores, load_site_records, site_indices
+from protlab.residues.site_table import read_site_table, site_residues
+from protlab.residues.sites import CONSERVATION, conservation_scores
 from protlab.residues.training import TrainResult, train_residue_model
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class ResidueInputs:
     sites: dict[str, list[int]] = field(default_factory=dict)       # id -> 0-based site residues
     baseline: dict[str, np.ndarray] = field(default_factory=dict)   # id -> conservation score
     labels: dict[str, str] = field(default_factory=dict)            # id -> family (toy)
+    baseline_name: str = CONSERVATION
     source: str = "toy"
     skipped: dict[str, str] = field(default_factory=dict)           # file -> why it was not used
 
@@ -59,24 +61,26 @@ def toy_inputs(*, n_families: int = 8, members_per_family: int = 50, length_rang
                          baseline=dict(zip(ids, base)), labels=dict(zip(ids, p["label"])), source="toy")
 
 
-def read_structure_inputs(structures="toy", *, chain: str | None = None, site_records: str | Path | None = None,
-                          **toy) -> ResidueInputs:
+def read_structure_inputs(structures="toy", *, chain: str | None = None, sites: str | Path | None = None,
+                          complexes: bool = False, **toy) -> ResidueInputs:
     """``structures``: "toy" (``toy`` options go to :func:`toy_inputs`), a PDB/mmCIF file, a
     directory of them, or a list of files.
 
     In a directory or list, files without a usable protein chain are skipped with a warning
-    (listed in ``skipped``); an error is raised only when none is usable. Sites of files come
-    from the SITE records (protein residues only) of the ``site_records`` TSV when one is
-    given; without it from the files themselves (SITE records and residues within 4 Å of a bound
+    (listed in ``skipped``); an error is raised only when none is usable. ``complexes`` reads
+    every protein chain of a file as one structure (``chain`` is then ignored). Sites of files
+    come from the ``sites`` table when one is given (:mod:`protlab.residues.site_table`);
+    without it from the files themselves (SITE records and residues within 4 Å of a bound
     ligand, :mod:`protlab.residues.file_sites`)."""
     if isinstance(structures, str) and structures == "toy":
-        if site_records is not None:
-            raise InputError("site_records is for structure files; the toy universe has its own planted sites "
-                             "(use site_records=None with structures='toy')")
+        if sites is not None:
+            raise InputError("sites is for structure files; the toy universe has its own planted sites "
+                             "(use sites=None with structures='toy')")
         return toy_inputs(**toy)
-    records = load_site_records(site_records) if site_records is not None else None
+    table = read_site_table(sites) if sites is not None else None
+    read = (lambda p: read_complex(p)) if complexes else (lambda p: read_structure(p, chain=chain))  # noqa: E731
     if isinstance(structures, (str, Path)) and Path(structures).is_file():
-        loaded, skipped = [read_structure(structures, chain=chain)], {}
+        loaded, skipped = [read(structures)], {}
         check_structure(loaded[0])
     else:
         if isinstance(structures, (str, Path)) and not Path(structures).is_dir():
@@ -84,7 +88,7 @@ def read_structure_inputs(structures="toy", *, chain: str | None = None, site_re
         loaded, skipped = [], {}
         for p in structure_paths(structures):  # one unusable file (e.g. nucleic acid) must not stop the rest
             try:  # a file that reads but cannot become a residue graph (e.g. 1 residue) is skipped too
-                structure = read_structure(p, chain=chain)
+                structure = read(p)
                 check_structure(structure)
                 loaded.append(structure)
             except ProtlabError as exc:
@@ -94,13 +98,13 @@ def read_structure_inputs(structures="toy", *, chain: str | None = None, site_re
     if not loaded:
         raise InputError(f"no usable protein structure in {structures!r}: "
                          + "; ".join(f"{p}: {why}" for p, why in skipped.items()))
-    sites = {}
+    known = {}
     for s in loaded:  # a site table when given, else the files' own SITE records and ligand contacts
-        idx = site_indices(s, records) if records is not None else file_site_indices(s)
+        idx = site_residues(s, table) if table is not None else file_site_indices(s)
         if idx:
-            sites[s.id] = idx
+            known[s.id] = idx
     source = str(structures) if isinstance(structures, (str, Path)) else f"{len(structures)} files"
-    return ResidueInputs(structures=loaded, sites=sites, source=source, skipped=skipped)
+    return ResidueInputs(structures=loaded, sites=known, source=source, skipped=skipped)
 
 
 def train_on_toy(*, epochs: int = 60, val_fraction: float = 0.2, seed: int = 0, **options) -> TrainResult:

@@ -51,7 +51,8 @@ from protlab.residues.graph import N_AA, N_NODE_FEATURES, UNKNOWN_AA, ResidueBat
 
 N_RBF = 8
 N_GEOMETRY = 3 + N_RBF + 9 + 2
-TASKS = ("single", "multi")
+SITE_WEIGHT = 4.0  # site residues are ~5 % of a protein: weigh them up in the residue loss
+TASKS = ("single", "multi", "residue")
 SCORES = ("occlusion", "attribution", "nomination")
 
 
@@ -71,6 +72,7 @@ class ClusterConfig:
     dropout: float = 0.1
     n_features: int = N_NODE_FEATURES
     class_names: list[str] = field(default_factory=list)
+    pocket_features: bool = False   # graphs carry :mod:`protlab.residues.pockets` columns
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -164,6 +166,28 @@ def pair_geometry(pos_c, frame_c, seq_c, pos_m, frame_m, seq_m, radius: float) -
     return torch.cat([local, rbf(dist), orient, seq], dim=-1)
 
 
+def _tie_break(n: int, like: torch.Tensor) -> torch.Tensor:
+    """A distance offset growing with node index (at most ~0.02 Å): nodes at the same place
+    (clusters sharing a medoid) are chosen by rank, not by how a batch happens to be padded."""
+    return torch.arange(n, device=like.device, dtype=like.dtype) * 1e-5
+
+
+def _interpolate(pos: torch.Tensor, node_pos: torch.Tensor, node_x: torch.Tensor, node_mask: torch.Tensor,
+                 k: int = 3) -> torch.Tensor:
+    """Node features carried back to residues: the inverse-distance-weighted mean of the ``k``
+    nearest surviving clusters (by medoid), as point-cloud segmentation networks upsample.
+    pos (B, L, 3), node_pos (B, n, 3), node_x (B, n, H), node_mask (B, n) → (B, L, H)."""
+    d = (torch.cdist(pos, node_pos) + _tie_break(node_pos.shape[1], pos)).masked_fill(~node_mask.unsqueeze(1),
+                                                                                      float("inf"))
+    k = min(k, d.shape[-1])
+    near, idx = torch.topk(d, k, dim=-1, largest=False)                       # (B, L, k)
+    w = torch.where(torch.isfinite(near), 1.0 / (near + 1.0), torch.zeros_like(near))
+    w = w / w.sum(-1, keepdim=True).clamp(min=1e-12)
+    B = node_x.shape[0]
+    picked = node_x[torch.arange(B, device=node_x.device).view(B, 1, 1), idx]  # (B, L, k, H)
+    return (w.unsqueeze(-1) * picked).sum(-2)
+
+
 def _gather(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """t (B, N, ...) indexed by idx (B, ...) along dim 1 → (B, ..., ...)."""
     B = t.shape[0]
@@ -183,8 +207,12 @@ class ResidueClusterNet(nn.Module):
         self.esm_proj = nn.Linear(config.esm_dim, H) if config.esm_dim else None
         self.input_norm = nn.LayerNorm(H)
         self.layers = nn.ModuleList([ClusterLayer(H, config.dropout) for _ in range(config.iterations)])
-        self.head = nn.Sequential(nn.Linear(2 * H * config.iterations, H), nn.GELU(), nn.Dropout(config.dropout),
-                                  nn.Linear(H, config.n_classes))
+        if config.task == "residue":  # per residue: its input, its own cluster and every later level
+            self.head = nn.Sequential(nn.Linear(H * (2 + config.iterations), H), nn.GELU(),
+                                      nn.Dropout(config.dropout), nn.Linear(H, 1))
+        else:
+            self.head = nn.Sequential(nn.Linear(2 * H * config.iterations, H), nn.GELU(),
+                                      nn.Dropout(config.dropout), nn.Linear(H, config.n_classes))
 
     # -- inputs -------------------------------------------------------------------------
     def embed(self, batch: ResidueBatch) -> torch.Tensor:
@@ -203,7 +231,8 @@ class ResidueClusterNet(nn.Module):
         pair_ok = mask.unsqueeze(1) & mask.unsqueeze(2)
         within = ((dist <= cfg.radii[t]) | ((seq.unsqueeze(1) - seq.unsqueeze(2)).abs() <= cfg.seq_radii[t])) & pair_ok
         K = min(cfg.max_members, N)
-        neg, member = torch.topk(dist.masked_fill(~within, float("inf")).neg(), K, dim=-1)  # nearest first
+        ranked = (dist + _tie_break(N, dist)).masked_fill(~within, float("inf"))
+        neg, member = torch.topk(ranked.neg(), K, dim=-1)  # nearest first
         valid = torch.isfinite(neg) & mask.unsqueeze(-1)
         valid[..., 0] = True  # the centre itself (keeps padded rows finite)
         geom = pair_geometry(pos, frames, seq, _gather(pos, member), _gather(frames, member),
@@ -226,12 +255,14 @@ class ResidueClusterNet(nn.Module):
         medoid = kept_members.gather(-1, medoid_k.unsqueeze(-1)).squeeze(-1)                # node index
         x_next = _gather(c * (0.5 + score).unsqueeze(-1), keep)
         trace = {"member": member, "valid": valid, "attention": a, "score": score, "keep": keep,
-                 "keep_mask": keep_mask, "medoid": medoid, "x_next": x_next}
+                 "keep_mask": keep_mask, "medoid": medoid, "x_next": x_next, "c": c}
         return (x_next, _gather(pos, medoid), _gather(frames, medoid), _gather(seq, medoid), keep_mask), trace
 
     def forward(self, batch: ResidueBatch, *, return_trace: bool = False):
-        """Logits (B, n_classes); with ``return_trace`` also the per-iteration cluster trace."""
+        """Logits (B, n_classes), or (B, L) per residue for ``task="residue"``; with
+        ``return_trace`` also the per-iteration cluster trace."""
         x, mask = self.embed(batch), batch.mask
+        x0, levels = x, []
         pos, frames = batch.ca, batch.frames
         B, L = mask.shape
         seq = torch.arange(L, device=x.device, dtype=x.dtype).unsqueeze(0).expand(B, L)
@@ -243,15 +274,27 @@ class ResidueClusterNet(nn.Module):
             node_res = _gather(node_res, trace["medoid"])
             seq, mask = seq_next, mask_next
             traces.append(trace)
+            if self.config.task == "residue":
+                levels.append(_interpolate(batch.ca, pos, x, mask))
             m = mask.unsqueeze(-1).to(x.dtype)
             pooled.append((x * m).sum(1) / m.sum(1).clamp(min=1))
             pooled.append(x.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1))
-        logits = self.head(torch.cat(pooled, dim=-1))
+        if self.config.task == "residue":
+            logits = self.head(torch.cat([x0, traces[0]["c"], *levels], dim=-1)).squeeze(-1)
+            logits = logits.masked_fill(~batch.mask, float("-inf"))
+        else:
+            logits = self.head(torch.cat(pooled, dim=-1))
         return (logits, traces) if return_trace else logits
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy (single), binary cross-entropy per label (multi) or per real residue
+        (residue: ``target`` (B, L), padding ignored; site residues weighted ``SITE_WEIGHT``)."""
         if self.config.task == "single":
             return F.cross_entropy(logits, target)
+        if self.config.task == "residue":
+            real = torch.isfinite(logits)
+            return F.binary_cross_entropy_with_logits(logits[real], target[real].float(),
+                                                      pos_weight=logits.new_tensor(SITE_WEIGHT))
         return F.binary_cross_entropy_with_logits(logits, target.float())
 
     # -- critical residues ----------------------------------------------------------------
@@ -304,7 +347,8 @@ class ResidueClusterNet(nn.Module):
         A residue belongs to a cluster when its footprint weight is at least
         ``member_threshold`` × the cluster's largest weight.
 
-        ``score`` picks the importance:
+        ``score`` picks the importance (a ``task="residue"`` network gives its own site
+        probability per residue instead):
         ``"occlusion"`` (default) — how much the decision margin drops when the residue's type
         is hidden (:meth:`occlusion`); the change can only reach the prediction through the
         surviving clusters the residue belongs to, so this measures exactly how much those
@@ -317,6 +361,8 @@ class ResidueClusterNet(nn.Module):
         """
         if score not in SCORES:
             raise InputError(f"score={score!r}: use one of {SCORES}")
+        if self.config.task == "residue":
+            score = "site"  # the network scores residues itself
         was_training = self.training
         self.eval()
         try:
@@ -362,6 +408,9 @@ class ResidueClusterNet(nn.Module):
             clusters.append({"score": kscore, "centre": _gather(tr["node_res"], keep), "members": members,
                              "mask": kmask})
             foot = kfoot
+        if score == "site":  # the site probability itself, comparable across proteins
+            return {"importance": torch.sigmoid(logits) * mask, "iteration": iteration, "cluster": cluster,
+                    "logits": logits, "clusters": clusters}
         if score == "occlusion":
             importance = drops.clamp(min=0)
         importance = importance * mask
@@ -389,7 +438,7 @@ def forward_per_protein(model: ResidueClusterNet, batch: ResidueBatch) -> torch.
             for c in range(N):
                 d = (pos - pos[c]).norm(dim=-1)
                 within = (d <= cfg.radii[t]) | ((seq - seq[c]).abs() <= cfg.seq_radii[t])
-                neg, idx = torch.topk(d.masked_fill(~within, float("inf")).neg(), K)
+                neg, idx = torch.topk((d + _tie_break(N, d)).masked_fill(~within, float("inf")).neg(), K)
                 ok = torch.isfinite(neg)
                 ok[0] = True
                 geom = pair_geometry(pos[c], frames[c], seq[c], pos[idx], frames[idx], seq[idx], cfg.radii[t])

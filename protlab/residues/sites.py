@@ -3,26 +3,22 @@
 * :func:`precision_at_k` / :func:`random_precision_at_k`: the fraction of the k best-scored
   residues that are site residues, and its expectation for random picks;
 * :func:`conservation_scores`: the sequence-conservation baseline;
-* :func:`site_metrics` / :func:`site_summary`: the mean over proteins (per protein too);
-* :func:`load_site_records` / :func:`site_indices`: SITE / REMARK 800 residues of real
-  structures, read from a ``site_records`` TSV (columns file, resname, chain, resnum, icode).
+* :func:`site_metrics` / :func:`site_summary`: the mean over proteins (per protein too).
+
+Known sites of real structures come from :mod:`protlab.residues.site_table` (a table) or
+:mod:`protlab.residues.file_sites` (the files' own SITE records and ligand contacts).
 """
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from protlab.core.alphabet import MODIFIED_THREE, STANDARD_THREE
 from protlab.core.errors import InputError
-from protlab.curate.records import Structure
 from protlab.residues.explain import Explanation
 
-NON_PROTEIN = frozenset({"HOH", "WAT", "DOD"})
-SITE_COLUMNS = ("file", "resname", "chain", "resnum", "icode")
 CONSERVATION = "sequence conservation (1 - column entropy / log 20, family alignment)"
 
 
@@ -110,7 +106,8 @@ def site_metrics(explanations: Sequence[Explanation], sites: Sequence[Sequence[i
 
 
 def site_summary(explanations: Sequence[Explanation], sites: dict[str, list[int]], *,
-                 baseline: dict[str, np.ndarray] | None = None, top_k: int = 10, source: str = "") -> dict | None:
+                 baseline: dict[str, np.ndarray] | None = None, top_k: int = 10, source: str = "",
+                 baseline_name: str = CONSERVATION) -> dict | None:
     """What ``residue_metrics.json`` holds: :func:`site_metrics` at k = site size and at
     ``top_k`` (``at_top_k``), the per-protein rows, the baseline's name and the source;
     None when no explained protein has a known site."""
@@ -126,36 +123,6 @@ def site_summary(explanations: Sequence[Explanation], sites: dict[str, list[int]
     summary["top_k"] = top_k
     summary["source"] = source
     if base is not None:
-        summary["baseline"] = CONSERVATION
+        summary["baseline"] = baseline_name
     summary["per_protein"] = metrics["per_protein"]
     return summary
-
-
-def load_site_records(path: str | Path) -> pd.DataFrame:
-    """SITE / REMARK 800 residues of a ``site_records`` TSV, protein residues only.
-
-    Water and ligand rows are dropped (residue names that are not amino acids); the
-    ``structure`` column holds the file's stem, ``residue_number`` the number plus
-    insertion code as :meth:`Structure.residue_labels` writes it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"site_records={str(path)!r} is not a file: give the path of a TSV with columns "
-                         f"{', '.join(SITE_COLUMNS)} (or None for no site table)")
-    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    missing = sorted(set(SITE_COLUMNS) - set(frame.columns))
-    if missing:
-        raise InputError(f"{path}: columns {missing} missing")
-    amino = STANDARD_THREE | MODIFIED_THREE
-    frame = frame[frame["resname"].str.upper().isin(amino) & ~frame["resname"].isin(NON_PROTEIN)].copy()
-    frame["structure"] = frame["file"].map(lambda f: Path(f).stem)
-    frame["residue_number"] = frame["resnum"].str.strip() + frame["icode"].str.strip()
-    return frame.reset_index(drop=True)
-
-
-def site_indices(structure: Structure, records: pd.DataFrame) -> list[int]:
-    """0-based residue indices of ``structure`` named by SITE records of its file and chain."""
-    stem = Path(structure.source).stem if structure.source else structure.id
-    rows = records[(records["structure"].str.lower() == stem.lower()) & (records["chain"] == structure.chain)]
-    wanted = set(rows["residue_number"])
-    return [i for i, lab in enumerate(structure.residue_labels()) if lab in wanted]

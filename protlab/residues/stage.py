@@ -5,25 +5,46 @@ on the toy universe (saved as ``checkpoints/residue_cluster.pt``), explains the 
 (the toy's held-out proteins, or PDB/mmCIF files), and writes the residue table
 ``residues/critical_residues.parquet``, one standalone 3D view per protein (up to
 ``max_views``), the importance figure, ``residue_metrics.json`` when sites are known (the
-toy's planted sites, or a ``site_records`` TSV for files) and ``residues.json``.
+toy's planted sites, a ``sites`` table, or the files' SITE records and ligand contacts) and
+``residues.json``.
+
+With real structures and a ``sites`` table (and no checkpoint) the network learns the sites
+instead (:mod:`protlab.residues.site_model`): every protein chain of each file, pocket
+features, a 30 %-identity split; it is measured on the held-out structures beside the
+cavity-detection baseline (pyKVFinder) and random picks, and the training curves are saved
+(``residues/training.csv``, figure ``residue_training``).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
 
-from protlab.core.atomic import atomic_write_json, atomic_write_parquet
+import logging
+
+import pandas as pd
+
+from protlab.core.atomic import atomic_write_csv, atomic_write_json, atomic_write_parquet
 from protlab.core.errors import InputError
 from protlab.core.rundir import RunDir
 from protlab.core.runtime import seed_everything, torch_threads
 from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, existing_file
 from protlab.curate.toy import MAX_SUPERFAMILY
 from protlab.plot.export import save_figure
+from protlab.plot.training import training_figure
 from protlab.plot.view3d import export_view, importance_figure, view_stem
 from protlab.residues.explain import Explanation, explain_structures, residue_tables
+from protlab.residues.features import baseline_scores, featurize
+from protlab.residues.file_sites import file_site_indices
 from protlab.residues.inputs import ResidueInputs, get_model, held_out, read_structure_inputs
-from protlab.residues.network import SCORES
+from protlab.residues.label_model import label_report, label_targets, labelled_structures
+from protlab.residues.label_table import read_label_table
+from protlab.residues.network import SCORES, save_network
+from protlab.residues.pockets import CAVITY_BASELINE
+from protlab.residues.site_model import cavity_baseline_scores, site_data, split_structures, train_site_model
 from protlab.residues.sites import site_summary
+from protlab.residues.training import train_residue_model
+
+log = logging.getLogger(__name__)
 
 
 
@@ -79,14 +100,27 @@ STAGE = Stage("residues", "06_critical_residues",
     Param("max_views", 4, "proteins exported as standalone HTML views", "int", low=1),
     Param("toy_model", False, "explain real structures with a model trained on the toy universe anyway (its scores "
           "say little about real proteins; the views say so)", "bool"),
-    Param("site_records", None, "TSV of SITE records (file, resname, chain, resnum, icode) giving the known "
-          "sites of structure files; None: the files' own SITE records and ligand contacts", "str", none=True,
+    Param("sites", None, "table of known site residues of the structure files (binding-site TSV: pdb_id/file, "
+          "chain, res_num, ins_code; SITE-record TSV; Catalytic Site Atlas CSV). With real structures and no "
+          "checkpoint the network learns to score these sites on a training part and is measured on the rest; "
+          "None: the files' own SITE records and ligand contacts (measured only)", "str", none=True,
           check=existing_file),
+    Param("labels", None, "table of protein-level labels of the structure files (structure/file/id/pdb_id, "
+          "optional chain, label or labels separated by ; or ,), or a DeepFRI annotation file as it is. With no "
+          "checkpoint the network learns them (cross-entropy, or binary cross-entropy with several labels) and is "
+          "measured on the held-out part", "str", none=True, check=existing_file),
+    Param("split", None, "TSV with columns id (structure id or PDBID-CHAIN) and split (train/test) for training on "
+          "sites or labels; None: whole 30 %-identity clusters, test_fraction of the structures tested", "str",
+          none=True, check=existing_file),
+    Param("test_fraction", 0.33, "structures held out to measure a site model (split=None)", "float", low=0.05,
+          high=0.9),
+    Param("cache_dir", None, "where residue graphs are cached (None: the run directory's cache/residue_graphs)",
+          "str", none=True),
 ))
 NO_TOY_ON_REAL = ("real structures need a model trained on real data, and {what}: its residue scores say little "
-                  "about real proteins. Pass checkpoint=PATH (a residue-clustering model trained on labelled "
-                  "structures), or toy_model=True to look at them with the toy-trained model anyway (the views "
-                  "then say so)")
+                  "about real proteins. Pass sites=TABLE (known site residues: the network learns them), "
+                  "checkpoint=PATH (a residue-clustering model trained on labelled structures), or toy_model=True "
+                  "to look at them with the toy-trained model anyway (the views then say so)")
 TOY_CAVEAT = "TOY-TRAINED MODEL: these scores are not evidence about this real protein"
 TRAINING = ("epochs", "n_families", "members_per_family", "families_per_superfamily", "val_fraction",
             "length_range", "hidden", "batch_size", "residue_dropout", "seed")
@@ -104,7 +138,8 @@ def write_outputs(run_dir: str | Path, explanations: Sequence[Explanation], inpu
     out["views"] = [export_view(ex, _html(run.figure(view_stem(ex.id))), top_k=top_k,
                                 title=f"critical residues of {ex.id}" + (f" ({caveat})" if caveat else ""))
                     for ex in explanations[:max_views]]
-    summary = site_summary(explanations, inputs.sites, baseline=inputs.baseline, top_k=top_k, source=inputs.source)
+    summary = site_summary(explanations, inputs.sites, baseline=inputs.baseline, top_k=top_k, source=inputs.source,
+                           baseline_name=inputs.baseline_name)
     if summary is None:
         run.path("residue_metrics").unlink(missing_ok=True)  # a stale file would describe other structures
         out["metrics_summary"] = None
@@ -125,61 +160,186 @@ def _read_inputs(record: StageRecord, params: dict) -> None:
     if structures != "toy":
         for path in [structures] if isinstance(structures, str) else structures:
             record.read(path)
-    if params["site_records"] is not None:
-        record.read(params["site_records"])
+    for key in ("sites", "labels", "split"):
+        if params[key] is not None:
+            record.read(params[key])
+
+
+def _check(params: dict) -> None:
+    if params["structures"] == "toy" and params["sites"] is not None:
+        raise InputError(f"sites={params['sites']!r} is for structure files; the toy universe has its own planted "
+                         "sites: use sites=None with structures='toy'")
+    if params["structures"] == "toy" and params["labels"] is not None:
+        raise InputError(f"labels={params['labels']!r} is for structure files; the toy universe has its families: "
+                         "use labels=None with structures='toy'")
+    if params["sites"] is not None and params["labels"] is not None and params["checkpoint"] is None:
+        raise InputError("sites and labels both given: train on one task per run (sites=None or labels=None)")
+    if params["split"] is not None and ((params["sites"] is None and params["labels"] is None)
+                                        or params["checkpoint"] is not None):
+        raise InputError("split is used when training on sites or labels: give sites=TABLE or labels=TABLE with "
+                         "checkpoint=None, or split=None")
+    real = params["structures"] != "toy"
+    if (real and params["checkpoint"] is None and params["sites"] is None and params["labels"] is None
+            and not params["toy_model"]):
+        raise InputError(NO_TOY_ON_REAL.format(what="checkpoint=None would train one on the toy universe"))
+
+
+def _read_split(path: str) -> dict[str, str]:
+    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    if not {"id", "split"} <= set(frame.columns):
+        raise InputError(f"split={path!r}: needs columns id and split (train/test); found {list(frame.columns)}")
+    return dict(zip(frame["id"], frame["split"].str.strip().str.lower()))
+
+
+def train_on_sites(run_dir: str | Path, params: dict, cache_dir: Path):
+    """Read every chain of the structures, learn their known sites on a training part, and
+    return (model, history, inputs): the inputs are the held-out structures with their sites
+    and the cavity baseline."""
+    inputs = read_structure_inputs(params["structures"], sites=params["sites"], complexes=True)
+    known = [s for s in inputs.structures if s.id in inputs.sites]
+    if len(known) < 3:
+        raise InputError(f"sites={params['sites']!r} names site residues of {len(known)} of the "
+                         f"{len(inputs.structures)} structures; training needs at least 3 (the table's pdb_id/file "
+                         "and chain columns must name the structures' files and chains)")
+    unnamed = len(inputs.structures) - len(known)
+    if unnamed:
+        log.warning("%d structure(s) without a site in %s: not used for training or measuring", unnamed,
+                    params["sites"])
+    data = site_data(known, [inputs.sites[s.id] for s in known], cache_dir=cache_dir)
+    given = _read_split(params["split"]) if params["split"] is not None else None
+    data.split = split_structures(known, test_fraction=params["test_fraction"], seed=params["seed"], given=given)
+    result = train_site_model(data, epochs=params["epochs"], seed=params["seed"], hidden=params["hidden"],
+                              batch_size=params["batch_size"], residue_dropout=params["residue_dropout"],
+                              log_every=max(1, params["epochs"] // 10), progress=False)
+    model = result.model
+    test = data.part("test")
+    model.meta.update(trained_on="sites", sites=str(params["sites"]), history=result.history,
+                      trained=[data.structures[i].id for i in data.part("train")],
+                      held_out=[data.structures[i].id for i in test])
+    save_network(model, RunDir(run_dir).writable("residue_network"), **model.meta)
+    baseline = cavity_baseline_scores(data)
+    held = [data.structures[i] for i in test]
+    tested = ResidueInputs(structures=held, sites={s.id: inputs.sites[s.id] for s in held},
+                           baseline={s.id: baseline[s.id] for s in held}, source=inputs.source,
+                           skipped=inputs.skipped, baseline_name=CAVITY_BASELINE)
+    return model, result.history, tested, {i: data.graphs[k] for k, i in enumerate([s.id for s in known])}
+
+
+def train_on_labels(run_dir: str | Path, params: dict, cache_dir: Path):
+    """Learn the structures' protein-level labels on a training part; return (model, history,
+    inputs, graphs, report): the inputs are the held-out structures (sites from their files),
+    the report their accuracy or Fmax/AUPR beside the trivial baseline."""
+    table = read_label_table(params["labels"])
+    structures, labels, skipped = labelled_structures(params["structures"], table, chain=params["chain"])
+    given = _read_split(params["split"]) if params["split"] is not None else None
+    split = split_structures(structures, test_fraction=params["test_fraction"], seed=params["seed"], given=given)
+    train = [i for i, v in enumerate(split) if v == "train"]
+    test = [i for i, v in enumerate(split) if v == "test"]
+    if len(train) < 2 or not test:
+        raise InputError(f"{len(train)} training and {len(test)} test structures: need at least 2 and 1 "
+                         "(more labelled structures, or another split)")
+    graphs = featurize(structures, cache_dir=cache_dir, progress=True)
+    multi = table.multi_label
+    result = train_residue_model([structures[i] for i in train], label_targets([labels[i] for i in train], multi),
+                                 task="multi" if multi else "single", graphs=[graphs[i] for i in train],
+                                 epochs=params["epochs"], seed=params["seed"], hidden=params["hidden"],
+                                 batch_size=params["batch_size"], residue_dropout=params["residue_dropout"],
+                                 log_every=max(1, params["epochs"] // 10), progress=False, length_buckets=True)
+    model = result.model
+    model.meta.update(trained_on="labels", labels=str(params["labels"]), history=result.history,
+                      trained=[structures[i].id for i in train], held_out=[structures[i].id for i in test])
+    save_network(model, RunDir(run_dir).writable("residue_network"), **model.meta)
+    report = label_report(model, [graphs[i] for i in test], [labels[i] for i in test], [labels[i] for i in train])
+    report.update(n_train=len(train), classes=len(model.config.class_names), skipped=len(skipped))
+    held = [structures[i] for i in test]
+    sites = {s.id: idx for s in held if (idx := file_site_indices(s))}
+    inputs = ResidueInputs(structures=held, sites=sites, labels={structures[i].id: ";".join(labels[i]) for i in test},
+                           source=str(params["structures"]), skipped=skipped)
+    return model, result.history, inputs, {structures[i].id: graphs[i] for i in test}, report
+
+
+def _explain_inputs(model, params: dict, cache_dir: Path):
+    """The structures a loaded or toy-trained model explains, with sites and baseline."""
+    site_model = model.config.task == "residue"
+    inputs = read_structure_inputs(params["structures"], chain=params["chain"], sites=params["sites"],
+                                   complexes=site_model, **{k: params[k] for k in TOY})
+    inputs = held_out(inputs, model)  # toy: only the proteins the model did not train on
+    if site_model:  # graphs with pocket columns: the cavity baseline comes with them
+        graphs = featurize(inputs.structures, pockets=True, cache_dir=cache_dir)
+        inputs.baseline = {s.id: baseline_scores(g) for s, g in zip(inputs.structures, graphs)}
+        inputs.baseline_name = CAVITY_BASELINE
+        return inputs, {s.id: g for s, g in zip(inputs.structures, graphs)}
+    return inputs, None
 
 
 def run(run_dir: str | Path, **params) -> StageResult:
     params = STAGE.validate(params)
-    if params["structures"] == "toy" and params["site_records"] is not None:
-        raise InputError(f"site_records={params['site_records']!r} is for structure files; the toy universe has "
-                         "its own planted sites: use site_records=None with structures='toy'")
+    _check(params)
     real = params["structures"] != "toy"
-    if real and params["checkpoint"] is None and not params["toy_model"]:
-        raise InputError(NO_TOY_ON_REAL.format(what="checkpoint=None would train one on the toy universe"))
     record = StageRecord(STAGE, run_dir, params)
     run_ = RunDir(run_dir)
+    cache_dir = Path(params["cache_dir"]) if params["cache_dir"] else run_.path("residue_graph_cache")
     _read_inputs(record, params)
     seed_everything(params["seed"])
     with torch_threads(params["cpu_threads"]):
-        with record.timed("model"):
-            model, history = get_model(params["checkpoint"], run_dir, **{k: params[k] for k in TRAINING})
-        if params["checkpoint"] is None:
+        report = None
+        if real and params["sites"] is not None and params["checkpoint"] is None:
+            with record.timed("train on sites"):
+                model, history, inputs, graphs = train_on_sites(run_dir, params, cache_dir)
             record.wrote(run_.path("residue_network"))
+        elif real and params["labels"] is not None and params["checkpoint"] is None:
+            with record.timed("train on labels"):
+                model, history, inputs, graphs, report = train_on_labels(run_dir, params, cache_dir)
+            record.wrote(run_.path("residue_network"))
+            record.wrote(atomic_write_json(run_.writable("label_metrics"), report))
+        else:
+            with record.timed("model"):
+                model, history = get_model(params["checkpoint"], run_dir, log_every=max(1, params["epochs"] // 10),
+                                           **{k: params[k] for k in TRAINING})
+            if params["checkpoint"] is None:
+                record.wrote(run_.path("residue_network"))
+            with record.timed("inputs"):
+                inputs, graphs = _explain_inputs(model, params, cache_dir)
         trained_on = (getattr(model, "meta", None) or {}).get("trained_on")
         if real and trained_on == "toy" and not params["toy_model"]:
             raise InputError(NO_TOY_ON_REAL.format(what=f"checkpoint={params['checkpoint']!r} was trained on the "
                                                         "toy universe"))
-        with record.timed("inputs"):
-            inputs = read_structure_inputs(params["structures"], chain=params["chain"],
-                                           site_records=params["site_records"], **{k: params[k] for k in TOY})
-            inputs = held_out(inputs, model)  # toy: only the proteins the model did not train on
         with record.timed("explain"):
-            explanations = explain_structures(model, inputs.structures, score=params["score"])
+            explanations = explain_structures(model, inputs.structures, score=params["score"], cache_dir=cache_dir,
+                                              graphs=None if graphs is None else [graphs[s.id]
+                                                                                   for s in inputs.structures])
     with record.timed("write"):
         caveat = TOY_CAVEAT if real and trained_on == "toy" else None
         outputs = write_outputs(run_dir, explanations, inputs, top_k=params["top_k"], max_views=params["max_views"],
                                 caveat=caveat)
-    for path in [outputs["table"], *outputs["views"], outputs.get("metrics")]:
+        if history:
+            outputs["training"] = atomic_write_csv(run_.writable("residue_training"), pd.DataFrame(history))
+    for path in [outputs["table"], *outputs["views"], outputs.get("metrics"), outputs.get("training")]:
         if path is not None:
             record.wrote(path)
     with record.timed("figures"):
-        figure = importance_figure(explanations[:params["max_views"]], sites=inputs.sites)
-        for path in save_figure(figure, run_.figure("residue_importance")).values():
-            record.wrote(path)
+        figures = {"importance": importance_figure(explanations[:params["max_views"]], sites=inputs.sites)}
+        if history:
+            figures["training"] = training_figure(history)
+        for name, figure in figures.items():
+            stem = "residue_importance" if name == "importance" else "residue_training"
+            for path in save_figure(figure, run_.figure(stem)).values():
+                record.wrote(path)
     metrics = outputs["metrics_summary"]
-    record.results.update({"model_trained_on": trained_on or "unrecorded", "caveat": caveat,
-                           "n_structures": len(explanations), "n_with_sites": len(inputs.sites),
+    record.results.update({"model_trained_on": trained_on or "unrecorded", "model_task": model.config.task,
+                           "caveat": caveat, "n_structures": len(explanations), "n_with_sites": len(inputs.sites),
                            "source": inputs.source, "skipped": sorted(inputs.skipped)})
     if history:
         record.results["training"] = history[-1]
+    if report is not None:
+        record.results["labels"] = report
     if metrics is not None:
         record.results.update({k: metrics[k] for k in ("precision_at_k", "random_precision_at_k",
                                                        "random_scores_precision_at_k", "baseline_precision_at_k",
-                                                       "n_proteins", "at_top_k") if k in metrics})
+                                                       "baseline", "n_proteins", "at_top_k") if k in metrics})
     record.save()
-    return StageResult(record, {"importance": figure}, explanations=explanations, inputs=inputs, model=model,
-                       history=history, metrics=metrics, outputs=outputs)
+    return StageResult(record, figures, explanations=explanations, inputs=inputs, model=model,
+                       history=history, metrics=metrics, outputs=outputs, label_metrics=report)
 
 
 run.__doc__ = STAGE.docstring()

@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 from protlab.core.errors import InputError
 from protlab.core.runtime import pick_device, seed_everything
 from protlab.curate.records import Structure
-from protlab.residues.graph import UNKNOWN_AA, ResidueGraph, build_graph, collate
+from protlab.residues.features import featurize
+from protlab.residues.graph import UNKNOWN_AA, ResidueGraph, collate
 from protlab.residues.network import ClusterConfig, ResidueClusterNet
 
 
@@ -31,6 +32,8 @@ class TrainResult:
 
 
 def _targets(labels: Sequence, task: str, classes: list[str] | None):
+    if task == "residue":  # one 0/1 array per structure
+        return [np.asarray(x, dtype=np.float32) for x in labels], ["site"]
     if task == "single":
         classes = classes or sorted({str(x) for x in labels})
         index = {c: i for i, c in enumerate(classes)}
@@ -49,24 +52,37 @@ def _targets(labels: Sequence, task: str, classes: list[str] | None):
     return y, classes
 
 
-def featurize(structures: Sequence[Structure], *, esm: dict | None = None, progress: bool = False) -> list[ResidueGraph]:
-    """Residue graphs of structures (``esm``: optional id → (L, E) embeddings)."""
-    items = tqdm(structures, desc="residue graphs", disable=not progress)
-    return [build_graph(s, esm=None if esm is None else esm[s.id]) for s in items]
-
-
 def batches(n: int, batch_size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
     """Indices ``0..n-1`` in chunks of ``batch_size`` (shuffled by ``rng`` when given)."""
     order = rng.permutation(n) if rng is not None else np.arange(n)
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
+def length_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffled batches of proteins of similar length (less padding: the network's cost grows
+    with the longest protein of a batch squared); which proteins share a batch varies by epoch."""
+    lengths = np.asarray(lengths, dtype=float)
+    order = np.lexsort((rng.random(len(lengths)), np.round(lengths * rng.uniform(0.9, 1.1, len(lengths)))))
+    chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [chunks[i] for i in rng.permutation(len(chunks))]
+
+
+def _batch_targets(y, sel: np.ndarray, task: str, width: int) -> torch.Tensor:
+    """Targets of proteins ``sel``: rows of ``y``, or per-residue arrays padded to ``width``."""
+    if task != "residue":
+        return y[sel]
+    out = torch.zeros(len(sel), width)
+    for row, i in enumerate(sel):  # padding, one copy per protein
+        out[row, :len(y[i])] = torch.from_numpy(y[i])
+    return out
+
+
 def _initial_model(graphs, task, init, classes, *, hidden, iterations, keep_ratio, config):
-    if init is not None and init.config.n_classes == len(classes):
+    if init is not None and init.config.n_classes == len(classes) and init.config.task == task:
         return init
     cfg = ClusterConfig(n_classes=len(classes), task=task, hidden=hidden, iterations=iterations,
                         keep_ratio=keep_ratio, esm_dim=graphs[0].esm.shape[1] if graphs[0].esm is not None else 0,
-                        class_names=list(classes), **config)
+                        class_names=list(classes), n_features=graphs[0].feats.shape[1], **config)
     model = ResidueClusterNet(cfg)
     if init is not None:  # fine-tune: reuse everything but the head
         own = model.state_dict()
@@ -81,15 +97,22 @@ def train_residue_model(structures: Sequence[Structure], labels: Sequence, *, ta
                         hidden: int = 64, iterations: int = 4, keep_ratio: float = 0.4,
                         val_fraction: float = 0.0, seed: int = 0, device: str | None = None,
                         esm: dict | None = None, init: ResidueClusterNet | None = None,
-                        residue_dropout: float = 0.0, progress: bool = True, **config) -> TrainResult:
+                        residue_dropout: float = 0.0, progress: bool = True, pocket_features: bool = False,
+                        cache_dir=None, graphs: Sequence[ResidueGraph] | None = None,
+                        log_every: int = 0, length_buckets: bool = False, **config) -> TrainResult:
     """Train (or fine-tune ``init``) on structures with labels; returns the model and history.
 
     ``residue_dropout`` hides that fraction of residue types (as ``X``) in each training
     batch, so the model cannot lean on any single residue.
-    ``labels``: one class name per structure (``task="single"``) or a list of labels per
-    structure (``task="multi"``). The history holds the loss and accuracy (single) or Fmax
-    (multi) per epoch on the training part and, with ``val_fraction``, a held-out part
-    (whose ids the model keeps in ``model.meta["held_out"]``).
+    ``labels``: one class name per structure (``task="single"``), a list of labels per
+    structure (``task="multi"``) or a 0/1 array over each structure's residues
+    (``task="residue"``: site residues). The history holds the loss and accuracy (single),
+    Fmax (multi) or precision@k with k = site size (residue) per epoch on the training part
+    and, with ``val_fraction``, a held-out part (whose ids the model keeps in
+    ``model.meta["held_out"]``). ``pocket_features`` adds :mod:`protlab.residues.pockets`
+    columns to the node features; graphs are cached in ``cache_dir`` (or passed as
+    ``graphs``). ``log_every`` > 0 prints a line every that many epochs (papermill's log).
+    ``length_buckets`` batches proteins of similar length together (:func:`length_batches`).
     """
     if len(structures) != len(labels):
         raise InputError(f"{len(structures)} structures but {len(labels)} labels")
@@ -97,14 +120,19 @@ def train_residue_model(structures: Sequence[Structure], labels: Sequence, *, ta
         raise InputError("training needs at least 2 labelled structures")
     seed_everything(seed)
     device = pick_device(device)
-    graphs = featurize(structures, esm=esm)
+    if graphs is None:
+        graphs = featurize(structures, esm=esm, pockets=pocket_features, cache_dir=cache_dir, progress=progress)
     classes = None
     if init is not None and init.config.task == task and init.config.class_names:
         wanted = {str(v) for x in labels for v in (x if isinstance(x, (list, tuple, set)) else [x])}
         classes = init.config.class_names if wanted <= set(init.config.class_names) else None
     y, classes = _targets(labels, task, classes)
+    if task == "residue":
+        bad = [structures[i].id for i in range(len(y)) if len(y[i]) != len(graphs[i])]
+        if bad:
+            raise InputError(f"site labels do not match the residues of {bad[:5]}")
     model = _initial_model(graphs, task, init, classes, hidden=hidden, iterations=iterations,
-                           keep_ratio=keep_ratio, config=config)
+                           keep_ratio=keep_ratio, config={**config, "pocket_features": pocket_features})
     model.config.class_names = list(classes)
     model.to(device)
     rng = np.random.default_rng(seed)
@@ -118,13 +146,15 @@ def train_residue_model(structures: Sequence[Structure], labels: Sequence, *, ta
     for epoch in tqdm(range(epochs), desc="train residue clustering", disable=not progress):
         model.train()
         total = 0.0
-        for idx in batches(len(train_idx), batch_size, rng):
+        parts = (length_batches([len(graphs[i]) for i in train_idx], batch_size, rng) if length_buckets
+                 else batches(len(train_idx), batch_size, rng))
+        for idx in parts:
             sel = train_idx[idx]
             batch = collate([graphs[i] for i in sel]).to(device)
             if residue_dropout:
                 hide = torch.rand(batch.aa.shape, device=device) < residue_dropout
                 batch.aa = batch.aa.masked_fill(hide, UNKNOWN_AA)
-            loss = model.loss(model(batch), y[sel].to(device))
+            loss = model.loss(model(batch), _batch_targets(y, sel, task, batch.mask.shape[1]).to(device))
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -133,12 +163,16 @@ def train_residue_model(structures: Sequence[Structure], labels: Sequence, *, ta
             total += float(loss.detach()) * len(sel)
         row = {"epoch": epoch + 1, "loss": total / max(len(train_idx), 1)}
         if epoch == epochs - 1 or n_val:
+            pick = lambda idx: [y[i] for i in idx] if task == "residue" else y[idx]  # noqa: E731
             row.update({f"train_{k}": v for k, v in evaluate_network(model, [graphs[i] for i in train_idx],
-                                                                     y[train_idx], device=device).items()})
+                                                                     pick(train_idx), device=device).items()})
             if n_val:
                 row.update({f"val_{k}": v for k, v in evaluate_network(model, [graphs[i] for i in val_idx],
-                                                                       y[val_idx], device=device).items()})
+                                                                       pick(val_idx), device=device).items()})
         history.append(row)
+        if log_every and ((epoch + 1) % log_every == 0 or epoch == epochs - 1):
+            print(f"epoch {epoch + 1}/{epochs}  " + "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"),
+                  flush=True)
     model.eval()
     model.meta = {"held_out": [structures[i].id for i in sorted(val_idx)]}  # read by inputs.held_out()
     return TrainResult(model=model.cpu(), history=history, classes=list(classes))
@@ -147,22 +181,32 @@ def train_residue_model(structures: Sequence[Structure], labels: Sequence, *, ta
 @torch.no_grad()
 def predict(model: ResidueClusterNet, graphs: Sequence[ResidueGraph], *, batch_size: int = 32,
             device: str = "cpu") -> torch.Tensor:
-    """Class probabilities (softmax for single-label, sigmoid for multi-label), (n, C)."""
+    """Class probabilities (softmax for single-label, sigmoid for multi-label), (n, C); for
+    ``task="residue"`` a list of (L,) site probabilities."""
     model.eval().to(device)
     out = []
     for idx in batches(len(graphs), batch_size):
         logits = model(collate([graphs[i] for i in idx]).to(device)).cpu()
-        out.append(logits.softmax(-1) if model.config.task == "single" else logits.sigmoid())
-    return torch.cat(out)
+        if model.config.task == "residue":
+            out += [logits[j, :len(graphs[i])].sigmoid() for j, i in enumerate(idx)]
+        else:
+            out.append(logits.softmax(-1) if model.config.task == "single" else logits.sigmoid())
+    return out if model.config.task == "residue" else torch.cat(out)
 
 
 def evaluate_network(model: ResidueClusterNet, graphs: Sequence[ResidueGraph], y: torch.Tensor, *,
                      device: str = "cpu") -> dict:
-    """``{"accuracy": ...}`` (single-label) or ``{"fmax": ...}`` (multi-label) on labelled
-    graphs; ``{}`` when there are none."""
+    """``{"accuracy": ...}`` (single-label), ``{"fmax": ...}`` (multi-label) or
+    ``{"precision_at_k": ...}`` (residue: mean over proteins with a site, k = site size) on
+    labelled graphs; ``{}`` when there are none."""
     if not len(graphs):
         return {}
     probs = predict(model, graphs, device=device)
+    if model.config.task == "residue":
+        from protlab.residues.sites import precision_at_k
+
+        scores = [precision_at_k(p.numpy(), np.flatnonzero(t), int(t.sum())) for p, t in zip(probs, y) if t.sum()]
+        return {"precision_at_k": float(np.mean(scores))} if scores else {}
     if model.config.task == "single":
         return {"accuracy": float((probs.argmax(-1) == y).float().mean())}
     return {"fmax": fmax(probs.numpy(), y.numpy())}

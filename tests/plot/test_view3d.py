@@ -105,9 +105,45 @@ def test_inspect_widget_follows_selection(explanations):
     assert c["view"].value != first
     c["iteration"].value = 0
     c["top_k"].value = 3
-    table = view3d.residue_table(exs[1], iteration=0, top_k=3)
-    assert len(table) == 3 and (table["iteration"] >= 0).all()
-    assert calls(c["view"].value, "addLabel") == 3
+    table = view3d.residue_table(exs[1], top_k=3)
+    assert table["rank"].tolist() == [1, 2, 3] and table["index"].tolist() == exs[1].top(3).tolist()
+    assert calls(c["view"].value, "addLabel") == 3  # exactly the residues the table lists
+    assert [o[0] for o in c["chain"].options] == ["A"]  # one chain: nothing to choose
+
+
+@pytest.fixture(scope="module")
+def complex_explanation(shared_data):
+    """A four-chain complex explained by an untrained site model."""
+    from protlab.curate.structures import read_complex
+
+    torch.manual_seed(0)
+    s = read_complex(shared_data / "structures" / "ligand_sites" / "structures" / "1G9V_RQ3_protein.pdb")
+    model = ResidueClusterNet(ClusterConfig(n_classes=1, task="residue", hidden=16)).eval()
+    return explain_structures(model, [s])[0]
+
+
+def test_every_chain_is_drawn_and_can_be_selected(complex_explanation):
+    ex = complex_explanation
+    pdb, atoms = view3d.structure_pdb(ex.structure)
+    assert {line[21] for line in pdb.splitlines() if line.startswith("ATOM")} == {"A", "B", "C", "D"}
+    assert set(atoms["residue"].tolist()) == set(range(len(ex.structure)))
+    box = view3d.inspect([ex], top_k=4)
+    c = box.controls
+    assert [o[0] for o in c["chain"].options] == [view3d.ALL_CHAINS, "A", "B", "C", "D"]
+    c["chain"].value = "C"
+    assert '{"chain": "C"}' in c["view"].value.replace("&quot;", '"') and "of chain C" in c["view"].value
+    table = view3d.residue_table(ex, top_k=4, chain="C")
+    assert set(table["chain"]) == {"C"} and table["rank"].tolist() == [1, 2, 3, 4]
+    page = view3d.view_html(ex, top_k=4, chain="C")
+    labels = re.findall(r'addLabel\("(\w+?)(-?\d+\w?):(\w)"', page)
+    assert len(labels) == 4 and {lab[2] for lab in labels} == {"C"}
+
+
+def test_static_views_survive_without_widget_state(explanations):
+    exs, _ = explanations
+    html = view3d.static_views(exs, top_k=3).data
+    assert html.count("<iframe") == len(exs) and html.count("<table") == len(exs)
+    assert "residue importance" in html  # the legend travels inside each view
 
 
 def test_importance_figure_marks_sites(explanations):
@@ -115,3 +151,26 @@ def test_importance_figure_marks_sites(explanations):
     fig = view3d.importance_figure(exs, sites=inputs.sites)
     assert len(fig.data) == 2 * len(exs)
     assert list(fig.data[1].x) == [i + 1 for i in inputs.sites[exs[0].id]]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+@pytest.mark.skipif(find_3dmol_js() is None, reason="3Dmol.js not installed (python -m protlab.plot.assets)")
+def test_headless_chromium_reads_every_chain_and_the_legend(complex_explanation, tmp_path):
+    """The browser's own 3Dmol model of an exported four-chain view holds all four chains."""
+    ex = complex_explanation
+    page = view3d.export_view(ex, tmp_path / "complex.html", width=500, height=400).read_text()
+    viewer = re.search(r"(viewer_protlab_\w+)\.addModel\(", page).group(1)
+    probe = (f"<script>setTimeout(function() {{ var atoms = {viewer}.getModel().selectedAtoms({{}});"
+             "var chains = {}; atoms.forEach(function(a) { chains[a.chain] = 1; });"
+             "document.title = 'chains:' + Object.keys(chains).sort().join(',') + ';atoms:' + atoms.length"
+             "+ ';legend:' + document.querySelectorAll('.protlab-legend').length; }, 500);</script></body>")
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.replace("</body>", probe))
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+           f"--user-data-dir={tmp_path / 'profile'}", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+           "--virtual-time-budget=5000", "--dump-dom", probed.as_uri()]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    title = re.search(r"<title>(.*?)</title>", proc.stdout)
+    assert title, proc.stderr[-2000:]
+    _, atoms = view3d.structure_pdb(ex.structure)
+    assert title.group(1) == f"chains:A,B,C,D;atoms:{len(atoms['name'])};legend:1"

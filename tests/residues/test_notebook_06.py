@@ -45,7 +45,7 @@ def test_toy_run_writes_every_artifact(toy_run):
 
 def test_toy_run_writes_the_stage_record(toy_run):
     record = json.loads((toy_run / "residues.json").read_text())
-    assert record["params"]["epochs"] == TINY["epochs"] and record["params"]["site_records"] is None
+    assert record["params"]["epochs"] == TINY["epochs"] and record["params"]["sites"] is None
     assert "checkpoints/residue_cluster.pt" in record["outputs"] and "total" in record["timings"]
     assert record["results"]["n_structures"] == 2 and 0.0 <= record["results"]["precision_at_k"] <= 1.0
     executed = (toy_run / "executed" / "06_critical_residues.ipynb").read_text()
@@ -57,7 +57,7 @@ def test_real_structure_with_saved_model(toy_run, shared_data, tmp_path):
     sites = shared_data / "structures" / "site_records.tsv"
     run_notebook("06_critical_residues", {"run_dir": str(tmp_path), "structures": str(pdb), "top_k": 5,
                                           "checkpoint": str(toy_run / "checkpoints" / "residue_cluster.pt"),
-                                          "site_records": str(sites), "toy_model": True},
+                                          "sites": str(sites), "toy_model": True},
                  output_dir=tmp_path / "executed")
     assert not (tmp_path / "checkpoints").exists()  # nothing trained
     metrics = json.loads((tmp_path / "residue_metrics.json").read_text())  # 1k6p has SITE records

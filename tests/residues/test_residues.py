@@ -115,25 +115,33 @@ def test_multilabel_training_reports_fmax():
     assert 0.0 <= result.history[-1]["train_fmax"] <= 1.0
 
 
-def test_site_records_protein_residues_only(shared_data):
-    records = residues.load_site_records(shared_data / "structures" / "site_records.tsv")
-    assert not records["resname"].isin(["HOH", "DT", "NA", "CA"]).any()
+def test_site_records_table_keeps_protein_residues_only(shared_data):
+    table = residues.read_site_table(shared_data / "structures" / "site_records.tsv")
     raw = pd.read_csv(shared_data / "structures" / "site_records.tsv", sep="\t", dtype=str)
-    assert (raw["resname"] == "HOH").any() and len(records) < len(raw)
+    assert (raw["resname"] == "HOH").any()
     s = read_structure(shared_data / "structures" / "pdb" / "1k6p.pdb", chain="A")
-    idx = residues.site_indices(s, records)
+    idx = residues.site_residues(s, table)
     labels = s.residue_labels()
     assert {"20", "21", "83"} <= {labels[i] for i in idx}       # LYS20, GLU21, ASN83 of site AC1
-    assert all(s.res_names[i] != "HOH" for i in idx)
+    waters = raw[(raw["resname"] == "HOH") & (raw["file"].str.lower().str.startswith("1k6p"))]
+    assert not {("A", n) for n in waters["resnum"]} & table["1k6p"]
 
 
-def test_site_records_need_an_existing_file(tmp_path):
-    with pytest.raises(InputError, match="site_records.*not a file"):
-        residues.load_site_records(tmp_path / "absent.tsv")
+def test_site_tables_in_every_format(shared_data, tmp_path):
+    """The ligand-site TSV, and the Catalytic Site Atlas CSV read as it is."""
+    ligand = residues.read_site_table(shared_data / "structures" / "ligand_sites" / "binding_sites_primary.tsv")
+    assert ("A", "36") in ligand["1g9v_rq3_protein"] and ligand["1g9v"] == ligand["1g9v_rq3_protein"]
+    csa = residues.read_site_table(shared_data / "annotations" / "mcsa_literature_pdb_residues.csv")
+    assert {("A", "46"), ("A", "100")} <= csa["12as"]
     bad = tmp_path / "bad.tsv"
     bad.write_text("file\tchain\nx.pdb\tA\n")
-    with pytest.raises(InputError, match="columns"):
-        residues.load_site_records(bad)
+    with pytest.raises(InputError, match="not a site table"):
+        residues.read_site_table(bad)
+    bad.write_text("pdb_id\tchain\tres_num\tins_code\n1abc\tA\t12\t\n1abc\tA\tx7\t\n")
+    with pytest.raises(InputError, match=r"bad.tsv: row 2: residue number 'x7'"):
+        residues.read_site_table(bad)
+    with pytest.raises(InputError, match="sites=.*not a file"):
+        residues.read_site_table(tmp_path / "absent.tsv")
 
 
 @pytest.mark.parametrize("case", ["no_protein_chain", "missing_chain", "single_residue", "nan"])
@@ -231,7 +239,8 @@ def test_run_rejects_an_unknown_parameter_naming_it(tmp_path):
     ("length_range", [140, 80]), ("length_range", [50]), ("length_range", "80-140"), ("n_families", 1),
     ("families_per_superfamily", 9), ("max_views", 0), ("cpu_threads", 0), ("residue_dropout", -0.1),
     ("hidden", 2.5), ("seed", -1), ("structures", "no/such/dir"), ("structures", []),
-    ("checkpoint", "no/such/model.pt"), ("site_records", "no/such/sites.tsv"), ("chain", 3),
+    ("checkpoint", "no/such/model.pt"), ("sites", "no/such/sites.tsv"), ("split", "no/such/split.tsv"),
+    ("test_fraction", 0.0), ("chain", 3),
 ])
 def test_bad_values_raise_before_any_work(tmp_path, name, value):
     with pytest.raises(InputError, match=rf"^{name}="):
@@ -239,14 +248,14 @@ def test_bad_values_raise_before_any_work(tmp_path, name, value):
     assert not (tmp_path / "run").exists()
 
 
-def test_site_records_with_the_toy_universe_is_an_error(tmp_path):
+def test_sites_with_the_toy_universe_is_an_error(tmp_path):
     sites = tmp_path / "sites.tsv"
     sites.write_text("file\tresname\tchain\tresnum\ticode\n")
-    with pytest.raises(InputError, match="site_records"):
-        residues.run(tmp_path / "run", site_records=str(sites))
+    with pytest.raises(InputError, match="sites"):
+        residues.run(tmp_path / "run", sites=str(sites))
     assert not (tmp_path / "run").exists()
-    with pytest.raises(InputError, match="site_records"):
-        residues.read_structure_inputs("toy", site_records=sites)
+    with pytest.raises(InputError, match="sites"):
+        residues.read_structure_inputs("toy", sites=sites)
 
 
 def test_stage_defaults_match_the_notebook():
@@ -302,16 +311,16 @@ def test_saved_model_run_records_its_checkpoint(quick_run, tmp_path):
     assert "training" not in record["results"]
 
 
-def test_site_metrics_come_from_the_site_records_parameter(quick_run, shared_data, tmp_path):
+def test_site_metrics_come_from_the_sites_parameter(quick_run, shared_data, tmp_path):
     checkpoint = str(RunDir(quick_run[0]).path("residue_network"))
     pdb = shared_data / "structures" / "pdb" / "1k6p.pdb"
     sites = shared_data / "structures" / "site_records.tsv"
     with pytest.raises(InputError, match=r"was trained on the toy universe.*toy_model=True"):  # not silently
-        residues.run(tmp_path, structures=str(pdb), checkpoint=checkpoint, site_records=str(sites), top_k=5)
+        residues.run(tmp_path, structures=str(pdb), checkpoint=checkpoint, sites=str(sites), top_k=5)
     with pytest.raises(InputError, match=r"checkpoint=None would train one on the toy universe"):
         residues.run(tmp_path, structures=str(pdb))
     assert not (tmp_path / "checkpoints").exists()  # refused before any training
-    result = residues.run(tmp_path, structures=str(pdb), checkpoint=checkpoint, site_records=str(sites), top_k=5,
+    result = residues.run(tmp_path, structures=str(pdb), checkpoint=checkpoint, sites=str(sites), top_k=5,
                           toy_model=True)
     assert result.results["model_trained_on"] == "toy" and "TOY-TRAINED MODEL" in result.results["caveat"]
     assert "TOY-TRAINED MODEL" in (tmp_path / "figures" / "residues_3d_1k6p.html").read_text()
@@ -357,7 +366,6 @@ def test_smallest_training_schedule_runs(tmp_path):
 def test_sites_from_the_files_own_records_and_ligand_contacts(tmp_path, shared_data):
     from protlab.curate.structures import read_structure
     from protlab.residues.file_sites import file_site_indices, ligand_contact_residues, site_record_residues
-    from protlab.residues.sites import load_site_records, site_indices
 
     def atom(serial, name, res, chain, num, x, y, z, het=False, element="C"):
         return (f"{'HETATM' if het else 'ATOM  '}{serial:5d} {name:<4} {res:>3} {chain}{num:4d}    "
@@ -372,10 +380,10 @@ def test_sites_from_the_files_own_records_and_ligand_contacts(tmp_path, shared_d
     small = [atom(50 + j, f"C{j}", "FRG", "B", 903, 3.8, -3.5 + 0.2 * j, 0, het=True) for j in range(3)]  # near 1
     (tmp_path / "mini.pdb").write_text("".join(lines + lig + gol + ion + small) + "END\n")
     mini = read_structure(tmp_path / "mini.pdb")
-    assert ligand_contact_residues(mini) == {"2", "3"} and file_site_indices(mini) == [1, 2]
+    assert ligand_contact_residues(mini) == {("A", "2"), ("A", "3")} and file_site_indices(mini) == [1, 2]
     # a real entry's SITE records are the ones the curated site table lists for it
     real = read_structure(shared_data / "structures" / "pdb" / "1k6p.pdb")
-    table = load_site_records(shared_data / "structures" / "site_records.tsv")
-    labels = real.residue_labels()
-    assert site_record_residues(real) == {labels[i] for i in site_indices(real, table)}
+    table = residues.read_site_table(shared_data / "structures" / "site_records.tsv")
+    keys = real.residue_keys()
+    assert site_record_residues(real) == {keys[i] for i in residues.site_residues(real, table)}
     assert len(ligand_contact_residues(read_structure(shared_data / "structures" / "pdb" / "1GBT.cif"))) == 14

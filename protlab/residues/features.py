@@ -1,0 +1,79 @@
+"""Residue graphs of many structures, cached on disk.
+
+:func:`featurize` turns structures into :class:`~protlab.residues.graph.ResidueGraph`\\ s,
+optionally with the pocket columns of :mod:`protlab.residues.pockets` (what a site model
+needs; pyKVFinder takes about a second per structure). With ``cache_dir`` each graph is saved
+as one ``.npz`` named by a hash of the file's bytes, the chains read and the feature
+settings, written atomically: a rerun, or another run on the same files, reads the graphs
+back instead of computing them, a killed run loses at most the structure in flight, and an
+edited file gets a new key. Generated structures (no file) are not cached.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from protlab.core.atomic import atomic_path
+from protlab.curate.records import Structure
+from protlab.residues.graph import ResidueGraph, build_graph, checked_esm
+from protlab.residues.pockets import N_POCKET_FEATURES, cavity_baseline, pocket_features
+
+log = logging.getLogger(__name__)
+FEATURE_VERSION = 1  # bump when node or pocket features change: old cache entries are then ignored
+_ARRAYS = ("aa", "feats", "ca", "frames")
+
+
+def graph_key(structure: Structure, *, pockets: bool) -> str | None:
+    """Cache key of a structure read from a file (None for generated structures)."""
+    if not structure.source or not Path(structure.source).is_file():
+        return None
+    digest = hashlib.sha256(Path(structure.source).read_bytes()).hexdigest()[:24]
+    settings = f"{structure.chain}|{len(structure)}|pockets={pockets}|v{FEATURE_VERSION}"
+    return f"{digest}-{hashlib.sha1(settings.encode()).hexdigest()[:12]}"
+
+
+def _load(path: Path, structure: Structure) -> ResidueGraph | None:
+    try:
+        with np.load(path) as z:
+            arrays = {k: z[k] for k in _ARRAYS}
+    except Exception as err:  # a damaged entry is computed again
+        log.warning("ignoring unreadable cache entry %s (%s)", path, err)
+        return None
+    return ResidueGraph(id=structure.id, **arrays)
+
+
+def _save(path: Path, graph: ResidueGraph) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **{k: getattr(graph, k) for k in _ARRAYS})
+
+
+def featurize(structures: Sequence[Structure], *, esm: dict | None = None, pockets: bool = False,
+              cache_dir: str | Path | None = None, progress: bool = False) -> list[ResidueGraph]:
+    """Residue graphs of ``structures`` (``esm``: optional id → (L, E) embeddings, added after
+    the cache; ``pockets``: append the pocket columns)."""
+    graphs = []
+    for s in tqdm(structures, desc="residue graphs", disable=not progress):
+        key = graph_key(s, pockets=pockets) if cache_dir is not None else None
+        path = Path(cache_dir) / f"{key}.npz" if key else None
+        graph = _load(path, s) if path is not None and path.is_file() else None
+        if graph is None:
+            graph = build_graph(s, extra=pocket_features(s)[0] if pockets else None)
+            if path is not None:
+                _save(path, graph)
+        if esm is not None:
+            graph = ResidueGraph(graph.id, graph.aa, graph.feats, graph.ca, graph.frames,
+                                 checked_esm(graph.id, esm[s.id], len(graph)))
+        graphs.append(graph)
+    return graphs
+
+
+def baseline_scores(graph: ResidueGraph) -> np.ndarray:
+    """The cavity-detection baseline of a graph built with pocket columns (its last ones)."""
+    return cavity_baseline(graph.feats[:, -N_POCKET_FEATURES:][:, -6:])

@@ -1,0 +1,92 @@
+"""Train the residue-clustering network to find functional sites, and measure it.
+
+Structures (every protein chain of each file, :func:`~protlab.curate.structures.read_complex`)
+with site residues from a table (:mod:`protlab.residues.site_table`) are split by sequence
+identity (whole identity clusters on one side; :func:`split_structures`), the network learns
+``task="residue"`` (a site probability per residue, binary cross-entropy) with pocket
+features (:mod:`protlab.residues.pockets`), and :func:`site_report` measures the held-out
+structures: precision@k with k = the site's size, beside the cavity-detection baseline
+(pyKVFinder, largest cavities first) and random picks.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from protlab.core.errors import InputError
+from protlab.curate.records import Structure
+from protlab.curate.split import split_by_identity
+from protlab.residues.features import baseline_scores, featurize
+from protlab.residues.graph import ResidueGraph
+from protlab.residues.training import TrainResult, train_residue_model
+
+log = logging.getLogger(__name__)
+TEST_FRACTION = 1 / 3
+SPLIT_IDENTITY = 0.3   # structures whose chains share ≥ 30 % identity stay on one side
+
+
+@dataclass
+class SiteData:
+    """Structures with known sites, their graphs (pocket columns included) and 0/1 site arrays."""
+
+    structures: list[Structure]
+    graphs: list[ResidueGraph]
+    sites: list[np.ndarray]                  # (L,) 0/1 per structure
+    split: list[str] = field(default_factory=list)  # "train" / "test" per structure
+
+    def part(self, name: str) -> list[int]:
+        return [i for i, s in enumerate(self.split) if s == name]
+
+
+def split_structures(structures: Sequence[Structure], *, test_fraction: float = TEST_FRACTION, seed: int = 0,
+                given: dict[str, str] | None = None) -> list[str]:
+    """"train" / "test" per structure: ``given`` (structure id, or ``PDBID-CHAIN``, → split) when
+    passed, else whole clusters at :data:`SPLIT_IDENTITY` sequence identity (MMseqs2), about
+    ``test_fraction`` tested."""
+    if given is not None:
+        lookup = {k.lower(): v for k, v in given.items()}
+        names = [next((lookup[n] for n in (s.id.lower(), f"{s.id.split('_')[0].split('-')[0]}-{s.chain}".lower())
+                       if n in lookup), None) for s in structures]
+        missing = [s.id for s, v in zip(structures, names) if v is None]
+        if missing:
+            raise InputError(f"the split list names no split for {len(missing)} structure(s), e.g. {missing[:5]}")
+        bad = sorted(set(names) - {"train", "test"})
+        if bad:
+            raise InputError(f"split values {bad}: use 'train' or 'test'")
+        return names
+    frame = pd.DataFrame({"id": [s.id for s in structures], "sequence": [s.sequence for s in structures]})
+    out = split_by_identity(frame, identity=SPLIT_IDENTITY, fractions=(1 - test_fraction, 0.0, test_fraction),
+                            seed=seed, stratify=None)
+    return ["test" if v == "test" else "train" for v in out["split"]]
+
+
+def site_data(structures: Sequence[Structure], sites: Sequence[Sequence[int]], *, cache_dir=None,
+              progress: bool = True) -> SiteData:
+    """Graphs with pocket columns and 0/1 site arrays of structures whose sites are known."""
+    graphs = featurize(structures, pockets=True, cache_dir=cache_dir, progress=progress)
+    arrays = []
+    for s, site in zip(structures, sites):
+        y = np.zeros(len(s), dtype=np.float32)
+        y[np.asarray(list(site), dtype=int)] = 1.0
+        arrays.append(y)
+    return SiteData(list(structures), graphs, arrays)
+
+
+def train_site_model(data: SiteData, *, epochs: int = 40, seed: int = 0, log_every: int = 0,
+                     **options) -> TrainResult:
+    """Train a ``task="residue"`` network on the ``train`` part of ``data``."""
+    train = data.part("train") if data.split else list(range(len(data.structures)))
+    if len(train) < 2:
+        raise InputError(f"{len(train)} structure(s) with known sites to train on: need at least 2")
+    return train_residue_model([data.structures[i] for i in train], [data.sites[i] for i in train],
+                               graphs=[data.graphs[i] for i in train], task="residue", pocket_features=True,
+                               epochs=epochs, seed=seed, log_every=log_every, length_buckets=True, **options)
+
+
+def cavity_baseline_scores(data: SiteData) -> dict[str, np.ndarray]:
+    """id → the cavity-detection baseline's residue scores (from the cached pocket columns)."""
+    return {s.id: baseline_scores(g) for s, g in zip(data.structures, data.graphs)}
