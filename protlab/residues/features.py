@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from protlab.core.atomic import atomic_path
 from protlab.curate.records import Structure
 from protlab.residues.graph import ResidueGraph, build_graph, checked_esm
-from protlab.residues.pockets import N_POCKET_FEATURES, cavity_baseline, pocket_features
+from protlab.residues.pockets import N_POCKET_FEATURES, cavity_baseline, pocket_context, pocket_features
 
 log = logging.getLogger(__name__)
 FEATURE_VERSION = 1  # bump when node or pocket features change: old cache entries are then ignored
@@ -57,7 +57,7 @@ def _save(path: Path, graph: ResidueGraph) -> None:
 def featurize(structures: Sequence[Structure], *, esm: dict | None = None, pockets: bool = False,
               cache_dir: str | Path | None = None, progress: bool = False) -> list[ResidueGraph]:
     """Residue graphs of ``structures`` (``esm``: optional id → (L, E) embeddings, added after
-    the cache; ``pockets``: append the pocket columns)."""
+    the cache; ``pockets``: append the pocket columns and their 10 Å neighbourhood means)."""
     graphs = []
     for s in tqdm(structures, desc="residue graphs", disable=not progress):
         key = graph_key(s, pockets=pockets) if cache_dir is not None else None
@@ -67,6 +67,10 @@ def featurize(structures: Sequence[Structure], *, esm: dict | None = None, pocke
             graph = build_graph(s, extra=pocket_features(s)[0] if pockets else None)
             if path is not None:
                 _save(path, graph)
+        if pockets:  # the pocket columns' neighbourhood means, computed from the cached columns
+            own = graph.feats[:, -N_POCKET_FEATURES:]
+            graph = ResidueGraph(graph.id, graph.aa, np.concatenate([graph.feats, pocket_context(graph.ca, own)], 1),
+                                 graph.ca, graph.frames)
         if esm is not None:
             graph = ResidueGraph(graph.id, graph.aa, graph.feats, graph.ca, graph.frames,
                                  checked_esm(graph.id, esm[s.id], len(graph)))
@@ -75,5 +79,6 @@ def featurize(structures: Sequence[Structure], *, esm: dict | None = None, pocke
 
 
 def baseline_scores(graph: ResidueGraph) -> np.ndarray:
-    """The cavity-detection baseline of a graph built with pocket columns (its last ones)."""
-    return cavity_baseline(graph.feats[:, -N_POCKET_FEATURES:][:, -6:])
+    """The cavity-detection baseline of a graph :func:`featurize` built with pocket columns."""
+    own = graph.feats[:, -2 * N_POCKET_FEATURES:-N_POCKET_FEATURES]
+    return cavity_baseline(own[:, -6:])

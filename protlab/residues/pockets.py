@@ -30,10 +30,11 @@ from protlab.residues.file_sites import WATER
 
 BURIAL_RADII = (6.0, 8.0, 10.0, 12.0, 16.0)
 HSE_RADIUS = 13.0
+CONTEXT_RADIUS = 10.0
 POCKET_FEATURES = tuple(f"atoms_within_{int(r)}A" for r in BURIAL_RADII) + (
     "half_sphere_exposure", "in_cavity", "cavity_log_volume", "cavity_max_depth", "cavity_mean_depth",
     "cavity_volume_rank", "cavities_lined")
-N_POCKET_FEATURES = len(POCKET_FEATURES)
+N_POCKET_FEATURES = len(POCKET_FEATURES)  # the model sees these and their 10 Å means (pocket_context)
 CAVITY_BASELINE = "cavity detection (pyKVFinder): residues lining the largest cavities first"
 
 
@@ -137,6 +138,13 @@ def pocket_features(structure: Structure) -> tuple[np.ndarray, np.ndarray]:
     cav = cavity_features(structure, find_cavities(structure, atoms=atoms))
     feats = np.concatenate([burial_features(structure, atoms=atoms), cav], axis=1)
     return feats, cavity_baseline(cav)
+
+
+def pocket_context(ca: np.ndarray, columns: np.ndarray, *, radius: float = CONTEXT_RADIUS) -> np.ndarray:
+    """(L, P) mean of the pocket columns over the residues within ``radius`` Å (Cα), the residue
+    included: whether a residue's neighbourhood is a pocket, not only the residue itself."""
+    near = cKDTree(np.asarray(ca, dtype=np.float64)).query_ball_point(np.asarray(ca, dtype=np.float64), radius)
+    return np.stack([columns[n].mean(axis=0) for n in near]).astype(np.float32)  # one small list per residue
 
 
 def cavity_baseline(cavity_columns: np.ndarray) -> np.ndarray:

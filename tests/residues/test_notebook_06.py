@@ -50,6 +50,11 @@ def test_toy_run_writes_the_stage_record(toy_run):
     assert record["results"]["n_structures"] == 2 and 0.0 <= record["results"]["precision_at_k"] <= 1.0
     executed = (toy_run / "executed" / "06_critical_residues.ipynb").read_text()
     assert "Traceback" not in executed and "iframe" in executed  # the inspector was drawn
+    assert f"epoch {TINY['epochs']}/{TINY['epochs']}" in executed  # training progress reaches papermill's log
+    outputs = [o for c in json.loads(executed)["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+    static = [o for o in outputs if "text/html" in o.get("data", {}) and "protlab-legend" in "".join(
+        o["data"]["text/html"]) and "application/vnd.jupyter.widget-view+json" not in o["data"]]
+    assert static  # a view that shows without widget state when the notebook is reopened
 
 
 def test_real_structure_with_saved_model(toy_run, shared_data, tmp_path):

@@ -293,7 +293,8 @@ def test_quick_toy_run_writes_its_record(quick_run):
     for key in ("precision_at_k", "random_precision_at_k", "baseline_precision_at_k"):
         assert 0.0 <= res[key] <= 1.0 and res[key] == result.metrics[key]
     assert res["training"]["epoch"] == QUICK["epochs"] == len(result.history)
-    assert set(result.figures) == {"importance"} and len(result.figures["importance"].data) >= 2
+    assert set(result.figures) == {"importance", "training"} and len(result.figures["importance"].data) >= 2
+    assert {"figures/residue_training.html", "residues/training.csv"} <= outputs  # the training curves
     assert result.inputs.source == "toy" and isinstance(result.model, ResidueClusterNet)
     table = pd.read_parquet(run.path("critical_residues"))
     assert set(table["id"]) == {ex.id for ex in result.explanations}
@@ -348,7 +349,7 @@ def test_command_line_help_lists_every_parameter():
     help_text = " ".join(proc.stdout.split())
     for p in STAGE.params:
         assert "--" + p.name.replace("_", "-") in help_text
-    assert "--site-records" in help_text and "default: 'occlusion'" in help_text and "--run-dir" in help_text
+    assert "--sites" in help_text and "--labels" in help_text and "default: 'occlusion'" in help_text and "--run-dir" in help_text
 
 
 def test_command_line_bad_value_exits_2_naming_it(tmp_path, capsys):
