@@ -24,7 +24,7 @@ from protlab.residues.graph import ResidueGraph, build_graph, checked_esm
 from protlab.residues.pockets import N_POCKET_FEATURES, cavity_baseline, pocket_context, pocket_features
 
 log = logging.getLogger(__name__)
-FEATURE_VERSION = 1  # bump when node or pocket features change: old cache entries are then ignored
+FEATURE_VERSION = 2  # bump when node or pocket features change: old cache entries are then ignored
 _ARRAYS = ("aa", "feats", "ca", "frames")
 
 
@@ -81,4 +81,4 @@ def featurize(structures: Sequence[Structure], *, esm: dict | None = None, pocke
 def baseline_scores(graph: ResidueGraph) -> np.ndarray:
     """The cavity-detection baseline of a graph :func:`featurize` built with pocket columns."""
     own = graph.feats[:, -2 * N_POCKET_FEATURES:-N_POCKET_FEATURES]
-    return cavity_baseline(own[:, -6:])
+    return cavity_baseline(own[:, -9:])

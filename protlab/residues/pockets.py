@@ -8,8 +8,10 @@ structure's file, every chain (a pocket between chains counts):
 * cavities found by pyKVFinder (grid 0.6 Å, probes 1.4 / 4.0 Å) among all atoms of the file
   but water, as pyKVFinder's own workflow reads it (cofactors left in a file shape its
   pockets; the burial counts use protein heavy atoms only): whether the residue lines
-  one, the volume, depth (max, mean) and volume rank of the largest cavity it lines, and how
-  many cavities it lines.
+  one, the volume, depth (max, mean) and volume rank of the largest cavity it lines, how
+  many cavities it lines, and how much cavity space lies within 4 Å of its heavy atoms (grid
+  points, and their largest and mean depth): residues that line a pocket's deep core, not
+  only its rim.
 
 :func:`cavity_scores` is the cavity-detection baseline: residues lining the largest cavity
 first, then the next-largest, and so on; residues lining none come last.
@@ -17,7 +19,7 @@ first, then the next-largest, and so on; residues lining none come last.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +33,11 @@ from protlab.residues.file_sites import WATER
 BURIAL_RADII = (6.0, 8.0, 10.0, 12.0, 16.0)
 HSE_RADIUS = 13.0
 CONTEXT_RADIUS = 10.0
+LINING = 4.0  # Å between a residue heavy atom and a cavity grid point it lines
 POCKET_FEATURES = tuple(f"atoms_within_{int(r)}A" for r in BURIAL_RADII) + (
     "half_sphere_exposure", "in_cavity", "cavity_log_volume", "cavity_max_depth", "cavity_mean_depth",
-    "cavity_volume_rank", "cavities_lined")
+    "cavity_volume_rank", "cavities_lined", "cavity_points_near", "cavity_points_max_depth",
+    "cavity_points_mean_depth")
 N_POCKET_FEATURES = len(POCKET_FEATURES)  # the model sees these and their 10 Å means (pocket_context)
 CAVITY_BASELINE = "cavity detection (pyKVFinder): residues lining the largest cavities first"
 
@@ -46,6 +50,8 @@ class Cavities:
     volume: dict[str, float]
     max_depth: dict[str, float]
     mean_depth: dict[str, float]
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))   # cavity grid points, Å
+    point_depth: np.ndarray = field(default_factory=lambda: np.zeros(0))   # their depth, Å
 
     def rank(self) -> dict[str, int]:
         """0 for the largest cavity, 1 for the next, …"""
@@ -89,7 +95,7 @@ def find_cavities(structure: Structure, *, step: float = 0.6, atoms=None) -> Cav
         if ncav == 0:
             return Cavities({}, {}, {}, {})
         _, volume, _ = pyKVFinder.spatial(grid, step=step, nthreads=1)
-        _, max_depth, mean_depth = pyKVFinder.depth(grid, step=step, nthreads=1)
+        depth_grid, max_depth, mean_depth = pyKVFinder.depth(grid, step=step, nthreads=1)
         residues = pyKVFinder.constitutional(grid, atomic, vertices, step=step, nthreads=1)
     finally:
         logging.disable(quiet)
@@ -97,19 +103,45 @@ def find_cavities(structure: Structure, *, step: float = 0.6, atoms=None) -> Cav
     for cavity, members in residues.items():
         for label, chain, _name in members:
             lining.setdefault((chain, label), []).append(cavity)
-    return Cavities(lining, dict(volume), dict(max_depth), dict(mean_depth))
+    index = np.argwhere(grid >= 2)  # cavity points; without a box the grid is axis-aligned from vertices[0]
+    points = vertices[0] + index * step
+    return Cavities(lining, dict(volume), dict(max_depth), dict(mean_depth), points,
+                    depth_grid[tuple(index.T)].astype(np.float64))
 
 
-def cavity_features(structure: Structure, cavities: Cavities) -> np.ndarray:
-    """(L, 6) cavity columns of :data:`POCKET_FEATURES` for ``structure``'s residues."""
+def cavity_features(structure: Structure, cavities: Cavities, *, atoms=None) -> np.ndarray:
+    """(L, 9) cavity columns of :data:`POCKET_FEATURES` for ``structure``'s residues (``atoms``:
+    the file's atoms when the caller has read them)."""
     rank = cavities.rank()
-    out = np.zeros((len(structure), 6), dtype=np.float32)
+    out = np.zeros((len(structure), 9), dtype=np.float32)
+    out[:, 6:] = _lining_points(structure, cavities, atoms)
     for i, key in enumerate(structure.residue_keys()):
         lined = cavities.lining.get(key)
         if lined:
             c = min(lined, key=rank.__getitem__)
-            out[i] = [1.0, np.log1p(cavities.volume[c]) / 7.0, cavities.max_depth[c] / 10.0,
-                      cavities.mean_depth[c] / 10.0, 1.0 / (1.0 + rank[c]), len(lined) / 3.0]
+            out[i, :6] = [1.0, np.log1p(cavities.volume[c]) / 7.0, cavities.max_depth[c] / 10.0,
+                          cavities.mean_depth[c] / 10.0, 1.0 / (1.0 + rank[c]), len(lined) / 3.0]
+    return out
+
+
+def _lining_points(structure: Structure, cavities: Cavities, atoms) -> np.ndarray:
+    """(L, 3): cavity points within :data:`LINING` Å of each residue's heavy atoms / 50, and
+    their largest and mean depth / 10."""
+    out = np.zeros((len(structure), 3))
+    if not len(cavities.points):
+        return out
+    heavy = _protein_heavy(_file_atoms(structure) if atoms is None else atoms)
+    index = {key: i for i, key in enumerate(structure.residue_keys())}
+    labels = np.char.add(heavy.res_id.astype(str), heavy.ins_code.astype(str))
+    residue = np.array([index.get(k, -1) for k in zip(heavy.chain_id.tolist(), labels.tolist())])
+    near = cKDTree(cavities.points).query_ball_point(heavy.coord, LINING)
+    hits: dict[int, set] = {}
+    for r, pts in zip(residue.tolist(), near):  # one small list per atom
+        if r >= 0 and pts:
+            hits.setdefault(r, set()).update(pts)
+    for r, pts in hits.items():
+        depth = cavities.point_depth[list(pts)]
+        out[r] = [len(pts) / 50.0, depth.max() / 10.0, depth.mean() / 10.0]
     return out
 
 
@@ -135,7 +167,7 @@ def burial_features(structure: Structure, *, atoms=None) -> np.ndarray:
 def pocket_features(structure: Structure) -> tuple[np.ndarray, np.ndarray]:
     """(L, N_POCKET_FEATURES) features and the (L,) cavity baseline scores."""
     atoms = _file_atoms(structure)
-    cav = cavity_features(structure, find_cavities(structure, atoms=atoms))
+    cav = cavity_features(structure, find_cavities(structure, atoms=atoms), atoms=atoms)
     feats = np.concatenate([burial_features(structure, atoms=atoms), cav], axis=1)
     return feats, cavity_baseline(cav)
 
@@ -155,4 +187,5 @@ def cavity_baseline(cavity_columns: np.ndarray) -> np.ndarray:
 
 def cavity_scores(structure: Structure) -> np.ndarray:
     """The cavity-detection baseline's score per residue (:data:`CAVITY_BASELINE`)."""
-    return cavity_baseline(cavity_features(structure, find_cavities(structure)))
+    atoms = _file_atoms(structure)
+    return cavity_baseline(cavity_features(structure, find_cavities(structure, atoms=atoms), atoms=atoms))
