@@ -42,19 +42,21 @@ def main(argv=None) -> None:
     parser.add_argument("--structures", type=Path, default=SHARED / "structures")
     parser.add_argument("--sites", type=Path, default=SHARED / "binding_sites_primary.tsv")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--cache-dir", type=Path, help="residue-graph cache (default: RUN_DIR/graph_cache)")
     parser.add_argument("--test-structures", type=Path, help="complexes never seen, measured with the saved model")
     parser.add_argument("--test-sites", type=Path, help="their site table")
     args = parser.parse_args(argv)
     rows = {}
+    cache = str(args.cache_dir or args.run_dir / "graph_cache")
     for seed in args.seeds:
         run_dir = args.run_dir / f"seed{seed}"
         rows[f"seed {seed}"] = measure(run_dir, structures=str(args.structures), sites=str(args.sites), seed=seed,
-                                       cache_dir=str(args.run_dir / "graph_cache"))
+                                       cache_dir=cache)
         print(json.dumps({f"seed {seed}": rows[f"seed {seed}"]}), flush=True)
         if args.test_structures is not None:
             rows[f"seed {seed} unseen"] = measure(
                 run_dir / "unseen", structures=str(args.test_structures), sites=str(args.test_sites),
-                checkpoint=str(run_dir / "checkpoints" / "residue_cluster.pt"), cache_dir=str(args.run_dir / "graph_cache"))
+                checkpoint=str(run_dir / "checkpoints" / "residue_cluster.pt"), cache_dir=cache)
             print(json.dumps({f"seed {seed} unseen": rows[f"seed {seed} unseen"]}), flush=True)
     held = [r for name, r in rows.items() if not name.endswith("unseen")]
     summary = {k: float(np.mean([r[k] for r in held])) for k in KEYS[:3]}

@@ -65,9 +65,10 @@ def split_structures(structures: Sequence[Structure], *, test_fraction: float = 
 
 
 def site_data(structures: Sequence[Structure], sites: Sequence[Sequence[int]], *, cache_dir=None,
-              progress: bool = True) -> SiteData:
-    """Graphs with pocket columns and 0/1 site arrays of structures whose sites are known."""
-    graphs = featurize(structures, pockets=True, cache_dir=cache_dir, progress=progress)
+              progress: bool = True, esm: dict | None = None) -> SiteData:
+    """Graphs with pocket columns (and ``esm`` per-residue embeddings when given) and 0/1 site
+    arrays of structures whose sites are known."""
+    graphs = featurize(structures, pockets=True, cache_dir=cache_dir, progress=progress, esm=esm)
     arrays = []
     for s, site in zip(structures, sites):
         y = np.zeros(len(s), dtype=np.float32)

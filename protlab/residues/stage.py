@@ -21,6 +21,7 @@ from typing import Sequence
 
 import logging
 
+import numpy as np
 import pandas as pd
 
 from protlab.core.atomic import atomic_write_csv, atomic_write_json, atomic_write_parquet
@@ -116,6 +117,9 @@ STAGE = Stage("residues", "06_critical_residues",
           high=0.9),
     Param("cache_dir", None, "where residue graphs are cached (None: the run directory's cache/residue_graphs)",
           "str", none=True),
+    Param("esm", None, "per-residue protein-language-model features for training on sites or labels: an ESM-2 "
+          "encoder as 02 takes it (a checkpoint path or model name; embeddings cached in the run directory); "
+          "None: structure features only (a saved model brings its own)", "str", none=True),
 ))
 NO_TOY_ON_REAL = ("real structures need a model trained on real data, and {what}: its residue scores say little "
                   "about real proteins. Pass sites=TABLE (known site residues: the network learns them), "
@@ -178,6 +182,10 @@ def _check(params: dict) -> None:
                                         or params["checkpoint"] is not None):
         raise InputError("split is used when training on sites or labels: give sites=TABLE or labels=TABLE with "
                          "checkpoint=None, or split=None")
+    if params["esm"] is not None and (params["structures"] == "toy" or params["checkpoint"] is not None
+                                      or (params["sites"] is None and params["labels"] is None)):
+        raise InputError(f"esm={params['esm']!r} adds per-residue embeddings when training on sites or labels of "
+                         "structure files (a checkpoint brings its own): use esm=None here")
     real = params["structures"] != "toy"
     if (real and params["checkpoint"] is None and params["sites"] is None and params["labels"] is None
             and not params["toy_model"]):
@@ -189,6 +197,20 @@ def _read_split(path: str) -> dict[str, str]:
     if not {"id", "split"} <= set(frame.columns):
         raise InputError(f"split={path!r}: needs columns id and split (train/test); found {list(frame.columns)}")
     return dict(zip(frame["id"], frame["split"].str.strip().str.lower()))
+
+
+def residue_embeddings(spec: str | None, structures, run_dir) -> dict | None:
+    """id → (L, E) per-residue embeddings of ``spec`` (an encoder as 02 names it), cached."""
+    if spec is None:
+        return None
+    from protlab.embed.encoders import get_encoder
+
+    encoder = get_encoder(spec)
+    if not getattr(encoder, "per_residue_supported", False):
+        raise InputError(f"esm={spec!r} gives no per-residue embeddings: name an ESM-2 checkpoint or model")
+    rows = encoder.embed([s.sequence for s in structures], per_residue=True, ids=[s.id for s in structures],
+                         cache_dir=RunDir(run_dir).path("embedding_cache"), progress=True)
+    return {s.id: np.asarray(r, dtype=np.float32) for s, r in zip(structures, rows)}
 
 
 def train_on_sites(run_dir: str | Path, params: dict, cache_dir: Path):
@@ -205,7 +227,8 @@ def train_on_sites(run_dir: str | Path, params: dict, cache_dir: Path):
     if unnamed:
         log.warning("%d structure(s) without a site in %s: not used for training or measuring", unnamed,
                     params["sites"])
-    data = site_data(known, [inputs.sites[s.id] for s in known], cache_dir=cache_dir)
+    data = site_data(known, [inputs.sites[s.id] for s in known], cache_dir=cache_dir,
+                     esm=residue_embeddings(params["esm"], known, run_dir))
     given = _read_split(params["split"]) if params["split"] is not None else None
     data.split = split_structures(known, test_fraction=params["test_fraction"], seed=params["seed"], given=given)
     result = train_site_model(data, epochs=params["epochs"], seed=params["seed"], hidden=params["hidden"],
@@ -213,7 +236,7 @@ def train_on_sites(run_dir: str | Path, params: dict, cache_dir: Path):
                               log_every=max(1, params["epochs"] // 10), progress=False)
     model = result.model
     test = data.part("test")
-    model.meta.update(trained_on="sites", sites=str(params["sites"]), history=result.history,
+    model.meta.update(trained_on="sites", sites=str(params["sites"]), history=result.history, esm=params["esm"],
                       trained=[data.structures[i].id for i in data.part("train")],
                       held_out=[data.structures[i].id for i in test])
     save_network(model, RunDir(run_dir).writable("residue_network"), **model.meta)
@@ -238,7 +261,8 @@ def train_on_labels(run_dir: str | Path, params: dict, cache_dir: Path):
     if len(train) < 2 or not test:
         raise InputError(f"{len(train)} training and {len(test)} test structures: need at least 2 and 1 "
                          "(more labelled structures, or another split)")
-    graphs = featurize(structures, cache_dir=cache_dir, progress=True)
+    graphs = featurize(structures, cache_dir=cache_dir, progress=True,
+                       esm=residue_embeddings(params["esm"], structures, run_dir))
     multi = table.multi_label
     result = train_residue_model([structures[i] for i in train], label_targets([labels[i] for i in train], multi),
                                  task="multi" if multi else "single", graphs=[graphs[i] for i in train],
@@ -246,7 +270,7 @@ def train_on_labels(run_dir: str | Path, params: dict, cache_dir: Path):
                                  batch_size=params["batch_size"], residue_dropout=params["residue_dropout"],
                                  log_every=max(1, params["epochs"] // 10), progress=False, length_buckets=True)
     model = result.model
-    model.meta.update(trained_on="labels", labels=str(params["labels"]), history=result.history,
+    model.meta.update(trained_on="labels", labels=str(params["labels"]), history=result.history, esm=params["esm"],
                       trained=[structures[i].id for i in train], held_out=[structures[i].id for i in test])
     save_network(model, RunDir(run_dir).writable("residue_network"), **model.meta)
     report = label_report(model, [graphs[i] for i in test], [labels[i] for i in test], [labels[i] for i in train])
@@ -258,18 +282,25 @@ def train_on_labels(run_dir: str | Path, params: dict, cache_dir: Path):
     return model, result.history, inputs, {structures[i].id: graphs[i] for i in test}, report
 
 
-def _explain_inputs(model, params: dict, cache_dir: Path):
-    """The structures a loaded or toy-trained model explains, with sites and baseline."""
+def _explain_inputs(model, params: dict, cache_dir: Path, run_dir):
+    """The structures a loaded or toy-trained model explains (graphs as it was trained: pocket
+    columns, its own per-residue embeddings), with sites and, for a site model, the baseline."""
     site_model = model.config.task == "residue"
     inputs = read_structure_inputs(params["structures"], chain=params["chain"], sites=params["sites"],
                                    complexes=site_model, **{k: params[k] for k in TOY})
     inputs = held_out(inputs, model)  # toy: only the proteins the model did not train on
+    spec = (getattr(model, "meta", None) or {}).get("esm")
+    if model.config.esm_dim and not spec:
+        raise InputError("this model was trained with per-residue embeddings but its checkpoint does not name the "
+                         "encoder; load it in Python and pass esm= to explain_structures")
+    if not site_model and not spec:
+        return inputs, None
+    graphs = featurize(inputs.structures, pockets=site_model, cache_dir=cache_dir,
+                       esm=residue_embeddings(spec, inputs.structures, run_dir))
     if site_model:  # graphs with pocket columns: the cavity baseline comes with them
-        graphs = featurize(inputs.structures, pockets=True, cache_dir=cache_dir)
         inputs.baseline = {s.id: baseline_scores(g) for s, g in zip(inputs.structures, graphs)}
         inputs.baseline_name = CAVITY_BASELINE
-        return inputs, {s.id: g for s, g in zip(inputs.structures, graphs)}
-    return inputs, None
+    return inputs, {s.id: g for s, g in zip(inputs.structures, graphs)}
 
 
 def run(run_dir: str | Path, **params) -> StageResult:
@@ -299,7 +330,7 @@ def run(run_dir: str | Path, **params) -> StageResult:
             if params["checkpoint"] is None:
                 record.wrote(run_.path("residue_network"))
             with record.timed("inputs"):
-                inputs, graphs = _explain_inputs(model, params, cache_dir)
+                inputs, graphs = _explain_inputs(model, params, cache_dir, run_dir)
         trained_on = (getattr(model, "meta", None) or {}).get("trained_on")
         if real and trained_on == "toy" and not params["toy_model"]:
             raise InputError(NO_TOY_ON_REAL.format(what=f"checkpoint={params['checkpoint']!r} was trained on the "

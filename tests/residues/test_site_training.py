@@ -225,3 +225,26 @@ def test_training_on_labels_of_real_structures(shared_data, tmp_path):
     residues.run(tmp_path / "multi", structures=str(folder), labels=str(multi), epochs=2, hidden=16, max_views=1)
     report = json.loads((tmp_path / "multi" / "label_metrics.json").read_text())
     assert report["task"] == "multi" and {"fmax", "aupr", "baseline_fmax", "baseline_aupr"} <= set(report)
+
+
+def test_esm_features_train_and_come_back_with_the_checkpoint(six_complexes, ligand_sites, tmp_path):
+    """A small ESM-2 checkpoint in the real format: per-residue embeddings join the node features,
+    are cached in the run directory, and a saved model embeds new structures with its own encoder."""
+    from protlab.esm.load import new_esm, save_esm
+
+    model, alphabet = new_esm({"num_layers": 1, "embed_dim": 16, "attention_heads": 2}, seed=0)
+    ckpt = save_esm(model, alphabet, tmp_path / "tiny_esm.pt")
+    sites = str(ligand_sites / "binding_sites_primary.tsv")
+    run = tmp_path / "run"
+    result = residues.run(run, structures=str(six_complexes), sites=sites, esm=str(ckpt), epochs=1, hidden=16,
+                          max_views=1, test_fraction=0.34)
+    assert result.model.config.esm_dim == 16 and result.model.meta["esm"] == str(ckpt)
+    assert any((run / "cache" / "embeddings").rglob("*.npz"))
+    one = sorted(six_complexes.glob("*.pdb"))[0]
+    again = residues.run(tmp_path / "again", structures=str(one), checkpoint=str(run / "checkpoints" /
+                                                                                 "residue_cluster.pt"))
+    assert len(again.explanations[0].importance) == len(read_complex(one))
+    with pytest.raises(InputError, match="esm=.*a checkpoint brings its own"):
+        residues.run(tmp_path / "x", structures=str(one), esm=str(ckpt),
+                     checkpoint=str(run / "checkpoints" / "residue_cluster.pt"))
+
