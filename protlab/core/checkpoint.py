@@ -11,6 +11,7 @@ kind                what                                              written by
 ``pretrain``        a ProtCLIP training state (resumable)             03
 ``scan``            a fitted SCAN clusterer                           04
 ``residue-cluster`` a residue-clustering network                      06
+``residue-train``   a residue-clustering training state (resumable)   06
 ==================  ===============================================  ==================
 
 Files written before the envelope (``"format": "protlab-esm2"`` etc.) are still read.
@@ -28,7 +29,7 @@ from protlab.core.version import __version__
 
 FORMAT = "protlab"
 VERSION = 1
-KINDS = ("esm2", "pretrain", "scan", "residue-cluster")
+KINDS = ("esm2", "pretrain", "scan", "residue-cluster", "residue-train")
 _LEGACY = {f"protlab-{kind}": kind for kind in KINDS}  # version 0: "format": "protlab-<kind>"
 _ENVELOPE_KEYS = ("format", "kind", "version", "protlab_version")
 

@@ -39,6 +39,7 @@ ARTIFACTS: dict[str, tuple[str, str]] = {
     "cluster_report": ("cluster_report.csv", "evaluate"),
     "residue_network": ("checkpoints/residue_cluster.pt", "residues"),
     "residue_graph_cache": ("cache/residue_graphs", "residues"),
+    "residue_training_state": ("checkpoints/residue_training_state.pt", "residues"),
     "residue_training": ("residues/training.csv", "residues"),
     "label_metrics": ("label_metrics.json", "residues"),
     "critical_residues": ("residues/critical_residues.parquet", "residues"),

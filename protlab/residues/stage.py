@@ -117,6 +117,7 @@ STAGE = Stage("residues", "06_critical_residues",
           high=0.9),
     Param("cache_dir", None, "where residue graphs are cached (None: the run directory's cache/residue_graphs)",
           "str", none=True),
+    Param("bf16", False, "bfloat16 autocast when training on sites or labels (GPU servers)", "bool"),
     Param("esm", None, "per-residue protein-language-model features for training on sites or labels: an ESM-2 "
           "encoder as 02 takes it (a checkpoint path or model name; embeddings cached in the run directory); "
           "None: structure features only (a saved model brings its own)", "str", none=True),
@@ -233,7 +234,8 @@ def train_on_sites(run_dir: str | Path, params: dict, cache_dir: Path):
     data.split = split_structures(known, test_fraction=params["test_fraction"], seed=params["seed"], given=given)
     result = train_site_model(data, epochs=params["epochs"], seed=params["seed"], hidden=params["hidden"],
                               batch_size=params["batch_size"], residue_dropout=params["residue_dropout"],
-                              log_every=max(1, params["epochs"] // 10), progress=False)
+                              log_every=max(1, params["epochs"] // 10), progress=False, bf16=params["bf16"],
+                              state_path=RunDir(run_dir).writable("residue_training_state"))
     model = result.model
     test = data.part("test")
     model.meta.update(trained_on="sites", sites=str(params["sites"]), history=result.history, esm=params["esm"],
@@ -268,7 +270,8 @@ def train_on_labels(run_dir: str | Path, params: dict, cache_dir: Path):
                                  task="multi" if multi else "single", graphs=[graphs[i] for i in train],
                                  epochs=params["epochs"], seed=params["seed"], hidden=params["hidden"],
                                  batch_size=params["batch_size"], residue_dropout=params["residue_dropout"],
-                                 log_every=max(1, params["epochs"] // 10), progress=False, length_buckets=True)
+                                 log_every=max(1, params["epochs"] // 10), progress=False, length_buckets=True,
+                                 bf16=params["bf16"], state_path=RunDir(run_dir).writable("residue_training_state"))
     model = result.model
     model.meta.update(trained_on="labels", labels=str(params["labels"]), history=result.history, esm=params["esm"],
                       trained=[structures[i].id for i in train], held_out=[structures[i].id for i in test])

@@ -1,27 +1,35 @@
-"""Train the residue-clustering network and measure it (accuracy, Fmax).
+"""Train the residue-clustering network and measure it (accuracy, Fmax, precision@k).
 
 :func:`train_residue_model` trains :class:`~protlab.residues.network.ResidueClusterNet` on
-structures with family labels (``task="single"``, cross-entropy) or multi-label annotations
-such as EC numbers (``task="multi"``, binary cross-entropy; Fmax reported), or fine-tunes a
-trained one on new classes (``init``). :func:`predict` gives class probabilities and
+structures with family labels (``task="single"``, cross-entropy), multi-label annotations
+such as EC numbers (``task="multi"``, binary cross-entropy; Fmax reported) or site residues
+(``task="residue"``, binary cross-entropy per residue; precision@k reported), or fine-tunes a
+trained one on new classes (``init``); bf16 autocast and resumable training states. :func:`predict` gives class probabilities and
 :func:`evaluate_network` the accuracy or Fmax of a network on labelled graphs.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from protlab.core.checkpoint import read_checkpoint, save_checkpoint
 from protlab.core.errors import InputError
 from protlab.core.runtime import pick_device, seed_everything
 from protlab.curate.records import Structure
 from protlab.residues.features import featurize
 from protlab.residues.graph import UNKNOWN_AA, ResidueGraph, collate
 from protlab.residues.network import ClusterConfig, ResidueClusterNet
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -99,7 +107,8 @@ def train_residue_model(structures: Sequence[Structure], labels: Sequence, *, ta
                         esm: dict | None = None, init: ResidueClusterNet | None = None,
                         residue_dropout: float = 0.0, progress: bool = True, pocket_features: bool = False,
                         cache_dir=None, graphs: Sequence[ResidueGraph] | None = None,
-                        log_every: int = 0, length_buckets: bool = False, **config) -> TrainResult:
+                        log_every: int = 0, length_buckets: bool = False, bf16: bool = False,
+                        state_path=None, **config) -> TrainResult:
     """Train (or fine-tune ``init``) on structures with labels; returns the model and history.
 
     ``residue_dropout`` hides that fraction of residue types (as ``X``) in each training
@@ -113,6 +122,10 @@ def train_residue_model(structures: Sequence[Structure], labels: Sequence, *, ta
     columns to the node features; graphs are cached in ``cache_dir`` (or passed as
     ``graphs``). ``log_every`` > 0 prints a line every that many epochs (papermill's log).
     ``length_buckets`` batches proteins of similar length together (:func:`length_batches`).
+    ``bf16`` runs forward and loss under bfloat16 autocast (GPU servers). With ``state_path``
+    the training state (model, optimiser, schedule, history, random generators) is saved
+    after every epoch; a rerun with the same data and settings resumes after the last saved
+    epoch, with the same result as an uninterrupted run. The file is removed when training ends.
     """
     if len(structures) != len(labels):
         raise InputError(f"{len(structures)} structures but {len(labels)} labels")
@@ -143,7 +156,11 @@ def train_residue_model(structures: Sequence[Structure], labels: Sequence, *, ta
     steps = epochs * math.ceil(len(train_idx) / batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
     history = []
-    for epoch in tqdm(range(epochs), desc="train residue clustering", disable=not progress):
+    signature = _signature(structures, task, epochs, batch_size, lr, weight_decay, seed, val_fraction,
+                           residue_dropout, length_buckets, model.config.to_dict())
+    start = _resume(state_path, signature, model, opt, sched, rng, history)
+    for epoch in tqdm(range(start, epochs), desc="train residue clustering", disable=not progress,
+                      initial=start, total=epochs):
         model.train()
         total = 0.0
         parts = (length_batches([len(graphs[i]) for i in train_idx], batch_size, rng) if length_buckets
@@ -154,7 +171,9 @@ def train_residue_model(structures: Sequence[Structure], labels: Sequence, *, ta
             if residue_dropout:
                 hide = torch.rand(batch.aa.shape, device=device) < residue_dropout
                 batch.aa = batch.aa.masked_fill(hide, UNKNOWN_AA)
-            loss = model.loss(model(batch), _batch_targets(y, sel, task, batch.mask.shape[1]).to(device))
+            with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(batch)
+            loss = model.loss(logits.float(), _batch_targets(y, sel, task, batch.mask.shape[1]).to(device))
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -173,9 +192,44 @@ def train_residue_model(structures: Sequence[Structure], labels: Sequence, *, ta
         if log_every and ((epoch + 1) % log_every == 0 or epoch == epochs - 1):
             print(f"epoch {epoch + 1}/{epochs}  " + "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"),
                   flush=True)
+        if state_path is not None:
+            _save_state(state_path, signature, epoch + 1, model, opt, sched, rng, history)
+    if state_path is not None:
+        Path(state_path).unlink(missing_ok=True)
     model.eval()
     model.meta = {"held_out": [structures[i].id for i in sorted(val_idx)]}  # read by inputs.held_out()
     return TrainResult(model=model.cpu(), history=history, classes=list(classes))
+
+
+def _signature(structures, *settings) -> str:
+    """What a saved training state must match to be resumed: the data and every setting."""
+    text = repr(([(s.id, s.chain, len(s)) for s in structures], settings))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _save_state(path, signature: str, epoch: int, model, opt, sched, rng, history) -> None:
+    save_checkpoint(path, "residue-train", {
+        "signature": signature, "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(), "history": history, "numpy_rng": json.dumps(rng.bit_generator.state),
+        "torch_rng": torch.get_rng_state(), "torch_seed": torch.initial_seed()})
+
+
+def _resume(path, signature: str, model, opt, sched, rng, history) -> int:
+    """Load a saved training state into the given objects; returns the epoch to start from."""
+    if path is None or not Path(path).is_file():
+        return 0
+    state = read_checkpoint(path, "residue-train")
+    if state.get("signature") != signature:
+        log.warning("%s holds a training state of other data or settings: starting afresh", path)
+        return 0
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    rng.bit_generator.state = json.loads(state["numpy_rng"])
+    torch.set_rng_state(state["torch_rng"])
+    history.extend(state["history"])
+    log.info("resuming residue-clustering training after epoch %d (%s)", state["epoch"], path)
+    return int(state["epoch"])
 
 
 @torch.no_grad()

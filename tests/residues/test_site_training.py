@@ -17,6 +17,7 @@ from protlab.residues.graph import collate
 from protlab.residues.label_model import label_report, micro_aupr
 from protlab.residues.label_table import read_label_table, read_split_lists
 from protlab.residues.network import ClusterConfig, ResidueClusterNet
+from protlab.residues.site_model import site_data, train_site_model
 from protlab.residues.training import length_batches
 
 
@@ -247,4 +248,44 @@ def test_esm_features_train_and_come_back_with_the_checkpoint(six_complexes, lig
     with pytest.raises(InputError, match="esm=.*a checkpoint brings its own"):
         residues.run(tmp_path / "x", structures=str(one), esm=str(ckpt),
                      checkpoint=str(run / "checkpoints" / "residue_cluster.pt"))
+
+
+def test_a_killed_training_resumes_to_the_same_model(tmp_path, monkeypatch):
+    """The state saved after each epoch: a run killed after epoch 2 of 3 and started again ends
+    with the weights and history of an uninterrupted run; bf16 autocast trains too."""
+    import protlab.residues.training as training
+
+    inputs = residues.toy_inputs(n_families=2, members_per_family=4, length_range=(50, 60))
+    labels = [inputs.labels[s.id] for s in inputs.structures]
+    options = dict(epochs=3, hidden=16, batch_size=4, progress=False, seed=3, residue_dropout=0.1)
+    whole = residues.train_residue_model(inputs.structures, labels, **options)
+    state = tmp_path / "state.pt"
+    save = training._save_state
+
+    def killed_after_two(path, signature, epoch, *rest):
+        save(path, signature, epoch, *rest)
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_save_state", killed_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        residues.train_residue_model(inputs.structures, labels, state_path=state, **options)
+    assert state.is_file()
+    monkeypatch.setattr(training, "_save_state", save)
+    resumed = residues.train_residue_model(inputs.structures, labels, state_path=state, **options)
+    assert not state.is_file() and resumed.history == whole.history
+    for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    bf16 = residues.train_residue_model(inputs.structures, labels, bf16=True, **{**options, "epochs": 1})
+    assert np.isfinite(bf16.history[-1]["loss"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_site_training_on_the_gpu_in_bf16(six_complexes, ligand_sites):
+    structures = [read_complex(p) for p in sorted(six_complexes.glob("*.pdb"))]
+    table = residues.read_site_table(ligand_sites / "binding_sites_primary.tsv")
+    data = site_data(structures, [residues.site_residues(s, table) for s in structures], progress=False)
+    result = train_site_model(data, epochs=2, hidden=32, device="cuda", bf16=True)
+    assert np.isfinite(result.history[-1]["loss"]) and next(result.model.parameters()).device.type == "cpu"
 
