@@ -75,7 +75,8 @@ def featurisation(files: list[Path], n: int) -> tuple[dict, list]:
 
 def training(graphs: list, *, batch_size: int, device: str, sample: int) -> dict:
     torch.manual_seed(0)
-    model = ResidueClusterNet(ClusterConfig(n_classes=1, task="residue", n_features=graphs[0].feats.shape[1])).to(device)
+    n_features = graphs[0].feats.shape[1]
+    model = ResidueClusterNet(ClusterConfig(n_classes=1, task="residue", n_features=n_features)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
     targets = {id(g): (rng.random(len(g)) < 0.05).astype(np.float32) for g in graphs}

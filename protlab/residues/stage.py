@@ -81,7 +81,9 @@ STAGE = Stage("residues", "06_critical_residues",
     Param("chain", None, "chain id for a single file (None: the first protein chain)", "str", none=True),
     Param("checkpoint", None, "a saved residue-clustering model; None: train on the toy universe", "str",
           none=True, check=existing_file),
-    Param("epochs", 60, "training epochs (when checkpoint is None)", "int", low=1),
+    Param("epochs", None, "training epochs when checkpoint is None (None: 60 on the toy universe, 30 on sites or "
+          "labels of structure files, where longer training overfits a few hundred structures)", "int", low=1,
+          none=True),
     Param("n_families", 8, "toy families (classes)", "int", low=2),
     Param("members_per_family", 50, "toy proteins per family", "int", low=1),
     Param("families_per_superfamily", 8, "toy families sharing one fold; they differ only in the combination "
@@ -127,6 +129,7 @@ NO_TOY_ON_REAL = ("real structures need a model trained on real data, and {what}
                   "checkpoint=PATH (a residue-clustering model trained on labelled structures), or toy_model=True "
                   "to look at them with the toy-trained model anyway (the views then say so)")
 TOY_CAVEAT = "TOY-TRAINED MODEL: these scores are not evidence about this real protein"
+TOY_EPOCHS, REAL_EPOCHS = 60, 30
 TRAINING = ("epochs", "n_families", "members_per_family", "families_per_superfamily", "val_fraction",
             "length_range", "hidden", "batch_size", "residue_dropout", "seed")
 TOY = ("n_families", "members_per_family", "length_range", "families_per_superfamily", "seed")
@@ -311,6 +314,10 @@ def run(run_dir: str | Path, **params) -> StageResult:
     _check(params)
     real = params["structures"] != "toy"
     record = StageRecord(STAGE, run_dir, params)
+    on_files = real and (params["sites"] is not None or params["labels"] is not None) and params["checkpoint"] is None
+    if params["epochs"] is None:
+        params = {**params, "epochs": REAL_EPOCHS if on_files else TOY_EPOCHS}
+        record.results["epochs"] = params["epochs"]
     run_ = RunDir(run_dir)
     cache_dir = Path(params["cache_dir"]) if params["cache_dir"] else run_.path("residue_graph_cache")
     _read_inputs(record, params)

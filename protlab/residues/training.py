@@ -4,8 +4,9 @@
 structures with family labels (``task="single"``, cross-entropy), multi-label annotations
 such as EC numbers (``task="multi"``, binary cross-entropy; Fmax reported) or site residues
 (``task="residue"``, binary cross-entropy per residue; precision@k reported), or fine-tunes a
-trained one on new classes (``init``); bf16 autocast and resumable training states. :func:`predict` gives class probabilities and
-:func:`evaluate_network` the accuracy or Fmax of a network on labelled graphs.
+trained one on new classes (``init``); bf16 autocast and resumable training states.
+:func:`predict` gives class (or site) probabilities and :func:`evaluate_network` the accuracy,
+Fmax or precision@k of a network on labelled graphs.
 """
 from __future__ import annotations
 
