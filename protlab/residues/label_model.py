@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from sklearn.metrics import average_precision_score
 
 from protlab.core.errors import InputError, ProtlabError
 from protlab.curate.records import Structure
@@ -103,8 +104,6 @@ def label_report(model, graphs, labels: Sequence[list[str]], train_labels: Seque
 def micro_aupr(probs: np.ndarray, targets: np.ndarray) -> float:
     """Micro-averaged area under the precision–recall curve (DeepFRI's AUPR), labels seen in
     training only; NaN without any positive."""
-    from sklearn.metrics import average_precision_score
-
     targets = np.asarray(targets) > 0.5
     if not targets.any():
         return float("nan")

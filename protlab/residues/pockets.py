@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyKVFinder
 from scipy.spatial import cKDTree
 
 from protlab.core.errors import InputError
@@ -74,10 +75,6 @@ def _protein_heavy(atoms):
 def find_cavities(structure: Structure, *, step: float = 0.6, atoms=None) -> Cavities:
     """pyKVFinder cavities of ``structure``'s file, water left out (``atoms``: those atoms when
     the caller has read them)."""
-    try:
-        import pyKVFinder
-    except ImportError as err:  # pragma: no cover - a dependency
-        raise InputError("pocket features need pyKVFinder: pip install pyKVFinder") from err
     atoms = _file_atoms(structure) if atoms is None else atoms
     vdw = pyKVFinder.read_vdw()
     generic = vdw["GEN"]

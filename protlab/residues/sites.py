@@ -18,21 +18,9 @@ import pandas as pd
 
 from protlab.core.errors import InputError
 from protlab.residues.explain import Explanation
+from protlab.residues.precision import precision_at_k, random_precision_at_k
 
 CONSERVATION = "sequence conservation (1 - column entropy / log 20, family alignment)"
-
-
-def precision_at_k(scores: np.ndarray, site: Sequence[int], k: int) -> float:
-    """Fraction of the k highest-scoring residues that are in ``site``."""
-    if k < 1:
-        raise InputError(f"k={k}: must be >= 1")
-    top = np.argsort(-np.asarray(scores, dtype=float), kind="stable")[:k]
-    return float(np.isin(top, np.asarray(list(site), dtype=int)).mean())
-
-
-def random_precision_at_k(length: int, site: Sequence[int], k: int) -> float:
-    """Expected precision@k of k residues drawn at random: |site| / L."""
-    return len(set(site)) / float(length)
 
 
 def conservation_scores(sequences: Sequence[str], families: Sequence, *,

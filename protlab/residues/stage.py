@@ -30,6 +30,7 @@ from protlab.core.rundir import RunDir
 from protlab.core.runtime import seed_everything, torch_threads
 from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, existing_file
 from protlab.curate.toy import MAX_SUPERFAMILY
+from protlab.embed.encoders import get_encoder
 from protlab.plot.export import save_figure
 from protlab.plot.training import training_figure
 from protlab.plot.view3d import export_view, importance_figure, view_stem
@@ -207,8 +208,6 @@ def residue_embeddings(spec: str | None, structures, run_dir) -> dict | None:
     """id → (L, E) per-residue embeddings of ``spec`` (an encoder as 02 names it), cached."""
     if spec is None:
         return None
-    from protlab.embed.encoders import get_encoder
-
     encoder = get_encoder(spec)
     if not getattr(encoder, "per_residue_supported", False):
         raise InputError(f"esm={spec!r} gives no per-residue embeddings: name an ESM-2 checkpoint or model")

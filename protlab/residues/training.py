@@ -29,6 +29,7 @@ from protlab.curate.records import Structure
 from protlab.residues.features import featurize
 from protlab.residues.graph import UNKNOWN_AA, ResidueGraph, collate
 from protlab.residues.network import ClusterConfig, ResidueClusterNet
+from protlab.residues.precision import precision_at_k
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +259,6 @@ def evaluate_network(model: ResidueClusterNet, graphs: Sequence[ResidueGraph], y
         return {}
     probs = predict(model, graphs, device=device)
     if model.config.task == "residue":
-        from protlab.residues.sites import precision_at_k
-
         scores = [precision_at_k(p.numpy(), np.flatnonzero(t), int(t.sum())) for p, t in zip(probs, y) if t.sum()]
         return {"precision_at_k": float(np.mean(scores))} if scores else {}
     if model.config.task == "single":
