@@ -19,7 +19,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from protlab.core.atomic import atomic_path
+from protlab.core.errors import InputError
 from protlab.curate.records import Structure
+from protlab.embed.encoders import get_encoder
 from protlab.residues.graph import ResidueGraph, build_graph, checked_esm
 from protlab.residues.pockets import N_POCKET_FEATURES, cavity_baseline, pocket_context, pocket_features
 
@@ -82,3 +84,16 @@ def baseline_scores(graph: ResidueGraph) -> np.ndarray:
     """The cavity-detection baseline of a graph :func:`featurize` built with pocket columns."""
     own = graph.feats[:, -2 * N_POCKET_FEATURES:-N_POCKET_FEATURES]
     return cavity_baseline(own[:, -9:])
+
+
+def residue_embeddings(spec: str | None, structures: Sequence[Structure], cache_dir) -> dict | None:
+    """id → (L, E) per-residue embeddings of ``spec`` (an encoder as 02 names it: an ESM-2
+    checkpoint or model), cached in ``cache_dir``; None without a spec."""
+    if spec is None:
+        return None
+    encoder = get_encoder(spec)
+    if not getattr(encoder, "per_residue_supported", False):
+        raise InputError(f"esm={spec!r} gives no per-residue embeddings: name an ESM-2 checkpoint or model")
+    rows = encoder.embed([s.sequence for s in structures], per_residue=True, ids=[s.id for s in structures],
+                         cache_dir=cache_dir, progress=True)
+    return {s.id: np.asarray(r, dtype=np.float32) for s, r in zip(structures, rows)}

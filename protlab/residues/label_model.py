@@ -18,11 +18,17 @@ import torch
 from sklearn.metrics import average_precision_score
 
 from protlab.core.errors import InputError, ProtlabError
+from protlab.core.rundir import RunDir
 from protlab.curate.records import Structure
 from protlab.curate.structures import read_structure, structure_id, structure_paths
+from protlab.residues.features import featurize, residue_embeddings
+from protlab.residues.file_sites import file_site_indices
 from protlab.residues.graph import check_structure
-from protlab.residues.label_table import LabelTable
-from protlab.residues.training import fmax, predict
+from protlab.residues.inputs import ResidueInputs
+from protlab.residues.label_table import LabelTable, read_label_table
+from protlab.residues.network import save_network
+from protlab.residues.site_model import read_split_table, split_structures
+from protlab.residues.training import fmax, predict, train_residue_model
 
 log = logging.getLogger(__name__)
 
@@ -117,3 +123,39 @@ def predicted_labels(model, graphs) -> list[str]:
     if model.config.task == "single":
         return [names[i] for i in probs.argmax(1).tolist()]
     return [";".join(names[j] for j in torch.nonzero(row >= 0.5).flatten().tolist()) for row in probs]
+
+
+def train_on_labels(run_dir: str | Path, params: dict, cache_dir: Path):
+    """06 on labels: learn the structures' protein-level labels on a training part, save the
+    model; returns (model, history, inputs, graphs by id, report): the inputs are the held-out
+    structures (sites from their files), the report their accuracy or Fmax/AUPR beside the
+    trivial baseline."""
+    table = read_label_table(params["labels"])
+    structures, labels, skipped = labelled_structures(params["structures"], table, chain=params["chain"])
+    given = read_split_table(params["split"]) if params["split"] is not None else None
+    split = split_structures(structures, test_fraction=params["test_fraction"], seed=params["seed"], given=given)
+    train = [i for i, v in enumerate(split) if v == "train"]
+    test = [i for i, v in enumerate(split) if v == "test"]
+    if len(train) < 2 or not test:
+        raise InputError(f"{len(train)} training and {len(test)} test structures: need at least 2 and 1 "
+                         "(more labelled structures, or another split)")
+    graphs = featurize(structures, cache_dir=cache_dir, progress=True,
+                       esm=residue_embeddings(params["esm"], structures, RunDir(run_dir).path("embedding_cache")))
+    multi = table.multi_label
+    result = train_residue_model([structures[i] for i in train], label_targets([labels[i] for i in train], multi),
+                                 task="multi" if multi else "single", graphs=[graphs[i] for i in train],
+                                 epochs=params["epochs"], seed=params["seed"], hidden=params["hidden"],
+                                 batch_size=params["batch_size"], residue_dropout=params["residue_dropout"],
+                                 log_every=max(1, params["epochs"] // 10), progress=False, length_buckets=True,
+                                 bf16=params["bf16"], state_path=RunDir(run_dir).writable("residue_training_state"))
+    model = result.model
+    model.meta.update(trained_on="labels", labels=str(params["labels"]), history=result.history, esm=params["esm"],
+                      trained=[structures[i].id for i in train], held_out=[structures[i].id for i in test])
+    save_network(model, RunDir(run_dir).writable("residue_network"), **model.meta)
+    report = label_report(model, [graphs[i] for i in test], [labels[i] for i in test], [labels[i] for i in train])
+    report.update(n_train=len(train), classes=len(model.config.class_names), skipped=len(skipped))
+    held = [structures[i] for i in test]
+    sites = {s.id: idx for s in held if (idx := file_site_indices(s))}
+    inputs = ResidueInputs(structures=held, sites=sites, labels={structures[i].id: ";".join(labels[i]) for i in test},
+                           source=str(params["structures"]), skipped=skipped)
+    return model, result.history, inputs, {structures[i].id: graphs[i] for i in test}, report

@@ -12,16 +12,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from protlab.core.errors import InputError
+from protlab.core.rundir import RunDir
 from protlab.curate.records import Structure
 from protlab.curate.split import split_by_identity
-from protlab.residues.features import baseline_scores, featurize
+from protlab.residues.features import baseline_scores, featurize, residue_embeddings
 from protlab.residues.graph import ResidueGraph
+from protlab.residues.inputs import ResidueInputs, read_structure_inputs
+from protlab.residues.network import save_network
+from protlab.residues.pockets import CAVITY_BASELINE
 from protlab.residues.training import TrainResult, train_residue_model
 
 log = logging.getLogger(__name__)
@@ -91,3 +96,47 @@ def train_site_model(data: SiteData, *, epochs: int = 40, seed: int = 0, log_eve
 def cavity_baseline_scores(data: SiteData) -> dict[str, np.ndarray]:
     """id → the cavity-detection baseline's residue scores (from the cached pocket columns)."""
     return {s.id: baseline_scores(g) for s, g in zip(data.structures, data.graphs)}
+
+
+def read_split_table(path: str | Path) -> dict[str, str]:
+    """``{structure id or PDBID-CHAIN: "train" | "test"}`` from a TSV with columns id, split."""
+    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    if not {"id", "split"} <= set(frame.columns):
+        raise InputError(f"split={path!r}: needs columns id and split (train/test); found {list(frame.columns)}")
+    return dict(zip(frame["id"], frame["split"].str.strip().str.lower()))
+
+
+def train_on_sites(run_dir: str | Path, params: dict, cache_dir: Path):
+    """06 on sites: read every chain of the structures, learn their known sites on a training
+    part, save the model; returns (model, history, inputs, graphs by id): the inputs are the
+    held-out structures with their sites and the cavity baseline."""
+    inputs = read_structure_inputs(params["structures"], sites=params["sites"], complexes=True)
+    known = [s for s in inputs.structures if s.id in inputs.sites]
+    if len(known) < 3:
+        raise InputError(f"sites={params['sites']!r} names site residues of {len(known)} of the "
+                         f"{len(inputs.structures)} structures; training needs at least 3 (the table's pdb_id/file "
+                         "and chain columns must name the structures' files and chains)")
+    unnamed = len(inputs.structures) - len(known)
+    if unnamed:
+        log.warning("%d structure(s) without a site in %s: not used for training or measuring", unnamed,
+                    params["sites"])
+    data = site_data(known, [inputs.sites[s.id] for s in known], cache_dir=cache_dir,
+                     esm=residue_embeddings(params["esm"], known, RunDir(run_dir).path("embedding_cache")))
+    given = read_split_table(params["split"]) if params["split"] is not None else None
+    data.split = split_structures(known, test_fraction=params["test_fraction"], seed=params["seed"], given=given)
+    result = train_site_model(data, epochs=params["epochs"], seed=params["seed"], hidden=params["hidden"],
+                              batch_size=params["batch_size"], residue_dropout=params["residue_dropout"],
+                              log_every=max(1, params["epochs"] // 10), progress=False, bf16=params["bf16"],
+                              state_path=RunDir(run_dir).writable("residue_training_state"))
+    model = result.model
+    test = data.part("test")
+    model.meta.update(trained_on="sites", sites=str(params["sites"]), history=result.history, esm=params["esm"],
+                      trained=[data.structures[i].id for i in data.part("train")],
+                      held_out=[data.structures[i].id for i in test])
+    save_network(model, RunDir(run_dir).writable("residue_network"), **model.meta)
+    baseline = cavity_baseline_scores(data)
+    held = [data.structures[i] for i in test]
+    tested = ResidueInputs(structures=held, sites={s.id: inputs.sites[s.id] for s in held},
+                           baseline={s.id: baseline[s.id] for s in held}, source=inputs.source,
+                           skipped=inputs.skipped, baseline_name=CAVITY_BASELINE)
+    return model, result.history, tested, {i: data.graphs[k] for k, i in enumerate([s.id for s in known])}

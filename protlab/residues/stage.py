@@ -19,9 +19,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import logging
-
-import numpy as np
 import pandas as pd
 
 from protlab.core.atomic import atomic_write_csv, atomic_write_json, atomic_write_parquet
@@ -30,24 +27,17 @@ from protlab.core.rundir import RunDir
 from protlab.core.runtime import seed_everything, torch_threads
 from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, existing_file
 from protlab.curate.toy import MAX_SUPERFAMILY
-from protlab.embed.encoders import get_encoder
 from protlab.plot.export import save_figure
 from protlab.plot.training import training_figure
 from protlab.plot.view3d import export_view, importance_figure, view_stem
 from protlab.residues.explain import Explanation, explain_structures, residue_tables
-from protlab.residues.features import baseline_scores, featurize
-from protlab.residues.file_sites import file_site_indices
+from protlab.residues.features import baseline_scores, featurize, residue_embeddings
 from protlab.residues.inputs import ResidueInputs, get_model, held_out, read_structure_inputs
-from protlab.residues.label_model import label_report, label_targets, labelled_structures
-from protlab.residues.label_table import read_label_table
-from protlab.residues.network import SCORES, save_network
+from protlab.residues.label_model import train_on_labels
+from protlab.residues.network import SCORES
 from protlab.residues.pockets import CAVITY_BASELINE
-from protlab.residues.site_model import cavity_baseline_scores, site_data, split_structures, train_site_model
+from protlab.residues.site_model import train_on_sites
 from protlab.residues.sites import site_summary
-from protlab.residues.training import train_residue_model
-
-log = logging.getLogger(__name__)
-
 
 
 def _structures(value):
@@ -197,96 +187,6 @@ def _check(params: dict) -> None:
         raise InputError(NO_TOY_ON_REAL.format(what="checkpoint=None would train one on the toy universe"))
 
 
-def _read_split(path: str) -> dict[str, str]:
-    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    if not {"id", "split"} <= set(frame.columns):
-        raise InputError(f"split={path!r}: needs columns id and split (train/test); found {list(frame.columns)}")
-    return dict(zip(frame["id"], frame["split"].str.strip().str.lower()))
-
-
-def residue_embeddings(spec: str | None, structures, run_dir) -> dict | None:
-    """id → (L, E) per-residue embeddings of ``spec`` (an encoder as 02 names it), cached."""
-    if spec is None:
-        return None
-    encoder = get_encoder(spec)
-    if not getattr(encoder, "per_residue_supported", False):
-        raise InputError(f"esm={spec!r} gives no per-residue embeddings: name an ESM-2 checkpoint or model")
-    rows = encoder.embed([s.sequence for s in structures], per_residue=True, ids=[s.id for s in structures],
-                         cache_dir=RunDir(run_dir).path("embedding_cache"), progress=True)
-    return {s.id: np.asarray(r, dtype=np.float32) for s, r in zip(structures, rows)}
-
-
-def train_on_sites(run_dir: str | Path, params: dict, cache_dir: Path):
-    """Read every chain of the structures, learn their known sites on a training part, and
-    return (model, history, inputs): the inputs are the held-out structures with their sites
-    and the cavity baseline."""
-    inputs = read_structure_inputs(params["structures"], sites=params["sites"], complexes=True)
-    known = [s for s in inputs.structures if s.id in inputs.sites]
-    if len(known) < 3:
-        raise InputError(f"sites={params['sites']!r} names site residues of {len(known)} of the "
-                         f"{len(inputs.structures)} structures; training needs at least 3 (the table's pdb_id/file "
-                         "and chain columns must name the structures' files and chains)")
-    unnamed = len(inputs.structures) - len(known)
-    if unnamed:
-        log.warning("%d structure(s) without a site in %s: not used for training or measuring", unnamed,
-                    params["sites"])
-    data = site_data(known, [inputs.sites[s.id] for s in known], cache_dir=cache_dir,
-                     esm=residue_embeddings(params["esm"], known, run_dir))
-    given = _read_split(params["split"]) if params["split"] is not None else None
-    data.split = split_structures(known, test_fraction=params["test_fraction"], seed=params["seed"], given=given)
-    result = train_site_model(data, epochs=params["epochs"], seed=params["seed"], hidden=params["hidden"],
-                              batch_size=params["batch_size"], residue_dropout=params["residue_dropout"],
-                              log_every=max(1, params["epochs"] // 10), progress=False, bf16=params["bf16"],
-                              state_path=RunDir(run_dir).writable("residue_training_state"))
-    model = result.model
-    test = data.part("test")
-    model.meta.update(trained_on="sites", sites=str(params["sites"]), history=result.history, esm=params["esm"],
-                      trained=[data.structures[i].id for i in data.part("train")],
-                      held_out=[data.structures[i].id for i in test])
-    save_network(model, RunDir(run_dir).writable("residue_network"), **model.meta)
-    baseline = cavity_baseline_scores(data)
-    held = [data.structures[i] for i in test]
-    tested = ResidueInputs(structures=held, sites={s.id: inputs.sites[s.id] for s in held},
-                           baseline={s.id: baseline[s.id] for s in held}, source=inputs.source,
-                           skipped=inputs.skipped, baseline_name=CAVITY_BASELINE)
-    return model, result.history, tested, {i: data.graphs[k] for k, i in enumerate([s.id for s in known])}
-
-
-def train_on_labels(run_dir: str | Path, params: dict, cache_dir: Path):
-    """Learn the structures' protein-level labels on a training part; return (model, history,
-    inputs, graphs, report): the inputs are the held-out structures (sites from their files),
-    the report their accuracy or Fmax/AUPR beside the trivial baseline."""
-    table = read_label_table(params["labels"])
-    structures, labels, skipped = labelled_structures(params["structures"], table, chain=params["chain"])
-    given = _read_split(params["split"]) if params["split"] is not None else None
-    split = split_structures(structures, test_fraction=params["test_fraction"], seed=params["seed"], given=given)
-    train = [i for i, v in enumerate(split) if v == "train"]
-    test = [i for i, v in enumerate(split) if v == "test"]
-    if len(train) < 2 or not test:
-        raise InputError(f"{len(train)} training and {len(test)} test structures: need at least 2 and 1 "
-                         "(more labelled structures, or another split)")
-    graphs = featurize(structures, cache_dir=cache_dir, progress=True,
-                       esm=residue_embeddings(params["esm"], structures, run_dir))
-    multi = table.multi_label
-    result = train_residue_model([structures[i] for i in train], label_targets([labels[i] for i in train], multi),
-                                 task="multi" if multi else "single", graphs=[graphs[i] for i in train],
-                                 epochs=params["epochs"], seed=params["seed"], hidden=params["hidden"],
-                                 batch_size=params["batch_size"], residue_dropout=params["residue_dropout"],
-                                 log_every=max(1, params["epochs"] // 10), progress=False, length_buckets=True,
-                                 bf16=params["bf16"], state_path=RunDir(run_dir).writable("residue_training_state"))
-    model = result.model
-    model.meta.update(trained_on="labels", labels=str(params["labels"]), history=result.history, esm=params["esm"],
-                      trained=[structures[i].id for i in train], held_out=[structures[i].id for i in test])
-    save_network(model, RunDir(run_dir).writable("residue_network"), **model.meta)
-    report = label_report(model, [graphs[i] for i in test], [labels[i] for i in test], [labels[i] for i in train])
-    report.update(n_train=len(train), classes=len(model.config.class_names), skipped=len(skipped))
-    held = [structures[i] for i in test]
-    sites = {s.id: idx for s in held if (idx := file_site_indices(s))}
-    inputs = ResidueInputs(structures=held, sites=sites, labels={structures[i].id: ";".join(labels[i]) for i in test},
-                           source=str(params["structures"]), skipped=skipped)
-    return model, result.history, inputs, {structures[i].id: graphs[i] for i in test}, report
-
-
 def _explain_inputs(model, params: dict, cache_dir: Path, run_dir):
     """The structures a loaded or toy-trained model explains (graphs as it was trained: pocket
     columns, its own per-residue embeddings), with sites and, for a site model, the baseline."""
@@ -301,7 +201,7 @@ def _explain_inputs(model, params: dict, cache_dir: Path, run_dir):
     if not site_model and not spec:
         return inputs, None
     graphs = featurize(inputs.structures, pockets=site_model, cache_dir=cache_dir,
-                       esm=residue_embeddings(spec, inputs.structures, run_dir))
+                       esm=residue_embeddings(spec, inputs.structures, RunDir(run_dir).path("embedding_cache")))
     if site_model:  # graphs with pocket columns: the cavity baseline comes with them
         inputs.baseline = {s.id: baseline_scores(g) for s, g in zip(inputs.structures, graphs)}
         inputs.baseline_name = CAVITY_BASELINE
