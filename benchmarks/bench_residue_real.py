@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from protlab.core.errors import ProtlabError
 from protlab.curate.structures import read_complex, structure_paths
 from protlab.residues.features import featurize
-from protlab.residues.graph import build_graph, collate
+from protlab.residues.graph import build_graph, check_structure, collate
 from protlab.residues.network import ClusterConfig, ResidueClusterNet, forward_per_protein
 from protlab.residues.pockets import pocket_features
 from protlab.residues.training import length_batches
@@ -34,11 +35,17 @@ from protlab.residues.training import length_batches
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "structures"
 
 
-def real_files() -> list[Path]:
-    files = []
+def real_files() -> tuple[list[Path], list[str]]:
+    """The shared structure files with a protein chain, and those without (e.g. RNA)."""
+    files, skipped = [], []
     for folder in ("ligand_sites/structures", "pdb", "pfam_domains"):
-        files += structure_paths(SHARED / folder)
-    return files
+        for path in structure_paths(SHARED / folder):
+            try:
+                check_structure(read_complex(path))
+                files.append(path)
+            except ProtlabError:
+                skipped.append(path.name)
+    return files, skipped
 
 
 def featurisation(files: list[Path], n: int) -> tuple[dict, list]:
@@ -135,7 +142,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    feats, graphs = featurisation(real_files(), args.n)
+    files, skipped = real_files()
+    feats, graphs = featurisation(files, args.n)
+    feats["files without a protein chain (not used)"] = skipped
     print(json.dumps({"featurisation": feats}, indent=1), flush=True)
     print(json.dumps({"training": training(graphs, batch_size=args.batch, device=args.device,
                                            sample=args.sample)}, indent=1))

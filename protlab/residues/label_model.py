@@ -33,12 +33,6 @@ from protlab.residues.training import fmax, predict, train_residue_model
 log = logging.getLogger(__name__)
 
 
-def chain_name(structure: Structure) -> str:
-    """``PDBID-CHAIN`` as DeepFRI names a chain (file stem up to the first ``_`` or ``-``)."""
-    stem = structure.id.split("_")[0].split("-")[0]
-    return f"{stem.upper()}-{structure.chain}"
-
-
 def _keys(path: Path) -> list[str]:
     stem = structure_id(path).lower()
     return list(dict.fromkeys([stem, stem.split("_")[0].split("-")[0][:4]]))

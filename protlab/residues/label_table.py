@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from protlab.core.errors import InputError
+from protlab.curate.records import Structure
 from protlab.curate.structures import structure_id
 
 STRUCTURE_COLUMNS = ("structure", "file", "id", "pdb_id")
@@ -93,6 +94,12 @@ def read_label_table(path: str | Path) -> LabelTable:
                          "labels": labels})
     vocabulary = list(dict.fromkeys(v for x in rows["labels"] for v in x))
     return LabelTable(rows, vocabulary, str(path))
+
+
+def chain_name(structure: Structure) -> str:
+    """``PDBID-CHAIN`` as DeepFRI names a chain (file stem up to the first ``_`` or ``-``)."""
+    stem = structure.id.split("_")[0].split("-")[0]
+    return f"{stem.upper()}-{structure.chain}"
 
 
 def read_split_lists(paths: dict[str, str | Path]) -> dict[tuple[str, str], str]:

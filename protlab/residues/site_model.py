@@ -4,9 +4,10 @@ Structures (every protein chain of each file, :func:`~protlab.curate.structures.
 with site residues from a table (:mod:`protlab.residues.site_table`) are split by sequence
 identity (whole identity clusters on one side; :func:`split_structures`), the network learns
 ``task="residue"`` (a site probability per residue, binary cross-entropy) with pocket
-features (:mod:`protlab.residues.pockets`), and :func:`site_report` measures the held-out
-structures: precision@k with k = the site's size, beside the cavity-detection baseline
-(pyKVFinder, largest cavities first) and random picks.
+features (:mod:`protlab.residues.pockets`); :func:`train_on_sites` does all of this for
+stage 06, whose site metrics then measure the held-out structures: precision@k with k = the
+site's size, beside the cavity-detection baseline (pyKVFinder, largest cavities first) and
+random picks.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from protlab.curate.split import split_by_identity
 from protlab.residues.features import baseline_scores, featurize, residue_embeddings
 from protlab.residues.graph import ResidueGraph
 from protlab.residues.inputs import ResidueInputs, read_structure_inputs
+from protlab.residues.label_table import chain_name
 from protlab.residues.network import save_network
 from protlab.residues.pockets import CAVITY_BASELINE
 from protlab.residues.training import TrainResult, train_residue_model
@@ -48,14 +50,14 @@ class SiteData:
 
 
 def split_structures(structures: Sequence[Structure], *, test_fraction: float = TEST_FRACTION, seed: int = 0,
-                given: dict[str, str] | None = None) -> list[str]:
+                     given: dict[str, str] | None = None) -> list[str]:
     """"train" / "test" per structure: ``given`` (structure id, or ``PDBID-CHAIN``, → split) when
     passed, else whole clusters at :data:`SPLIT_IDENTITY` sequence identity (MMseqs2), about
     ``test_fraction`` tested."""
     if given is not None:
         lookup = {k.lower(): v for k, v in given.items()}
-        names = [next((lookup[n] for n in (s.id.lower(), f"{s.id.split('_')[0].split('-')[0]}-{s.chain}".lower())
-                       if n in lookup), None) for s in structures]
+        names = [next((lookup[n] for n in (s.id.lower(), chain_name(s).lower()) if n in lookup), None)
+                 for s in structures]
         missing = [s.id for s, v in zip(structures, names) if v is None]
         if missing:
             raise InputError(f"the split list names no split for {len(missing)} structure(s), e.g. {missing[:5]}")
