@@ -25,6 +25,7 @@ optionally ``.gz``), parsed by biotite.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -40,6 +41,7 @@ from protlab.curate.textio import _format_from_content, open_text
 STRUCTURE_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif")
 _BACKBONE = frozenset(("N", "CA", "C", "O", "OXT"))
 _HYDROGENS = frozenset(("H", "D"))
+PDB_ID = re.compile(r"[0-9][A-Za-z0-9]{3}")
 
 
 def read_structure(path: str | Path, *, chain: str | None = None, model: int = 1) -> Structure:
@@ -118,6 +120,13 @@ def structure_id(path: str | Path) -> str:
     if name.lower().endswith(".gz"):
         name = name[:-3]
     return Path(name).stem
+
+
+def pdb_id(name: str) -> str:
+    """The PDB id a structure's name holds (the first 4-character token starting with a digit,
+    e.g. ``PF00013_1WVN_A`` → ``1WVN``), else its first token."""
+    tokens = [t for t in re.split(r"[_\-.]", name) if t]
+    return next((t for t in tokens if PDB_ID.fullmatch(t)), tokens[0] if tokens else name)
 
 
 def _is_structure_file(path: Path) -> bool:

@@ -20,7 +20,7 @@ from sklearn.metrics import average_precision_score
 from protlab.core.errors import InputError, ProtlabError
 from protlab.core.rundir import RunDir
 from protlab.curate.records import Structure
-from protlab.curate.structures import read_structure, structure_id, structure_paths
+from protlab.curate.structures import pdb_id, read_structure, structure_id, structure_paths
 from protlab.residues.features import featurize, residue_embeddings
 from protlab.residues.file_sites import file_site_indices
 from protlab.residues.graph import check_structure
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 def _keys(path: Path) -> list[str]:
     stem = structure_id(path).lower()
-    return list(dict.fromkeys([stem, stem.split("_")[0].split("-")[0][:4]]))
+    return list(dict.fromkeys([stem, pdb_id(stem).lower()]))
 
 
 def labelled_structures(source, table: LabelTable, *, chain: str | None = None
@@ -126,8 +126,9 @@ def train_on_labels(run_dir: str | Path, params: dict, cache_dir: Path):
     trivial baseline."""
     table = read_label_table(params["labels"])
     structures, labels, skipped = labelled_structures(params["structures"], table, chain=params["chain"])
-    given = read_split_table(params["split"]) if params["split"] is not None else None
-    split = split_structures(structures, test_fraction=params["test_fraction"], seed=params["seed"], given=given)
+    given, otherwise = read_split_table(params["split"]) if params["split"] is not None else (None, None)
+    split = split_structures(structures, test_fraction=params["test_fraction"], seed=params["seed"], given=given,
+                             otherwise=otherwise)
     train = [i for i, v in enumerate(split) if v == "train"]
     test = [i for i, v in enumerate(split) if v == "test"]
     if len(train) < 2 or not test:

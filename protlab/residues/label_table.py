@@ -21,7 +21,7 @@ import pandas as pd
 
 from protlab.core.errors import InputError
 from protlab.curate.records import Structure
-from protlab.curate.structures import structure_id
+from protlab.curate.structures import pdb_id, structure_id
 
 STRUCTURE_COLUMNS = ("structure", "file", "id", "pdb_id")
 LABEL_COLUMNS = ("labels", "label")
@@ -97,9 +97,8 @@ def read_label_table(path: str | Path) -> LabelTable:
 
 
 def chain_name(structure: Structure) -> str:
-    """``PDBID-CHAIN`` as DeepFRI names a chain (file stem up to the first ``_`` or ``-``)."""
-    stem = structure.id.split("_")[0].split("-")[0]
-    return f"{stem.upper()}-{structure.chain}"
+    """``PDBID-CHAIN`` as DeepFRI names a chain."""
+    return f"{pdb_id(structure.id).upper()}-{structure.chain}"
 
 
 def read_split_lists(paths: dict[str, str | Path]) -> dict[tuple[str, str], str]:

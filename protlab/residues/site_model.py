@@ -50,13 +50,13 @@ class SiteData:
 
 
 def split_structures(structures: Sequence[Structure], *, test_fraction: float = TEST_FRACTION, seed: int = 0,
-                     given: dict[str, str] | None = None) -> list[str]:
+                     given: dict[str, str] | None = None, otherwise: str | None = None) -> list[str]:
     """"train" / "test" per structure: ``given`` (structure id, or ``PDBID-CHAIN``, → split) when
-    passed, else whole clusters at :data:`SPLIT_IDENTITY` sequence identity (MMseqs2), about
-    ``test_fraction`` tested."""
+    passed (structures it does not name get ``otherwise``, an error when None), else whole
+    clusters at :data:`SPLIT_IDENTITY` sequence identity (MMseqs2), about ``test_fraction`` tested."""
     if given is not None:
         lookup = {k.lower(): v for k, v in given.items()}
-        names = [next((lookup[n] for n in (s.id.lower(), chain_name(s).lower()) if n in lookup), None)
+        names = [next((lookup[n] for n in (s.id.lower(), chain_name(s).lower()) if n in lookup), otherwise)
                  for s in structures]
         missing = [s.id for s, v in zip(structures, names) if v is None]
         if missing:
@@ -100,12 +100,21 @@ def cavity_baseline_scores(data: SiteData) -> dict[str, np.ndarray]:
     return {s.id: baseline_scores(g) for s, g in zip(data.structures, data.graphs)}
 
 
-def read_split_table(path: str | Path) -> dict[str, str]:
-    """``{structure id or PDBID-CHAIN: "train" | "test"}`` from a TSV with columns id, split."""
-    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    if not {"id", "split"} <= set(frame.columns):
-        raise InputError(f"split={path!r}: needs columns id and split (train/test); found {list(frame.columns)}")
-    return dict(zip(frame["id"], frame["split"].str.strip().str.lower()))
+def read_split_table(path: str | Path) -> tuple[dict[str, str], str | None]:
+    """(``{structure id or PDBID-CHAIN: "train" | "test"}``, the split of structures it does not
+    name): a TSV with columns id and split names every structure (None), a plain list of ids,
+    one per line (e.g. DeepFRI's ``*_valid.txt`` / ``*_test.txt``), names the test part and the
+    rest is trained on ("train")."""
+    lines = Path(path).read_text().splitlines()
+    if lines and lines[0].split("\t")[:2] == ["id", "split"]:
+        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        return dict(zip(frame["id"], frame["split"].str.strip().str.lower())), None
+    ids = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    bad = [i for i in ids if "\t" in i or " " in i]
+    if bad or not ids:
+        raise InputError(f"split={str(path)!r}: give a TSV with columns id and split (train/test), or a list of test "
+                         f"ids, one per line" + (f"; line {lines.index(bad[0]) + 1} is {bad[0]!r}" if bad else ""))
+    return {i: "test" for i in ids}, "train"
 
 
 def train_on_sites(run_dir: str | Path, params: dict, cache_dir: Path):
@@ -124,8 +133,9 @@ def train_on_sites(run_dir: str | Path, params: dict, cache_dir: Path):
                     params["sites"])
     data = site_data(known, [inputs.sites[s.id] for s in known], cache_dir=cache_dir,
                      esm=residue_embeddings(params["esm"], known, RunDir(run_dir).path("embedding_cache")))
-    given = read_split_table(params["split"]) if params["split"] is not None else None
-    data.split = split_structures(known, test_fraction=params["test_fraction"], seed=params["seed"], given=given)
+    given, otherwise = read_split_table(params["split"]) if params["split"] is not None else (None, None)
+    data.split = split_structures(known, test_fraction=params["test_fraction"], seed=params["seed"], given=given,
+                                  otherwise=otherwise)
     result = train_site_model(data, epochs=params["epochs"], seed=params["seed"], hidden=params["hidden"],
                               batch_size=params["batch_size"], residue_dropout=params["residue_dropout"],
                               log_every=max(1, params["epochs"] // 10), progress=False, bf16=params["bf16"],

@@ -19,7 +19,7 @@ import pandas as pd
 from protlab.core.alphabet import MODIFIED_THREE, STANDARD_THREE
 from protlab.core.errors import InputError
 from protlab.curate.records import Structure
-from protlab.curate.structures import structure_id
+from protlab.curate.structures import pdb_id, structure_id
 
 # (structure columns, chain, number, insertion code): first match wins
 FORMATS = {
@@ -71,11 +71,11 @@ def read_site_table(path: str | Path) -> SiteTable:
 
 def site_residues(structure: Structure, table: SiteTable) -> list[int] | None:
     """0-based indices of ``structure``'s residues in ``table``; None when the table does not
-    name the structure (by file name, or by the PDB id its name starts with)."""
+    name the structure (by file name, or by the PDB id its name holds)."""
     names = [structure.id.lower()]
     if structure.source:
         names.append(_key(structure.source))
-    names.append(structure.id.lower().split("_")[0][:4])
+    names.append(pdb_id(structure.id).lower())
     for name in names:
         if name in table:
             wanted = table[name]

@@ -103,9 +103,9 @@ STAGE = Stage("residues", "06_critical_residues",
           "optional chain, label or labels separated by ; or ,), or a DeepFRI annotation file as it is. With no "
           "checkpoint the network learns them (cross-entropy, or binary cross-entropy with several labels) and is "
           "measured on the held-out part", "str", none=True, check=existing_file),
-    Param("split", None, "TSV with columns id (structure id or PDBID-CHAIN) and split (train/test) for training on "
-          "sites or labels; None: whole 30 %-identity clusters, test_fraction of the structures tested", "str",
-          none=True, check=existing_file),
+    Param("split", None, "for training on sites or labels: a TSV with columns id (structure id or PDBID-CHAIN) and "
+          "split (train/test), or a list of the test ids, one per line (e.g. DeepFRI's split lists); None: whole "
+          "30 %-identity clusters, test_fraction of the structures tested", "str", none=True, check=existing_file),
     Param("test_fraction", 0.33, "structures held out to measure a site model (split=None)", "float", low=0.05,
           high=0.9),
     Param("cache_dir", None, "where residue graphs are cached (None: the run directory's cache/residue_graphs)",

@@ -349,7 +349,8 @@ def test_command_line_help_lists_every_parameter():
     help_text = " ".join(proc.stdout.split())
     for p in STAGE.params:
         assert "--" + p.name.replace("_", "-") in help_text
-    assert "--sites" in help_text and "--labels" in help_text and "default: 'occlusion'" in help_text and "--run-dir" in help_text
+    assert "--sites" in help_text and "--labels" in help_text
+    assert "default: 'occlusion'" in help_text and "--run-dir" in help_text
 
 
 def test_command_line_bad_value_exits_2_naming_it(tmp_path, capsys):

@@ -214,10 +214,13 @@ def test_training_on_labels_of_real_structures(shared_data, tmp_path):
     single = tmp_path / "families.tsv"
     single.write_text("file\tchain\tlabel\n" + "".join(f"{f.name}\t{f.stem.split('_')[2]}\t{f.stem[:7]}\n"
                                                        for f in files))
+    tested = tmp_path / "test_chains.txt"  # a split list as DeepFRI writes them: the test chains, PDBID-CHAIN
+    tested.write_text("".join(f"{f.stem.split('_')[1]}-{f.stem.split('_')[2]}\n" for f in files[:5]))
     result = residues.run(tmp_path / "single", structures=str(folder), labels=str(single), epochs=2, hidden=16,
-                          max_views=1, test_fraction=0.3)
+                          max_views=1, split=str(tested))
     report = json.loads((tmp_path / "single" / "label_metrics.json").read_text())
-    assert report["task"] == "single" and report["n_test"] >= 1 and report["n_train"] + report["n_test"] == len(files)
+    assert report["task"] == "single" and report["n_test"] == 5 and report["n_train"] == len(files) - 5
+    assert sorted(ex.id for ex in result.explanations) == sorted(f.stem for f in files[:5])
     assert 0 <= report["accuracy"] <= 1 and 0 <= report["baseline_accuracy"] <= 1
     assert result.results["model_trained_on"] == "labels" and result.label_metrics == report
     multi = tmp_path / "two.tsv"
