@@ -1,19 +1,21 @@
 """3D inspection of critical residues: py3Dmol views, standalone HTML, ipywidgets.
 
 * :func:`build_view` draws one :class:`~protlab.residues.explain.Explanation` with py3Dmol:
-  cartoon coloured by residue importance (grey → yellow → red), the best clusters that
-  survive at a chosen iteration as sticks + spheres in distinct colours, and labels on
-  the top-k residues.
-* :func:`view_html` / :func:`export_view` make a standalone HTML page with 3Dmol.js
-  inlined (:func:`view_stem` names a protein's page among the run's figures) (``python -m protlab.plot.assets`` installs it; without it the page falls back to
-  the CDN, which needs internet, and a warning says so).
-* :func:`inspect` is the notebook widget: protein selector, iteration slider, top-k
-  slider and a residue table that follows the selection.
+  cartoon coloured by residue importance (a site model's site probability; grey → yellow →
+  red), the best clusters that survive at a chosen iteration as sticks + spheres in distinct
+  colours, and labels on the top-k residues (:func:`residue_table` lists exactly those).
+* :func:`view_html` / :func:`export_view` make a standalone HTML page with its colour key and
+  3Dmol.js inlined (``python -m protlab.plot.assets`` installs it; without it the page falls
+  back to the CDN, which needs internet, and a warning says so); :func:`view_stem` names a
+  protein's page among the run's figures.
+* :func:`inspect` is the notebook widget: protein and chain selectors, iteration and top-k
+  sliders and the residue table, ranked 1..k, that follows the selection;
+  :func:`static_views` gives the same views as plain HTML, which an executed notebook keeps.
 * :func:`importance_figure` is the plotly summary (importance along the sequence).
 
-Structures read from a file are drawn with all their atoms (biotite, model 1, every
-explained chain: all protein chains of a complex); generated ones (toy) have Cα + side-chain centroid pseudo-atoms only
-and are drawn as a Cα trace.
+Structures read from a file are drawn with all their atoms (biotite, model 1, every explained
+chain: all protein chains of a complex); generated ones (toy) have Cα + side-chain centroid
+pseudo-atoms only and are drawn as a Cα trace.
 """
 from __future__ import annotations
 
@@ -189,7 +191,7 @@ def legend_html(explanation, *, iteration: int | None = None, n_clusters: int = 
     swatches = " ".join(f"<span style='display:inline-block;width:11px;height:11px;background:{c};"
                         f"margin:0 2px 0 8px'></span>{i + 1}" for i, c in enumerate(CLUSTER_COLOURS[:drawn]))
     return (f"<div class='protlab-legend' style='margin:4px 6px;font-size:12px;line-height:1.6'>"
-            f"<b>cartoon</b>: residue importance, low "
+            f"<b>cartoon</b>: {'site probability' if explanation.classes == ['site'] else 'residue importance'}, low "
             f"<span style='display:inline-block;width:120px;height:10px;vertical-align:middle;"
             f"background:linear-gradient(to right, {ramp})'></span> high"
             f" &nbsp; <b>sticks</b>: the {drawn} best clusters surviving at iteration {iteration + 1} of {T}"
@@ -223,7 +225,8 @@ def view_stem(protein_id: str, *, prefix: str = "residues_3d_") -> str:
     return prefix + "".join(c if c.isalnum() or c in "-_." else "_" for c in str(protein_id))
 
 
-def export_views(explanations: Sequence, directory: str | Path, *, prefix: str = "residues_3d_", **options) -> list[Path]:
+def export_views(explanations: Sequence, directory: str | Path, *, prefix: str = "residues_3d_",
+                 **options) -> list[Path]:
     """One standalone HTML view per protein, ``directory/<prefix><id>.html``."""
     directory = Path(directory)
     return [export_view(ex, directory / f"{view_stem(ex.id, prefix=prefix)}.html", **options) for ex in explanations]

@@ -23,7 +23,8 @@ from protlab.residues.training import batches
 
 @dataclass
 class Explanation:
-    """One protein's critical residues (``importance`` in [0, 1], max 1) and surviving clusters."""
+    """One protein's critical residues and surviving clusters: ``importance`` in [0, 1] (max 1
+    per protein; a site model's site probability itself) and the clusters of every iteration."""
 
     structure: Structure
     importance: np.ndarray        # (L,)
