@@ -76,7 +76,7 @@ def main(argv=None):
         structures, labels = pfam_domain_inputs(args.structures / "pfam_domains")
         fit3 = train_residue_model(structures, labels, epochs=20, init=fit.model, seed=args.seed,
                                    progress=False, batch_size=4)
-        real = read_structure_inputs(args.structures / "pdb", site_records=site_records)
+        real = read_structure_inputs(args.structures / "pdb", sites=site_records)
         real.structures = [s for s in real.structures if s.id in real.sites]
         for name, model in (("SITE records, toy model", fit.model), ("SITE records, Pfam fine-tuned", fit3.model)):
             measure(name, model, real, rows)
