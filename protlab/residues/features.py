@@ -23,7 +23,8 @@ from protlab.core.errors import InputError
 from protlab.curate.records import Structure
 from protlab.embed.encoders import get_encoder
 from protlab.residues.graph import ResidueGraph, build_graph, checked_esm
-from protlab.residues.pockets import N_POCKET_FEATURES, cavity_baseline, pocket_context, pocket_features
+from protlab.residues.pockets import (N_CAVITY_COLUMNS, N_POCKET_FEATURES, cavity_baseline, pocket_context,
+                                     pocket_features)
 
 log = logging.getLogger(__name__)
 FEATURE_VERSION = 2  # bump when node or pocket features change: old cache entries are then ignored
@@ -83,7 +84,7 @@ def featurize(structures: Sequence[Structure], *, esm: dict | None = None, pocke
 def baseline_scores(graph: ResidueGraph) -> np.ndarray:
     """The cavity-detection baseline of a graph :func:`featurize` built with pocket columns."""
     own = graph.feats[:, -2 * N_POCKET_FEATURES:-N_POCKET_FEATURES]
-    return cavity_baseline(own[:, -9:])
+    return cavity_baseline(own[:, -N_CAVITY_COLUMNS:])
 
 
 def residue_embeddings(spec: str | None, structures: Sequence[Structure], cache_dir) -> dict | None:

@@ -40,6 +40,7 @@ POCKET_FEATURES = tuple(f"atoms_within_{int(r)}A" for r in BURIAL_RADII) + (
     "cavity_volume_rank", "cavities_lined", "cavity_points_near", "cavity_points_max_depth",
     "cavity_points_mean_depth")
 N_POCKET_FEATURES = len(POCKET_FEATURES)  # the model sees these and their 10 Å means (pocket_context)
+N_CAVITY_COLUMNS = 9  # the last of them: cavity_features()
 CAVITY_BASELINE = "cavity detection (pyKVFinder): residues lining the largest cavities first"
 
 
@@ -110,7 +111,7 @@ def cavity_features(structure: Structure, cavities: Cavities, *, atoms=None) -> 
     """(L, 9) cavity columns of :data:`POCKET_FEATURES` for ``structure``'s residues (``atoms``:
     the file's atoms when the caller has read them)."""
     rank = cavities.rank()
-    out = np.zeros((len(structure), 9), dtype=np.float32)
+    out = np.zeros((len(structure), N_CAVITY_COLUMNS), dtype=np.float32)
     out[:, 6:] = _lining_points(structure, cavities, atoms)
     for i, key in enumerate(structure.residue_keys()):
         lined = cavities.lining.get(key)
