@@ -107,9 +107,17 @@ def check_parameters(name: str, parameters: dict[str, Any]) -> None:
 
 
 def run_notebook(name: str, parameters: dict[str, Any], *, output_dir: str | Path,
-                 timeout: int = 1800, progress: bool = False) -> Path:
-    """Execute a notebook with papermill; the executed copy lands in ``output_dir``."""
+                 timeout: int | None = None, progress: bool = False) -> Path:
+    """Execute a notebook with papermill; the executed copy lands in ``output_dir``.
+
+    ``timeout``: seconds one cell may run (default ``PROTLAB_CELL_TIMEOUT`` or 1800); a cell
+    past it fails naming itself. ``PROTLAB_NOTEBOOK_LOG=1`` sends the cells' outputs to the
+    ``papermill`` logger as they come (the tests do, so a failing run shows how far it got).
+    """
     import papermill as pm
+
+    if timeout is None:
+        timeout = int(os.environ.get("PROTLAB_CELL_TIMEOUT", "1800"))
 
     hermetic_jupyter_env()
     check_parameters(name, parameters)
@@ -119,7 +127,7 @@ def run_notebook(name: str, parameters: dict[str, Any], *, output_dir: str | Pat
     pm.execute_notebook(
         str(src), str(out), parameters=parameters, kernel_name="python3",
         cwd=str(REPO), progress_bar=progress, execution_timeout=timeout,
-        log_output=False, kernel_manager_class=_ipc_kernel_manager(),
+        log_output=os.environ.get("PROTLAB_NOTEBOOK_LOG") == "1", kernel_manager_class=_ipc_kernel_manager(),
     )
     return out
 

@@ -1,6 +1,7 @@
 """Shared fixtures: hermetic Jupyter dirs, the real data beside the repository, tiny runs."""
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -11,6 +12,11 @@ from protlab.notebooks import hermetic_jupyter_env
 hermetic_jupyter_env()
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# A notebook cell that hangs fails naming itself before pytest-timeout (900 s) ends the test,
+# and the cells' outputs so far are in the failure report (papermill's log, captured).
+os.environ.setdefault("PROTLAB_CELL_TIMEOUT", "600")
+os.environ.setdefault("PROTLAB_NOTEBOOK_LOG", "1")
+logging.getLogger("papermill").setLevel(logging.INFO)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("PROTLAB_SHARED_DATA", REPO.parent / "shared" / "data"))

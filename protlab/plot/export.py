@@ -1,14 +1,17 @@
 """Figures: every figure is saved as interactive HTML and as PNG as well as shown.
 
 PNG export of plotly figures goes through kaleido, which needs a Chrome/Chromium on the
-machine (``apt-get install chromium``). Where none is found, the PNG is drawn with
-matplotlib from the figure's data instead, and a message says so once.
+machine (``apt-get install chromium``). Where none is found, or kaleido fails or does not
+answer within ``PROTLAB_PNG_TIMEOUT`` seconds (default 120; kaleido is known to hang now and
+then), the PNG is drawn with matplotlib from the figure's data instead, a message says so
+once, and the process does not wait on kaleido again.
 """
 from __future__ import annotations
 
 import logging
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ from protlab.core.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 _warned = False
+_kaleido_hung = False
 
 
 def find_chromium() -> str | None:
@@ -52,21 +56,54 @@ def save_figure(fig, stem: str | Path, *, width: int = 900, height: int = 600) -
     return out
 
 
+def png_timeout() -> float:
+    """Seconds a plotly PNG export may take (``PROTLAB_PNG_TIMEOUT``, default 120)."""
+    return float(os.environ.get("PROTLAB_PNG_TIMEOUT", "120"))
+
+
+def _kaleido_png(fig, path: Path, width: int, height: int, timeout: float) -> None:
+    """``fig.write_image`` in a daemon thread, waited on for ``timeout`` seconds: a hung export
+    leaves that thread behind instead of the caller."""
+    outcome: dict = {}
+
+    def export():
+        try:
+            outcome["png"] = fig.to_image(format="png", width=width, height=height)
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=export, name="protlab-kaleido", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError(f"no answer in {timeout:g} s (PROTLAB_PNG_TIMEOUT)")
+    if "error" in outcome:
+        raise outcome["error"]
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(outcome["png"])
+
+
 def _plotly_png(fig, path: Path, width: int, height: int) -> Path:
-    global _warned
+    global _warned, _kaleido_hung
     browser = find_chromium()
-    if browser:
+    if _kaleido_hung:
+        reason = "kaleido stopped answering earlier in this process"
+    elif browser:
         os.environ.setdefault("BROWSER_PATH", browser)
         try:
-            with atomic_path(path) as tmp:
-                fig.write_image(tmp, format="png", width=width, height=height)
+            _kaleido_png(fig, path, width, height, png_timeout())
             return path
+        except TimeoutError as exc:
+            _kaleido_hung = True
+            _warned = False  # say this one even when a milder reason was said before
+            reason = f"kaleido hung ({exc})"
         except Exception as exc:  # kaleido failures are many and library-specific
             reason = f"kaleido failed ({type(exc).__name__}: {str(exc)[:200]})"
     else:
         reason = "no Chromium found (apt-get install chromium)"
     if not _warned:  # not a warning in every notebook: `make demo` and the README say it once
-        log.info("plotly PNG export unavailable: %s; drawing PNGs with matplotlib instead", reason)
+        (log.warning if _kaleido_hung else log.info)(
+            "plotly PNG export unavailable: %s; drawing PNGs with matplotlib instead", reason)
         _warned = True
     return _matplotlib_png(fig, path, width, height)
 

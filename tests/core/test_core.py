@@ -59,6 +59,38 @@ def test_save_figure_writes_html_and_png(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
 
 
+def test_a_hung_png_export_falls_back_to_matplotlib_and_is_not_waited_on_again(tmp_path, monkeypatch, caplog):
+    """kaleido is known to hang now and then: the figure still gets its PNG, within the timeout."""
+    import threading
+    import time
+
+    import plotly.graph_objects as go
+
+    from protlab.plot import export
+
+    never = threading.Event()
+    calls = []
+
+    def hang(self, **kwargs):
+        calls.append(kwargs)
+        never.wait()
+
+    monkeypatch.setattr(go.Figure, "to_image", hang)
+    monkeypatch.setattr(export, "find_chromium", lambda: "/usr/bin/chromium")
+    monkeypatch.setattr(export, "_kaleido_hung", False)
+    monkeypatch.setenv("PROTLAB_PNG_TIMEOUT", "0.5")
+    fig = go.Figure(go.Scatter(x=[1, 2, 3], y=[3, 1, 2], mode="lines"))
+    start = time.monotonic()
+    with caplog.at_level("WARNING", logger="protlab.plot.export"):
+        first = save_figure(fig, tmp_path / "a")["png"].read_bytes()
+        second = save_figure(fig, tmp_path / "b")["png"].read_bytes()
+    never.set()
+    assert time.monotonic() - start < 10
+    assert first[:8] == second[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(calls) == 1  # the second figure does not wait on kaleido again
+    assert "kaleido hung (no answer in 0.5 s" in caplog.text
+
+
 def test_write_and_strip_notebook(tmp_path):
     import nbformat
 
@@ -96,7 +128,8 @@ def test_concurrent_notebook_runs_do_not_cross(tmp_path):
 
     import nbformat
 
-    src = write_notebook(tmp_path / "tiny.ipynb", [("params", "x = 1"), ("code", "import os\ny = x * 2\nprint(os.getpid(), y)")])
+    src = write_notebook(tmp_path / "tiny.ipynb",
+                         [("params", "x = 1"), ("code", "import os\ny = x * 2\nprint(os.getpid(), y)")])
     jobs = [(str(src), str(tmp_path / f"out{i}")) for i in range(3)]
     with concurrent.futures.ProcessPoolExecutor(3, mp_context=multiprocessing.get_context("spawn")) as pool:
         outs = list(pool.map(_execute, jobs, timeout=300))
