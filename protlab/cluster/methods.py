@@ -44,6 +44,14 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import spectral_embedding
 from tqdm.auto import tqdm
 
+from protlab.cluster.distributed import (
+    my_share,
+    same_buffers,
+    scan_env,
+    share_from_main,
+    total_over_ranks,
+    wrap,
+)
 from protlab.cluster.families import FamilyPartition, find_families
 from protlab.cluster.heads import ScanHeads, scan_loss, self_label_loss, strong_view
 from protlab.cluster.neighbors import (
@@ -55,7 +63,7 @@ from protlab.cluster.neighbors import (
 )
 from protlab.core.checkpoint import read_checkpoint, save_checkpoint
 from protlab.core.errors import InputError
-from protlab.core.runtime import torch_threads
+from protlab.core.runtime import DistEnv, pick_device, torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +213,12 @@ class ScanClusterer:
     so the heads see at least this many batches); ``confidence`` = 0.99; ``hidden`` = 256;
     ``batch_size`` = 1024; ``lr`` = 1e-3; on a homology graph ``warm_epochs`` = 5 epochs of
     cross-entropy towards the graph's families before the SCAN epochs, which keep that
-    cross-entropy with weight ``anchor_weight`` = 1 (0: free SCAN after the warm start); ``seed``.
+    cross-entropy with weight ``anchor_weight`` = 1 (0: free SCAN after the warm start); ``seed``;
+    ``device`` for the heads ("auto": CUDA when available).
     ``n_clusters=None`` estimates the number of families (homology graphs only).
+
+    Under ``torchrun`` (WORLD_SIZE > 1) rank 0 builds the graph and every rank trains the heads
+    on its share of each batch (:mod:`protlab.cluster.distributed`).
     """
 
     def __init__(self, *, n_clusters: int | None, neighbors: str = "auto", k: int = 20, entropy_weight: float = 5.0,
@@ -214,7 +226,7 @@ class ScanClusterer:
                  graph_features: str = "auto", spectral_dims: int | None = None, hidden: int = 256,
                  batch_size: int = 1024, lr: float = 1e-3, weight_decay: float = 1e-4,
                  min_steps: int = 200, val_fraction: float = 0.1, fallback_k: int = 5, warm_epochs: int = 5,
-                 anchor_weight: float = 1.0,
+                 anchor_weight: float = 1.0, device: str = "auto",
                  seed: int = 0, threads: int = 1, progress: bool = False):
         if graph_features not in GRAPH_FEATURES:
             raise InputError(f"graph_features={graph_features!r} is unknown; use one of {GRAPH_FEATURES}")
@@ -229,6 +241,7 @@ class ScanClusterer:
                            min_steps=int(min_steps), val_fraction=float(val_fraction), fallback_k=int(fallback_k),
                            warm_epochs=int(warm_epochs), anchor_weight=float(anchor_weight), seed=int(seed))
         self.threads = int(threads)
+        self.device = device
         self.progress = progress
         self.model = None
         self.best_head: int | None = None
@@ -243,27 +256,47 @@ class ScanClusterer:
         x = check_embeddings(embeddings, n_clusters=self.requested_n)
         if sequences is not None:
             sequences = [str(s) for s in sequences]
-        source = resolve_source(cfg["neighbors"], have_sequences=sequences is not None)
+        device = pick_device(None if self.device == "auto" else self.device)
+        env = scan_env(device)
+        if env.world > 1 and device.startswith("cuda"):
+            device = f"cuda:{env.local_rank}"
         timings = {}
         start = time.perf_counter()
-        graph = mine_neighbors(x, sequences, source=source, k=cfg["k"], fallback_k=cfg["fallback_k"])
-        timings["neighbors_s"] = time.perf_counter() - start
-        self.partition = self._find_families(x, graph)
-        start = time.perf_counter()
-        features = self._fit_features(x, graph)
-        timings["features_s"] = time.perf_counter() - start
+        graph, features, state = share_from_main(env, lambda: self._build_graph(x, sequences))
+        self.partition, self.graph_kind, self.spectral_scale = state["partition"], state["kind"], state["scale"]
+        cfg["n_clusters"] = state["n_clusters"]
+        self.info.update(state["info"])
+        self.reference_features = features
+        timings["graph_s"] = time.perf_counter() - start
         self.reference_embeddings = normalize_rows(x)
         self.reference_sequences = list(sequences) if (sequences is not None and graph.source == "mmseqs") else None
         self.source = graph.source
         start = time.perf_counter()
         with torch_threads(self.threads):
             torch.manual_seed(cfg["seed"])
-            self._train(_scaled(features), graph)
+            self._train(_scaled(features), graph, device=device, env=env)
         timings["train_s"] = time.perf_counter() - start
         self.info.update({"neighbors": graph.source, "graph_features": self.graph_kind, "n_proteins": int(len(x)),
-                          **timings, "mean_neighbors": float(graph.counts.mean())})
+                          **timings, "mean_neighbors": float(graph.counts.mean()), "device": device,
+                          "world_size": env.world})
         log.info("SCAN fitted: neighbours from %s, best head %s", graph.source, self.best_head)
         return self
+
+    def _build_graph(self, x: np.ndarray, sequences) -> tuple[NeighborGraph, np.ndarray, dict]:
+        """Neighbours, graph features and what else the heads need (rank 0's work under
+        torchrun; all of it travels to the other ranks)."""
+        cfg = self.config
+        start = time.perf_counter()
+        source = resolve_source(cfg["neighbors"], have_sequences=sequences is not None)
+        graph = mine_neighbors(x, sequences, source=source, k=cfg["k"], fallback_k=cfg["fallback_k"])
+        self.info["neighbors_s"] = time.perf_counter() - start
+        self.partition = self._find_families(x, graph)
+        start = time.perf_counter()
+        features = self._fit_features(x, graph)
+        self.info["features_s"] = time.perf_counter() - start
+        state = {"partition": self.partition, "kind": self.graph_kind, "scale": self.spectral_scale,
+                 "n_clusters": cfg["n_clusters"], "info": dict(self.info)}
+        return graph, features, state
 
     def _find_families(self, x: np.ndarray, graph: NeighborGraph) -> FamilyPartition | None:
         """The homology graph's families (:mod:`protlab.cluster.families`): they count the
@@ -305,7 +338,10 @@ class ScanClusterer:
         self.reference_features = features
         return features
 
-    def _train(self, features: np.ndarray, graph: NeighborGraph) -> None:
+    def _train(self, features: np.ndarray, graph: NeighborGraph, *, device: str = "cpu",
+               env: DistEnv = DistEnv()) -> None:
+        """Warm start, SCAN epochs, head choice, self-labelling. Batches are drawn on the CPU
+        from one seeded generator (alike on every rank); each rank moves its share to ``device``."""
         import torch
 
         cfg = self.config
@@ -317,24 +353,33 @@ class ScanClusterer:
         order = torch.randperm(n, generator=gen)
         n_val = int(round(cfg["val_fraction"] * n)) if n >= 20 else 0
         val, train = order[:n_val], order[n_val:]
-        model = ScanHeads(features.shape[1], cfg["n_clusters"], n_heads=cfg["n_heads"], hidden=cfg["hidden"])
+        bare = ScanHeads(features.shape[1], cfg["n_clusters"], n_heads=cfg["n_heads"], hidden=cfg["hidden"]).to(device)
+        model = wrap(bare, env, device)
         opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-        bs = max(2, min(cfg["batch_size"], len(train)))
+        bs = max(2 * env.world, min(cfg["batch_size"], len(train)))
+        too_small = 2 * env.world  # every rank needs 2 rows for batch norm
         lam = cfg["entropy_weight"]
         prior = targets = None
+
+        def on(t):
+            return t.to(device, non_blocking=True)
+
+        def step(loss):
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
         if self.partition is not None:  # cluster sizes pulled towards the families', not equal
             targets = torch.from_numpy(self.partition.labels)
-            prior = torch.bincount(targets, minlength=cfg["n_clusters"]).float() / n
+            prior = on(torch.bincount(targets, minlength=cfg["n_clusters"]).float() / n)
             for _ in range(cfg["warm_epochs"]):  # heads start from the graph's families
                 perm = order[torch.randperm(n, generator=gen)]
                 for b in range(0, n, bs):
                     idx = perm[b:b + bs]
-                    if len(idx) < 2:
+                    if len(idx) < too_small:
                         continue
-                    loss = sum(torch.nn.functional.cross_entropy(o, targets[idx]) for o in model(x[idx]))
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
+                    idx = my_share(env, idx)
+                    step(sum(torch.nn.functional.cross_entropy(o, on(targets[idx])) for o in model(on(x[idx]))))
 
         def sample_neighbors(anchors):
             pick = (torch.rand(len(anchors), generator=gen) * counts[anchors]).long()
@@ -343,7 +388,7 @@ class ScanClusterer:
         steps_per_epoch = max(1, -(-len(train) // bs))
         n_epochs = max(cfg["epochs"], -(-cfg["min_steps"] // steps_per_epoch)) if cfg["epochs"] > 0 else 0
         epochs = range(n_epochs)
-        if self.progress:
+        if self.progress and env.is_main:
 
             epochs = tqdm(epochs, desc="SCAN", leave=False)
         history = []
@@ -353,25 +398,29 @@ class ScanClusterer:
             total = 0.0
             for b in range(0, len(perm), bs):
                 anchors = perm[b:b + bs]
-                if len(anchors) < 2:
+                if len(anchors) < too_small:
                     continue
-                out = model(torch.cat([x[anchors], x[sample_neighbors(anchors)]]))
+                neighbors = sample_neighbors(anchors)  # drawn for the whole batch: generators stay alike
+                anchors, neighbors = my_share(env, anchors), my_share(env, neighbors)
+                out = model(on(torch.cat([x[anchors], x[neighbors]])))
                 loss = sum(scan_loss(o[:len(anchors)], o[len(anchors):], entropy_weight=lam, prior=prior)[0]
                            for o in out)
                 if targets is not None and cfg["anchor_weight"] > 0:  # stay near the graph's families
+                    goal = on(targets[anchors])
                     loss = loss + cfg["anchor_weight"] * sum(
-                        torch.nn.functional.cross_entropy(o[:len(anchors)], targets[anchors]) for o in out)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+                        torch.nn.functional.cross_entropy(o[:len(anchors)], goal) for o in out)
+                step(loss)
                 total += float(loss.detach())
             history.append(total)
-        # validation loss per head: all neighbours of the held-out anchors
+        # validation loss per head: all neighbours of the held-out anchors (alike on every rank)
+        same_buffers(env, bare)
         model.eval()
         check = val if len(val) else train
         with torch.no_grad():
-            logits = model(x)
+            logits = [torch.cat(parts) for parts in zip(*(
+                [o.float().cpu() for o in bare(on(x[i:i + PREDICT_CHUNK]))] for i in range(0, n, PREDICT_CHUNK)))]
             val_losses = []
+            cpu_prior = None if prior is None else prior.cpu()
             for head_logits in logits:
                 p = torch.softmax(head_logits, dim=1)
                 nb = knn[check].clamp_min(0)
@@ -379,16 +428,17 @@ class ScanClusterer:
                 agree = (p[check][:, None, :] * p[nb]).sum(-1).clamp_min(1e-8).log()
                 consistency = -(agree * torch.from_numpy(valid)).sum() / valid.sum()
                 mean_p = p[check].mean(0)
-                target = torch.full_like(mean_p, 1.0 / len(mean_p)) if prior is None else prior
+                target = torch.full_like(mean_p, 1.0 / len(mean_p)) if cpu_prior is None else cpu_prior
                 divergence = (mean_p * (mean_p.clamp_min(1e-8).log() - target.clamp_min(1e-8).log())).sum()
                 val_losses.append(float(consistency + lam * divergence))
         self.best_head = int(np.argmin(val_losses))
         self.info["val_losses"] = val_losses
         self.info["scan_loss_history"] = history
         # keep only the best head, then self-label
-        head = model.heads[self.best_head]
-        model.heads = torch.nn.ModuleList([head])
-        model.args["n_heads"] = 1
+        head = bare.heads[self.best_head]
+        bare.heads = torch.nn.ModuleList([head])
+        bare.args["n_heads"] = 1
+        model = wrap(bare, env, device)
         confident = []
         if cfg["self_label_epochs"] > 0:
             opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"] * 0.1, weight_decay=cfg["weight_decay"])
@@ -397,23 +447,25 @@ class ScanClusterer:
                 n_conf = 0
                 for b in range(0, n, bs):
                     idx = perm[b:b + bs]
-                    if len(idx) < 2:
+                    if len(idx) < too_small:
                         continue
-                    model.eval()
+                    views = strong_view(x[idx], generator=gen)  # the whole batch's noise: generators stay alike
+                    idx, views = my_share(env, idx), my_share(env, views)
+                    bare.eval()
                     with torch.no_grad():
-                        weak = model(x[idx])[0]
+                        weak = bare(on(x[idx]))[0]
                     model.train()
-                    strong = model(strong_view(x[idx], generator=gen))[0]
+                    strong = model(on(views))[0]
                     loss, c = self_label_loss(weak, strong, threshold=cfg["confidence"], balanced=prior is None)
+                    c = total_over_ranks(env, c)  # every rank steps, or none does
                     n_conf += c
                     if c:
-                        opt.zero_grad()
-                        loss.backward()
-                        opt.step()
+                        step(loss)
                 confident.append(n_conf / n)
         self.info["self_label_confident_fraction"] = confident
-        model.eval()
-        self.model = model
+        same_buffers(env, bare)
+        bare.eval()
+        self.model = bare.cpu()
 
     # -------------------------------------------------------------- prediction
     def _check_fitted(self):

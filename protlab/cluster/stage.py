@@ -23,7 +23,7 @@ from protlab.core.atomic import atomic_paths, jsonable
 from protlab.core.errors import InputError
 from protlab.core.fingerprint import proteins_fingerprint
 from protlab.core.rundir import RunDir
-from protlab.core.runtime import seed_everything
+from protlab.core.runtime import check_device, dist_env, seed_everything
 from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, map_points
 from protlab.plot.cluster import cluster_sizes_figure, family_count_figure
 from protlab.plot.embed import umap_figure
@@ -42,12 +42,14 @@ STAGE = Stage("cluster", "04_cluster", "Discover protein families without labels
     Param("self_label_epochs", 10, "self-labelling epochs (0: skip)", "int", low=0),
     Param("graph_features", "auto", "features SCAN trains on: spectral (homology graphs), diffusion or none",
           "str", choices=GRAPH_FEATURES),
+    Param("device", "auto", "device the SCAN heads train on: 'auto' (CUDA when available), 'cpu', 'cuda', "
+          "'cuda:N' or 'mps'; under torchrun each rank takes its local GPU", "str", check=check_device),
     Param("seed", 0, "random seed", "int", low=0, high=MAX_SEED),
     Param("map_max_points", 5000, "the embedding map coloured by discovered cluster shows a seeded subset of at "
           "most this many proteins; 0: no map", "int", low=0, check=map_points),
 ))
 FIGURE_STEMS = {"cluster_sizes": "cluster_sizes", "map": "cluster_map", "family_count": "family_count"}
-SCAN_ONLY = ("neighbors", "k", "entropy_weight", "n_heads", "epochs", "self_label_epochs", "graph_features")
+SCAN_ONLY = ("neighbors", "k", "entropy_weight", "n_heads", "epochs", "self_label_epochs", "graph_features", "device")
 
 
 def default_n_clusters(proteins: pd.DataFrame, method: str = "scan") -> int | None:
@@ -116,6 +118,8 @@ def write_clustering(run_dir: str | Path, *, method: str = "scan", n_clusters: i
     start = time.perf_counter()
     result = cluster(emb, sequences, method=method, n_clusters=n_clusters, seed=seed, **options)
     elapsed = time.perf_counter() - start
+    if not dist_env().is_main:  # a torchrun worker of SCAN: rank 0 writes
+        return result
     frame = clusters_frame(ids, result)
     info = {"method": method, "seed": seed, "seconds": elapsed, "n_clusters_requested": n_clusters,
             "encoder": meta.get("encoder") or meta.get("name"), **result.info, **current_fingerprints(run),
@@ -200,6 +204,9 @@ def run(run_dir: str | Path, **params) -> StageResult:
     with record.timed("cluster"):
         result = write_clustering(run_dir, method=params["method"], n_clusters=params["n_clusters"],
                                   seed=params["seed"], record=record, **options)
+    if not dist_env().is_main:  # torchrun: rank 0 draws and records
+        return StageResult(record, {}, clustering=result, labels=result.labels, confidence=result.confidence,
+                           info=result.info)
     method = params["method"]
     figures = {"cluster_sizes": cluster_sizes_figure(result.labels, result.confidence, method=method)}
     if result.info.get("family_group_sizes"):
