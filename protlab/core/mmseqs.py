@@ -89,29 +89,60 @@ def easy_search(query_sequences, target_sequences=None, *, threads: int | None =
             write_fasta(target, target_sequences)
         hits = tmp / "hits.m8"
         _run([exe, "easy-search", str(query), str(target), str(hits), str(tmp / "work"),
-              "--threads", str(threads or default_threads()), "-s", str(sensitivity),
-              "--max-seqs", str(max_seqs), "-e", str(evalue), "--format-output", "query,target,bits",
-              "-v", "1"], "easy-search")
-        if hits.stat().st_size == 0:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, np.zeros(0, dtype=np.float32)
-        table = np.loadtxt(hits, delimiter="\t", dtype=np.float64, ndmin=2)
+              *_search_options(threads, sensitivity, max_seqs, evalue), "--format-output", "query,target,bits"],
+             "easy-search")
+        return _read_hits(hits)
+
+
+def _search_options(threads, sensitivity, max_seqs, evalue) -> list[str]:
+    return ["--threads", str(threads or default_threads()), "-s", str(sensitivity), "--max-seqs", str(max_seqs),
+            "-e", str(evalue), "-v", "1"]
+
+
+def _read_hits(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if not path.is_file() or path.stat().st_size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.float32)
+    table = np.loadtxt(path, delimiter="\t", dtype=np.float64, ndmin=2)
     return table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2].astype(np.float32)
 
 
-def chunked_search(query_sequences, target_sequences=None, *, chunk_size: int, **options):
-    """:func:`easy_search` of the queries ``chunk_size`` at a time against all targets (the
-    queries themselves when None): yields ``(query_index, target_index, bit_score)`` per chunk,
-    query indices global. Each chunk is an independent search (on a cluster, one job per chunk
-    against the same targets); together they give the hits of one search, and the output of
-    only one chunk is in memory at a time."""
+def chunked_search(query_sequences, target_sequences=None, *, chunk_size: int, threads: int | None = None,
+                   sensitivity: float = 5.7, max_seqs: int = 300, evalue: float = 1e-3,
+                   tmp_dir: str | Path | None = None):
+    """The search of :func:`easy_search`, queries ``chunk_size`` at a time against all targets
+    (the queries themselves when None): yields ``(query_index, target_index, bit_score)`` per
+    chunk, query indices global. The target database and its k-mer index are built once and
+    searched by every chunk (on a cluster, one job per chunk against the same database);
+    together the chunks give the hits of one search, and only one chunk's output is in memory
+    at a time."""
     if chunk_size < 1:
         raise InputError(f"chunk_size={chunk_size}: use at least 1")
     queries = list(query_sequences)
     targets = queries if target_sequences is None else list(target_sequences)
-    for start in range(0, len(queries), chunk_size):
-        qi, ti, bits = easy_search(queries[start:start + chunk_size], targets, **options)
-        yield qi + start, ti, bits
+    if len(queries) <= chunk_size:
+        yield easy_search(queries, None if target_sequences is None else targets, threads=threads,
+                          sensitivity=sensitivity, max_seqs=max_seqs, evalue=evalue, tmp_dir=tmp_dir)
+        return
+    exe = require_mmseqs("homology search")
+    options = _search_options(threads, sensitivity, max_seqs, evalue)
+    with tempfile.TemporaryDirectory(prefix="protlab-mmseqs-", dir=tmp_dir) as tmp:
+        tmp = Path(tmp)
+        write_fasta(tmp / "target.fasta", targets)
+        _run([exe, "createdb", str(tmp / "target.fasta"), str(tmp / "targetDB"), "-v", "1"], "createdb")
+        _run([exe, "createindex", str(tmp / "targetDB"), str(tmp / "index"), *options[:4], "-v", "1"], "createindex")
+        for start in range(0, len(queries), chunk_size):
+            work = tmp / f"chunk{start}"
+            work.mkdir()
+            write_fasta(work / "query.fasta", queries[start:start + chunk_size])
+            _run([exe, "createdb", str(work / "query.fasta"), str(work / "queryDB"), "-v", "1"], "createdb")
+            _run([exe, "search", str(work / "queryDB"), str(tmp / "targetDB"), str(work / "aln"), str(work / "tmp"),
+                  *options], "search")
+            _run([exe, "convertalis", str(work / "queryDB"), str(tmp / "targetDB"), str(work / "aln"),
+                  str(work / "hits.m8"), "--format-output", "query,target,bits", "-v", "1"], "convertalis")
+            qi, ti, bits = _read_hits(work / "hits.m8")
+            shutil.rmtree(work)
+            yield qi + start, ti, bits
 
 
 def easy_cluster(sequences, *, identity: float | None = 0.5, coverage: float | None = 0.8,
