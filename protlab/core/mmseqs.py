@@ -146,10 +146,11 @@ def chunked_search(query_sequences, target_sequences=None, *, chunk_size: int, t
 
 
 def easy_cluster(sequences, *, identity: float | None = 0.5, coverage: float | None = 0.8,
-                 threads: int = 1) -> np.ndarray:
+                 threads: int | None = None) -> np.ndarray:
     """Cluster ids (0.., in order of first appearance) from ``mmseqs easy-cluster``.
 
-    ``identity`` / ``coverage`` of None leave MMseqs2's own defaults.
+    ``identity`` / ``coverage`` of None leave MMseqs2's own defaults; ``threads`` None:
+    :func:`default_threads`.
     """
     exe = require_mmseqs("identity clustering")
     n = len(sequences)
@@ -158,7 +159,7 @@ def easy_cluster(sequences, *, identity: float | None = 0.5, coverage: float | N
         fasta = tmp / "input.fasta"
         write_fasta(fasta, sequences)
         cmd = [exe, "easy-cluster", str(fasta), str(tmp / "out"), str(tmp / "work"),
-               "--threads", str(threads), "-v", "1"]
+               "--threads", str(threads or default_threads()), "-v", "1"]
         if identity is not None:
             cmd += ["--min-seq-id", str(identity)]
         if coverage is not None:

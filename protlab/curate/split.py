@@ -60,7 +60,7 @@ MIN_STRATUM_CLUSTERS = 3
 
 def split_by_identity(frame: pd.DataFrame, *, identity: float = 0.5,
                       fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0,
-                      method: str = "auto", coverage: float = 0.8, threads: int = 1,
+                      method: str = "auto", coverage: float = 0.8, threads: int | None = None,
                       stratify: str | None = "label") -> pd.DataFrame:
     """A copy of ``frame`` with ``cluster`` (int) and ``split`` (train/valid/test) columns.
 
@@ -157,7 +157,7 @@ def assign_splits(clusters, *, fractions=(0.8, 0.1, 0.1), seed: int = 0, strata=
 
 
 def cluster_mmseqs(sequences: list[str], *, identity: float | None = 0.5, coverage: float | None = 0.8,
-                   threads: int = 1) -> np.ndarray:
+                   threads: int | None = None) -> np.ndarray:
     """Cluster ids (0..) from ``mmseqs easy-cluster`` (:mod:`protlab.core.mmseqs`).
 
     ``identity`` / ``coverage`` of None leave MMseqs2's own defaults.
