@@ -290,7 +290,7 @@ class ScanClusterer:
         source = resolve_source(cfg["neighbors"], have_sequences=sequences is not None)
         graph = mine_neighbors(x, sequences, source=source, k=cfg["k"], fallback_k=cfg["fallback_k"])
         self.info["neighbors_s"] = time.perf_counter() - start
-        self.partition = self._find_families(x, graph)
+        self.partition = self._find_families(x, graph, sequences)
         start = time.perf_counter()
         features = self._fit_features(x, graph)
         self.info["features_s"] = time.perf_counter() - start
@@ -298,7 +298,7 @@ class ScanClusterer:
                  "n_clusters": cfg["n_clusters"], "info": dict(self.info)}
         return graph, features, state
 
-    def _find_families(self, x: np.ndarray, graph: NeighborGraph) -> FamilyPartition | None:
+    def _find_families(self, x: np.ndarray, graph: NeighborGraph, sequences=None) -> FamilyPartition | None:
         """The homology graph's families (:mod:`protlab.cluster.families`): they count the
         families when ``n_clusters`` is None, set the cluster-size prior and warm-start the heads."""
         cfg = self.config
@@ -309,7 +309,7 @@ class ScanClusterer:
             return None
         start = time.perf_counter()
         partition = find_families(graph.knn, graph.homologous, graph.hits, graph.affinity, x,
-                                  n_clusters=self.requested_n, seed=cfg["seed"])
+                                  n_clusters=self.requested_n, seed=cfg["seed"], sequences=sequences)
         n_found = int(partition.labels.max()) + 1
         if n_found < 2:
             raise InputError("the homology graph holds a single family: there is nothing to cluster "

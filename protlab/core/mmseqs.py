@@ -145,6 +145,31 @@ def chunked_search(query_sequences, target_sequences=None, *, chunk_size: int, t
             yield qi + start, ti, bits
 
 
+def profile_search(seeds, background, targets, *, threads: int | None = None, sensitivity: float = 7.5,
+                   max_seqs: int = 300, evalue: float = 1e-3, iterations: int = 1,
+                   tmp_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Profiles of the ``seeds`` searched against ``targets``: each seed is searched against
+    ``background`` (up to ``max_seqs`` homologues there make its profile, MMseqs2's
+    ``result2profile``), then the profiles against the targets. A profile finds distant
+    members a single sequence misses. Returns ``(seed_index, target_index, bit_score)``."""
+    exe = require_mmseqs("profile search")
+    options = _search_options(threads, sensitivity, max_seqs, evalue)
+    with tempfile.TemporaryDirectory(prefix="protlab-mmseqs-", dir=tmp_dir) as tmp:
+        tmp = Path(tmp)
+        for name, sequences in (("seeds", seeds), ("background", background), ("targets", targets)):
+            write_fasta(tmp / f"{name}.fasta", sequences)
+            _run([exe, "createdb", str(tmp / f"{name}.fasta"), str(tmp / name), "-v", "1"], "createdb")
+        _run([exe, "search", str(tmp / "seeds"), str(tmp / "background"), str(tmp / "members"), str(tmp / "work1"),
+              *options, *(["--num-iterations", str(iterations)] if iterations > 1 else [])], "search")
+        _run([exe, "result2profile", str(tmp / "seeds"), str(tmp / "background"), str(tmp / "members"),
+              str(tmp / "profiles"), "--threads", options[1], "-v", "1"], "result2profile")
+        _run([exe, "search", str(tmp / "profiles"), str(tmp / "targets"), str(tmp / "hits"), str(tmp / "work2"),
+              *options], "search")
+        _run([exe, "convertalis", str(tmp / "profiles"), str(tmp / "targets"), str(tmp / "hits"),
+              str(tmp / "hits.m8"), "--format-output", "query,target,bits", "-v", "1"], "convertalis")
+        return _read_hits(tmp / "hits.m8")
+
+
 def easy_cluster(sequences, *, identity: float | None = 0.5, coverage: float | None = 0.8,
                  threads: int | None = None) -> np.ndarray:
     """Cluster ids (0.., in order of first appearance) from ``mmseqs easy-cluster``.

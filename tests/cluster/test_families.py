@@ -178,3 +178,49 @@ def test_stage_estimates_families_without_labels(tmp_path):
     assert (tmp_path / "figures" / "family_count_scan.html").is_file()
     recorded = RunDir(tmp_path).clustering("scan", ".json").read_text()
     assert '"n_clusters_estimated": 5' in recorded and '"n_clusters_requested": null' in recorded
+
+
+def test_profile_seeds_take_the_best_connected_member_of_each_large_piece():
+    groups = np.array([0, 0, 0, 0, 0, 1, 1, 2])
+    pieces = np.array([0, 0, 0, 1, 1, 2, 2, 3])
+    is_family = np.array([True, True, False])
+    r, c = [0, 1, 1, 2, 3, 5], [1, 2, 4, 4, 4, 6]
+    hits = sp.csr_matrix((np.ones(6), (r, c)), shape=(8, 8))
+    hits = hits.maximum(hits.T).tocsr()
+    seeds, family = fam.profile_seeds(groups, pieces, is_family, hits, per_family=5)
+    # group 0: piece 0 (3 members, protein 1 has most hits) then piece 1 (protein 4); group 1: protein 5
+    assert seeds.tolist() == [1, 4, 5] and family.tolist() == [0, 0, 1]
+    assert fam.profile_seeds(groups, pieces, is_family, hits, per_family=1)[0].tolist() == [1, 5]
+    placed = np.array([-1, -1, -1, -1, -1, -1, -1, 0])  # protein 7: no hits, found by family 0's profile
+    out = fam.attach_rest(groups, is_family, hits, hits, np.eye(8, 3), placed=placed)
+    assert out[7] == 0 and (out[:5] == 0).all() and (out[5:7] == 1).all()
+
+
+@needs_mmseqs
+def test_family_profiles_place_proteins_without_hits(shared_data):
+    """PPR repeats (PF01535, 31 residues) often hit nothing; profiles of their family find
+    them, where embedding neighbours mostly guess."""
+    from protlab.cluster.neighbors import mine_neighbors
+    from protlab.curate.formats import read_proteins
+    from protlab.embed.kmer import KmerEncoder
+
+    frame = read_proteins(shared_data / "pfam" / "pfam_shared_labeled.fasta", label_regex=r"\s(PF\d+)")
+    frame = pd.concat([frame[frame["label"] == "PF01535"],
+                       frame[frame["label"].isin(["PF00595", "PF00018", "PF00072"])].groupby("label").head(80)])
+    seqs, labels = frame["sequence"].tolist(), frame["label"].to_numpy()
+    emb = KmerEncoder(dim=64).embed(seqs)
+    graph = mine_neighbors(emb, seqs, source="mmseqs")
+    hitless = np.flatnonzero(np.diff(graph.hits.indptr) == 0)
+    assert len(hitless) >= 10 and (labels[hitless] == "PF01535").mean() > 0.8
+    pieces = fam.pure_pieces(graph.knn, graph.homologous)
+    groups = fam.merge_pieces(pieces, graph.hits)
+    is_family = np.bincount(groups) >= 10
+    seeds, seed_family = fam.profile_seeds(groups, pieces, is_family, graph.hits)
+    family_label = {f: pd.Series(labels[groups == g]).mode()[0] for f, g in enumerate(np.flatnonzero(is_family))}
+    placed = fam.place_by_profiles(seqs, seeds, seed_family, hitless)
+    found = placed >= 0
+    assert found.sum() >= 10
+    assert np.mean([family_label[f] for f in placed[found]] == labels[hitless[found]]) >= 0.9
+    partition = fam.find_families(graph.knn, graph.homologous, graph.hits, graph.affinity, emb, n_clusters=4,
+                                  sequences=seqs)
+    assert partition.info["without_hits"] == len(hitless) and partition.info["placed_by_profiles"] >= found.sum()
