@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # no "Loading faiss with AVX2 support" banner
 
 NEIGHBOR_SOURCES = ("auto", "mmseqs", "faiss")
+EXACT_KNN_MAX = 200_000  # embedding kNN: exact up to this many reference rows, an IVF index (approximate) above
 MAX_HITS = 50  # homology hits aligned per protein: bounds the search's time and the graph's size (n · 50 edges)
 SEARCH_CHUNK = 50_000  # queries per MMseqs2 search: larger sets are searched in chunks against all proteins
 
@@ -78,33 +79,48 @@ def normalize_rows(x: np.ndarray) -> np.ndarray:
     return x / np.where(norms == 0, 1.0, norms)
 
 
+def _knn_index(r: np.ndarray, seed: int = 0):
+    """A faiss inner-product index of the rows ``r``: exact (a flat index, O(n) per query) up
+    to :data:`EXACT_KNN_MAX` rows, else an inverted-file index (4·sqrt(n) k-means cells trained
+    on a seeded sample, 16 cells probed per query), so all-vs-all kNN grows ~ n^1.5, not n^2."""
+    import faiss
+
+    n, d = r.shape
+    if n <= EXACT_KNN_MAX:
+        index = faiss.IndexFlatIP(d)
+    else:
+        cells = int(4 * np.sqrt(n))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, cells, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = seed
+        sample = np.random.default_rng(seed).choice(n, size=min(n, 64 * cells), replace=False)
+        index.train(np.ascontiguousarray(r[np.sort(sample)]))
+        index.nprobe = 16
+    index.add(np.ascontiguousarray(r))
+    return index
+
+
 def faiss_knn(query: np.ndarray, reference: np.ndarray | None = None, *, k: int,
               exclude_self: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Cosine kNN: ``(indices (n, k), similarities (n, k))`` of ``query`` rows in ``reference``.
+    """Cosine kNN: ``(indices (n, k), similarities (n, k))`` of ``query`` rows in ``reference``
+    (approximate above :data:`EXACT_KNN_MAX` reference rows, see :func:`_knn_index`; missing
+    neighbours of a row are -1).
 
     With ``reference=None`` the query set searches itself and each row's own index is dropped.
     """
-    import faiss
-
     same = reference is None
     q = normalize_rows(query)
     r = q if same else normalize_rows(reference)
     k = int(min(k, r.shape[0] - (1 if same and exclude_self else 0)))
     if k < 1:
         raise InputError("kNN mining needs at least 2 proteins")
-    index = faiss.IndexFlatIP(r.shape[1])
-    index.add(np.ascontiguousarray(r))
+    index = _knn_index(r)
     extra = 1 if same and exclude_self else 0
     sims, idx = index.search(np.ascontiguousarray(q), k + extra)
     if extra:
         # drop each row's own index (ties may put it anywhere), keep the first k others
         keep = idx != np.arange(len(q))[:, None]
-        out_i = np.empty((len(q), k), dtype=np.int64)
-        out_s = np.empty((len(q), k), dtype=np.float32)
-        for row in range(len(q)):
-            out_i[row] = idx[row][keep[row]][:k]
-            out_s[row] = sims[row][keep[row]][:k]
-        return out_i, out_s
+        keep &= np.cumsum(keep, axis=1) <= k  # k + 1 found: the first k that are not the row itself
+        return idx[keep].reshape(len(q), k).astype(np.int64), sims[keep].reshape(len(q), k).astype(np.float32)
     return idx.astype(np.int64), sims.astype(np.float32)
 
 
@@ -146,13 +162,16 @@ def mine_neighbors(embeddings: np.ndarray, sequences=None, *, source: str = "aut
     source = resolve_source(source, have_sequences=sequences is not None)
     fallback_k = int(min(fallback_k, n - 1))
     fb_idx, _ = faiss_knn(x, k=max(fallback_k, min(k, n - 1)))
-    rows = np.repeat(np.arange(n), fallback_k)
-    weak = sp.csr_matrix((np.ones(n * fallback_k, dtype=np.float32), (rows, fb_idx[:, :fallback_k].ravel())), shape=(n, n))
+    rows, cols = np.repeat(np.arange(n), fallback_k), fb_idx[:, :fallback_k].ravel()
+    found = cols >= 0  # an approximate search may find fewer
+    weak = sp.csr_matrix((np.ones(int(found.sum()), dtype=np.float32), (rows[found], cols[found])), shape=(n, n))
     if source == "faiss":
         kk = int(min(k, n - 1))
         knn = fb_idx[:, :kk].copy()
-        counts = np.full(n, kk, dtype=np.int64)
-        affinity = sp.csr_matrix((np.ones(n * kk, dtype=np.float32), (np.repeat(np.arange(n), kk), knn.ravel())), shape=(n, n))
+        valid = knn >= 0
+        counts = valid.sum(axis=1).astype(np.int64)
+        affinity = sp.csr_matrix((np.ones(int(valid.sum()), dtype=np.float32),
+                                  (np.repeat(np.arange(n), kk)[valid.ravel()], knn[valid])), shape=(n, n))
         affinity = affinity.maximum(affinity.T).tocsr()
         return NeighborGraph(knn=knn, counts=counts, affinity=affinity, source="faiss")
     if len(sequences) != n:
@@ -194,8 +213,9 @@ def reference_affinity(query_embeddings: np.ndarray, reference_embeddings: np.nd
     nq, nr = len(query_embeddings), len(reference_embeddings)
     fallback_k = int(min(fallback_k if source == "mmseqs" else k, nr))
     idx, _ = faiss_knn(query_embeddings, reference_embeddings, k=fallback_k, exclude_self=False)
-    rows = np.repeat(np.arange(nq), fallback_k)
-    weak = sp.csr_matrix((np.ones(nq * fallback_k, dtype=np.float32), (rows, idx.ravel())), shape=(nq, nr))
+    rows, cols = np.repeat(np.arange(nq), fallback_k), idx.ravel()
+    found = cols >= 0
+    weak = sp.csr_matrix((np.ones(int(found.sum()), dtype=np.float32), (rows[found], cols[found])), shape=(nq, nr))
     if source != "mmseqs":
         return weak
     qi, ti, bits = easy_search(list(query_sequences), list(reference_sequences), threads=threads, max_seqs=MAX_HITS)

@@ -17,7 +17,8 @@ def label_free_report(clusters: pd.DataFrame, embeddings: np.ndarray, *, k: int 
     share = np.full(len(labels), np.nan)
     if kk >= 1:
         idx, _ = faiss_knn(embeddings, k=kk)
-        share = (labels[idx] == labels[:, None]).mean(axis=1)
+        found = idx >= 0  # an approximate search on large sets may find fewer
+        share = ((labels[idx] == labels[:, None]) & found).sum(axis=1) / np.maximum(found.sum(axis=1), 1)
     per_cluster = (pd.DataFrame({"cluster": labels, "confidence": confidence, "neighbour_share": share})
                    .groupby("cluster").agg(size=("confidence", "size"), median_confidence=("confidence", "median"),
                                            neighbour_share=("neighbour_share", "mean"))

@@ -95,6 +95,23 @@ def test_faiss_knn_excludes_self():
     assert (np.diff(sims, axis=1) <= 1e-6).all()
 
 
+def test_large_sets_use_an_inverted_file_index_that_finds_nearly_every_exact_neighbour(monkeypatch):
+    """Above EXACT_KNN_MAX rows the all-vs-all kNN is approximate (IVF), so it does not grow as n^2."""
+    from protlab.cluster import neighbors
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(40, 32))
+    x = (centres[rng.integers(0, 40, 6000)] + 0.5 * rng.normal(size=(6000, 32))).astype(np.float32)
+    exact, _ = faiss_knn(x, k=10)
+    monkeypatch.setattr(neighbors, "EXACT_KNN_MAX", 1000)
+    approx, sims = faiss_knn(x, k=10)
+    assert approx.shape == (6000, 10) and not (approx == np.arange(6000)[:, None]).any()
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)])
+    assert recall >= 0.9
+    assert (np.diff(sims, axis=1) <= 1e-6).all()
+    np.testing.assert_array_equal(approx, faiss_knn(x, k=10)[0])  # seeded: the same every time
+
+
 def test_over_clustering(toy):
     proteins, emb = toy
     result = cluster(emb, method="scan", n_clusters=8, neighbors="faiss", **FAST)
