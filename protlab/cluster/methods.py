@@ -56,6 +56,7 @@ from protlab.cluster.families import FamilyPartition, find_families
 from protlab.cluster.heads import ScanHeads, scan_loss, self_label_loss, strong_view
 from protlab.cluster.neighbors import (
     NeighborGraph,
+    knn_index,
     mine_neighbors,
     normalize_rows,
     reference_affinity,
@@ -472,6 +473,13 @@ class ScanClusterer:
         if self.model is None:
             raise InputError("this ScanClusterer is not fitted: call fit(...) or ScanClusterer.load(path) first")
 
+    def _reference_index(self):
+        """The kNN index of the reference embeddings, built once per model (an IVF index of a
+        large reference set costs a k-means)."""
+        if getattr(self, "_index", None) is None:
+            self._index = knn_index(self.reference_embeddings)
+        return self._index
+
     def transform(self, embeddings, sequences=None) -> np.ndarray:
         """Graph features of new proteins (Nyström extension through the reference set)."""
         self._check_fitted()
@@ -489,7 +497,7 @@ class ScanClusterer:
                         "neighbours only (pass sequences= for homology placement)")
         aff = reference_affinity(x, self.reference_embeddings, list(sequences) if use_homology else None,
                                  self.reference_sequences, source="mmseqs" if use_homology else "faiss",
-                                 k=cfg["k"], fallback_k=cfg["fallback_k"])
+                                 k=cfg["k"], fallback_k=cfg["fallback_k"], index=self._reference_index())
         walked = _row_normalize(aff) @ self.reference_features.astype(np.float64)
         if kind == "spectral":
             return (walked * self.spectral_scale[None, :]).astype(np.float32)

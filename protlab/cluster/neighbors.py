@@ -79,7 +79,7 @@ def normalize_rows(x: np.ndarray) -> np.ndarray:
     return x / np.where(norms == 0, 1.0, norms)
 
 
-def _knn_index(r: np.ndarray, seed: int = 0):
+def knn_index(r: np.ndarray, seed: int = 0):
     """A faiss inner-product index of the rows ``r``: exact (a flat index, O(n) per query) up
     to :data:`EXACT_KNN_MAX` rows, else an inverted-file index (4·sqrt(n) k-means cells trained
     on a seeded sample, 16 cells probed per query), so all-vs-all kNN grows ~ n^1.5, not n^2."""
@@ -100,12 +100,13 @@ def _knn_index(r: np.ndarray, seed: int = 0):
 
 
 def faiss_knn(query: np.ndarray, reference: np.ndarray | None = None, *, k: int,
-              exclude_self: bool = True) -> tuple[np.ndarray, np.ndarray]:
+              exclude_self: bool = True, index=None) -> tuple[np.ndarray, np.ndarray]:
     """Cosine kNN: ``(indices (n, k), similarities (n, k))`` of ``query`` rows in ``reference``
-    (approximate above :data:`EXACT_KNN_MAX` reference rows, see :func:`_knn_index`; missing
+    (approximate above :data:`EXACT_KNN_MAX` reference rows, see :func:`knn_index`; missing
     neighbours of a row are -1).
 
-    With ``reference=None`` the query set searches itself and each row's own index is dropped.
+    With ``reference=None`` the query set searches itself and each row's own index is dropped;
+    ``index``: :func:`knn_index` of the reference rows when the caller keeps one.
     """
     same = reference is None
     q = normalize_rows(query)
@@ -113,7 +114,7 @@ def faiss_knn(query: np.ndarray, reference: np.ndarray | None = None, *, k: int,
     k = int(min(k, r.shape[0] - (1 if same and exclude_self else 0)))
     if k < 1:
         raise InputError("kNN mining needs at least 2 proteins")
-    index = _knn_index(r)
+    index = knn_index(r) if index is None else index
     extra = 1 if same and exclude_self else 0
     sims, idx = index.search(np.ascontiguousarray(q), k + extra)
     if extra:
@@ -203,7 +204,7 @@ def mine_neighbors(embeddings: np.ndarray, sequences=None, *, source: str = "aut
 
 def reference_affinity(query_embeddings: np.ndarray, reference_embeddings: np.ndarray, query_sequences=None,
                        reference_sequences=None, *, source: str, k: int = 20, fallback_k: int = 5,
-                       threads: int | None = None) -> sp.csr_matrix:
+                       threads: int | None = None, index=None) -> sp.csr_matrix:
     """Affinity ``(n_query, n_reference)`` of new proteins to a fitted model's reference set.
 
     Built exactly as a row of :func:`mine_neighbors`' affinity: bit scores of homology hits
@@ -212,7 +213,7 @@ def reference_affinity(query_embeddings: np.ndarray, reference_embeddings: np.nd
     """
     nq, nr = len(query_embeddings), len(reference_embeddings)
     fallback_k = int(min(fallback_k if source == "mmseqs" else k, nr))
-    idx, _ = faiss_knn(query_embeddings, reference_embeddings, k=fallback_k, exclude_self=False)
+    idx, _ = faiss_knn(query_embeddings, reference_embeddings, k=fallback_k, exclude_self=False, index=index)
     rows, cols = np.repeat(np.arange(nq), fallback_k), idx.ravel()
     found = cols >= 0
     weak = sp.csr_matrix((np.ones(int(found.sum()), dtype=np.float32), (rows[found], cols[found])), shape=(nq, nr))
