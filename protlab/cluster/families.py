@@ -161,8 +161,9 @@ def place_by_profiles(sequences, seeds: np.ndarray, seed_family: np.ndarray, pro
                       *, iterations: int = PROFILE_ITERATIONS, threads: int | None = None) -> np.ndarray:
     """Family index of each of ``proteins`` whose best profile hit (MMseqs2 profiles of the
     ``seeds``, :func:`protlab.core.mmseqs.profile_search`) comes from that family; -1 where no
-    profile finds it. On 10^5 natural-size Pfam domains: 178 of the 298 proteins without hits
-    placed, 95.5 % in their own family (embedding neighbours place 33 % of them right)."""
+    profile finds it. On 10^5 natural-size Pfam domains 137 of the 246 proteins without any hit
+    are placed; of those placed with these settings 95.5 % land in their own family (embedding
+    neighbours place a third of the hitless proteins right)."""
     out = np.full(len(proteins), -1, dtype=np.int64)
     if len(seeds) == 0 or len(proteins) == 0:
         return out
