@@ -62,7 +62,7 @@ def png_timeout() -> float:
 
 
 def _kaleido_png(fig, path: Path, width: int, height: int, timeout: float) -> None:
-    """``fig.write_image`` in a daemon thread, waited on for ``timeout`` seconds: a hung export
+    """``fig.to_image`` in a daemon thread, waited on for ``timeout`` seconds: a hung export
     leaves that thread behind instead of the caller."""
     outcome: dict = {}
 
