@@ -278,7 +278,8 @@ class ScanClusterer:
             self._train(_scaled(features), graph, device=device, env=env)
         timings["train_s"] = time.perf_counter() - start
         self.info.update({"neighbors": graph.source, "graph_features": self.graph_kind, "n_proteins": int(len(x)),
-                          **timings, "mean_neighbors": float(graph.counts.mean()), "device": device,
+                          **timings, "mean_neighbors": float(graph.counts.mean()),
+                          "searched_representatives": graph.representatives, "device": device,
                           "world_size": env.world})
         log.info("SCAN fitted: neighbours from %s, best head %s", graph.source, self.best_head)
         return self

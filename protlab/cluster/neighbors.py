@@ -7,9 +7,11 @@ Two sources, one result (:class:`NeighborGraph`):
 * ``"mmseqs"``: an all-vs-all ``mmseqs easy-search`` (``SEARCH_CHUNK`` queries at a time
   against all proteins; at most ``MAX_HITS`` aligned per query, so the graph has at most
   n · ``MAX_HITS`` edges); each protein's neighbours are its top-``k`` hits by bit score
-  (self hits dropped). Proteins without hits search each other once more
-  (:func:`orphan_hits`); those still without any (short or orphan sequences) fall back to
-  their ``fallback_k`` nearest embedding neighbours, so every protein has a neighbour.
+  (self hits dropped). Above ``LANDMARK_MIN`` proteins only landmarks are searched
+  (:func:`landmark_hits`: linclust representatives, whose hits their members inherit).
+  Proteins without hits search each other once more (:func:`orphan_hits`); those still
+  without any (short or orphan sequences) fall back to their ``fallback_k`` nearest
+  embedding neighbours, so every protein has a neighbour.
 
 Besides the kNN lists, the graph keeps a symmetric sparse *affinity*: bit scores of every
 homology hit plus weight-1 edges to the ``fallback_k`` embedding neighbours of every
@@ -25,7 +27,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from protlab.core.errors import InputError
-from protlab.core.mmseqs import INSTALL_HINT, chunked_search, easy_search, mmseqs_available
+from protlab.core.mmseqs import (INSTALL_HINT, chunked_search, easy_search, linclust_representatives,
+                                 mmseqs_available)
 
 log = logging.getLogger(__name__)
 logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # no "Loading faiss with AVX2 support" banner
@@ -34,6 +37,8 @@ NEIGHBOR_SOURCES = ("auto", "mmseqs", "faiss")
 EXACT_KNN_MAX = 200_000  # embedding kNN: exact up to this many reference rows, an IVF index (approximate) above
 MAX_HITS = 50  # homology hits aligned per protein: bounds the search's time and the graph's size (n · 50 edges)
 SEARCH_CHUNK = 50_000  # queries per MMseqs2 search: larger sets are searched in chunks against all proteins
+LANDMARK_MIN = 200_000  # above this many proteins only linclust representatives are searched (landmark_hits) ...
+LANDMARK_IDENTITY = 0.3  # ... clustered at this sequence identity (and 80 % coverage)
 
 
 @dataclass
@@ -46,6 +51,7 @@ class NeighborGraph:
     source: str              # "mmseqs" or "faiss"
     hits: sp.csr_matrix | None = None      # (n, n) every homology hit, symmetric, binary (mmseqs only)
     homologous: np.ndarray | None = None   # (n,) bool: knn row made of homology hits (not fallbacks)
+    representatives: int | None = None     # proteins searched when landmarks stood in for the rest (landmark_hits)
 
     @property
     def n(self) -> int:
@@ -152,10 +158,49 @@ def orphan_hits(sequences, orphans: np.ndarray, *, threads: int | None = None,
     return orphans[qi[other]], orphans[ti[other]], bits[other]
 
 
+def all_hits(sequences, *, search_chunk: int = SEARCH_CHUNK, threads: int | None = None,
+             max_hits: int = MAX_HITS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(query, target, bit score)`` of the all-vs-all search, self hits dropped."""
+    parts = []
+    for qi, ti, bits in chunked_search(list(sequences), chunk_size=search_chunk, threads=threads, max_seqs=max_hits):
+        other = qi != ti
+        parts.append((qi[other], ti[other], bits[other]))
+    return tuple(np.concatenate(column) for column in zip(*parts))
+
+
+def landmark_hits(sequences, rep: np.ndarray, *, search_chunk: int = SEARCH_CHUNK, threads: int | None = None,
+                  max_hits: int = MAX_HITS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The hits of :func:`all_hits` for large sets, from landmarks: ``rep`` is each protein's
+    representative (:func:`protlab.core.mmseqs.linclust_representatives`); only the
+    representatives search each other, and every other protein inherits its
+    representative's hits (same bit scores) and a hit to the representative itself (weighted
+    as the representative's best hit). At most ``max_hits`` + 1 hits per protein, as in
+    :func:`all_hits`; the search costs (representatives / n)^2 of the full one."""
+    n = len(sequences)
+    reps = np.unique(rep)
+    qi, ti, bits = all_hits([sequences[i] for i in reps], search_chunk=search_chunk, threads=threads,
+                            max_hits=max_hits)
+    qi, ti = reps[qi], reps[ti]
+    order = np.argsort(qi, kind="stable")
+    qi, ti, bits = qi[order], ti[order], bits[order]
+    members = np.flatnonzero(rep != np.arange(n))
+    first = np.searchsorted(qi, rep[members])
+    count = np.searchsorted(qi, rep[members], side="right") - first
+    offset = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    inherited = np.repeat(first, count) + offset
+    best = np.full(n, float(np.median(bits)) if len(bits) else 1.0, dtype=np.float32)
+    has = np.unique(qi)
+    best[has] = np.maximum.reduceat(bits, np.searchsorted(qi, has)) if len(has) else best[has]
+    return (np.concatenate([qi, np.repeat(members, count), members]),
+            np.concatenate([ti, ti[inherited], rep[members]]),
+            np.concatenate([bits, bits[inherited], best[rep[members]]]).astype(np.float32))
+
+
 def mine_neighbors(embeddings: np.ndarray, sequences=None, *, source: str = "auto", k: int = 20,
                    fallback_k: int = 5, max_hits: int = MAX_HITS, search_chunk: int = SEARCH_CHUNK,
-                   threads: int | None = None) -> NeighborGraph:
-    """Neighbours of every protein (see the module docstring for the two sources)."""
+                   landmarks: bool | None = None, threads: int | None = None) -> NeighborGraph:
+    """Neighbours of every protein (see the module docstring for the two sources);
+    ``landmarks`` None: :func:`landmark_hits` above ``LANDMARK_MIN`` proteins."""
     x = np.asarray(embeddings, dtype=np.float32)
     n = x.shape[0]
     if n < 2:
@@ -177,11 +222,16 @@ def mine_neighbors(embeddings: np.ndarray, sequences=None, *, source: str = "aut
         return NeighborGraph(knn=knn, counts=counts, affinity=affinity, source="faiss")
     if len(sequences) != n:
         raise InputError(f"{len(sequences)} sequences for {n} embeddings: they must describe the same proteins")
-    parts = []
-    for qi, ti, bits in chunked_search(list(sequences), chunk_size=search_chunk, threads=threads, max_seqs=max_hits):
-        other = qi != ti
-        parts.append((qi[other], ti[other], bits[other]))
-    qi, ti, bits = (np.concatenate(column) for column in zip(*parts))
+    sequences = list(sequences)
+    representatives = None
+    if n > LANDMARK_MIN if landmarks is None else landmarks:
+        rep = linclust_representatives(sequences, identity=LANDMARK_IDENTITY, threads=threads)
+        representatives = len(np.unique(rep))
+        log.info("landmark search: %d representatives of %d proteins (linclust at %.0f %% identity)",
+                 representatives, n, 100 * LANDMARK_IDENTITY)
+        qi, ti, bits = landmark_hits(sequences, rep, search_chunk=search_chunk, threads=threads, max_hits=max_hits)
+    else:
+        qi, ti, bits = all_hits(sequences, search_chunk=search_chunk, threads=threads, max_hits=max_hits)
     alone = np.setdiff1d(np.arange(n), qi)
     if 1 < len(alone) < n:  # proteins without hits search each other (see orphan_hits)
         extra = orphan_hits(sequences, alone, threads=threads, max_hits=max_hits)
@@ -199,7 +249,7 @@ def mine_neighbors(embeddings: np.ndarray, sequences=None, *, source: str = "aut
     log.info("mmseqs neighbours: %d proteins, %d hits, %d without hits (embedding fallback)",
              n, len(qi), len(orphans))
     return NeighborGraph(knn=knn, counts=counts, affinity=affinity, source="mmseqs", hits=hits.tocsr(),
-                         homologous=homologous)
+                         homologous=homologous, representatives=representatives)
 
 
 def reference_affinity(query_embeddings: np.ndarray, reference_embeddings: np.ndarray, query_sequences=None,
