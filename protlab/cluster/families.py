@@ -48,6 +48,8 @@ MERGE_RATIO = 0.02
 MERGE_HITS = 3           # and never on fewer hits than this (a stray hit or two)
 MIN_FAMILY = 20          # smallest group counted as a family (1 % of the proteins in small sets, at least 5) ...
 MIN_FAMILY_SHARE = 1e-4  # ... or this share of all proteins, whichever is larger
+SPLIT_SPECTRAL_MAX = 20_000  # a family split in two by its spectral coordinate up to this size ...
+SPLIT_SMOOTHING = 10         # ... above it by its embeddings smoothed over its subgraph this many steps
 PROFILE_SEEDS = 5        # members per family (the best connected of its largest pieces) whose profiles ...
 PROFILE_ITERATIONS = 3   # ... (built in this many search rounds) place the proteins hits do not lead to a family
 PROFILE_EVALUE = 1.0     # ... when a profile finds them at this E-value (among those few hundred proteins)
@@ -229,16 +231,24 @@ def attach_by_affinity(families: np.ndarray, affinity: sp.csr_matrix, embeddings
 
 
 def split_in_two(members: np.ndarray, affinity: sp.csr_matrix, embeddings: np.ndarray, *, seed: int = 0) -> np.ndarray:
-    """A 0/1 split of ``members``: the sign pattern of their subgraph's second spectral
-    coordinate (2-means on it), or 2-means on their embeddings when the subgraph is too small."""
+    """A 0/1 split of ``members``: 2-means on their subgraph's second spectral coordinate, or,
+    above ``SPLIT_SPECTRAL_MAX`` members (where the eigendecomposition does not finish in
+    reasonable time), on their embeddings smoothed over the subgraph (``SPLIT_SMOOTHING``
+    steps, linear in its edges); on their embeddings when the subgraph is too small."""
     sub = affinity[members][:, members]
-    if len(members) >= 8 and sub.nnz:
+    sub = sub.maximum(sub.T).tocsr()
+    if len(members) < 8 or not sub.nnz:
+        coords = embeddings[members]
+    elif len(members) > SPLIT_SPECTRAL_MAX:
+        coords = np.asarray(embeddings[members], dtype=np.float64)
+        degree = np.asarray(sub.sum(axis=1)).ravel()
+        walk = sp.diags(1.0 / np.maximum(degree, 1e-12)) @ sub
+        for _ in range(SPLIT_SMOOTHING):
+            coords = 0.5 * coords + 0.5 * (walk @ coords)
+    else:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Graph is not fully connected")
-            coords = spectral_embedding(sub.maximum(sub.T), n_components=2, random_state=seed, drop_first=False)
-        coords = coords[:, 1:]
-    else:
-        coords = embeddings[members]
+            coords = spectral_embedding(sub, n_components=2, random_state=seed, drop_first=False)[:, 1:]
     halves = KMeans(2, n_init=3, random_state=seed).fit_predict(coords)
     if halves.min() == halves.max():  # degenerate: an even split by position
         halves = (np.arange(len(members)) >= len(members) // 2).astype(int)

@@ -86,6 +86,24 @@ def test_fit_to_merges_the_smallest_and_splits_the_largest():
     assert split[0] != split[25]
 
 
+@pytest.mark.parametrize("spectral_max", [1000, 10])
+def test_split_in_two_follows_the_graph(monkeypatch, spectral_max):
+    """Two communities joined by one edge, embeddings pure noise: split along the graph, by
+    the spectral coordinate or (large families) by embeddings smoothed over the subgraph."""
+    monkeypatch.setattr(fam, "SPLIT_SPECTRAL_MAX", spectral_max)
+    rng = np.random.default_rng(0)
+    groups = [np.arange(40), np.arange(40, 70)]
+    r, c = [], []
+    for g in groups:
+        pairs = rng.choice(g, size=(len(g) * 6, 2))
+        r += pairs[:, 0].tolist()
+        c += pairs[:, 1].tolist()
+    affinity = sp.csr_matrix((np.ones(len(r) + 1), (r + [0], c + [40])), shape=(80, 80))
+    members = np.arange(70)
+    halves = fam.split_in_two(members, affinity, rng.normal(size=(80, 8)).astype(np.float32))
+    assert len(set(halves[:40])) == 1 and len(set(halves[40:70])) == 1 and halves[0] != halves[40]
+
+
 def test_min_family_size_grows_with_the_data():
     assert fam.min_family_size(300) == 5 and fam.min_family_size(1000) == 10
     assert fam.min_family_size(5000) == fam.min_family_size(100_000) == fam.MIN_FAMILY
