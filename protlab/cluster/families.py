@@ -111,14 +111,16 @@ def pure_pieces(knn: np.ndarray, homologous: np.ndarray, *, shared: int = SHARED
 
 
 def merge_pieces(pieces: np.ndarray, hits: sp.csr_matrix, *, ratio: float = MERGE_RATIO,
-                 min_hits: int = MERGE_HITS) -> np.ndarray:
+                 min_hits: int = MERGE_HITS, counted: np.ndarray | None = None) -> np.ndarray:
     """Merge pieces while the homology hits between two number >= ``ratio`` per member of
-    the smaller one and >= ``min_hits`` (strongest pair first, one merge per piece per round)."""
+    the smaller one and >= ``min_hits`` (strongest pair first, one merge per piece per round).
+    ``counted``: the members that count (after a landmark search, the representatives that
+    searched; the others' hits are copies), all when None."""
     labels = _relabel(pieces)
     m = int(labels.max()) + 1
     onehot = _one_hot(labels, m)
     between = (onehot.T @ hits @ onehot).tocsr()
-    size = np.bincount(labels, minlength=m).astype(np.float64)
+    size = np.maximum(np.bincount(labels, weights=counted, minlength=m).astype(np.float64), 1.0)
     group = np.arange(m)
     while True:
         coo = between.tocoo()
@@ -283,14 +285,15 @@ def fit_to(labels: np.ndarray, n_clusters: int, affinity: sp.csr_matrix, embeddi
 
 def find_families(knn: np.ndarray, homologous: np.ndarray, hits: sp.csr_matrix, affinity: sp.csr_matrix,
                   embeddings: np.ndarray, *, n_clusters: int | None = None, seed: int = 0,
-                  sequences=None) -> FamilyPartition:
+                  sequences=None, counted: np.ndarray | None = None) -> FamilyPartition:
     """The families of a homology neighbour graph (see the module docstring): ``knn`` the
     top-k hits (-1 padded), ``homologous`` the rows that are hits, ``hits`` every homology hit
     (symmetric, binary), ``affinity`` hits plus embedding edges (for attaching and fitting);
-    ``sequences`` (optional) let family profiles place the proteins without hits."""
+    ``sequences`` (optional) let family profiles place the proteins without hits; ``counted``
+    (optional): the proteins that searched when landmarks did (see :func:`merge_pieces`)."""
     n = len(knn)
     pieces = pure_pieces(knn, homologous)
-    groups = merge_pieces(pieces, hits)
+    groups = merge_pieces(pieces, hits, counted=counted)
     group_sizes = np.bincount(groups)
     min_size = min(min_family_size(n), int(group_sizes.max()))
     is_family = group_sizes >= min_size

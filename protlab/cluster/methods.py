@@ -310,8 +310,9 @@ class ScanClusterer:
                                  "(MMseqs2 and the sequences, neighbors='mmseqs'); give n_clusters instead")
             return None
         start = time.perf_counter()
+        counted = None if graph.rep is None else graph.rep == np.arange(graph.n)
         partition = find_families(graph.knn, graph.homologous, graph.hits, graph.affinity, x,
-                                  n_clusters=self.requested_n, seed=cfg["seed"], sequences=sequences)
+                                  n_clusters=self.requested_n, seed=cfg["seed"], sequences=sequences, counted=counted)
         n_found = int(partition.labels.max()) + 1
         if n_found < 2:
             raise InputError("the homology graph holds a single family: there is nothing to cluster "

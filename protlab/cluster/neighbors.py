@@ -49,9 +49,15 @@ class NeighborGraph:
     counts: np.ndarray       # (n,) int64, >= 1
     affinity: sp.csr_matrix  # (n, n) symmetric, non-negative
     source: str              # "mmseqs" or "faiss"
-    hits: sp.csr_matrix | None = None      # (n, n) every homology hit, symmetric, binary (mmseqs only)
+    hits: sp.csr_matrix | None = None      # (n, n) every homology hit found, symmetric, binary (mmseqs only) ...
     homologous: np.ndarray | None = None   # (n,) bool: knn row made of homology hits (not fallbacks)
-    representatives: int | None = None     # proteins searched when landmarks stood in for the rest (landmark_hits)
+    rep: np.ndarray | None = None          # ... and each protein's representative when landmarks were searched
+    #                                        (landmark_hits: then hits holds no inherited copies)
+
+    @property
+    def representatives(self) -> int | None:
+        """How many proteins were searched (landmark search), None after a full search."""
+        return None if self.rep is None else int(len(np.unique(self.rep)))
 
     @property
     def n(self) -> int:
@@ -223,12 +229,11 @@ def mine_neighbors(embeddings: np.ndarray, sequences=None, *, source: str = "aut
     if len(sequences) != n:
         raise InputError(f"{len(sequences)} sequences for {n} embeddings: they must describe the same proteins")
     sequences = list(sequences)
-    representatives = None
+    rep = None
     if n > LANDMARK_MIN if landmarks is None else landmarks:
         rep = linclust_representatives(sequences, identity=LANDMARK_IDENTITY, threads=threads)
-        representatives = len(np.unique(rep))
         log.info("landmark search: %d representatives of %d proteins (linclust at %.0f %% identity)",
-                 representatives, n, 100 * LANDMARK_IDENTITY)
+                 len(np.unique(rep)), n, 100 * LANDMARK_IDENTITY)
         qi, ti, bits = landmark_hits(sequences, rep, search_chunk=search_chunk, threads=threads, max_hits=max_hits)
     else:
         qi, ti, bits = all_hits(sequences, search_chunk=search_chunk, threads=threads, max_hits=max_hits)
@@ -244,12 +249,16 @@ def mine_neighbors(embeddings: np.ndarray, sequences=None, *, source: str = "aut
     scores = sp.csr_matrix((bits, (qi, ti)), shape=(n, n))
     scores = scores.maximum(scores.T)
     affinity = (scores + weak.maximum(weak.T)).tocsr()
-    hits = scores.copy()
-    hits.data = np.ones_like(hits.data)
+    found = np.ones(len(qi), dtype=bool)
+    if rep is not None:  # an inherited copy is no evidence of its own: hits keeps the searched ones
+        found = (rep[qi] == qi) | (ti == rep[qi])
+    hits = sp.csr_matrix((np.ones(int(found.sum()), dtype=np.float32), (qi[found], ti[found])), shape=(n, n))
+    hits = hits.maximum(hits.T).tocsr()
+    hits.data[:] = 1.0
     log.info("mmseqs neighbours: %d proteins, %d hits, %d without hits (embedding fallback)",
              n, len(qi), len(orphans))
-    return NeighborGraph(knn=knn, counts=counts, affinity=affinity, source="mmseqs", hits=hits.tocsr(),
-                         homologous=homologous, representatives=representatives)
+    return NeighborGraph(knn=knn, counts=counts, affinity=affinity, source="mmseqs", hits=hits,
+                         homologous=homologous, rep=rep)
 
 
 def reference_affinity(query_embeddings: np.ndarray, reference_embeddings: np.ndarray, query_sequences=None,

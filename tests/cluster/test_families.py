@@ -86,6 +86,19 @@ def test_fit_to_merges_the_smallest_and_splits_the_largest():
     assert split[0] != split[25]
 
 
+def test_merge_counts_only_the_proteins_that_searched():
+    """After a landmark search a piece's hits come from its representatives: 3 hits from a
+    piece of 400 proteins, 40 of them representatives, are 0.0075 per protein (kept apart)
+    but 0.075 per representative (merged)."""
+    pieces = np.r_[np.zeros(400, int), np.ones(600, int)]
+    hits = sp.csr_matrix((np.ones(3), ([0, 10, 20], [400, 401, 402])), shape=(1000, 1000))
+    hits = hits.maximum(hits.T).tocsr()
+    assert len(set(fam.merge_pieces(pieces, hits))) == 2
+    counted = np.ones(1000, bool)
+    counted[40:400] = False
+    assert len(set(fam.merge_pieces(pieces, hits, counted=counted))) == 1
+
+
 @pytest.mark.parametrize("spectral_max", [1000, 10])
 def test_split_in_two_follows_the_graph(monkeypatch, spectral_max):
     """Two communities joined by one edge, embeddings pure noise: split along the graph, by

@@ -63,8 +63,14 @@ def test_landmark_graph_finds_the_same_families(domains, monkeypatch):
     landmark = nb.mine_neighbors(emb, seqs, source="mmseqs")
     assert full.representatives is None and landmark.representatives < len(seqs) - 40
     assert landmark.purity(labels) >= 0.98 and landmark.homologous.mean() >= 0.95
+    members = np.flatnonzero(landmark.rep != np.arange(len(seqs)))
+    for m in members:  # hits keep what was searched: a member's only hit is its representative
+        assert landmark.hits[m].indices.tolist() == [landmark.rep[m]]
+    assert (landmark.knn[members, 1] >= 0).all()  # while its neighbours are its representative's
     scores = []
     for graph in (full, landmark):
-        part = find_families(graph.knn, graph.homologous, graph.hits, graph.affinity, emb, n_clusters=4)
+        counted = None if graph.rep is None else graph.rep == np.arange(len(seqs))
+        part = find_families(graph.knn, graph.homologous, graph.hits, graph.affinity, emb, n_clusters=4,
+                             counted=counted)
         scores.append(evaluate(labels, part.labels)["nmi"])
     assert scores[1] >= 0.9 and scores[1] >= scores[0] - 0.05, scores
