@@ -13,14 +13,16 @@ and big, diverse families fall apart into many pieces. So:
    the smaller piece, and at least ``MERGE_HITS``. A piece of near-identical copies keeps
    its top-k hits to itself but still hits its family 0.03–20 times per member; two
    families meet 0–5 times among hundreds to thousands of members (≤ 0.004 per member on
-   1.4·10^5 Pfam domains; families of one clan can meet far more often and merge).
+   1.4·10^5 Pfam domains; families of one clan can meet far more often and merge). After a
+   landmark search (:func:`protlab.cluster.neighbors.landmark_hits`) hits and members are
+   counted among the representatives that searched: inherited copies are no evidence.
 3. **Counting** (``n_clusters=None``): a family is a merged group of at least
    ``min_family_size(n)`` proteins; the other groups join, whole, the family they share the
    most hits with. Proteins that hits do not lead to a family (no hits at all, or hits only
    among themselves: short or divergent domains) are searched by profiles of the families
    (:func:`place_by_profiles`: a profile finds distant members a single sequence misses),
-   and those no profile finds take the family of their embedding neighbours. The sorted group sizes are the evidence
-   (:func:`protlab.plot.cluster.family_count_figure`).
+   and those no profile finds take the family of their embedding neighbours. The sorted
+   group sizes are the evidence (:func:`protlab.plot.cluster.family_count_figure`).
 4. **Fitting to ``n_clusters``** when it is given: above the estimate, the next largest
    groups count as families too (a big family is rarely two; a small group is often a small
    family); below it, the smallest families are merged into the one they are most connected

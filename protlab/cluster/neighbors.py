@@ -49,10 +49,9 @@ class NeighborGraph:
     counts: np.ndarray       # (n,) int64, >= 1
     affinity: sp.csr_matrix  # (n, n) symmetric, non-negative
     source: str              # "mmseqs" or "faiss"
-    hits: sp.csr_matrix | None = None      # (n, n) every homology hit found, symmetric, binary (mmseqs only) ...
+    hits: sp.csr_matrix | None = None      # (n, n) homology hits, symmetric, binary (mmseqs only; not inherited copies)
     homologous: np.ndarray | None = None   # (n,) bool: knn row made of homology hits (not fallbacks)
-    rep: np.ndarray | None = None          # ... and each protein's representative when landmarks were searched
-    #                                        (landmark_hits: then hits holds no inherited copies)
+    rep: np.ndarray | None = None          # (n,) each protein's representative after a landmark search, else None
 
     @property
     def representatives(self) -> int | None:
