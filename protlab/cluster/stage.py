@@ -23,7 +23,7 @@ from protlab.core.atomic import atomic_paths, jsonable
 from protlab.core.errors import InputError
 from protlab.core.fingerprint import proteins_fingerprint
 from protlab.core.rundir import RunDir
-from protlab.core.runtime import check_device, dist_env, seed_everything
+from protlab.core.runtime import check_device, dist_env, leave_distributed, seed_everything
 from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, map_points
 from protlab.plot.cluster import cluster_sizes_figure, family_count_figure
 from protlab.plot.embed import umap_figure
@@ -118,6 +118,7 @@ def write_clustering(run_dir: str | Path, *, method: str = "scan", n_clusters: i
     start = time.perf_counter()
     result = cluster(emb, sequences, method=method, n_clusters=n_clusters, seed=seed, **options)
     elapsed = time.perf_counter() - start
+    leave_distributed()  # torchrun: the ranks' work together ends here
     if not dist_env().is_main:  # a torchrun worker of SCAN: rank 0 writes
         return result
     frame = clusters_frame(ids, result)

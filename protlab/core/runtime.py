@@ -73,6 +73,16 @@ def init_distributed(env: DistEnv, device: str) -> None:
         dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
 
 
+def leave_distributed() -> None:
+    """Wait for every rank, then leave the process group (when one was joined): a rank that
+    exits with the group still open can abort in gloo's teardown while the others work."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 @contextlib.contextmanager
 def torch_threads(n: int | None):
     """Run a block with ``n`` torch CPU threads (None: leave the setting), then restore it."""

@@ -32,7 +32,8 @@ from protlab.core.atomic import atomic_write_json, atomic_write_text
 from protlab.core.checkpoint import read_checkpoint, save_checkpoint
 from protlab.core.errors import InputError, ProtlabError
 from protlab.core.rundir import RunDir
-from protlab.core.runtime import dist_env, init_distributed, pick_device, seed_everything, torch_threads
+from protlab.core.runtime import (dist_env, init_distributed, leave_distributed, pick_device, seed_everything,
+                                  torch_threads)
 from protlab.esm.load import esm_args, save_esm
 from protlab.pretrain.clip import ProtCLIP, build_protein_tower
 from protlab.pretrain.config import PretrainConfig, from_dict, resume_changes
@@ -475,10 +476,7 @@ def _train(config: PretrainConfig, env, device: str) -> dict:
             atomic_write_json(run_.path("pretrain_metrics"), metrics)
             summary["metrics"] = metrics
     if env.world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-        dist.destroy_process_group()
+        leave_distributed()
     return summary
 
 
