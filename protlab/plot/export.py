@@ -19,6 +19,10 @@ import numpy as np
 from protlab.core.atomic import atomic_path
 
 log = logging.getLogger(__name__)
+# choreographer (kaleido's Chromium driver) logs a full traceback for each message from Chromium
+# it cannot decode and then ignores it (seen on busy machines); in a notebook that reads as a
+# failure. Export failures are reported here instead (a warning and the matplotlib fallback).
+logging.getLogger("choreographer").setLevel(logging.CRITICAL)
 _warned = False
 _kaleido_hung = False
 

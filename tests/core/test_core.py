@@ -91,6 +91,16 @@ def test_a_hung_png_export_falls_back_to_matplotlib_and_is_not_waited_on_again(t
     assert "kaleido hung (no answer in 0.5 s" in caplog.text
 
 
+def test_chromium_driver_noise_stays_out_of_notebooks():
+    """choreographer logs a traceback for each Chromium message it ignores; protlab silences it."""
+    import logging
+
+    from protlab.plot import export  # noqa: F401  (sets the level on import)
+
+    pipe = logging.getLogger("choreographer.channels.pipe")
+    assert not pipe.isEnabledFor(logging.ERROR) and pipe.isEnabledFor(logging.CRITICAL)
+
+
 def test_write_and_strip_notebook(tmp_path):
     import nbformat
 
