@@ -233,3 +233,14 @@ def test_few_real_pfam_families(shared_data):
     assert graph.purity(frame["label"]) >= (0.99 if graph.source == "mmseqs" else 0.8)
     result = cluster(emb, frame["sequence"].tolist(), method="scan", n_clusters=4, **FAST)
     assert evaluate(frame["label"], result.labels)["acc"] >= 0.9
+
+
+def test_kmeans_baselines_restart_less_at_scale(monkeypatch):
+    """10 restarts on ordinary sets, one above KMEANS_RESTARTS_MAX proteins (recorded)."""
+    import protlab.cluster.methods as methods
+
+    x = np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32)
+    assert cluster(x, method="kmeans", n_clusters=3).info["n_init"] == 10
+    monkeypatch.setattr(methods, "KMEANS_RESTARTS_MAX", 50)
+    assert cluster(x, method="kmeans", n_clusters=3).info["n_init"] == 1
+    assert cluster(x, method="pca_kmeans", n_clusters=3).info["n_init"] == 1
