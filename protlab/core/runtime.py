@@ -4,11 +4,14 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from protlab.core.errors import InputError
+
+LEAVE_GRACE_S = 0.5  # see leave_distributed
 
 
 def seed_everything(seed: int) -> None:
@@ -73,14 +76,19 @@ def init_distributed(env: DistEnv, device: str) -> None:
         dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
 
 
-def leave_distributed() -> None:
-    """Wait for every rank, then leave the process group (when one was joined): a rank that
-    exits with the group still open can abort in gloo's teardown while the others work."""
+def leave_distributed(grace: float = LEAVE_GRACE_S) -> None:
+    """Wait for every rank, then leave the process group (when one was joined), then let go of
+    the GIL for ``grace`` seconds. gloo's worker threads free a finished collective's tensors
+    after the caller has moved on, and need the GIL to do it; one that asks for it once the
+    interpreter is finalizing aborts the process ("terminate called without an active
+    exception"), which on a busy machine happened when a rank exited right after its last
+    collective."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+        time.sleep(grace)
 
 
 @contextlib.contextmanager

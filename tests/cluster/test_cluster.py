@@ -12,7 +12,7 @@ from protlab.cluster.stage import read_clustering, write_clustering
 from protlab.core.rundir import RunDir
 from protlab.core.errors import InputError
 from protlab.evaluate.metrics import evaluate, matched_accuracy
-from protlab.cluster.heads import scan_loss, self_label_loss, strong_view
+from protlab.cluster.heads import ScanHeads, scan_loss, self_label_loss, strong_view, validation_losses
 from protlab.cluster.neighbors import faiss_knn, mine_neighbors
 from protlab.core.mmseqs import mmseqs_available
 
@@ -126,6 +126,34 @@ def test_over_clustering(toy):
     assert used > 4 and scores["acc"] < 1.0
 
 
+def test_heads_keep_a_family_rarer_than_one_member_per_batch(monkeypatch):
+    """Three families of 300 and one of 12, batches of 16: the rare family has 0.2 members per
+    batch. A size pull on each batch's mean p would hold its own members near p = 0.2."""
+    import scipy.sparse as sp
+
+    from protlab.cluster import methods
+    from protlab.cluster.neighbors import NeighborGraph
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), [300, 300, 300, 12])
+    x = (4 * rng.normal(size=(4, 16))[labels] + rng.normal(size=(len(labels), 16))).astype(np.float32)
+    knn = np.stack([rng.choice(np.flatnonzero((labels == f) & (np.arange(len(labels)) != i)), 8, replace=False)
+                    for i, f in enumerate(labels)])
+    hits = sp.csr_matrix((np.ones(knn.size), (np.repeat(np.arange(len(labels)), 8), knn.ravel())),
+                         shape=(len(labels),) * 2)
+    hits = (hits + hits.T).sign().tocsr()
+    graph = NeighborGraph(knn=knn, counts=np.full(len(labels), 8), affinity=hits, source="mmseqs", hits=hits,
+                          homologous=np.ones(len(labels), dtype=bool))
+    monkeypatch.setattr(methods, "mine_neighbors", lambda *a, **k: graph)
+    model = ScanClusterer(n_clusters=4, neighbors="mmseqs", batch_size=16, epochs=3, self_label_epochs=2, k=8)
+    prob = model.fit_predict_proba(x, ["M"] * len(labels))
+    families = model.partition.labels
+    rare = families[labels == 3]
+    assert len(set(rare)) == 1 and (families == rare[0]).sum() == 12  # the graph finds it
+    assert (prob[labels == 3].argmax(1) == rare[0]).mean() > 0.9
+    assert np.median(prob[labels == 3, rare[0]]) > 0.9
+
+
 def test_scan_loss_values():
     k = 6
     uniform = torch.zeros(10, k)
@@ -136,6 +164,26 @@ def test_scan_loss_values():
     confident = torch.full((4, k), -20.0)
     confident[torch.arange(4), torch.tensor([0, 1, 2, 3])] = 20.0
     assert scan_loss(confident, confident)[1].item() < 1e-6
+
+
+def test_validation_losses_are_scan_losses_in_any_chunks():
+    torch.manual_seed(0)
+    model = ScanHeads(8, 5, n_heads=3, hidden=16).eval()
+    x = torch.randn(60, 8)
+    anchors = torch.arange(0, 60, 2)
+    prior = torch.tensor([0.4, 0.3, 0.1, 0.1, 0.1])
+    partner = torch.randint(0, 60, (60, 1))  # one neighbour each: exactly scan_loss with a prior
+    with torch.no_grad():
+        logits = model(x)
+    expected = [scan_loss(o[anchors], o[partner[anchors, 0]], entropy_weight=2.0, prior=prior)[0].item()
+                for o in logits]
+    got = validation_losses(model, x, partner, anchors, entropy_weight=2.0, prior=prior, chunk=7)
+    assert got == pytest.approx(expected, rel=1e-5)
+    knn = torch.randint(0, 60, (60, 6))
+    knn[::3, 4:] = -1  # padding is left out, whatever the chunk
+    whole = validation_losses(model, x, knn, anchors, entropy_weight=2.0, chunk=1000)
+    assert validation_losses(model, x, knn, anchors, entropy_weight=2.0, chunk=4) == pytest.approx(whole, rel=1e-6)
+    assert whole != pytest.approx(validation_losses(model, x, knn.clamp_min(0), anchors, entropy_weight=2.0))
 
 
 def test_self_label_loss_uses_only_confident():
