@@ -16,11 +16,11 @@ Methods (``cluster(..., method=...)``):
   SCAN heads are trained on those features with the SCAN loss (k = 20 neighbours, λ = 5;
   its size term is KL(mean p ‖ prior): equal sizes, i.e. SCAN's entropy term, without
   families; with them the cross-entropy towards the families holds the sizes instead, since a
-  batch's mean p would hold a family rarer than one member per batch near p = prior ×
-  batch size; the head choice still scores the families' sizes). The head with the lowest validation loss is kept
-  and refined by self-labelling (confidence > 0.99, cross-entropy, class-balanced only
-  without a prior; the strong view is the features with dropout + noise). Over-clustering
-  (``n_clusters`` above the number of families) is supported.
+  batch's mean p would hold a family rarer than one member per batch near p = prior × batch
+  size; the head choice still scores the families' sizes). The head with the lowest
+  validation loss is kept and refined by self-labelling (confidence > 0.99, cross-entropy,
+  class-balanced only without a prior; the strong view is the features with dropout +
+  noise). Over-clustering (``n_clusters`` above the number of families) is supported.
 
 A fitted :class:`ScanClusterer` assigns *new* proteins without refitting: their affinity to
 the stored reference proteins (homology hits and/or nearest embeddings) places them in the
