@@ -48,8 +48,12 @@ def scan_loss(anchor_logits: torch.Tensor, neighbor_logits: torch.Tensor, *, ent
     entropy = -(mean_p * torch.log(mean_p.clamp_min(EPS))).sum()
     if prior is None:
         return consistency - entropy_weight * entropy, consistency, entropy
-    divergence = (mean_p * (torch.log(mean_p.clamp_min(EPS)) - torch.log(prior.clamp_min(EPS)))).sum()
-    return consistency + entropy_weight * divergence, consistency, entropy
+    return consistency + entropy_weight * size_divergence(mean_p, prior), consistency, entropy
+
+
+def size_divergence(mean_p: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """KL(mean p ‖ target): how far the clusters' mean probabilities are from the wanted sizes."""
+    return (mean_p * (mean_p.clamp_min(EPS).log() - target.clamp_min(EPS).log())).sum()
 
 
 def strong_view(x: torch.Tensor, *, dropout: float = 0.1, noise: float = 0.1, generator=None) -> torch.Tensor:
@@ -89,7 +93,7 @@ def validation_losses(model: ScanHeads, x: torch.Tensor, knn: torch.Tensor, anch
     model.eval()
     n_heads = len(model.heads)
     disagreement = torch.zeros(n_heads, dtype=torch.float64)
-    mass = None
+    mass = torch.zeros(n_heads, model.args["n_clusters"], dtype=torch.float64)
     n_pairs = 0
     for start in range(0, len(anchors), chunk):
         rows = anchors[start:start + chunk]
@@ -97,8 +101,6 @@ def validation_losses(model: ScanHeads, x: torch.Tensor, knn: torch.Tensor, anch
         valid = (neighbors >= 0).double()
         p_rows = [F.softmax(o.float(), dim=1).cpu() for o in model(x[rows].to(device))]
         p_nbs = [F.softmax(o.float(), dim=1).cpu() for o in model(x[neighbors.clamp_min(0).ravel()].to(device))]
-        if mass is None:
-            mass = torch.zeros(n_heads, p_rows[0].shape[1], dtype=torch.float64)
         for h, (p, q) in enumerate(zip(p_rows, p_nbs)):
             agree = (p[:, None, :] * q.view(len(rows), -1, p.shape[1])).sum(-1).clamp_min(EPS).log()
             disagreement[h] -= (agree.double() * valid).sum()
@@ -106,8 +108,5 @@ def validation_losses(model: ScanHeads, x: torch.Tensor, knn: torch.Tensor, anch
         n_pairs += int(valid.sum())
     mean_p = mass / max(len(anchors), 1)
     target = torch.full_like(mean_p[0], 1.0 / mean_p.shape[1]) if prior is None else prior.double().cpu()
-    losses = []
-    for h in range(n_heads):
-        divergence = (mean_p[h] * (mean_p[h].clamp_min(EPS).log() - target.clamp_min(EPS).log())).sum()
-        losses.append(float(disagreement[h] / max(n_pairs, 1) + entropy_weight * divergence))
-    return losses
+    return [float(disagreement[h] / max(n_pairs, 1) + entropy_weight * size_divergence(mean_p[h], target))
+            for h in range(n_heads)]
