@@ -8,6 +8,15 @@ and big, diverse families fall apart into many pieces. So:
 1. **Pure pieces**: components of the graph that keeps an edge only where its two proteins
    share at least ``SHARED_NEIGHBORS`` top-k neighbours (Jarvis–Patrick); a stray hit
    between two families has no shared neighbours and is cut.
+   **Longer communities** (with the sequences): two families of one clan can share a piece
+   (on 10^5 natural-size Pfam domains, 370 of the 436 V-set domains, PF07686, sit in one
+   piece with 25 959 I-set domains, PF07679) and no count of hits tells them apart: they
+   meet more often than the distant parts of one family do. Their domain lengths do (Pfam
+   domains of one family vary by about 5 %: V-set 113 ± 5, I-set 82 ± 8). A community of a
+   piece (Louvain on its top-k graph) of at least a family's size whose median length is
+   ``LONGER`` times the rest's becomes a piece of its own, kept apart from the rest. Only
+   longer ones: shorter ones are often fragments of the family. Communities of one family
+   reach 1.18 times the rest's length on these sets, V-set in I-set 1.35.
 2. **Merging**: pieces are merged, most connected first, while the homology hits between
    two pieces (all of them, not only the top k) number at least ``MERGE_RATIO`` per member of
    the smaller piece, and at least ``MERGE_HITS``. A piece of near-identical copies keeps
@@ -27,7 +36,9 @@ and big, diverse families fall apart into many pieces. So:
    groups count as families too (a big family is rarely two; a small group is often a small
    family); below it, the smallest families are merged into the one they are most connected
    to. Only when there are fewer groups than ``n_clusters`` is the largest split in two
-   (its subgraph's second spectral coordinate).
+   (its subgraph's second spectral coordinate). Before that, a longer community's family and
+   the family of the rest of its piece share out their members by length (the boundary is
+   the geometric mean of the two medians): hits alone put some domains of either in the other.
 
 Everything is sparse and linear in the number of edges (at most n · MAX_HITS): 2 s on
 10^5 Pfam domains.
@@ -37,6 +48,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
+import networkx as nx
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -52,6 +64,7 @@ MIN_FAMILY = 20          # smallest group counted as a family (1 % of the protei
 MIN_FAMILY_SHARE = 1e-4  # ... or this share of all proteins, whichever is larger
 SPLIT_SPECTRAL_MAX = 20_000  # a family split in two by its spectral coordinate up to this size ...
 SPLIT_SMOOTHING = 10         # ... above it by its embeddings smoothed over its subgraph this many steps
+LONGER = 1.25           # a community of a piece this much longer (median length) than the rest is its own family
 PROFILE_SEEDS = 5        # members per family (the best connected of its largest pieces) whose profiles ...
 PROFILE_ITERATIONS = 3   # ... (built in this many search rounds) place the proteins hits do not lead to a family
 PROFILE_EVALUE = 1.0     # ... when a profile finds them at this E-value (among those few hundred proteins)
@@ -82,6 +95,16 @@ def _relabel(labels: np.ndarray) -> np.ndarray:
     return np.unique(labels, return_inverse=True)[1].astype(np.int64)
 
 
+def topk_graph(knn: np.ndarray, homologous: np.ndarray) -> sp.csr_matrix:
+    """The symmetric, binary graph of the top-k homology hits (rows not ``homologous``: none)."""
+    n, k = knn.shape
+    rows = np.repeat(np.arange(n), k)
+    cols = knn.ravel()
+    keep = (cols >= 0) & np.repeat(homologous, k)
+    graph = sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (rows[keep], cols[keep])), shape=(n, n))
+    return graph.maximum(graph.T).tocsr()
+
+
 def pure_pieces(knn: np.ndarray, homologous: np.ndarray, *, shared: int = SHARED_NEIGHBORS,
                 chunk: int = 20_000) -> np.ndarray:
     """Piece labels: components of the top-k graph's edges whose ends share ``shared``
@@ -91,12 +114,8 @@ def pure_pieces(knn: np.ndarray, homologous: np.ndarray, *, shared: int = SHARED
     ``knn``: (n, k) neighbour lists, -1 padded; ``homologous``: which rows are homology hits
     (embedding fallbacks of orphans are not homology and get no edges here).
     """
-    n, k = knn.shape
-    rows = np.repeat(np.arange(n), k)
-    cols = knn.ravel()
-    keep = (cols >= 0) & np.repeat(homologous, k)
-    graph = sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (rows[keep], cols[keep])), shape=(n, n))
-    graph = graph.maximum(graph.T).tocsr()
+    n = len(knn)
+    graph = topk_graph(knn, homologous)
     degree = np.diff(graph.indptr)
     kept_rows, kept_cols = [], []
     for start in range(0, n, chunk):  # shared-neighbour counts on the edges, in row blocks
@@ -112,14 +131,61 @@ def pure_pieces(knn: np.ndarray, homologous: np.ndarray, *, shared: int = SHARED
     return pieces.astype(np.int64)
 
 
+def longer_communities(pieces: np.ndarray, graph: sp.csr_matrix, lengths: np.ndarray, min_size: int,
+                       *, longer: float = LONGER, seed: int = 0) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """``(pieces, apart)``: every Louvain community (of the piece's ``graph``) of at least
+    ``min_size`` members whose median length is ``longer`` times the rest of its piece's
+    becomes a new piece; ``apart`` pairs it with the piece it left. Only pieces with at least
+    ``min_size`` members that long are searched for communities."""
+    pieces = pieces.copy()
+    apart: list[tuple[int, int]] = []
+    size = np.bincount(pieces)
+    median = pd.Series(lengths).groupby(pieces).median().to_numpy()
+    long_members = np.bincount(pieces, weights=lengths >= longer * median[pieces], minlength=len(size))
+    new = len(size)
+    for piece in np.flatnonzero((size >= 2 * min_size) & (long_members >= min_size)):
+        members = np.flatnonzero(pieces == piece)
+        communities = nx.community.louvain_communities(nx.from_scipy_sparse_array(graph[members][:, members]),
+                                                       seed=seed)
+        for community in communities:
+            inside = np.zeros(len(members), dtype=bool)
+            inside[list(community)] = True
+            if min_size <= inside.sum() < len(members) and (
+                    np.median(lengths[members[inside]]) >= longer * np.median(lengths[members[~inside]])):
+                pieces[members[inside]] = new
+                apart.append((int(piece), new))
+                new += 1
+    return pieces, apart
+
+
+def share_by_length(labels: np.ndarray, pieces: np.ndarray, apart: list[tuple[int, int]],
+                    lengths: np.ndarray) -> np.ndarray:
+    """For each ``apart`` pair (the rest of a piece, its longer community): when they ended
+    in two families, the members of both go to the one whose median length is nearer
+    (boundary: the geometric mean of the two medians)."""
+    labels = labels.copy()
+    for rest, community in apart:
+        short = np.bincount(labels[pieces == rest]).argmax()
+        long = np.bincount(labels[pieces == community]).argmax()
+        if short == long:
+            continue
+        boundary = np.sqrt(np.median(lengths[pieces == rest]) * np.median(lengths[pieces == community]))
+        both = np.flatnonzero((labels == short) | (labels == long))
+        labels[both] = np.where(lengths[both] >= boundary, long, short)
+    return labels
+
+
 def merge_pieces(pieces: np.ndarray, hits: sp.csr_matrix, *, ratio: float = MERGE_RATIO,
-                 min_hits: int = MERGE_HITS, counted: np.ndarray | None = None) -> np.ndarray:
+                 min_hits: int = MERGE_HITS, counted: np.ndarray | None = None,
+                 apart: list[tuple[int, int]] = ()) -> np.ndarray:
     """Merge pieces while the homology hits between two number >= ``ratio`` per member of
     the smaller one and >= ``min_hits`` (strongest pair first, one merge per piece per round).
     ``counted``: the members that count (after a landmark search, the representatives that
-    searched; the others' hits are copies), all when None."""
-    labels = _relabel(pieces)
-    m = int(labels.max()) + 1
+    searched; the others' hits are copies), all when None. ``apart``: pairs of pieces whose
+    groups never merge."""
+    values, labels = np.unique(pieces, return_inverse=True)
+    apart = [tuple(np.searchsorted(values, pair)) for pair in apart]
+    m = len(values)
     onehot = _one_hot(labels, m)
     between = (onehot.T @ hits @ onehot).tocsr()
     size = np.maximum(np.bincount(labels, weights=counted, minlength=m).astype(np.float64), 1.0)
@@ -131,6 +197,9 @@ def merge_pieces(pieces: np.ndarray, hits: sp.csr_matrix, *, ratio: float = MERG
         score = np.where(w >= min_hits, w / np.minimum(size[a], size[b]), 0.0)
         order = np.argsort(-score, kind="stable")
         order = order[score[order] >= ratio]
+        if apart:
+            kept_apart = {frozenset((group[x], group[y])) for x, y in apart}
+            order = np.array([j for j in order if frozenset((a[j], b[j])) not in kept_apart], dtype=np.int64)
         if len(order) == 0:
             return group[labels]
         target = np.arange(len(size))
@@ -295,7 +364,11 @@ def find_families(knn: np.ndarray, homologous: np.ndarray, hits: sp.csr_matrix, 
     (optional): the proteins that searched when landmarks did (see :func:`merge_pieces`)."""
     n = len(knn)
     pieces = pure_pieces(knn, homologous)
-    groups = merge_pieces(pieces, hits, counted=counted)
+    apart: list[tuple[int, int]] = []
+    lengths = None if sequences is None else np.array([len(s) for s in sequences], dtype=np.float64)
+    if lengths is not None:
+        pieces, apart = longer_communities(pieces, topk_graph(knn, homologous), lengths, min_family_size(n), seed=seed)
+    groups = merge_pieces(pieces, hits, counted=counted, apart=apart)
     group_sizes = np.bincount(groups)
     min_size = min(min_family_size(n), int(group_sizes.max()))
     is_family = group_sizes >= min_size
@@ -311,6 +384,8 @@ def find_families(knn: np.ndarray, homologous: np.ndarray, hits: sp.csr_matrix, 
         labels[unreached] = place_by_profiles(sequences, seeds, seed_family, unreached)
         placed = int((labels[unreached] >= 0).sum())
     labels = attach_by_affinity(labels, affinity, embeddings)
+    if apart:
+        labels = share_by_length(labels, pieces, apart, lengths)
     if n_clusters is not None:
         labels = fit_to(labels, int(n_clusters), affinity, embeddings, seed=seed)
     order = np.argsort(-np.bincount(labels), kind="stable")  # largest family first
@@ -319,5 +394,6 @@ def find_families(knn: np.ndarray, homologous: np.ndarray, hits: sp.csr_matrix, 
     info = {"pieces": int(pieces.max()) + 1, "groups": int(len(group_sizes)),
             "attached": int((~is_family[groups]).sum()),
             "without_hits": int((np.diff(hits.tocsr().indptr) == 0).sum()),
-            "unreached_by_hits": int(len(unreached)), "placed_by_profiles": placed}
+            "unreached_by_hits": int(len(unreached)), "placed_by_profiles": placed,
+            "longer_communities": len(apart)}
     return FamilyPartition(rank[labels], n_estimated, np.sort(group_sizes)[::-1], min_size, info)

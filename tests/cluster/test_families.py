@@ -260,3 +260,45 @@ def test_family_profiles_place_proteins_without_hits(shared_data):
                                   sequences=seqs)
     assert partition.info["without_hits"] == len(hitless) and partition.info["unreached_by_hits"] >= len(hitless)
     assert partition.info["placed_by_profiles"] >= 10
+
+
+def test_pieces_kept_apart_never_merge_and_share_members_by_length():
+    pieces = np.r_[np.zeros(50, int), np.ones(30, int), np.full(5, 2)]
+    r = np.r_[np.arange(30), 80, 81, 82, 83, 84]  # many hits 0-1; the small piece 2 hits piece 1
+    c = np.r_[np.arange(50, 80), 50, 51, 52, 53, 54]
+    hits = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(85, 85))
+    hits = hits.maximum(hits.T).tocsr()
+    assert len(set(fam.merge_pieces(pieces, hits))) == 1
+    kept = fam.merge_pieces(pieces, hits, apart=[(0, 1)])
+    assert len(set(kept)) == 2 and kept[0] != kept[50] and kept[80] == kept[50]  # 2 joins 1, never 0
+    lengths = np.r_[np.full(48, 80.0), 118, 119, np.full(30, 115.0), np.full(5, 82.0)]
+    labels = fam.share_by_length(kept, pieces, [(0, 1)], lengths)
+    # boundary sqrt(80 * 115) = 95.9: the long members of piece 0 go to piece 1's family, the short of piece 2 back
+    assert labels[48] == labels[49] == labels[50] and set(labels[80:]) == {labels[0]}
+    assert (labels[:48] == labels[0]).all() and labels[0] != labels[50]
+
+
+@needs_mmseqs
+def test_a_longer_family_sharing_a_piece_with_its_clan_neighbour_is_its_own(shared_data):
+    """V-set domains (PF07686, 113 ± 5 residues) share a pure piece with I-set domains
+    (PF07679, 82 ± 8; same clan) and hit them more often than distant parts of one family hit
+    each other: without lengths the two are one family."""
+    from protlab.cluster.neighbors import mine_neighbors
+    from protlab.curate.formats import read_proteins
+    from protlab.embed.kmer import KmerEncoder
+
+    v_set = read_proteins(shared_data / "pfam" / "kortemme_natural" / "PF07686.align.80.fasta")
+    i_set = read_proteins(shared_data / "pfam" / "bitbol_full" / "PF07679.fasta").sample(n=3000, random_state=0)
+    seqs = v_set["sequence"].tolist() + i_set["sequence"].tolist()
+    is_v = np.r_[np.ones(len(v_set), bool), np.zeros(len(i_set), bool)]
+    emb = KmerEncoder(dim=64).embed(seqs)
+    graph = mine_neighbors(emb, seqs, source="mmseqs")
+    pieces = fam.pure_pieces(graph.knn, graph.homologous)
+    largest = np.bincount(pieces).argmax()
+    assert is_v[pieces == largest].sum() >= 100  # the two families share a piece
+    without = fam.find_families(graph.knn, graph.homologous, graph.hits, graph.affinity, emb)
+    assert without.n_estimated == 1
+    part = fam.find_families(graph.knn, graph.homologous, graph.hits, graph.affinity, emb, sequences=seqs)
+    assert part.n_estimated == 2 and part.info["longer_communities"] >= 1
+    v_family = np.bincount(part.labels[is_v]).argmax()
+    assert np.mean(part.labels[is_v] == v_family) >= 0.95 and np.mean(part.labels[~is_v] != v_family) >= 0.99
