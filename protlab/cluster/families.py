@@ -131,19 +131,22 @@ def pure_pieces(knn: np.ndarray, homologous: np.ndarray, *, shared: int = SHARED
     return pieces.astype(np.int64)
 
 
-def longer_communities(pieces: np.ndarray, graph: sp.csr_matrix, lengths: np.ndarray, min_size: int,
-                       *, longer: float = LONGER, seed: int = 0) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """``(pieces, apart)``: every Louvain community (of the piece's ``graph``) of at least
-    ``min_size`` members whose median length is ``longer`` times the rest of its piece's
-    becomes a new piece; ``apart`` pairs it with the piece it left. Only pieces with at least
-    ``min_size`` members that long are searched for communities."""
+def longer_communities(pieces: np.ndarray, knn: np.ndarray, homologous: np.ndarray, lengths: np.ndarray,
+                       min_size: int, *, longer: float = LONGER,
+                       seed: int = 0) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """``(pieces, apart)``: every Louvain community (of the piece's top-k graph,
+    :func:`topk_graph`) of at least ``min_size`` members whose median length is ``longer``
+    times the rest of its piece's becomes a new piece; ``apart`` pairs it with the piece it
+    left. Only pieces with at least ``min_size`` members that long are searched."""
     pieces = pieces.copy()
     apart: list[tuple[int, int]] = []
     size = np.bincount(pieces)
     median = pd.Series(lengths).groupby(pieces).median().to_numpy()
     long_members = np.bincount(pieces, weights=lengths >= longer * median[pieces], minlength=len(size))
+    candidates = np.flatnonzero((size >= 2 * min_size) & (long_members >= min_size))
+    graph = topk_graph(knn, homologous) if len(candidates) else None
     new = len(size)
-    for piece in np.flatnonzero((size >= 2 * min_size) & (long_members >= min_size)):
+    for piece in candidates:
         members = np.flatnonzero(pieces == piece)
         communities = nx.community.louvain_communities(nx.from_scipy_sparse_array(graph[members][:, members]),
                                                        seed=seed)
@@ -367,7 +370,7 @@ def find_families(knn: np.ndarray, homologous: np.ndarray, hits: sp.csr_matrix, 
     apart: list[tuple[int, int]] = []
     lengths = None if sequences is None else np.array([len(s) for s in sequences], dtype=np.float64)
     if lengths is not None:
-        pieces, apart = longer_communities(pieces, topk_graph(knn, homologous), lengths, min_family_size(n), seed=seed)
+        pieces, apart = longer_communities(pieces, knn, homologous, lengths, min_family_size(n), seed=seed)
     groups = merge_pieces(pieces, hits, counted=counted, apart=apart)
     group_sizes = np.bincount(groups)
     min_size = min(min_family_size(n), int(group_sizes.max()))
