@@ -231,6 +231,20 @@ def test_profile_seeds_take_the_best_connected_member_of_each_large_piece():
     assert fam.attach_by_affinity(placed, affinity, np.eye(8, 3)).tolist() == placed.tolist()
 
 
+def test_proteins_without_homology_take_a_family_of_their_length():
+    """Family 0: 31-residue repeats, family 1: 100-residue domains. Protein 6 (31 residues)
+    has only an embedding edge into family 1, protein 7 (30) an edge to protein 6, protein 8
+    (300, no family that long) an edge into family 0."""
+    families = np.array([0, 0, 0, 1, 1, 1, -1, -1, -1])
+    lengths = np.array([31, 30, 31, 100, 98, 104, 31, 30, 300], dtype=float)
+    r, c = [0, 1, 3, 4, 6, 7, 8], [1, 2, 4, 5, 3, 6, 0]
+    affinity = sp.csr_matrix((np.ones(7), (r, c)), shape=(9, 9))
+    affinity = affinity.maximum(affinity.T).tocsr()
+    emb = np.r_[np.tile([1.0, 0, 0], (3, 1)), np.tile([0, 1.0, 0], (6, 1))]  # 6-8 look like family 1
+    assert fam.attach_by_affinity(families, affinity, emb).tolist()[6:] == [1, 1, 0]  # by edges alone
+    assert fam.attach_by_affinity(families, affinity, emb, lengths=lengths).tolist()[6:] == [0, 0, 0]
+
+
 @needs_mmseqs
 def test_family_profiles_place_proteins_without_hits(shared_data):
     """PPR repeats (PF01535, 31 residues) often hit nothing; profiles of their family find
