@@ -109,16 +109,17 @@ def topk_graph(knn: np.ndarray, homologous: np.ndarray) -> sp.csr_matrix:
 
 
 def pure_pieces(knn: np.ndarray, homologous: np.ndarray, *, shared: int = SHARED_NEIGHBORS,
-                chunk: int = 20_000) -> np.ndarray:
+                chunk: int = 20_000, graph: sp.csr_matrix | None = None) -> np.ndarray:
     """Piece labels: components of the top-k graph's edges whose ends share ``shared``
     neighbours (or, for a protein with only d <= ``shared`` hits, d - 1: a short domain with
     one or two hits keeps them, a protein hitting two families with one hit each does not).
 
     ``knn``: (n, k) neighbour lists, -1 padded; ``homologous``: which rows are homology hits
-    (embedding fallbacks of orphans are not homology and get no edges here).
+    (embedding fallbacks of orphans are not homology and get no edges here); ``graph``: their
+    :func:`topk_graph` when the caller has it.
     """
     n = len(knn)
-    graph = topk_graph(knn, homologous)
+    graph = topk_graph(knn, homologous) if graph is None else graph
     degree = np.diff(graph.indptr)
     kept_rows, kept_cols = [], []
     for start in range(0, n, chunk):  # shared-neighbour counts on the edges, in row blocks
@@ -134,10 +135,9 @@ def pure_pieces(knn: np.ndarray, homologous: np.ndarray, *, shared: int = SHARED
     return pieces.astype(np.int64)
 
 
-def longer_communities(pieces: np.ndarray, knn: np.ndarray, homologous: np.ndarray, lengths: np.ndarray,
-                       min_size: int, *, longer: float = LONGER,
-                       seed: int = 0) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """``(pieces, apart)``: every Louvain community (of the piece's top-k graph,
+def longer_communities(pieces: np.ndarray, graph: sp.csr_matrix, lengths: np.ndarray, min_size: int,
+                       *, longer: float = LONGER, seed: int = 0) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """``(pieces, apart)``: every Louvain community (of the piece's top-k ``graph``,
     :func:`topk_graph`) of at least ``min_size`` members whose median length is ``longer``
     times the rest of its piece's becomes a new piece; ``apart`` pairs it with the piece it
     left. Only pieces with at least ``min_size`` members that long are searched."""
@@ -147,7 +147,6 @@ def longer_communities(pieces: np.ndarray, knn: np.ndarray, homologous: np.ndarr
     median = pd.Series(lengths).groupby(pieces).median().to_numpy()
     long_members = np.bincount(pieces, weights=lengths >= longer * median[pieces], minlength=len(size))
     candidates = np.flatnonzero((size >= 2 * min_size) & (long_members >= min_size))
-    graph = topk_graph(knn, homologous) if len(candidates) else None
     new = len(size)
     for piece in candidates:
         members = np.flatnonzero(pieces == piece)
@@ -404,11 +403,13 @@ def find_families(knn: np.ndarray, homologous: np.ndarray, hits: sp.csr_matrix, 
     ``sequences`` (optional) let family profiles place the proteins without hits; ``counted``
     (optional): the proteins that searched when landmarks did (see :func:`merge_pieces`)."""
     n = len(knn)
-    pieces = pure_pieces(knn, homologous)
+    graph = topk_graph(knn, homologous)
+    pieces = pure_pieces(knn, homologous, graph=graph)
     apart: list[tuple[int, int]] = []
     lengths = None if sequences is None else np.array([len(s) for s in sequences], dtype=np.float64)
     if lengths is not None:
-        pieces, apart = longer_communities(pieces, knn, homologous, lengths, min_family_size(n), seed=seed)
+        pieces, apart = longer_communities(pieces, graph, lengths, min_family_size(n), seed=seed)
+    del graph
     groups = merge_pieces(pieces, hits, counted=counted, apart=apart)
     group_sizes = np.bincount(groups)
     min_size = min(min_family_size(n), int(group_sizes.max()))
