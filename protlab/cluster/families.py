@@ -67,7 +67,8 @@ MIN_FAMILY = 20          # smallest group counted as a family (1 % of the protei
 MIN_FAMILY_SHARE = 1e-4  # ... or this share of all proteins, whichever is larger
 SPLIT_SPECTRAL_MAX = 20_000  # a family split in two by its spectral coordinate up to this size ...
 SPLIT_SMOOTHING = 10         # ... above it by its embeddings smoothed over its subgraph this many steps
-LONGER = 1.25           # a community of a piece this much longer (median length) than the rest is its own family
+LONGER = 1.25           # a community of a piece this much longer (median length) than the rest is its own family;
+                        # a protein without homology fits a family whose median length is within this factor
 PROFILE_SEEDS = 5        # members per family (the best connected of its largest pieces) whose profiles ...
 PROFILE_ITERATIONS = 3   # ... (built in this many search rounds) place the proteins hits do not lead to a family
 PROFILE_EVALUE = 1.0     # ... when a profile finds them at this E-value (among those few hundred proteins)
@@ -170,11 +171,12 @@ def share_by_length(labels: np.ndarray, pieces: np.ndarray, apart: list[tuple[in
     (boundary: the geometric mean of the two medians)."""
     labels = labels.copy()
     for rest, community in apart:
-        short = np.bincount(labels[pieces == rest]).argmax()
-        long = np.bincount(labels[pieces == community]).argmax()
+        in_rest, in_community = pieces == rest, pieces == community
+        short = np.bincount(labels[in_rest]).argmax()
+        long = np.bincount(labels[in_community]).argmax()
         if short == long:
             continue
-        boundary = np.sqrt(np.median(lengths[pieces == rest]) * np.median(lengths[pieces == community]))
+        boundary = np.sqrt(np.median(lengths[in_rest]) * np.median(lengths[in_community]))
         both = np.flatnonzero((labels == short) | (labels == long))
         labels[both] = np.where(lengths[both] >= boundary, long, short)
     return labels
