@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 from protlab.core.atomic import atomic_write_text
 from protlab.core.errors import InputError
+from protlab.core.extras import require
 from protlab.core.stage import StageResult
 
 REPO = Path(__file__).resolve().parent.parent
@@ -93,7 +94,7 @@ def parameters_from(namespace: dict[str, Any]) -> dict[str, Any]:
 
 def notebook_parameters(name: str) -> dict[str, Any]:
     """``{name: default}`` of a notebook's parameters cell (papermill's own reading of it)."""
-    import papermill as pm
+    pm = require("papermill", "notebooks", "running notebooks")
 
     return {n: p["default"] for n, p in pm.inspect_notebook(str(notebook_path(name))).items()}
 
@@ -114,7 +115,7 @@ def run_notebook(name: str, parameters: dict[str, Any], *, output_dir: str | Pat
     past it fails naming itself. ``PROTLAB_NOTEBOOK_LOG=1`` sends the cells' outputs to the
     ``papermill`` logger as they come (the tests do, so a failing run shows how far it got).
     """
-    import papermill as pm
+    pm = require("papermill", "notebooks", "running notebooks")
 
     if timeout is None:
         timeout = int(os.environ.get("PROTLAB_CELL_TIMEOUT", "1800"))
@@ -138,7 +139,7 @@ def write_notebook(path: str | Path, cells: Iterable[tuple[str, str]]) -> Path:
     Used to (re)generate the committed notebooks: outputs are empty, the kernelspec is set,
     and exactly the ``params`` cell carries the papermill ``parameters`` tag.
     """
-    import nbformat
+    nbformat = require("nbformat", "notebooks", "writing notebooks")
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
@@ -160,7 +161,7 @@ def write_notebook(path: str | Path, cells: Iterable[tuple[str, str]]) -> Path:
 
 def strip_outputs(path: str | Path) -> bool:
     """Remove outputs and execution counts from a notebook; True when it changed."""
-    import nbformat
+    nbformat = require("nbformat", "notebooks", "writing notebooks")
 
     nb = nbformat.read(str(path), as_version=4)
     changed = False

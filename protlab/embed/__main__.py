@@ -2,6 +2,13 @@
 shell (also under ``torchrun``: each rank embeds a shard, rank 0 writes)."""
 import sys
 
-from protlab.embed.stage import STAGE, run
+from protlab.embed.stage import STAGE, run, summary_line
 
-sys.exit(STAGE.main(run))
+
+def main(argv=None) -> int:
+    """The ``protlab-embed`` console script."""
+    return STAGE.main(run, argv, summary=summary_line)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,10 +1,10 @@
 """Figures: every figure is saved as interactive HTML and as PNG as well as shown.
 
-PNG export of plotly figures goes through kaleido, which needs a Chrome/Chromium on the
-machine (``apt-get install chromium``). Where none is found, or kaleido fails or does not
-answer within ``PROTLAB_PNG_TIMEOUT`` seconds (default 120; kaleido is known to hang now and
-then), the PNG is drawn with matplotlib from the figure's data instead, a message says so
-once, and the process does not wait on kaleido again.
+PNG export of plotly figures goes through kaleido (``pip install 'protlab[png]'``), which
+needs a Chrome/Chromium on the machine (``apt-get install chromium``). Where either is
+missing, or kaleido fails or does not answer within ``PROTLAB_PNG_TIMEOUT`` seconds (default
+120; kaleido is known to hang now and then), the PNG is drawn with matplotlib from the
+figure's data instead, a message says so once, and the process does not wait on kaleido again.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from protlab.core.atomic import atomic_path
+from protlab.core.extras import has_module, install_hint
 
 log = logging.getLogger(__name__)
 # choreographer (kaleido's Chromium driver) logs a full traceback for each message from Chromium
@@ -92,6 +93,8 @@ def _plotly_png(fig, path: Path, width: int, height: int) -> Path:
     browser = find_chromium()
     if _kaleido_hung:
         reason = "kaleido stopped answering earlier in this process"
+    elif not has_module("kaleido"):  # an optional extra: PNGs still come, from matplotlib
+        reason = f"kaleido is not installed ({install_hint('png')})"
     elif browser:
         os.environ.setdefault("BROWSER_PATH", browser)
         try:

@@ -30,6 +30,7 @@ import pandas as pd
 
 from protlab.core.atomic import atomic_write_text
 from protlab.core.errors import InputError
+from protlab.core.extras import require
 from protlab.plot.assets import find_3dmol_js
 
 log = logging.getLogger(__name__)
@@ -263,7 +264,7 @@ def inspect(explanations: Sequence, *, top_k: int = 10, n_clusters: int = 5, wid
 
     The 3D view is a standalone page in an iframe, so it works offline in JupyterLab too.
     """
-    import ipywidgets as widgets
+    widgets = require("ipywidgets", "notebooks", "inspect() (the notebook widget)")
 
     explanations = list(explanations)
     if not explanations:
@@ -310,7 +311,7 @@ def inspect(explanations: Sequence, *, top_k: int = 10, n_clusters: int = 5, wid
 def static_views(explanations: Sequence, *, top_k: int = 10, width: int = 640, height: int = 480):
     """The views as plain HTML output (one iframe each, with its legend and its top-k table):
     what an executed notebook still shows when reopened, where widgets have no state."""
-    from IPython.display import HTML
+    HTML = require("IPython.display", "notebooks", "static_views()").HTML
 
     parts = []
     for ex in explanations:

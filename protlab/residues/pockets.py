@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyKVFinder
 from scipy.spatial import cKDTree
 
 from protlab.core.errors import InputError
+from protlab.core.extras import require
 from protlab.curate.records import Structure
 from protlab.curate.structures import _amino_acid_mask, load_atoms
 from protlab.residues.file_sites import WATER
@@ -76,6 +76,7 @@ def _protein_heavy(atoms):
 def find_cavities(structure: Structure, *, step: float = 0.6, atoms=None) -> Cavities:
     """pyKVFinder cavities of ``structure``'s file, water left out (``atoms``: those atoms when
     the caller has read them)."""
+    pyKVFinder = require("pyKVFinder", "structures", "pocket features (cavity detection)")
     atoms = _file_atoms(structure) if atoms is None else atoms
     vdw = pyKVFinder.read_vdw()
     generic = vdw["GEN"]
