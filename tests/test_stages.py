@@ -34,6 +34,9 @@ BAD_VALUES = [  # (stage, parameter, value): each must raise InputError naming t
     ("cluster", "epochs", True),
     ("cluster", "entropy_weight", float("nan")),
     ("evaluate", "baselines", ["scan"]),
+    ("evaluate", "baselines", ["families"]),
+    ("cluster", "family_config", {"longr": 2}),
+    ("cluster", "family_config", {"merge_hits": 0}),
     ("evaluate", "baselines", "kmeans"),
     ("evaluate", "seed", -1),
 ]

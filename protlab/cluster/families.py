@@ -1,30 +1,26 @@
 """Families from the homology graph: pure pieces, merged, counted, fitted to a number.
 
-Homology neighbours (MMseqs2 top hits) almost never cross Pfam families (99.98 % of the
-top-20 hits of 3·10^4 natural-size Pfam domains share the family), but the few that do
-chain whole families together when the graph's connected components are taken as they are,
-and big, diverse families fall apart into many pieces. So:
+Homology neighbours (MMseqs2 top hits) almost never cross Pfam families, but the few that
+do chain whole families together when the graph's connected components are taken as they
+are, and big, diverse families fall apart into many pieces. So (constants: :class:`FamilyConfig`):
 
 1. **Pure pieces**: components of the graph that keeps an edge only where its two proteins
-   share at least ``SHARED_NEIGHBORS`` top-k neighbours (Jarvis–Patrick); a stray hit
+   share at least ``shared_neighbors`` top-k neighbours (Jarvis–Patrick); a stray hit
    between two families has no shared neighbours and is cut.
-   **Longer communities** (with the sequences): two families of one clan can share a piece
-   (on 10^5 natural-size Pfam domains, 370 of the 436 V-set domains, PF07686, sit in one
-   piece with 25 959 I-set domains, PF07679) and no count of hits tells them apart: they
-   meet more often than the distant parts of one family do. Their domain lengths do (Pfam
-   domains of one family vary by about 5 %: V-set 113 ± 5, I-set 82 ± 8). A community of a
-   piece (Louvain on its top-k graph) of at least a family's size whose median length is
-   ``LONGER`` times the rest's becomes a piece of its own, kept apart from the rest. Only
-   longer ones: shorter ones are often fragments of the family. Communities of one family
-   reach 1.18 times the rest's length on these sets, V-set in I-set 1.35.
+   **Longer communities** (with the sequences): two families of one clan can share a piece,
+   and no count of hits tells them apart: they meet more often than the distant parts of one
+   family do. Their domain lengths do, since the domains of one Pfam family vary little in
+   length. A community of a piece (Louvain on its top-k graph) of at least a family's size
+   whose median length is ``longer`` times the rest's becomes a piece of its own, kept apart
+   from the rest. Only longer ones: shorter ones are often fragments of the family.
 2. **Merging**: pieces are merged, most connected first, while the homology hits between
-   two pieces (all of them, not only the top k) number at least ``MERGE_RATIO`` per member of
-   the smaller piece, and at least ``MERGE_HITS``. A piece of near-identical copies keeps
-   its top-k hits to itself but still hits its family 0.03–20 times per member; two
-   families meet 0–5 times among hundreds to thousands of members (≤ 0.004 per member on
-   1.4·10^5 Pfam domains; families of one clan can meet far more often and merge). After a
-   landmark search (:func:`protlab.cluster.neighbors.landmark_hits`) hits and members are
-   counted among the representatives that searched: inherited copies are no evidence.
+   two pieces (all of them, not only the top k) number at least ``merge_ratio`` per member of
+   the smaller piece, and at least ``merge_hits``. A piece of near-identical copies keeps
+   its top-k hits to itself but still hits its family many times per member, while two
+   families meet a handful of times among hundreds to thousands of members (families of one
+   clan can meet far more often and merge). After a landmark search
+   (:func:`protlab.cluster.neighbors.landmark_hits`) hits and members are counted among the
+   representatives that searched: inherited copies are no evidence.
 3. **Counting** (``n_clusters=None``): a family is a merged group of at least
    ``min_family_size(n)`` proteins; the other groups join, whole, the family they share the
    most hits with. Proteins that hits do not lead to a family (no hits at all, or hits only
@@ -43,13 +39,12 @@ and big, diverse families fall apart into many pieces. So:
    (its subgraph's second spectral coordinate).
 
 Everything but the Louvain runs is sparse and linear in the number of edges (at most
-n · MAX_HITS); Louvain runs only on pieces with a family's worth of long members (one piece
-of 26 329 on 10^5 Pfam domains: 7 s; none on the 10^6 synthetic set).
+n · MAX_HITS); Louvain runs only on pieces with a family's worth of long members.
 """
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import networkx as nx
 import numpy as np
@@ -58,24 +53,59 @@ import scipy.sparse as sp
 from sklearn.cluster import KMeans
 from sklearn.manifold import spectral_embedding
 
+from protlab.core.errors import InputError
 from protlab.core.mmseqs import profile_search
 
-SHARED_NEIGHBORS = 3
-MERGE_RATIO = 0.02
-MERGE_HITS = 3           # and never on fewer hits than this (a stray hit or two)
-MIN_FAMILY = 20          # smallest group counted as a family (1 % of the proteins in small sets, at least 5) ...
-MIN_FAMILY_SHARE = 1e-4  # ... or this share of all proteins, whichever is larger
-SPLIT_SPECTRAL_MAX = 20_000  # a family split in two by its spectral coordinate up to this size ...
-SPLIT_SMOOTHING = 10         # ... above it by its embeddings smoothed over its subgraph this many steps
-LONGER = 1.25           # a community of a piece this much longer (median length) than the rest is its own family;
-                        # a protein without homology fits a family whose median length is within this factor
-PROFILE_SEEDS = 5        # members per family (the best connected of its largest pieces) whose profiles ...
-PROFILE_ITERATIONS = 3   # ... (built in this many search rounds) place the proteins hits do not lead to a family
-PROFILE_EVALUE = 1.0     # ... when a profile finds them at this E-value (among those few hundred proteins)
+@dataclass(frozen=True)
+class FamilyConfig:
+    """The family algorithm's constants (the module docstring says where each acts). A run
+    may set any of them (04's ``family_config`` parameter); ``clusters/families.json``
+    records the values used."""
+
+    shared_neighbors: int = 3        # top-k neighbours an edge's two proteins must share to keep it
+    merge_ratio: float = 0.02        # hits between two pieces per member of the smaller, to merge them ...
+    merge_hits: int = 3              # ... and never on fewer hits than this (a stray hit or two)
+    min_family: int = 20             # smallest group counted as a family (1 % of the proteins in small sets,
+                                     # at least 5) ...
+    min_family_share: float = 1e-4   # ... or this share of all proteins, whichever is larger
+    split_spectral_max: int = 20_000  # a family split in two by its spectral coordinate up to this size ...
+    split_smoothing: int = 10        # ... above it by its embeddings smoothed over its subgraph this many steps
+    longer: float = 1.25             # a community this much longer (median length) than the rest of its piece
+                                     # is its own family; a protein without homology fits a family whose
+                                     # median length is within this factor
+    profile_seeds: int = 5           # members per family (the best connected of its largest pieces) whose
+                                     # profiles ...
+    profile_iterations: int = 3      # ... (built in this many search rounds) place the proteins hits do not
+                                     # lead to a family ...
+    profile_evalue: float = 1.0      # ... when a profile finds them at this E-value (among those few proteins)
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "FamilyConfig":
+        """A config with ``values`` set; an unknown name or a non-positive value is refused by name."""
+        values = dict(values or {})
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise InputError(f"family_config: unknown key(s) {unknown}; allowed: {sorted(known)}")
+        out = {}
+        for name, value in values.items():
+            kind = type(getattr(cls(), name))
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or \
+                    (kind is int and float(value) != int(value)):
+                raise InputError(f"family_config[{name!r}]={value!r} is not allowed: use a positive "
+                                 f"{'integer' if kind is int else 'number'}")
+            out[name] = kind(value)
+        return cls(**out)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
-def min_family_size(n: int) -> int:
-    return int(max(5, min(MIN_FAMILY, n // 100), round(MIN_FAMILY_SHARE * n)))
+DEFAULT = FamilyConfig()
+
+
+def min_family_size(n: int, config: FamilyConfig = DEFAULT) -> int:
+    return int(max(5, min(config.min_family, n // 100), round(config.min_family_share * n)))
 
 
 @dataclass
@@ -109,7 +139,7 @@ def topk_graph(knn: np.ndarray, homologous: np.ndarray) -> sp.csr_matrix:
     return graph.maximum(graph.T).tocsr()
 
 
-def pure_pieces(knn: np.ndarray, homologous: np.ndarray, *, shared: int = SHARED_NEIGHBORS,
+def pure_pieces(knn: np.ndarray, homologous: np.ndarray, *, shared: int = DEFAULT.shared_neighbors,
                 chunk: int = 20_000, graph: sp.csr_matrix | None = None) -> np.ndarray:
     """Piece labels: components of the top-k graph's edges whose ends share ``shared``
     neighbours (or, for a protein with only d <= ``shared`` hits, d - 1: a short domain with
@@ -137,7 +167,7 @@ def pure_pieces(knn: np.ndarray, homologous: np.ndarray, *, shared: int = SHARED
 
 
 def longer_communities(pieces: np.ndarray, graph: sp.csr_matrix, lengths: np.ndarray, min_size: int,
-                       *, longer: float = LONGER, seed: int = 0) -> tuple[np.ndarray, list[tuple[int, int]]]:
+                       *, longer: float = DEFAULT.longer, seed: int = 0) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """``(pieces, apart)``: every Louvain community (of the piece's top-k ``graph``,
     :func:`topk_graph`) of at least ``min_size`` members whose median length is ``longer``
     times the rest of its piece's becomes a new piece; ``apart`` pairs it with the piece it
@@ -182,8 +212,8 @@ def share_by_length(labels: np.ndarray, pieces: np.ndarray, apart: list[tuple[in
     return labels
 
 
-def merge_pieces(pieces: np.ndarray, hits: sp.csr_matrix, *, ratio: float = MERGE_RATIO,
-                 min_hits: int = MERGE_HITS, counted: np.ndarray | None = None,
+def merge_pieces(pieces: np.ndarray, hits: sp.csr_matrix, *, ratio: float = DEFAULT.merge_ratio,
+                 min_hits: int = DEFAULT.merge_hits, counted: np.ndarray | None = None,
                  apart: list[tuple[int, int]] = ()) -> np.ndarray:
     """Merge pieces while the homology hits between two number >= ``ratio`` per member of
     the smaller one and >= ``min_hits`` (strongest pair first, one merge per piece per round).
@@ -225,7 +255,7 @@ def merge_pieces(pieces: np.ndarray, hits: sp.csr_matrix, *, ratio: float = MERG
 
 
 def profile_seeds(groups: np.ndarray, pieces: np.ndarray, is_family: np.ndarray, hits: sp.csr_matrix,
-                  *, per_family: int = PROFILE_SEEDS) -> tuple[np.ndarray, np.ndarray]:
+                  *, per_family: int = DEFAULT.profile_seeds) -> tuple[np.ndarray, np.ndarray]:
     """``(seed proteins, their family index)``: for every family group (family index = its rank
     among ``is_family``), the member with the most hits in each of its ``per_family`` largest
     pieces, so a diverse family gets profiles of its different parts."""
@@ -241,13 +271,13 @@ def profile_seeds(groups: np.ndarray, pieces: np.ndarray, is_family: np.ndarray,
 
 
 def place_by_profiles(sequences, seeds: np.ndarray, seed_family: np.ndarray, proteins: np.ndarray,
-                      *, iterations: int = PROFILE_ITERATIONS, evalue: float = PROFILE_EVALUE,
+                      *, iterations: int = DEFAULT.profile_iterations,
+                      evalue: float = DEFAULT.profile_evalue,
                       threads: int | None = None) -> np.ndarray:
     """Family index of each of ``proteins`` whose best profile hit (MMseqs2 profiles of the
     ``seeds``, :func:`protlab.core.mmseqs.profile_search`) comes from that family; -1 where no
-    profile finds it. On 10^5 natural-size Pfam domains, of the 381 proteins that hits do not
-    lead to a family, 274 are placed and 92.7 % of those land in their own family (with 2
-    rounds and E <= 10^-3: 195, 95.9 %); the embedding neighbours' family is right for 20 %."""
+    profile finds it. Profiles place most such proteins, and mostly in their own family, where
+    their embedding neighbours' family is often wrong."""
     out = np.full(len(proteins), -1, dtype=np.int64)
     if len(seeds) == 0 or len(proteins) == 0:
         return out
@@ -310,17 +340,17 @@ def _closest_centers(out: np.ndarray, embeddings: np.ndarray, todo: np.ndarray, 
 
 
 def attach_by_affinity(families: np.ndarray, affinity: sp.csr_matrix, embeddings: np.ndarray | None = None,
-                       *, lengths: np.ndarray | None = None, rounds: int = 50) -> np.ndarray:
+                       *, lengths: np.ndarray | None = None, longer: float = DEFAULT.longer,
+                       rounds: int = 50) -> np.ndarray:
     """``families`` (-1: none yet) completed protein by protein: the family a protein is most
     connected to through ``affinity`` (hits and embedding neighbours), spreading outwards;
     the unreachable ones take the family whose mean embedding is closest.
 
     With ``lengths``, a protein first takes only a family whose median length is within a
-    factor ``LONGER`` of its own (through affinity, else the closest mean embedding among
+    factor ``longer`` of its own (through affinity, else the closest mean embedding among
     them); the rule is dropped only for a protein no family fits. The proteins that reach this
-    step are short or divergent domains that neither hits nor profiles place, and embedding
-    neighbours mostly guess: of 106 on the 10^5 natural-size Pfam set, 35 % land in their own
-    family without lengths and 72 % with them (PPR repeats, PF01535: 6 % and 98 %)."""
+    step are short or divergent domains that neither hits nor profiles place, where embedding
+    neighbours mostly guess; the length rule removes most of the wrong guesses."""
     out = families.copy()
     n_fam = int(out.max()) + 1
     if lengths is not None:
@@ -329,7 +359,7 @@ def attach_by_affinity(families: np.ndarray, affinity: sp.csr_matrix, embeddings
 
         def fits(rows, fams):
             ratio = lengths[rows] / median[fams]
-            return (ratio >= 1 / LONGER) & (ratio <= LONGER)
+            return (ratio >= 1 / longer) & (ratio <= longer)
 
         _spread(out, affinity, n_fam, rounds, fits)
         todo = np.flatnonzero(out < 0)
@@ -345,20 +375,21 @@ def attach_by_affinity(families: np.ndarray, affinity: sp.csr_matrix, embeddings
     return out
 
 
-def split_in_two(members: np.ndarray, affinity: sp.csr_matrix, embeddings: np.ndarray, *, seed: int = 0) -> np.ndarray:
+def split_in_two(members: np.ndarray, affinity: sp.csr_matrix, embeddings: np.ndarray, *, seed: int = 0,
+                 config: FamilyConfig = DEFAULT) -> np.ndarray:
     """A 0/1 split of ``members``: 2-means on their subgraph's second spectral coordinate, or,
-    above ``SPLIT_SPECTRAL_MAX`` members (where the eigendecomposition does not finish in
-    reasonable time), on their embeddings smoothed over the subgraph (``SPLIT_SMOOTHING``
+    above ``config.split_spectral_max`` members (where the eigendecomposition does not finish in
+    reasonable time), on their embeddings smoothed over the subgraph (``config.split_smoothing``
     steps, linear in its edges); on their embeddings when the subgraph is too small."""
     sub = affinity[members][:, members]
     sub = sub.maximum(sub.T).tocsr()
     if len(members) < 8 or not sub.nnz:
         coords = embeddings[members]
-    elif len(members) > SPLIT_SPECTRAL_MAX:
+    elif len(members) > config.split_spectral_max:
         coords = np.asarray(embeddings[members], dtype=np.float64)
         degree = np.asarray(sub.sum(axis=1)).ravel()
         walk = sp.diags(1.0 / np.maximum(degree, 1e-12)) @ sub
-        for _ in range(SPLIT_SMOOTHING):
+        for _ in range(config.split_smoothing):
             coords = 0.5 * coords + 0.5 * (walk @ coords)
     else:
         with warnings.catch_warnings():
@@ -371,7 +402,7 @@ def split_in_two(members: np.ndarray, affinity: sp.csr_matrix, embeddings: np.nd
 
 
 def fit_to(labels: np.ndarray, n_clusters: int, affinity: sp.csr_matrix, embeddings: np.ndarray,
-           *, seed: int = 0) -> np.ndarray:
+           *, seed: int = 0, config: FamilyConfig = DEFAULT) -> np.ndarray:
     """Merge the smallest family into its best-connected one, or split the largest in two
     (:func:`split_in_two`), until there are ``n_clusters``."""
     labels = labels.copy()
@@ -391,30 +422,34 @@ def fit_to(labels: np.ndarray, n_clusters: int, affinity: sp.csr_matrix, embeddi
         members = np.flatnonzero(labels == int(np.argmax(size)))
         if len(members) < 2:
             break
-        halves = split_in_two(members, affinity, embeddings, seed=seed)
+        halves = split_in_two(members, affinity, embeddings, seed=seed, config=config)
         labels[members[halves == 1]] = labels.max() + 1
     return labels
 
 
 def find_families(knn: np.ndarray, homologous: np.ndarray, hits: sp.csr_matrix, affinity: sp.csr_matrix,
                   embeddings: np.ndarray, *, n_clusters: int | None = None, seed: int = 0,
-                  sequences=None, counted: np.ndarray | None = None) -> FamilyPartition:
+                  sequences=None, counted: np.ndarray | None = None,
+                  config: FamilyConfig = DEFAULT) -> FamilyPartition:
     """The families of a homology neighbour graph (see the module docstring): ``knn`` the
     top-k hits (-1 padded), ``homologous`` the rows that are hits, ``hits`` every homology hit
     (symmetric, binary), ``affinity`` hits plus embedding edges (for attaching and fitting);
     ``sequences`` (optional) let family profiles place the proteins without hits; ``counted``
-    (optional): the proteins that searched when landmarks did (see :func:`merge_pieces`)."""
+    (optional): the proteins that searched when landmarks did (see :func:`merge_pieces`);
+    ``config``: the algorithm's constants."""
     n = len(knn)
     graph = topk_graph(knn, homologous)
-    pieces = pure_pieces(knn, homologous, graph=graph)
+    pieces = pure_pieces(knn, homologous, shared=config.shared_neighbors, graph=graph)
     apart: list[tuple[int, int]] = []
     lengths = None if sequences is None else np.array([len(s) for s in sequences], dtype=np.float64)
     if lengths is not None:
-        pieces, apart = longer_communities(pieces, graph, lengths, min_family_size(n), seed=seed)
+        pieces, apart = longer_communities(pieces, graph, lengths, min_family_size(n, config),
+                                           longer=config.longer, seed=seed)
     del graph
-    groups = merge_pieces(pieces, hits, counted=counted, apart=apart)
+    groups = merge_pieces(pieces, hits, ratio=config.merge_ratio, min_hits=config.merge_hits, counted=counted,
+                          apart=apart)
     group_sizes = np.bincount(groups)
-    min_size = min(min_family_size(n), int(group_sizes.max()))
+    min_size = min(min_family_size(n, config), int(group_sizes.max()))
     is_family = group_sizes >= min_size
     n_estimated = int(is_family.sum())
     if n_clusters is not None and n_clusters > n_estimated:  # asked for more: the next largest groups count too
@@ -424,14 +459,15 @@ def find_families(knn: np.ndarray, homologous: np.ndarray, hits: sp.csr_matrix, 
     unreached = np.flatnonzero(labels < 0)  # no hits, or hits only among groups too small to count
     placed = 0
     if sequences is not None and len(unreached):
-        seeds, seed_family = profile_seeds(groups, pieces, is_family, hits)
-        labels[unreached] = place_by_profiles(sequences, seeds, seed_family, unreached)
+        seeds, seed_family = profile_seeds(groups, pieces, is_family, hits, per_family=config.profile_seeds)
+        labels[unreached] = place_by_profiles(sequences, seeds, seed_family, unreached,
+                                              iterations=config.profile_iterations, evalue=config.profile_evalue)
         placed = int((labels[unreached] >= 0).sum())
-    labels = attach_by_affinity(labels, affinity, embeddings, lengths=lengths)
+    labels = attach_by_affinity(labels, affinity, embeddings, lengths=lengths, longer=config.longer)
     if apart:
         labels = share_by_length(labels, pieces, apart, lengths)
     if n_clusters is not None:
-        labels = fit_to(labels, int(n_clusters), affinity, embeddings, seed=seed)
+        labels = fit_to(labels, int(n_clusters), affinity, embeddings, seed=seed, config=config)
     order = np.argsort(-np.bincount(labels), kind="stable")  # largest family first
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))

@@ -1,10 +1,16 @@
-"""Family discovery without labels: k-means, PCA + k-means, and SCAN.
+"""Family discovery without labels: homology-graph families, SCAN, k-means, PCA + k-means.
 
 Methods (``cluster(..., method=...)``):
 
 * ``"kmeans"``: k-means on the L2-normalised embeddings.
 * ``"pca_kmeans"``: the published baseline, PCA (50 components) then k-means.
-* ``"scan"`` (:class:`ScanClusterer`): neighbours are mined (MMseqs2 homology hits when
+* ``"families"``: the families of the MMseqs2 homology graph (:mod:`protlab.cluster.families`);
+  the probabilities (confidence, ``predict`` for new proteins) are those of the SCAN heads
+  fitted beside them, so the heads' settings change the probabilities, not the labels.
+* ``"scan"``: the SCAN heads' own assignment (argmax of the kept head). One fit of
+  :class:`ScanClusterer` gives both ``"families"`` and ``"scan"`` (:func:`fit_graph_methods`).
+
+SCAN (:class:`ScanClusterer`): neighbours are mined (MMseqs2 homology hits when
   ``mmseqs`` is installed and sequences are given, faiss cosine kNN on the embeddings
   otherwise; see :mod:`protlab.cluster.neighbors`). On a homology graph the graph's
   families come first (:mod:`protlab.cluster.families`): they give the number of clusters
@@ -44,7 +50,7 @@ import scipy.sparse as sp
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.manifold import spectral_embedding
-from tqdm.auto import tqdm
+from protlab.core.progress import progress_bar
 
 from protlab.cluster.distributed import (
     my_share,
@@ -54,7 +60,7 @@ from protlab.cluster.distributed import (
     total_over_ranks,
     wrap,
 )
-from protlab.cluster.families import FamilyPartition, find_families
+from protlab.cluster.families import FamilyConfig, FamilyPartition, find_families
 from protlab.cluster.heads import ScanHeads, scan_loss, self_label_loss, strong_view, validation_losses
 from protlab.cluster.neighbors import (
     NeighborGraph,
@@ -70,7 +76,8 @@ from protlab.core.runtime import DistEnv, pick_device, torch_threads
 
 log = logging.getLogger(__name__)
 
-METHODS = ("kmeans", "pca_kmeans", "scan")
+METHODS = ("families", "scan", "kmeans", "pca_kmeans")
+GRAPH_METHODS = ("families", "scan")  # one ScanClusterer fit gives both
 GRAPH_FEATURES = ("auto", "spectral", "diffusion", "none")
 KMEANS_RESTARTS_MAX = 200_000  # k-means baselines restart 10 times up to this many proteins, once above
 PREDICT_CHUNK = 20_000  # new proteins placed per homology search / faiss query in predict
@@ -239,20 +246,22 @@ class ScanClusterer:
                  graph_features: str = "auto", spectral_dims: int | None = None, hidden: int = 256,
                  batch_size: int = 1024, lr: float = 1e-3, weight_decay: float = 1e-4,
                  min_steps: int = 200, val_fraction: float = 0.1, fallback_k: int = 5, warm_epochs: int = 5,
-                 anchor_weight: float = 1.0, device: str = "auto",
+                 anchor_weight: float = 1.0, family_config: dict | None = None, device: str = "auto",
                  seed: int = 0, threads: int = 1, progress: bool = False):
         if graph_features not in GRAPH_FEATURES:
             raise InputError(f"graph_features={graph_features!r} is unknown; use one of {GRAPH_FEATURES}")
         if n_clusters is not None and int(n_clusters) < 2:
             raise InputError(f"n_clusters={n_clusters}: ask for at least 2 clusters (or None to estimate)")
         self.requested_n = None if n_clusters is None else int(n_clusters)
+        self.family_config = FamilyConfig.from_dict(family_config)
         self.config = dict(n_clusters=self.requested_n, neighbors=neighbors, k=int(k), entropy_weight=float(entropy_weight),
                            n_heads=int(n_heads), epochs=int(epochs), self_label_epochs=int(self_label_epochs),
                            confidence=float(confidence), graph_features=graph_features,
                            spectral_dims=None if spectral_dims is None else int(spectral_dims), hidden=int(hidden),
                            batch_size=int(batch_size), lr=float(lr), weight_decay=float(weight_decay),
                            min_steps=int(min_steps), val_fraction=float(val_fraction), fallback_k=int(fallback_k),
-                           warm_epochs=int(warm_epochs), anchor_weight=float(anchor_weight), seed=int(seed))
+                           warm_epochs=int(warm_epochs), anchor_weight=float(anchor_weight), seed=int(seed),
+                           family_config=self.family_config.as_dict())
         self.threads = int(threads)
         self.device = device
         self.progress = progress
@@ -302,15 +311,24 @@ class ScanClusterer:
         cfg = self.config
         start = time.perf_counter()
         source = resolve_source(cfg["neighbors"], have_sequences=sequences is not None)
+        self._say(f"neighbours of {len(x)} proteins ({'MMseqs2 homology search' if source == 'mmseqs' else 'faiss'})")
         graph = mine_neighbors(x, sequences, source=source, k=cfg["k"], fallback_k=cfg["fallback_k"])
         self.info["neighbors_s"] = time.perf_counter() - start
         self.partition = self._find_families(x, graph, sequences)
+        if self.partition is not None:
+            self._say(f"homology graph: {self.info['n_clusters_estimated']} families estimated, "
+                      f"{int(self.partition.labels.max()) + 1} kept")
         start = time.perf_counter()
+        self._say("graph features")
         features = self._fit_features(x, graph)
         self.info["features_s"] = time.perf_counter() - start
         state = {"partition": self.partition, "kind": self.graph_kind, "scale": self.spectral_scale,
                  "n_clusters": cfg["n_clusters"], "info": dict(self.info)}
         return graph, features, state
+
+    def _say(self, what: str) -> None:
+        if self.progress:  # the stages' command lines and notebooks say what the long steps are
+            print(f"SCAN: {what}", flush=True)
 
     def _find_families(self, x: np.ndarray, graph: NeighborGraph, sequences=None) -> FamilyPartition | None:
         """The homology graph's families (:mod:`protlab.cluster.families`): they count the
@@ -324,7 +342,8 @@ class ScanClusterer:
         start = time.perf_counter()
         counted = None if graph.rep is None else graph.rep == np.arange(graph.n)
         partition = find_families(graph.knn, graph.homologous, graph.hits, graph.affinity, x,
-                                  n_clusters=self.requested_n, seed=cfg["seed"], sequences=sequences, counted=counted)
+                                  n_clusters=self.requested_n, seed=cfg["seed"], sequences=sequences, counted=counted,
+                                  config=self.family_config)
         n_found = int(partition.labels.max()) + 1
         if n_found < 2:
             raise InputError("the homology graph holds a single family: there is nothing to cluster "
@@ -410,7 +429,7 @@ class ScanClusterer:
         epochs = range(n_epochs)
         if self.progress and env.is_main:
 
-            epochs = tqdm(epochs, desc="SCAN", leave=False)
+            epochs = progress_bar(epochs, desc="SCAN", leave=False)
         history = []
         for _ in epochs:
             model.train()
@@ -577,33 +596,57 @@ class ScanClusterer:
         return self
 
 
-def scan(embeddings, sequences=None, *, n_clusters: int | None, **options) -> Clustering:
-    """Fit :class:`ScanClusterer` and return the clustering of the fitted proteins: on a
-    homology graph its families (the heads, trained towards them, agree on ~99 % of
-    proteins on natural-size Pfam sets, but on small diverse families a head on graph features
-    scatters members the graph keeps together), else the heads' argmax. ``probabilities``
-    are the heads'; ``predict`` places new proteins with the heads."""
+def fit_graph_methods(embeddings, sequences=None, *, n_clusters: int | None, **options) -> dict[str, Clustering]:
+    """Fit :class:`ScanClusterer` once: ``{"scan": the heads' argmax, "families": the homology
+    graph's families}`` of the fitted proteins (``"families"`` only on a homology graph). Both
+    carry the heads' probabilities and the same model (``predict`` places new proteins)."""
     model = ScanClusterer(n_clusters=n_clusters, **options)
-    prob = model.fit_predict_proba(embeddings, sequences)
-    labels = prob.argmax(axis=1).astype(np.int64)
+    prob = model.fit_predict_proba(embeddings, sequences).astype(np.float32)
+    heads = prob.argmax(axis=1).astype(np.int64)
     info = {**model.config, **{k: v for k, v in model.info.items() if not isinstance(v, list)}}
-    if model.partition is not None:  # the clusters are the graph's families; the heads give probabilities
-        info["family_group_sizes"] = model.info["family_group_sizes"]
-        info["agreement_with_graph_families"] = float((labels == model.partition.labels).mean())
-        labels = model.partition.labels.astype(np.int64)
-    return Clustering(labels, prob.astype(np.float32), "scan", info, model)
+    out = {"scan": Clustering(heads, prob, "scan", dict(info), model)}
+    if model.partition is not None:
+        families = model.partition.labels.astype(np.int64)
+        agreement = float((heads == families).mean())
+        info.update(family_group_sizes=model.info["family_group_sizes"], agreement_heads_families=agreement)
+        out["scan"].info.update(agreement_heads_families=agreement, family_group_sizes=model.info["family_group_sizes"])
+        out["families"] = Clustering(families, prob, "families", info, model)
+    return out
 
 
-def cluster(embeddings, sequences=None, *, method: str = "scan", n_clusters: int | None, seed: int = 0,
+def no_families_error() -> InputError:
+    return InputError("method='families' needs the homology graph (MMseqs2 and the sequences, neighbors='mmseqs' "
+                      "or 'auto' with MMseqs2 installed); with embedding neighbours use method='scan'")
+
+
+def scan(embeddings, sequences=None, *, n_clusters: int | None, **options) -> Clustering:
+    """The SCAN heads' own clustering (:func:`fit_graph_methods`)."""
+    return fit_graph_methods(embeddings, sequences, n_clusters=n_clusters, **options)["scan"]
+
+
+def families(embeddings, sequences=None, *, n_clusters: int | None, **options) -> Clustering:
+    """The homology graph's families, with the SCAN heads' probabilities (:func:`fit_graph_methods`)."""
+    out = fit_graph_methods(embeddings, sequences, n_clusters=n_clusters, **options)
+    if "families" not in out:
+        raise no_families_error()
+    return out["families"]
+
+
+def cluster(embeddings, sequences=None, *, method: str = "families", n_clusters: int | None, seed: int = 0,
             **options) -> Clustering:
-    """Cluster proteins with ``method`` (one of :data:`METHODS`); only ``"scan"`` estimates
-    ``n_clusters`` when it is None (from the homology graph)."""
+    """Cluster proteins with ``method`` (one of :data:`METHODS`); only ``"families"`` and
+    ``"scan"`` estimate ``n_clusters`` when it is None (from the homology graph)."""
     if n_clusters is None and method in ("kmeans", "pca_kmeans"):
-        raise InputError(f"method={method!r} needs n_clusters; only method='scan' estimates it (n_clusters=None)")
+        raise InputError(f"method={method!r} needs n_clusters; only method='families' or 'scan' estimate it "
+                         "(n_clusters=None)")
     if method == "kmeans":
         return kmeans(embeddings, n_clusters=n_clusters, seed=seed, **options)
     if method == "pca_kmeans":
         return pca_kmeans(embeddings, n_clusters=n_clusters, seed=seed, **options)
     if method == "scan":
         return scan(embeddings, sequences, n_clusters=n_clusters, seed=seed, **options)
+    if method == "families":
+        if options.get("neighbors") == "faiss":  # refused before the fit, not after it
+            raise no_families_error()
+        return families(embeddings, sequences, n_clusters=n_clusters, seed=seed, **options)
     raise InputError(f"method={method!r} is unknown; use one of {METHODS}")

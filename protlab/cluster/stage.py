@@ -1,12 +1,13 @@
 """Stage 04: cluster the proteins of a run directory into families, without labels.
 
 ``run(run_dir, **params)`` reads ``proteins.parquet`` and ``embeddings.npy``, clusters with
-``method`` (:mod:`protlab.cluster.methods`) and writes ``clusters.parquet``,
-``clusters/<method>.parquet`` + ``.json`` (SCAN also ``clusters/scan_model.pt``), the
-cluster-size figure and ``cluster.json``. Labels are never used except to default
-``n_clusters`` to their number; without labels, ``n_clusters=None`` makes SCAN estimate the
-number of families from the homology graph (:mod:`protlab.cluster.families`), with a figure
-of the evidence.
+``method`` (:mod:`protlab.cluster.methods`) and writes ``clusters.parquet`` (the chosen
+method's clusters), ``clusters/<method>.parquet`` + ``.json``, the cluster-size figure and
+``cluster.json``. ``families`` and ``scan`` come from one fit, so either writes both
+``clusters/families.*`` and ``clusters/scan.*`` (and ``clusters/scan_model.pt``), and 05
+scores both. Labels are never used except to default ``n_clusters`` to their number; without
+labels, ``n_clusters=None`` estimates the number of families from the homology graph
+(:mod:`protlab.cluster.families`), with a figure of the evidence.
 """
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from protlab.cluster.methods import GRAPH_FEATURES, METHODS, Clustering, cluster
+from protlab.cluster.families import FamilyConfig
+from protlab.cluster.methods import GRAPH_FEATURES, GRAPH_METHODS, METHODS, Clustering, cluster, fit_graph_methods
+from protlab.cluster.methods import ScanClusterer, no_families_error
 from protlab.cluster.neighbors import NEIGHBOR_SOURCES
 from protlab.core.atomic import atomic_paths, jsonable
 from protlab.core.errors import InputError
@@ -29,19 +32,30 @@ from protlab.plot.cluster import cluster_sizes_figure, family_count_figure
 from protlab.plot.embed import umap_figure
 from protlab.plot.export import save_figure
 
-STAGE = Stage("cluster", "04_cluster", "Discover protein families without labels (SCAN, k-means, PCA + k-means).", (
-    Param("method", "scan", "clustering method", "str", choices=METHODS),
+def _family_config(value: dict) -> None:
+    FamilyConfig.from_dict(value)  # unknown names and bad values refused before any work
+
+
+HEADS = "SCAN heads: shapes the 'scan' clusters and every method's probabilities, not the 'families' labels"
+STAGE = Stage("cluster", "04_cluster", "Discover protein families without labels (homology-graph families, SCAN, "
+              "k-means, PCA + k-means).", (
+    Param("method", "families", "clustering method: 'families' (the homology graph's families), 'scan' (the SCAN "
+          "heads' own assignment; one fit gives both), 'kmeans', 'pca_kmeans'", "str", choices=METHODS),
     Param("n_clusters", None, "number of clusters; None: the number of distinct labels in proteins.parquet, or "
-          "without labels estimated from the homology graph (SCAN)", "int", low=2, none=True),
-    Param("neighbors", "auto", "SCAN neighbours: MMseqs2 homology hits or faiss embedding kNN", "str",
-          choices=NEIGHBOR_SOURCES),
-    Param("k", 20, "neighbours per protein", "int", low=1),
-    Param("entropy_weight", 5.0, "λ of the SCAN loss (pull towards equal cluster sizes)", "float", low=0),
-    Param("n_heads", 5, "SCAN heads trained at once; the best by validation loss is kept", "int", low=1),
-    Param("epochs", 30, "SCAN epochs", "int", low=1),
-    Param("self_label_epochs", 10, "self-labelling epochs (0: skip)", "int", low=0),
-    Param("graph_features", "auto", "features SCAN trains on: spectral (homology graphs), diffusion or none",
-          "str", choices=GRAPH_FEATURES),
+          "without labels estimated from the homology graph (families / scan)", "int", low=2, none=True),
+    Param("neighbors", "auto", "neighbours of families / scan: MMseqs2 homology hits or faiss embedding kNN "
+          "(scan only)", "str", choices=NEIGHBOR_SOURCES),
+    Param("k", 20, "neighbours per protein (families / scan)", "int", low=1),
+    Param("entropy_weight", 5.0, f"λ of the SCAN loss (pull towards equal cluster sizes; {HEADS})", "float", low=0),
+    Param("n_heads", 5, f"SCAN heads trained at once, the best by validation loss kept ({HEADS})", "int", low=1),
+    Param("epochs", 30, f"SCAN epochs ({HEADS})", "int", low=1),
+    Param("self_label_epochs", 10, f"self-labelling epochs, 0: skip ({HEADS})", "int", low=0),
+    Param("graph_features", "auto", f"features the heads train on: spectral (homology graphs), diffusion or none "
+          f"({HEADS})", "str", choices=GRAPH_FEATURES),
+    Param("family_config", {}, "constants of the family algorithm to change (protlab.cluster.families.FamilyConfig: "
+          "shared_neighbors, merge_ratio, merge_hits, min_family, min_family_share, split_spectral_max, "
+          "split_smoothing, longer, profile_seeds, profile_iterations, profile_evalue); {}: the defaults; "
+          "families / scan only", "dict", check=_family_config),
     Param("device", "auto", "device the SCAN heads train on: 'auto' (CUDA when available), 'cpu', 'cuda', "
           "'cuda:N' or 'mps'; under torchrun each rank takes its local GPU", "str", check=check_device),
     Param("seed", 0, "random seed", "int", low=0, high=MAX_SEED),
@@ -49,10 +63,11 @@ STAGE = Stage("cluster", "04_cluster", "Discover protein families without labels
           "most this many proteins; 0: no map", "int", low=0, check=map_points),
 ))
 FIGURE_STEMS = {"cluster_sizes": "cluster_sizes", "map": "cluster_map", "family_count": "family_count"}
-SCAN_ONLY = ("neighbors", "k", "entropy_weight", "n_heads", "epochs", "self_label_epochs", "graph_features", "device")
+SCAN_ONLY = ("neighbors", "k", "entropy_weight", "n_heads", "epochs", "self_label_epochs", "graph_features",
+             "family_config", "device")
 
 
-def default_n_clusters(proteins: pd.DataFrame, method: str = "scan") -> int | None:
+def default_n_clusters(proteins: pd.DataFrame, method: str = "families") -> int | None:
     """Number of distinct labels in the proteins table; without labels None (SCAN estimates
     it) or, for methods that cannot estimate it, an error asking for n_clusters."""
     labels = proteins["label"] if "label" in proteins.columns else None
@@ -61,10 +76,10 @@ def default_n_clusters(proteins: pd.DataFrame, method: str = "scan") -> int | No
         labels = labels[labels.astype(str).str.len() > 0]
     if labels is not None and labels.nunique() >= 2:
         return int(labels.nunique())
-    if method == "scan":
+    if method in GRAPH_METHODS:
         return None
     raise InputError(f"n_clusters=None with method={method!r} needs family labels in proteins.parquet to count "
-                     "them, and there are none: give n_clusters (or use method='scan', which estimates it)")
+                     "them, and there are none: give n_clusters (or use method='families', which estimates it)")
 
 
 def clusters_frame(ids, result: Clustering) -> pd.DataFrame:
@@ -96,10 +111,11 @@ def aligned_inputs(run: RunDir) -> tuple[pd.DataFrame, list[str], np.ndarray, di
     return by_id.loc[list(ids)].reset_index(), list(ids), emb, meta
 
 
-def write_clustering(run_dir: str | Path, *, method: str = "scan", n_clusters: int | None = None, seed: int = 0,
+def write_clustering(run_dir: str | Path, *, method: str = "families", n_clusters: int | None = None, seed: int = 0,
                      write_main: bool = True, record: StageRecord | None = None, **options) -> Clustering:
     """Cluster the proteins of ``run_dir`` with ``method`` and write ``clusters/<method>.*``
-    (and ``clusters.parquet`` with ``write_main``); 05 uses it for missing baselines."""
+    (``families`` and ``scan`` write both, from one fit) and, with ``write_main``,
+    ``clusters.parquet``; 05 uses it for missing baselines."""
     if method not in METHODS:
         raise InputError(f"method={method!r} is unknown; use one of {METHODS}")
     run = RunDir(run_dir)
@@ -109,40 +125,47 @@ def write_clustering(run_dir: str | Path, *, method: str = "scan", n_clusters: i
             record.read(run.path(key))
     if n_clusters is None:
         n_clusters = default_n_clusters(proteins, method)
-    if method == "scan":
+    start = time.perf_counter()
+    if method in GRAPH_METHODS:
         options.setdefault("neighbors", "auto")
-        sequences = proteins["sequence"].astype(str).tolist()
+        if method == "families" and options["neighbors"] == "faiss":
+            raise no_families_error()
+        results = fit_graph_methods(emb, proteins["sequence"].astype(str).tolist(), n_clusters=n_clusters,
+                                    seed=seed, **options)
+        if method not in results:
+            raise no_families_error()
     else:
         options = {k: v for k, v in options.items() if k not in SCAN_ONLY}
-        sequences = None
-    start = time.perf_counter()
-    result = cluster(emb, sequences, method=method, n_clusters=n_clusters, seed=seed, **options)
+        results = {method: cluster(emb, None, method=method, n_clusters=n_clusters, seed=seed, **options)}
     elapsed = time.perf_counter() - start
     leave_distributed()  # torchrun: the ranks' work together ends here
     if not dist_env().is_main:  # a torchrun worker of SCAN: rank 0 writes
-        return result
-    frame = clusters_frame(ids, result)
-    info = {"method": method, "seed": seed, "seconds": elapsed, "n_clusters_requested": n_clusters,
-            "encoder": meta.get("encoder") or meta.get("name"), **result.info, **current_fingerprints(run),
-            "n_clusters": int(result.probabilities.shape[1])}
-    written = []
-    if method == "scan":
-        written.append(result.model.save(run.path("scan_model")))
-        info["model"] = str(run.path("scan_model"))
-    targets = [run.writable("clusterings") / f"{method}.parquet", run.clustering(method, ".json")]
+        return results[method]
+    common = {"seed": seed, "seconds": elapsed, "n_clusters_requested": n_clusters,
+              "encoder": meta.get("encoder") or meta.get("name"), **current_fingerprints(run)}
+    written, targets, frames = [], [], []
+    for name, result in results.items():
+        result.info = {"method": name, **common, **result.info, "n_clusters": int(result.probabilities.shape[1])}
+        frames.append((clusters_frame(ids, result), result.info))
+        targets += [run.writable("clusterings") / f"{name}.parquet", run.clustering(name, ".json")]
+    model = results[method].model
+    if isinstance(model, ScanClusterer):
+        written.append(model.save(run.path("scan_model")))
+        for result in results.values():
+            result.info["model"] = str(run.path("scan_model"))
     if write_main:
         targets.append(run.writable("clusters"))
-    with atomic_paths(*targets) as tmps:  # the tables and their record land together
-        frame.to_parquet(tmps[0], index=False)
-        tmps[1].write_text(json.dumps(info, indent=2, sort_keys=True, default=jsonable) + "\n")
+    with atomic_paths(*targets) as tmps:  # the tables and their records land together
+        for (frame, info), table, info_path in zip(frames, tmps[0::2], tmps[1::2]):
+            frame.to_parquet(table, index=False)
+            info_path.write_text(json.dumps(info, indent=2, sort_keys=True, default=jsonable) + "\n")
         if write_main:
-            frame.to_parquet(tmps[2], index=False)
+            clusters_frame(ids, results[method]).to_parquet(tmps[-1], index=False)
     written += targets
     if record is not None:
         for path in written:
             record.wrote(path)
-    result.info = info
-    return result
+    return results[method]
 
 
 def current_fingerprints(run: RunDir, proteins: pd.DataFrame | None = None) -> dict:
@@ -197,11 +220,23 @@ def read_clustering(run_dir: str | Path, method: str | None = None) -> pd.DataFr
     return frame
 
 
+def _refuse_idle_params(params: dict) -> None:
+    """k-means methods use none of the graph / heads parameters: a changed one is an error, not ignored."""
+    if params["method"] in GRAPH_METHODS:
+        return
+    changed = [name for name in SCAN_ONLY if name != "device" and params[name] != STAGE.by_name[name].default]
+    if changed:
+        raise InputError(f"{', '.join(changed)} only act with method='families' or 'scan'; method="
+                         f"{params['method']!r} does not use them (leave them at their defaults)")
+
+
 def run(run_dir: str | Path, **params) -> StageResult:
     params = STAGE.validate(params)
+    _refuse_idle_params(params)
     record = StageRecord(STAGE, run_dir, params)
     seed_everything(params["seed"])
-    options = {**{k: params[k] for k in SCAN_ONLY}, "progress": True} if params["method"] == "scan" else {}
+    graph = params["method"] in GRAPH_METHODS
+    options = {**{k: params[k] for k in SCAN_ONLY}, "progress": True} if graph else {}
     with record.timed("cluster"):
         result = write_clustering(run_dir, method=params["method"], n_clusters=params["n_clusters"],
                                   seed=params["seed"], record=record, **options)
@@ -209,10 +244,14 @@ def run(run_dir: str | Path, **params) -> StageResult:
         return StageResult(record, {}, clustering=result, labels=result.labels, confidence=result.confidence,
                            info=result.info)
     method = params["method"]
+    info = result.info
+    record.resolve(n_clusters=info["n_clusters"], **({
+        "neighbors": info.get("neighbors"), "graph_features": info.get("graph_features"),
+        "family_config": info.get("family_config"), "device": info.get("device")} if graph else {}))
     figures = {"cluster_sizes": cluster_sizes_figure(result.labels, result.confidence, method=method)}
-    if result.info.get("family_group_sizes"):
-        figures["family_count"] = family_count_figure(result.info["family_group_sizes"], result.info["family_min_size"],
-                                                      result.info["n_clusters_estimated"], result.info["n_clusters"])
+    if info.get("family_group_sizes"):
+        figures["family_count"] = family_count_figure(info["family_group_sizes"], info["family_min_size"],
+                                                      info["n_clusters_estimated"], info["n_clusters"])
     if params["map_max_points"]:
         with record.timed("map"):
             ids, embeddings, _ = RunDir(run_dir).load_embeddings()  # the row order of the clustering
@@ -222,15 +261,30 @@ def run(run_dir: str | Path, **params) -> StageResult:
     for name, fig in figures.items():
         for path in save_figure(fig, RunDir(run_dir).figure(f"{FIGURE_STEMS[name]}_{method}")).values():
             record.wrote(path)
-    info = result.info
-    record.results.update({"n_clusters": info["n_clusters"], "n_clusters_estimated": info.get("n_clusters_estimated"),
+    record.results.update({"method": method, "n_clusters": info["n_clusters"],
+                           "n_clusters_estimated": info.get("n_clusters_estimated"),
                            "cluster_sizes": np.bincount(result.labels).tolist(),
                            "median_confidence": float(np.median(result.confidence)),
                            **({"neighbors": info.get("neighbors"), "mean_neighbors": info.get("mean_neighbors"),
-                               "best_head": result.model.best_head} if params["method"] == "scan" else {})})
+                               "best_head": result.model.best_head,
+                               "agreement_heads_families": info.get("agreement_heads_families")} if graph else {})})
     record.save()
     return StageResult(record, figures, clustering=result, labels=result.labels,
                        confidence=result.confidence, info=info)
+
+
+def summary_line(results: dict, timings: dict) -> str:
+    """The command line's closing line: what 04 found."""
+    sizes = results.get("cluster_sizes") or []
+    parts = [f"{results.get('n_clusters')} clusters ({results.get('method')}) of {sum(sizes)} proteins"]
+    if results.get("n_clusters_estimated") is not None:
+        parts.append(f"homology graph's estimate {results['n_clusters_estimated']} families")
+    if results.get("agreement_heads_families") is not None:
+        parts.append(f"SCAN heads agree with the families on {results['agreement_heads_families']:.1%}")
+    if sizes:
+        parts.append(f"sizes {min(sizes)}-{max(sizes)}")
+    parts.append(f"{timings.get('total', 0):.0f} s")
+    return "; ".join(parts)
 
 
 run.__doc__ = STAGE.docstring()

@@ -6,8 +6,10 @@ tuple of :class:`Param`; the notebook's parameters cell, ``run(run_dir, **params
 against it). :meth:`Stage.validate` checks every value before any work starts: an
 unknown name, a wrong type, a value out of range or an unknown choice raises
 :class:`~protlab.core.errors.InputError` naming the parameter, the value and what is
-allowed. :class:`StageRecord` writes ``run_dir/<stage>.json``: the parameters, the
-protlab version, fingerprints of the inputs read, the outputs written and the timings.
+allowed. :class:`StageRecord` writes ``run_dir/<stage>.json``: the parameters as given
+(defaults filled in), the settings they resolved to (a preset merged, ``None`` replaced by the
+value used), the code (protlab version, git commit and dirty flag from a checkout),
+fingerprints of the inputs read, the outputs written, the timings and the results.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import numpy as np
 from protlab.core.atomic import atomic_write_json
 from protlab.core.errors import InputError, ProtlabError
 from protlab.core.fingerprint import fingerprint
-from protlab.core.version import __version__
+from protlab.core.version import __version__, code_identity
 
 MAX_SEED = 2**32 - 1  # numpy and scikit-learn take seeds in [0, 2**32)
 _KINDS = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict}
@@ -212,17 +214,21 @@ class Stage:
                                 help=f"{p.help} (default: {p.default!r}; {p.allowed()})".replace("%", "%%"))
         return parser
 
-    def main(self, run: Callable[..., Any], argv: list[str] | None = None) -> int:
-        """``python -m protlab.<stage>``: parse, run, print where the record is; errors exit 2."""
+    def main(self, run: Callable[..., Any], argv: list[str] | None = None,
+             summary: Callable[[dict, dict], str] | None = None) -> int:
+        """``python -m protlab.<stage>``: parse, run, print what was found (``summary(results,
+        timings)`` of the record) and where the record is; errors exit 2."""
         args = vars(self.parser().parse_args(argv))
         run_dir = args.pop("run_dir")
         try:
             params = {name: self.by_name[name].parse_text(text) for name, text in args.items()}
-            run(run_dir, **params)
+            result = run(run_dir, **params)
         except ProtlabError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        print(f"{self.name}: done; see {Path(run_dir) / (self.name + '.json')}")
+        if summary is not None and isinstance(result, StageResult) and result.results:  # torchrun workers: none
+            print(f"{self.name}: {summary(result.results, result.record.timings)}")
+        print(f"{self.name}: done; record {Path(run_dir) / (self.name + '.json')}")
         return 0
 
 
@@ -232,12 +238,18 @@ class StageRecord:
 
     def __init__(self, stage: Stage, run_dir: str | Path, params: dict[str, Any]):
         self.stage, self.run_dir, self.params = stage, Path(run_dir), params
+        self.settings: dict[str, Any] = dict(params)  # what the stage used; see resolve()
         self.inputs: dict[str, dict] = {}
         self.outputs: dict[str, dict] = {}
         self.timings: dict[str, float] = {}
         self.results: dict[str, Any] = {}
         self._start = time.perf_counter()
         self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+    def resolve(self, **settings) -> None:
+        """Record the values the stage actually used (a preset's value for ``None``, an
+        estimated number, the algorithm's constants) beside the parameters as given."""
+        self.settings.update(settings)
 
     def _name(self, path: Path) -> str:
         path = Path(path)
@@ -277,7 +289,8 @@ class StageRecord:
             if target.is_file():
                 meta["bytes"] = target.stat().st_size
         record = {"stage": self.stage.name, "notebook": self.stage.notebook, "protlab_version": __version__,
-                  "started": self.started, "params": self.params, "inputs": self.inputs,
+                  "code": code_identity(), "started": self.started, "params": self.params,
+                  "settings": self.settings, "inputs": self.inputs,
                   "outputs": self.outputs, "timings": self.timings, "results": self.results}
         return atomic_write_json(self.path(), record)
 

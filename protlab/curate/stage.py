@@ -104,10 +104,21 @@ def run(run_dir: str | Path, **params) -> StageResult:
         for stem, fig in figures.items():
             for path in save_figure(fig, run_.figure(stem)).values():
                 record.wrote(path)
-    record.results.update(report["summary"], format=kind, dropped=dropped)
+    record.results.update(report["summary"], format=kind, dropped=dropped, input=report["input"])
     record.save()
     return StageResult(record, {name.removeprefix("curate_"): fig for name, fig in figures.items()},
                        proteins=proteins, report=report, format=kind)
+
+
+def summary_line(results: dict, timings: dict) -> str:
+    """The command line's closing line: what 01 kept and found."""
+    dropped = results.get("dropped") or {}
+    labels = results.get("labels", 0)
+    splits = ", ".join(f"{k} {v}" for k, v in sorted((results.get("splits") or {}).items()))
+    return (f"kept {results.get('proteins')} of {results.get('input')} {results.get('format')} records"
+            + (f" (dropped {sum(dropped.values())}: {dropped})" if dropped else "")
+            + (f"; {labels} labels" if labels else "; no labels (05 then needs labels=...)")
+            + (f"; splits {splits}" if splits else "") + f"; {timings.get('total', 0):.0f} s")
 
 
 run.__doc__ = STAGE.docstring()

@@ -52,7 +52,7 @@ from typing import Any, Sequence
 
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
-from tqdm.auto import tqdm
+from protlab.core.progress import progress_bar
 
 from protlab.core.errors import InputError
 from protlab.core.runtime import dist_env, pick_device
@@ -318,7 +318,7 @@ class ESMEncoder:
         def compute(members):
             return self.representations(self.tokens([seqs[i][s:e] for i, s, e in members])).numpy()
 
-        bar = tqdm(total=len(seqs), desc=f"embed {self.name}", unit="seq", disable=not progress, leave=False)
+        bar = progress_bar(total=len(seqs), desc=f"embed {self.name}", unit="seq", disable=not progress, leave=False)
         try:
             for members, reps in zip(batches, self._map_batches(compute, batches)):
                 done = 0

@@ -35,6 +35,14 @@ STAGE = Stage("embed", "02_embed", "Embed every protein of run_dir/proteins.parq
 ))
 
 
+def summary_line(results: dict, timings: dict) -> str:
+    """The command line's closing line: the embeddings' shape and encoder."""
+    agreement = results.get("neighbour_label_agreement") or {}
+    return (f"{results.get('n_proteins')} x {results.get('dim')} embeddings from {results.get('encoder')}"
+            + (f"; {agreement['top1']:.1%} of nearest neighbours share the label" if "top1" in agreement else "")
+            + f"; {timings.get('total', 0):.0f} s")
+
+
 def run(run_dir: str | Path, **params) -> StageResult | None:
     params = STAGE.validate(params)
     p = params

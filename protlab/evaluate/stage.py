@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from protlab.cluster.methods import METHODS
+from protlab.cluster.methods import GRAPH_METHODS, METHODS
 from protlab.cluster.stage import current_fingerprints, read_clustering, stale_input, write_clustering
 from protlab.core.atomic import atomic_path, atomic_write_json
 from protlab.core.errors import InputError
@@ -23,7 +23,7 @@ from protlab.core.rundir import RunDir
 from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, existing_file, regular_expression
 from protlab.evaluate.label_free import label_free_report
 from protlab.evaluate.labels import labels_for
-from protlab.evaluate.metrics import evaluate, matched_confusion, per_family
+from protlab.evaluate.metrics import evaluate, matched_accuracy, matched_confusion, per_family
 from protlab.plot.evaluate import confusion_figure
 from protlab.plot.export import save_figure
 
@@ -32,10 +32,13 @@ MAX_CONFUSION = 400  # families or clusters beyond which the heatmap is not draw
 
 
 
+BASELINES = tuple(m for m in METHODS if m not in GRAPH_METHODS)
+
+
 def _baselines(value):
-    unknown = [m for m in value if m not in METHODS or m == "scan"]
+    unknown = [m for m in value if m not in BASELINES]
     if unknown:
-        raise ValueError(f"unknown baselines {unknown}; choose from 'kmeans', 'pca_kmeans'")
+        raise ValueError(f"unknown baselines {unknown}; choose from {', '.join(map(repr, BASELINES))}")
 
 
 STAGE = Stage("evaluate", "05_evaluate", "Score clusterings against known families: NMI, ARI, matched accuracy.", (
@@ -56,6 +59,18 @@ def evaluate_clusters(frame: pd.DataFrame, labels: pd.Series, known: np.ndarray)
     if probs is not None and clusters.max() >= probs.shape[1]:
         probs = None
     return evaluate(labels.to_numpy()[known].astype(str), clusters, probs)
+
+
+def heads_agreement(frames: dict[str, pd.DataFrame]) -> float | None:
+    """Share of proteins the SCAN heads put in the cluster matched (one-to-one) to their
+    homology-graph family; None unless both clusterings are scored."""
+    if not {"families", "scan"} <= set(frames):
+        return None
+    families = frames["families"].set_index(frames["families"]["id"].astype(str))["cluster"]
+    heads = frames["scan"].set_index(frames["scan"]["id"].astype(str))["cluster"].reindex(families.index)
+    if heads.isna().any():
+        return None
+    return float(matched_accuracy(families.to_numpy(), heads.to_numpy().astype(np.int64)))
 
 
 def run(run_dir: str | Path, **params) -> StageResult:
@@ -80,21 +95,21 @@ def run(run_dir: str | Path, **params) -> StageResult:
             if method not in run_.clustering_methods() or stale_input(run_, method, now) is not None:
                 write_clustering(run_dir, method=method, n_clusters=n_clusters, seed=params["seed"],
                                  write_main=False, record=record)
-    rows, skipped = [], {}
+    rows, skipped, frames = [], {}, {}
     with record.timed("metrics"):
         for method in run_.clustering_methods():
             changed = stale_input(run_, method, now) if method != chosen_method else None
             if changed is not None:  # an older clustering: not scored beside current ones
                 skipped[method] = f"made from another {run_.path(changed).name}"
                 continue
-            frame = read_clustering(run_dir, method)
+            frame = frames[method] = read_clustering(run_dir, method)
             lab, kn = (labels, known) if frame["id"].equals(chosen["id"]) else \
                 labels_for(run_, frame["id"], params["labels"], params["label_regex"])
             rows.append({"method": method, **evaluate_clusters(frame, lab, kn)})
         table = pd.DataFrame(rows).set_index("method")
         metrics = {"method": chosen_method, **evaluate_clusters(chosen, labels, known),
                    "n_unlabelled": int((~known).sum()), "per_method": table.reset_index().to_dict(orient="records"),
-                   "skipped_stale": skipped}
+                   "skipped_stale": skipped, "agreement_heads_families": heads_agreement(frames)}
         y, c = labels.to_numpy()[known].astype(str), chosen["cluster"].to_numpy()[known]
         family = per_family(y, c)
     record.wrote(atomic_write_json(run_.writable("metrics"), metrics))
@@ -111,7 +126,9 @@ def run(run_dir: str | Path, **params) -> StageResult:
         figures["confusion"] = confusion_figure(confusion, title=f"Matched confusion: {chosen_method}")
         for path in save_figure(figures["confusion"], run_.figure("matched_confusion")).values():
             record.wrote(path)
-    record.results.update({k: metrics[k] for k in ("method", "nmi", "ari", "acc") if k in metrics})
+    record.results.update({k: metrics[k] for k in ("method", "nmi", "ari", "acc", "agreement_heads_families")
+                           if k in metrics})
+    record.results["per_method"] = {row["method"]: {k: row.get(k) for k in ("nmi", "ari", "acc")} for row in rows}
     record.save()
     headline = (f"chosen clustering ({chosen_method}): NMI {metrics['nmi']:.3f}  ARI {metrics['ari']:.3f}  "
                 f"ACC {metrics['acc']:.3f}" + (f"  ({metrics['n_unlabelled']} proteins without a label left out)"
@@ -148,6 +165,20 @@ def _label_free(run: RunDir, chosen: pd.DataFrame, record: StageRecord) -> Stage
     print(headline)
     return StageResult(record, {}, table=per_cluster, metrics=metrics, per_family=None, confusion=None,
                        headline=headline)
+
+
+def summary_line(results: dict, timings: dict) -> str:
+    """The command line's closing line: the scores of every clustering scored."""
+    if "nmi" not in results:
+        return (f"no family labels: {results.get('n_clusters')} clusters of {results.get('n')} proteins; "
+                "pass --labels for NMI / ARI / accuracy")
+    lines = [f"NMI / ARI / matched ACC of each clustering (chosen: {results['method']}):"]
+    for method, scores in (results.get("per_method") or {}).items():
+        lines.append(f"  {method:<12} " + "  ".join(f"{k.upper()} {scores[k]:.3f}" for k in ("nmi", "ari", "acc")
+                                                   if isinstance(scores.get(k), (int, float))))
+    if results.get("agreement_heads_families") is not None:
+        lines.append(f"  SCAN heads agree with the families on {results['agreement_heads_families']:.1%} (matched)")
+    return "\n".join(lines)
 
 
 run.__doc__ = STAGE.docstring()

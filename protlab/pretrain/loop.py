@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from protlab.core.progress import progress_bar
 
 from protlab.core.atomic import atomic_write_json, atomic_write_text
 from protlab.core.checkpoint import read_checkpoint, save_checkpoint
@@ -415,7 +415,7 @@ def _train(config: PretrainConfig, env, device: str) -> dict:
     progress = None
     if env.is_main and config.progress:
 
-        progress = tqdm(total=config.max_steps, initial=step, desc="pretrain", dynamic_ncols=True)
+        progress = progress_bar(total=config.max_steps, initial=step, desc="pretrain", dynamic_ncols=True)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     stream = micro_batch_stream(batches, step * config.grad_accum, config.max_steps * config.grad_accum,

@@ -10,6 +10,7 @@ the loss and retrieval figures and ``pretrain.json``.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,7 @@ def run(run_dir: str | Path, **params) -> StageResult | None:
     config = make_config(params["preset"], run_dir=str(run_dir),
                          **{k: v for k, v in params.items() if k != "preset"})
     record = StageRecord(STAGE, run_dir, params)
+    record.resolve(**dataclasses.asdict(config))
     run_ = RunDir(run_dir)
     record.read(run_.require("proteins"))
     for spec in (config.protein_encoder, config.text_encoder):
@@ -172,6 +174,18 @@ def run(run_dir: str | Path, **params) -> StageResult | None:
     record.save()
     return StageResult(record, figures, config=config, summary=summary, metrics=metrics, history=history,
                        table=table, checkpoint=checkpoint, protein_encoder=run_.path("protein_encoder"))
+
+
+def summary_line(results: dict, timings: dict) -> str:
+    """The command line's closing line: training and the held-out retrieval."""
+    parts = [f"{results.get('steps')} steps, final loss {results.get('final_loss')}"]
+    if results.get("mrr") is not None:
+        parts.append(f"{results.get('split')} ({results.get('n_pairs')} pairs): protein->text MRR {results['mrr']:.3f}"
+                     + (f" ({results['mrr_ratio']:.2f}x the untrained model)" if results.get("mrr_ratio") else "")
+                     + (f", zero-shot accuracy {results['zero_shot_acc']:.3f}"
+                        if results.get("zero_shot_acc") is not None else ""))
+    parts.append(f"{timings.get('total', 0):.0f} s")
+    return "; ".join(parts)
 
 
 run.__doc__ = STAGE.docstring()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
+from protlab.core.progress import progress_bar
 
 from protlab.core.atomic import atomic_path
 from protlab.core.errors import InputError
@@ -62,7 +62,7 @@ def featurize(structures: Sequence[Structure], *, esm: dict | None = None, pocke
     """Residue graphs of ``structures`` (``esm``: optional id → (L, E) embeddings, added after
     the cache; ``pockets``: append the pocket columns and their 10 Å neighbourhood means)."""
     graphs = []
-    for s in tqdm(structures, desc="residue graphs", disable=not progress):
+    for s in progress_bar(structures, desc="residue graphs", disable=not progress):
         key = graph_key(s, pockets=pockets) if cache_dir is not None else None
         path = Path(cache_dir) / f"{key}.npz" if key else None
         graph = _load(path, s) if path is not None and path.is_file() else None

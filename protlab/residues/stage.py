@@ -219,6 +219,7 @@ def run(run_dir: str | Path, **params) -> StageResult:
         record.results["epochs"] = params["epochs"]
     run_ = RunDir(run_dir)
     cache_dir = Path(params["cache_dir"]) if params["cache_dir"] else run_.path("residue_graph_cache")
+    record.resolve(epochs=params["epochs"], cache_dir=str(cache_dir))
     _read_inputs(record, params)
     seed_everything(params["seed"])
     with torch_threads(params["cpu_threads"]):
@@ -280,6 +281,26 @@ def run(run_dir: str | Path, **params) -> StageResult:
     record.save()
     return StageResult(record, figures, explanations=explanations, inputs=inputs, model=model,
                        history=history, metrics=metrics, outputs=outputs, label_metrics=report)
+
+
+def summary_line(results: dict, timings: dict) -> str:
+    """The command line's closing line: what 06 explained and, with known sites, how well."""
+    parts = [f"{results.get('n_structures')} structures explained ({results.get('n_with_sites')} with known sites)",
+             f"model trained on {results.get('model_trained_on')}"]
+    if results.get("precision_at_k") is not None:
+        parts.append(f"precision@k {results['precision_at_k']:.3f}"
+                     + (f", {results.get('baseline')} {results['baseline_precision_at_k']:.3f}"
+                        if results.get("baseline_precision_at_k") is not None else "")
+                     + (f", random {results['random_precision_at_k']:.3f}"
+                        if results.get("random_precision_at_k") is not None else ""))
+    labels = results.get("labels") or {}
+    for key in ("accuracy", "fmax", "aupr"):
+        if isinstance(labels.get(key), (int, float)):
+            parts.append(f"{key} {labels[key]:.3f}")
+    if results.get("caveat"):
+        parts.append(results["caveat"])
+    parts.append(f"{timings.get('total', 0):.0f} s")
+    return "; ".join(parts)
 
 
 run.__doc__ = STAGE.docstring()

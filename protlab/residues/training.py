@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from protlab.core.progress import progress_bar
 
 from protlab.core.checkpoint import read_checkpoint, save_checkpoint
 from protlab.core.errors import InputError
@@ -161,7 +161,7 @@ def train_residue_model(structures: Sequence[Structure], labels: Sequence, *, ta
     signature = _signature(structures, task, epochs, batch_size, lr, weight_decay, seed, val_fraction,
                            residue_dropout, length_buckets, model.config.to_dict())
     start = _resume(state_path, signature, model, opt, sched, rng, history)
-    for epoch in tqdm(range(start, epochs), desc="train residue clustering", disable=not progress,
+    for epoch in progress_bar(range(start, epochs), desc="train residue clustering", disable=not progress,
                       initial=start, total=epochs):
         model.train()
         total = 0.0

@@ -2,6 +2,8 @@
 size prior and an estimated number of families."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -100,10 +102,9 @@ def test_merge_counts_only_the_proteins_that_searched():
 
 
 @pytest.mark.parametrize("spectral_max", [1000, 10])
-def test_split_in_two_follows_the_graph(monkeypatch, spectral_max):
+def test_split_in_two_follows_the_graph(spectral_max):
     """Two communities joined by one edge, embeddings pure noise: split along the graph, by
     the spectral coordinate or (large families) by embeddings smoothed over the subgraph."""
-    monkeypatch.setattr(fam, "SPLIT_SPECTRAL_MAX", spectral_max)
     rng = np.random.default_rng(0)
     groups = [np.arange(40), np.arange(40, 70)]
     r, c = [], []
@@ -113,14 +114,26 @@ def test_split_in_two_follows_the_graph(monkeypatch, spectral_max):
         c += pairs[:, 1].tolist()
     affinity = sp.csr_matrix((np.ones(len(r) + 1), (r + [0], c + [40])), shape=(80, 80))
     members = np.arange(70)
-    halves = fam.split_in_two(members, affinity, rng.normal(size=(80, 8)).astype(np.float32))
+    halves = fam.split_in_two(members, affinity, rng.normal(size=(80, 8)).astype(np.float32),
+                              config=fam.FamilyConfig(split_spectral_max=spectral_max))
     assert len(set(halves[:40])) == 1 and len(set(halves[40:70])) == 1 and halves[0] != halves[40]
 
 
 def test_min_family_size_grows_with_the_data():
     assert fam.min_family_size(300) == 5 and fam.min_family_size(1000) == 10
-    assert fam.min_family_size(5000) == fam.min_family_size(100_000) == fam.MIN_FAMILY
+    assert fam.min_family_size(5000) == fam.min_family_size(100_000) == fam.FamilyConfig().min_family == 20
     assert fam.min_family_size(1_000_000) == 100
+    assert fam.min_family_size(5000, fam.FamilyConfig(min_family=40)) == 40
+
+
+def test_family_config_refuses_unknown_names_and_bad_values():
+    assert fam.FamilyConfig.from_dict({"longer": 1.5, "merge_hits": 4.0}) == fam.FamilyConfig(longer=1.5, merge_hits=4)
+    with pytest.raises(InputError, match="unknown key.*'longr'"):
+        fam.FamilyConfig.from_dict({"longr": 1.5})
+    with pytest.raises(InputError, match="merge_hits.*positive integer"):
+        fam.FamilyConfig.from_dict({"merge_hits": 2.5})
+    with pytest.raises(InputError, match="longer.*positive number"):
+        fam.FamilyConfig.from_dict({"longer": -1})
 
 
 def test_scan_loss_with_a_prior():
@@ -144,7 +157,9 @@ def test_n_clusters_none_needs_a_homology_graph():
     x = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
     with pytest.raises(InputError, match="homology"):
         cluster(x, method="scan", n_clusters=None, neighbors="faiss")
-    with pytest.raises(InputError, match="only method='scan'"):
+    with pytest.raises(InputError, match="homology graph"):
+        cluster(x, method="families", n_clusters=3, neighbors="faiss")
+    with pytest.raises(InputError, match="only method='families' or 'scan'"):
         cluster(x, method="kmeans", n_clusters=None)
 
 
@@ -158,14 +173,14 @@ def test_scan_estimates_the_number_of_unequal_real_families(shared_data):
     sizes = {"PF00072": 120, "PF00595": 60, "PF00004": 40, "PF00018": 25, "PF00076": 20}
     frame = pd.concat([frame[frame["label"] == name].head(size) for name, size in sizes.items()], ignore_index=True)
     emb = KmerEncoder(dim=32).embed(frame["sequence"].tolist())
-    result = cluster(emb, frame["sequence"].tolist(), method="scan", n_clusters=None,
+    result = cluster(emb, frame["sequence"].tolist(), method="families", n_clusters=None,
                      epochs=5, self_label_epochs=2, n_heads=2, min_steps=100)
     assert result.info["n_clusters_estimated"] == 5 and result.probabilities.shape[1] == 5
     scores = evaluate(frame["label"], result.labels)
     assert scores["nmi"] >= 0.9 and scores["acc"] >= 0.95
     sizes_found = np.sort(np.bincount(result.labels))[::-1]
     assert sizes_found[0] >= 110 and sizes_found[-1] >= 18  # unequal sizes kept, not pulled to 53 each
-    assert result.info["agreement_with_graph_families"] >= 0.95
+    assert result.info["agreement_heads_families"] >= 0.95
 
 
 @needs_mmseqs
@@ -206,9 +221,15 @@ def test_stage_estimates_families_without_labels(tmp_path):
     assert result.results["n_clusters_estimated"] == 5 and result.results["n_clusters"] == 5
     assert evaluate(proteins["label"], result.labels)["nmi"] >= 0.95
     assert "5 families estimated" in result.figures["family_count"].layout.title.text
-    assert (tmp_path / "figures" / "family_count_scan.html").is_file()
-    recorded = RunDir(tmp_path).clustering("scan", ".json").read_text()
-    assert '"n_clusters_estimated": 5' in recorded and '"n_clusters_requested": null' in recorded
+    assert (tmp_path / "figures" / "family_count_families.html").is_file()
+    for method in ("families", "scan"):  # one fit, both clusterings written
+        recorded = json.loads(RunDir(tmp_path).clustering(method, ".json").read_text())
+        assert recorded["n_clusters_estimated"] == 5 and recorded["n_clusters_requested"] is None
+        assert recorded["family_config"] == fam.FamilyConfig().as_dict()
+    stage = json.loads((tmp_path / "cluster.json").read_text())
+    assert stage["settings"]["n_clusters"] == 5 and stage["params"]["n_clusters"] is None
+    assert stage["settings"]["family_config"]["longer"] == fam.FamilyConfig().longer
+    assert stage["code"]["version"] == protlab.__version__
 
 
 def test_profile_seeds_take_the_best_connected_member_of_each_large_piece():

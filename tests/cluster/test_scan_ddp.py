@@ -67,7 +67,7 @@ def test_stage_04_under_torchrun_writes_once_from_rank_0(make_toy_run, tmp_path)
     proc = _torchrun(["-m", "protlab.cluster", "--run-dir", str(run_dir), "--epochs", "2", "--self-label-epochs", "1",
                       "--map-max-points", "0"], tmp_path)
     assert proc.stdout.count("cluster: done") == 2  # both ranks finish
-    info = json.loads((Path(run_dir) / "clusters" / "scan.json").read_text())
+    info = json.loads((Path(run_dir) / "clusters" / "families.json").read_text())
     assert info["world_size"] == 2 and info["device"] == "cpu" and info["n_clusters"] == 4
     record = json.loads((Path(run_dir) / "cluster.json").read_text())
     assert record["params"]["device"] == "auto" and record["results"]["n_clusters"] == 4
