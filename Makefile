@@ -13,7 +13,7 @@ export MPLBACKEND          := Agg
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 TEST_WORKERS ?= 2
 
-.PHONY: setup demo test test-fast lab bench clean strip
+.PHONY: setup demo demo-quick test test-fast lab bench results clean strip
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
+# Figures stay in runs/demo/figures (untracked): a demo leaves `git status` clean.
 demo: setup
 	$(BIN)/python -m protlab.demo --run-dir runs/demo
+
+demo-quick: setup
+	$(BIN)/python -m protlab.demo --run-dir runs/demo --quick
 
 test: setup
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --durations=15 tests
@@ -32,12 +36,19 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow" tests
 
+# Lab at the repository root; kernels start in notebooks/, and the notebooks read relative
+# paths (run_dir = "runs/demo") from the repository root, so they find the demo's run.
 lab: setup
 	$(BIN)/python -m ipykernel install --sys-prefix --name protlab --display-name "Python (protlab)"
-	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/
+	$(BIN)/jupyter lab $(ROOT_FLAG) --ServerApp.root_dir=$(CURDIR)
 
 bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python benchmarks/make_results.py
+
+# benchmarks/RESULTS.md from the records benchmarks wrote to benchmarks/results/
+results: setup
+	$(BIN)/python benchmarks/make_results.py
 
 strip:
 	$(BIN)/python -m protlab.notebooks notebooks/*.ipynb
