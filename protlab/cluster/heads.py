@@ -89,7 +89,7 @@ def validation_losses(model: ScanHeads, x: torch.Tensor, knn: torch.Tensor, anch
                       device: str = "cpu") -> list[float]:
     """Each head's :func:`scan_loss` over ``anchors`` and all their neighbours (``knn`` rows,
     -1 padded), in chunks of anchors: memory grows with ``chunk``, not with the number of
-    proteins (on 10^6 proteins and 300 clusters, all heads' probabilities at once took 6 GB)."""
+    proteins (all heads' probabilities at once take gigabytes at 10^6 proteins)."""
     model.eval()
     n_heads = len(model.heads)
     disagreement = torch.zeros(n_heads, dtype=torch.float64)

@@ -151,7 +151,7 @@ class Clustering:
 
 def kmeans_restarts(n: int) -> int:
     """k-means restarts: 10 up to ``KMEANS_RESTARTS_MAX`` proteins, 1 above (each restart is a
-    full k-means; 10 of them with 300 clusters take tens of minutes at 10^6 on 2 cores)."""
+    full k-means, and ten of them with hundreds of clusters on 10^6 proteins cost tens of minutes)."""
     return 10 if n <= KMEANS_RESTARTS_MAX else 1
 
 
@@ -395,8 +395,8 @@ class ScanClusterer:
         lam = cfg["entropy_weight"]
         anchored = self.partition is not None and cfg["anchor_weight"] > 0
         # the size pull of SCAN epochs: none when the cross-entropy towards the families holds the
-        # sizes (a batch's mean p caps a family rarer than 1 / batch_size near prior × batch_size:
-        # on 10^6 proteins, 183 of 300 families had p ≈ 0.05 on their own members)
+        # sizes (a batch's mean p caps a family rarer than 1 / batch_size near prior × batch_size,
+        # so such families would never be learnt)
         pull = 0.0 if anchored else lam
         prior = targets = None
 

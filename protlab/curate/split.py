@@ -13,16 +13,15 @@ Clustering methods (``method``):
   of the shorter one's distinct k-mers found in the other reaches
   ``KMER_SLACK * identity**k`` (slack 0.8 absorbs the noise of the estimate); clusters
   are the connected components (single linkage). It errs on the side of merging, which
-  only makes the split stricter. ``k = 3``: on the real Pfam domains every pair of
-  equal-length sequences ≥ 70 % identical shares ≥ 30 % of its 3-mers (threshold 27 %),
-  while pairs from different families share at most 17 % (99th percentile 9 %); with
-  5-mers the identical-pair tail falls to 5 %. Long sequences also share 3-mers by chance
-  (two unrelated 1000-residue proteins about 10 %), so only the share above the chance
+  only makes the split stricter. ``k = 3``: on real Pfam domains, pairs at the identity
+  threshold share clearly more 3-mers than pairs from different families, while with
+  5-mers identical pairs lose too many of theirs. Long sequences also share 3-mers by
+  chance, so only the share above the chance
   expectation ``1 - exp(-m / D)`` counts (``m`` distinct k-mers of the longer sequence,
   ``D = (1 / Σ f_a²)^k`` the effective number of k-mers under the residue composition ``f``,
   which does not depend on how conserved the data set's own families are). Below identity
-  ``KMER_MIN_IDENTITY`` (0.6) chance sharing still chains unrelated proteins (1 200 real Pfam
-  domains of 30 families: 964 in one cluster at 0.5; 0 mixed clusters at 0.7), so
+  ``KMER_MIN_IDENTITY`` (0.6) chance sharing still chains unrelated proteins of real Pfam
+  families into one cluster, so
   ``split_by_identity`` refuses the k-mer method there and asks for MMseqs2.
 
 A split that should have members but has none (e.g. every protein in one cluster) is

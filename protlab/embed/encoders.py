@@ -64,9 +64,8 @@ from protlab.esm.fused import esm_layer_representation
 from protlab.esm.load import describe_spec, load_esm
 
 # Padded tokens per batch. On the CPU small batches, run concurrently on single-threaded
-# workers, are fastest: on 2 shared cores, 300 Pfam domains through the ESM-2 8M architecture
-# took 8.3 s at 512 tokens, 8.9 s at 2048, 11.1 s at 4096 (fair-esm's extract path: 31.5 s;
-# benchmarks/bench_embed_speed.py --sweep). A GPU wants large batches.
+# workers, are fastest (benchmarks/bench_embed_speed.py --sweep measures it); a GPU wants
+# large batches.
 DEFAULT_TOKS_PER_BATCH = {"cpu": 512, "cuda": 16384, "mps": 4096}
 WINDOW = 1022
 STRIDE = 511

@@ -24,7 +24,7 @@ class PretrainConfig:
     run_dir: str = "runs/pretrain"
     # Towers. protein_encoder: fair-esm name, .pt path, HF dir, protlab checkpoint, or "tiny".
     protein_encoder: str = "tiny"
-    # 3 x 96 with max_steps 600: test-split zero-shot 16/17 on seeds 0, 1, 2 (2 x 64, 400 steps: 15/17).
+    # The smallest tower that learns the toy's families within the toy-cpu step budget.
     protein_tiny_args: dict = field(default_factory=lambda: {"num_layers": 3, "embed_dim": 96, "attention_heads": 4})
     # text_encoder: HF name or local dir, "minilm" (the offline MiniLM package) or "tiny" (random BERT).
     text_encoder: str = "tiny"
@@ -57,10 +57,9 @@ class PretrainConfig:
     max_text_length: int = 64
     max_property_length: int = 32
     train_split: str = "train"
-    # Every held-out pair by default (03 selects nothing on the validation split). On the default
-    # toy the test split alone has 17 pairs: a model perfect at family level, guessing among a
-    # family's texts (their differences are noise), expects an MRR 2.9x random ranking there and
-    # 3.7x on valid+test (40 pairs); benchmarks/quality_pretrain.py prints both.
+    # Every held-out pair by default (03 selects nothing on the validation split): the toy's test
+    # split alone is small, and a family's texts differ only by noise, so more pairs give a
+    # steadier MRR; benchmarks/quality_pretrain.py reports both.
     eval_split: str = "valid+test"     # a split, or several joined by "+"
     # Class prompt: "ensemble" (mean embedding of the class's distinct training texts), "all" (its most
     # common value of every property, as one text) or a property name (that property's most common value).
@@ -79,7 +78,7 @@ class PretrainConfig:
     # Runtime.
     device: str = "auto"
     # CPU intra-op threads (None: torch's default). Tiny towers gain little from threads, and on a
-    # shared machine oversubscribed threads make a step up to 10x slower, so toy-cpu uses 1.
+    # shared machine oversubscribed threads make a step several times slower, so toy-cpu uses 1.
     cpu_threads: int | None = 1
     # Processes that build batches ahead of the training step (0: built in the training process).
     data_workers: int = 0
