@@ -3,6 +3,13 @@
 Jupyter state is kept inside the project (``.jupyter/``) so runs are hermetic, and the
 kernel is the ``python3`` kernel of the interpreter running this code (the project's
 virtual environment).
+
+Paths given to a notebook follow one rule: a relative path (``run_dir``, an input file such
+as ``source``, ``structures``, ``sites``) is read from the repository root, the folder
+holding ``notebooks/``; an absolute path is used as it is. JupyterLab starts a notebook's
+kernel in ``notebooks/`` and papermill in whatever directory it is called from, so the
+working directory is not used: :func:`parameters_from`, which every notebook's run cell
+calls, applies the rule (:func:`resolve_paths`).
 """
 from __future__ import annotations
 
@@ -77,6 +84,35 @@ def _ipc_kernel_manager():
     return IPCKernelManager
 
 
+# Parameters that always name a file or folder ("toy" names the toy universe, not a path).
+PATH_PARAMETERS = frozenset({"run_dir", "source", "structures", "checkpoint", "sites", "labels", "split",
+                             "cache_dir"})
+# Parameters that take a model name or a path: a path when the repository holds it.
+NAME_OR_PATH_PARAMETERS = frozenset({"encoder", "esm", "protein_encoder", "text_encoder"})
+NOT_A_PATH = frozenset({"toy"})
+
+
+def repo_path(value: str | Path) -> str:
+    """``value`` as an absolute path: a relative one is read from the repository root."""
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else REPO / path)
+
+
+def resolve_paths(parameters: dict[str, Any]) -> dict[str, Any]:
+    """``parameters`` with relative paths read from the repository root (see the module
+    docstring); absolute paths, names ("toy", "kmer", model names) and other values unchanged."""
+    def one(name: str, value: Any) -> Any:
+        if isinstance(value, (list, tuple)) and name == "structures":
+            return [one(name, v) for v in value]
+        if not isinstance(value, (str, Path)) or str(value) in NOT_A_PATH or not str(value):
+            return value
+        if name in PATH_PARAMETERS or (name in NAME_OR_PATH_PARAMETERS and Path(repo_path(value)).exists()):
+            return repo_path(value)
+        return value
+
+    return {name: one(name, value) for name, value in parameters.items()}
+
+
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open", "display"})
 
 
@@ -86,10 +122,12 @@ def parameters_from(namespace: dict[str, Any]) -> dict[str, Any]:
 
     The notebook passes them all to its stage's ``run``, so a parameter given to papermill
     that the stage does not take is an error naming it, not a silently unused variable.
+    Relative paths come back read from the repository root (:func:`resolve_paths`), so a
+    notebook finds ``runs/demo`` from JupyterLab, papermill or any working directory.
     """
-    return {name: value for name, value in namespace.items()
-            if not name.startswith("_") and name not in _IPYTHON_NAMES
-            and not isinstance(value, (types.ModuleType, StageResult)) and not callable(value)}
+    return resolve_paths({name: value for name, value in namespace.items()
+                          if not name.startswith("_") and name not in _IPYTHON_NAMES
+                          and not isinstance(value, (types.ModuleType, StageResult)) and not callable(value)})
 
 
 def notebook_parameters(name: str) -> dict[str, Any]:
@@ -108,8 +146,11 @@ def check_parameters(name: str, parameters: dict[str, Any]) -> None:
 
 
 def run_notebook(name: str, parameters: dict[str, Any], *, output_dir: str | Path,
-                 timeout: int | None = None, progress: bool = False) -> Path:
+                 timeout: int | None = None, progress: bool = False, cwd: str | Path = REPO) -> Path:
     """Execute a notebook with papermill; the executed copy lands in ``output_dir``.
+
+    ``cwd``: the kernel's working directory (JupyterLab uses ``notebooks/``); relative paths
+    in ``parameters`` are read from the repository root whatever it is.
 
     ``timeout``: seconds one cell may run (default ``PROTLAB_CELL_TIMEOUT`` or 1800); a cell
     past it fails naming itself. ``PROTLAB_NOTEBOOK_LOG=1`` sends the cells' outputs to the
@@ -127,7 +168,7 @@ def run_notebook(name: str, parameters: dict[str, Any], *, output_dir: str | Pat
     out.parent.mkdir(parents=True, exist_ok=True)
     pm.execute_notebook(
         str(src), str(out), parameters=parameters, kernel_name="python3",
-        cwd=str(REPO), progress_bar=progress, execution_timeout=timeout,
+        cwd=str(cwd), progress_bar=progress, execution_timeout=timeout,
         log_output=os.environ.get("PROTLAB_NOTEBOOK_LOG") == "1", kernel_manager_class=_ipc_kernel_manager(),
     )
     return out
