@@ -62,7 +62,7 @@ def write_record(benchmark: str, *, results: dict, params: dict | None = None, v
     shows as a table; ``notes``: one sentence on how to read them (what a method is, which
     split); ``variant`` tells runs of one benchmark apart (a data-set size, a seed set).
     """
-    from protlab.core.atomic import atomic_write_json, jsonable
+    from protlab.core.atomic import atomic_write_text, jsonable
     from protlab.core.version import code_identity
 
     record = {"benchmark": benchmark, "variant": variant, "title": title, "notes": notes,
@@ -72,7 +72,8 @@ def write_record(benchmark: str, *, results: dict, params: dict | None = None, v
               "results": results, "table": table}
     path = record_path(benchmark, variant)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, json.loads(json.dumps(record, default=jsonable)))
+    # keys in the order given: a table's columns stay in the order the benchmark prints them
+    atomic_write_text(path, json.dumps(record, indent=2, default=jsonable) + "\n")
     print(f"record: {path}")
     return path
 
