@@ -5,13 +5,15 @@ runs the stages 01 → 02 (k-mer encoder) → 04 → 05 with their defaults, eac
 ``python -m protlab.<stage>`` process, and measures its wall time and peak RSS; then
 ``mmseqs easy-cluster`` (default settings) on the same FASTA, and (up to ``--spectral-max``
 proteins) scikit-learn spectral clustering of the MMseqs2 homology graph; k-means and PCA +
-k-means come from 05's baselines. Quality comes from 05's
-metrics (labels from the set's ``.labels.tsv``, never seen by 01–04) and per family:
-precision and recall of every family with at least 200 members after Hungarian matching.
-The growth exponent of each stage is the slope of log(seconds) on log(n).
+k-means come from 05's baselines. 04 writes two clusterings from one fit: ``families`` (the
+homology graph's families, its default) and ``scan`` (the SCAN heads' own argmax); both are
+reported. Quality comes from 05's metrics (labels from the set's ``.labels.tsv``, never seen
+by 01–04) and per Pfam family: precision and recall of every family with at least 200
+members after Hungarian matching. The growth exponent of each stage is the slope of
+log(seconds) on log(n).
 
     python benchmarks/bench_cluster_scale.py --sets runs/natural_sets/natural_10000 \
-        runs/natural_sets/natural_30000 [--n-clusters 30 | --estimate] [--out runs/bench_scale]
+        runs/natural_sets/natural_30000 [--estimate] [--out runs/bench_scale]
 
 ``--estimate`` runs 04 with ``n_clusters=None`` (no labels anywhere), so it estimates the
 number of families; otherwise the true number (from the labels file) is given.
@@ -29,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from records import peak_rss_gib, write_record
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,8 +74,8 @@ def spectral_peer(run_dir: Path, labels_tsv: Path, n_clusters: int) -> dict:
     """scikit-learn spectral clustering of the MMseqs2 homology graph 04 builds (its own search).
 
     The eigenvectors come from LOBPCG with an algebraic-multigrid preconditioner when pyamg is
-    installed (``pip install -e '.[bench]'``; 10 s at 3·10^4 with the same NMI/ACC as ARPACK's
-    shift-invert, which takes minutes there and does not finish in reasonable time at 10^5), else ARPACK."""
+    installed (``pip install -e '.[bench]'``: the same NMI/ACC as ARPACK's shift-invert, which
+    does not finish in reasonable time at 10^5 proteins), else ARPACK."""
     import importlib.util
 
     from sklearn.cluster import SpectralClustering
@@ -104,21 +108,30 @@ def bench_set(fasta: Path, labels_tsv: Path, out: Path, *, n_clusters: int | Non
         seconds, rss = timed_module(f"protlab.{stage}", ["--run-dir", str(run_dir), *extra])
         row[f"{stage}_s"], row[f"{stage}_gb"] = seconds, rss
         print(f"  {fasta.stem} {stage}: {seconds:.0f} s, peak {rss:.2f} GB", flush=True)
-    proteins = pd.read_parquet(run_dir / "proteins.parquet")
-    row["n"] = len(proteins)
-    metrics = json.loads((run_dir / "evaluate.json").read_text())["results"]
-    clusters = pd.read_parquet(run_dir / "clusters.parquet")
-    truth = pd.read_csv(labels_tsv, sep="\t", dtype=str).set_index("id")["label"]
-    labels = truth.reindex(clusters["id"].astype(str)).to_numpy()
-    row.update({"nmi": metrics["nmi"], "acc": metrics["acc"], "ari": metrics["ari"],  # 05's scores
-                "clusters": int(clusters["cluster"].nunique()), "families": int(len(set(labels)))})
-    fams = family_recovery(labels, clusters["cluster"].to_numpy())
-    row["families_200"] = len(fams)
-    row["recovered_200"] = int(((fams["precision"] >= 0.8) & (fams["recall"] >= 0.8)).sum())
-    info = json.loads((run_dir / "cluster.json").read_text())["results"]
-    row["estimated_n"] = info.get("n_clusters_estimated")
+    from protlab.cluster import read_clustering
     from protlab.core.mmseqs import easy_cluster
+    from protlab.core.rundir import RunDir
     from protlab.evaluate import evaluate
+
+    run = RunDir(run_dir)
+    proteins = run.load_proteins()
+    row["n"] = len(proteins)
+    truth = pd.read_csv(labels_tsv, sep="\t", dtype=str).set_index("id")["label"]
+    row["pfam_families"] = int(truth.reindex(proteins["id"].astype(str)).nunique())
+    scores = json.loads(run.stage_record("evaluate").read_text())["results"]["per_method"]  # 05's scores
+    info = json.loads(run.clustering("families", ".json").read_text())
+    row["families_estimate"] = info.get("n_clusters_estimated")
+    recovery = {}
+    for method in ("families", "scan"):  # scan: when the fit gave the heads' clustering too
+        if method == "families" or method in run.clustering_methods():
+            clusters = read_clustering(run_dir, method)
+            labels = truth.reindex(clusters["id"].astype(str)).to_numpy()
+            row.update({f"{method}_{k}": scores[method][k] for k in ("nmi", "acc", "ari")})
+            row[f"{method}_clusters"] = int(clusters["cluster"].nunique())
+            fams = recovery[method] = family_recovery(labels, clusters["cluster"].to_numpy())
+            row[f"{method}_recovered_200"] = int(((fams["precision"] >= 0.8) & (fams["recall"] >= 0.8)).sum())
+    row["pfam_200"] = len(recovery["families"])
+    row["agreement_heads_families"] = info.get("agreement_heads_families")
 
     sequences = proteins["sequence"].tolist()
     start = time.perf_counter()
@@ -130,8 +143,9 @@ def bench_set(fasta: Path, labels_tsv: Path, out: Path, *, n_clusters: int | Non
     for method in ("kmeans", "pca_kmeans"):
         row[f"{method}_nmi"], row[f"{method}_acc"] = baselines.loc[method, "nmi"], baselines.loc[method, "acc"]
     if spectral_max and row["n"] <= spectral_max:
-        row.update(spectral_peer(run_dir, labels_tsv, row["families"]))
-    print(fams.to_string(index=False), flush=True)
+        row.update(spectral_peer(run_dir, labels_tsv, row["pfam_families"]))
+    print(f"Pfam families of >= 200 members, families clustering:\n{recovery['families'].to_string(index=False)}",
+          flush=True)
     return row
 
 
@@ -165,6 +179,19 @@ def main(argv=None) -> None:
     print(table.to_string(index=False))
     out.mkdir(parents=True, exist_ok=True)
     table.to_json(out / "scale.json", orient="records", indent=2)
+    exponents = {c[:-len("_exponent")]: float(table[c].iloc[0]) for c in table.columns if c.endswith("_exponent")}
+    headline = ("n", "families_nmi", "families_acc", "families_recovered_200", "families_estimate", "scan_nmi")
+    write_record("bench_cluster_scale", params=vars(args),
+                 variant="-".join([*(Path(s).name for s in args.sets), *(["estimate"] if args.estimate else [])]),
+                 title="Family discovery at natural Pfam family sizes: stages 01 → 02 (k-mer) → 04 → 05 with their "
+                       "defaults, each its own process, beside mmseqs easy-cluster, spectral clustering and k-means.",
+                 notes="'families' (04's default) and 'scan' (the SCAN heads' argmax) come from one 04 fit; "
+                       "<stage>_s / <stage>_gb: wall time and peak RSS of each stage's process; recovered_200: Pfam "
+                       "families of >= 200 members matched at precision and recall >= 0.8; pfam_families: the "
+                       "number of labelled families (the target of families_estimate).",
+                 table=json.loads(table.to_json(orient="records")),
+                 results={"sets": {row["set"]: {k: row[k] for k in headline if k in row} for row in rows},
+                          "growth_exponents": exponents or None, "peak_rss_gib": peak_rss_gib()})
 
 
 if __name__ == "__main__":

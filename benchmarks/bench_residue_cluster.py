@@ -21,6 +21,8 @@ from protlab.curate.records import Structure
 from protlab.residues.network import ClusterConfig, ResidueClusterNet, forward_per_protein
 from protlab.residues.graph import build_graph, collate
 
+from records import peak_rss_gib, write_record
+
 
 def compact_chain(L: int, seed: int) -> Structure:
     """A compact random Cα trace (3.8 Å steps, kept inside a sphere) with a random sequence."""
@@ -90,6 +92,20 @@ def main(argv=None) -> None:
     print(f"{'implementation':<16} {'s/batch':>9} {'proteins/s':>11} {'batched speed-up':>17}")
     for name, sec in rows:
         print(f"{name:<16} {sec:9.3f} {args.batch / sec:11.1f} {sec / base:16.1f}x")
+    speed = {name: sec / base for name, sec in rows[1:]}
+    write_record("bench_residue_cluster", params=vars(args),
+                 variant="-".join([args.device, *(f"{k}={getattr(args, k)}" for k in ("batch", "length", "threads")
+                                                  if getattr(args, k) != parser.get_default(k))]),
+                 title=f"Residue-clustering network, forward + backward + optimiser step on {args.batch} random "
+                       f"compact chains of {args.length} residues ({args.device}): batched vs per-protein vs "
+                       "straightforward loops.",
+                 notes="Same model and math in each row, timed side by side in one run (best of the repeats); "
+                       "batched speed-up: a row's time over the batched time.",
+                 table=[{"implementation": name, "s/batch": sec, "proteins/s": args.batch / sec,
+                         "batched speed-up": sec / base} for name, sec in rows],
+                 results={"batched_proteins_per_s": args.batch / base,
+                          **{f"speedup_over_{name.replace('-', '_')}": v for name, v in speed.items()},
+                          "torch_threads": torch.get_num_threads(), "peak_rss_gib": peak_rss_gib()})
 
 
 if __name__ == "__main__":

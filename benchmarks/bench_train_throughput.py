@@ -20,6 +20,8 @@ import time
 
 import torch
 
+from records import peak_rss_gib, write_record
+
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0}
 
 
@@ -152,11 +154,13 @@ def main(argv=None) -> None:
             ("tokens/s (residues + text)", f"{(residues + text_tokens) / dt:,.0f}"),
             ("model FLOPs/step", f"{flops / 1e12:.2f} TFLOP" if flops >= 1e12 else f"{flops / 1e9:.2f} GFLOP"),
             ("achieved", f"{flops / dt / 1e12:.2f} TFLOP/s")]
+    peak = mfu = None
     if gpu:
         name = torch.cuda.get_device_name()
         peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
         if peak:
-            rows.append(("MFU", f"{flops / dt / (peak * 1e12) * 100:.1f} % of {peak:.0f} TFLOPS (target >= 35 % on H100)"))
+            mfu = flops / dt / (peak * 1e12)
+            rows.append(("MFU", f"{mfu * 100:.1f} % of {peak:.0f} TFLOPS (target >= 35 % on H100)"))
         else:
             rows.append(("MFU", "unknown peak for this GPU: pass --peak-tflops"))
     else:
@@ -165,6 +169,28 @@ def main(argv=None) -> None:
     print(f"{'metric':<{width}}  value\n{'-' * width}  {'-' * 40}")
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
+    results = {"step_ms": dt * 1e3, "residues_per_s": residues / dt, "tokens_per_s": (residues + text_tokens) / dt,
+               "gflop_per_step": flops / 1e9, "achieved_tflops": flops / dt / 1e12, "mfu": mfu, "peak_tflops": peak,
+               "peak_rss_gib": peak_rss_gib()}
+    if gpu:
+        results["gpu_peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    numbers = {"step time": ("ms", results["step_ms"]), "residues/s": ("", results["residues_per_s"]),
+               "tokens/s (residues + text)": ("", results["tokens_per_s"]),
+               "model FLOPs/step": ("GFLOP", results["gflop_per_step"]),
+               "achieved": ("TFLOP/s", results["achieved_tflops"]), "MFU": ("", mfu)}
+    sizes = [f"{k}={getattr(args, k)}" for k in ("batch_size", "seq_len") if getattr(args, k) is not None]
+    write_record("bench_train_throughput", params={**vars(args), "device": device, "batch_size": batch,
+                                                   "seq_len": seq_len, "text_len": text_len, "steps": steps,
+                                                   "warmup": warmup},
+                 variant="-".join(["gpu" if gpu else "cpu", *(["compile"] if args.compile else []),
+                                   *(["esm_attention"] if args.esm_attention else []), *sizes]),
+                 title=f"ProtCLIP training step (GC + MLM + BSR + PDA, backward, AdamW) on synthetic batches of "
+                       f"{batch} x {seq_len} residues: throughput" + (" and MFU on a GPU." if gpu else " on CPU."),
+                 notes="FLOPs are counted on one eager step by torch.utils.flop_counter; MFU = FLOPs / step time / "
+                       "the GPU's peak bf16 FLOPs; on CPU the model is shrunk and no MFU is given.",
+                 table=[{"metric": k, "unit": numbers[k][0], "value": numbers[k][1]} if k in numbers
+                        else {"metric": k, "unit": "", "value": v} for k, v in rows],
+                 results=results)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ from protlab.residues.network import SCORES
 from protlab.residues.sites import site_metrics
 from protlab.residues.training import train_residue_model
 
+from records import peak_rss_gib, write_record
+
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "structures"
 
 
@@ -63,13 +65,15 @@ def main(argv=None):
     fit = train_on_toy(epochs=args.epochs, progress=False, **toy)
     held = held_out(toy_inputs(**toy), fit.model)
     name = f"toy superfamily, held out (val acc {fit.history[-1]['val_accuracy']:.2f})"
-    for score in SCORES:
-        measure(name, fit.model, held, rows, score)
+    headline = {"toy_superfamily": {score: measure(name, fit.model, held, rows, score)["precision_at_k"]
+                                    for score in SCORES},
+                "toy_superfamily_val_accuracy": fit.history[-1]["val_accuracy"]}
     # 2. one fold per family
     folds = dict(toy, families_per_superfamily=1)
     fit2 = train_on_toy(epochs=args.epochs, progress=False, **folds)
-    measure(f"toy, one fold per family (val acc {fit2.history[-1]['val_accuracy']:.2f})", fit2.model,
-            held_out(toy_inputs(**folds), fit2.model), rows)
+    headline["toy_one_fold_per_family"] = measure(
+        f"toy, one fold per family (val acc {fit2.history[-1]['val_accuracy']:.2f})", fit2.model,
+        held_out(toy_inputs(**folds), fit2.model), rows)["precision_at_k"]
     # 3. real structures, sites from the SITE records given explicitly
     site_records = args.site_records or args.structures / "site_records.tsv"
     if args.structures.is_dir() and site_records.is_file():
@@ -78,14 +82,27 @@ def main(argv=None):
                                    progress=False, batch_size=4)
         real = read_structure_inputs(args.structures / "pdb", sites=site_records)
         real.structures = [s for s in real.structures if s.id in real.sites]
-        for name, model in (("SITE records, toy model", fit.model), ("SITE records, Pfam fine-tuned", fit3.model)):
-            measure(name, model, real, rows)
+        for key, name, model in (("site_records_toy_model", "SITE records, toy model", fit.model),
+                                 ("site_records_pfam_finetuned", "SITE records, Pfam fine-tuned", fit3.model)):
+            m = measure(name, model, real, rows)
+            headline[key] = {k: m.get(k) for k in ("precision_at_k", "random_precision_at_k",
+                                                   "baseline_precision_at_k", "n_proteins")}
     else:
         print(f"  skipped the real structures: {args.structures} or {site_records} is absent", flush=True)
     print(f"critical residues vs known sites (precision@k, k = site size), {time.perf_counter() - start:.0f} s")
     print(f"{'setting':<66} {'n':>4} {'model':>7} {'random':>7} {'conservation':>13} {'explain s':>10}")
     for name, n, p, r, b, s in rows:
         print(f"{name:<66} {n:>4} {p:7.3f} {r:7.3f} {b:13.3f} {s:10.1f}")
+    changed = [f"{k}={getattr(args, k)}" for k in ("epochs", "members", "families", "seed")
+               if getattr(args, k) != parser.get_default(k)]
+    write_record("quality_residue_sites", params=vars(args), variant="-".join(changed) or None,
+                 title="Critical residues vs known sites: precision@k (k = site size) of 06's importance scores on "
+                       "held-out toy proteins with planted sites, and on real structures with SITE records.",
+                 notes="model: the importance score in brackets (occlusion is 06's default); random: random residues; "
+                       "conservation: the conservation baseline where the inputs have one; explain s: time to score.",
+                 table=[{"setting": name, "n": n, "model": p, "random": r, "conservation": None if b != b else b,
+                         "explain s": s} for name, n, p, r, b, s in rows],
+                 results={**headline, "seconds": time.perf_counter() - start, "peak_rss_gib": peak_rss_gib()})
 
 
 if __name__ == "__main__":
