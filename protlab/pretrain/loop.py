@@ -473,6 +473,10 @@ def _train(config: PretrainConfig, env, device: str) -> dict:
                        "loss_trends": loss_trends(history, weights), "config": config.to_dict()}
             if untrained:
                 metrics["mrr_ratio"] = mrr_ratio(trained, untrained)
+            if trained["zero_shot_acc"] is None:
+                metrics["note"] = ("zero-shot not scored: no held-out protein has a label whose class has training "
+                                   "texts; retrieval only")
+                print(f"pretrain: {metrics['note']}", flush=True)
             atomic_write_json(run_.path("pretrain_metrics"), metrics)
             summary["metrics"] = metrics
     if env.world > 1:

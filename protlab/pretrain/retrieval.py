@@ -119,7 +119,10 @@ def class_prompts(train_pairs: pd.DataFrame, *, field: str = "all",
         return str(values.value_counts().index[0]) if len(values) else None
 
     prompts = {}
-    for label, group in train_pairs.groupby("label", sort=True):
+    if "label" not in train_pairs.columns:
+        return prompts
+    labelled = train_pairs[has_label(train_pairs["label"])]
+    for label, group in labelled.groupby(labelled["label"].astype(str), sort=True):
         if field == "ensemble":
             texts = [t for t in dict.fromkeys(group["text"].dropna().astype(str)) if t.strip()]
             prompts[str(label)] = texts or [template.format(label=label)]
@@ -146,15 +149,31 @@ def prompt_embeddings(model, prompts: dict[str, str | list[str]], classes, colla
     return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
-def zero_shot_accuracy(protein_emb: np.ndarray, prompt_emb: np.ndarray, labels, classes) -> float:
-    """Accuracy of assigning each protein the class whose prompt embedding is closest."""
-    classes = list(classes)
-    known = np.array([lab in classes for lab in labels])
-    if not known.all():
-        missing = sorted({lab for lab in labels if lab not in classes})
-        raise InputError(f"held-out labels {missing[:5]} have no prompt (absent from the training split)")
-    pred = np.asarray(classes)[np.argmax(protein_emb @ prompt_emb.T, axis=1)]
-    return float(np.mean(pred == np.asarray(labels)))
+def has_label(labels) -> np.ndarray:
+    """Which entries carry a label (not None, NaN or blank)."""
+    series = pd.Series(list(labels), dtype=object)
+    return (series.notna() & (series.astype(str).str.strip() != "")).to_numpy()
+
+
+def zero_shot_accuracy(protein_emb: np.ndarray, prompt_emb: np.ndarray, labels, classes) -> tuple[float | None, dict]:
+    """``(accuracy, coverage)``: each protein gets the class whose prompt embedding is closest.
+
+    Only proteins whose label has a prompt are scored: a real collection has rare labels that
+    fall only in the held-out splits, and a class without training texts has no prompt.
+    ``coverage`` counts the scored proteins, the labelled ones and the labels left out;
+    the accuracy is None when no protein can be scored.
+    """
+    classes = [str(c) for c in classes]
+    labels = list(labels)
+    labelled = has_label(labels)
+    text = np.array([str(lab) for lab in labels], dtype=object)
+    scored = labelled & np.isin(text, classes) if len(classes) else np.zeros(len(labels), dtype=bool)
+    coverage = {"scored": int(scored.sum()), "labelled": int(labelled.sum()), "proteins": len(labels),
+                "labels_without_prompt": sorted(set(text[labelled & ~scored]))[:20]}
+    if not scored.any():
+        return None, coverage
+    pred = np.asarray(classes)[np.argmax(protein_emb[scored] @ prompt_emb.T, axis=1)]
+    return float(np.mean(pred == text[scored])), coverage
 
 
 def evaluate_alignment(model, eval_pairs: pd.DataFrame, prompts: dict[str, str], collator: Collator, *,
@@ -170,11 +189,16 @@ def evaluate_alignment(model, eval_pairs: pd.DataFrame, prompts: dict[str, str],
                         batch_size=batch_size, device=device, autocast=autocast)
         classes = sorted(prompts)
         c = prompt_embeddings(model, prompts, classes, collator, max_length=max_text_length,
-                              batch_size=batch_size, device=device, autocast=autocast)
+                              batch_size=batch_size, device=device, autocast=autocast) if classes else None
     finally:
         model.train(was_training)
     out = retrieval_metrics(p, t)
-    out["zero_shot_acc"] = zero_shot_accuracy(p, c, list(eval_pairs["label"]), classes)
+    labels = list(eval_pairs["label"]) if "label" in eval_pairs.columns else [None] * len(eval_pairs)
+    out["zero_shot_acc"], coverage = zero_shot_accuracy(p, c, labels, classes) if classes else \
+        (None, {"scored": 0, "labelled": int(has_label(labels).sum()), "proteins": len(labels),
+                "labels_without_prompt": []})
+    out["zero_shot_coverage"] = coverage["scored"] / max(len(labels), 1)
+    out["zero_shot"] = coverage
     out["n_classes"] = len(classes)
     return out
 

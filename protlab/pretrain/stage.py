@@ -169,6 +169,7 @@ def run(run_dir: str | Path, **params) -> StageResult | None:
     if metrics:
         record.results.update(split=metrics["split"], n_pairs=metrics["n_pairs"],
                               zero_shot_acc=metrics["zero_shot_acc"], mrr=metrics["mrr"],
+                              zero_shot_coverage=metrics.get("zero_shot_coverage"),
                               untrained_mrr=(metrics.get("untrained") or {}).get("mrr"),
                               mrr_ratio=metrics.get("mrr_ratio"))
     record.save()
@@ -182,8 +183,9 @@ def summary_line(results: dict, timings: dict) -> str:
     if results.get("mrr") is not None:
         parts.append(f"{results.get('split')} ({results.get('n_pairs')} pairs): protein->text MRR {results['mrr']:.3f}"
                      + (f" ({results['mrr_ratio']:.2f}x the untrained model)" if results.get("mrr_ratio") else "")
-                     + (f", zero-shot accuracy {results['zero_shot_acc']:.3f}"
-                        if results.get("zero_shot_acc") is not None else ""))
+                     + (f", zero-shot accuracy {results['zero_shot_acc']:.3f} on "
+                        f"{results.get('zero_shot_coverage') or 0:.0%} of the pairs"
+                        if results.get("zero_shot_acc") is not None else ", zero-shot not scored (no held-out label has training texts)"))
     parts.append(f"{timings.get('total', 0):.0f} s")
     return "; ".join(parts)
 

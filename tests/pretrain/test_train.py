@@ -221,9 +221,13 @@ def test_zero_shot_prompts_and_accuracy():
                             "SUBCELLULAR LOCATION: Nucleus; SIMILARITY: Belongs to the fam1 family.")
     assert class_prompts(pairs.assign(similarity=None), field="similarity", template="a {label} protein")["fam0"] == "a fam0 protein"
     emb = np.eye(3)[[0, 1, 2, 2]]
-    assert zero_shot_accuracy(emb, np.eye(3), ["a", "b", "c", "a"], ["a", "b", "c"]) == 0.75
-    with pytest.raises(InputError, match="no prompt"):
-        zero_shot_accuracy(emb, np.eye(3), ["a", "b", "c", "z"], ["a", "b", "c"])
+    assert zero_shot_accuracy(emb, np.eye(3), ["a", "b", "c", "a"], ["a", "b", "c"])[0] == 0.75
+    # real collections: labels only in held-out splits, and missing labels, are left out and counted
+    acc, coverage = zero_shot_accuracy(emb, np.eye(3), ["a", "b", float("nan"), "z"], ["a", "b", "c"])
+    assert acc == 1.0 and coverage == {"scored": 2, "labelled": 3, "proteins": 4, "labels_without_prompt": ["z"]}
+    assert zero_shot_accuracy(emb, np.eye(3), [None, "", float("nan"), "z"], ["a", "b", "c"])[0] is None
+    unlabelled = pairs.assign(label=[None if i % 2 else lab for i, lab in enumerate(pairs["label"])])
+    assert set(class_prompts(unlabelled)) <= {"fam0", "fam1", "fam2"}
 
 
 def test_ensemble_prompts_average_the_class_training_texts(monkeypatch):
