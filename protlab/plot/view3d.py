@@ -8,9 +8,11 @@
   3Dmol.js inlined (``python -m protlab.plot.assets`` installs it; without it the page falls
   back to the CDN, which needs internet, and a warning says so); :func:`view_stem` names a
   protein's page among the run's figures.
-* :func:`inspect` is the notebook widget: protein and chain selectors, iteration and top-k
-  sliders and the residue table, ranked 1..k, that follows the selection;
-  :func:`static_views` gives the same views as plain HTML, which an executed notebook keeps.
+* :func:`inspect` is the notebook widget: protein and chain selectors ("all chains" first, then
+  every chain), iteration (1..T, as the colour key counts) and top-k sliders and the residue
+  table, ranked 1..k, that follows the selection; :func:`static_views` gives the same views as
+  plain HTML, which an executed notebook keeps. Both put a ``caveat`` (e.g. a toy-trained
+  model explaining a real protein) in every heading.
 * :func:`importance_figure` is the plotly summary (importance along the sequence).
 
 Structures read from a file are drawn with all their atoms (biotite, model 1, every explained
@@ -37,7 +39,10 @@ log = logging.getLogger(__name__)
 CLUSTER_COLOURS = ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#e377c2", "#8c564b", "#bcbd22",
                    "#7f7f7f", "#393b79"]
 IMPORTANCE_COLOURS = ["#d9d9d9", "#fee391", "#fec44f", "#fe9929", "#ec7014", "#cc4c02", "#a50f15", "#67000d"]
-ALL_CHAINS = "all chains"
+ALL_CHAINS = "all chains"  # the chain selector's first option (a value no chain id can take: it has a space)
+TABLE_CAPTION = ("iteration: the last clustering iteration (1..T, as the slider counts) at which a surviving cluster "
+                 "holds the residue; cluster: that cluster's rank among the survivors there (1 = best); "
+                 "–: in no surviving cluster")
 _warned_cdn = False
 
 
@@ -116,13 +121,64 @@ TABLE_COLUMNS = ("rank", "chain", "residue_number", "residue", "score", "cluster
 
 def residue_table(explanation, *, top_k: int = 10, chain: str | None = None) -> pd.DataFrame:
     """Exactly the top-k residues the view labels, ranked 1..k by importance (of ``chain``
-    alone when given), with the columns the inspector shows and the 0-based ``index``."""
+    alone when given), with the columns the inspector shows and the 0-based ``index``.
+
+    ``iteration`` and ``cluster`` count from 1 here, as the iteration slider and the colour
+    key do, and are missing (NA) for a residue in no surviving cluster (see ``TABLE_CAPTION``)."""
     table = explanation.table()
     if chain is not None:
         table = table[table["chain"] == chain]
     table = table.head(top_k).reset_index(drop=True)
     table["rank"] = np.arange(1, len(table) + 1)
+    for column in ("cluster", "iteration"):
+        table[column] = pd.array(np.asarray(table[column]) + 1, dtype="Int64")
+        table.loc[table[column] <= 0, column] = pd.NA
     return table[[*TABLE_COLUMNS, "index"]]
+
+
+def styled_table(explanation, *, top_k: int = 10, chain: str | None = None):
+    """:func:`residue_table` for display: no index column, scores to 3 decimals, "–" for no
+    cluster, and ``TABLE_CAPTION`` under it."""
+    return (residue_table(explanation, top_k=top_k, chain=chain).drop(columns="index").style.hide(axis="index")
+            .format({"score": "{:.3f}"}).format(na_rep="–", subset=["cluster", "iteration"])
+            .set_caption(TABLE_CAPTION)
+            .set_table_styles([{"selector": "caption", "props": "caption-side: bottom; text-align: left; "
+                                                                 "font-size: 11px; max-width: 30em"},
+                               {"selector": "", "props": "font-size: 12px"}]))
+
+
+def label_positions(structure, residues, *, offset: float = 4.0, min_gap: float = 8.0,
+                    rounds: int = 50) -> np.ndarray:
+    """Where the labels of ``residues`` go: ``offset`` Å out from each Cα (along its side chain,
+    or away from the protein's centre), then pushed apart until no two are closer than
+    ``min_gap`` Å. Important residues sit side by side in a site; labels on their Cα overlap."""
+    residues = np.asarray(list(residues), dtype=int)
+    ca = np.asarray(structure.ca, dtype=float)[residues]
+    if not len(residues):
+        return ca.reshape(0, 3)
+    cen = np.asarray(structure.centroid, dtype=float)[residues] if structure.centroid is not None else ca
+    out = cen - ca
+    away = ca - np.asarray(structure.ca, dtype=float).mean(axis=0)
+    short = np.linalg.norm(out, axis=1) < 0.5  # Gly or a trace without side chains
+    out[short] = away[short]
+    norm = np.linalg.norm(out, axis=1, keepdims=True)
+    out = np.where(norm > 1e-6, out / np.maximum(norm, 1e-6), np.array([0.0, 0.0, 1.0]))
+    pos = ca + offset * out
+    rng = np.random.default_rng(0)  # fixed: exported pages stay reproducible
+    for _ in range(rounds):
+        diff = pos[:, None, :] - pos[None, :, :]
+        dist = np.linalg.norm(diff, axis=-1)
+        np.fill_diagonal(dist, np.inf)
+        close = dist < min_gap
+        if not close.any():
+            break
+        same = dist < 1e-6  # coincident labels: a small random nudge gives them a direction
+        diff[same] = rng.normal(size=(int(same.sum()), 3))
+        dist = np.where(same, 1.0, dist)
+        gap = np.where(close, dist, min_gap)  # pairs far enough apart do not move
+        push = ((min_gap - gap) / 2 / gap)[..., None] * diff
+        pos = pos + push.sum(axis=1)
+    return pos
 
 
 def build_view(explanation, *, iteration: int | None = None, top_k: int = 10, n_clusters: int = 5,
@@ -156,14 +212,14 @@ def build_view(explanation, *, iteration: int | None = None, top_k: int = 10, n_
         if serials:
             view.addStyle({"serial": serials}, {"stick": {"color": colour, "radius": 0.25},
                                                 "sphere": {"color": colour, "scale": 0.3}})
-    ca = np.asarray(structure.ca, dtype=float)
     labels = structure.residue_labels()
     chains = structure.residue_chains()
     several = len(set(chains)) > 1
-    for i in residue_table(explanation, top_k=top_k, chain=chain)["index"].tolist():
+    labelled = residue_table(explanation, top_k=top_k, chain=chain)["index"].tolist()
+    for i, xyz in zip(labelled, label_positions(structure, labelled)):
         view.addLabel(f"{structure.res_names[i]}{labels[i]}" + (f":{chains[i]}" if several else ""), {
-            "position": {"x": float(ca[i, 0]), "y": float(ca[i, 1]), "z": float(ca[i, 2])},
-            "fontSize": 11, "fontColor": "black", "backgroundColor": "white", "backgroundOpacity": 0.7,
+            "position": {"x": round(float(xyz[0]), 3), "y": round(float(xyz[1]), 3), "z": round(float(xyz[2]), 3)},
+            "fontSize": 10, "fontColor": "black", "backgroundColor": "white", "backgroundOpacity": 0.7,
             "inFront": True})
     view.zoomTo({"chain": chain} if chain is not None else {})
     return view
@@ -200,9 +256,14 @@ def legend_html(explanation, *, iteration: int | None = None, n_clusters: int = 
             f"{f' of chain {html_lib.escape(chain)}' if chain is not None else ''}</div>")
 
 
+def view_title(explanation, caveat: str | None = None) -> str:
+    """The heading of a protein's view: its id, and the caveat when there is one."""
+    return f"critical residues of {explanation.id}" + (f" ({caveat})" if caveat else "")
+
+
 def view_html(explanation, *, title: str | None = None, **options) -> str:
     """A standalone HTML page of :func:`build_view` with its colour key (3Dmol.js inlined
-    when installed)."""
+    when installed); ``title`` (default :func:`view_title`) heads it."""
     view = build_view(explanation, **options)
     legend = legend_html(explanation, **{k: v for k, v in options.items()
                                          if k in ("iteration", "n_clusters", "top_k", "chain")})
@@ -210,7 +271,7 @@ def view_html(explanation, *, title: str | None = None, **options) -> str:
     # py3Dmol names the viewer after the clock; a name from the protein id keeps exports reproducible.
     page = page.replace(view.uniqueid, "protlab_" + re.sub(r"\W", "_", str(explanation.id)))
     body = _inline_3dmol(page)
-    title = html_lib.escape(title or f"critical residues of {explanation.id}")
+    title = html_lib.escape(title or view_title(explanation))
     return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title></head>\n"
             f"<body style='margin:0;font-family:sans-serif'>\n<h3 style='margin:6px'>{title}</h3>\n{legend}\n{body}\n"
             f"</body></html>\n")
@@ -237,17 +298,23 @@ def export_views(explanations: Sequence, directory: str | Path, *, prefix: str =
 def importance_figure(explanations: Sequence, *, sites: dict | None = None, max_proteins: int = 12):
     """Plotly figure: residue importance along the sequence, one line per protein; known
     site residues (``sites``: id → indices) marked."""
+    import plotly.colors
     import plotly.graph_objects as go
 
+    shown = list(explanations)[:max_proteins]
+    palette = plotly.colors.qualitative.Plotly if len(shown) <= 10 else plotly.colors.qualitative.Dark24
     fig = go.Figure()
-    for ex in list(explanations)[:max_proteins]:
+    for n, ex in enumerate(shown):
+        colour = palette[n % len(palette)]  # a protein's line and its site stars share one colour
         x = np.arange(1, len(ex.importance) + 1)
-        fig.add_trace(go.Scatter(x=x, y=ex.importance, mode="lines", name=ex.id))
+        fig.add_trace(go.Scatter(x=x, y=ex.importance, mode="lines", name=ex.id, legendgroup=ex.id,
+                                 line={"color": colour}))
         site = (sites or {}).get(ex.id)
         if site:
             site = np.asarray(site, dtype=int)
             fig.add_trace(go.Scatter(x=site + 1, y=ex.importance[site], mode="markers", name=f"{ex.id} site",
-                                     marker={"symbol": "star", "size": 10}))
+                                     legendgroup=ex.id, marker={"symbol": "star", "size": 11, "color": colour,
+                                                                "line": {"width": 1, "color": "white"}}))
     fig.update_layout(title="Residue importance along the sequence", xaxis_title="residue position",
                       yaxis_title="importance (0..1)", template="plotly_white")
     return fig
@@ -255,14 +322,34 @@ def importance_figure(explanations: Sequence, *, sites: dict | None = None, max_
 
 # ------------------------------------------------------------------------------ widgets
 def _iframe(page: str, width: int, height: int) -> str:
+    # room for the page's heading and two lines of colour key above the viewer
     return (f'<iframe srcdoc="{html_lib.escape(page, quote=True)}" width="{width + 20}" '
-            f'height="{height + 50}" style="border:none"></iframe>')
+            f'height="{height + 110}" style="border:none;flex:none"></iframe>')
 
 
-def inspect(explanations: Sequence, *, top_k: int = 10, n_clusters: int = 5, width: int = 640, height: int = 480):
-    """Interactive inspector: protein selector, iteration slider, top-k slider, residue table.
+def _caveat_html(caveat: str | None) -> str:
+    return (f"<div style='color:#a50f15;font-weight:bold;margin:4px 0'>{html_lib.escape(caveat)}</div>"
+            if caveat else "")
 
-    The 3D view is a standalone page in an iframe, so it works offline in JupyterLab too.
+
+def chain_options(explanation) -> list[str]:
+    """The chain selector's options: "all chains" then every chain, or the one chain alone."""
+    chains = list(dict.fromkeys(explanation.structure.residue_chains()))
+    return [ALL_CHAINS, *chains] if len(chains) > 1 else chains
+
+
+def _chain(value: str | None) -> str | None:
+    return None if value in (None, ALL_CHAINS) else value
+
+
+def inspect(explanations: Sequence, *, top_k: int = 10, n_clusters: int = 5, width: int = 640, height: int = 480,
+            caveat: str | None = None):
+    """Interactive inspector: protein and chain selectors, iteration slider (1..T), top-k
+    slider, residue table. ``caveat`` (e.g. the stage result's ``results["caveat"]``) is shown
+    above the controls and in the view's heading.
+
+    The 3D view is a standalone page in an iframe, so it works offline in JupyterLab too. The
+    table wraps below the view where the notebook is narrower than both.
     """
     widgets = require("ipywidgets", "notebooks", "inspect() (the notebook widget)")
 
@@ -271,52 +358,54 @@ def inspect(explanations: Sequence, *, top_k: int = 10, n_clusters: int = 5, wid
         raise InputError("inspect() needs at least one explanation")
     by_id = {ex.id: ex for ex in explanations}
     T = max(int(ex.clusters["iteration"].max()) + 1 if len(ex.clusters) else 1 for ex in explanations)
+    heading = widgets.HTML(_caveat_html(caveat))
     protein = widgets.Dropdown(options=list(by_id), description="protein")
     chain = widgets.Dropdown(description="chain")
-    iteration = widgets.IntSlider(value=T - 1, min=0, max=T - 1, description="iteration")
+    iteration = widgets.IntSlider(value=T, min=1, max=T, description="iteration")
     k = widgets.IntSlider(value=top_k, min=1, max=50, description="top-k")
     view_out = widgets.HTML()
-    table_out = widgets.Output(layout={"max_width": "420px", "max_height": f"{height + 40}px", "overflow": "auto"})
+    table_out = widgets.Output(layout={"max_height": f"{height + 110}px", "overflow": "auto", "flex": "1 1 320px"})
 
     def chains(*_):
-        options = list(dict.fromkeys(by_id[protein.value].structure.residue_chains()))
-        chain.options = [(ALL_CHAINS, None)] + [(c, c) for c in options] if len(options) > 1 else [(options[0], None)]
-        chain.value = None
+        options = chain_options(by_id[protein.value])
+        chain.options = [(option, option) for option in options]
+        chain.value = options[0]
 
     def refresh(*_):
         ex = by_id[protein.value]
-        page = view_html(ex, iteration=iteration.value, top_k=k.value, n_clusters=n_clusters,
-                         width=width, height=height, chain=chain.value)
+        page = view_html(ex, iteration=iteration.value - 1, top_k=k.value, n_clusters=n_clusters,
+                         width=width, height=height, chain=_chain(chain.value), title=view_title(ex, caveat))
         view_out.value = _iframe(page, width, height)
         table_out.clear_output(wait=True)
         with table_out:
             from IPython.display import display
 
-            display(residue_table(ex, top_k=k.value, chain=chain.value).drop(columns="index")
-                    .style.hide(axis="index").format({"score": "{:.3f}"}))
+            display(styled_table(ex, top_k=k.value, chain=_chain(chain.value)))
 
     chains()
     protein.observe(chains, names="value")
     for w in (protein, chain, iteration, k):
         w.observe(refresh, names="value")
     refresh()
-    box = widgets.VBox([widgets.HBox([protein, chain]), widgets.HBox([iteration, k]),
-                        widgets.HBox([view_out, table_out])])
+    box = widgets.VBox([heading, widgets.HBox([protein, chain]), widgets.HBox([iteration, k]),
+                        widgets.HBox([view_out, table_out], layout={"flex_flow": "row wrap"})])
     box.refresh = refresh  # for tests / programmatic use
     box.controls = {"protein": protein, "chain": chain, "iteration": iteration, "top_k": k, "view": view_out,
-                    "table": table_out}
+                    "table": table_out, "heading": heading}
     return box
 
 
-def static_views(explanations: Sequence, *, top_k: int = 10, width: int = 640, height: int = 480):
+def static_views(explanations: Sequence, *, top_k: int = 10, width: int = 640, height: int = 480,
+                 caveat: str | None = None):
     """The views as plain HTML output (one iframe each, with its legend and its top-k table):
     what an executed notebook still shows when reopened, where widgets have no state."""
     HTML = require("IPython.display", "notebooks", "static_views()").HTML
 
-    parts = []
+    parts = [_caveat_html(caveat)]
     for ex in explanations:
-        page = view_html(ex, top_k=top_k, width=width, height=height)
-        table = residue_table(ex, top_k=top_k).drop(columns="index").to_html(index=False, float_format="%.3f")
-        parts.append(f"<div style='display:flex;gap:12px;align-items:flex-start'>{_iframe(page, width, height)}"
-                     f"<div style='max-height:{height + 40}px;overflow:auto;font-size:12px'>{table}</div></div>")
+        page = view_html(ex, top_k=top_k, width=width, height=height, title=view_title(ex, caveat))
+        table = styled_table(ex, top_k=top_k).to_html()
+        parts.append(f"<div style='display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start'>"
+                     f"{_iframe(page, width, height)}<div style='max-height:{height + 110}px;overflow:auto'>"
+                     f"{table}</div></div>")
     return HTML("\n".join(parts))
