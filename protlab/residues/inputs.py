@@ -2,7 +2,7 @@
 
 * :func:`toy_inputs`: the toy universe with its planted sites and the conservation baseline;
 * :func:`read_structure_inputs`: PDB/mmCIF files (or ``"toy"``), with sites from a
-  ``sites`` table when one is given;
+  ``sites`` table when one is given; :func:`check_structure_files` parses them before training;
 * :func:`pfam_domain_inputs`: Pfam-domain structures with their family labels (fine-tuning);
 * :func:`get_model`: load a checkpoint, or :func:`train_on_toy` and save it in the run
   directory; :func:`held_out` keeps the toy proteins the model never trained on.
@@ -67,8 +67,9 @@ def read_structure_inputs(structures="toy", *, chain: str | None = None, sites: 
     directory of them, or a list of files.
 
     In a directory or list, files without a usable protein chain are skipped with a warning
-    (listed in ``skipped``); an error is raised only when none is usable. ``complexes`` reads
-    every protein chain of a file as one structure (``chain`` is then ignored). Sites of files
+    (listed in ``skipped``); an error is raised only when none is usable. Each file is read with
+    every protein chain as one structure, unless ``chain`` names one to read alone
+    (``complexes`` reads every chain whatever ``chain`` says). Sites of files
     come from the ``sites`` table when one is given (:mod:`protlab.residues.site_table`);
     without it from the files themselves (SITE records and residues within 4 Å of a bound
     ligand, :mod:`protlab.residues.file_sites`)."""
@@ -78,7 +79,8 @@ def read_structure_inputs(structures="toy", *, chain: str | None = None, sites: 
                              "(use sites=None with structures='toy')")
         return toy_inputs(**toy)
     table = read_site_table(sites) if sites is not None else None
-    read = (lambda p: read_complex(p)) if complexes else (lambda p: read_structure(p, chain=chain))  # noqa: E731
+    every_chain = complexes or chain is None
+    read = (lambda p: read_complex(p)) if every_chain else (lambda p: read_structure(p, chain=chain))  # noqa: E731
     if isinstance(structures, (str, Path)) and Path(structures).is_file():
         loaded, skipped = [read(structures)], {}
         check_structure(loaded[0])
@@ -105,6 +107,14 @@ def read_structure_inputs(structures="toy", *, chain: str | None = None, sites: 
             known[s.id] = idx
     source = str(structures) if isinstance(structures, (str, Path)) else f"{len(structures)} files"
     return ResidueInputs(structures=loaded, sites=known, source=source, skipped=skipped)
+
+
+def check_structure_files(structures, *, chain: str | None = None) -> None:
+    """Parse every structure file of ``structures`` now, so that a bad file is named before
+    minutes of training rather than after (a directory's unusable files are skipped with a
+    warning, as :func:`read_structure_inputs` does). ``"toy"`` needs no check."""
+    if not (isinstance(structures, str) and structures == "toy"):
+        read_structure_inputs(structures, chain=chain)
 
 
 def train_on_toy(*, epochs: int = 60, val_fraction: float = 0.2, seed: int = 0, **options) -> TrainResult:
