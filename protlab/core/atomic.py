@@ -66,13 +66,89 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_NO_WRITE = (*_FULL, errno.EROFS, errno.EACCES, errno.EPERM)
+# torch's C++ zip writer reports a failed write (a full disk) as a RuntimeError, no OSError
+_TORCH_WRITE = ("unexpected pos", "PytorchStreamWriter failed", "file write failed")
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def write_failure(exc: BaseException) -> tuple[int | None, str, str | None] | None:
+    """``(errno, reason, filename)`` when ``exc`` is a failed write (an ``OSError``, one with
+    errno ENOSPC/EDQUOT anywhere in its chain, or torch's writer error), else None."""
+    if isinstance(exc, ProtlabError):
+        return None
+    found = [e for e in _chain(exc) if isinstance(e, OSError) and not isinstance(e, ProtlabError)]
+    full = [e for e in found if e.errno in _FULL]
+    if full or isinstance(exc, OSError):
+        cause = (full or found)[0]
+        return cause.errno, cause.strerror or str(cause), cause.filename
+    text = " ".join(str(e) for e in _chain(exc) if isinstance(e, RuntimeError))
+    if any(marker in text for marker in _TORCH_WRITE):
+        return errno.ENOSPC, "file write failed", None
+    return None
+
+
+def _last_written(tmps: list[Path], targets: list[Path]) -> Path | None:
+    """The target whose temporary file was touched last (the one being written when a
+    library's error named no file), or None when that is not clear."""
+    times = []
+    for tmp, target in zip(tmps, targets):
+        with contextlib.suppress(OSError):
+            times.append((tmp.stat().st_mtime_ns, target))
+    times.sort(key=lambda t: t[0])
+    if len(times) == len(tmps) and times[-1][0] > times[-2][0]:
+        return times[-1][1]
+    return None
+
+
+def _failure_message(cause: tuple, targets: list[Path], tmps: list[Path], current: Path | None,
+                     committed: list[Path]) -> str:
+    """What failed and what is on disk now: "the previous version is intact" only for a
+    target that had one."""
+    code, reason, filename = cause
+    named = {str(tmp): target for tmp, target in zip(tmps, targets)}
+    failed = current
+    if filename is not None and (str(filename) in named or code in _NO_WRITE):
+        failed = named.get(str(filename), Path(filename))  # or a file the block wrote (a library's asset)
+    if failed is None:
+        failed = targets[0] if len(targets) == 1 else None
+    what = str(failed) if failed is not None else "one of " + ", ".join(map(str, targets))
+    left = [t for t in targets if t not in committed]
+    intact = [t for t in left if t.exists()]
+    if failed in left:
+        state = "the previous version is intact" if failed in intact else "no earlier file exists"
+        others = [str(t) for t in intact if t != failed]
+        if others:
+            state += f" (as are {', '.join(others)})" if failed in intact else \
+                f"; the previous versions of {', '.join(others)} are intact"
+    else:
+        state = "; ".join(([f"the previous version of {', '.join(map(str, intact))} is intact"] if intact else [])
+                          + ([f"nothing was written to {', '.join(str(t) for t in left if t not in intact)}"]
+                             if len(intact) < len(left) else []))
+    if committed:
+        state = f"already replaced: {', '.join(map(str, committed))}" + (f"; {state}" if left else "")
+    hint = " (disk full?)" if code in _FULL else ""
+    return f"could not write {what}: {reason}{hint}; {state}"
+
+
 @contextlib.contextmanager
-def atomic_paths(*targets: str | Path) -> Iterator[list[Path]]:
+def atomic_paths(*targets: str | Path, durable: bool = True) -> Iterator[list[Path]]:
     """Yield one temporary path beside each target; when the block and every flush succeed,
     all of them replace their targets (a multi-file artifact is committed as a whole).
+    ``durable=False`` skips the fsync: the rename still protects against a killed process,
+    not against a power cut (for files that are checked on reading and can be recomputed).
 
-    On any failure the temporary files are removed and every target is left as it was; an
-    ``OSError`` (e.g. a full disk) becomes a :class:`WriteError` naming the file and cause.
+    On any failure the temporary files are removed and every target is left as it was; a
+    failed write (:func:`write_failure`: e.g. a full disk, also deep in a library or in
+    torch's writer) becomes a :class:`WriteError` naming the file and cause.
     """
     targets = [Path(t) for t in targets]
     tmps: list[Path] = []
@@ -91,7 +167,7 @@ def atomic_paths(*targets: str | Path) -> Iterator[list[Path]]:
             os.chmod(tmp, mode)
         current = None  # while the caller writes, any of the files may fail
         yield list(tmps)
-        for target, tmp in zip(targets, tmps):
+        for target, tmp in zip(targets, tmps) if durable else ():
             current = target
             with open(tmp, "rb+") as fh:
                 fh.flush()
@@ -101,29 +177,23 @@ def atomic_paths(*targets: str | Path) -> Iterator[list[Path]]:
             os.replace(tmp, target)
             committed.append(target)
     except BaseException as exc:
+        cause = write_failure(exc)
+        if cause is not None and current is None and len(tmps) > 1:
+            current = _last_written(tmps, targets)
         for tmp in tmps:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-        if isinstance(exc, OSError) and not isinstance(exc, ProtlabError):
-            what = str(current) if current is not None else (
-                str(targets[0]) if len(targets) == 1 else "one of " + ", ".join(map(str, targets)))
-            kept = [str(t) for t in targets if t not in committed and t != current]
-            state = ("the previous version is intact" + (f" (as are {', '.join(kept)})" if kept else "")
-                     if not committed else
-                     f"already replaced: {', '.join(map(str, committed))}; left as they were: "
-                     f"{', '.join(str(t) for t in targets if t not in committed)}")
-            error = WriteError(f"could not write {what}: {exc.strerror or exc}"
-                               + (" (disk full?)" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "")
-                               + f"; {state}")
-            error.errno = exc.errno
-            raise error from exc
-        raise
+        if cause is None:
+            raise
+        error = WriteError(_failure_message(cause, targets, tmps, current, committed))
+        error.errno = cause[0]
+        raise error from exc
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
+def atomic_path(target: str | Path, *, durable: bool = True) -> Iterator[Path]:
     """:func:`atomic_paths` for one file: yields its temporary path."""
-    with atomic_paths(target) as (tmp,):
+    with atomic_paths(target, durable=durable) as (tmp,):
         yield tmp
 
 

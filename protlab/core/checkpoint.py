@@ -15,11 +15,13 @@ kind                what                                              written by
 ==================  ===============================================  ==================
 
 Files written before the envelope (``"format": "protlab-esm2"`` etc.) are still read.
-Writes are atomic: a full disk raises :class:`CheckpointError` and leaves the previous
-file as it was.
+Writes are atomic: a full disk (also when torch's own writer reports it) raises
+:class:`CheckpointError` naming the file and leaves the previous file as it was.
 """
 from __future__ import annotations
 
+import errno
+import re
 from pathlib import Path
 from typing import Any
 
@@ -60,15 +62,12 @@ def save_checkpoint(path: str | Path, kind: str, payload: dict[str, Any]) -> Pat
     state = {"format": FORMAT, "kind": kind, "version": VERSION, "protlab_version": __version__, **payload}
     try:
         with atomic_path(path) as tmp:
-            torch.save(state, tmp)
-    except (OSError, RuntimeError) as exc:
-        # torch reports a full disk as RuntimeError("[enforce fail at inline_container.cc] ... file write failed")
-        if isinstance(exc, RuntimeError) and "write" not in str(exc):
-            raise
-        cause = getattr(exc.__cause__, "strerror", None) or getattr(exc, "strerror", None) or "file write failed"
-        previous = f"the previous file {path} is intact" if path.exists() else "no earlier file exists"
-        raise CheckpointError(f"could not write checkpoint {path}: {cause} (disk full?); "
-                              f"{previous}. Free space and run again.") from exc
+            torch.save(state, tmp)  # torch's own write errors are recognised by atomic_path
+    except WriteError as exc:
+        error = CheckpointError(str(exc).replace("could not write ", "could not write checkpoint ", 1)
+                                + (". Free space and run again." if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""))
+        error.errno = exc.errno
+        raise error from exc.__cause__
     return path
 
 
@@ -83,7 +82,19 @@ def load_torch_file(path: str | Path, *, safe_globals: tuple = ()) -> Any:
         with torch.serialization.safe_globals(list(safe_globals)):
             return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle / zip errors of many kinds
-        raise InputError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:300]})") from exc
+        raise InputError(f"{path}: not a readable checkpoint: not a protlab checkpoint, or a damaged one (cut short, "
+                         f"overwritten) ({_load_failure(exc)})") from exc
+
+
+def _load_failure(exc: Exception) -> str:
+    """torch.load's reason without its advice (loading with pickled code enabled, which
+    protlab never suggests: a checkpoint of its own never needs it)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\.\s+Please|\n\n|$)", text, re.S)
+    detail = " ".join((found.group(1) if found else text.split(". ")[0]).split())[:200]
+    if not detail or "weights_only" in detail or "trust" in detail:
+        detail = "unreadable"
+    return f"{type(exc).__name__}: {detail}"
 
 
 def read_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:

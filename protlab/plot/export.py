@@ -18,6 +18,7 @@ import numpy as np
 
 from protlab.core.atomic import atomic_path
 from protlab.core.extras import has_module, install_hint
+from protlab.plot.assets import plotly_bundle
 
 log = logging.getLogger(__name__)
 # choreographer (kaleido's Chromium driver) logs a full traceback for each message from Chromium
@@ -52,9 +53,12 @@ def save_figure(fig, stem: str | Path, *, width: int = 900, height: int = 600) -
             fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
         out["png"] = stem.with_suffix(".png")
         return out
+    cdn = bool(os.environ.get("PROTLAB_PLOTLY_CDN"))
+    if not cdn:  # checked and written atomically here: plotly's own copy is neither
+        plotly_bundle(stem.parent)
     with atomic_path(stem.with_suffix(".html")) as tmp:
         # One plotly.min.js per folder (offline, and small when many figures share a folder).
-        fig.write_html(tmp, include_plotlyjs="cdn" if os.environ.get("PROTLAB_PLOTLY_CDN") else "directory",
+        fig.write_html(tmp, include_plotlyjs="cdn" if cdn else "directory",
                        div_id=stem.name)  # a fixed id keeps regenerated figures byte-identical
     out["html"] = stem.with_suffix(".html")
     out["png"] = _plotly_png(fig, stem.with_suffix(".png"), width, height)

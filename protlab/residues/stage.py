@@ -32,7 +32,8 @@ from protlab.plot.training import training_figure
 from protlab.plot.view3d import export_view, importance_figure, view_stem
 from protlab.residues.explain import Explanation, explain_structures, residue_tables
 from protlab.residues.features import baseline_scores, featurize, residue_embeddings
-from protlab.residues.inputs import ResidueInputs, get_model, held_out, read_structure_inputs
+from protlab.residues.inputs import (ResidueInputs, check_structure_files, get_model, held_out,
+                                     read_structure_inputs)
 from protlab.residues.label_model import train_on_labels
 from protlab.residues.network import SCORES
 from protlab.residues.pockets import CAVITY_BASELINE
@@ -234,6 +235,8 @@ def run(run_dir: str | Path, **params) -> StageResult:
             record.wrote(run_.path("residue_network"))
             record.wrote(atomic_write_json(run_.writable("label_metrics"), report))
         else:
+            if real and params["checkpoint"] is None:  # a bad structure file is named before the toy model trains
+                check_structure_files(params["structures"], chain=params["chain"])
             with record.timed("model"):
                 model, history = get_model(params["checkpoint"], run_dir, log_every=max(1, params["epochs"] // 10),
                                            **{k: params[k] for k in TRAINING})
