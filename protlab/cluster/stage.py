@@ -172,7 +172,8 @@ def current_fingerprints(run: RunDir, proteins: pd.DataFrame | None = None) -> d
     """The fingerprints a clustering made now is made from (proteins in file order, embeddings);
     ``proteins``: the run's table when already loaded."""
     proteins = run.load_proteins() if proteins is None else proteins
-    meta = json.loads(run.path("embeddings_meta").read_text()) if run.path("embeddings_meta").is_file() else {}
+    meta_path = run.path("embeddings_meta")
+    meta = run.read_json(meta_path, "embeddings_meta") if meta_path.is_file() else {}
     return {"proteins_sha256": proteins_fingerprint(proteins["id"].astype(str), proteins["sequence"]),
             "embeddings_sha256": meta.get("array_sha256")}
 
@@ -184,7 +185,7 @@ def stale_input(run: RunDir, method: str, now: dict | None = None) -> str | None
     info_path = run.clustering(method, ".json")
     if not info_path.is_file():
         return None
-    info = json.loads(info_path.read_text())
+    info = run.read_json(info_path, "clusterings")
     now = current_fingerprints(run) if now is None else now
     for artifact in ("proteins", "embeddings"):
         key = f"{artifact}_sha256"
@@ -193,9 +194,45 @@ def stale_input(run: RunDir, method: str, now: dict | None = None) -> str | None
     return None
 
 
-def read_clustering(run_dir: str | Path, method: str | None = None) -> pd.DataFrame:
-    """``clusters.parquet`` (``method=None``) or ``clusters/<method>.parquet``, refused when it
-    was made from another proteins table than the run's ``proteins.parquet``."""
+def clustering_problem(frame: pd.DataFrame, protein_ids: pd.Series | None) -> str | None:
+    """What makes ``frame`` no clustering of the proteins ``protein_ids`` (None: not known), or
+    None: it needs an id and an integer cluster >= 0 per row, each protein exactly once, and
+    numeric confidence / equal-length probabilities where it has them."""
+    missing = [c for c in ("id", "cluster") if c not in frame.columns]
+    if missing:
+        return f"it has no column {missing} (columns: {list(frame.columns)})"
+    cluster = frame["cluster"]
+    if not pd.api.types.is_numeric_dtype(cluster) or pd.api.types.is_bool_dtype(cluster):
+        example = f" (e.g. {cluster.iloc[0]!r})" if len(cluster) else ""
+        return f"column 'cluster' holds {cluster.dtype} values{example}, not integer cluster ids"
+    bad = cluster.isna() | (cluster < 0) | (cluster % 1 != 0)
+    if bad.any():
+        return (f"{int(bad.sum())} row(s) have no integer cluster id >= 0 (e.g. {cluster[bad].iloc[0]} for id "
+                f"{frame['id'][bad].iloc[0]!r})")
+    if "confidence" in frame.columns and not pd.api.types.is_numeric_dtype(frame["confidence"]):
+        return f"column 'confidence' holds {frame['confidence'].dtype} values, not numbers"
+    if "probabilities" in frame.columns:
+        sizes = frame["probabilities"].map(lambda p: -1 if isinstance(p, (str, bytes)) or not hasattr(p, "__len__")
+                                           else len(p))
+        if len(frame) and ((sizes < 1).any() or sizes.nunique() > 1
+                           or np.asarray(frame["probabilities"].iloc[0]).dtype.kind not in "fiu"):
+            return "column 'probabilities' does not hold one equal-length list of numbers per row"
+    ids = frame["id"].astype(str)
+    repeated = ids[ids.duplicated()].unique().tolist()
+    if repeated:
+        return f"{len(repeated)} id(s) appear more than once (e.g. {repeated[:3]}); a clustering lists a protein once"
+    if protein_ids is not None:
+        lacking = sorted(set(protein_ids) - set(ids))
+        if lacking:
+            return f"it lacks {len(lacking)} of the {len(protein_ids)} proteins (e.g. {lacking[:3]})"
+    return None
+
+
+def read_clustering(run_dir: str | Path, method: str | None = None, now: dict | None = None) -> pd.DataFrame:
+    """``clusters.parquet`` (``method=None``) or ``clusters/<method>.parquet``, checked
+    (:func:`clustering_problem`) and refused when made from other proteins or embeddings than
+    the run's; every refusal is an :class:`InputError` naming the file and what is wrong.
+    ``now``: :func:`current_fingerprints` when already computed."""
     run = RunDir(run_dir)
     if method is None:
         path = run.require("clusters")
@@ -203,20 +240,33 @@ def read_clustering(run_dir: str | Path, method: str | None = None) -> pd.DataFr
         path = run.clustering(method)
         if not path.exists():
             raise InputError(f"{path} does not exist: run 04_cluster with method={method!r} first")
-    frame = pd.read_parquet(path)
-    method = method or (str(frame["method"].iloc[0]) if "method" in frame.columns and len(frame) else None)
-    if not run.path("proteins").is_file():
+    frame = run.read_parquet(path, "clusters")
+    proteins = run.load_proteins() if run.path("proteins").is_file() else None
+    protein_ids = None if proteins is None else proteins["id"].astype(str)
+
+    def mismatch(reason: str) -> InputError:
+        return InputError(f"{path} does not match {run.path('proteins')} ({reason}; its ids or sequences changed "
+                          f"since): rerun 02_embed and 04_cluster (python -m protlab.embed / protlab.cluster "
+                          f"--run-dir {run.root})")
+
+    unknown = [] if proteins is None or "id" not in frame.columns else \
+        sorted(set(frame["id"].astype(str)) - set(protein_ids))
+    if unknown:
+        raise mismatch(f"{len(unknown)} of its ids are not in {run.path('proteins').name}, e.g. {unknown[:3]}")
+    problem = clustering_problem(frame, protein_ids)
+    if problem is not None:
+        raise InputError(f"{path}: {problem}; {run.rerun('clusters')}")
+    if frame["cluster"].dtype.kind != "i":  # integral floats (NaN refused above) as the ids they are
+        frame = frame.assign(cluster=frame["cluster"].astype(np.int64))
+    if proteins is None:
         return frame
-    proteins = run.load_proteins()
-    reason = None
-    if set(frame["id"].astype(str)) - set(proteins["id"].astype(str)):
-        reason = f"its ids are not all in {run.path('proteins').name}"
-    elif method and stale_input(run, method, current_fingerprints(run, proteins)) == "proteins":
-        reason = f"made from another {run.path('proteins').name}"
-    if reason is not None:
-        raise InputError(f"{path} does not match {run.path('proteins')} ({reason}; its ids or sequences changed "
-                         f"since): rerun 02_embed and 04_cluster (python -m protlab.embed / protlab.cluster "
-                         f"--run-dir {run.root})")
+    method = method or (str(frame["method"].iloc[0]) if "method" in frame.columns and len(frame) else None)
+    changed = stale_input(run, method, now or current_fingerprints(run, proteins)) if method else None
+    if changed == "proteins":
+        raise mismatch(f"made from another {run.path('proteins').name}")
+    if changed == "embeddings":
+        raise InputError(f"{path} was made from another {run.path('embeddings').name} (02_embed ran since, "
+                         f"{run.clustering(method, '.json').name} says): {run.rerun('clusters')}")
     return frame
 
 

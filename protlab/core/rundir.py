@@ -2,7 +2,9 @@
 
 Each notebook (stage) reads from and writes to one ``run_dir``; what one writes the next
 reads. :class:`RunDir` owns every file name, so no other module and no notebook spells
-one, and loading an artifact that is not there names the stage to run first.
+one, and loading an artifact that is not there names the stage to run first. Reading one
+that is unreadable, cut short or lacks what every reader needs is an
+:class:`~protlab.core.errors.InputError` naming the file, what is wrong and the stage to rerun.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from protlab.core.atomic import atomic_paths, atomic_write_parquet, jsonable
 from protlab.core.fingerprint import fingerprint
@@ -107,6 +110,31 @@ class RunDir:
     def stage_record(self, stage: str) -> Path:
         return self.root / f"{stage}.json"
 
+    def rerun(self, key: str) -> str:
+        """How to make artifact ``key`` again: the notebook and command of the stage writing it."""
+        stage = ARTIFACTS[key][1]
+        return (f"rerun {NOTEBOOKS[stage]} (python -m protlab.{stage} --run-dir {self.root})" if stage in NOTEBOOKS
+                else f"rerun {stage}")
+
+    def read_parquet(self, path: str | Path, key: str) -> pd.DataFrame:
+        """The table at ``path`` (artifact ``key`` or one of its files), or an error naming it."""
+        try:
+            return pd.read_parquet(path)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise InputError(f"{path} is unreadable or cut short ({type(exc).__name__}: {exc}); "
+                             f"{self.rerun(key)}") from exc
+
+    def read_json(self, path: str | Path, key: str) -> dict:
+        """The JSON object at ``path`` (artifact ``key`` or one of its files), or an error naming it."""
+        try:
+            value = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise InputError(f"{path} is unreadable or cut short ({type(exc).__name__}: {exc}); "
+                             f"{self.rerun(key)}") from exc
+        if not isinstance(value, dict):
+            raise InputError(f"{path} holds a JSON {type(value).__name__}, not an object; {self.rerun(key)}")
+        return value
+
     # ---------------------------------------------------------------- tables
     def save_proteins(self, frame: pd.DataFrame) -> Path:
         missing = [c for c in PROTEIN_COLUMNS if c not in frame.columns]
@@ -115,7 +143,19 @@ class RunDir:
         return atomic_write_parquet(self.writable("proteins"), frame)
 
     def load_proteins(self) -> pd.DataFrame:
-        return pd.read_parquet(self.require("proteins"))
+        """``proteins.parquet``, refused when it lacks an id or a sequence for some row."""
+        path = self.require("proteins")
+        proteins = self.read_parquet(path, "proteins")
+        missing = [c for c in ("id", "sequence") if c not in proteins.columns]
+        problem = (f"it has no column {missing}" if missing else
+                   f"{int(proteins['id'].isna().sum())} rows have no id" if proteins["id"].isna().any() else
+                   f"column 'sequence' holds {proteins['sequence'].dtype} values, not text"
+                   if len(proteins) and not pd.api.types.is_string_dtype(proteins["sequence"]) else
+                   f"{int(proteins['sequence'].isna().sum())} rows have no sequence"
+                   if proteins["sequence"].isna().any() else None)
+        if problem is not None:
+            raise InputError(f"{path}: {problem}; {self.rerun('proteins')}")
+        return proteins
 
     def save_embeddings(self, ids, embeddings, *, proteins_sha256: str | None = None, **meta) -> Path:
         """Write ``embeddings.npy`` (float32, one row per id) and ``embeddings.json`` (ids, meta,
@@ -137,12 +177,11 @@ class RunDir:
         """``(ids, embeddings, meta)`` as written by :meth:`save_embeddings`, checked to belong together."""
         path = self.require("embeddings")
         meta_path = self.require("embeddings_meta")
-        rerun = f"rerun 02_embed (python -m protlab.embed --run-dir {self.root})"
-        try:
-            meta = json.loads(meta_path.read_text())
-            ids = meta.pop("ids")
-        except (ValueError, KeyError, UnicodeDecodeError) as exc:
-            raise InputError(f"{meta_path} is unreadable or cut short ({type(exc).__name__}: {exc}); {rerun}") from exc
+        rerun = self.rerun("embeddings")
+        meta = self.read_json(meta_path, "embeddings_meta")
+        ids = meta.pop("ids", None)
+        if not isinstance(ids, list):
+            raise InputError(f"{meta_path} lists no ids; {rerun}")
         try:
             embeddings = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
@@ -164,8 +203,8 @@ class RunDir:
         duplicated = ids[ids.duplicated()].unique().tolist()
         if duplicated:
             raise InputError(f"{self.path('proteins')} repeats ids {duplicated[:5]} ({len(duplicated)} in all): "
-                             f"ids must be unique; rerun 01_curate (python -m protlab.curate --run-dir {self.root})")
+                             f"ids must be unique; {self.rerun('proteins')}")
         return proteins
 
     def load_json(self, key: str) -> dict:
-        return json.loads(self.require(key).read_text())
+        return self.read_json(self.require(key), key)

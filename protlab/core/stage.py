@@ -6,10 +6,12 @@ tuple of :class:`Param`; the notebook's parameters cell, ``run(run_dir, **params
 against it). :meth:`Stage.validate` checks every value before any work starts: an
 unknown name, a wrong type, a value out of range or an unknown choice raises
 :class:`~protlab.core.errors.InputError` naming the parameter, the value and what is
-allowed. :class:`StageRecord` writes ``run_dir/<stage>.json``: the parameters as given
-(defaults filled in), the settings they resolved to (a preset merged, ``None`` replaced by the
-value used), the code (protlab version, git commit and dirty flag from a checkout),
-fingerprints of the inputs read, the outputs written, the timings and the results.
+allowed. :class:`StageRecord`, made before any work too, refuses a ``run_dir`` that cannot
+or should not be written (:func:`~protlab.core.paths.writable_dir`). It writes
+``run_dir/<stage>.json``: the parameters as given (defaults filled in), the settings they
+resolved to (a preset merged, ``None`` replaced by the value used), the code (protlab
+version, git commit and dirty flag from a checkout), fingerprints of the inputs read, the
+outputs written, the timings and the results.
 """
 from __future__ import annotations
 
@@ -32,13 +34,15 @@ import numpy as np
 from protlab.core.atomic import atomic_write_json
 from protlab.core.errors import InputError, ProtlabError
 from protlab.core.fingerprint import fingerprint
+from protlab.core.paths import writable_dir
 from protlab.core.version import __version__, code_identity
 
 MAX_SEED = 2**32 - 1  # numpy and scikit-learn take seeds in [0, 2**32)
 _KINDS = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict}
 
 
-# Checks shared by stages' Param tables (a ValueError's text says what is allowed).
+# Checks shared by stages' Param tables (a ValueError's text says what is allowed); writable_dir
+# (protlab.core.paths) checks folders a stage writes into.
 def existing_file(value) -> None:
     if not Path(value).is_file():
         raise ValueError(f"no such file: {value}")
@@ -64,8 +68,8 @@ class Param:
     ``kind``: ``int``, ``float``, ``str``, ``bool``, ``list``, ``dict`` or ``any`` (checked
     by ``check`` alone); ``str|list`` style unions are allowed. ``low`` / ``high`` bound
     numbers (``low_open``: the bound itself is not allowed, e.g. > 0); ``choices`` lists the
-    allowed values; ``none``: None is allowed; ``check(value)`` may raise a ValueError whose
-    text says what is allowed.
+    allowed values; ``items``: the values a list's items may take; ``none``: None is allowed;
+    ``check(value)`` may raise a ValueError whose text says what is allowed.
     """
 
     name: str
@@ -78,11 +82,14 @@ class Param:
     choices: tuple | None = None
     none: bool = False
     check: Callable[[Any], Any] | None = None
+    items: tuple | None = None
 
     def allowed(self) -> str:
         parts = []
         if self.choices is not None:
             parts.append("one of " + ", ".join(repr(c) for c in self.choices))
+        elif self.items is not None:
+            parts.append("a list of " + ", ".join(repr(c) for c in self.items))
         else:
             parts.append(" or ".join(self.kind.split("|")) if self.kind != "any" else "see the help")
             if self.low is not None:
@@ -104,6 +111,9 @@ class Param:
             value = self._coerce_kind(value, kinds)
         if self.choices is not None and value not in self.choices:
             raise self._error(value)
+        if self.items is not None and isinstance(value, list) and any(v not in self.items for v in value):
+            unknown = [v for v in value if v not in self.items]
+            raise InputError(f"{self.name}={value!r} is not allowed: {unknown} unknown; use {self.allowed()}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if not math.isfinite(value) or (self.low is not None and (value < self.low or (self.low_open and
                                                                                             value == self.low))) \
@@ -157,8 +167,10 @@ class Param:
                     value = json.loads(text)
                     if kind == "any" or isinstance(value, {"list": list, "dict": dict}[kind]):
                         return value
-            if kind == "list" and "str" not in kinds and not text.strip().startswith("["):  # a,b or 0.8,0.1,0.1
-                items = [item.strip() for item in text.split(",") if item.strip()]
+            if kind == "list" and "str" not in kinds:  # a,b or 0.8,0.1,0.1, or [a, b] written without JSON quotes
+                inner = text.strip()
+                inner = inner[1:-1] if inner.startswith("[") and inner.endswith("]") else inner
+                items = [item.strip().strip("'\"") for item in inner.split(",") if item.strip()]
                 return [json.loads(item) if _is_number(item) else item for item in items]
         return text
 
@@ -237,6 +249,10 @@ class StageRecord:
     """Collects what a stage read, wrote and how long it took; written as ``<stage>.json``."""
 
     def __init__(self, stage: Stage, run_dir: str | Path, params: dict[str, Any]):
+        try:  # every stage makes its record before any work: a folder it cannot write fails now
+            writable_dir(run_dir)
+        except ValueError as exc:
+            raise InputError(f"run_dir={str(run_dir)!r} is not allowed: {exc}") from exc
         self.stage, self.run_dir, self.params = stage, Path(run_dir), params
         self.settings: dict[str, Any] = dict(params)  # what the stage used; see resolve()
         self.inputs: dict[str, dict] = {}

@@ -27,7 +27,8 @@ def read_proteins(path: str | Path, *, format: str = "auto", label_regex: str | 
       on the sequence name overrides it.
     * uniprot: id = primary accession; label = ``label_field`` (a column name such as
       ``"organism"``) or the first Pfam id; all UniProt fields are columns (go/pfam/ec lists).
-    * tsv/csv: ``id_column``, ``sequence_column``, ``label_column``.
+    * tsv/csv: ``id_column``, ``sequence_column``, ``label_column`` (a ``label_field`` name
+      overrides it: 01_curate's label_field names the label column).
     * pdb/mmcif: one row (the default chain), id ``<file stem>_<chain>``.
     """
     path = Path(path)
@@ -53,7 +54,8 @@ def read_proteins(path: str | Path, *, format: str = "auto", label_regex: str | 
     elif fmt in ("tsv", "csv"):
         rows = [dict(id=r.id, sequence=r.sequence, label=r.label)
                 for r in iter_table(path, id_column=id_column, sequence_column=sequence_column,
-                                    label_column=label_column, sep="\t" if fmt == "tsv" else ",")]
+                                    label_column=label_field if isinstance(label_field, str) else label_column,
+                                    sep="\t" if fmt == "tsv" else ",")]
     else:
         structure = read_structure(path)
         rows = [dict(id=f"{structure.id}_{structure.chain}", sequence=structure.sequence,

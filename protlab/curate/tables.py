@@ -44,15 +44,17 @@ def iter_table(path: str | Path, *, id_column: str = "id", sequence_column: str 
         index = {name: i for i, name in enumerate(columns)}
         for wanted, option in ((id_column, "id_column"), (sequence_column, "sequence_column")):
             if wanted not in index:
-                raise InputError(f"{path}: no column {wanted!r} ({option}); the columns are "
-                                 f"{columns}: pass {option}=<one of them>")
+                raise InputError(f"{path}: no column {wanted!r}; the columns are {columns}: rename one to "
+                                 f"{wanted!r} (01_curate reads the columns 'id' and 'sequence'), or read the file "
+                                 f"with protlab.curate.formats.read_proteins({option}=<one of them>)")
         label_at = None
         if label_column is not None:
             if label_column in index:
                 label_at = index[label_column]
             elif label_column != DEFAULT_LABEL_COLUMN:
-                raise InputError(f"{path}: no column {label_column!r} (label_column); the "
-                                 f"columns are {columns}: pass label_column=<one of them> or None")
+                raise InputError(f"{path}: no label column {label_column!r}; the columns are {columns}: name one "
+                                 "of them (label_field in 01_curate, label_column in read_proteins / iter_table) "
+                                 "or None")
         id_at, seq_at = index[id_column], index[sequence_column]
         reader = csv.reader(handle, delimiter=sep)
         for row in _rows(reader, path, line_no):

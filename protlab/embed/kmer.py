@@ -26,6 +26,8 @@ class KmerEncoder:
             raise InputError(f"kmer encoder needs k >= 1 and dim >= 1 (got k={k}, dim={dim})")
         self.k, self.requested_dim, self.seed, self.normalize = int(k), int(dim), int(seed), normalize
         self.dim = self.requested_dim
+        self.capped_by: str | None = None  # what limited dim below requested_dim, once fitted
+        self.explained_variance_ratio: float | None = None
         self.name = f"kmer{self.k}"
         self.cache_key = None  # fitted on the input set: nothing to cache per sequence
         self.layer = None
@@ -36,8 +38,9 @@ class KmerEncoder:
     def embed(self, sequences, *, per_residue: bool = False, **_ignored) -> np.ndarray:
         """Fit TF-IDF + SVD on ``sequences`` and return their embeddings.
 
-        ``dim`` shrinks (and ``self.dim`` says so) when fewer proteins or k-mers than
-        ``dim`` exist.
+        ``dim`` shrinks (``self.dim`` and ``self.capped_by`` say so) when fewer proteins or
+        k-mers than ``dim`` exist. A sequence shorter than ``k`` has no k-mer, so no place in
+        the space (its row would be all zeros): an :class:`InputError` names it.
         """
 
         if per_residue:
@@ -51,7 +54,14 @@ class KmerEncoder:
         except ValueError as exc:  # every sequence shorter than k
             raise InputError(f"no {self.k}-mers in the input: every sequence is shorter than {self.k} residues") from exc
         n, features = tfidf.shape
+        empty = np.flatnonzero(tfidf.getnnz(axis=1) == 0)
+        if len(empty):
+            raise InputError(f"{len(empty)} of {n} sequences are shorter than {self.k} residues (rows "
+                             f"{empty[:5].tolist()}, e.g. {seqs[empty[0]]!r}): with no {self.k}-mer the kmer encoder "
+                             f"cannot place them; drop them (01_curate min_length={self.k}) or use an ESM encoder")
         dim = min(self.requested_dim, n - 1, features - 1)
+        self.capped_by = None if dim == self.requested_dim else (
+            f"{n} proteins" if n - 1 <= features - 1 else f"{features} distinct {self.k}-mers")
         if dim < 1:
             raise InputError(f"the kmer encoder needs at least 2 distinct proteins and {self.k}-mers "
                              f"to fit an SVD (got {n} proteins, {features} distinct {self.k}-mers)")
@@ -66,3 +76,11 @@ class KmerEncoder:
         self.dim = dim
         self.explained_variance_ratio = float(svd.explained_variance_ratio_.sum())
         return out.astype(np.float32)
+
+    def meta(self) -> dict:
+        """What ``embeddings.json`` records: the fitted ``dim`` beside the ``requested_dim`` and,
+        when the data capped it, ``dim_capped_by`` (SVD components are at most proteins - 1 and
+        distinct k-mers - 1)."""
+        return {"encoder": self.name, "dim": int(self.dim), "layer": self.layer, "k": self.k, "seed": self.seed,
+                "explained_variance": self.explained_variance_ratio, "requested_dim": self.requested_dim,
+                "dim_capped_by": self.capped_by}

@@ -14,7 +14,7 @@ from pathlib import Path
 from protlab.core.fingerprint import proteins_fingerprint
 from protlab.core.rundir import RunDir
 from protlab.core.runtime import check_device, dist_env, seed_everything
-from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, map_points
+from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, map_points, writable_dir
 from protlab.embed.encoders import embed_proteins, neighbour_label_agreement
 from protlab.plot.embed import umap_figure
 from protlab.plot.export import save_figure
@@ -26,7 +26,8 @@ STAGE = Stage("embed", "02_embed", "Embed every protein of run_dir/proteins.parq
     Param("toks_per_batch", None, "ESM padded tokens per batch (None: the device's default)", "int", low=3,
           none=True),
     Param("device", "auto", "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", "str", check=check_device),
-    Param("cache_dir", None, "ESM embedding cache (None: run_dir/cache/embeddings)", "str", none=True),
+    Param("cache_dir", None, "ESM embedding cache (None: run_dir/cache/embeddings)", "str", none=True,
+          check=writable_dir),
     Param("kmer_dim", 128, "SVD components of the k-mer encoder", "int", low=1),
     Param("umap_neighbors", 15, "UMAP neighbours of the map", "int", low=2),
     Param("umap_max_points", 5000, "the map shows a seeded subset of at most this many proteins (bounded time at "
@@ -40,6 +41,7 @@ def summary_line(results: dict, timings: dict) -> str:
     agreement = results.get("neighbour_label_agreement") or {}
     return (f"{results.get('n_proteins')} x {results.get('dim')} embeddings from {results.get('encoder')}"
             + (f"; {agreement['top1']:.1%} of nearest neighbours share the label" if "top1" in agreement else "")
+            + (f"; {results['kmer_dim_capped']}" if results.get("kmer_dim_capped") else "")
             + f"; {timings.get('total', 0):.0f} s")
 
 
@@ -63,6 +65,11 @@ def run(run_dir: str | Path, **params) -> StageResult | None:
             seed=p["seed"])
     if embeddings is None:  # a non-zero torchrun rank: its shard is in the cache, rank 0 writes
         return None
+    if meta.get("dim_capped_by"):  # the SVD has at most proteins - 1 and distinct k-mers - 1 components
+        capped = f"kmer_dim {meta['requested_dim']} capped to {meta['dim']} by the data ({meta['dim_capped_by']})"
+        print(capped)
+        record.resolve(kmer_dim=meta["dim"])
+        record.results["kmer_dim_capped"] = capped
     record.wrote(run_.save_embeddings(ids, embeddings, **meta,
                                       proteins_sha256=proteins_fingerprint(proteins["id"].astype(str),
                                                                            proteins["sequence"])))

@@ -3,6 +3,9 @@
 A labels file is a TSV/CSV with ``id`` and ``label`` columns (or exactly two columns, id
 first), or a FASTA file whose headers carry the label (a Pfam accession such as
 ``PF00004``, or what ``label_regex`` captures), read without re-running 01-04.
+
+Labels too sparse to score are refused (:func:`require_enough_labels`): on a handful of
+proteins, or on one family, any clustering looks perfect.
 """
 from __future__ import annotations
 
@@ -15,6 +18,10 @@ from protlab.core.errors import InputError, ParseError
 from protlab.core.rundir import RunDir
 from protlab.curate.formats import read_proteins
 from protlab.curate.textio import detect_format
+
+# Scores need labels on at least this share of the proteins, of at least this many families.
+MIN_LABELLED_SHARE = 0.25
+MIN_FAMILIES = 2
 
 
 def read_labels(path: str | Path, *, label_regex: str | None = None) -> pd.Series:
@@ -56,3 +63,15 @@ def labels_for(run: RunDir, ids, labels_file: str | Path | None = None,
         labels = pd.Series(column.to_numpy(), index=proteins["id"].astype(str)).reindex(ids)
     known = labels.notna() & (labels.astype(str).str.len() > 0) & (labels.astype(str) != "None")
     return labels, known.to_numpy()
+
+
+def require_enough_labels(labels: pd.Series, known: np.ndarray, source: str | Path) -> None:
+    """An :class:`InputError` unless the known labels cover at least ``MIN_LABELLED_SHARE`` of
+    the proteins and at least ``MIN_FAMILIES`` families (``source``: where they came from)."""
+    n, n_known = len(known), int(known.sum())
+    families = int(labels[known].astype(str).nunique())
+    if n_known < MIN_LABELLED_SHARE * n or families < MIN_FAMILIES:
+        raise InputError(f"{source}: its labels cover {n_known} of {n} proteins in {families} "
+                         f"famil{'y' if families == 1 else 'ies'}; scores need labels on at least "
+                         f"{MIN_LABELLED_SHARE:.0%} of the proteins, of at least {MIN_FAMILIES} families (on fewer "
+                         "any clustering can look perfect): give a labels file covering more (labels=...)")

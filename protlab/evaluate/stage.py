@@ -6,7 +6,11 @@ family labels of ``proteins.parquet``: NMI, ARI, Hungarian-matched accuracy, AUP
 ``metrics.json``, ``metrics_table.csv``, ``per_family.csv``, the matched confusion
 figure and ``evaluate.json``. Labels may come from a file instead (``labels``); with no
 labels anywhere it writes a label-free report (sizes, confidence, neighbour agreement) and
-computes no baselines.
+computes no baselines; labels too sparse to score are refused
+(:func:`~protlab.evaluate.labels.require_enough_labels`). A chosen clustering that is damaged
+or made from other proteins or embeddings is refused; any other such clustering is listed
+with the reason (``skipped_stale`` in ``metrics.json``, ``skipped`` in the record and the
+command line's summary), not scored beside current ones.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from protlab.core.errors import InputError
 from protlab.core.rundir import RunDir
 from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, existing_file, regular_expression
 from protlab.evaluate.label_free import label_free_report
-from protlab.evaluate.labels import labels_for
+from protlab.evaluate.labels import labels_for, require_enough_labels
 from protlab.evaluate.metrics import evaluate, matched_accuracy, matched_confusion, per_family
 from protlab.plot.evaluate import confusion_figure
 from protlab.plot.export import save_figure
@@ -35,15 +39,9 @@ MAX_CONFUSION = 400  # families or clusters beyond which the heatmap is not draw
 BASELINES = tuple(m for m in METHODS if m not in GRAPH_METHODS)
 
 
-def _baselines(value):
-    unknown = [m for m in value if m not in BASELINES]
-    if unknown:
-        raise ValueError(f"unknown baselines {unknown}; choose from {', '.join(map(repr, BASELINES))}")
-
-
 STAGE = Stage("evaluate", "05_evaluate", "Score clusterings against known families: NMI, ARI, matched accuracy.", (
     Param("baselines", ["kmeans", "pca_kmeans"], "baseline clusterings computed when missing from clusters/",
-          "list", check=_baselines),
+          "list", items=BASELINES),
     Param("seed", 0, "random seed of the baselines", "int", low=0, high=MAX_SEED),
     Param("labels", None, "family labels from elsewhere, when proteins.parquet has none: a TSV/CSV (id, label) or "
           "a FASTA whose headers carry them; None: the labels of proteins.parquet", "str", none=True,
@@ -73,6 +71,16 @@ def heads_agreement(frames: dict[str, pd.DataFrame]) -> float | None:
     return float(matched_accuracy(families.to_numpy(), heads.to_numpy().astype(np.int64)))
 
 
+def _current(run: RunDir, method: str, now: dict) -> bool:
+    """Whether ``clusters/<method>.*`` exists, is readable and was made from the run's inputs as they are."""
+    if method not in run.clustering_methods():
+        return False
+    try:
+        return stale_input(run, method, now) is None and read_clustering(run.root, method, now) is not None
+    except InputError:  # damaged: a baseline is made again
+        return False
+
+
 def run(run_dir: str | Path, **params) -> StageResult:
     params = STAGE.validate(params)
     record = StageRecord(STAGE, run_dir, params)
@@ -86,23 +94,28 @@ def run(run_dir: str | Path, **params) -> StageResult:
     labels, known = labels_for(run_, chosen["id"], params["labels"], params["label_regex"])
     if not known.any():
         return _label_free(run_, chosen, record)
+    require_enough_labels(labels, known, params["labels"] or run_.path("proteins"))
     chosen_method = str(chosen["method"].iloc[0]) if "method" in chosen.columns and len(chosen) else "chosen"
     probs = chosen["probabilities"].iloc[0] if "probabilities" in chosen.columns and len(chosen) else None
     n_clusters = int(len(probs)) if probs is not None else int(chosen["cluster"].nunique())
     now = current_fingerprints(run_)  # baselines are made from these inputs; they do not change here
     with record.timed("baselines"):  # missing ones, and those made from other proteins or embeddings
         for method in params["baselines"]:
-            if method not in run_.clustering_methods() or stale_input(run_, method, now) is not None:
+            if not _current(run_, method, now):
                 write_clustering(run_dir, method=method, n_clusters=n_clusters, seed=params["seed"],
                                  write_main=False, record=record)
     rows, skipped, frames = [], {}, {}
     with record.timed("metrics"):
         for method in run_.clustering_methods():
-            changed = stale_input(run_, method, now) if method != chosen_method else None
-            if changed is not None:  # an older clustering: not scored beside current ones
-                skipped[method] = f"made from another {run_.path(changed).name}"
+            try:  # an older or damaged clustering is listed, not scored beside current ones
+                changed = stale_input(run_, method, now)
+                if changed is not None:
+                    skipped[method] = f"made from another {run_.path(changed).name}"
+                    continue
+                frame = frames[method] = read_clustering(run_dir, method, now)
+            except InputError as exc:
+                skipped[method] = str(exc)
                 continue
-            frame = frames[method] = read_clustering(run_dir, method)
             lab, kn = (labels, known) if frame["id"].equals(chosen["id"]) else \
                 labels_for(run_, frame["id"], params["labels"], params["label_regex"])
             rows.append({"method": method, **evaluate_clusters(frame, lab, kn)})
@@ -129,10 +142,12 @@ def run(run_dir: str | Path, **params) -> StageResult:
     record.results.update({k: metrics[k] for k in ("method", "nmi", "ari", "acc", "agreement_heads_families")
                            if k in metrics})
     record.results["per_method"] = {row["method"]: {k: row.get(k) for k in ("nmi", "ari", "acc")} for row in rows}
+    record.results["skipped"] = skipped
     record.save()
     headline = (f"chosen clustering ({chosen_method}): NMI {metrics['nmi']:.3f}  ARI {metrics['ari']:.3f}  "
                 f"ACC {metrics['acc']:.3f}" + (f"  ({metrics['n_unlabelled']} proteins without a label left out)"
-                                               if metrics["n_unlabelled"] else ""))
+                                               if metrics["n_unlabelled"] else "")
+                + "".join(f"\n  not scored: {method}: {why}" for method, why in skipped.items()))
     return StageResult(record, figures, table=table, metrics=metrics, per_family=family, confusion=confusion,
                        headline=headline)
 
@@ -178,6 +193,7 @@ def summary_line(results: dict, timings: dict) -> str:
                                                    if isinstance(scores.get(k), (int, float))))
     if results.get("agreement_heads_families") is not None:
         lines.append(f"  SCAN heads agree with the families on {results['agreement_heads_families']:.1%} (matched)")
+    lines += [f"  not scored: {method}: {why}" for method, why in (results.get("skipped") or {}).items()]
     return "\n".join(lines)
 
 

@@ -39,16 +39,18 @@ def _keys(path: Path) -> list[str]:
 
 
 def labelled_structures(source, table: LabelTable, *, chain: str | None = None
-                        ) -> tuple[list[Structure], list[list[str]], dict[str, str]]:
-    """(structures, labels per structure, skipped file → why): every chain the table labels
-    in each file (rows without a chain: ``chain`` or the first protein chain)."""
-    structures, labels, skipped = [], [], {}
+                        ) -> tuple[list[Structure], list[list[str]], dict[str, str], list[str]]:
+    """(structures, labels per structure, skipped file → why, table rows naming no file): every
+    chain the table labels in each file (rows without a chain: ``chain`` or the first protein
+    chain)."""
+    structures, labels, skipped, named = [], [], {}, set()
     for path in structure_paths(source):
         rows = next((table.rows[table.rows["key"] == k] for k in _keys(path)
                      if (table.rows["key"] == k).any()), None)
         if rows is None:
             skipped[str(path)] = f"no row of {table.source} names it"
             continue
+        named.add(rows["key"].iloc[0])
         for wanted in dict.fromkeys(c or chain for c in rows["chain"]):
             try:
                 s = read_structure(path, chain=wanted)
@@ -60,12 +62,16 @@ def labelled_structures(source, table: LabelTable, *, chain: str | None = None
             if found:
                 structures.append(s)
                 labels.append(found)
+    unnamed = table.rows_naming_none(named)
     for where, why in skipped.items():
         log.warning("not used for training on labels: %s: %s", where, why)
+    if unnamed:
+        log.warning("not used for training on labels: %d rows of %s name no structure file of %s (e.g. %s)",
+                    len(unnamed), table.source, source, unnamed[:3])
     if len(structures) < 2:
         raise InputError(f"{len(structures)} structure chain(s) carry a label of {table.source}; training needs at "
                          "least 2 (its structure column names files or PDB ids, its chain column chains)")
-    return structures, labels, skipped
+    return structures, labels, skipped, unnamed
 
 
 def label_targets(labels: Sequence[list[str]], multi: bool) -> list:
@@ -125,7 +131,7 @@ def train_on_labels(run_dir: str | Path, params: dict, cache_dir: Path):
     structures (sites from their files), the report their accuracy or Fmax/AUPR beside the
     trivial baseline."""
     table = read_label_table(params["labels"])
-    structures, labels, skipped = labelled_structures(params["structures"], table, chain=params["chain"])
+    structures, labels, skipped, unnamed = labelled_structures(params["structures"], table, chain=params["chain"])
     given, otherwise = read_split_table(params["split"]) if params["split"] is not None else (None, None)
     split = split_structures(structures, test_fraction=params["test_fraction"], seed=params["seed"], given=given,
                              otherwise=otherwise)
@@ -134,6 +140,11 @@ def train_on_labels(run_dir: str | Path, params: dict, cache_dir: Path):
     if len(train) < 2 or not test:
         raise InputError(f"{len(train)} training and {len(test)} test structures: need at least 2 and 1 "
                          "(more labelled structures, or another split)")
+    classes = sorted({v for i in train for v in labels[i]})
+    if len(classes) < 2:
+        raise InputError(f"the {len(train)} training structures carry {len(classes)} label(s) {classes} of "
+                         f"{table.source}: a model of one class always predicts it; training needs at least 2 "
+                         f"({len(skipped)} files skipped, {len(unnamed)} table rows name no file)")
     graphs = featurize(structures, cache_dir=cache_dir, progress=True,
                        esm=residue_embeddings(params["esm"], structures, RunDir(run_dir).path("embedding_cache")))
     multi = table.multi_label
@@ -148,7 +159,11 @@ def train_on_labels(run_dir: str | Path, params: dict, cache_dir: Path):
                       trained=[structures[i].id for i in train], held_out=[structures[i].id for i in test])
     save_network(model, RunDir(run_dir).writable("residue_network"), **model.meta)
     report = label_report(model, [graphs[i] for i in test], [labels[i] for i in test], [labels[i] for i in train])
-    report.update(n_train=len(train), classes=len(model.config.class_names), skipped=len(skipped))
+    report.update(n_train=len(train), classes=len(model.config.class_names), skipped=len(skipped) + len(unnamed),
+                  skipped_rows=len(unnamed))
+    if unnamed:  # one entry for the rows: a table may label far more structures than were given
+        skipped = {**skipped, f"{table.source}: {len(unnamed)} rows": f"name no structure file of "
+                                                                       f"{params['structures']}, e.g. {unnamed[:3]}"}
     held = [structures[i] for i in test]
     sites = {s.id: idx for s in held if (idx := file_site_indices(s))}
     inputs = ResidueInputs(structures=held, sites=sites, labels={structures[i].id: ";".join(labels[i]) for i in test},

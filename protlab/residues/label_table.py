@@ -43,6 +43,12 @@ class LabelTable:
             return None
         return sorted({v for labels in rows["labels"] for v in labels})
 
+    def rows_naming_none(self, keys) -> list[str]:
+        """The rows (``key`` or ``key-chain``) whose structure is none of ``keys``: labels of
+        structures not given, which train nothing."""
+        rows = self.rows.loc[~self.rows["key"].isin(set(keys)), ["key", "chain"]]
+        return [f"{key}-{chain}" if chain else key for key, chain in rows.itertuples(index=False)]
+
     @property
     def multi_label(self) -> bool:
         return bool((self.rows["labels"].map(len) > 1).any())

@@ -258,11 +258,11 @@ def test_cluster_run_without_labels_needs_n_clusters(toy, tmp_path):
     scored = protlab.evaluate.run(tmp_path, labels=str(tmp_path / "labels.tsv"), baselines=[])
     assert scored.metrics["nmi"] > 0.9 and scored.metrics["n_unlabelled"] == 0
     (tmp_path / "labels.fasta").write_text("".join(f">{i} family={lab}\n{s}\n" for i, lab, s in
-                                                   zip(proteins["id"][:20], proteins["label"][:20],
-                                                       proteins["sequence"][:20])))
+                                                   zip(proteins["id"][::3], proteins["label"][::3],
+                                                       proteins["sequence"][::3])))  # 34 of 100, every family
     partial = protlab.evaluate.run(tmp_path, labels=str(tmp_path / "labels.fasta"), label_regex=r"family=(\S+)",
                                    baselines=[])
-    assert partial.metrics["n"] == 20 and partial.metrics["n_unlabelled"] == len(proteins) - 20
+    assert partial.metrics["n"] == 34 and partial.metrics["n_unlabelled"] == len(proteins) - 34
     (tmp_path / "other.tsv").write_text("id\tlabel\nnobody\tx\n")
     with pytest.raises(InputError, match="none of its ids"):
         protlab.evaluate.run(tmp_path, labels=str(tmp_path / "other.tsv"))
