@@ -25,7 +25,7 @@ from protlab.core.atomic import atomic_write_csv, atomic_write_json, atomic_writ
 from protlab.core.errors import InputError
 from protlab.core.rundir import RunDir
 from protlab.core.runtime import seed_everything, torch_threads
-from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, existing_file
+from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, existing_file, writable_dir
 from protlab.curate.toy import MAX_SUPERFAMILY
 from protlab.plot.export import save_figure
 from protlab.plot.training import training_figure
@@ -110,7 +110,7 @@ STAGE = Stage("residues", "06_critical_residues",
     Param("test_fraction", 0.33, "structures held out to measure a site model (split=None)", "float", low=0.05,
           high=0.9),
     Param("cache_dir", None, "where residue graphs are cached (None: the run directory's cache/residue_graphs)",
-          "str", none=True),
+          "str", none=True, check=writable_dir),
     Param("bf16", False, "bfloat16 autocast when training on sites or labels (GPU servers)", "bool"),
     Param("esm", None, "per-residue protein-language-model features for training on sites or labels: an ESM-2 "
           "encoder as 02 takes it (a checkpoint path or model name; embeddings cached in the run directory); "
