@@ -83,6 +83,9 @@ def run(run_dir: str | Path, **params) -> StageResult | None:
                                           title=f"Embeddings: {meta['encoder']}")
             for path in save_figure(figures["umap"], run_.figure("embeddings_umap")).values():
                 record.wrote(path)
+    record.resolve(cache_dir=str(p["cache_dir"] or run_.path("embedding_cache")),
+                   **{key: meta[source] for key, source in (("repr_layer", "layer"), ("toks_per_batch", "toks_per_batch"),
+                                                            ("device", "device")) if meta.get(source) is not None})
     record.results.update(n_proteins=len(ids), dim=int(embeddings.shape[1]), encoder=meta["encoder"],
                           neighbour_label_agreement=agreement)
     if dist_env().is_main:
