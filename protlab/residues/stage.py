@@ -300,6 +300,8 @@ def summary_line(results: dict, timings: dict) -> str:
     for key in ("accuracy", "fmax", "aupr"):
         if isinstance(labels.get(key), (int, float)):
             parts.append(f"{key} {labels[key]:.3f}")
+    if results.get("skipped"):
+        parts.append(f"{len(results['skipped'])} skipped (listed in residues.json)")
     if results.get("caveat"):
         parts.append(results["caveat"])
     parts.append(f"{timings.get('total', 0):.0f} s")
