@@ -119,6 +119,11 @@ def _plotly_png(fig, path: Path, width: int, height: int) -> Path:
     return _matplotlib_png(fig, path, width, height)
 
 
+def _colour(value):
+    """A plotly colour matplotlib can draw (a single named or hex colour), else None."""
+    return value if isinstance(value, str) and not value.startswith("rgb") else None
+
+
 def _matplotlib_png(fig, path: Path, width: int, height: int) -> Path:
     """A faithful-enough static PNG of a plotly figure's traces, drawn with matplotlib."""
     import matplotlib
@@ -135,9 +140,11 @@ def _matplotlib_png(fig, path: Path, width: int, height: int) -> Path:
             y = np.asarray(trace.y if trace.y is not None else [])
             mode = trace.mode or "markers"
             if "lines" in mode:
-                ax.plot(x, y, label=name)
-            else:
-                ax.scatter(x, y, s=6, label=name)
+                ax.plot(x, y, label=name, color=_colour(trace.line.color))
+            else:  # the figure's own colours: a protein's line and its site stars match
+                star = trace.marker.symbol == "star"
+                ax.scatter(x, y, s=40 if star else 6, marker="*" if star else "o", label=name,
+                           color=_colour(trace.marker.color))
         elif kind == "bar":
             ticks = [str(v) for v in trace.x]  # positions, not strings: no categorical-units chatter
             ax.bar(range(len(ticks)), trace.y, label=name)
@@ -146,7 +153,19 @@ def _matplotlib_png(fig, path: Path, width: int, height: int) -> Path:
         elif kind == "histogram":
             ax.hist(np.asarray(trace.x, dtype=float), bins=40, label=name, alpha=0.7)
         elif kind == "heatmap":
-            ax.imshow(np.asarray(trace.z, dtype=float), aspect="auto", cmap="viridis")
+            image = ax.imshow(np.asarray(trace.z, dtype=float), aspect="auto", cmap="viridis")
+            for values, set_ticks in ((trace.x, ax.set_xticks), (trace.y, ax.set_yticks)):
+                if values is not None and len(values) <= 40:  # family and cluster names
+                    set_ticks(range(len(values)), [str(v) for v in values], fontsize=7)
+            bar = mfig.colorbar(image, ax=ax)
+            if trace.colorbar.title.text:
+                bar.set_label(trace.colorbar.title.text.replace("<br>", " "))
+    for shape in fig.layout.shapes or ():  # threshold lines (add_hline)
+        if shape.type == "line" and shape.y0 == shape.y1 and shape.y0 is not None:
+            ax.axhline(shape.y0, linestyle=":", color=_colour(shape.line.color) or "black")
+    for axis, set_scale in ((fig.layout.xaxis, ax.set_xscale), (fig.layout.yaxis, ax.set_yscale)):
+        if axis and axis.type == "log":
+            set_scale("log")
     title = fig.layout.title.text if fig.layout.title and fig.layout.title.text else ""
     ax.set_title(title)
     if fig.layout.xaxis and fig.layout.xaxis.title and fig.layout.xaxis.title.text:
