@@ -70,7 +70,8 @@ STAGE = Stage("residues", "06_critical_residues",
               "Critical residues in 3D: neural clustering of residues (Quan et al., CVPR 2024).", (
     Param("structures", "toy", "'toy', a PDB/mmCIF file, a directory of them, or a list of files", "str|list",
           check=_structures),
-    Param("chain", None, "chain id for a single file (None: the first protein chain)", "str", none=True),
+    Param("chain", None, "chain to read alone from each structure file (None: every protein chain; rows of a "
+          "labels table without a chain take this chain, else the file's first protein chain)", "str", none=True),
     Param("checkpoint", None, "a saved residue-clustering model; None: train on the toy universe", "str",
           none=True, check=existing_file),
     Param("epochs", None, "training epochs when checkpoint is None (None: 60 on the toy universe, 30 on sites or "
