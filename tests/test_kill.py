@@ -1,12 +1,17 @@
 """SIGKILL at a random moment of a stage, then a rerun: the result equals an uninterrupted
-run and no temporary file is left behind."""
+run and no temporary file is left behind. A stage killed while MMseqs2 runs leaves no
+process and no scratch directory; 02 killed near its end keeps every batch it finished,
+and on SIGTERM writes what it finished before it stops."""
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -90,3 +95,137 @@ def test_residues_killed_and_rerun_equals_an_uninterrupted_run(tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(RunDir(clean).path("critical_residues")),
                                   pd.read_parquet(RunDir(killed).path("critical_residues")))
     assert not no_temporaries(killed)
+
+
+# ------------------------------------------------------------ child processes and the cache
+def live(processes) -> list:
+    """The processes of ``processes`` still running (zombies count as ended)."""
+    import psutil
+
+    alive = []
+    for proc in processes:
+        with contextlib.suppress(psutil.Error):
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+    return alive
+
+
+def wait_for(condition, timeout: float):
+    deadline = time.monotonic() + timeout
+    while not (result := condition()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return result
+
+
+def test_cluster_killed_during_mmseqs_leaves_no_process_and_no_scratch(curated, tmp_path):
+    import psutil
+
+    run_dir, scratch = tmp_path / "run", tmp_path / "tmp"
+    shutil.copytree(curated, run_dir)
+    scratch.mkdir()  # TMPDIR of the stage: MMseqs2's scratch directories land here
+    proc = subprocess.Popen(stage_cmd("cluster", run_dir, ["--map-max-points", "0"]), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "TMPDIR": str(scratch)})
+    seen, prefilter = {}, None
+    deadline = time.monotonic() + 300
+    while prefilter is None and proc.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                seen.setdefault(child.pid, child)
+                if child.name() == "mmseqs" and child.cmdline()[1:2] == ["prefilter"]:
+                    prefilter = child  # started by MMseqs2's workflow script, not by protlab
+        time.sleep(0.02)
+    assert prefilter is not None, "04 ended or ran no mmseqs prefilter within 300 s"
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+
+    def survivors():
+        named = [p for p in psutil.process_iter(["cmdline"]) if str(scratch) in " ".join(p.info["cmdline"] or ())]
+        return live({*seen.values(), *named})
+
+    wait_for(lambda: not survivors(), 3)  # an orphan would run on: prefilter alone takes seconds here
+    assert not survivors(), [p.cmdline()[:2] for p in survivors()]
+    assert wait_for(lambda: not list(scratch.glob("protlab-mmseqs-*")), 10), list(scratch.iterdir())
+
+
+def cached_keys(cache_dir: Path) -> set[str]:
+    import numpy as np
+
+    keys = set()
+    for shard in cache_dir.rglob("shard-*.npz"):
+        with contextlib.suppress(Exception), np.load(shard) as data:  # a shard being merged away
+            keys.update(str(k) for k in data["keys"])
+    return keys
+
+
+def test_embed_killed_near_its_end_keeps_every_finished_batch(make_toy_run, tmp_path, monkeypatch):
+    import protlab
+    from protlab.embed.encoders import ESMEncoder
+
+    source = make_toy_run(members_per_family=60)  # 240 proteins
+    run_dir = tmp_path / "run"
+    cache = RunDir(source).path("embedding_cache").relative_to(source)
+    shards_at_kill = 160  # of about 180 batches
+    for _ in range(4):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.copytree(source, run_dir)
+        proc = subprocess.Popen(stage_cmd("embed", run_dir, EMBED), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        while proc.poll() is None and len(list((run_dir / cache).rglob("shard-*.npz"))) < shards_at_kill:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        if proc.wait() == -signal.SIGKILL:
+            break
+        shards_at_kill //= 2  # it finished first (a warmer machine): kill sooner
+    else:
+        raise AssertionError("02 finished before every kill")
+    kept = cached_keys(run_dir / cache)
+    assert len(kept) >= shards_at_kill  # a shard per finished batch, each at least one protein
+    embedded = []
+    real = ESMEncoder._embed_missing
+
+    def counting(self, seqs, *args, **kwargs):
+        embedded.extend(seqs)
+        return real(self, seqs, *args, **kwargs)
+
+    monkeypatch.setattr(ESMEncoder, "_embed_missing", counting)
+    protlab.embed.run(run_dir, encoder="tiny", toks_per_batch=256, umap_max_points=0)
+    proteins = RunDir(run_dir).load_proteins()
+    assert len(embedded) == proteins["sequence"].nunique() - len(kept)  # only what no shard held
+    assert not no_temporaries(run_dir)
+
+
+SIGTERM_SCRIPT = textwrap.dedent("""
+    import json, random, sys, time
+    from protlab.embed.encoders import ESMEncoder, get_encoder
+
+    cache, marker = sys.argv[1:]
+    forward = ESMEncoder.representations
+    calls = []
+
+    def slow(self, tokens):  # about 10 s in all: the test stops it halfway
+        calls.append(1)
+        if len(calls) == 20:
+            open(marker, "w").write(json.dumps(enc.embedded))
+        time.sleep(0.1)
+        return forward(self, tokens)
+
+    ESMEncoder.representations = slow
+    rng = random.Random(0)
+    seqs = ["".join(rng.choice("ACDEFGHIKLMNPQRSTVWY") for _ in range(rng.randint(60, 90))) for _ in range(100)]
+    enc = get_encoder("tiny", toks_per_batch=256, cpu_workers=1, flush_every=10**6, flush_seconds=1e9)
+    enc.embed(seqs, cache_dir=cache, progress=False)
+""")
+
+
+def test_embed_writes_what_it_finished_on_sigterm(tmp_path):
+    cache, marker = tmp_path / "cache", tmp_path / "marker"
+    proc = subprocess.Popen([sys.executable, "-c", SIGTERM_SCRIPT, str(cache), str(marker)],
+                            stderr=subprocess.PIPE, text=True)
+    assert wait_for(marker.exists, 240), "the embedding did not start"
+    time.sleep(0.05)
+    finished = int(marker.read_text())  # proteins done when the marker was written
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert finished >= 10 and len(cached_keys(cache)) >= finished  # no flush was due before SIGTERM
+    assert not list(cache.rglob("*.tmp"))

