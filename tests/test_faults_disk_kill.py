@@ -137,7 +137,8 @@ def test_torch_writer_errors_keep_the_previous_checkpoint(tmp_path, monkeypatch,
 
     monkeypatch.setattr(torch, "save", cut_short)
     with pytest.raises(CheckpointError, match=rf"^could not write checkpoint {re.escape(str(path))}: file write "
-                                              r"failed \(disk full\?\); the previous version is intact\. Free space"):
+                                              rf"failed \(disk full\?\); the previous file {re.escape(str(path))} is "
+                                              r"intact\. Free space"):
         save_checkpoint(path, "scan", {"w": torch.zeros(3)})
     monkeypatch.setattr(torch, "save", real_save)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.pt"]
@@ -181,7 +182,7 @@ def test_checkpoint_on_a_really_full_disk(small_disk):
     save_checkpoint(path, "scan", {"w": torch.ones(1000)})
     before = path.read_bytes()
     with pytest.raises(CheckpointError, match=rf"could not write checkpoint {re.escape(str(path))}: .*\(disk full\?\); "
-                                              r"the previous version is intact"):
+                                              r"the previous file .*m.pt is intact"):
         save_checkpoint(path, "scan", {"w": torch.ones(1_000_000)})  # 4 MB on a 3 MB disk
     assert path.read_bytes() == before and [p.name for p in disk.iterdir()] == ["m.pt"]
 
@@ -200,6 +201,23 @@ def test_a_full_disk_deep_in_a_library_error_is_a_write_error(tmp_path):
         with atomic_path(target):
             raise ValueError("not a write")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_multi_file_write_names_the_file_the_disk_filled_on(tmp_path):
+    import time
+
+    from protlab.core.atomic import atomic_paths
+
+    table, record = tmp_path / "t.parquet", tmp_path / "t.json"
+    record.write_text("{}")
+    with pytest.raises(WriteError, match=rf"^could not write {re.escape(str(record))}: No space left on device "
+                                         r"\(disk full\?\); the previous version is intact$"):
+        with atomic_paths(table, record) as (tmp_table, tmp_record):
+            tmp_table.write_bytes(b"PAR1 whole table PAR1")
+            time.sleep(0.05)  # file times are coarse
+            tmp_record.write_text('{"rows": ')
+            raise ENOSPC  # as a library reports it: no file name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.json"] and record.read_text() == "{}"
 
 
 # ------------------------------------------------------------------ unreadable checkpoints

@@ -64,8 +64,10 @@ def save_checkpoint(path: str | Path, kind: str, payload: dict[str, Any]) -> Pat
         with atomic_path(path) as tmp:
             torch.save(state, tmp)  # torch's own write errors are recognised by atomic_path
     except WriteError as exc:
-        error = CheckpointError(str(exc).replace("could not write ", "could not write checkpoint ", 1)
-                                + (". Free space and run again." if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""))
+        message = str(exc).replace("could not write ", "could not write checkpoint ", 1).replace(
+            "the previous version is intact", f"the previous file {path} is intact")
+        error = CheckpointError(message + (". Free space and run again." if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                                           else ""))
         error.errno = exc.errno
         raise error from exc.__cause__
     return path
