@@ -63,8 +63,9 @@ def main(argv=None) -> None:
         runs.append({"wall_seconds": time.perf_counter() - start, "stage_seconds": stage_seconds(run_dir),
                      "numbers": headline(run_dir)})
         print(f"repeat {repeat}: {runs[-1]['wall_seconds']:.0f} s; {runs[-1]['numbers']}", flush=True)
-    reproduced = all(run["numbers"] == runs[0]["numbers"] for run in runs)
-    print(f"numbers identical over {len(runs)} runs: {reproduced}")
+    reproduced = all(run["numbers"] == runs[0]["numbers"] for run in runs) if len(runs) > 1 else None
+    print(f"numbers identical over {len(runs)} runs: {reproduced}" if reproduced is not None else
+          "one run: reproducibility not checked (--repeats 2)")
     write_record("bench_demo", variant="quick" if args.quick else "full", params=vars(args),
                  title=f"The {'quick' if args.quick else 'full'} demo (make demo{'-quick' if args.quick else ''}): "
                        "every notebook on the toy universe, wall time per run and per stage, headline numbers.",
