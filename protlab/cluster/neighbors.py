@@ -242,8 +242,9 @@ def mine_neighbors(embeddings: np.ndarray, sequences=None, *, source: str = "aut
     knn, counts = _topk_lists(n, qi, ti, bits, k)
     homologous = counts > 0
     orphans = np.flatnonzero(~homologous)
-    knn[orphans, :fallback_k] = fb_idx[orphans, :fallback_k]
-    counts[orphans] = fallback_k
+    take = min(fallback_k, knn.shape[1])  # an orphan's lists hold at most k neighbours too
+    knn[orphans, :take] = fb_idx[orphans, :take]
+    counts[orphans] = take
     scores = sp.csr_matrix((bits, (qi, ti)), shape=(n, n))
     scores = scores.maximum(scores.T)
     affinity = (scores + weak.maximum(weak.T)).tocsr()

@@ -292,3 +292,17 @@ def test_kmeans_baselines_restart_less_at_scale(monkeypatch):
     monkeypatch.setattr(methods, "KMEANS_RESTARTS_MAX", 50)
     assert cluster(x, method="kmeans", n_clusters=3).info["n_init"] == 1
     assert cluster(x, method="pca_kmeans", n_clusters=3).info["n_init"] == 1
+
+
+@pytest.mark.skipif(not mmseqs_available(), reason="mmseqs (MMseqs2) is not installed")
+def test_orphans_keep_at_most_k_neighbours_below_fallback_k(shared_data):
+    """k below fallback_k: proteins without homology hits get k embedding neighbours, not a crash."""
+    from protlab.curate.formats import read_proteins
+    from protlab.embed.kmer import KmerEncoder
+
+    frame = read_proteins(shared_data / "pfam" / "pfam_shared_labeled.fasta", label_regex=r"\s(PF\d+)")
+    seqs = frame[frame["label"].isin(["PF00072", "PF00595"])].groupby("label").head(15)["sequence"].tolist()
+    rng = np.random.default_rng(0)
+    seqs += ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 60)) for _ in range(3)]  # no homologues
+    graph = mine_neighbors(KmerEncoder(dim=16).embed(seqs), seqs, source="mmseqs", k=3, fallback_k=5)
+    assert graph.knn.shape[1] == 3 and (graph.counts[-3:] == 3).all() and (graph.knn[-3:] >= 0).all()
