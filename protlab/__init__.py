@@ -11,6 +11,7 @@ stage                 notebook                      what ``run`` does
 ``protlab.cluster``   ``04_cluster``                family discovery (SCAN, k-means)
 ``protlab.evaluate``  ``05_evaluate``               NMI / ARI / Hungarian-matched accuracy
 ``protlab.residues``  ``06_critical_residues``      critical residues by neural clustering
+``protlab.variants``  ``07_variants``               variant effects from homologs and ESM-2
 ====================  ===========================  =========================================
 
 Each stage also runs from a shell (``python -m protlab.cluster --run-dir DIR --help``).
@@ -23,7 +24,7 @@ import importlib
 from protlab.core.errors import InputError, ParseError, ProtlabError
 from protlab.core.version import __version__
 
-STAGES = ("curate", "embed", "pretrain", "cluster", "evaluate", "residues")
+STAGES = ("curate", "embed", "pretrain", "cluster", "evaluate", "residues", "variants")
 __all__ = [*STAGES, "STAGES", "ProtlabError", "ParseError", "InputError", "__version__"]
 
 

