@@ -203,6 +203,40 @@ def atomic_write_text(target: str | Path, text: str) -> Path:
     return Path(target)
 
 
+def append_line(target: str | Path, line: str) -> Path:
+    """Append one line to a log; a line cut by a kill or a full disk never stays behind.
+
+    A cut last line (no newline: a killed writer) is removed before the new line is added,
+    and a failed write is undone (the file is truncated back to where it was), so every line
+    a later run reads is whole; a failed write becomes a :class:`WriteError` naming the file.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "a+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size:
+            fh.seek(max(0, size - 4096))
+            tail = fh.read()
+            if not tail.endswith(b"\n"):  # a cut line: back to the end of the last whole one
+                cut = tail.rfind(b"\n")
+                size = size - len(tail) + cut + 1 if cut >= 0 else (0 if size <= 4096 else size)
+                fh.truncate(size)
+        try:
+            fh.write(line.rstrip("\n").encode() + b"\n")
+            fh.flush()
+        except BaseException as exc:
+            cause = write_failure(exc)
+            with contextlib.suppress(OSError):
+                fh.truncate(size)
+            if cause is None:
+                raise
+            hint = " (disk full?)" if cause[0] in _FULL else ""
+            error = WriteError(f"could not append to {target}: {cause[1]}{hint}; its earlier lines are intact")
+            error.errno = cause[0]
+            raise error from exc
+    return target
+
+
 def atomic_write_json(target: str | Path, obj: Any) -> Path:
     return atomic_write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=jsonable) + "\n")
 

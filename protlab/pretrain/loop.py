@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from protlab.core.progress import progress_bar
 
-from protlab.core.atomic import atomic_write_json, atomic_write_text
+from protlab.core.atomic import append_line, atomic_write_json, atomic_write_text
 from protlab.core.checkpoint import read_checkpoint, save_checkpoint
 from protlab.core.errors import InputError, ProtlabError
 from protlab.core.rundir import RunDir
@@ -452,8 +452,7 @@ def _train(config: PretrainConfig, env, device: str) -> dict:
             if progress is not None:
                 progress.set_postfix(loss=f"{record['last_loss']:.3f}")
             if env.is_main:
-                with open(log_path, "a") as fh:
-                    fh.write(json.dumps(record) + "\n")
+                append_line(log_path, json.dumps(record))
         if step % config.ckpt_every == 0 or step == config.max_steps:
             checkpoint()
     del stream  # stops the data workers
