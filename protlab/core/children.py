@@ -16,6 +16,7 @@ running, writing into a scratch directory nobody removes. A :class:`Tether` ther
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -43,8 +44,6 @@ def _parent_death_signal():
     """A preexec function giving the child SIGKILL when its parent dies (Linux), or None."""
     if not sys.platform.startswith("linux"):
         return None
-    import ctypes
-
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not in the forked child
     except (OSError, AttributeError):
