@@ -40,6 +40,7 @@ class Alignment:
     positions: np.ndarray        # (L,) 0-based wild-type position of each modelled column
     weights: np.ndarray = field(default_factory=lambda: np.zeros(0))
     dropped: dict = field(default_factory=dict)
+    mismatches: list = field(default_factory=list)  # first record vs wild type, e.g. 'P72R'
 
     @property
     def depth(self) -> int:
@@ -90,10 +91,12 @@ def _read_records(path: Path) -> tuple[list[str], list[str], str]:
 
 
 def read_alignment(path: str | Path, wildtype: str, *, max_gap_fraction: float = 0.5,
-                   theta: float = 0.8) -> Alignment:
+                   theta: float = 0.8, max_mismatches: int = 0) -> Alignment:
     """The alignment at ``path`` checked against ``wildtype``, its match columns mapped to
     wild-type positions, sequences with more than ``max_gap_fraction`` gaps in them dropped
-    (counted in ``dropped``), weights computed."""
+    (counted in ``dropped``), weights computed. Up to ``max_mismatches`` residues of the first
+    record may differ from the wild type (a polymorphism): they are listed in ``mismatches``
+    and the first row takes the wild type's residue there."""
     path = Path(path)
     names, rows, fmt = _read_records(path)
     a2m = fmt == "stockholm" or any(c.islower() or c == "." for row in rows[:50] for c in row)
@@ -126,11 +129,11 @@ def read_alignment(path: str | Path, wildtype: str, *, max_gap_fraction: float =
         raise InputError(f"alignment {path}: record 1 ({names[0]!r}) ends at position {start + len(residues)}, "
                          f"beyond the wild type's {len(wildtype)} residues")
     mismatch = [(start + i + 1, a, wildtype[start + i]) for i, a in enumerate(residues) if a != wildtype[start + i]]
-    if mismatch:
+    if len(mismatch) > max_mismatches:
         pos, a, w = mismatch[0]
         raise InputError(f"alignment {path}: record 1 ({names[0]!r}) does not match the wild type: "
                          f"{len(mismatch)} residue(s) differ, first at position {pos} ({a!r} in the alignment, "
-                         f"{w!r} in the wild type)")
+                         f"{w!r} in the wild type)" + (f"; at most {max_mismatches} allowed" if max_mismatches else ""))
     # wild-type position of every match column (-1: the first record has a gap or a lowercase residue there)
     positions, wt_index = [], start
     for c in focus:
@@ -148,11 +151,14 @@ def read_alignment(path: str | Path, wildtype: str, *, max_gap_fraction: float =
     array = np.array([np.frombuffer("".join(m).upper().encode("ascii", "replace"), dtype=np.uint8)
                       for m in matched])
     codes = _CODE[array][:, keep_cols].astype(np.int8)
+    wt_codes = _CODE[np.frombuffer(wildtype.encode("ascii"), dtype=np.uint8)]
+    codes[0] = wt_codes[positions[keep_cols]]  # the wild type itself, polymorphisms included
     gaps = (codes == 0).mean(1)
     keep = gaps <= max_gap_fraction
     keep[0] = True
     dropped = {"too_many_gaps": int((~keep).sum())}
-    aln = Alignment(str(path), [n for n, k in zip(names, keep) if k], codes[keep], positions[keep_cols], dropped=dropped)
+    aln = Alignment(str(path), [n for n, k in zip(names, keep) if k], codes[keep], positions[keep_cols], dropped=dropped,
+                    mismatches=[f"{a}{pos}{w}" for pos, a, w in mismatch])
     aln.weights = sequence_weights(aln.codes, theta)
     return aln
 

@@ -68,6 +68,8 @@ STAGE = Stage("variants", "07_variants", "Score protein variants (mutation effec
           low=0, high=1, low_open=True),
     Param("max_gap_fraction", 0.5, "homologs with more gaps than this share of the modelled columns are dropped",
           "float", low=0, high=1),
+    Param("max_mismatches", 0, "residues in which the alignment's first record may differ from the wild type (a "
+          "polymorphism; listed in variant_metrics.json)", "int", low=0),
     Param("potts_iterations", 25, "L-BFGS iterations of the Potts pseudo-likelihood fit", "int", low=1),
     Param("device", "auto", "device of the Potts fit and the masked marginals: 'auto', 'cpu', 'cuda', 'cuda:N'",
           "str", check=check_device),
@@ -122,7 +124,7 @@ def _inputs(params: dict, record: StageRecord):
     aln, source = None, None
     if params["alignment"]:
         aln = read_alignment(record.read(params["alignment"]), wildtype, max_gap_fraction=params["max_gap_fraction"],
-                             theta=params["theta"])
+                             theta=params["theta"], max_mismatches=params["max_mismatches"])
         source = "alignment"
     elif params["homologs"]:
         aln = search_alignment(record.read(params["homologs"]), wildtype, max_gap_fraction=params["max_gap_fraction"],
@@ -188,7 +190,8 @@ def run(run_dir: str | Path, **params) -> StageResult:
                "n_unscored": int(np.isnan(score).sum())}
     if aln is not None:
         metrics["alignment"] = {"path": aln.path, "depth": aln.depth, "n_eff": round(aln.n_eff, 3),
-                                "columns": int(aln.codes.shape[1]), "dropped": aln.dropped, "theta": params["theta"]}
+                                "columns": int(aln.codes.shape[1]), "dropped": aln.dropped, "theta": params["theta"],
+                                "mismatches": aln.mismatches}
         column = aln.column_of()
         metrics["n_outside_alignment"] = sum(any(p not in column for p, _, _ in m.substitutions) for m in mutants)
     for scorer, values in {**columns, "score": score}.items():

@@ -71,6 +71,8 @@ def test_a2m_region_lowercase_and_gaps(tmp_path):
     with pytest.raises(InputError, match=r"homologs.a2m: record 1 \('WT/3-11'\) does not match the wild type: "
                                          r"1 residue\(s\) differ, first at position 11 \('E' in the alignment, 'Q'"):
         read_alignment(path, wt)
+    polymorphic = read_alignment(path, wt, max_mismatches=1)  # the first row takes the wild type's residue
+    assert polymorphic.mismatches == ["E11Q"] and polymorphic.codes[0, -1] == polymorphic.codes[0, -3]
     path.write_text(">WT\nAYIAKQQQQQ\n>h1\nAYIAKQQQQQ\n")
     with pytest.raises(InputError, match=r"is not a region of the wild type"):
         read_alignment(path, wt)

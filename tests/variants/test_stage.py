@@ -10,6 +10,7 @@ import pytest
 import protlab
 from protlab.core.errors import InputError
 from protlab.core.rundir import RunDir
+from protlab.variants import stage as variants_stage
 from protlab.variants.__main__ import main
 
 WT = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
@@ -53,7 +54,13 @@ def write_inputs(tmp_path):
     return tmp_path
 
 
-def test_files_masked_marginal_and_coverage(tmp_path, one_torch_thread):
+@pytest.fixture
+def no_figure_files(monkeypatch):
+    """Figures built but not exported (the toy test exports them): PNG export is slow."""
+    monkeypatch.setattr(variants_stage, "save_figure", lambda fig, stem: {})
+
+
+def test_files_masked_marginal_and_coverage(tmp_path, one_torch_thread, no_figure_files):
     inputs = write_inputs(tmp_path)
     result = protlab.variants.run(tmp_path / "run", wildtype=str(inputs / "wt.fasta"), variants=str(inputs / "dms.csv"),
                                   alignment=str(inputs / "homologs.fasta"), encoder="tiny",
@@ -88,7 +95,7 @@ def test_alignment_of_another_protein_is_refused(tmp_path):
                              alignment=str(inputs / "homologs.fasta"), scorers=["independent"])
 
 
-def test_command_line_prints_the_summary(tmp_path, capsys):
+def test_command_line_prints_the_summary(tmp_path, capsys, no_figure_files):
     inputs = write_inputs(tmp_path)
     code = main(["--run-dir", str(tmp_path / "run"), "--wildtype", str(inputs / "wt.fasta"), "--variants",
                  str(inputs / "dms.csv"), "--alignment", str(inputs / "homologs.fasta"), "--scorers", "independent"])
