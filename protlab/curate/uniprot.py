@@ -122,7 +122,7 @@ def _entries(handle, path: Path) -> Iterator[tuple[str, Callable[[], int]]]:
     """
     buf = "\n"
     base = 0  # line number ended by the first character of buf
-    raw = handle.buffer  # decoding big byte blocks ourselves is ~3x faster than TextIOWrapper
+    raw = handle.buffer  # decoding big byte blocks ourselves is several times faster than TextIOWrapper
     decoder = codecs.getincrementaldecoder("utf-8")()
     pending_cr = ""
     while True:
