@@ -86,9 +86,9 @@ def _ipc_kernel_manager():
 
 # Parameters that always name a file or folder ("toy" names the toy universe, not a path).
 PATH_PARAMETERS = frozenset({"run_dir", "source", "structures", "checkpoint", "sites", "labels", "split",
-                             "cache_dir"})
+                             "cache_dir", "variants", "alignment", "homologs"})
 # Parameters that take a model name or a path: a path when the repository holds it.
-NAME_OR_PATH_PARAMETERS = frozenset({"encoder", "esm", "protein_encoder", "text_encoder"})
+NAME_OR_PATH_PARAMETERS = frozenset({"encoder", "esm", "protein_encoder", "text_encoder", "wildtype"})
 NOT_A_PATH = frozenset({"toy"})
 
 

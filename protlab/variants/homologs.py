@@ -1,9 +1,13 @@
 """Homologs from an unaligned FASTA: MMseqs2 searches them with the wild type and each hit's
 local alignment becomes a row over the wild type's positions (insertions relative to the
-wild type left out, unaligned ends as gaps), the wild type first."""
+wild type left out, unaligned ends as gaps), the wild type first. Positions where more than
+``max_gap_fraction`` of the hits have a gap are not modelled (a domain's homologs model the
+domain), then rows with more gaps than that over the modelled positions are dropped."""
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
 
 from protlab.core.errors import InputError
 from protlab.core.mmseqs import _run, _search_options, _workspace, require_mmseqs, write_fasta
@@ -52,8 +56,17 @@ def search_alignment(path: str | Path, wildtype: str, *, max_gap_fraction: float
         seen.add(target_id)
         rows.append(_row(len(wildtype), int(qstart), qaln, taln))
         names.append(records[int(target_id)].id)
-    kept = [0] + [i for i in range(1, len(rows)) if rows[i].count("-") <= max_gap_fraction * len(wildtype)]
+    # model the wild type's positions the homologs cover (a domain's homologs cover the domain)
+    gaps = np.array([[c == "-" for c in row] for row in rows[1:]]) if len(rows) > 1 else np.ones((1, len(wildtype)))
+    columns = np.flatnonzero(gaps.mean(0) <= max_gap_fraction)
+    if len(columns) == 0:
+        raise InputError(f"homologs {path}: {len(rows) - 1} of {len(sequences)} sequences aligned to the wild type "
+                         f"and no position is covered by more than {1 - max_gap_fraction:.0%} of them")
+    rows = ["".join(row[c] for c in columns) for row in rows]
+    kept = [0] + [i for i in range(1, len(rows)) if rows[i].count("-") <= max_gap_fraction * len(columns)]
     aln = alignment_from_rows([rows[i] for i in kept], [names[i] for i in kept], theta=theta,
                               path=f"{path} (MMseqs2)")
-    aln.dropped = {"no_hit": len(sequences) - len(seen), "too_many_gaps": len(rows) - len(kept)}
+    aln.positions = columns
+    aln.dropped = {"no_hit": len(sequences) - len(seen), "too_many_gaps": len(rows) - len(kept),
+                   "columns_not_covered": int(len(wildtype) - len(columns))}
     return aln
