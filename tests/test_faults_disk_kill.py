@@ -88,7 +88,7 @@ def test_a_damaged_plotly_bundle_is_rewritten_before_reuse(tmp_path, no_png, dam
     good = plotly_js()
     bad = {"cut": good[: len(good) * 2 // 3], "same size": good[:-10] + b" " * 10,
            "another version": b"/* plotly.js v1 */"}[damage]
-    (figures / "plotly.min.js").write_bytes(bad)  # as a run on a full disk used to leave it
+    (figures / "plotly.min.js").write_bytes(bad)  # as a run on a full disk can leave it
     protlab.plot.export.save_figure(figure(), figures / "map")
     assert (figures / "plotly.min.js").read_bytes() == good
 

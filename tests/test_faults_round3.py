@@ -1,4 +1,4 @@
-"""Faults of review round 3: folders a stage must not write refused before any work, damaged or
+"""Folders a stage must not write refused before any work, damaged or
 mismatched artifacts refused naming the file, degenerate results said rather than scored."""
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def refused(proc: subprocess.CompletedProcess, *words: str) -> str:
 @pytest.fixture(scope="module")
 def clustered(tmp_path_factory):
     """A toy run (3 families x 10) through 01, 02 (16-dim k-mer), 04 pca_kmeans, then 04 kmeans (chosen)."""
-    run_dir = tmp_path_factory.mktemp("round3")
+    run_dir = tmp_path_factory.mktemp("faults")
     protlab.curate.run(run_dir, n_families=3, members_per_family=10, split_method="kmer", split_identity=0.9)
     protlab.embed.run(run_dir, kmer_dim=16, umap_max_points=0)
     protlab.cluster.run(run_dir, method="pca_kmeans", map_max_points=0)
@@ -61,7 +61,7 @@ def edit_parquet(path: Path, change) -> None:
     change(pd.read_parquet(path)).to_parquet(path, index=False)
 
 
-# ------------------------------------------------------------------ rows 1-4: folders a stage writes into
+# ------------------------------------------------------------------ folders a stage writes into
 def test_run_dir_that_is_a_file_is_refused_before_any_work(tmp_path):  # row 1
     a_file = tmp_path / "notes.txt"
     a_file.write_text("mine\n")
@@ -139,10 +139,10 @@ def test_this_repository_and_its_notebooks_are_no_run_directory():
     for folder in (REPO, REPO / "notebooks"):
         with pytest.raises(InputError, match=r"run_dir=.*holds files git tracks"):
             protlab.evaluate.run(folder)
-    writable_dir(REPO / "runs" / "round3_check")
+    writable_dir(REPO / "runs" / "faults_check")
 
 
-# ------------------------------------------------------------------ rows 5-6: truncated tables
+# ------------------------------------------------------------------ truncated tables
 def _truncate(path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -161,7 +161,7 @@ def test_truncated_clusters_table_is_named(run):  # row 6
             "unreadable or cut short", "rerun 04_cluster")
 
 
-# ------------------------------------------------------------------ rows 7-12: clusterings that are no clustering
+# ------------------------------------------------------------------ clusterings that are no clustering
 @pytest.mark.parametrize("change,says", [
     (lambda f: f.assign(cluster=f["cluster"].where(f.index != 0, -1)), r"1 row\(s\) have no integer cluster id >= 0 "
                                                                        r"\(e.g. -1 for id"),
@@ -206,7 +206,7 @@ def test_damaged_other_clusterings_are_listed_not_scored(run):  # rows 10-12 bes
         protlab.evaluate.run(run.root, baselines=[])
 
 
-# ------------------------------------------------------------------ row 13: a clustering of other embeddings
+# ------------------------------------------------------------------ a clustering of other embeddings
 def test_chosen_clustering_of_other_embeddings_is_refused(run):
     protlab.embed.run(run.root, kmer_dim=8, umap_max_points=0)
     with pytest.raises(InputError, match=r"clusters.parquet was made from another embeddings.npy .*rerun 04_cluster"):
@@ -215,7 +215,7 @@ def test_chosen_clustering_of_other_embeddings_is_refused(run):
     refused(cli("evaluate", "--run-dir", str(run.root)), "clusters.parquet", "another embeddings.npy")
 
 
-# ------------------------------------------------------------------ row 14: labels covering too few proteins
+# ------------------------------------------------------------------ labels covering too few proteins
 def test_labels_covering_too_few_proteins_are_refused(run):
     ids = run.load_proteins()["id"].tolist()
     one = run.root / "one.tsv"
@@ -236,7 +236,7 @@ def test_labels_covering_too_few_proteins_are_refused(run):
         protlab.evaluate.run(run.root, baselines=[])
 
 
-# ------------------------------------------------------------------ row 15: 06 label rows naming no structure
+# ------------------------------------------------------------------ 06 label rows naming no structure
 THREE = {"A": "ALA", "G": "GLY", "L": "LEU", "K": "LYS", "E": "GLU", "V": "VAL", "S": "SER", "D": "ASP", "W": "TRP"}
 
 
@@ -276,7 +276,7 @@ def test_label_rows_naming_no_structure_are_counted_and_one_class_is_refused(str
     assert any("1 rows" in entry for entry in result.results["skipped"])
 
 
-# ------------------------------------------------------------------ row 16: k-mer embeddings the data limits
+# ------------------------------------------------------------------ k-mer embeddings the data limits
 def test_sequences_without_a_kmer_are_refused():
     with pytest.raises(InputError, match="no 3-mers in the input"):
         KmerEncoder(dim=8).embed(["M", "K"])
