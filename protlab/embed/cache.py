@@ -5,8 +5,8 @@ weights and the extraction settings (layer, windows, precision); inside, each en
 keyed by the SHA-1 of the (cleaned) sequence. The encoder writes a shard (atomically) after
 every batch that finishes a sequence, so a run killed at any moment loses at most the
 batches in flight, and a rerun embeds only the sequences no shard holds; SIGTERM first
-writes what is finished (:func:`sigterm_as_exit`). A shard costs a few milliseconds (no
-fsync, see :meth:`EmbeddingCache.put`): small against a batch of a real model; the encoder
+writes what is finished (:func:`sigterm_as_exit`). A shard is cheap to write (no
+fsync, see :meth:`EmbeddingCache.put`) beside a batch of a real model; the encoder
 merges many shards into one at the end. A shard that cannot be read (it cannot be
 half-written, but a disk can fail) is ignored with a warning: its sequences are embedded
 again. :meth:`EmbeddingCache.merge` compacts all shards into one (rank 0 does this after a
