@@ -16,7 +16,6 @@ alignment's modelled columns).
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -252,7 +251,3 @@ def combine_z(columns: dict[str, np.ndarray]) -> np.ndarray:
     counts = np.isfinite(stack).sum(0)
     sums = np.nansum(stack, axis=0)
     return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-
-
-def finite_or_nan(value) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
