@@ -574,10 +574,11 @@ class ScanClusterer:
 
     @classmethod
     def load(cls, path: str | Path) -> "ScanClusterer":
-
+        """The model :meth:`save` wrote to ``path``."""
         path = Path(path)
         if not path.exists():
-            raise InputError(f"{path} does not exist: fit a SCAN model first (04_cluster with method='scan')")
+            raise InputError(f"{path} does not exist: fit a SCAN model first (04_cluster with method='families' "
+                             "or 'scan')")
         state = read_checkpoint(path, "scan")
         self = cls(**state["config"])
         args = state["model_args"]

@@ -68,8 +68,8 @@ SCAN_ONLY = ("neighbors", "k", "entropy_weight", "n_heads", "epochs", "self_labe
 
 
 def default_n_clusters(proteins: pd.DataFrame, method: str = "families") -> int | None:
-    """Number of distinct labels in the proteins table; without labels None (SCAN estimates
-    it) or, for methods that cannot estimate it, an error asking for n_clusters."""
+    """Number of distinct labels in the proteins table; without labels None (families /
+    scan estimate it) or, for methods that cannot estimate it, an error asking for n_clusters."""
     labels = proteins["label"] if "label" in proteins.columns else None
     if labels is not None:
         labels = labels.dropna()
