@@ -70,7 +70,7 @@ tops = sorted({n.split("/")[0] for n in names})
 stray = [t for t in tops if t != "protlab" and not t.endswith(".dist-info")]
 assert not stray, f"the wheel holds more than the package: {stray}"
 assert "protlab/__init__.py" in names and "protlab/core/extras.py" in names, "package modules missing"
-for stage in ("curate", "embed", "pretrain", "cluster", "evaluate", "residues"):
+for stage in ("curate", "embed", "pretrain", "cluster", "evaluate", "residues", "variants"):
     assert f"protlab/{stage}/__main__.py" in names, f"protlab/{stage}/__main__.py missing"
 bad = [n for n in names if n.endswith((".ipynb", ".pyc")) or "/tests/" in n or "__pycache__" in n]
 assert not bad, f"files a wheel should not hold: {bad[:10]}"

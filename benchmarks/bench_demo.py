@@ -18,7 +18,7 @@ from pathlib import Path
 from records import peak_rss_gib, write_record
 
 REPO = Path(__file__).resolve().parent.parent
-STAGES = ("curate", "embed", "pretrain", "cluster", "evaluate", "residues")
+STAGES = ("curate", "embed", "pretrain", "cluster", "evaluate", "residues", "variants")
 
 
 def headline(run_dir: Path) -> dict:
@@ -33,6 +33,8 @@ def headline(run_dir: Path) -> dict:
     for row in metrics.get("per_method", []):
         out[f"{row['method']}_nmi"], out[f"{row['method']}_acc"] = row.get("nmi"), row.get("acc")
     out["residues_precision_at_k"] = residues.get("precision_at_k")
+    variants = read("variant_metrics.json").get("scorers", {}).get("score", {})
+    out["variants_score_spearman"] = variants.get("spearman")
     out["residues_baseline_precision_at_k"] = residues.get("baseline_precision_at_k")
     return out
 

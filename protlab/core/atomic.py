@@ -203,6 +203,19 @@ def atomic_write_text(target: str | Path, text: str) -> Path:
     return Path(target)
 
 
+def _after_last_newline(fh, size: int, block: int = 1 << 16) -> int:
+    """The offset just past the last newline before ``size`` (0 when there is none)."""
+    end = size
+    while end > 0:
+        start = max(0, end - block)
+        fh.seek(start)
+        cut = fh.read(end - start).rfind(b"\n")
+        if cut >= 0:
+            return start + cut + 1
+        end = start
+    return 0
+
+
 def append_line(target: str | Path, line: str) -> Path:
     """Append one line to a log; a line cut by a kill or a full disk never stays behind.
 
@@ -215,11 +228,9 @@ def append_line(target: str | Path, line: str) -> Path:
     with open(target, "a+b") as fh:
         size = fh.seek(0, os.SEEK_END)
         if size:
-            fh.seek(max(0, size - 4096))
-            tail = fh.read()
-            if not tail.endswith(b"\n"):  # a cut line: back to the end of the last whole one
-                cut = tail.rfind(b"\n")
-                size = size - len(tail) + cut + 1 if cut >= 0 else (0 if size <= 4096 else size)
+            fh.seek(size - 1)
+            if fh.read(1) != b"\n":  # a cut line: back to the end of the last whole one
+                size = _after_last_newline(fh, size)
                 fh.truncate(size)
         try:
             fh.write(line.rstrip("\n").encode() + b"\n")

@@ -177,7 +177,6 @@ def _label_free(run: RunDir, chosen: pd.DataFrame, record: StageRecord) -> Stage
                 f"{summary['largest_cluster']}, {summary['singletons']} singletons); median confidence "
                 f"{summary['median_confidence']}; {summary['neighbour_share']:.2f} of nearest neighbours share "
                 f"a cluster. Pass labels=... (TSV/CSV id,label or FASTA) for NMI / ARI / accuracy")
-    print(headline)
     return StageResult(record, {}, table=per_cluster, metrics=metrics, per_family=None, confusion=None,
                        headline=headline)
 

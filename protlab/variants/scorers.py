@@ -31,6 +31,7 @@ SCORERS = ("independent", "potts", "masked_marginal")
 PSEUDOCOUNT = 1.0       # weighted sequences spread over the 20 amino acids of a column
 LAMBDA_H = 0.01         # plmc's -lh default
 LAMBDA_J = 0.01         # plmc / EVmutation: λ_J = 0.01·(L−1)·(q−1)
+POTTS_ITERATIONS = 25   # L-BFGS iterations of the pseudo-likelihood fit (the stage's default too)
 _AA_STATE = {a: STATES.index(a) for a in AMINO_ACIDS}
 
 
@@ -105,7 +106,7 @@ class PottsModel:
         return out
 
 
-def fit_potts(aln: Alignment, *, iterations: int = 30, lambda_h: float = LAMBDA_H, lambda_j: float | None = None,
+def fit_potts(aln: Alignment, *, iterations: int = POTTS_ITERATIONS, lambda_h: float = LAMBDA_H, lambda_j: float | None = None,
               chunk: int = 512, device: str = "cpu", progress=None) -> PottsModel:
     """Weighted pseudo-likelihood fit, full batch, by L-BFGS (strong Wolfe line search) for at
     most ``iterations`` steps; the fields start at the independent solution, the couplings at

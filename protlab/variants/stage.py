@@ -32,8 +32,8 @@ from protlab.variants.alignment import Alignment, alignment_from_rows, read_alig
 from protlab.variants.homologs import search_alignment
 from protlab.variants.metrics import score_metrics
 from protlab.variants.mutants import Mutant, all_singles, read_variants, read_wildtype
-from protlab.variants.scorers import (SCORERS, combine_z, fit_potts, masked_language_model, score_independent,
-                                      score_masked_marginal, score_potts)
+from protlab.variants.scorers import (POTTS_ITERATIONS, SCORERS, combine_z, fit_potts, masked_language_model,
+                                      score_independent, score_masked_marginal, score_potts)
 
 TOY = "toy"
 TOY_MEMBERS = 100
@@ -70,7 +70,7 @@ STAGE = Stage("variants", "07_variants", "Score protein variants (mutation effec
           "float", low=0, high=1),
     Param("max_mismatches", 0, "residues in which the alignment's first record may differ from the wild type (a "
           "polymorphism; listed in variant_metrics.json)", "int", low=0),
-    Param("potts_iterations", 25, "L-BFGS iterations of the Potts pseudo-likelihood fit", "int", low=1),
+    Param("potts_iterations", POTTS_ITERATIONS, "L-BFGS iterations of the Potts pseudo-likelihood fit", "int", low=1),
     Param("device", "auto", "device of the Potts fit and the masked marginals: 'auto', 'cpu', 'cuda', 'cuda:N'",
           "str", check=check_device),
     Param("seed", 0, "random seed (toy universe, figure subsets)", "int", low=0, high=MAX_SEED),

@@ -21,6 +21,10 @@ def test_lines_are_appended_whole_and_a_cut_last_line_is_dropped(tmp_path):
     only_cut.write_text('{"st')
     append_line(only_cut, "{}")
     assert only_cut.read_text() == "{}\n"
+    long_cut = tmp_path / "long.jsonl"  # a cut line longer than one read block
+    long_cut.write_text('{"a": 1}\n' + "x" * 200_000)
+    append_line(long_cut, "{}")
+    assert long_cut.read_text() == '{"a": 1}\n{}\n'
 
 
 def test_a_failed_append_leaves_the_earlier_lines_and_names_the_file(tmp_path, monkeypatch):
