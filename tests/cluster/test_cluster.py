@@ -306,3 +306,16 @@ def test_orphans_keep_at_most_k_neighbours_below_fallback_k(shared_data):
     seqs += ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 60)) for _ in range(3)]  # no homologues
     graph = mine_neighbors(KmerEncoder(dim=16).embed(seqs), seqs, source="mmseqs", k=3, fallback_k=5)
     assert graph.knn.shape[1] == 3 and (graph.counts[-3:] == 3).all() and (graph.knn[-3:] >= 0).all()
+
+
+def test_families_without_mmseqs_is_refused_before_the_fit(toy, tmp_path, monkeypatch):
+    """'auto' neighbours without MMseqs2 are embedding neighbours: no homology graph, no families."""
+    import protlab.cluster.neighbors as neighbors
+    import protlab.cluster.stage as stage
+
+    proteins, emb = toy
+    _write_run(tmp_path, proteins, emb)
+    monkeypatch.setattr(neighbors, "mmseqs_available", lambda: False)
+    monkeypatch.setattr(stage, "fit_graph_methods", lambda *a, **k: pytest.fail("fitted before refusing"))
+    with pytest.raises(InputError, match="method='families' needs the homology graph.*method='scan'"):
+        write_clustering(tmp_path, method="families", n_clusters=4)
