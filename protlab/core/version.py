@@ -13,6 +13,7 @@ from pathlib import Path
 __version__ = "0.3.0"
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
+OUTPUTS = ("benchmarks/results", "benchmarks/RESULTS.md")  # tracked, but written by runs, not code
 
 
 def _git(*args: str) -> str | None:
@@ -28,7 +29,8 @@ def code_identity() -> dict:
     """``{"version", "commit", "dirty"}``; commit and dirty are None outside a git checkout of protlab.
 
     Dirty counts changes to tracked files only (runs, caches and other untracked output do
-    not change the code). Cached: a process runs one version of the code.
+    not change the code), and not to benchmark records, which benchmarks write as they run.
+    Cached: a process runs one version of the code.
     """
     identity = {"version": __version__, "commit": None, "dirty": None}
     if not (_PACKAGE_ROOT / ".git").exists() or not (_PACKAGE_ROOT / "protlab" / "__init__.py").is_file():
@@ -36,6 +38,6 @@ def code_identity() -> dict:
     commit = _git("rev-parse", "HEAD")
     if commit is None:
         return identity
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *(f":(exclude){p}" for p in OUTPUTS))
     identity.update(commit=commit, dirty=None if status is None else bool(status))
     return identity
