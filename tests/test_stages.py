@@ -162,3 +162,32 @@ def test_stage_results_copy_and_pickle(tmp_path):
     assert copy.copy(result).proteins is result.proteins
     assert pickle.loads(pickle.dumps(result.values["report"])) == result.report
     assert copy.deepcopy(result).report == result.report
+
+
+def test_each_command_line_ends_with_what_the_stage_found():
+    """The summary line of every stage, from the results its record holds."""
+    from protlab.cluster.stage import summary_line as cluster_line
+    from protlab.curate.stage import summary_line as curate_line
+    from protlab.evaluate.stage import summary_line as evaluate_line
+    from protlab.pretrain.stage import summary_line as pretrain_line
+    from protlab.residues.stage import summary_line as residues_line
+
+    curate = curate_line({"proteins": 40, "input": 48, "format": "fasta", "dropped": {"duplicate": 8}, "labels": 4,
+                          "splits": {"train": 32, "valid": 4, "test": 4}}, {"total": 3.2})
+    assert curate == ("kept 40 of 48 fasta records (dropped 8: {'duplicate': 8}); 4 labels; "
+                      "splits test 4, train 32, valid 4; 3 s")
+    assert "no labels (05 then needs labels=...)" in curate_line({"proteins": 5, "input": 5, "labels": 0}, {})
+    cluster = cluster_line({"method": "families", "n_clusters": 3, "n_clusters_estimated": 3,
+                            "agreement_heads_families": 0.95, "cluster_sizes": [5, 10, 15]}, {"total": 12})
+    assert cluster == ("3 clusters (families) of 30 proteins; homology graph's estimate 3 families; SCAN heads agree "
+                       "with the families on 95.0%; sizes 5-15; 12 s")
+    scores = evaluate_line({"method": "families", "per_method": {"families": {"nmi": 0.9, "ari": 0.8, "acc": 0.85},
+                                                                 "kmeans": {"nmi": 0.5, "ari": 0.4, "acc": 0.45}},
+                            "nmi": 0.9, "agreement_heads_families": 0.97}, {})
+    assert "families     NMI 0.900  ARI 0.800  ACC 0.850" in scores and "kmeans       NMI 0.500" in scores
+    assert "agree with the families on 97.0%" in scores
+    assert "zero-shot not scored" in pretrain_line({"steps": 20, "final_loss": 1.0, "mrr": 0.3, "split": "valid",
+                                                    "n_pairs": 7, "zero_shot_acc": None}, {})
+    residues = residues_line({"n_structures": 4, "n_with_sites": 2, "model_trained_on": "labels",
+                              "labels": {"accuracy": 0.5, "skipped": 3}, "skipped": ["a", "rows"]}, {"total": 1})
+    assert "accuracy 0.500" in residues and "3 skipped" in residues

@@ -301,8 +301,9 @@ def summary_line(results: dict, timings: dict) -> str:
     for key in ("accuracy", "fmax", "aupr"):
         if isinstance(labels.get(key), (int, float)):
             parts.append(f"{key} {labels[key]:.3f}")
-    if results.get("skipped"):
-        parts.append(f"{len(results['skipped'])} skipped (listed in residues.json)")
+    skipped = labels.get("skipped", len(results.get("skipped") or []))  # files and table rows, as the report
+    if skipped:
+        parts.append(f"{skipped} skipped (listed in residues.json)")
     if results.get("caveat"):
         parts.append(results["caveat"])
     parts.append(f"{timings.get('total', 0):.0f} s")
