@@ -608,11 +608,17 @@ def fit_graph_methods(embeddings, sequences=None, *, n_clusters: int | None, **o
     out = {"scan": Clustering(heads, prob, "scan", dict(info), model)}
     if model.partition is not None:
         families = model.partition.labels.astype(np.int64)
-        agreement = float((heads == families).mean())
-        info.update(family_group_sizes=model.info["family_group_sizes"], agreement_heads_families=agreement)
-        out["scan"].info.update(agreement_heads_families=agreement, family_group_sizes=model.info["family_group_sizes"])
-        out["families"] = Clustering(families, prob, "families", info, model)
+        shared = {"family_group_sizes": model.info["family_group_sizes"],
+                  "agreement_heads_families": float((heads == families).mean())}
+        out["scan"].info.update(shared)
+        out["families"] = Clustering(families, prob, "families", {**info, **shared}, model)
     return out
+
+
+def refuse_families_without_graph(neighbors: str, *, have_sequences: bool) -> None:
+    """method='families' is refused before any fit when the neighbours will not be homology hits."""
+    if resolve_source(neighbors, have_sequences=have_sequences) == "faiss":
+        raise no_families_error()
 
 
 def no_families_error() -> InputError:
@@ -647,7 +653,6 @@ def cluster(embeddings, sequences=None, *, method: str = "families", n_clusters:
     if method == "scan":
         return scan(embeddings, sequences, n_clusters=n_clusters, seed=seed, **options)
     if method == "families":
-        if options.get("neighbors") == "faiss":  # refused before the fit, not after it
-            raise no_families_error()
+        refuse_families_without_graph(options.get("neighbors", "auto"), have_sequences=sequences is not None)
         return families(embeddings, sequences, n_clusters=n_clusters, seed=seed, **options)
     raise InputError(f"method={method!r} is unknown; use one of {METHODS}")

@@ -20,8 +20,8 @@ import pandas as pd
 
 from protlab.cluster.families import FamilyConfig
 from protlab.cluster.methods import GRAPH_FEATURES, GRAPH_METHODS, METHODS, Clustering, cluster, fit_graph_methods
-from protlab.cluster.methods import ScanClusterer, no_families_error
-from protlab.cluster.neighbors import NEIGHBOR_SOURCES, resolve_source
+from protlab.cluster.methods import ScanClusterer, no_families_error, refuse_families_without_graph
+from protlab.cluster.neighbors import NEIGHBOR_SOURCES
 from protlab.core.atomic import atomic_paths, jsonable
 from protlab.core.errors import InputError
 from protlab.core.fingerprint import proteins_fingerprint
@@ -128,8 +128,8 @@ def write_clustering(run_dir: str | Path, *, method: str = "families", n_cluster
     start = time.perf_counter()
     if method in GRAPH_METHODS:
         options.setdefault("neighbors", "auto")
-        if method == "families" and resolve_source(options["neighbors"], have_sequences=True) == "faiss":
-            raise no_families_error()  # before the fit: without MMseqs2 there is no homology graph
+        if method == "families":
+            refuse_families_without_graph(options["neighbors"], have_sequences=True)
         results = fit_graph_methods(emb, proteins["sequence"].astype(str).tolist(), n_clusters=n_clusters,
                                     seed=seed, **options)
         if method not in results:

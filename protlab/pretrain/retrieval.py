@@ -194,9 +194,7 @@ def evaluate_alignment(model, eval_pairs: pd.DataFrame, prompts: dict[str, str],
         model.train(was_training)
     out = retrieval_metrics(p, t)
     labels = list(eval_pairs["label"]) if "label" in eval_pairs.columns else [None] * len(eval_pairs)
-    out["zero_shot_acc"], coverage = zero_shot_accuracy(p, c, labels, classes) if classes else \
-        (None, {"scored": 0, "labelled": int(has_label(labels).sum()), "proteins": len(labels),
-                "labels_without_prompt": []})
+    out["zero_shot_acc"], coverage = zero_shot_accuracy(p, c, labels, classes)
     out["zero_shot_coverage"] = coverage["scored"] / max(len(labels), 1)
     out["zero_shot"] = coverage
     out["n_classes"] = len(classes)
