@@ -143,10 +143,10 @@ def write_clustering(run_dir: str | Path, *, method: str = "families", n_cluster
         return results[method]
     common = {"seed": seed, "seconds": elapsed, "n_clusters_requested": n_clusters,
               "encoder": meta.get("encoder") or meta.get("name"), **current_fingerprints(run)}
-    written, targets, frames = [], [], []
+    written, targets, frames = [], [], {}
     for name, result in results.items():
         result.info = {"method": name, **common, **result.info, "n_clusters": int(result.probabilities.shape[1])}
-        frames.append((clusters_frame(ids, result), result.info))
+        frames[name] = clusters_frame(ids, result)
         targets += [run.writable("clusterings") / f"{name}.parquet", run.clustering(name, ".json")]
     model = results[method].model
     if isinstance(model, ScanClusterer):
@@ -156,11 +156,11 @@ def write_clustering(run_dir: str | Path, *, method: str = "families", n_cluster
     if write_main:
         targets.append(run.writable("clusters"))
     with atomic_paths(*targets) as tmps:  # the tables and their records land together
-        for (frame, info), table, info_path in zip(frames, tmps[0::2], tmps[1::2]):
+        for (name, frame), table, info_path in zip(frames.items(), tmps[0::2], tmps[1::2]):
             frame.to_parquet(table, index=False)
-            info_path.write_text(json.dumps(info, indent=2, sort_keys=True, default=jsonable) + "\n")
+            info_path.write_text(json.dumps(results[name].info, indent=2, sort_keys=True, default=jsonable) + "\n")
         if write_main:
-            clusters_frame(ids, results[method]).to_parquet(tmps[-1], index=False)
+            frames[method].to_parquet(tmps[-1], index=False)
     written += targets
     if record is not None:
         for path in written:
