@@ -16,6 +16,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # and the cells' outputs so far are in the failure report (papermill's log, captured).
 os.environ.setdefault("PROTLAB_CELL_TIMEOUT", "600")
 os.environ.setdefault("PROTLAB_NOTEBOOK_LOG", "1")
+# A slow Chromium costs a test at most this once per process; the PNG then comes from matplotlib.
+os.environ.setdefault("PROTLAB_PNG_TIMEOUT", "30")
 logging.getLogger("papermill").setLevel(logging.INFO)
 
 REPO = Path(__file__).resolve().parent.parent
