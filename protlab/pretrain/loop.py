@@ -5,12 +5,15 @@ GPU, optional ``torch.compile``, per-tower freezing and learning-rate ratios. DD
 detected from the ``torchrun`` environment (RANK / WORLD_SIZE / LOCAL_RANK); only rank 0
 writes. Checkpoints (``run_dir/checkpoints/last.pt``, written atomically) carry the model
 arguments, config, optimiser, scheduler, step, RNG states and data position, so a run
-restarted with ``resume`` continues exactly where the last checkpoint left it.
+restarted with ``resume`` continues exactly where the last checkpoint left it. Every
+``eval_every`` steps the valid split is scored and the best step by valid MRR is kept as
+``checkpoints/best.pt`` (:mod:`protlab.pretrain.validation`).
 
 Artifacts (rank 0; paths from :class:`~protlab.core.rundir.RunDir`): ``pretrain_log.jsonl``
 (one record per ``log_every`` steps), ``pretrain_metrics.json`` (held-out retrieval and
-zero-shot accuracy, trained and untrained) and ``checkpoints/protein_encoder.pt`` (the protein
-tower as a protlab esm2 checkpoint that 02_embed / 04_cluster load by path). The stage,
+zero-shot accuracy of the exported step and of the untrained model) and
+``checkpoints/protein_encoder.pt`` (the best step's protein tower, the last step's without a
+valid split, as a protlab esm2 checkpoint that 02_embed / 04_cluster load by path). The stage,
 :func:`protlab.pretrain.run`, calls :func:`run_training` and then draws the figures.
 """
 from __future__ import annotations
@@ -40,6 +43,8 @@ from protlab.pretrain.config import PretrainConfig, from_dict, resume_changes
 from protlab.pretrain.data import Collator, PairBatches, load_pairs
 from protlab.pretrain.retrieval import class_prompts, evaluate_alignment
 from protlab.pretrain.text import load_text_encoder
+from protlab.pretrain.validation import (BEST_FILE, BEST_METRIC, BestStep, Validator, is_eval_step, load_valid_pairs,
+                                         no_selection_note)
 
 LOSS_NAMES = ("gc", "mlm", "bsr", "pda")
 
@@ -63,9 +68,12 @@ def mrr_ratio(trained: dict, untrained: dict) -> float:
 
 
 def evaluate_checkpoint(run_dir: str | Path, split: str, *, device: str = "cpu") -> dict:
-    """A finished run's trained model (``checkpoints/last.pt``) and the same model untrained,
-    scored on ``split`` of ``run_dir/proteins.parquet`` as ``train`` scores its ``eval_split``."""
-    trained, tokenizer, config = load_trained(RunDir(run_dir).require("pretrain_checkpoint"))
+    """A finished run's exported model (``checkpoints/best.pt``, else ``checkpoints/last.pt``)
+    and the same model untrained, scored on ``split`` of ``run_dir/proteins.parquet`` as
+    ``train`` scores its ``eval_split``."""
+    last = RunDir(run_dir).require("pretrain_checkpoint")
+    best = last.parent / BEST_FILE
+    trained, tokenizer, config = load_trained(best if best.is_file() else last)
     untrained, _ = build_model(config)
     trained.to(device), untrained.to(device)
     pairs, train_pairs = load_pairs(run_dir, split=split), load_pairs(run_dir, split=config.train_split)
@@ -341,12 +349,21 @@ def _train(config: PretrainConfig, env, device: str) -> dict:
         except InputError as exc:
             print(f"[train] no evaluation: {exc}", flush=True)
     evaluate = alignment_evaluator(model, eval_pairs, train_pairs, collator, config, device, autocast)
+    validate, selection_note, best = None, None, BestStep(run_.path("checkpoints"))
+    if env.is_main:
+        valid_pairs, reason = load_valid_pairs(run_dir)
+        if valid_pairs is None:
+            selection_note = no_selection_note(reason)
+            print(f"[train] {selection_note}", flush=True)
+        else:
+            validate = Validator(model, valid_pairs, collator, config, weights, device=device, autocast=autocast)
 
     optimizer = torch.optim.AdamW(param_groups(model, config), lr=config.lr, betas=(0.9, 0.98), eps=1e-6,
                                   fused=device.startswith("cuda"))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
     step, window = 0, None
-    if config.resume and ckpt_path.is_file():
+    resumed = config.resume and ckpt_path.is_file()
+    if resumed:
         ckpt = read_training_state(ckpt_path)
         check_architecture(ckpt, model, ckpt_path)
         changed = resume_changes(ckpt.get("config", {}), config)
@@ -377,9 +394,11 @@ def _train(config: PretrainConfig, env, device: str) -> dict:
             kept = [r for r in read_log(run_dir) if r["step"] <= step]
             atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in kept))
             print(f"[train] resumed from {ckpt_path} at step {step}", flush=True)
+            best.restore()
     else:
         if env.is_main:
             log_path.unlink(missing_ok=True)
+            best.forget()
             if eval_pairs is not None:  # the untrained baseline, measured in the same run
                 atomic_write_json(untrained_path, evaluate())
     if env.is_main:  # an earlier run's metrics; this run writes its own when it finishes
@@ -395,6 +414,7 @@ def _train(config: PretrainConfig, env, device: str) -> dict:
         train_model = torch.compile(train_model)
 
     losses_log = LossWindow(weights, env.world, window)
+    note_pending = selection_note is not None and not resumed
 
     def checkpoint():
         losses_log.drain()
@@ -445,12 +465,23 @@ def _train(config: PretrainConfig, env, device: str) -> dict:
         losses_log.add(step_losses, grad_norm)
         if progress is not None:
             progress.update(1)
-        if step % config.log_every == 0 or step == config.max_steps:
+        # the same rule on every rank: a record's losses are all-reduced under DDP
+        eval_step = is_eval_step(step, config.eval_every, config.max_steps)
+        if step % config.log_every == 0 or step == config.max_steps or eval_step:
             record = {"step": step, **losses_log.record(), "lr": scheduler.get_last_lr()[0],
                       "temperature": float(1.0 / model.scale().detach()),
                       "tokens_per_s": tokens_seen / max(1e-9, time.perf_counter() - start)}
+            if validate is not None and eval_step:
+                record.update(validated(validate))
+                best.offer(step, {k: v for k, v in record.items() if k.startswith("valid_")},
+                           lambda: {"model_args": model_args(model), "config": config.to_dict(),
+                                    "model": model.state_dict()})
+                record["best_step"] = best.step
+            if note_pending:  # said once, in the run's first record
+                record["note"], note_pending = selection_note, False
             if progress is not None:
-                progress.set_postfix(loss=f"{record['last_loss']:.3f}")
+                progress.set_postfix(loss=f"{record['last_loss']:.3f}",
+                                     **({"best": best.step} if best.step is not None else {}))
             if env.is_main:
                 append_line(log_path, json.dumps(record))
         if step % config.ckpt_every == 0 or step == config.max_steps:
@@ -463,12 +494,17 @@ def _train(config: PretrainConfig, env, device: str) -> dict:
     if env.is_main:
         history = read_log(run_dir)
         summary["final_loss"] = history[-1]["last_loss"] if history else None
-        export_protein_encoder(model, run_.path("protein_encoder"), source="protlab.pretrain.loop", step=step,
-                               protein_encoder=config.protein_encoder, text_encoder=config.text_encoder)
+        selection = select_exported(model, best, validate is not None, step,
+                                    selection_note)
+        summary.update(selection)
+        export_protein_encoder(model, run_.path("protein_encoder"), source="protlab.pretrain.loop",
+                               step=selection["best_step"], selected_by=selection["best_metric"],
+                               protein_encoder=config.protein_encoder,
+                               text_encoder=config.text_encoder)
         if eval_pairs is not None:
             trained = evaluate()
             untrained = json.loads(untrained_path.read_text()) if untrained_path.is_file() else None
-            metrics = {**trained, "untrained": untrained, "split": config.eval_split, "steps": step,
+            metrics = {**trained, "untrained": untrained, "split": config.eval_split, "steps": step, **selection,
                        "loss_trends": loss_trends(history, weights), "config": config.to_dict()}
             if untrained:
                 metrics["mrr_ratio"] = mrr_ratio(trained, untrained)
@@ -481,6 +517,28 @@ def _train(config: PretrainConfig, env, device: str) -> dict:
     if env.world > 1:
         leave_distributed()
     return summary
+
+
+def validated(validate) -> dict:
+    """``validate()`` with every RNG state put back: scoring changes nothing a resumed run replays."""
+    states = capture_rng()
+    try:
+        return validate()
+    finally:
+        restore_rng(states)
+
+
+def select_exported(model, best: BestStep, validating: bool, step: int, note: str | None) -> dict:
+    """Load the best step's weights into ``model`` (the last step's stay without a selection);
+    returns what was chosen and by what (``best_step``, ``best_metric``, ``best_valid``)."""
+    if validating and best.step is None:
+        note = no_selection_note("no validation was recorded for this run")
+    if best.step is None or not validating:
+        return {"best_step": step, "best_metric": "none: the last step", "best_valid": None,
+                "selection_note": note}
+    if best.step != step:
+        model.load_state_dict(best.weights())
+    return {"best_step": best.step, "best_metric": BEST_METRIC, "best_valid": best.valid, "selection_note": None}
 
 
 # ------------------------------------------------------------------------- launchers

@@ -3,16 +3,19 @@
 ``run(run_dir, **params)`` starts from a preset (:data:`~protlab.pretrain.config.PRESETS`),
 applies every parameter that is not None, trains on the train split of ``proteins.parquet``
 (:func:`protlab.pretrain.loop.run_training`: in this process, or under ``torchrun`` when
-``nproc > 1``) and scores the held-out pairs against the untrained model. Writes
-``checkpoints/last.pt`` (resumable), ``checkpoints/protein_encoder.pt`` (the protein tower,
-an encoder path for 02_embed / 04_cluster), ``pretrain_log.jsonl``, ``pretrain_metrics.json``,
-the loss and retrieval figures and ``pretrain.json``.
+``nproc > 1``), validating every ``eval_every`` steps, and scores the held-out pairs with the
+best step by valid MRR (the last without a valid split) against the untrained model. Writes
+``checkpoints/last.pt`` (resumable), ``checkpoints/best.pt``, ``checkpoints/protein_encoder.pt``
+(the best step's protein tower, an encoder path for 02_embed / 04_cluster),
+``pretrain_log.jsonl``, ``pretrain_metrics.json``, the loss and retrieval figures and ``pretrain.json``.
 """
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 from typing import Any
+
+import plotly.graph_objects as go
 
 from protlab.core.rundir import RunDir
 from protlab.core.runtime import check_device, dist_env
@@ -23,6 +26,7 @@ from protlab.plot.pretrain import loss_figure, metrics_figure
 from protlab.pretrain.config import PRESETS, PretrainConfig, make_config
 from protlab.pretrain.loop import loss_trends, loss_weights, read_log, run_training
 from protlab.pretrain.retrieval import metrics_table
+from protlab.pretrain.validation import BEST_FILE
 
 BUILTIN_ENCODERS = ("tiny", "minilm")  # tower specs that are not files (nothing to fingerprint)
 
@@ -106,6 +110,8 @@ _SETTINGS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "nproc": ("processes (GPUs); > 1 launches torchrun", "int", {"low": 1}),
     "log_every": ("steps per log record", "int", {"low": 1}),
     "ckpt_every": ("steps per checkpoint", "int", {"low": 1}),
+    "eval_every": (("steps per validation: the valid split's retrieval MRR and losses are logged and the best "
+                    "step by valid MRR is kept (checkpoints/best.pt) and exported"), "int", {"low": 1}),
     "resume": ("continue from the run's last checkpoint when there is one", "bool", {}),
     "resume_override": ("resume even when optimisation, data or loss settings differ from the checkpoint's",
                         "bool", {}),
@@ -121,12 +127,27 @@ STAGE = Stage("pretrain", "03_pretrain", "ProtCLIP pretraining: align a protein 
 ))
 
 
+def _mark_best_step(fig, history: list[dict], best_step: int | None, *, selected: bool):
+    """The loss figure with the valid split's total loss (when validated) and a line at the exported step."""
+    valid = [r for r in history if "valid_loss" in r]
+    if valid:
+        fig.add_trace(go.Scatter(x=[r["step"] for r in valid], y=[r["valid_loss"] for r in valid],
+                                 mode="lines+markers", line={"dash": "dot"}, name="valid total (weighted)"))
+    if best_step is not None:
+        fig.add_vline(x=best_step, line_dash="dash", line_color="grey",
+                      annotation_text=f"{'best' if selected else 'last'} step {best_step} (exported)")
+    return fig
+
+
 def _record_outputs(record: StageRecord, run_: RunDir, *, launched: bool) -> None:
     keys = ["pretrain_checkpoint", "protein_encoder", "pretrain_log", "pretrain_metrics", "pretrain_untrained_metrics"]
     if launched:  # the config torchrun's workers read
         keys.append("pretrain_config")
     for key in keys:
         record.wrote(run_.path(key))
+    best = run_.path("checkpoints") / BEST_FILE
+    if best.is_file():
+        record.wrote(best)
 
 
 def run(run_dir: str | Path, **params) -> StageResult | None:
@@ -150,12 +171,16 @@ def run(run_dir: str | Path, **params) -> StageResult | None:
     if not env.is_main:  # a worker of ``torchrun -m protlab.pretrain``: rank 0 reports
         return None
     metrics = summary.pop("metrics", None)
+    chosen = metrics or summary
+    selection = {key: chosen.get(key) for key in ("best_step", "best_metric", "selection_note")}
+    selection["best_valid_mrr"] = (chosen.get("best_valid") or {}).get("valid_mrr")
     history = read_log(run_dir)
     weights = loss_weights(config)
     figures, table = {}, None
     with record.timed("figures"):
         if history:
-            figures["losses"] = loss_figure(history, weights)
+            figures["losses"] = _mark_best_step(loss_figure(history, weights), history, selection["best_step"],
+                                               selected=selection["selection_note"] is None)
             for path in save_figure(figures["losses"], run_.figure("pretrain_losses")).values():
                 record.wrote(path)
         if metrics:
@@ -165,7 +190,7 @@ def run(run_dir: str | Path, **params) -> StageResult | None:
                 record.wrote(path)
     _record_outputs(record, run_, launched=launched)
     record.results.update(steps=summary.get("step"), final_loss=summary.get("final_loss"),
-                          loss_trends=loss_trends(history, weights))
+                          loss_trends=loss_trends(history, weights), **selection)
     if metrics:
         record.results.update(split=metrics["split"], n_pairs=metrics["n_pairs"],
                               zero_shot_acc=metrics["zero_shot_acc"], mrr=metrics["mrr"],
@@ -180,6 +205,11 @@ def run(run_dir: str | Path, **params) -> StageResult | None:
 def summary_line(results: dict, timings: dict) -> str:
     """The command line's closing line: training and the held-out retrieval."""
     parts = [f"{results.get('steps')} steps, final loss {results.get('final_loss')}"]
+    if results.get("best_valid_mrr") is not None:
+        parts.append(f"exported step {results['best_step']} (best {results.get('best_metric')} "
+                     f"{results['best_valid_mrr']:.3f})")
+    elif results.get("best_step") is not None:
+        parts.append("exported the last step (no valid split of 2+ pairs to select on)")
     if results.get("mrr") is not None:
         parts.append(f"{results.get('split')} ({results.get('n_pairs')} pairs): protein->text MRR {results['mrr']:.3f}"
                      + (f" ({results['mrr_ratio']:.2f}x the untrained model)" if results.get("mrr_ratio") else "")
