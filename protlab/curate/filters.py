@@ -27,7 +27,8 @@ other characters (digits, …)   ``InputError`` naming the record (readers alrea
                                reject these with the file and line)
 =============================  =====================================================
 
-Then: missing/empty sequence → ``empty``; length below ``min_length`` or above ``max_length`` (None: no bound) →
+Then: missing/empty sequence → ``empty``; with ``require_text``, blank text (a table's
+text column, read for protein–text pairs) → ``no_text``; length below ``min_length`` or above ``max_length`` (None: no bound) →
 ``too_short`` / ``too_long``; a sequence identical to an earlier kept one →
 ``duplicate`` (the first occurrence is kept; ``report["duplicate_label_conflicts"]``
 counts duplicates whose labels differ); an id seen before with another sequence →
@@ -53,7 +54,7 @@ _REPLACE = {"replace_x": str.maketrans({"U": "C", "O": "K", "B": "X", "Z": "X", 
 _STRIP = str.maketrans("", "", "-. \t\r\n")
 _VALID = re.compile(r"^[A-Z]*$")
 REASONS = ("empty", "internal_stop", "invalid", "nonstandard", "too_many_x", "too_short", "too_long",
-           "duplicate", "duplicate_id")
+           "duplicate", "duplicate_id", "no_text")
 MAX_EXAMPLES = 20  # dropped ids listed per reason in the report
 
 
@@ -80,11 +81,13 @@ def clean_sequence(sequence: str, *, nonstandard: str = "replace_x") -> tuple[st
 
 def curate(frame: pd.DataFrame, *, min_length: int = 20, max_length: int | None = None,
            nonstandard: str = "replace_x", max_x_fraction: float = 0.1, dedup: bool = True,
-           on_invalid: str = "raise") -> tuple[pd.DataFrame, dict]:
+           on_invalid: str = "raise", require_text: bool = False) -> tuple[pd.DataFrame, dict]:
     """Apply the residue policy and filters of the module docstring.
 
     ``on_invalid="raise"`` (default) raises :class:`InputError` for a sequence holding
     characters that are never residues; ``"drop"`` drops such records (reason ``invalid``).
+    ``require_text=True`` drops records whose ``text`` is blank (reason ``no_text``): a pair
+    without text gives 03 nothing to align.
     Returns ``(kept, report)``; ``kept`` has a fresh index and a ``length`` column.
     """
     if nonstandard not in POLICIES:
@@ -115,6 +118,11 @@ def curate(frame: pd.DataFrame, *, min_length: int = 20, max_length: int | None 
     seen_seq: dict[str, int] = {}
     seen_id: dict[str, str] = {}
     labels = frame["label"].tolist() if "label" in frame.columns else [None] * len(frame)
+    if require_text:
+        if "text" not in frame.columns:
+            raise InputError(f"require_text=True but the table has no 'text' column (columns: {list(frame.columns)})")
+        texts = [t if isinstance(t, str) else "" for t in frame["text"].tolist()]
+        reasons = [r if r is not None or t.strip() else "no_text" for r, t in zip(reasons, texts)]
     conflicts = 0
     for i, (rid, seq) in enumerate(zip(frame["id"].astype(str).tolist(), cleaned)):
         if reasons[i] is not None:
@@ -158,19 +166,22 @@ def curate(frame: pd.DataFrame, *, min_length: int = 20, max_length: int | None 
 
 def load_source(source: str, *, n_families: int = 8, members_per_family: int = 40, seed: int = 0,
                 label_regex: str | None = None, label_field: str | int | None = None,
-                max_records: int | None = None, format: str = "auto") -> tuple[pd.DataFrame, str]:
+                max_records: int | None = None, format: str = "auto", id_column: str = "id",
+                sequence_column: str = "sequence", text_column: str | None = None) -> tuple[pd.DataFrame, str]:
     """The raw proteins table of ``source`` and its kind (``"toy"`` or the file format).
 
     ``source="toy"`` draws the toy universe (``n_families``, ``members_per_family``,
     ``seed``); anything else is a file path read by
-    :func:`protlab.curate.formats.read_proteins` (format auto-detected). ``max_records``
+    :func:`protlab.curate.formats.read_proteins` (format auto-detected; the ``*_column``
+    options name a table's columns). ``max_records``
     keeps a seeded random subset of at most that many records.
     """
     if str(source) == "toy":
         frame, kind = make_universe(n_families, members_per_family, seed=seed).proteins, "toy"
     else:
         kind = detect_format(source) if format == "auto" else format
-        frame = read_proteins(source, format=kind, label_regex=label_regex, label_field=label_field)
+        frame = read_proteins(source, format=kind, label_regex=label_regex, label_field=label_field,
+                              id_column=id_column, sequence_column=sequence_column, text_column=text_column)
         if frame.empty:
             raise InputError(f"{source}: no proteins were read; check the file and its format ({kind})")
     if max_records is not None:

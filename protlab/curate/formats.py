@@ -17,7 +17,8 @@ from protlab.curate.uniprot import iter_uniprot, uniprot_row
 
 def read_proteins(path: str | Path, *, format: str = "auto", label_regex: str | None = None,
                   label_field: str | int | None = None, id_column: str = "id",
-                  sequence_column: str = "sequence", label_column: str | None = "label"):
+                  sequence_column: str = "sequence", label_column: str | None = "label",
+                  text_column: str | None = None):
     """Read proteins from any supported file into a DataFrame (id, sequence, label, ...).
 
     * fasta: ``label_regex`` (group 1, else the whole match, on the header) or
@@ -28,7 +29,8 @@ def read_proteins(path: str | Path, *, format: str = "auto", label_regex: str | 
     * uniprot: id = primary accession; label = ``label_field`` (a column name such as
       ``"organism"``) or the first Pfam id; all UniProt fields are columns (go/pfam/ec lists).
     * tsv/csv: ``id_column``, ``sequence_column``, ``label_column`` (a ``label_field`` name
-      overrides it: 01_curate's label_field names the label column).
+      overrides it: 01_curate's label_field names the label column) and ``text_column``
+      (None: no text; read into a ``text`` column, runs of whitespace made one space).
     * pdb/mmcif: one row (the default chain), id ``<file stem>_<chain>``.
     """
     path = Path(path)
@@ -52,10 +54,12 @@ def read_proteins(path: str | Path, *, format: str = "auto", label_regex: str | 
     elif fmt == "uniprot":
         rows = [uniprot_row(e, label_field=label_field) for e in iter_uniprot(path)]
     elif fmt in ("tsv", "csv"):
-        rows = [dict(id=r.id, sequence=r.sequence, label=r.label)
-                for r in iter_table(path, id_column=id_column, sequence_column=sequence_column,
-                                    label_column=label_field if isinstance(label_field, str) else label_column,
-                                    sep="\t" if fmt == "tsv" else ",")]
+        records = list(iter_table(path, id_column=id_column, sequence_column=sequence_column,
+                                  label_column=label_field if isinstance(label_field, str) else label_column,
+                                  text_column=text_column, sep="\t" if fmt == "tsv" else ","))
+        with_text = any(r.text is not None for r in records)  # the file has the text column
+        rows = [dict(id=r.id, sequence=r.sequence, label=r.label, **({"text": r.text} if with_text else {}))
+                for r in records]
     else:
         structure = read_structure(path)
         rows = [dict(id=f"{structure.id}_{structure.chain}", sequence=structure.sequence,

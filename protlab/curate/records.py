@@ -14,6 +14,7 @@ class SequenceRecord:
     sequence: str
     label: str | None = None
     description: str = ""
+    text: str | None = None  # a table's text column: the protein's description for 03's pairs
 
 
 # The four ProtCLIP text properties, in the order DESIGN.md gives them.

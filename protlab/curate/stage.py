@@ -1,7 +1,8 @@
 """Stage 01: read proteins, clean and filter them, and split them without redundancy.
 
 ``run(run_dir, **params)`` reads ``source`` (the toy universe or a FASTA / Stockholm /
-UniProt / TSV / CSV / structure file), cleans residues and filters
+UniProt / TSV / CSV / structure file; a table's ``text_column`` gives 03's protein–text
+pairs, as UniProt properties do), cleans residues and filters
 (:mod:`protlab.curate.filters`), optionally applies ProtCLIP property-driven sampling
 (:mod:`protlab.curate.sampling`), splits train / valid / test by sequence identity
 (:mod:`protlab.curate.split`) and writes ``proteins.parquet``, ``curation_report.json``,
@@ -45,6 +46,11 @@ STAGE = Stage("curate", "01_curate", "Read, clean, filter and split proteins int
     Param("label_regex", None, "regex on the FASTA header / sequence name whose first group is the label",
           "str", none=True, check=regular_expression),
     Param("label_field", None, "header token index or UniProt/table field holding the label", "str|int", none=True),
+    Param("id_column", "id", "TSV/CSV: the column holding the protein id", "str"),
+    Param("sequence_column", "sequence", "TSV/CSV: the column holding the sequence", "str"),
+    Param("text_column", "text", "TSV/CSV: the column holding each protein's text (the protein-text pairs 03 "
+          "trains on; rows with blank text are dropped); optional under its default name; None: no text",
+          "str", none=True),
     Param("max_records", None, "seeded random subset of at most this many records (None: all)", "int",
           low=1, none=True),
     Param("min_length", 20, "shortest sequence kept (residues)", "int", low=1),
@@ -75,13 +81,15 @@ def run(run_dir: str | Path, **params) -> StageResult:
     with record.timed("read"):
         raw, kind = load_source(source, n_families=p["n_families"], members_per_family=p["members_per_family"],
                                 seed=p["seed"], label_regex=p["label_regex"], label_field=p["label_field"],
-                                max_records=p["max_records"])
+                                max_records=p["max_records"], id_column=p["id_column"],
+                                sequence_column=p["sequence_column"], text_column=p["text_column"])
     if source != "toy":
         record.read(source)
     print(f"{len(raw)} records from {source!r} ({kind})")
     with record.timed("filter"):
         proteins, report = curate(raw, min_length=p["min_length"], max_length=p["max_length"],
-                                  nonstandard=p["nonstandard"], max_x_fraction=p["max_x_fraction"], dedup=p["dedup"])
+                                  nonstandard=p["nonstandard"], max_x_fraction=p["max_x_fraction"], dedup=p["dedup"],
+                                  require_text=kind in ("tsv", "csv") and "text" in raw.columns)
         proteins = require_proteins(proteins, report, source=source, step="curation")
     dropped = {k: v for k, v in report["dropped"].items() if v}
     print(f"kept {report['kept']} of {report['input']}" + (f"; dropped {dropped}" if dropped else ""))

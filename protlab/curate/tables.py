@@ -3,7 +3,9 @@
 The first row holds column names. ``id_column`` and ``sequence_column`` must exist, or an
 :class:`~protlab.core.errors.InputError` names the file and the available columns. ``label_column``
 is optional only under its default name ``"label"`` (missing → labels are None); a label
-column named explicitly must exist; ``label_column=None`` reads no labels. The separator is
+column named explicitly must exist; ``label_column=None`` reads no labels. ``text_column``
+(a protein's description, the text of a protein–text pair) follows the same rule under its
+name ``"text"``; its default here, None, reads no text. The separator is
 ``sep``, else taken from the extension (``.tsv``/``.tab`` tab, ``.csv`` comma), else from the
 header line (a tab if it has one, else a comma).
 
@@ -24,10 +26,11 @@ from protlab.curate.records import SequenceRecord
 
 _NOT_SEQUENCE = re.compile(r"[^A-Za-z*.\-]")
 DEFAULT_LABEL_COLUMN = "label"
+DEFAULT_TEXT_COLUMN = "text"
 
 
 def iter_table(path: str | Path, *, id_column: str = "id", sequence_column: str = "sequence",
-               label_column: str | None = DEFAULT_LABEL_COLUMN,
+               label_column: str | None = DEFAULT_LABEL_COLUMN, text_column: str | None = None,
                sep: str | None = None) -> Iterator[SequenceRecord]:
     """Yield one :class:`SequenceRecord` per table row."""
     path = Path(path)
@@ -44,17 +47,14 @@ def iter_table(path: str | Path, *, id_column: str = "id", sequence_column: str 
         index = {name: i for i, name in enumerate(columns)}
         for wanted, option in ((id_column, "id_column"), (sequence_column, "sequence_column")):
             if wanted not in index:
-                raise InputError(f"{path}: no column {wanted!r}; the columns are {columns}: rename one to "
-                                 f"{wanted!r} (01_curate reads the columns 'id' and 'sequence'), or read the file "
-                                 f"with protlab.curate.formats.read_proteins({option}=<one of them>)")
-        label_at = None
-        if label_column is not None:
-            if label_column in index:
-                label_at = index[label_column]
-            elif label_column != DEFAULT_LABEL_COLUMN:
-                raise InputError(f"{path}: no label column {label_column!r}; the columns are {columns}: name one "
-                                 "of them (label_field in 01_curate, label_column in read_proteins / iter_table) "
-                                 "or None")
+                raise InputError(f"{path}: no column {wanted!r}; the columns are {columns}: 01_curate reads the "
+                                 f"columns 'id' and 'sequence' unless id_column / sequence_column name others "
+                                 f"(01_curate's parameters, or read_proteins({option}=...)); name one of them "
+                                 f"or rename one to {wanted!r}")
+        label_at = _optional_column(path, columns, index, label_column, DEFAULT_LABEL_COLUMN, "label",
+                                    "label_field in 01_curate, label_column in read_proteins / iter_table")
+        text_at = _optional_column(path, columns, index, text_column, DEFAULT_TEXT_COLUMN, "text",
+                                   "text_column in 01_curate, read_proteins and iter_table")
         id_at, seq_at = index[id_column], index[sequence_column]
         reader = csv.reader(handle, delimiter=sep)
         for row in _rows(reader, path, line_no):
@@ -76,7 +76,22 @@ def iter_table(path: str | Path, *, id_column: str = "id", sequence_column: str 
                 raise ParseError(path, f"illegal character {bad.group(0)!r} in the sequence "
                                        "(letters, '*', '-' and '.' only)", line=here, record=seq_id)
             label = (row[label_at].strip() or None) if label_at is not None else None
-            yield SequenceRecord(id=seq_id, sequence=sequence, label=label)
+            text = " ".join(row[text_at].split()) if text_at is not None else None  # "" when blank
+            yield SequenceRecord(id=seq_id, sequence=sequence, label=label, text=text)
+
+
+def _optional_column(path: Path, columns: list[str], index: dict[str, int], name: str | None, default: str,
+                     what: str, option: str) -> int | None:
+    """The index of an optional column: absent under its default name → None; absent when
+    named explicitly → an error naming the file and the columns it has."""
+    if name is None:
+        return None
+    if name in index:
+        return index[name]
+    if name != default:
+        raise InputError(f"{path}: no {what} column {name!r}; the columns are {columns}: name one of them "
+                         f"({option}) or None")
+    return None
 
 
 def read_table(path: str | Path, **options) -> list[SequenceRecord]:
