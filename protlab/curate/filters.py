@@ -28,9 +28,9 @@ other characters (digits, …)   ``InputError`` naming the record (readers alrea
 =============================  =====================================================
 
 Then: missing/empty sequence → ``empty``; with ``require_text``, blank text (a table's
-text column, read for protein–text pairs) → ``no_text``; length below ``min_length`` or above ``max_length`` (None: no bound) →
-``too_short`` / ``too_long``; a sequence identical to an earlier kept one →
-``duplicate`` (the first occurrence is kept; ``report["duplicate_label_conflicts"]``
+text column, read for protein–text pairs) → ``no_text``; length below ``min_length`` or
+above ``max_length`` (None: no bound) → ``too_short`` / ``too_long``; a sequence identical
+to an earlier kept one → ``duplicate`` (the first occurrence is kept; ``report["duplicate_label_conflicts"]``
 counts duplicates whose labels differ); an id seen before with another sequence →
 ``duplicate_id``.
 """

@@ -494,8 +494,7 @@ def _train(config: PretrainConfig, env, device: str) -> dict:
     if env.is_main:
         history = read_log(run_dir)
         summary["final_loss"] = history[-1]["last_loss"] if history else None
-        selection = select_exported(model, best, validate is not None, step,
-                                    selection_note)
+        selection = select_exported(model, best, validate is not None, step, selection_note)
         summary.update(selection)
         export_protein_encoder(model, run_.path("protein_encoder"), source="protlab.pretrain.loop",
                                step=selection["best_step"], selected_by=selection["best_metric"],
