@@ -31,7 +31,7 @@ SCORERS = ("independent", "potts", "masked_marginal")
 PSEUDOCOUNT = 1.0       # weighted sequences spread over the 20 amino acids of a column
 LAMBDA_H = 0.01         # plmc's -lh default
 LAMBDA_J = 0.01         # plmc / EVmutation: λ_J = 0.01·(L−1)·(q−1)
-POTTS_ITERATIONS = 25   # L-BFGS iterations of the pseudo-likelihood fit (the stage's default too)
+POTTS_ITERATIONS = 50   # L-BFGS iterations of the pseudo-likelihood fit (the stage default too)
 _AA_STATE = {a: STATES.index(a) for a in AMINO_ACIDS}
 
 
@@ -110,7 +110,11 @@ def fit_potts(aln: Alignment, *, iterations: int = POTTS_ITERATIONS, lambda_h: f
               chunk: int = 512, device: str = "cpu", progress=None) -> PottsModel:
     """Weighted pseudo-likelihood fit, full batch, by L-BFGS (strong Wolfe line search) for at
     most ``iterations`` steps; the fields start at the independent solution, the couplings at
-    zero. ``lambda_j``: None is plmc's 0.01·(L−1)·(q−1)."""
+    zero. ``lambda_j``: None is plmc's 0.01·(L−1)·(q−1).
+
+    Each coupling block J_ij (i < j) is one parameter, so L-BFGS keeps vectors of half the
+    couplings' size, and the gradient is written out: autograd's copies of the (L·q)² matrix
+    would cost more memory and time than the two matrix products of the data term."""
     import torch
 
     start = time.perf_counter()
@@ -121,44 +125,57 @@ def fit_potts(aln: Alignment, *, iterations: int = POTTS_ITERATIONS, lambda_h: f
     n_eff = float(weights.sum())
     h0 = torch.as_tensor(independent_log_frequencies(aln), dtype=torch.float32)
     h = torch.nn.Parameter((h0 - h0.mean(1, keepdim=True)).to(device))
-    J = torch.nn.Parameter(torch.zeros(length * Q, length * Q, device=device))
-    off = (1.0 - torch.eye(length, device=device)).repeat_interleave(Q, 0).repeat_interleave(Q, 1)
-    optimiser = torch.optim.LBFGS([h, J], lr=1.0, max_iter=iterations, history_size=5,
+    # upper[i]: the couplings of column i with columns i+1.., shape (q, (L−1−i)·q)
+    upper = [torch.nn.Parameter(torch.zeros(Q, (length - 1 - i) * Q, device=device)) for i in range(length - 1)]
+    J = torch.zeros(length * Q, length * Q, device=device)  # the symmetric matrix the data term uses
+    columns = torch.arange(length, device=device)
+    optimiser = torch.optim.LBFGS([h, *upper], lr=1.0, max_iter=iterations, history_size=5,
                                   line_search_fn="strong_wolfe", tolerance_grad=1e-6, tolerance_change=1e-7)
     history = []
 
+    def blocks(i: int):
+        return slice(i * Q, (i + 1) * Q), slice((i + 1) * Q, None)
+
+    @torch.no_grad()
+    def fill_couplings() -> None:
+        for i, block in enumerate(upper):
+            rows, rest = blocks(i)
+            J[rows, rest] = block
+            J[rest, rows] = block.T
+
+    @torch.no_grad()
     def closure():
-        optimiser.zero_grad(set_to_none=True)
-        Js = 0.5 * (J + J.T) * off
-        loss = (lambda_h * (h ** 2).sum() + 0.5 * lambda_j * (Js ** 2).sum()) / n_eff
-        # the data term chunk by chunk, its gradient accumulated through Js
-        grad_js = torch.zeros_like(Js)
+        fill_couplings()
+        grad = torch.zeros_like(J)  # d(−Σ w log p)/dJ with J's entries taken as independent
         grad_h = torch.zeros_like(h)
-        Jd = Js.detach().requires_grad_(True)
-        hd = h.detach().requires_grad_(True)
         nll = 0.0
         for lo in range(0, n, chunk):
             x = codes[lo:lo + chunk]
+            w = weights[lo:lo + chunk]
             onehot = torch.nn.functional.one_hot(x, Q).reshape(len(x), -1).float()
-            logits = (onehot @ Jd).reshape(len(x), length, Q) + hd
-            logp = torch.log_softmax(logits, dim=-1).gather(2, x[:, :, None])[:, :, 0]
-            part = -(weights[lo:lo + chunk, None] * logp).sum() / n_eff
-            gj, gh = torch.autograd.grad(part, (Jd, hd))
-            grad_js += gj
-            grad_h += gh
-            nll += float(part.detach())
-        total = loss + (Js * grad_js).sum() + (h * grad_h).sum()  # same gradient as the full objective
-        total.backward()
-        value = float(loss.detach()) + nll
+            logp = torch.log_softmax((onehot @ J).reshape(len(x), length, Q) + h, dim=-1)
+            nll -= float((w[:, None] * logp.gather(2, x[:, :, None])[:, :, 0]).sum())
+            residual = logp.exp_()  # softmax − onehot: the gradient of −log p at the logits
+            residual.view(len(x), -1)[torch.arange(len(x), device=device)[:, None], columns * Q + x] -= 1.0
+            residual *= w[:, None, None]
+            grad.addmm_(onehot.T, residual.reshape(len(x), -1))
+            grad_h += residual.sum(0)
+        penalty = 0.0
+        for i, block in enumerate(upper):  # J_ij serves column i's logits and, mirrored, column j's
+            rows, rest = blocks(i)
+            block.grad = (grad[rows, rest] + grad[rest, rows].T).add_(block, alpha=2.0 * lambda_j).div_(n_eff)
+            penalty += float(torch.dot(block.view(-1), block.view(-1)))
+        h.grad = (grad_h + 2.0 * lambda_h * h).div_(n_eff)
+        # 0.5·λ_J·Σ over the full symmetric matrix counts each block twice
+        value = (nll + lambda_h * float((h ** 2).sum()) + lambda_j * penalty) / n_eff
         history.append(round(value, 6))
         if progress is not None:
             progress(len(history), iterations, value)
         return torch.tensor(value)
 
     optimiser.step(closure)
-    with torch.no_grad():
-        Js = (0.5 * (J + J.T) * off).cpu().numpy()
-    return PottsModel(h.detach().cpu().numpy(), Js, info={
+    fill_couplings()
+    return PottsModel(h.detach().cpu().numpy(), J.cpu().numpy(), info={
         "iterations": iterations, "evaluations": len(history), "lambda_h": lambda_h, "lambda_j": lambda_j,
         "objective": history[-1] if history else None, "seconds": round(time.perf_counter() - start, 3),
         "n_eff": n_eff, "columns": length, "sequences": n})

@@ -29,7 +29,7 @@ from protlab.curate.toy import make_universe
 from protlab.plot.export import save_figure
 from protlab.plot.variants import effect_map_figure, mean_effect_figure, score_vs_dms_figure
 from protlab.variants.alignment import Alignment, alignment_from_rows, read_alignment
-from protlab.variants.homologs import search_alignment
+from protlab.variants.homologs import search_alignment, variant_region
 from protlab.variants.metrics import score_metrics
 from protlab.variants.mutants import Mutant, all_singles, read_variants, read_wildtype
 from protlab.variants.scorers import (POTTS_ITERATIONS, SCORERS, combine_z, fit_potts, masked_language_model,
@@ -56,8 +56,9 @@ STAGE = Stage("variants", "07_variants", "Score protein variants (mutation effec
           check=existing_file),
     Param("alignment", None, "homologs already aligned (a2m / a3m, Stockholm, aligned FASTA), the first record the "
           "wild type or a region of it (NAME/start-end)", "str", none=True, check=existing_file),
-    Param("homologs", None, "unaligned homologs (FASTA) that MMseqs2 searches and aligns to the wild type, when no "
-          "alignment is given", "str", none=True, check=existing_file),
+    Param("homologs", None, "homologs (FASTA; gaps are ignored, so a Pfam family's aligned FASTA serves) that "
+          "MMseqs2 searches and aligns to the wild type, when no alignment is given; with variants, to the region "
+          "they touch (20 residues either side)", "str", none=True, check=existing_file),
     Param("encoder", None, "masked language model for 'masked_marginal': any ESM spec 02 accepts ('tiny', "
           "'esm2_t33_650M_UR50D', a checkpoint, a Hugging Face directory)", "str|dict", none=True),
     Param("scorers", ["independent", "potts"], "scorers to run, one column each: 'independent', 'potts' (need an "
@@ -127,8 +128,10 @@ def _inputs(params: dict, record: StageRecord):
                              theta=params["theta"], max_mismatches=params["max_mismatches"])
         source = "alignment"
     elif params["homologs"]:
-        aln = search_alignment(record.read(params["homologs"]), wildtype, max_gap_fraction=params["max_gap_fraction"],
-                               theta=params["theta"])
+        region = (variant_region([pos for m in mutants for pos, _, _ in m.substitutions], len(wildtype))
+                  if params["variants"] else None)
+        aln = search_alignment(record.read(params["homologs"]), wildtype, region=region,
+                               max_gap_fraction=params["max_gap_fraction"], theta=params["theta"])
         source = "homologs"
     return name, wildtype, mutants, table, aln, source
 
@@ -191,7 +194,8 @@ def run(run_dir: str | Path, **params) -> StageResult:
     if aln is not None:
         metrics["alignment"] = {"path": aln.path, "depth": aln.depth, "n_eff": round(aln.n_eff, 3),
                                 "columns": int(aln.codes.shape[1]), "dropped": aln.dropped, "theta": params["theta"],
-                                "mismatches": aln.mismatches}
+                                "mismatches": aln.mismatches,
+                                "modelled_positions": [int(aln.positions.min()) + 1, int(aln.positions.max()) + 1]}
         column = aln.column_of()
         metrics["n_outside_alignment"] = sum(any(p not in column for p, _, _ in m.substitutions) for m in mutants)
     for scorer, values in {**columns, "score": score}.items():
