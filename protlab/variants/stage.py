@@ -22,6 +22,7 @@ import pandas as pd
 from protlab.core.alphabet import AMINO_ACIDS
 from protlab.core.atomic import atomic_paths, jsonable
 from protlab.core.errors import InputError
+from protlab.core.progress import progress_bar
 from protlab.core.rundir import RunDir
 from protlab.core.runtime import check_device, pick_device, seed_everything
 from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, existing_file
@@ -162,7 +163,14 @@ def score_variants(wildtype: str, mutants: list[Mutant], aln: Alignment | None, 
             columns["independent"] = score_independent(aln, mutants)
     if "potts" in params["scorers"]:
         with record.timed("potts"):
-            model = fit_potts(aln, iterations=params["potts_iterations"], device=device)
+            # L-BFGS evaluates the objective about once per iteration, a few more in line searches
+            with progress_bar(total=params["potts_iterations"], desc="Potts fit", unit="evaluation",
+                              leave=False) as bar:
+                def advance(evaluation: int, iterations: int, objective: float) -> None:
+                    bar.set_postfix(objective=f"{objective:.4f}", refresh=False)
+                    bar.update(1)
+
+                model = fit_potts(aln, iterations=params["potts_iterations"], device=device, progress=advance)
             columns["potts"] = score_potts(aln, mutants, model)
         info["potts"] = model.info
     if "masked_marginal" in params["scorers"]:
