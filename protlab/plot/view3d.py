@@ -238,6 +238,48 @@ def _inline_3dmol(page: str) -> str:
     return f"<script>{script}</script>\n<script>var $3Dmolpromise = Promise.resolve();</script>\n{page}"
 
 
+def residue_values_html(structure, values, *, title: str, low: str, high: str, width: int = 720,
+                        height: int = 540, top_k: int = 10) -> str:
+    """A standalone HTML page of ``structure`` with its cartoon coloured by ``values`` (one per
+    residue, NaN drawn grey, higher = darker) and the ``top_k`` highest residues labelled;
+    ``low`` / ``high`` name the ramp's ends in the colour key."""
+    import py3Dmol
+
+    values = np.asarray(values, dtype=float)
+    pdb, atoms = structure_pdb(structure)
+    view = py3Dmol.view(width=width, height=height)
+    view.addModel(pdb, "pdb")
+    cartoon = {} if atoms["full"] else {"style": "trace", "thickness": 0.6}
+    view.setStyle({}, {"cartoon": {**cartoon, "color": "#f0f0f0"}})
+    finite = np.isfinite(values)
+    if finite.any():
+        lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+        scaled = np.where(finite, (values - lo) / (hi - lo) if hi > lo else 0.5, np.nan)
+        bins = np.minimum((np.nan_to_num(scaled) * len(IMPORTANCE_COLOURS)).astype(int), len(IMPORTANCE_COLOURS) - 1)
+        for b, colour in enumerate(IMPORTANCE_COLOURS):
+            serials = _serials(atoms, np.flatnonzero(finite & (bins == b)))
+            if serials:
+                view.setStyle({"serial": serials}, {"cartoon": {**cartoon, "color": colour}})
+        top = np.argsort(-np.where(finite, values, -np.inf), kind="stable")[:min(top_k, int(finite.sum()))]
+        labels = structure.residue_labels()
+        for i, xyz in zip(top, label_positions(structure, top)):
+            view.addLabel(f"{structure.res_names[i]}{labels[i]}", {
+                "position": {"x": round(float(xyz[0]), 3), "y": round(float(xyz[1]), 3), "z": round(float(xyz[2]), 3)},
+                "fontSize": 10, "fontColor": "black", "backgroundColor": "white", "backgroundOpacity": 0.7,
+                "inFront": True})
+    view.zoomTo()
+    page = view.write_html().replace(view.uniqueid, "protlab_" + re.sub(r"\W", "_", str(structure.id)))
+    ramp = ", ".join(IMPORTANCE_COLOURS)
+    legend = (f"<div class='protlab-legend' style='margin:4px 6px;font-size:12px'>{html_lib.escape(low)} "
+              f"<span style='display:inline-block;width:120px;height:10px;vertical-align:middle;"
+              f"background:linear-gradient(to right, {ramp})'></span> {html_lib.escape(high)}; grey: no value; "
+              f"labels: the top-{top_k} residues</div>")
+    title = html_lib.escape(title)
+    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title></head>\n"
+            f"<body style='margin:0;font-family:sans-serif'>\n<h3 style='margin:6px'>{title}</h3>\n{legend}\n"
+            f"{_inline_3dmol(page)}\n</body></html>\n")
+
+
 def legend_html(explanation, *, iteration: int | None = None, n_clusters: int = 5, top_k: int = 10,
                 chain: str | None = None) -> str:
     """The colour key of :func:`build_view`: the importance ramp, the drawn clusters, the labels."""
@@ -321,7 +363,8 @@ def importance_figure(explanations: Sequence, *, sites: dict | None = None, max_
 
 
 # ------------------------------------------------------------------------------ widgets
-def _iframe(page: str, width: int, height: int) -> str:
+def page_iframe(page: str, width: int, height: int) -> str:
+    """An iframe showing the standalone HTML ``page`` (a notebook or widget shows it as it is)."""
     # room for the page's heading and two lines of colour key above the viewer
     return (f'<iframe srcdoc="{html_lib.escape(page, quote=True)}" width="{width + 20}" '
             f'height="{height + 110}" style="border:none;flex:none"></iframe>')
@@ -375,7 +418,7 @@ def inspect(explanations: Sequence, *, top_k: int = 10, n_clusters: int = 5, wid
         ex = by_id[protein.value]
         page = view_html(ex, iteration=iteration.value - 1, top_k=k.value, n_clusters=n_clusters,
                          width=width, height=height, chain=_chain(chain.value), title=view_title(ex, caveat))
-        view_out.value = _iframe(page, width, height)
+        view_out.value = page_iframe(page, width, height)
         table_out.clear_output(wait=True)
         with table_out:
             from IPython.display import display
@@ -406,6 +449,6 @@ def static_views(explanations: Sequence, *, top_k: int = 10, width: int = 640, h
         page = view_html(ex, top_k=top_k, width=width, height=height, title=view_title(ex, caveat))
         table = styled_table(ex, top_k=top_k).to_html()
         parts.append(f"<div style='display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start'>"
-                     f"{_iframe(page, width, height)}<div style='max-height:{height + 110}px;overflow:auto'>"
+                     f"{page_iframe(page, width, height)}<div style='max-height:{height + 110}px;overflow:auto'>"
                      f"{table}</div></div>")
     return HTML("\n".join(parts))

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from protlab.core.alphabet import AMINO_ACIDS
-from protlab.core.atomic import atomic_paths, jsonable
+from protlab.core.atomic import atomic_paths, atomic_write_text, jsonable
 from protlab.core.errors import InputError
 from protlab.core.progress import progress_bar
 from protlab.core.rundir import RunDir
@@ -29,12 +29,14 @@ from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult,
 from protlab.curate.toy import make_universe
 from protlab.plot.export import save_figure
 from protlab.plot.variants import effect_map_figure, mean_effect_figure, score_vs_dms_figure
+from protlab.plot.view3d import residue_values_html
 from protlab.variants.alignment import Alignment, alignment_from_rows, read_alignment
 from protlab.variants.homologs import search_alignment, variant_region
 from protlab.variants.metrics import score_metrics
 from protlab.variants.mutants import Mutant, all_singles, read_variants, read_wildtype
 from protlab.variants.scorers import (POTTS_ITERATIONS, SCORERS, combine_z, fit_potts, masked_language_model,
                                       score_independent, score_masked_marginal, score_potts)
+from protlab.variants.structure import map_structure
 
 TOY = "toy"
 TOY_MEMBERS = 100
@@ -72,6 +74,10 @@ STAGE = Stage("variants", "07_variants", "Score protein variants (mutation effec
           "float", low=0, high=1),
     Param("max_mismatches", 0, "residues in which the alignment's first record may differ from the wild type (a "
           "polymorphism; listed in variant_metrics.json)", "int", low=0),
+    Param("structure", None, "a PDB / mmCIF file of the wild type: the mean effect of substitutions drawn on it "
+          "(figures/variants_structure.html)", "str", none=True, check=existing_file),
+    Param("structure_chain", None, "the structure's chain of the wild type; None: the chain that aligns best",
+          "str", none=True),
     Param("potts_iterations", POTTS_ITERATIONS, "L-BFGS iterations of the Potts pseudo-likelihood fit", "int", low=1),
     Param("device", "auto", "device of the Potts fit and the masked marginals: 'auto', 'cpu', 'cuda', 'cuda:N'",
           "str", check=check_device),
@@ -188,6 +194,11 @@ def run(run_dir: str | Path, **params) -> StageResult:
     device = pick_device(params["device"])
     with record.timed("read"):
         name, wildtype, mutants, table, aln, source = _inputs(params, record)
+        mapped = None
+        if params["structure"]:  # read before the scoring, so a wrong structure costs no fit
+            if params["wildtype"] == TOY:
+                raise InputError("structure= needs a real wild type: the toy protein has no structure file")
+            mapped = map_structure(record.read(params["structure"]), wildtype, chain=params["structure_chain"])
     columns, fit_info = score_variants(wildtype, mutants, aln, params, record, device)
     score = combine_z(columns) if params["score"] == COMBINED else columns[params["score"]]
     frame = table.reset_index(drop=True).copy()
@@ -206,6 +217,9 @@ def run(run_dir: str | Path, **params) -> StageResult:
                                 "modelled_positions": [int(aln.positions.min()) + 1, int(aln.positions.max()) + 1]}
         column = aln.column_of()
         metrics["n_outside_alignment"] = sum(any(p not in column for p, _, _ in m.substitutions) for m in mutants)
+    if mapped is not None:
+        metrics["structure"] = {"path": params["structure"], "chain": mapped.structure.chain,
+                                "identity": mapped.identity, "residues_mapped": mapped.n_mapped}
     for scorer, values in {**columns, "score": score}.items():
         entry = {"n_scored": int(np.isfinite(values).sum())}
         if has_dms:
@@ -234,6 +248,11 @@ def run(run_dir: str | Path, **params) -> StageResult:
         for key, fig in figures.items():
             for path in save_figure(fig, run_.figure(f"variants_{key}")).values():
                 record.wrote(path)
+        structure_view = None
+        if mapped is not None:
+            structure_view = write_structure_view(mapped, name, pos, score[singles],
+                                                  run_.figure("variants_structure").with_suffix(".html"))
+            record.wrote(structure_view)
     record.resolve(device=device, n_eff=None if aln is None else round(aln.n_eff, 3))
     record.results.update({
         "n_variants": len(mutants), "n_unscored": metrics["n_unscored"],
@@ -242,7 +261,25 @@ def run(run_dir: str | Path, **params) -> StageResult:
         "spearman": {s: e.get("spearman") for s, e in metrics["scorers"].items()} if has_dms else None,
         "n_scored": {s: e["n_scored"] for s, e in metrics["scorers"].items()}})
     record.save()
-    return StageResult(record, figures, table=frame, metrics=metrics, wildtype=wildtype, alignment=aln)
+    return StageResult(record, figures, table=frame, metrics=metrics, wildtype=wildtype, alignment=aln,
+                       structure_view=structure_view)
+
+
+def write_structure_view(mapped, name: str, positions, scores, path: Path) -> Path:
+    """The structure coloured by how little each position tolerates substitution: minus the
+    mean single-substitution score (darker: less tolerant)."""
+    sums, counts = np.zeros(len(mapped.residue_of)), np.zeros(len(mapped.residue_of))
+    for pos, value in zip(positions, scores):
+        if np.isfinite(value):
+            sums[pos] += value
+            counts[pos] += 1
+    values = np.full(len(mapped.structure), np.nan)
+    scored = (counts > 0) & (mapped.residue_of >= 0)
+    values[mapped.residue_of[scored]] = -sums[scored] / counts[scored]
+    page = residue_values_html(mapped.structure, values, low="tolerant", high="intolerant",
+                               title=f"mean predicted effect of substitutions in {name} "
+                                     f"(chain {mapped.structure.chain})")
+    return atomic_write_text(path, page)
 
 
 def summary_line(results: dict, timings: dict) -> str:

@@ -103,3 +103,25 @@ def test_command_line_prints_the_summary(tmp_path, capsys, no_figure_files):
     assert code == 0 and "variants: 8 variants scored; 2 unscored; alignment 41 sequences" in out
     assert "Spearman independent" in out and "record" in out
     assert main(["--run-dir", str(tmp_path / "run"), "--variants", str(inputs / "missing.csv")]) == 2
+
+
+def test_structure_shows_the_mean_effect_on_the_wild_types_chain(tmp_path, shared_data, one_torch_thread,
+                                                                 no_figure_files):
+    from protlab.curate.structures import read_structure
+
+    path = shared_data / "structures" / "pdb" / "1k6p.pdb"  # two chains of one protein
+    wildtype = read_structure(path, chain="B").sequence
+    result = protlab.variants.run(tmp_path, wildtype=wildtype, scorers=["masked_marginal"], encoder="tiny",
+                                  structure=str(path), structure_chain="B")
+    entry = result.metrics["structure"]
+    assert entry["chain"] == "B" and entry["identity"] == 1.0 and entry["residues_mapped"] == len(wildtype)
+    page = result.structure_view.read_text()
+    assert result.structure_view.name == "variants_structure.html" and "chain B" in page
+    assert page.count("viewer_protlab_1k6p.addLabel(") == 10 and "intolerant" in page
+
+
+def test_a_structure_of_another_protein_is_refused_before_scoring(tmp_path, shared_data):
+    path = shared_data / "structures" / "pdb" / "1aki.pdb"
+    with pytest.raises(InputError, match=r"structure .*1aki.pdb: no chain is this wild type"):
+        protlab.variants.run(tmp_path, wildtype=WT, scorers=["masked_marginal"], encoder="tiny", structure=str(path))
+    assert not RunDir(tmp_path).path("variants").exists()
