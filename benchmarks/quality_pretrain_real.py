@@ -66,6 +66,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(ENZYMES), help="folder with clean_split10.tsv, clean_new392.tsv and "
                                                         "protst_ec_descriptions.tsv")
+    p.add_argument("--test", default=None, help="the held-out enzymes, a table like new-392's "
+                                                "(default: DATA/clean_new392.tsv)")
     p.add_argument("--preset", default="toy-cpu", choices=sorted(pretrain.PRESETS), help="03's preset")
     p.add_argument("--max-steps", type=int, default=None, help="03's max_steps (default: the preset's)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
@@ -73,6 +75,8 @@ def parse_args(argv=None):
     p.add_argument("--limit", type=int, default=None, help="a seeded subset of this many split10 enzymes")
     p.add_argument("--limit-test", type=int, default=None, help="a seeded subset of this many new-392 enzymes")
     p.add_argument("--probes", nargs="+", default=list(PROBES), choices=PROBES, help="probe models")
+    p.add_argument("--probe-max-iter", type=int, default=200,
+                   help="solver iterations of each probe (the table says whether it converged)")
     p.add_argument("--seed", type=int, default=0, help="seed of 01, 03, the probes and the subsets")
     p.add_argument("--threads", type=int, default=None, help="MMseqs2 threads (default: up to 4)")
     p.add_argument("--work-dir", default=None, help="keep the run here (default: a temporary directory)")
@@ -154,12 +158,14 @@ def embed(encoder, sequences) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- main
 def score_row(method: str, encoder: str, depth: int, test: pd.DataFrame, predicted: pd.Series, learnable,
-              seconds: float, **extra) -> dict:
+              seconds: float, *, n_classes: int, converged: bool | None = None) -> dict:
+    """One table row; ``learnable``: the classes the method could predict, ``n_classes`` of them."""
     m = score_predictions(at_level(test, depth), predicted, learnable)
     return {"method": method, "encoder": encoder, "level": depth, "accuracy": m["accuracy"],
             "macro_f1": m["macro_f1"], "clean_f1": clean_f1(ec_sets(test, depth), predicted),
             "accuracy_seen": m["accuracy_seen"], "n_test": m["n_test"], "n_unseen_label": m["n_unseen_label"],
-            "n_no_prediction": m["n_no_prediction"], "seconds": round(seconds, 1), **extra}
+            "n_no_prediction": m["n_no_prediction"], "n_classes": n_classes, "converged": converged,
+            "seconds": round(seconds, 1)}
 
 
 def main(argv=None) -> None:
@@ -171,7 +177,8 @@ def main(argv=None) -> None:
     work.mkdir(parents=True, exist_ok=True)
     start, seconds, rows = time.perf_counter(), {}, []
     pool = enzyme_table(data / "clean_split10.tsv", descriptions, args.limit, args.seed)
-    test = enzyme_table(data / "clean_new392.tsv", descriptions, args.limit_test, args.seed)
+    test = enzyme_table(Path(args.test) if args.test else data / "clean_new392.tsv", descriptions, args.limit_test,
+                        args.seed)
     print(f"[data] split10: {len(pool)} enzymes ({pool['text'].notna().mean():.1%} with a text); "
           f"new-392: {len(test)}", flush=True)
 
@@ -206,35 +213,38 @@ def main(argv=None) -> None:
                                             source="quality_pretrain_real", step=0)
     del trained, untrained
 
+    t = time.perf_counter()
+    hits, counts = homology_transfer(list(test["id"]), list(test["sequence"]), list(pool["sequence"]),
+                                     list(at_level(pool, 4)), threads=args.threads or default_threads())
+    seconds["homology"] = time.perf_counter() - t
+    for depth in LEVELS:
+        predicted = hits.map(lambda ec: level(ec, depth) if isinstance(ec, str) else None)
+        rows.append(score_row("MMseqs2 homology transfer", "-", depth, test, predicted,
+                              at_level(pool, depth).unique(), seconds["homology"],
+                              n_classes=int(at_level(pool, depth).nunique())))
+        print(json.dumps(rows[-1]), flush=True)
+
     ids = list(pool["id"]) + list(test["id"])
     sequences = list(pool["sequence"]) + list(test["sequence"])
     split = pd.Series(["train"] * len(pool) + ["test"] * len(test), index=ids)
     encoders = {"trained": str(result.protein_encoder), "untrained": str(untrained_path), "kmer": "kmer"}
+    embeddings = {}
     for name, spec in encoders.items():
         t = time.perf_counter()
-        embeddings = embed(get_encoder(spec, device=device, seed=args.seed), sequences)
+        embeddings[name] = embed(get_encoder(spec, device=device, seed=args.seed), sequences)
         seconds[f"embed_{name}"] = time.perf_counter() - t
+    for model in args.probes:  # the linear probes of every encoder before the slower MLPs
         for depth in LEVELS:
             labels = pd.concat([at_level(pool, depth), at_level(test, depth)])
-            for model in args.probes:
+            for name in encoders:
                 t = time.perf_counter()
-                found = probe(ids, embeddings, labels, split, model=model, seed=args.seed)
+                found = probe(ids, embeddings[name], labels, split, model=model, seed=args.seed,
+                              max_iter=args.probe_max_iter)
                 rows.append(score_row(f"probe ({model})", name, depth, test, found.predictions,
                                       at_level(pool, depth).unique(), time.perf_counter() - t,
                                       n_classes=found.metrics["n_train_classes"],
                                       converged=found.metrics["converged"]))
                 print(json.dumps(rows[-1]), flush=True)
-
-    t = time.perf_counter()
-    hits, counts = homology_transfer(list(test["id"]), list(test["sequence"]), list(pool["sequence"]),
-                                     list(at_level(pool, 4)), threads=args.threads or default_threads())
-    took = time.perf_counter() - t
-    for depth in LEVELS:
-        predicted = hits.map(lambda ec: level(ec, depth) if isinstance(ec, str) else None)
-        rows.append(score_row("MMseqs2 homology transfer", "-", depth, test, predicted,
-                              at_level(pool, depth).unique(), took,
-                              n_classes=int(at_level(pool, depth).nunique())))
-        print(json.dumps(rows[-1]), flush=True)
     seconds["total"] = time.perf_counter() - start
 
     def acc(method, encoder, depth):
