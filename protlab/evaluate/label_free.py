@@ -1,11 +1,28 @@
-"""What can be said of a clustering without any labels: sizes, confidence, and how many of
-each protein's nearest neighbours (cosine, embeddings) share its cluster."""
+"""What can be said of a clustering without any labels: sizes, confidence, how many of each
+protein's nearest neighbours (cosine, embeddings) share its cluster, and how many clusters are
+tiny (perhaps a family split to fill a count) or far larger than the rest (perhaps families
+merged)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
 from protlab.cluster.neighbors import faiss_knn
+
+TINY_SIZE = 5        # a cluster below this is tiny whatever the others' sizes
+TINY_FRACTION = 0.1  # ... or below this share of the median cluster's size
+LARGE_FACTOR = 10    # a cluster this many times the median size may hold merged families
+
+
+def size_flags(sizes) -> dict:
+    """Counts of tiny and outsized clusters, with the thresholds used."""
+    sizes = np.asarray(sizes, dtype=float)
+    median = float(np.median(sizes))
+    tiny = max(TINY_SIZE, TINY_FRACTION * median)
+    large = LARGE_FACTOR * median
+    return {"tiny_clusters": int((sizes < tiny).sum()), "tiny_below": round(tiny, 1),
+            "outsized_clusters": int((sizes > large).sum()), "outsized_above": round(large, 1),
+            "median_cluster_size": median}
 
 
 def label_free_report(clusters: pd.DataFrame, embeddings: np.ndarray, *, k: int = 10) -> tuple[dict, pd.DataFrame]:
@@ -27,5 +44,5 @@ def label_free_report(clusters: pd.DataFrame, embeddings: np.ndarray, *, k: int 
                "largest_cluster": int(per_cluster["size"].max()), "singletons": int((per_cluster["size"] == 1).sum()),
                "median_confidence": float(np.nanmedian(confidence)) if np.isfinite(confidence).any() else None,
                "neighbour_share": float(np.nanmean(share)) if np.isfinite(share).any() else None,
-               "neighbour_k": kk}
+               "neighbour_k": kk, **size_flags(per_cluster["size"])}
     return summary, per_cluster

@@ -160,12 +160,29 @@ def matched_confusion(labels, clusters, *, max_size: int = 400):
     return pd.DataFrame(dense[:, order], index=[str(n) for n in y_names], columns=[str(c_names[k]) for k in order])
 
 
+def many_to_one(table: sp.spmatrix) -> dict:
+    """Scores that allow several clusters per family (overclustering, as SCAN's users score it):
+
+    * ``acc_many_to_one``: each cluster takes its majority family; the share of proteins in
+      their cluster's family. It equals the clusters' purity.
+    * ``inverse_purity``: each family takes its largest cluster; the share of proteins in it
+      (low when families are split).
+    * ``purity_f1``: their harmonic mean."""
+    n = table.sum()
+    purity = float(table.max(axis=1).sum() / n)
+    inverse = float(table.max(axis=0).sum() / n)
+    return {"acc_many_to_one": purity, "purity": purity, "inverse_purity": inverse,
+            "purity_f1": 2 * purity * inverse / (purity + inverse) if purity + inverse > 0 else 0.0}
+
+
 def evaluate(labels, clusters, probabilities=None) -> dict:
-    """``{"nmi", "ari", "acc", "aupr"?, "n", "n_clusters", "n_labels"}``."""
+    """``{"nmi", "ari", "acc", "acc_many_to_one", "purity", "inverse_purity", "purity_f1",
+    "aupr"?, "n", "n_clusters", "n_labels"}`` (``acc``: one-to-one Hungarian matching)."""
 
     y, c, y_names, c_names = _check_pair(labels, clusters)
+    table = contingency(c, y)
     out = {"nmi": float(normalized_mutual_info_score(y, c)), "ari": float(adjusted_rand_score(y, c)),
-           "acc": match_clusters(contingency(c, y))[2] / len(y),
+           "acc": match_clusters(table)[2] / len(y), **many_to_one(table),
            "n": int(len(y)), "n_clusters": int(len(c_names)), "n_labels": int(len(y_names))}
     if probabilities is not None:
         out["aupr"] = matched_aupr(labels, clusters, probabilities)

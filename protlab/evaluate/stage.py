@@ -141,7 +141,7 @@ def run(run_dir: str | Path, **params) -> StageResult:
             record.wrote(path)
     record.results.update({k: metrics[k] for k in ("method", "nmi", "ari", "acc", "agreement_heads_families")
                            if k in metrics})
-    record.results["per_method"] = {row["method"]: {k: row.get(k) for k in ("nmi", "ari", "acc")} for row in rows}
+    record.results["per_method"] = {row["method"]: {k: row.get(k) for k in RECORDED} for row in rows}
     record.results["skipped"] = skipped
     record.save()
     headline = (f"chosen clustering ({chosen_method}): NMI {metrics['nmi']:.3f}  ARI {metrics['ari']:.3f}  "
@@ -174,11 +174,16 @@ def _label_free(run: RunDir, chosen: pd.DataFrame, record: StageRecord) -> Stage
     record.results.update(summary)
     record.save()
     headline = (f"no family labels: {summary['n_clusters']} clusters of {summary['n']} proteins (largest "
-                f"{summary['largest_cluster']}, {summary['singletons']} singletons); median confidence "
+                f"{summary['largest_cluster']}, {summary['singletons']} singletons; {summary['tiny_clusters']} tiny "
+                f"(< {summary['tiny_below']:g}), {summary['outsized_clusters']} over {summary['outsized_above']:g}, "
+                f"10x the median: merged families?); median confidence "
                 f"{summary['median_confidence']}; {summary['neighbour_share']:.2f} of nearest neighbours share "
                 f"a cluster. Pass labels=... (TSV/CSV id,label or FASTA) for NMI / ARI / accuracy")
     return StageResult(record, {}, table=per_cluster, metrics=metrics, per_family=None, confusion=None,
                        headline=headline)
+
+
+RECORDED = ("nmi", "ari", "acc", "acc_many_to_one", "inverse_purity")  # per method in the stage record
 
 
 def summary_line(results: dict, timings: dict) -> str:
@@ -186,9 +191,10 @@ def summary_line(results: dict, timings: dict) -> str:
     if "nmi" not in results:
         return (f"no family labels: {results.get('n_clusters')} clusters of {results.get('n')} proteins; "
                 "pass --labels for NMI / ARI / accuracy")
-    lines = [f"NMI / ARI / matched ACC of each clustering (chosen: {results['method']}):"]
+    lines = [f"NMI / ARI / matched ACC (one-to-one; many-to-one) of each clustering (chosen: {results['method']}):"]
+    names = {"nmi": "NMI", "ari": "ARI", "acc": "ACC", "acc_many_to_one": "ACC m:1"}
     for method, scores in (results.get("per_method") or {}).items():
-        lines.append(f"  {method:<12} " + "  ".join(f"{k.upper()} {scores[k]:.3f}" for k in ("nmi", "ari", "acc")
+        lines.append(f"  {method:<12} " + "  ".join(f"{names[k]} {scores[k]:.3f}" for k in names
                                                    if isinstance(scores.get(k), (int, float))))
     if results.get("agreement_heads_families") is not None:
         lines.append(f"  SCAN heads agree with the families on {results['agreement_heads_families']:.1%} (matched)")
