@@ -13,6 +13,8 @@ alignment's modelled columns).
   model (ESM-2, any spec :func:`protlab.esm.load.load_esm` takes), summed over
   substitutions; proteins longer than the model's 1022 residues are cut into a window
   centred on the site.
+* ``family_lm`` (:mod:`protlab.variants.family_lm`): masked marginals of a small language
+  model trained on the homologs alone.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from protlab.esm.load import MAX_RESIDUES, load_esm
 from protlab.variants.alignment import Q, STATES, Alignment
 from protlab.variants.mutants import Mutant
 
-SCORERS = ("independent", "potts", "masked_marginal")
+SCORERS = ("independent", "potts", "masked_marginal", "family_lm")
 PSEUDOCOUNT = 1.0       # weighted sequences spread over the 20 amino acids of a column
 LAMBDA_H = 0.01         # plmc's -lh default
 LAMBDA_J = 0.01         # plmc / EVmutation: λ_J = 0.01·(L−1)·(q−1)

@@ -31,6 +31,7 @@ from protlab.plot.export import save_figure
 from protlab.plot.variants import effect_map_figure, mean_effect_figure, score_vs_dms_figure
 from protlab.plot.view3d import residue_values_html
 from protlab.variants.alignment import Alignment, alignment_from_rows, read_alignment
+from protlab.variants.family_lm import FAMILY_LM_STEPS, score_family_lm, train_family_lm
 from protlab.variants.homologs import search_alignment, variant_region
 from protlab.variants.metrics import score_metrics
 from protlab.variants.mutants import Mutant, all_singles, read_variants, read_wildtype
@@ -65,7 +66,8 @@ STAGE = Stage("variants", "07_variants", "Score protein variants (mutation effec
     Param("encoder", None, "masked language model for 'masked_marginal': any ESM spec 02 accepts ('tiny', "
           "'esm2_t33_650M_UR50D', a checkpoint, a Hugging Face directory)", "str|dict", none=True),
     Param("scorers", ["independent", "potts"], "scorers to run, one column each: 'independent', 'potts' (need an "
-          "alignment or homologs), 'masked_marginal' (needs an encoder)", "list", items=SCORERS),
+          "alignment or homologs), 'masked_marginal' (needs an encoder), 'family_lm' (a small language model "
+          "trained on the homologs; slower)", "list", items=SCORERS),
     Param("score", COMBINED, "what the 'score' column is: 'mean_z' (the mean of the z-scored scorers that scored "
           "the variant) or one scorer's name", "str", choices=(COMBINED, *SCORERS)),
     Param("theta", 0.8, "identity at which homologs count as neighbours for the sequence weights", "float",
@@ -79,6 +81,7 @@ STAGE = Stage("variants", "07_variants", "Score protein variants (mutation effec
     Param("structure_chain", None, "the structure's chain of the wild type; None: the chain that aligns best",
           "str", none=True),
     Param("potts_iterations", POTTS_ITERATIONS, "L-BFGS iterations of the Potts pseudo-likelihood fit", "int", low=1),
+    Param("family_lm_steps", FAMILY_LM_STEPS, "training batches of the 'family_lm' model", "int", low=1),
     Param("device", "auto", "device of the Potts fit and the masked marginals: 'auto', 'cpu', 'cuda', 'cuda:N'",
           "str", check=check_device),
     Param("seed", 0, "random seed (toy universe, figure subsets)", "int", low=0, high=MAX_SEED),
@@ -152,7 +155,7 @@ def _check_scorers(params: dict) -> None:
     if "masked_marginal" in scorers and params["encoder"] is None:
         raise InputError("scorers includes 'masked_marginal' but encoder=None: give a masked language model "
                          "(e.g. encoder='esm2_t33_650M_UR50D')")
-    homolog_based = [s for s in scorers if s in ("independent", "potts")]
+    homolog_based = [s for s in scorers if s in ("independent", "potts", "family_lm")]
     if homolog_based and params["wildtype"] != TOY and not (params["alignment"] or params["homologs"]):
         raise InputError(f"scorers {homolog_based} need homologs: give alignment (aligned) or homologs (FASTA), "
                          "or use scorers=['masked_marginal'] with an encoder")
@@ -179,6 +182,17 @@ def score_variants(wildtype: str, mutants: list[Mutant], aln: Alignment | None, 
                 model = fit_potts(aln, iterations=params["potts_iterations"], device=device, progress=advance)
             columns["potts"] = score_potts(aln, mutants, model)
         info["potts"] = model.info
+    if "family_lm" in params["scorers"]:
+        with record.timed("family_lm"), progress_bar(total=params["family_lm_steps"], desc="family LM",
+                                                     unit="batch", leave=False) as bar:
+            def advance(step: int, steps: int, loss: float) -> None:
+                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+                bar.update(1)
+
+            lm, lm_alphabet, losses = train_family_lm(aln, steps=params["family_lm_steps"], seed=params["seed"],
+                                                      device=device, progress=advance)
+            columns["family_lm"] = score_family_lm(wildtype, mutants, aln, lm, lm_alphabet, device=device)
+        info["family_lm"] = {"steps": params["family_lm_steps"], "first_loss": losses[0], "last_loss": losses[-1]}
     if "masked_marginal" in params["scorers"]:
         with record.timed("masked_marginal"):
             model, alphabet = masked_language_model(params["encoder"], seed=params["seed"])

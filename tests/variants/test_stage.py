@@ -125,3 +125,13 @@ def test_a_structure_of_another_protein_is_refused_before_scoring(tmp_path, shar
     with pytest.raises(InputError, match=r"structure .*1aki.pdb: no chain is this wild type"):
         protlab.variants.run(tmp_path, wildtype=WT, scorers=["masked_marginal"], encoder="tiny", structure=str(path))
     assert not RunDir(tmp_path).path("variants").exists()
+
+
+def test_family_lm_learns_the_toy_family(tmp_path, one_torch_thread, no_figure_files):
+    """A language model trained on the toy family's members alone ranks the toy's profile
+    fitness: it learnt which residues the family takes at each position."""
+    result = protlab.variants.run(tmp_path, scorers=["family_lm"], family_lm_steps=300)
+    entry = result.metrics["scorers"]["family_lm"]
+    assert entry["n_scored"] == len(result.table) and entry["spearman"] > 0.2
+    fit = entry["fit"]
+    assert fit["steps"] == 300 and fit["last_loss"] < 0.6 * fit["first_loss"]
