@@ -32,6 +32,7 @@ from records import peak_rss_gib, write_record
 
 from protlab.curate.fasta import read_fasta
 from protlab.variants.alignment import read_alignment
+from protlab.variants.family_lm import score_family_lm, train_family_lm
 from protlab.variants.homologs import search_alignment, variant_region
 from protlab.variants.metrics import score_metrics
 from protlab.variants.mutants import read_variants, read_wildtype
@@ -80,6 +81,7 @@ def main(argv=None) -> None:
     parser.add_argument("--sets", nargs="*", default=None, help="set names (default: every set with homologs here)")
     parser.add_argument("--encoder", default=None, help="ESM spec for masked_marginal (default: none)")
     parser.add_argument("--potts-iterations", type=int, default=STAGE.by_name["potts_iterations"].default)
+    parser.add_argument("--family-lm", action="store_true", help="add the family_lm scorer (slower)")
     args = parser.parse_args(argv)
     data = Path(args.data)
     reference = pd.read_csv(data / "reference.tsv", sep="\t").set_index("dms_set")
@@ -107,14 +109,19 @@ def main(argv=None) -> None:
             read_s = time.perf_counter() - start
             start = time.perf_counter()
             potts = fit_potts(aln, iterations=args.potts_iterations)
-            fits[key] = (aln, potts)
             timings[name] = {"alignment_and_weights_s": round(read_s, 1),
                              "potts_fit_s": round(time.perf_counter() - start, 1),
                              "potts_evaluations": potts.info["evaluations"], "columns": int(aln.codes.shape[1]),
                              "sequences": aln.depth}
+            lm = None
+            if args.family_lm:
+                start = time.perf_counter()
+                lm = train_family_lm(aln, steps=STAGE.by_name["family_lm_steps"].default)[:2]
+                timings[name]["family_lm_train_s"] = round(time.perf_counter() - start, 1)
+            fits[key] = (aln, potts, lm)
             print(f"{name}: {aln.depth} sequences, Neff {aln.n_eff:.1f}, {aln.codes.shape[1]} columns; "
                   f"Potts fit {timings[name]['potts_fit_s']} s", flush=True)
-        aln, potts = fits[key]
+        aln, potts, lm = fits[key]
         if protein in ALIGNMENTS:
             aln = dataclasses.replace(aln, codes=aln.codes.copy())
             aln.codes[0] = _wt_row(aln, wildtype)  # ΔE from this set's wild type (P72 or R72)
@@ -122,6 +129,8 @@ def main(argv=None) -> None:
         columns = {"independent": score_independent(aln, mutants), "potts": score_potts(aln, mutants, potts)}
         if model is not None:
             columns["masked_marginal"] = score_masked_marginal(wildtype, mutants, *model)
+        if lm is not None:
+            columns["family_lm"] = score_family_lm(wildtype, mutants, aln, *lm)
         columns["score"] = combine_z(columns)
         score_s = time.perf_counter() - start
         dms = table["DMS_score"].to_numpy(float)
@@ -156,7 +165,8 @@ def main(argv=None) -> None:
     means = [m for m in means if any(v is not None for k, v in m.items() if k != "set")]
     for m in means:
         print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in m.items()})
-    write_record("bench_variants", variant=None if not args.encoder else f"encoder={args.encoder}",
+    variant = "+".join(([f"encoder={args.encoder}"] if args.encoder else []) + (["family_lm"] if args.family_lm else []))
+    write_record("bench_variants", variant=variant or None,
                  params=vars(args), table=rows + means,
                  title="Variant-effect scoring (07, stage defaults) on ProteinGym deep mutational scans, with EVE's "
                        "P53 alignment or Pfam families as homologs, beside ProteinGym's published Spearman of the "
