@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from protlab.core.errors import InputError
+from protlab.core.mmseqs import chunked_search
 
 
 def best_hits(query_index, target_index, bits, n_queries: int) -> np.ndarray:
@@ -44,8 +45,6 @@ def homology_transfer(query_ids, query_sequences, target_sequences, target_label
     """``(predictions, counts)``: the label of each query's best hit among the targets
     (``mmseqs search`` with these settings, queries ``chunk_size`` at a time) and how many
     queries had a hit."""
-    from protlab.core.mmseqs import chunked_search
-
     query_sequences, target_sequences = list(query_sequences), list(target_sequences)
     target_labels = list(target_labels)
     if len(target_labels) != len(target_sequences):

@@ -21,9 +21,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from protlab.core.errors import InputError
+from protlab.evaluate.labels import read_labels
 
 PROBES = ("linear", "mlp")
 
@@ -40,8 +45,6 @@ class ProbeResult:
 def _series(values, name: str) -> pd.Series:
     """``values`` (a Series, a mapping, or for labels a TSV/CSV path) as an id-indexed Series of str ids."""
     if isinstance(values, (str, Path)):
-        from protlab.evaluate.labels import read_labels
-
         values = read_labels(values)
     if isinstance(values, Mapping):
         values = pd.Series(dict(values), dtype=object)
@@ -95,11 +98,6 @@ def score_predictions(truth, predictions, train_labels) -> dict:
 
 
 def _classifier(model: str, seed: int, max_iter: int, hidden: int):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     if model == "linear":
         head = LogisticRegression(max_iter=max_iter, random_state=seed)
     else:
