@@ -28,6 +28,7 @@ from protlab.core.runtime import seed_everything, torch_threads
 from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, existing_file, writable_dir
 from protlab.curate.toy import MAX_SUPERFAMILY
 from protlab.plot.export import save_figure
+from protlab.plot.structure_export import write_structure_exports
 from protlab.plot.training import training_figure
 from protlab.plot.view3d import export_view, importance_figure, view_stem
 from protlab.residues.explain import Explanation, explain_structures, residue_tables
@@ -131,7 +132,8 @@ TOY = ("n_families", "members_per_family", "length_range", "families_per_superfa
 def write_outputs(run_dir: str | Path, explanations: Sequence[Explanation], inputs: ResidueInputs, *,
                   top_k: int = 10, max_views: int = 4, caveat: str | None = None) -> dict:
     """The residue table, one HTML view per protein (the first ``max_views``) and, with known
-    sites, ``residue_metrics.json``. Returns ``{"table", "views", "metrics"?, "metrics_summary"}``
+    sites, ``residue_metrics.json``; beside each view a PDB with the scores as B-factors and PyMOL /
+    ChimeraX scripts. Returns ``{"table", "views", "exports", "metrics"?, "metrics_summary"}``
     (the summary is None without sites; a metrics file left by an earlier run is removed then)."""
     run = RunDir(run_dir)
     explanations = list(explanations)
@@ -139,6 +141,9 @@ def write_outputs(run_dir: str | Path, explanations: Sequence[Explanation], inpu
     out["views"] = [export_view(ex, _html(run.figure(view_stem(ex.id))), top_k=top_k,
                                 title=f"critical residues of {ex.id}" + (f" ({caveat})" if caveat else ""))
                     for ex in explanations[:max_views]]
+    out["exports"] = [path for ex in explanations[:max_views] for path in write_structure_exports(
+        ex.structure, ex.importance, run.figure(view_stem(ex.id)),
+        label="site probability" if ex.classes == ["site"] else "residue importance").values()]
     summary = site_summary(explanations, inputs.sites, baseline=inputs.baseline, top_k=top_k, source=inputs.source,
                            baseline_name=inputs.baseline_name)
     if summary is None:
@@ -259,7 +264,8 @@ def run(run_dir: str | Path, **params) -> StageResult:
                                 caveat=caveat)
         if history:
             outputs["training"] = atomic_write_csv(run_.writable("residue_training"), pd.DataFrame(history))
-    for path in [outputs["table"], *outputs["views"], outputs.get("metrics"), outputs.get("training")]:
+    for path in [outputs["table"], *outputs["views"], *outputs["exports"], outputs.get("metrics"),
+                 outputs.get("training")]:
         if path is not None:
             record.wrote(path)
     with record.timed("figures"):

@@ -28,6 +28,7 @@ from protlab.core.runtime import check_device, pick_device, seed_everything
 from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, existing_file
 from protlab.curate.toy import make_universe
 from protlab.plot.export import save_figure
+from protlab.plot.structure_export import write_structure_exports
 from protlab.plot.variants import effect_map_figure, mean_effect_figure, score_vs_dms_figure
 from protlab.plot.view3d import residue_values_html
 from protlab.variants.alignment import Alignment, alignment_from_rows, read_alignment
@@ -77,7 +78,8 @@ STAGE = Stage("variants", "07_variants", "Score protein variants (mutation effec
     Param("max_mismatches", 0, "residues in which the alignment's first record may differ from the wild type (a "
           "polymorphism; listed in variant_metrics.json)", "int", low=0),
     Param("structure", None, "a PDB / mmCIF file of the wild type: the mean effect of substitutions drawn on it "
-          "(figures/variants_structure.html)", "str", none=True, check=existing_file),
+          "(figures/variants_structure.html, and .pdb with them as B-factors, .pml / .cxc colouring scripts)", "str",
+          none=True, check=existing_file),
     Param("structure_chain", None, "the structure's chain of the wild type; None: the chain that aligns best",
           "str", none=True),
     Param("potts_iterations", POTTS_ITERATIONS, "L-BFGS iterations of the Potts pseudo-likelihood fit", "int", low=1),
@@ -264,9 +266,12 @@ def run(run_dir: str | Path, **params) -> StageResult:
                 record.wrote(path)
         structure_view = None
         if mapped is not None:
-            structure_view = write_structure_view(mapped, name, pos, score[singles],
-                                                  run_.figure("variants_structure").with_suffix(".html"))
+            structure_view = write_structure_view(mapped, name, pos, score[singles], run_.figure("variants_structure"))
             record.wrote(structure_view)
+            for path in write_structure_exports(mapped.structure, mean_intolerance(mapped, pos, score[singles]),
+                                                run_.figure("variants_structure"),
+                                                label="minus the mean score of substitutions").values():
+                record.wrote(path)
     record.resolve(device=device, n_eff=None if aln is None else round(aln.n_eff, 3))
     record.results.update({
         "n_variants": len(mutants), "n_unscored": metrics["n_unscored"],
@@ -279,9 +284,9 @@ def run(run_dir: str | Path, **params) -> StageResult:
                        structure_view=structure_view)
 
 
-def write_structure_view(mapped, name: str, positions, scores, path: Path) -> Path:
-    """The structure coloured by how little each position tolerates substitution: minus the
-    mean single-substitution score (darker: less tolerant)."""
+def mean_intolerance(mapped, positions, scores) -> np.ndarray:
+    """Per residue of the structure, minus the mean single-substitution score at its wild-type
+    position (NaN: not mapped or not scored)."""
     sums, counts = np.zeros(len(mapped.residue_of)), np.zeros(len(mapped.residue_of))
     for pos, value in zip(positions, scores):
         if np.isfinite(value):
@@ -290,10 +295,15 @@ def write_structure_view(mapped, name: str, positions, scores, path: Path) -> Pa
     values = np.full(len(mapped.structure), np.nan)
     scored = (counts > 0) & (mapped.residue_of >= 0)
     values[mapped.residue_of[scored]] = -sums[scored] / counts[scored]
-    page = residue_values_html(mapped.structure, values, low="tolerant", high="intolerant",
-                               title=f"mean predicted effect of substitutions in {name} "
-                                     f"(chain {mapped.structure.chain})")
-    return atomic_write_text(path, page)
+    return values
+
+
+def write_structure_view(mapped, name: str, positions, scores, stem: Path) -> Path:
+    """``stem.html``: the structure coloured by :func:`mean_intolerance` (darker: less tolerant)."""
+    page = residue_values_html(mapped.structure, mean_intolerance(mapped, positions, scores), low="tolerant",
+                               high="intolerant", title=f"mean predicted effect of substitutions in {name} "
+                                                         f"(chain {mapped.structure.chain})")
+    return atomic_write_text(stem.with_suffix(".html"), page)
 
 
 def summary_line(results: dict, timings: dict) -> str:

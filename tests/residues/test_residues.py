@@ -285,8 +285,10 @@ def test_quick_toy_run_writes_its_record(quick_run):
     for key in ("residue_network", "critical_residues", "residue_metrics"):
         assert str(run.path(key).relative_to(run_dir)) in outputs
     assert {"figures/residue_importance.html", "figures/residue_importance.png"} <= outputs
-    views = sorted(p for p in outputs if p.startswith("figures/residues_3d_"))
+    views = sorted(p for p in outputs if p.startswith("figures/residues_3d_") and p.endswith(".html"))
     assert len(views) == QUICK["max_views"] and all((run_dir / v).stat().st_size > 10_000 for v in views)
+    for suffix in (".pdb", ".pml", ".cxc"):  # the scores for PyMOL / ChimeraX beside each view
+        assert {v.replace(".html", suffix) for v in views} <= outputs
     assert {"model", "inputs", "explain", "write", "figures", "total"} <= set(record["timings"])
     res = record["results"]
     assert res["n_structures"] == len(result.explanations) == 2    # 20 % of 3 x 4 toy proteins held out

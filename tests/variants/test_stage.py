@@ -118,6 +118,9 @@ def test_structure_shows_the_mean_effect_on_the_wild_types_chain(tmp_path, share
     page = result.structure_view.read_text()
     assert result.structure_view.name == "variants_structure.html" and "chain B" in page
     assert page.count("viewer_protlab_1k6p.addLabel(") == 10 and "intolerant" in page
+    pdb = result.structure_view.with_suffix(".pdb").read_text()
+    assert "B-FACTOR: minus the mean score" in pdb and " B " in pdb  # chain B's atoms, scored
+    assert result.structure_view.with_suffix(".pml").is_file() and result.structure_view.with_suffix(".cxc").is_file()
 
 
 def test_a_structure_of_another_protein_is_refused_before_scoring(tmp_path, shared_data):
