@@ -258,7 +258,8 @@ def main(argv=None) -> None:
         "zero_shot_l3_ratio": zs[3]["trained"] / zs[3]["untrained"] if zs[3]["untrained"] else None,
         "probe_linear_acc": linear, "homology_acc": homology,
         "homology_share_without_hit": counts["share_without_hit"],
-        "target_zero_shot_l3_3x": bool(zs[3]["trained"] >= 3 * zs[3]["untrained"]),
+        # an untrained model at 0 would make any trained accuracy "3x" it: a hit is required too
+        "target_zero_shot_l3_3x": bool(zs[3]["trained"] > 0 and zs[3]["trained"] >= 3 * zs[3]["untrained"]),
         "target_probe_trained_beats_untrained": (all(linear[d]["trained"] > linear[d]["untrained"] for d in LEVELS)
                                                  if linear else None),
         "pretrain": pretrain_info, "seconds": {k: round(v, 1) for k, v in seconds.items()},
