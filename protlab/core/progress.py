@@ -48,3 +48,13 @@ def progress_bar(iterable=None, **kwargs):
     if _interactive():
         return _live_tqdm(iterable, **kwargs)
     return _LogLines(iterable, **kwargs)
+
+
+def step_callback(bar, name: str, fmt: str = ".4f"):
+    """A ``progress(done, total, value)`` callback for long fits: one step of ``bar``, with
+    ``value`` shown as ``name``."""
+    def advance(done: int, total: int, value: float) -> None:
+        bar.set_postfix({name: format(value, fmt)}, refresh=False)
+        bar.update(1)
+
+    return advance

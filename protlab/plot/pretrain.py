@@ -20,6 +20,18 @@ def loss_figure(history: list[dict], weights: dict[str, float]):
     return fig
 
 
+def mark_best_step(fig, history: list[dict], best_step: int | None, *, selected: bool):
+    """The loss figure with the valid split's total loss (when validated) and a line at the exported step."""
+    valid = [r for r in history if "valid_loss" in r]
+    if valid:
+        fig.add_trace(go.Scatter(x=[r["step"] for r in valid], y=[r["valid_loss"] for r in valid],
+                                 mode="lines+markers", line={"dash": "dot"}, name="valid total (weighted)"))
+    if best_step is not None:
+        fig.add_vline(x=best_step, line_dash="dash", line_color="grey",
+                      annotation_text=f"{'best' if selected else 'last'} step {best_step} (exported)")
+    return fig
+
+
 def metrics_figure(table: pd.DataFrame, *, n_pairs: int | None = None):
     """Grouped bars, untrained beside trained, for every row of
     :func:`protlab.pretrain.retrieval.metrics_table` (retrieval both ways, zero-shot accuracy)."""

@@ -26,14 +26,18 @@ def effect_map_figure(wildtype: str, positions, residues, scores, *, title: str 
     return fig
 
 
+def mean_by_position(length: int, positions, scores) -> np.ndarray:
+    """``(length,)`` mean of the finite ``scores`` at each 0-based position (NaN where none)."""
+    positions, scores = np.asarray(positions, dtype=int), np.asarray(scores, dtype=float)
+    finite = np.isfinite(scores)
+    sums = np.bincount(positions[finite], weights=scores[finite], minlength=length)
+    counts = np.bincount(positions[finite], minlength=length)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
 def mean_effect_figure(length: int, positions, scores, *, title: str = "Mean predicted effect along the sequence"):
     """Mean single-substitution score per position (lower: less tolerant)."""
-    sums, counts = np.zeros(length), np.zeros(length)
-    for pos, value in zip(positions, scores):
-        if np.isfinite(value):
-            sums[pos] += value
-            counts[pos] += 1
-    mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    mean = mean_by_position(length, positions, scores)
     fig = go.Figure(go.Scatter(x=np.arange(1, length + 1), y=mean, mode="lines", connectgaps=False,
                                hovertemplate="position %{x}: %{y:.2f}<extra></extra>"))
     fig.update_layout(title=title, xaxis_title="position (1-based)", yaxis_title="mean score of substitutions",

@@ -181,6 +181,48 @@ def label_positions(structure, residues, *, offset: float = 4.0, min_gap: float 
     return pos
 
 
+def _new_view(structure, width: int, height: int, *, base_colour: str):
+    """``(view, atoms, cartoon)``: a py3Dmol view of the structure, its cartoon in ``base_colour``
+    (a Cα trace's cartoon for structures without full atoms)."""
+    import py3Dmol
+
+    pdb, atoms = structure_pdb(structure)
+    view = py3Dmol.view(width=width, height=height)
+    view.addModel(pdb, "pdb")
+    cartoon = {} if atoms["full"] else {"style": "trace", "thickness": 0.6}
+    view.setStyle({}, {"cartoon": {**cartoon, "color": base_colour}})
+    return view, atoms, cartoon
+
+
+def _add_labels(view, structure, residues) -> None:
+    """Labels (name, number, and chain when there are several) on ``residues``, placed apart."""
+    labels = structure.residue_labels()
+    chains = structure.residue_chains()
+    several = len(set(chains)) > 1
+    for i, xyz in zip(residues, label_positions(structure, residues)):
+        view.addLabel(f"{structure.res_names[i]}{labels[i]}" + (f":{chains[i]}" if several else ""), {
+            "position": {"x": round(float(xyz[0]), 3), "y": round(float(xyz[1]), 3), "z": round(float(xyz[2]), 3)},
+            "fontSize": 10, "fontColor": "black", "backgroundColor": "white", "backgroundOpacity": 0.7,
+            "inFront": True})
+
+
+def _ramp_html() -> str:
+    """The importance colour ramp, as the colour keys show it."""
+    return (f"<span style='display:inline-block;width:120px;height:10px;vertical-align:middle;"
+            f"background:linear-gradient(to right, {', '.join(IMPORTANCE_COLOURS)})'></span>")
+
+
+def _standalone_page(view, name: str, title: str, legend: str) -> str:
+    """The view as a whole HTML page under ``title`` and ``legend`` (3Dmol.js inlined when
+    installed). py3Dmol names the viewer after the clock; a name from ``name`` keeps exports
+    reproducible."""
+    page = view.write_html().replace(view.uniqueid, "protlab_" + re.sub(r"\W", "_", str(name)))
+    title = html_lib.escape(title)
+    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title></head>\n"
+            f"<body style='margin:0;font-family:sans-serif'>\n<h3 style='margin:6px'>{title}</h3>\n{legend}\n"
+            f"{_inline_3dmol(page)}\n</body></html>\n")
+
+
 def build_view(explanation, *, iteration: int | None = None, top_k: int = 10, n_clusters: int = 5,
                max_drawn: int = 8, width: int = 720, height: int = 540, chain: str | None = None):
     """A py3Dmol view of one explanation (see module docstring): every chain drawn.
@@ -189,16 +231,10 @@ def build_view(explanation, *, iteration: int | None = None, top_k: int = 10, n_
     ``n_clusters`` of them, best first, each with at most ``max_drawn`` of its most
     important members (late clusters cover large regions). ``chain``: zoom on that chain and
     label its top-k residues (default: the whole structure's)."""
-    import py3Dmol
-
     structure = explanation.structure
     T = int(explanation.clusters["iteration"].max()) + 1 if len(explanation.clusters) else 1
     iteration = T - 1 if iteration is None else int(np.clip(iteration, 0, T - 1))
-    pdb, atoms = structure_pdb(structure)
-    view = py3Dmol.view(width=width, height=height)
-    view.addModel(pdb, "pdb")
-    cartoon = {} if atoms["full"] else {"style": "trace", "thickness": 0.6}
-    view.setStyle({}, {"cartoon": {**cartoon, "color": IMPORTANCE_COLOURS[0]}})
+    view, atoms, cartoon = _new_view(structure, width, height, base_colour=IMPORTANCE_COLOURS[0])
     bins = np.minimum((explanation.importance * len(IMPORTANCE_COLOURS)).astype(int), len(IMPORTANCE_COLOURS) - 1)
     for b in range(1, len(IMPORTANCE_COLOURS)):
         serials = _serials(atoms, np.flatnonzero(bins == b))
@@ -212,15 +248,7 @@ def build_view(explanation, *, iteration: int | None = None, top_k: int = 10, n_
         if serials:
             view.addStyle({"serial": serials}, {"stick": {"color": colour, "radius": 0.25},
                                                 "sphere": {"color": colour, "scale": 0.3}})
-    labels = structure.residue_labels()
-    chains = structure.residue_chains()
-    several = len(set(chains)) > 1
-    labelled = residue_table(explanation, top_k=top_k, chain=chain)["index"].tolist()
-    for i, xyz in zip(labelled, label_positions(structure, labelled)):
-        view.addLabel(f"{structure.res_names[i]}{labels[i]}" + (f":{chains[i]}" if several else ""), {
-            "position": {"x": round(float(xyz[0]), 3), "y": round(float(xyz[1]), 3), "z": round(float(xyz[2]), 3)},
-            "fontSize": 10, "fontColor": "black", "backgroundColor": "white", "backgroundOpacity": 0.7,
-            "inFront": True})
+    _add_labels(view, structure, residue_table(explanation, top_k=top_k, chain=chain)["index"].tolist())
     view.zoomTo({"chain": chain} if chain is not None else {})
     return view
 
@@ -243,14 +271,8 @@ def residue_values_html(structure, values, *, title: str, low: str, high: str, w
     """A standalone HTML page of ``structure`` with its cartoon coloured by ``values`` (one per
     residue, NaN drawn grey, higher = darker) and the ``top_k`` highest residues labelled;
     ``low`` / ``high`` name the ramp's ends in the colour key."""
-    import py3Dmol
-
     values = np.asarray(values, dtype=float)
-    pdb, atoms = structure_pdb(structure)
-    view = py3Dmol.view(width=width, height=height)
-    view.addModel(pdb, "pdb")
-    cartoon = {} if atoms["full"] else {"style": "trace", "thickness": 0.6}
-    view.setStyle({}, {"cartoon": {**cartoon, "color": "#f0f0f0"}})
+    view, atoms, cartoon = _new_view(structure, width, height, base_colour="#f0f0f0")
     finite = np.isfinite(values)
     if finite.any():
         lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
@@ -261,23 +283,11 @@ def residue_values_html(structure, values, *, title: str, low: str, high: str, w
             if serials:
                 view.setStyle({"serial": serials}, {"cartoon": {**cartoon, "color": colour}})
         top = np.argsort(-np.where(finite, values, -np.inf), kind="stable")[:min(top_k, int(finite.sum()))]
-        labels = structure.residue_labels()
-        for i, xyz in zip(top, label_positions(structure, top)):
-            view.addLabel(f"{structure.res_names[i]}{labels[i]}", {
-                "position": {"x": round(float(xyz[0]), 3), "y": round(float(xyz[1]), 3), "z": round(float(xyz[2]), 3)},
-                "fontSize": 10, "fontColor": "black", "backgroundColor": "white", "backgroundOpacity": 0.7,
-                "inFront": True})
+        _add_labels(view, structure, top.tolist())
     view.zoomTo()
-    page = view.write_html().replace(view.uniqueid, "protlab_" + re.sub(r"\W", "_", str(structure.id)))
-    ramp = ", ".join(IMPORTANCE_COLOURS)
     legend = (f"<div class='protlab-legend' style='margin:4px 6px;font-size:12px'>{html_lib.escape(low)} "
-              f"<span style='display:inline-block;width:120px;height:10px;vertical-align:middle;"
-              f"background:linear-gradient(to right, {ramp})'></span> {html_lib.escape(high)}; grey: no value; "
-              f"labels: the top-{top_k} residues</div>")
-    title = html_lib.escape(title)
-    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title></head>\n"
-            f"<body style='margin:0;font-family:sans-serif'>\n<h3 style='margin:6px'>{title}</h3>\n{legend}\n"
-            f"{_inline_3dmol(page)}\n</body></html>\n")
+              f"{_ramp_html()} {html_lib.escape(high)}; grey: no value; labels: the top-{top_k} residues</div>")
+    return _standalone_page(view, structure.id, title, legend)
 
 
 def legend_html(explanation, *, iteration: int | None = None, n_clusters: int = 5, top_k: int = 10,
@@ -286,13 +296,11 @@ def legend_html(explanation, *, iteration: int | None = None, n_clusters: int = 
     T = int(explanation.clusters["iteration"].max()) + 1 if len(explanation.clusters) else 1
     iteration = T - 1 if iteration is None else int(np.clip(iteration, 0, T - 1))
     drawn = len(surviving_clusters(explanation, iteration, n_clusters=n_clusters))
-    ramp = ", ".join(IMPORTANCE_COLOURS)
     swatches = " ".join(f"<span style='display:inline-block;width:11px;height:11px;background:{c};"
                         f"margin:0 2px 0 8px'></span>{i + 1}" for i, c in enumerate(CLUSTER_COLOURS[:drawn]))
     return (f"<div class='protlab-legend' style='margin:4px 6px;font-size:12px;line-height:1.6'>"
             f"<b>cartoon</b>: {'site probability' if explanation.classes == ['site'] else 'residue importance'}, low "
-            f"<span style='display:inline-block;width:120px;height:10px;vertical-align:middle;"
-            f"background:linear-gradient(to right, {ramp})'></span> high"
+            f"{_ramp_html()} high"
             f" &nbsp; <b>sticks</b>: the {drawn} best clusters surviving at iteration {iteration + 1} of {T}"
             f"{swatches or ' (none)'} &nbsp; <b>labels</b>: the top-{top_k} residues"
             f"{f' of chain {html_lib.escape(chain)}' if chain is not None else ''}</div>")
@@ -309,14 +317,7 @@ def view_html(explanation, *, title: str | None = None, **options) -> str:
     view = build_view(explanation, **options)
     legend = legend_html(explanation, **{k: v for k, v in options.items()
                                          if k in ("iteration", "n_clusters", "top_k", "chain")})
-    page = view.write_html()
-    # py3Dmol names the viewer after the clock; a name from the protein id keeps exports reproducible.
-    page = page.replace(view.uniqueid, "protlab_" + re.sub(r"\W", "_", str(explanation.id)))
-    body = _inline_3dmol(page)
-    title = html_lib.escape(title or view_title(explanation))
-    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title></head>\n"
-            f"<body style='margin:0;font-family:sans-serif'>\n<h3 style='margin:6px'>{title}</h3>\n{legend}\n{body}\n"
-            f"</body></html>\n")
+    return _standalone_page(view, explanation.id, title or view_title(explanation), legend)
 
 
 def export_view(explanation, path: str | Path, **options) -> Path:

@@ -15,14 +15,12 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import plotly.graph_objects as go
-
 from protlab.core.rundir import RunDir
 from protlab.core.runtime import check_device, dist_env
 from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult
 from protlab.curate.records import TEXT_FIELDS
 from protlab.plot.export import save_figure
-from protlab.plot.pretrain import loss_figure, metrics_figure
+from protlab.plot.pretrain import loss_figure, mark_best_step, metrics_figure
 from protlab.pretrain.config import PRESETS, PretrainConfig, make_config
 from protlab.pretrain.loop import loss_trends, loss_weights, read_log, run_training
 from protlab.pretrain.retrieval import metrics_table
@@ -127,18 +125,6 @@ STAGE = Stage("pretrain", "03_pretrain", "ProtCLIP pretraining: align a protein 
 ))
 
 
-def _mark_best_step(fig, history: list[dict], best_step: int | None, *, selected: bool):
-    """The loss figure with the valid split's total loss (when validated) and a line at the exported step."""
-    valid = [r for r in history if "valid_loss" in r]
-    if valid:
-        fig.add_trace(go.Scatter(x=[r["step"] for r in valid], y=[r["valid_loss"] for r in valid],
-                                 mode="lines+markers", line={"dash": "dot"}, name="valid total (weighted)"))
-    if best_step is not None:
-        fig.add_vline(x=best_step, line_dash="dash", line_color="grey",
-                      annotation_text=f"{'best' if selected else 'last'} step {best_step} (exported)")
-    return fig
-
-
 def _record_outputs(record: StageRecord, run_: RunDir, *, launched: bool) -> None:
     keys = ["pretrain_checkpoint", "protein_encoder", "pretrain_log", "pretrain_metrics", "pretrain_untrained_metrics"]
     if launched:  # the config torchrun's workers read
@@ -179,7 +165,7 @@ def run(run_dir: str | Path, **params) -> StageResult | None:
     figures, table = {}, None
     with record.timed("figures"):
         if history:
-            figures["losses"] = _mark_best_step(loss_figure(history, weights), history, selection["best_step"],
+            figures["losses"] = mark_best_step(loss_figure(history, weights), history, selection["best_step"],
                                                selected=selection["selection_note"] is None)
             for path in save_figure(figures["losses"], run_.figure("pretrain_losses")).values():
                 record.wrote(path)

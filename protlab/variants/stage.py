@@ -22,14 +22,15 @@ import pandas as pd
 from protlab.core.alphabet import AMINO_ACIDS
 from protlab.core.atomic import atomic_paths, atomic_write_text, jsonable
 from protlab.core.errors import InputError
-from protlab.core.progress import progress_bar
+from protlab.core.progress import progress_bar, step_callback
 from protlab.core.rundir import RunDir
 from protlab.core.runtime import check_device, pick_device, seed_everything
 from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, existing_file
 from protlab.curate.toy import make_universe
 from protlab.plot.export import save_figure
 from protlab.plot.structure_export import write_structure_exports
-from protlab.plot.variants import effect_map_figure, mean_effect_figure, score_vs_dms_figure
+from protlab.plot.variants import (effect_map_figure, mean_by_position, mean_effect_figure,
+                                   score_vs_dms_figure)
 from protlab.plot.view3d import residue_values_html
 from protlab.variants.alignment import Alignment, alignment_from_rows, read_alignment
 from protlab.variants.family_lm import FAMILY_LM_STEPS, score_family_lm, train_family_lm
@@ -177,22 +178,15 @@ def score_variants(wildtype: str, mutants: list[Mutant], aln: Alignment | None, 
             # L-BFGS evaluates the objective about once per iteration, a few more in line searches
             with progress_bar(total=params["potts_iterations"], desc="Potts fit", unit="evaluation",
                               leave=False) as bar:
-                def advance(evaluation: int, iterations: int, objective: float) -> None:
-                    bar.set_postfix(objective=f"{objective:.4f}", refresh=False)
-                    bar.update(1)
-
-                model = fit_potts(aln, iterations=params["potts_iterations"], device=device, progress=advance)
+                model = fit_potts(aln, iterations=params["potts_iterations"], device=device,
+                                  progress=step_callback(bar, "objective"))
             columns["potts"] = score_potts(aln, mutants, model)
         info["potts"] = model.info
     if "family_lm" in params["scorers"]:
         with record.timed("family_lm"), progress_bar(total=params["family_lm_steps"], desc="family LM",
                                                      unit="batch", leave=False) as bar:
-            def advance(step: int, steps: int, loss: float) -> None:
-                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-                bar.update(1)
-
             lm, lm_alphabet, losses = train_family_lm(aln, steps=params["family_lm_steps"], seed=params["seed"],
-                                                      device=device, progress=advance)
+                                                      device=device, progress=step_callback(bar, "loss", ".3f"))
             columns["family_lm"] = score_family_lm(wildtype, mutants, aln, lm, lm_alphabet, device=device)
         info["family_lm"] = {"steps": params["family_lm_steps"], "first_loss": losses[0], "last_loss": losses[-1]}
     if "masked_marginal" in params["scorers"]:
@@ -266,10 +260,10 @@ def run(run_dir: str | Path, **params) -> StageResult:
                 record.wrote(path)
         structure_view = None
         if mapped is not None:
-            structure_view = write_structure_view(mapped, name, pos, score[singles], run_.figure("variants_structure"))
+            intolerance = mean_intolerance(mapped, pos, score[singles])
+            structure_view = write_structure_view(mapped, name, intolerance, run_.figure("variants_structure"))
             record.wrote(structure_view)
-            for path in write_structure_exports(mapped.structure, mean_intolerance(mapped, pos, score[singles]),
-                                                run_.figure("variants_structure"),
+            for path in write_structure_exports(mapped.structure, intolerance, run_.figure("variants_structure"),
                                                 label="minus the mean score of substitutions").values():
                 record.wrote(path)
     record.resolve(device=device, n_eff=None if aln is None else round(aln.n_eff, 3))
@@ -287,22 +281,19 @@ def run(run_dir: str | Path, **params) -> StageResult:
 def mean_intolerance(mapped, positions, scores) -> np.ndarray:
     """Per residue of the structure, minus the mean single-substitution score at its wild-type
     position (NaN: not mapped or not scored)."""
-    sums, counts = np.zeros(len(mapped.residue_of)), np.zeros(len(mapped.residue_of))
-    for pos, value in zip(positions, scores):
-        if np.isfinite(value):
-            sums[pos] += value
-            counts[pos] += 1
+    mean = mean_by_position(len(mapped.residue_of), positions, scores)
     values = np.full(len(mapped.structure), np.nan)
-    scored = (counts > 0) & (mapped.residue_of >= 0)
-    values[mapped.residue_of[scored]] = -sums[scored] / counts[scored]
+    scored = np.isfinite(mean) & (mapped.residue_of >= 0)
+    values[mapped.residue_of[scored]] = -mean[scored]
     return values
 
 
-def write_structure_view(mapped, name: str, positions, scores, stem: Path) -> Path:
-    """``stem.html``: the structure coloured by :func:`mean_intolerance` (darker: less tolerant)."""
-    page = residue_values_html(mapped.structure, mean_intolerance(mapped, positions, scores), low="tolerant",
-                               high="intolerant", title=f"mean predicted effect of substitutions in {name} "
-                                                         f"(chain {mapped.structure.chain})")
+def write_structure_view(mapped, name: str, intolerance: np.ndarray, stem: Path) -> Path:
+    """``stem.html``: the structure coloured by ``intolerance`` (:func:`mean_intolerance`; darker:
+    less tolerant)."""
+    page = residue_values_html(mapped.structure, intolerance, low="tolerant", high="intolerant",
+                               title=f"mean predicted effect of substitutions in {name} "
+                                     f"(chain {mapped.structure.chain})")
     return atomic_write_text(stem.with_suffix(".html"), page)
 
 
