@@ -204,7 +204,11 @@ def spectral_features(affinity: sp.csr_matrix, *, dims: int, seed: int = 0) -> t
     return emb.astype(np.float32), scale.astype(np.float32)
 
 
-def diffusion_features(x: np.ndarray, affinity: sp.csr_matrix, *, alpha: float = 0.1, steps: int = 30) -> np.ndarray:
+DIFFUSION_ALPHA = 0.1  # the share of a protein's own embedding in its diffusion features
+
+
+def diffusion_features(x: np.ndarray, affinity: sp.csr_matrix, *, alpha: float = DIFFUSION_ALPHA,
+                       steps: int = 30) -> np.ndarray:
     """Embeddings diffused over the graph: ``x ← α x₀ + (1 − α) P x``, ``steps`` times."""
     walk = _row_normalize(affinity)
     x0 = normalize_rows(x).astype(np.float64)
@@ -524,8 +528,7 @@ class ScanClusterer:
         walked = _row_normalize(aff) @ self.reference_features.astype(np.float64)
         if kind == "spectral":
             return (walked * self.spectral_scale[None, :]).astype(np.float32)
-        alpha = 0.1
-        return (alpha * normalize_rows(x) + (1 - alpha) * walked).astype(np.float32)
+        return (DIFFUSION_ALPHA * normalize_rows(x) + (1 - DIFFUSION_ALPHA) * walked).astype(np.float32)
 
     def predict_proba(self, embeddings, sequences=None, *, chunk_size: int = PREDICT_CHUNK) -> np.ndarray:
         """Cluster probabilities of new proteins, ``chunk_size`` at a time: the memory and the

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from protlab.cluster.attribution import attribute, supports
 from protlab.cluster.families import FamilyConfig
 from protlab.cluster.methods import GRAPH_FEATURES, GRAPH_METHODS, METHODS, Clustering, cluster, fit_graph_methods
 from protlab.cluster.methods import ScanClusterer, no_families_error, refuse_families_without_graph
@@ -59,12 +60,16 @@ STAGE = Stage("cluster", "04_cluster", "Discover protein families without labels
     Param("device", "auto", "device the SCAN heads train on: 'auto' (CUDA when available), 'cpu', 'cuda', "
           "'cuda:N' or 'mps'; under torchrun each rank takes its local GPU", "str", check=check_device),
     Param("seed", 0, "random seed", "int", low=0, high=MAX_SEED),
+    Param("attribution_max", 20_000, "residue attribution of the clustering network (which residues make each "
+          "protein a member of its cluster; clusters/attribution.parquet) when there are at most this many "
+          "proteins; 0: none (families / scan with MMseqs2 neighbours)", "int", low=0),
     Param("map_max_points", 5000, "the embedding map coloured by discovered cluster shows a seeded subset of at "
           "most this many proteins; 0: no map", "int", low=0, check=map_points),
 ))
 FIGURE_STEMS = {"cluster_sizes": "cluster_sizes", "map": "cluster_map", "family_count": "family_count"}
 SCAN_ONLY = ("neighbors", "k", "entropy_weight", "n_heads", "epochs", "self_label_epochs", "graph_features",
              "family_config", "device")
+GRAPH_ONLY = (*SCAN_ONLY, "attribution_max")
 
 
 def default_n_clusters(proteins: pd.DataFrame, method: str = "families") -> int | None:
@@ -274,7 +279,7 @@ def _refuse_idle_params(params: dict) -> None:
     """k-means methods use none of the graph / heads parameters: a changed one is an error, not ignored."""
     if params["method"] in GRAPH_METHODS:
         return
-    changed = [name for name in SCAN_ONLY if name != "device" and params[name] != STAGE.by_name[name].default]
+    changed = [name for name in GRAPH_ONLY if name != "device" and params[name] != STAGE.by_name[name].default]
     if changed:
         raise InputError(f"{', '.join(changed)} only act with method='families' or 'scan'; method="
                          f"{params['method']!r} does not use them (leave them at their defaults)")
@@ -302,6 +307,9 @@ def run(run_dir: str | Path, **params) -> StageResult:
     if info.get("family_group_sizes"):
         figures["family_count"] = family_count_figure(info["family_group_sizes"], info["family_min_size"],
                                                       info["n_clusters_estimated"], info["n_clusters"])
+    if graph:
+        with record.timed("attribution"):
+            record.results["attribution"] = write_attribution(run_dir, result, params["attribution_max"], record)
     if params["map_max_points"]:
         with record.timed("map"):
             ids, embeddings, _ = RunDir(run_dir).load_embeddings()  # the row order of the clustering
@@ -321,6 +329,32 @@ def run(run_dir: str | Path, **params) -> StageResult:
     record.save()
     return StageResult(record, figures, clustering=result, labels=result.labels,
                        confidence=result.confidence, info=info)
+
+
+def write_attribution(run_dir: str | Path, result: Clustering, limit: int, record: StageRecord | None = None) -> dict:
+    """Residue attribution of ``result``'s clusters by its fitted model, written to
+    ``clusters/attribution.parquet`` (+ ``.json``) when the run has at most ``limit`` proteins;
+    returns what was done (or why not), which 04's record keeps."""
+    run = RunDir(run_dir)
+    model = result.model
+    n = len(result.labels)
+    why = (f"off (attribution_max={limit})" if limit == 0 else
+           f"{n} proteins > attribution_max={limit}" if n > limit else supports(model))
+    if why is not None:
+        print(f"04: no residue attribution: {why}", flush=True)
+        return {"written": False, "why": why}
+    proteins, ids, emb, _ = aligned_inputs(run)
+    print(f"04: residue attribution of {n} proteins", flush=True)
+    frame, info = attribute(model, ids, proteins["sequence"].astype(str).tolist(), result.labels, emb,
+                            reference_index=np.arange(n), progress=True)
+    info = {**info, "clusters_method": result.method}
+    with atomic_paths(run.writable("attribution"), run.writable("attribution_meta")) as (table, meta):
+        frame.to_parquet(table, index=False)
+        meta.write_text(json.dumps(info, indent=2, sort_keys=True, default=jsonable) + "\n")
+    if record is not None:
+        record.wrote(run.path("attribution"))
+        record.wrote(run.path("attribution_meta"))
+    return {"written": True, **info}
 
 
 def summary_line(results: dict, timings: dict) -> str:

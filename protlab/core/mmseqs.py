@@ -103,6 +103,15 @@ def easy_search(query_sequences, target_sequences=None, *, threads: int | None =
     Returns ``(query_index, target_index, bit_score)`` of every hit, self hits of an
     all-vs-all search included (callers drop them).
     """
+    with _searched(query_sequences, target_sequences, "query,target,bits", threads=threads, sensitivity=sensitivity,
+                   max_seqs=max_seqs, evalue=evalue, tmp_dir=tmp_dir) as hits:
+        return _read_hits(hits)
+
+
+@contextlib.contextmanager
+def _searched(query_sequences, target_sequences, columns: str, *, threads, sensitivity, max_seqs, evalue,
+              tmp_dir) -> Iterator[Path]:
+    """The tab-separated ``columns`` of an ``mmseqs easy-search``, as a file alive in the block."""
     exe = require_mmseqs("homology search")
     with _workspace(tmp_dir) as (tmp, tether):
         query = tmp / "query.fasta"
@@ -113,9 +122,23 @@ def easy_search(query_sequences, target_sequences=None, *, threads: int | None =
             write_fasta(target, target_sequences)
         hits = tmp / "hits.m8"
         _run(tether, [exe, "easy-search", str(query), str(target), str(hits), str(tmp / "work"),
-                      *_search_options(threads, sensitivity, max_seqs, evalue), "--format-output", "query,target,bits"],
+                      *_search_options(threads, sensitivity, max_seqs, evalue), "--format-output", columns],
              "easy-search")
-        return _read_hits(hits)
+        yield hits
+
+
+def search_alignments(query_sequences, target_sequences=None, *, threads: int | None = None,
+                      sensitivity: float = 5.7, max_seqs: int = 300, evalue: float = 1e-3,
+                      tmp_dir: str | Path | None = None) -> dict[str, np.ndarray]:
+    """The hits of :func:`easy_search` with their alignments: ``query``, ``target``, ``bits``,
+    ``qstart`` (1-based) and the aligned strings ``qaln`` / ``taln`` (``-`` for gaps)."""
+    columns = ("query", "target", "bits", "qstart", "qaln", "taln")
+    with _searched(query_sequences, target_sequences, ",".join(columns), threads=threads, sensitivity=sensitivity,
+                   max_seqs=max_seqs, evalue=evalue, tmp_dir=tmp_dir) as hits:
+        rows = [line.rstrip("\n").split("\t") for line in hits.open()] if hits.is_file() else []
+    table = list(zip(*rows)) if rows else [()] * len(columns)
+    return {name: np.asarray(values, dtype=dtype) for name, values, dtype in
+            zip(columns, table, (np.int64, np.int64, np.float32, np.int64, object, object))}
 
 
 def _search_options(threads, sensitivity, max_seqs, evalue) -> list[str]:

@@ -36,6 +36,8 @@ ARTIFACTS: dict[str, tuple[str, str]] = {
     "clusters": ("clusters.parquet", "cluster"),
     "clusterings": ("clusters", "cluster"),
     "scan_model": ("clusters/scan_model.pt", "cluster"),
+    "attribution": ("clusters/attribution.parquet", "cluster"),
+    "attribution_meta": ("clusters/attribution.json", "cluster"),
     "metrics": ("metrics.json", "evaluate"),
     "metrics_table": ("metrics_table.csv", "evaluate"),
     "per_family": ("per_family.csv", "evaluate"),

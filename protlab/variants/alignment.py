@@ -54,7 +54,7 @@ class Alignment:
         return {int(p): c for c, p in enumerate(self.positions)}
 
 
-def _read_records(path: Path) -> tuple[list[str], list[str], str]:
+def read_alignment_records(path: Path) -> tuple[list[str], list[str], str]:
     """``(names, aligned strings, format)`` of an a2m / a3m / aligned FASTA or Stockholm file."""
     try:
         text = path.read_text()
@@ -98,7 +98,7 @@ def read_alignment(path: str | Path, wildtype: str, *, max_gap_fraction: float =
     record may differ from the wild type (a polymorphism): they are listed in ``mismatches``
     and the first row takes the wild type's residue there."""
     path = Path(path)
-    names, rows, fmt = _read_records(path)
+    names, rows, fmt = read_alignment_records(path)
     a2m = fmt == "stockholm" or any(c.islower() or c == "." for row in rows[:50] for c in row)
     focus = rows[0]
     if a2m:
