@@ -75,9 +75,10 @@ def head_gradients(model: ScanClusterer, z: np.ndarray, clusters: np.ndarray) ->
     return inputs.grad.numpy().astype(np.float64), logits.argmax(dim=1).numpy()
 
 
-def spread_over_residues(alignments: dict, weights: np.ndarray, offsets: np.ndarray, total: int) -> np.ndarray:
-    """Each alignment's weight spread over its query's residues by their BLOSUM62 share of the
-    alignment's score; ``offsets[q]`` is query ``q``'s first slot in the flat output."""
+def aligned_columns(alignments: dict) -> dict[str, np.ndarray]:
+    """Every column of every alignment at once: ``which`` alignment, the query and target
+    residue bytes and their 0-based positions in their sequences (meaningful where the
+    byte is not a gap)."""
     qaln, taln = alignments["qaln"], alignments["taln"]
     lengths = np.fromiter((len(a) for a in qaln), dtype=np.int64, count=len(qaln))
     q = np.frombuffer("".join(qaln).encode("ascii"), dtype=np.uint8)
@@ -85,16 +86,28 @@ def spread_over_residues(alignments: dict, weights: np.ndarray, offsets: np.ndar
     if len(q) != len(t):
         raise InputError("MMseqs2 returned query and target alignment strings of different lengths")
     which = np.repeat(np.arange(len(qaln)), lengths)
-    residue = q != ord("-")
-    seen = np.cumsum(residue)  # query residues up to and including each column
-    before = np.concatenate([[0], seen[np.cumsum(lengths)[:-1] - 1]]) if len(lengths) else seen[:0]
-    position = alignments["qstart"][which] - 1 + seen - before[which] - 1
+    ends = np.cumsum(lengths) - 1
+
+    def positions(chars: np.ndarray, start: np.ndarray) -> np.ndarray:
+        seen = np.cumsum(chars != ord("-"))  # residues up to and including each column
+        before = np.concatenate([[0], seen[ends[:-1]]]) if len(lengths) else seen[:0]
+        return start[which] - 1 + seen - before[which] - 1
+
+    return {"which": which, "q": q, "t": t, "qpos": positions(q, alignments["qstart"]),
+            "tpos": positions(t, alignments["tstart"]) if "tstart" in alignments else None}
+
+
+def spread_over_residues(alignments: dict, weights: np.ndarray, offsets: np.ndarray, total: int) -> np.ndarray:
+    """Each alignment's weight spread over its query's residues by their BLOSUM62 share of the
+    alignment's score; ``offsets[q]`` is query ``q``'s first slot in the flat output."""
+    cols = aligned_columns(alignments)
+    which, q, t = cols["which"], cols["q"], cols["t"]
     score = _SCORES[q, t] * (t != ord("-"))
-    total_score = np.bincount(which, weights=score, minlength=len(qaln))
+    total_score = np.bincount(which, weights=score, minlength=len(alignments["qaln"]))
     usable = total_score[which] > 0
     share = np.where(usable, score / np.where(usable, total_score[which], 1.0), 0.0)
-    slot = offsets[alignments["query"][which]] + position
-    keep = residue & usable
+    slot = offsets[alignments["query"][which]] + cols["qpos"]
+    keep = (q != ord("-")) & usable
     return np.bincount(slot[keep], weights=(weights[which] * share)[keep], minlength=total)
 
 

@@ -23,13 +23,14 @@ from protlab.cluster.families import FamilyConfig
 from protlab.cluster.methods import GRAPH_FEATURES, GRAPH_METHODS, METHODS, Clustering, cluster, fit_graph_methods
 from protlab.cluster.methods import ScanClusterer, no_families_error, refuse_families_without_graph
 from protlab.cluster.neighbors import NEIGHBOR_SOURCES
+from protlab.cluster.profiles import attribution_strips, family_summary
 from protlab.core.atomic import atomic_paths, jsonable
 from protlab.core.errors import InputError
 from protlab.core.fingerprint import proteins_fingerprint
 from protlab.core.rundir import RunDir
 from protlab.core.runtime import check_device, dist_env, leave_distributed, seed_everything
 from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, map_points
-from protlab.plot.cluster import cluster_sizes_figure, family_count_figure
+from protlab.plot.cluster import cluster_sizes_figure, family_count_figure, family_profiles_figure
 from protlab.plot.embed import umap_figure
 from protlab.plot.export import save_figure
 
@@ -66,7 +67,8 @@ STAGE = Stage("cluster", "04_cluster", "Discover protein families without labels
     Param("map_max_points", 5000, "the embedding map coloured by discovered cluster shows a seeded subset of at "
           "most this many proteins; 0: no map", "int", low=0, check=map_points),
 ))
-FIGURE_STEMS = {"cluster_sizes": "cluster_sizes", "map": "cluster_map", "family_count": "family_count"}
+FIGURE_STEMS = {"cluster_sizes": "cluster_sizes", "map": "cluster_map", "family_count": "family_count",
+                "family_profiles": "family_profiles"}
 SCAN_ONLY = ("neighbors", "k", "entropy_weight", "n_heads", "epochs", "self_label_epochs", "graph_features",
              "family_config", "device")
 GRAPH_ONLY = (*SCAN_ONLY, "attribution_max")
@@ -307,9 +309,12 @@ def run(run_dir: str | Path, **params) -> StageResult:
     if info.get("family_group_sizes"):
         figures["family_count"] = family_count_figure(info["family_group_sizes"], info["family_min_size"],
                                                       info["n_clusters_estimated"], info["n_clusters"])
-    if graph:
-        with record.timed("attribution"):
-            record.results["attribution"] = write_attribution(run_dir, result, params["attribution_max"], record)
+    with record.timed("attribution"):
+        record.results["attribution"] = write_attribution(run_dir, result, params["attribution_max"], record)
+    with record.timed("profiles"):
+        summary, strips = write_family_profiles(run_dir, result, record)
+    if strips is not None:
+        figures["family_profiles"] = family_profiles_figure(summary, strips)
     if params["map_max_points"]:
         with record.timed("map"):
             ids, embeddings, _ = RunDir(run_dir).load_embeddings()  # the row order of the clustering
@@ -338,10 +343,14 @@ def write_attribution(run_dir: str | Path, result: Clustering, limit: int, recor
     run = RunDir(run_dir)
     model = result.model
     n = len(result.labels)
-    why = (f"off (attribution_max={limit})" if limit == 0 else
+    why = (f"method {result.method!r} has no clustering network" if not isinstance(model, ScanClusterer) else
+           f"off (attribution_max={limit})" if limit == 0 else
            f"{n} proteins > attribution_max={limit}" if n > limit else supports(model))
     if why is not None:
-        print(f"04: no residue attribution: {why}", flush=True)
+        for stale in (run.path("attribution"), run.path("attribution_meta"), run.path("family_strips")):
+            stale.unlink(missing_ok=True)  # an earlier run's attribution belongs to other clusters
+        if isinstance(model, ScanClusterer):
+            print(f"04: no residue attribution: {why}", flush=True)
         return {"written": False, "why": why}
     proteins, ids, emb, _ = aligned_inputs(run)
     print(f"04: residue attribution of {n} proteins", flush=True)
@@ -355,6 +364,30 @@ def write_attribution(run_dir: str | Path, result: Clustering, limit: int, recor
         record.wrote(run.path("attribution"))
         record.wrote(run.path("attribution_meta"))
     return {"written": True, **info}
+
+
+def write_family_profiles(run_dir: str | Path, result: Clustering,
+                          record: StageRecord | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Each cluster's summary (``clusters/family_profiles.parquet``) and, when the residue
+    attribution exists, its mean along the representative (``clusters/family_strips.parquet``)."""
+    run = RunDir(run_dir)
+    proteins, ids, _, _ = aligned_inputs(run)
+    sequences = proteins["sequence"].astype(str).tolist()
+    summary = family_summary(ids, sequences, result.labels, result.confidence)
+    strips = None
+    targets = [run.writable("family_profiles")]
+    if run.path("attribution").is_file():
+        attribution = run.read_parquet(run.path("attribution"), "attribution")
+        strips = attribution_strips(summary, ids, sequences, result.labels, attribution)
+        targets.append(run.writable("family_strips"))
+    with atomic_paths(*targets) as tmps:
+        summary.to_parquet(tmps[0], index=False)
+        if strips is not None:
+            strips.to_parquet(tmps[1], index=False)
+    if record is not None:
+        for path in targets:
+            record.wrote(path)
+    return summary, strips
 
 
 def summary_line(results: dict, timings: dict) -> str:

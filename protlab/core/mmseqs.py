@@ -110,7 +110,7 @@ def easy_search(query_sequences, target_sequences=None, *, threads: int | None =
 
 @contextlib.contextmanager
 def _searched(query_sequences, target_sequences, columns: str, *, threads, sensitivity, max_seqs, evalue,
-              tmp_dir) -> Iterator[Path]:
+              tmp_dir, extra: list[str] = ()) -> Iterator[Path]:
     """The tab-separated ``columns`` of an ``mmseqs easy-search``, as a file alive in the block."""
     exe = require_mmseqs("homology search")
     with _workspace(tmp_dir) as (tmp, tether):
@@ -122,23 +122,25 @@ def _searched(query_sequences, target_sequences, columns: str, *, threads, sensi
             write_fasta(target, target_sequences)
         hits = tmp / "hits.m8"
         _run(tether, [exe, "easy-search", str(query), str(target), str(hits), str(tmp / "work"),
-                      *_search_options(threads, sensitivity, max_seqs, evalue), "--format-output", columns],
+                      *_search_options(threads, sensitivity, max_seqs, evalue), *extra, "--format-output", columns],
              "easy-search")
         yield hits
 
 
 def search_alignments(query_sequences, target_sequences=None, *, threads: int | None = None,
                       sensitivity: float = 5.7, max_seqs: int = 300, evalue: float = 1e-3,
-                      tmp_dir: str | Path | None = None) -> dict[str, np.ndarray]:
+                      exhaustive: bool = False, tmp_dir: str | Path | None = None) -> dict[str, np.ndarray]:
     """The hits of :func:`easy_search` with their alignments: ``query``, ``target``, ``bits``,
-    ``qstart`` (1-based) and the aligned strings ``qaln`` / ``taln`` (``-`` for gaps)."""
-    columns = ("query", "target", "bits", "qstart", "qaln", "taln")
+    ``qstart`` / ``tstart`` (1-based) and the aligned strings ``qaln`` / ``taln`` (``-`` for gaps).
+    ``exhaustive``: every query is aligned to every target (no k-mer prefilter; for few targets)."""
+    columns = ("query", "target", "bits", "qstart", "tstart", "qaln", "taln")
     with _searched(query_sequences, target_sequences, ",".join(columns), threads=threads, sensitivity=sensitivity,
-                   max_seqs=max_seqs, evalue=evalue, tmp_dir=tmp_dir) as hits:
+                   max_seqs=max_seqs, evalue=evalue, tmp_dir=tmp_dir,
+                   extra=["--exhaustive-search", "1"] if exhaustive else []) as hits:
         rows = [line.rstrip("\n").split("\t") for line in hits.open()] if hits.is_file() else []
     table = list(zip(*rows)) if rows else [()] * len(columns)
     return {name: np.asarray(values, dtype=dtype) for name, values, dtype in
-            zip(columns, table, (np.int64, np.int64, np.float32, np.int64, object, object))}
+            zip(columns, table, (np.int64, np.int64, np.float32, np.int64, np.int64, object, object))}
 
 
 def _search_options(threads, sensitivity, max_seqs, evalue) -> list[str]:

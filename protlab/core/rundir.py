@@ -38,6 +38,8 @@ ARTIFACTS: dict[str, tuple[str, str]] = {
     "scan_model": ("clusters/scan_model.pt", "cluster"),
     "attribution": ("clusters/attribution.parquet", "cluster"),
     "attribution_meta": ("clusters/attribution.json", "cluster"),
+    "family_profiles": ("clusters/family_profiles.parquet", "cluster"),
+    "family_strips": ("clusters/family_strips.parquet", "cluster"),
     "metrics": ("metrics.json", "evaluate"),
     "metrics_table": ("metrics_table.csv", "evaluate"),
     "per_family": ("per_family.csv", "evaluate"),

@@ -59,3 +59,31 @@ def family_count_figure(group_sizes, min_size: int, n_estimated: int, n_used: in
     used = "" if n_used == n_estimated else f"; {n_used} clusters used (n_clusters)"
     fig.update_layout(title=f"Homology-graph groups: {n_estimated} families estimated{used}", showlegend=True)
     return fig
+
+
+def family_profiles_figure(summary: pd.DataFrame, strips: pd.DataFrame, *, max_families: int = 30):
+    """One row per family (largest first): the mean attribution along its representative,
+    scaled to the row's largest magnitude, so each family shows where the network looks."""
+    import plotly.graph_objects as go
+
+    shown = summary.sort_values(["size", "cluster"], ascending=[False, True]).head(max_families)
+    width = int(strips["position"].max()) if len(strips) else 1
+    z = np.full((len(shown), width), np.nan)
+    text = np.full((len(shown), width), "", dtype=object)
+    for row, (cluster, rep) in enumerate(zip(shown["cluster"], shown["representative"])):
+        strip = strips[strips["cluster"] == cluster]
+        values = strip["mean_attribution"].to_numpy(dtype=float)
+        peak = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 0.0
+        z[row, :len(values)] = values / peak if peak > 0 else values
+        text[row, :len(values)] = [f"{rep}<br>{r}{p}: mean attribution {v:.3g} over {m} members"
+                                   for r, p, v, m in zip(strip["residue"], strip["position"], values,
+                                                         strip["members"])]
+    names = [f"cluster {c} ({s})" for c, s in zip(shown["cluster"], shown["size"])]
+    fig = go.Figure(go.Heatmap(z=z, x=np.arange(1, width + 1), y=names, text=text, hoverinfo="text",
+                               colorscale="RdBu", reversescale=True, zmid=0, zmin=-1, zmax=1,
+                               colorbar={"title": {"text": "attribution<br>(row max = 1)"}}))
+    fig.update_yaxes(autorange="reversed", title="family (members)")
+    fig.update_xaxes(title="position along the family's representative")
+    fig.update_layout(title="Where the clustering network looks: mean residue attribution per family",
+                      height=max(320, 22 * len(shown) + 140))
+    return fig

@@ -144,3 +144,43 @@ def test_attribution_max_switches_it_off_and_kmeans_refuses_it(pfam_run, tmp_pat
     assert not run.path("attribution").exists()
     with pytest.raises(InputError, match="attribution_max only act"):
         protlab.cluster.run(tmp_path, method="kmeans", n_clusters=4, attribution_max=10)
+
+
+@needs_mmseqs
+def test_family_profiles_name_typical_members_and_strip_the_representative(pfam_run):
+    run_dir, frame, result = pfam_run
+    run = RunDir(run_dir)
+    summary = pd.read_parquet(run.path("family_profiles"))
+    clusters = pd.read_parquet(run.path("clusters"))
+    assert summary["size"].sum() == len(frame) and len(summary) == 4
+    for row in summary.itertuples():
+        members = clusters[clusters["cluster"] == row.cluster]
+        assert row.representative == row.most_typical[0]
+        assert members.set_index("id").loc[row.representative, "confidence"] == members["confidence"].max()
+        assert members.set_index("id").loc[row.least_typical[0], "confidence"] == members["confidence"].min()
+    strips = pd.read_parquet(run.path("family_strips"))
+    by_id = frame.set_index("id")["sequence"]
+    covered = []
+    for row in summary.itertuples():
+        strip = strips[strips["cluster"] == row.cluster]
+        assert "".join(strip["residue"]) == by_id[row.representative]
+        assert strip["members"].max() <= row.size
+        covered.append(strip["members"].median() / row.size)
+    # members too distant to align to the representative (V-set domains) leave gaps
+    assert max(covered) >= 0.8 and min(covered) >= 0.15, covered
+    assert "family_profiles" in result.figures
+
+
+@needs_mmseqs
+def test_kmeans_rerun_removes_the_attribution_of_other_clusters(pfam_run, tmp_path):
+    run_dir, _, _ = pfam_run
+    run = RunDir(tmp_path)
+    run.save_proteins(RunDir(run_dir).load_proteins())
+    ids, emb, _ = RunDir(run_dir).load_embeddings()
+    run.save_embeddings(ids, emb, encoder="kmer3")
+    protlab.cluster.run(tmp_path, n_clusters=4, map_max_points=0, epochs=2, self_label_epochs=0)
+    assert run.path("attribution").exists() and run.path("family_strips").exists()
+    result = protlab.cluster.run(tmp_path, method="kmeans", n_clusters=4, map_max_points=0)
+    assert result.record.results["attribution"]["written"] is False
+    assert not run.path("attribution").exists() and not run.path("family_strips").exists()
+    assert len(pd.read_parquet(run.path("family_profiles"))) == 4
