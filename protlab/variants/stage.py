@@ -281,11 +281,7 @@ def run(run_dir: str | Path, **params) -> StageResult:
 def mean_intolerance(mapped, positions, scores) -> np.ndarray:
     """Per residue of the structure, minus the mean single-substitution score at its wild-type
     position (NaN: not mapped or not scored)."""
-    mean = mean_by_position(len(mapped.residue_of), positions, scores)
-    values = np.full(len(mapped.structure), np.nan)
-    scored = np.isfinite(mean) & (mapped.residue_of >= 0)
-    values[mapped.residue_of[scored]] = -mean[scored]
-    return values
+    return mapped.on_structure(-mean_by_position(len(mapped.residue_of), positions, scores))
 
 
 def write_structure_view(mapped, name: str, intolerance: np.ndarray, stem: Path) -> Path:

@@ -26,6 +26,15 @@ class MappedStructure:
     identity: float           # identical residues / aligned residue pairs
     n_mapped: int
 
+    def on_structure(self, values) -> np.ndarray:
+        """Per-position ``values`` of the sequence as one value per structure residue (NaN where
+        no position maps or the value is not finite)."""
+        values = np.asarray(values, dtype=float)
+        out = np.full(len(self.structure), np.nan)
+        mapped = np.isfinite(values) & (self.residue_of >= 0)
+        out[self.residue_of[mapped]] = values[mapped]
+        return out
+
 
 def _local_alignment(wildtype: str, chain_sequence: str):
     from biotite.sequence import ProteinSequence

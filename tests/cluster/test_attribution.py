@@ -184,3 +184,23 @@ def test_kmeans_rerun_removes_the_attribution_of_other_clusters(pfam_run, tmp_pa
     assert result.record.results["attribution"]["written"] is False
     assert not run.path("attribution").exists() and not run.path("family_strips").exists()
     assert len(pd.read_parquet(run.path("family_profiles"))) == 4
+
+
+def test_attribution_on_the_protein_structure_as_b_factors(shared_data, tmp_path):
+    from protlab.cluster.views import export_attribution
+    from protlab.curate.structures import read_structure
+
+    path = shared_data / "structures" / "pfam_domains" / "PF00018_2O9S_A.pdb"
+    sequence = read_structure(path).sequence
+    domain = sequence[3:-3]  # the protein is a part of the chain
+    run = RunDir(tmp_path)
+    pd.DataFrame({"id": "SH3|x", "position": np.arange(1, len(domain) + 1), "residue": list(domain),
+                  "attribution": np.arange(1, len(domain) + 1, dtype=np.float32)}).to_parquet(run.writable("attribution"))
+    paths = export_attribution(tmp_path, "SH3|x", path)
+    assert paths["html"].name == "attribution_SH3_x.html" and "3Dmol" in paths["html"].read_text()
+    ca = [line for line in paths["pdb"].read_text().splitlines() if line.startswith("ATOM") and line[12:16] == " CA "]
+    b = [float(line[60:66]) for line in ca]
+    assert b[:3] == [0.0, 0.0, 0.0] and b[3:3 + len(domain)] == list(range(1, len(domain) + 1))
+    assert "spectrum b" in paths["pml"].read_text() and "color bfactor" in paths["cxc"].read_text()
+    with pytest.raises(InputError, match="no residue of protein 'other'"):
+        export_attribution(tmp_path, "other", path)
