@@ -4,9 +4,10 @@
 ``clusters/<method>.parquet`` (computing the ``baselines`` that are missing) with the
 family labels of ``proteins.parquet``: NMI, ARI, Hungarian-matched accuracy, AUPR. Writes
 ``metrics.json``, ``metrics_table.csv``, ``per_family.csv``, the matched confusion
-figure and ``evaluate.json``. Labels may come from a file instead (``labels``); with no
-labels anywhere it writes a label-free report (sizes, confidence, neighbour agreement) and
-computes no baselines; labels too sparse to score are refused
+figure and ``evaluate.json``, and rewrites the run's explorer page (``figures/explorer.html``,
+:mod:`protlab.plot.explorer`) with the labels scored when 04 wrote one. Labels may come from
+a file instead (``labels``); with no labels anywhere it writes a label-free report (sizes,
+confidence, neighbour agreement) and computes no baselines; labels too sparse to score are refused
 (:func:`~protlab.evaluate.labels.require_enough_labels`). A chosen clustering that is damaged
 or made from other proteins or embeddings is refused; any other such clustering is listed
 with the reason (``skipped_stale`` in ``metrics.json``, ``skipped`` in the record and the
@@ -29,6 +30,7 @@ from protlab.evaluate.label_free import label_free_report
 from protlab.evaluate.labels import labels_for, require_enough_labels
 from protlab.evaluate.metrics import evaluate, matched_accuracy, matched_confusion, per_family
 from protlab.plot.evaluate import confusion_figure
+from protlab.plot.explorer import refresh_explorer
 from protlab.plot.export import save_figure
 
 MAX_CONFUSION = 400  # families or clusters beyond which the heatmap is not drawn
@@ -139,6 +141,9 @@ def run(run_dir: str | Path, **params) -> StageResult:
         figures["confusion"] = confusion_figure(confusion, title=f"Matched confusion: {chosen_method}")
         for path in save_figure(figures["confusion"], run_.figure("matched_confusion")).values():
             record.wrote(path)
+    explorer = refresh_explorer(run_dir, labels=labels[known])  # only a page 04 wrote; now with these labels
+    if explorer is not None:
+        record.wrote(explorer)
     record.results.update({k: metrics[k] for k in ("method", "nmi", "ari", "acc", "agreement_heads_families")
                            if k in metrics})
     record.results["per_method"] = {row["method"]: {k: row.get(k) for k in RECORDED} for row in rows}
