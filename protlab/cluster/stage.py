@@ -32,6 +32,7 @@ from protlab.core.runtime import check_device, dist_env, leave_distributed, seed
 from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, map_points
 from protlab.plot.cluster import cluster_sizes_figure, family_count_figure, family_profiles_figure
 from protlab.plot.embed import umap_figure
+from protlab.plot.explorer import map_coordinates, write_explorer
 from protlab.plot.export import save_figure
 
 def _family_config(value: dict) -> None:
@@ -315,12 +316,20 @@ def run(run_dir: str | Path, **params) -> StageResult:
         summary, strips = write_family_profiles(run_dir, result, record)
     if strips is not None:
         figures["family_profiles"] = family_profiles_figure(summary, strips)
-    if params["map_max_points"]:
-        with record.timed("map"):
-            ids, embeddings, _ = RunDir(run_dir).load_embeddings()  # the row order of the clustering
+    with record.timed("map"):
+        ids, embeddings, meta = RunDir(run_dir).load_embeddings()  # the row order of the clustering
+        # one projection for the map figure and the explorer
+        coordinates, projection = map_coordinates(ids, embeddings, max_points=params["map_max_points"],
+                                                  seed=params["seed"])
+        if len(coordinates):
             figures["map"] = umap_figure(embeddings, labels=[f"cluster {c}" for c in result.labels], ids=ids,
                                          seed=params["seed"], max_points=params["map_max_points"],
+                                         projected=(coordinates[["x", "y"]].to_numpy(), projection),
                                          title=f"Embeddings coloured by discovered cluster ({method})")
+    with record.timed("explorer"):
+        coordinates.attrs = {"method": projection, "embeddings_sha256": meta.get("array_sha256")}
+        record.wrote(write_explorer(run_dir, coordinates=coordinates, max_map_points=params["map_max_points"],
+                                    seed=params["seed"]))
     for name, fig in figures.items():
         for path in save_figure(fig, RunDir(run_dir).figure(f"{FIGURE_STEMS[name]}_{method}")).values():
             record.wrote(path)
@@ -330,7 +339,8 @@ def run(run_dir: str | Path, **params) -> StageResult:
                            "median_confidence": float(np.median(result.confidence)),
                            **({"neighbors": info.get("neighbors"), "mean_neighbors": info.get("mean_neighbors"),
                                "best_head": result.model.best_head,
-                               "agreement_heads_families": info.get("agreement_heads_families")} if graph else {})})
+                               "agreement_heads_families": info.get("agreement_heads_families"),
+                               "fit_steps": info.get("families_fit_steps")} if graph else {})})
     record.save()
     return StageResult(record, figures, clustering=result, labels=result.labels,
                        confidence=result.confidence, info=info)
@@ -396,6 +406,10 @@ def summary_line(results: dict, timings: dict) -> str:
     parts = [f"{results.get('n_clusters')} clusters ({results.get('method')}) of {sum(sizes)} proteins"]
     if results.get("n_clusters_estimated") is not None:
         parts.append(f"homology graph's estimate {results['n_clusters_estimated']} families")
+    if results.get("fit_steps"):
+        kinds = [next(iter(step)) for step in results["fit_steps"]]
+        parts.append(f"{kinds.count('merged')} merges and {kinds.count('split')} splits met n_clusters "
+                     "(cluster.json: fit_steps)")
     if results.get("agreement_heads_families") is not None:
         parts.append(f"SCAN heads agree with the families on {results['agreement_heads_families']:.1%}")
     if sizes:

@@ -111,8 +111,10 @@ class RunDir:
         return self.path("clusterings") / f"{method}{suffix}"
 
     def clustering_methods(self) -> list[str]:
+        """The clusterings in ``clusters/``: its tables other than the explanations 04 writes beside them."""
         folder = self.path("clusterings")
-        return sorted(p.stem for p in folder.glob("*.parquet")) if folder.is_dir() else []
+        beside = {Path(ARTIFACTS[key][0]).name for key in ("attribution", "family_profiles", "family_strips")}
+        return sorted(p.stem for p in folder.glob("*.parquet") if p.name not in beside) if folder.is_dir() else []
 
     def stage_record(self, stage: str) -> Path:
         return self.root / f"{stage}.json"

@@ -32,11 +32,13 @@ def project_2d(embeddings, *, n_neighbors: int = 15, min_dist: float = 0.1, seed
 
 
 def umap_figure(embeddings, *, labels=None, ids=None, title: str = "Protein embeddings", seed: int = 0,
-                n_neighbors: int = 15, min_dist: float = 0.1, max_points: int | None = None):
+                n_neighbors: int = 15, min_dist: float = 0.1, max_points: int | None = None,
+                projected: tuple[np.ndarray, str] | None = None):
     """A plotly scatter of the UMAP map, one colour per label, ids on hover.
 
     ``max_points``: map a seeded random subset of at most this many proteins (UMAP time
-    grows with n; the picture barely changes).
+    grows with n; the picture barely changes). ``projected``: ``(coords, method)`` of that
+    subset when already computed (:func:`project_2d`), so one projection serves several views.
     """
     import plotly.express as px
 
@@ -45,7 +47,9 @@ def umap_figure(embeddings, *, labels=None, ids=None, title: str = "Protein embe
     rows = np.arange(total)
     if max_points is not None and 0 < max_points < total:
         rows = np.sort(np.random.default_rng(seed).choice(total, size=max_points, replace=False))
-    coords, method = project_2d(x[rows], n_neighbors=n_neighbors, min_dist=min_dist, seed=seed)
+    coords, method = projected or project_2d(x[rows], n_neighbors=n_neighbors, min_dist=min_dist, seed=seed)
+    if len(coords) != len(rows):
+        raise InputError(f"projected holds {len(coords)} points for the {len(rows)} proteins mapped")
     n = coords.shape[0]
     ids = [str(ids[i]) for i in rows] if ids is not None else [str(i) for i in rows]
     frame = pd.DataFrame({f"{method.upper()} 1": coords[:, 0], f"{method.upper()} 2": coords[:, 1], "id": ids})

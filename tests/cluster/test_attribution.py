@@ -94,6 +94,7 @@ def test_04_writes_one_attribution_per_residue(pfam_run):
     info = json.loads(RunDir(run_dir).path("attribution_meta").read_text())
     assert info["head_agrees_with_clusters"] >= 0.95 and info["clusters_method"] == "families"
     assert result.record.results["attribution"]["written"] is True
+    assert RunDir(run_dir).clustering_methods() == ["families", "scan"]  # 05 scores clusterings, not these tables
 
 
 @needs_mmseqs
