@@ -14,7 +14,11 @@ seeded subsets of ``--sizes`` domains are written as
 A subset keeps every family: each family is sampled in proportion to its size, but keeps
 at least ``min(its size, --min-family)`` members, so natural size ratios survive.
 
-    python benchmarks/pfam_natural_sets.py --out runs/natural_sets [--sizes 10000 30000 100000]
+``--extreme N`` also writes ``extreme_<N>``: every domain of the ``bitbol_full`` families (tens of
+thousands of short, diverse members each) beside at most ``N`` of every other family (some
+have far fewer), the imbalance of a giant diverse family next to a tiny distinct one.
+
+    python benchmarks/pfam_natural_sets.py --out runs/natural_sets [--sizes 10000 30000 100000] [--extreme 300]
 """
 from __future__ import annotations
 
@@ -75,6 +79,16 @@ def subset(families: np.ndarray, size: int, *, min_family: int, seed: int) -> np
     return np.sort(np.concatenate(keep))
 
 
+def extreme(families: np.ndarray, full: set[str], cap: int, *, seed: int) -> np.ndarray:
+    """Indices of every member of the ``full`` families and at most ``cap`` of every other."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for name in np.unique(families):
+        rows = np.flatnonzero(families == name)
+        keep.append(rows if name in full or len(rows) <= cap else rng.choice(rows, size=cap, replace=False))
+    return np.sort(np.concatenate(keep))
+
+
 def write_set(out: Path, stem: str, ids, sequences, families) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with open(out / f"{stem}.fasta", "w") as fh:
@@ -95,6 +109,7 @@ def main(argv=None) -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 30_000, 100_000])
     parser.add_argument("--min-family", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--extreme", type=int, default=None, help="also the extreme pool with this cap per family")
     args = parser.parse_args(argv)
     pooled = pooled_domains()
     order = sorted(pooled, key=lambda s: pooled[s][0])
@@ -106,6 +121,10 @@ def main(argv=None) -> None:
     for size in args.sizes:
         rows = subset(families, size, min_family=args.min_family, seed=args.seed)
         write_set(out, f"natural_{size}", ids[rows], sequences[rows], families[rows])
+    if args.extreme:
+        full = {family_of(p) for p in (PFAM / "bitbol_full").glob("PF*.fasta")}
+        rows = extreme(families, full, args.extreme, seed=args.seed)
+        write_set(out, f"extreme_{args.extreme}", ids[rows], sequences[rows], families[rows])
 
 
 if __name__ == "__main__":

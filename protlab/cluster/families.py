@@ -34,9 +34,13 @@ are, and big, diverse families fall apart into many pieces. So (constants: :clas
    (:func:`protlab.plot.cluster.family_count_figure`).
 4. **Fitting to ``n_clusters``** when it is given: above the estimate, the next largest
    groups count as families too (a big family is rarely two; a small group is often a small
-   family); below it, the smallest families are merged into the one they are most connected
-   to. Only when there are fewer groups than ``n_clusters`` is the largest split in two
-   (its subgraph's second spectral coordinate).
+   family); below it, the parts of one family merge first (a family sending at least
+   ``part_share`` of its homology hits to another), then the smallest families into the one
+   they are most connected to, so a big, diverse family that the graph (or the length rule)
+   left in parts is made whole before a small, distinct family loses its identity. Only when
+   there are fewer groups than
+   ``n_clusters`` is the largest split in two (its subgraph's second spectral coordinate).
+   Each merge and split is recorded (``fit_steps``).
 
 Everything but the Louvain runs is sparse and linear in the number of edges (at most
 n · MAX_HITS); Louvain runs only on pieces with a family's worth of long members.
@@ -78,6 +82,9 @@ class FamilyConfig:
     profile_iterations: int = 3      # ... (built in this many search rounds) place the proteins hits do not
                                      # lead to a family ...
     profile_evalue: float = 1.0      # ... when a profile finds them at this E-value (among those few proteins)
+    part_share: float = 0.1          # fitting to fewer families: a family sending this share of its hits to
+                                     # another is a part of it (the parts of one diverse family send a large
+                                     # share, families of one clan a small one) and merges first
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "FamilyConfig":
@@ -113,7 +120,7 @@ class FamilyPartition:
     """``labels`` (0..n_families-1, largest family first) and how they were found."""
 
     labels: np.ndarray
-    n_estimated: int                      # families counted before fitting to n_clusters
+    n_estimated: int                      # families counted before fitting to n_clusters (parts of one once)
     group_sizes: np.ndarray               # sizes of the merged groups, largest first (the evidence)
     min_size: int                         # the size a group needed to count
     info: dict = field(default_factory=dict)
@@ -401,22 +408,65 @@ def split_in_two(members: np.ndarray, affinity: sp.csr_matrix, embeddings: np.nd
     return halves
 
 
+def merge_down(labels: np.ndarray, n_clusters: int | None, hits: sp.csr_matrix, affinity: sp.csr_matrix, *,
+               part_share: float = DEFAULT.part_share) -> tuple[np.ndarray, list[dict]]:
+    """Merge families until ``n_clusters`` remain: first the parts of one family (the smaller
+    of a pair sends at least ``part_share`` of its homology hits to the other; strongest
+    first), then the smallest family into the one it is most connected to (affinity), so a
+    diverse family that the graph left in parts is made whole before a small family loses its
+    identity. ``n_clusters=None``: merge the parts only. Returns the labels and each merge
+    (sizes, why, one member of each side)."""
+    m = int(labels.max()) + 1
+    onehot = _one_hot(labels, m)
+    linked, near = ((onehot.T @ matrix @ onehot).toarray().astype(np.float64) for matrix in (hits, affinity))
+    np.fill_diagonal(near, 0.0)
+    size = np.bincount(labels, minlength=m).astype(np.float64)
+    member = np.array([int(np.flatnonzero(labels == c)[0]) for c in range(m)])
+    alive = np.ones(m, dtype=bool)
+    group = np.arange(m)
+    merges = []
+    while alive.sum() > (n_clusters or 1):
+        total = linked.sum(axis=1)  # every hit of a family's members, its own included
+        outside = linked - np.diag(np.diag(linked))
+        smaller = np.less.outer(size, size) | (np.equal.outer(size, size) & np.less.outer(np.arange(m), np.arange(m)))
+        share = np.where(np.outer(alive, alive) & smaller, outside / np.maximum(total, 1.0)[:, None], -1.0)
+        gone, keep = np.unravel_index(int(np.argmax(share)), share.shape)
+        why, strength = "part", float(share[gone, keep])
+        if strength < part_share and n_clusters is None:
+            break
+        if strength < part_share:
+            alive_ids = np.flatnonzero(alive)
+            gone = int(alive_ids[np.argmin(size[alive_ids])])
+            links = np.where(alive, near[gone], -1.0)
+            links[gone] = -1.0
+            keep = int(np.argmax(links)) if links.max() > 0 else int(alive_ids[np.argmax(size[alive_ids])])
+            why, strength = "smallest", float(max(links[keep], 0.0) / size[gone])
+        merges.append({"sizes": [int(size[gone]), int(size[keep])], "why": why, "strength": round(strength, 4),
+                       "members": [int(member[gone]), int(member[keep])]})
+        for matrix in (linked, near):
+            matrix[keep] += matrix[gone]
+            matrix[:, keep] += matrix[:, gone]
+            matrix[gone] = matrix[:, gone] = 0.0
+        np.fill_diagonal(near, 0.0)
+        size[keep] += size[gone]
+        size[gone] = 0.0
+        alive[gone] = False
+        group[group == gone] = keep
+    return _relabel(group[labels]), merges
+
+
 def fit_to(labels: np.ndarray, n_clusters: int, affinity: sp.csr_matrix, embeddings: np.ndarray,
-           *, seed: int = 0, config: FamilyConfig = DEFAULT) -> np.ndarray:
-    """Merge the smallest family into its best-connected one, or split the largest in two
-    (:func:`split_in_two`), until there are ``n_clusters``."""
+           *, hits: sp.csr_matrix | None = None, seed: int = 0,
+           config: FamilyConfig = DEFAULT) -> tuple[np.ndarray, list[dict]]:
+    """Merge families (:func:`merge_down`), or split the largest in two
+    (:func:`split_in_two`), until there are ``n_clusters``; returns the labels and the steps
+    (``merged`` or ``split``, with sizes and one member of each side)."""
+    steps = []
+    if labels.max() + 1 > n_clusters:
+        labels, merges = merge_down(labels, n_clusters, affinity if hits is None else hits, affinity,
+                                    part_share=config.part_share)
+        steps += [{"merged": merge} for merge in merges]
     labels = labels.copy()
-    while labels.max() + 1 > n_clusters:
-        m = int(labels.max()) + 1
-        size = np.bincount(labels, minlength=m)
-        small = int(np.argmin(size))
-        members = np.flatnonzero(labels == small)
-        links = np.asarray(affinity[members].sum(axis=0)).ravel()
-        weight = np.bincount(labels, weights=links, minlength=m)
-        weight[small] = -1
-        target = int(np.argmax(weight)) if weight.max() > 0 else int(np.argsort(-size)[0])
-        labels[members] = target
-        labels = _relabel(labels)
     while labels.max() + 1 < n_clusters:
         size = np.bincount(labels)
         members = np.flatnonzero(labels == int(np.argmax(size)))
@@ -424,7 +474,26 @@ def fit_to(labels: np.ndarray, n_clusters: int, affinity: sp.csr_matrix, embeddi
             break
         halves = split_in_two(members, affinity, embeddings, seed=seed, config=config)
         labels[members[halves == 1]] = labels.max() + 1
-    return labels
+        steps.append({"split": {"sizes": [int((halves == 0).sum()), int((halves == 1).sum())],
+                                "members": [int(members[halves == 0][0]), int(members[halves == 1][0])]}})
+    return labels, steps
+
+
+def describe_fit_steps(steps: list[dict]) -> str:
+    """One line per merge or split that fitted the families to ``n_clusters``."""
+    lines = []
+    for step in steps:
+        (kind, change), = step.items()
+        a, b = change["sizes"]
+        if kind == "merged" and change["why"] == "part":
+            lines.append(f"merged a family of {a} into one of {b} as a part of it (now cluster {change['clusters'][1]}; "
+                         f"it sent {change['strength']:.0%} of its homology hits there)")
+        elif kind == "merged":
+            lines.append(f"merged the smallest family ({a}) into the one of {b} it is most linked to "
+                         f"(now cluster {change['clusters'][1]})")
+        else:
+            lines.append(f"split a family into {a} + {b} (clusters {change['clusters'][0]} and {change['clusters'][1]})")
+    return "\n".join(lines)
 
 
 def find_families(knn: np.ndarray, homologous: np.ndarray, hits: sp.csr_matrix, affinity: sp.csr_matrix,
@@ -466,14 +535,22 @@ def find_families(knn: np.ndarray, homologous: np.ndarray, hits: sp.csr_matrix, 
     labels = attach_by_affinity(labels, affinity, embeddings, lengths=lengths, longer=config.longer)
     if apart:
         labels = share_by_length(labels, pieces, apart, lengths)
-    if n_clusters is not None:
-        labels = fit_to(labels, int(n_clusters), affinity, embeddings, seed=seed, config=config)
+    if n_clusters is None:  # the parts of one family count once
+        labels, merges = merge_down(labels, None, hits, affinity, part_share=config.part_share)
+        steps = [{"merged": merge} for merge in merges]
+        n_estimated -= len(merges)
+    else:
+        labels, steps = fit_to(labels, int(n_clusters), affinity, embeddings, hits=hits, seed=seed, config=config)
+        n_estimated -= sum(step.get("merged", {}).get("why") == "part" for step in steps)
     order = np.argsort(-np.bincount(labels), kind="stable")  # largest family first
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
+    for step in steps:  # which final cluster each step made
+        change = next(iter(step.values()))
+        change["clusters"] = [int(rank[labels[i]]) for i in change.pop("members")]
     info = {"pieces": int(pieces.max()) + 1, "groups": int(len(group_sizes)),
             "attached": int((~is_family[groups]).sum()),
             "without_hits": int((np.diff(hits.tocsr().indptr) == 0).sum()),
             "unreached_by_hits": int(len(unreached)), "placed_by_profiles": placed,
-            "longer_communities": len(apart)}
+            "longer_communities": len(apart), "fit_steps": steps}
     return FamilyPartition(rank[labels], n_estimated, np.sort(group_sizes)[::-1], min_size, info)

@@ -60,7 +60,7 @@ from protlab.cluster.distributed import (
     total_over_ranks,
     wrap,
 )
-from protlab.cluster.families import FamilyConfig, FamilyPartition, find_families
+from protlab.cluster.families import FamilyConfig, FamilyPartition, describe_fit_steps, find_families
 from protlab.cluster.heads import ScanHeads, scan_loss, self_label_loss, strong_view, validation_losses
 from protlab.cluster.neighbors import (
     NeighborGraph,
@@ -322,6 +322,8 @@ class ScanClusterer:
         if self.partition is not None:
             self._say(f"homology graph: {self.info['n_clusters_estimated']} families estimated, "
                       f"{int(self.partition.labels.max()) + 1} kept")
+            for line in describe_fit_steps(self.partition.info["fit_steps"]).splitlines():
+                self._say(f"  to meet n_clusters: {line}")
         start = time.perf_counter()
         self._say("graph features")
         features = self._fit_features(x, graph)

@@ -80,12 +80,47 @@ def test_fit_to_merges_the_smallest_and_splits_the_largest():
     link = sp.csr_matrix((np.ones(6), ([90, 91, 92, 50, 51, 52], [50, 51, 52, 90, 91, 92])), shape=(100, 100))
     affinity = (hits + link).tocsr()
     labels = np.r_[np.zeros(50, int), np.ones(40, int), np.full(10, 2)]
-    merged = fam.fit_to(labels, 2, affinity, np.zeros((100, 2), np.float32))
+    merged, steps = fam.fit_to(labels, 2, affinity, np.zeros((100, 2), np.float32))
     assert len(set(merged)) == 2 and len(set(merged[np.r_[b, c]])) == 1  # c joins b, its best connection
+    assert steps == [{"merged": {"sizes": [10, 40], "why": "smallest", "strength": 0.3, "members": [90, 50]}}]
     x = np.r_[np.zeros((25, 2)), np.full((25, 2), 5.0), np.ones((50, 2))].astype(np.float32)
-    split = fam.fit_to(np.r_[np.zeros(50, int), np.ones(50, int)], 3, sp.csr_matrix((100, 100)), x)
+    split, steps = fam.fit_to(np.r_[np.zeros(50, int), np.ones(50, int)], 3, sp.csr_matrix((100, 100)), x)
     assert len(set(split)) == 3 and len(set(split[:25])) == 1 and len(set(split[25:50])) == 1
-    assert split[0] != split[25]
+    assert split[0] != split[25] and list(steps[0]) == ["split"] and sorted(steps[0]["split"]["sizes"]) == [25, 25]
+
+
+def _parts_and_small(cross_pairs: int):
+    """A big family in two parts (``cross_pairs`` hits between them) and a small family with no
+    hit to anyone; the labels the graph gave them."""
+    part1, part2, small = np.arange(0, 600), np.arange(600, 1000), np.arange(1000, 1030)
+    _, hits = _graph([part1, part2, small], 1030, 5)
+    rng = np.random.default_rng(0)
+    rows, cols = rng.choice(part1, cross_pairs), rng.choice(part2, cross_pairs)
+    cross = sp.csr_matrix((np.ones(2 * cross_pairs), (np.r_[rows, cols], np.r_[cols, rows])), shape=(1030, 1030))
+    hits = ((hits + cross) > 0).astype(np.float64).tocsr()
+    return hits, np.r_[np.zeros(600, int), np.ones(400, int), np.full(30, 2)]
+
+
+def test_fit_to_merges_the_parts_of_a_big_family_before_a_small_distinct_one():
+    """Fitting 3 families to 2 merges the parts (a quarter of the smaller part's hits go to the
+    other), and the small family keeps its own cluster; families that meet rarely (the parts
+    of a clan) are no parts: then the smallest merges."""
+    hits, labels = _parts_and_small(1000)
+    fitted, steps = fam.fit_to(labels, 2, hits, np.zeros((1030, 2), np.float32), hits=hits)
+    assert len(set(fitted[:1000])) == 1 and len(set(fitted[1000:])) == 1 and fitted[0] != fitted[1000]
+    assert steps[0]["merged"]["sizes"] == [400, 600] and steps[0]["merged"]["why"] == "part"
+    assert steps[0]["merged"]["strength"] >= 0.1
+    hits, labels = _parts_and_small(40)
+    fitted, steps = fam.fit_to(labels, 2, hits, np.zeros((1030, 2), np.float32), hits=hits)
+    assert steps[0]["merged"]["why"] == "smallest" and len(set(fitted[:1000])) == 2
+
+
+def test_the_estimate_counts_the_parts_of_one_family_once():
+    hits, labels = _parts_and_small(1000)
+    merged, steps = fam.merge_down(labels, None, hits, hits)
+    assert len(set(merged)) == 2 and [s["why"] for s in steps] == ["part"]
+    hits, labels = _parts_and_small(40)
+    assert len(set(fam.merge_down(labels, None, hits, hits)[0])) == 3
 
 
 def test_merge_counts_only_the_proteins_that_searched():
