@@ -42,7 +42,8 @@ def famsa_alignment(path: Path, out: Path) -> Path | None:
     from protlab.variants.alignment import read_alignment_records
 
     names, rows, _ = read_alignment_records(path)
-    sequences = [Sequence(n.encode(), r.replace("-", "").replace(".", "").upper().encode()) for n, r in zip(names, rows)]
+    sequences = [Sequence(n.encode(), r.replace("-", "").replace(".", "").upper().encode())
+                 for n, r in zip(names, rows)]
     msa = Aligner(guide_tree="upgma").align(sequences)
     out.write_text("".join(f">{s.id.decode()}\n{s.sequence.decode()}\n" for s in msa))
     return out
@@ -131,7 +132,8 @@ def main(argv=None) -> None:
                           **{col: float(part[col].mean()) for col in
                              ("attribution x random", "random draw x random", "conservation x random")}}
     for group, s in summary.items():
-        print(f"{group}: {s['families']} families, {s['domains']} domains: attribution {s['attribution x random']:.2f}x "
+        print(f"{group}: {s['families']} families, {s['domains']} domains: "
+              f"attribution {s['attribution x random']:.2f}x "
               f"random, a random draw {s['random draw x random']:.2f}x, conservation itself "
               f"{s['conservation x random']:.2f}x (target: attribution >= 3x)")
     print(f"attribution of {meta['n_proteins']} proteins: {attribution_s:.1f} s (target <= 120 s on 2 cores); "

@@ -485,14 +485,15 @@ def describe_fit_steps(steps: list[dict]) -> str:
     for step in steps:
         (kind, change), = step.items()
         a, b = change["sizes"]
+        first, second = change["clusters"]
         if kind == "merged" and change["why"] == "part":
-            lines.append(f"merged a family of {a} into one of {b} as a part of it (now cluster {change['clusters'][1]}; "
+            lines.append(f"merged a family of {a} into one of {b} as a part of it (now cluster {second}; "
                          f"it sent {change['strength']:.0%} of its homology hits there)")
         elif kind == "merged":
             lines.append(f"merged the smallest family ({a}) into the one of {b} it is most linked to "
-                         f"(now cluster {change['clusters'][1]})")
+                         f"(now cluster {second})")
         else:
-            lines.append(f"split a family into {a} + {b} (clusters {change['clusters'][0]} and {change['clusters'][1]})")
+            lines.append(f"split a family into {a} + {b} (clusters {first} and {second})")
     return "\n".join(lines)
 
 

@@ -57,8 +57,8 @@ STAGE = Stage("cluster", "04_cluster", "Discover protein families without labels
           f"({HEADS})", "str", choices=GRAPH_FEATURES),
     Param("family_config", {}, "constants of the family algorithm to change (protlab.cluster.families.FamilyConfig: "
           "shared_neighbors, merge_ratio, merge_hits, min_family, min_family_share, split_spectral_max, "
-          "split_smoothing, longer, profile_seeds, profile_iterations, profile_evalue); {}: the defaults; "
-          "families / scan only", "dict", check=_family_config),
+          "split_smoothing, longer, profile_seeds, profile_iterations, profile_evalue, part_share); {}: the "
+          "defaults; families / scan only", "dict", check=_family_config),
     Param("device", "auto", "device the SCAN heads train on: 'auto' (CUDA when available), 'cpu', 'cuda', "
           "'cuda:N' or 'mps'; under torchrun each rank takes its local GPU", "str", check=check_device),
     Param("seed", 0, "random seed", "int", low=0, high=MAX_SEED),
