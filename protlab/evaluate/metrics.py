@@ -121,12 +121,18 @@ def matched_aupr(labels, clusters, probabilities) -> float:
     """Mean over families of the average precision of the matched cluster's probability.
 
     ``probabilities[:, k]`` is the probability of cluster ``k`` (clusters coded 0..K-1 as
-    in ``clusters``); an unmatched family scores 0 for every protein.
+    in ``clusters``; dense, or a scipy sparse matrix holding each protein's top few); an
+    unmatched family scores 0 for every protein.
     """
 
     y, _, y_names, _ = _check_pair(labels, clusters)
     clusters = np.asarray(clusters, dtype=np.int64)
-    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if sp.issparse(probabilities):  # the top few per protein (large runs): the others are 0
+        probabilities = probabilities.tocsc()
+        column = lambda k: probabilities[:, k].toarray().ravel()  # noqa: E731
+    else:
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        column = lambda k: probabilities[:, k]  # noqa: E731
     if probabilities.ndim != 2 or probabilities.shape[0] != len(y) or clusters.max() >= probabilities.shape[1]:
         raise InputError(f"probabilities of shape {probabilities.shape} do not match {len(y)} proteins "
                          f"with clusters up to {clusters.max()}")
@@ -135,7 +141,7 @@ def matched_aupr(labels, clusters, probabilities) -> float:
     scores = []
     for j in range(len(y_names)):
         target = y == j
-        score = probabilities[:, matched[j]] if j in matched else np.zeros(len(y))
+        score = column(matched[j]) if j in matched else np.zeros(len(y))
         scores.append(average_precision_score(target, score))
     return float(np.mean(scores))
 

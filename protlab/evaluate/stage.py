@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from protlab.cluster.methods import GRAPH_METHODS, METHODS
-from protlab.cluster.stage import current_fingerprints, read_clustering, stale_input, write_clustering
+from protlab.cluster.stage import (cluster_count, current_fingerprints, probability_matrix, read_clustering,
+                                   stale_input, write_clustering)
 from protlab.core.atomic import atomic_path, atomic_write_json
 from protlab.core.errors import InputError
 from protlab.core.rundir import RunDir
@@ -54,7 +55,8 @@ STAGE = Stage("evaluate", "05_evaluate", "Score clusterings against known famili
 
 
 def evaluate_clusters(frame: pd.DataFrame, labels: pd.Series, known: np.ndarray) -> dict:
-    probs = np.stack(frame["probabilities"].to_numpy())[known] if "probabilities" in frame.columns else None
+    probs = probability_matrix(frame)
+    probs = None if probs is None else probs[known]
     clusters = frame["cluster"].to_numpy()[known]
     if probs is not None and clusters.max() >= probs.shape[1]:
         probs = None
@@ -98,8 +100,7 @@ def run(run_dir: str | Path, **params) -> StageResult:
         return _label_free(run_, chosen, record)
     require_enough_labels(labels, known, params["labels"] or run_.path("proteins"))
     chosen_method = str(chosen["method"].iloc[0]) if "method" in chosen.columns and len(chosen) else "chosen"
-    probs = chosen["probabilities"].iloc[0] if "probabilities" in chosen.columns and len(chosen) else None
-    n_clusters = int(len(probs)) if probs is not None else int(chosen["cluster"].nunique())
+    n_clusters = cluster_count(chosen)
     now = current_fingerprints(run_)  # baselines are made from these inputs; they do not change here
     with record.timed("baselines"):  # missing ones, and those made from other proteins or embeddings
         for method in params["baselines"]:
