@@ -614,6 +614,7 @@ def fit_graph_methods(embeddings, sequences=None, *, n_clusters: int | None, **o
     if model.partition is not None:
         families = model.partition.labels.astype(np.int64)
         shared = {"family_group_sizes": model.info["family_group_sizes"],
+                  "families_fit_steps": model.info["families_fit_steps"],
                   "agreement_heads_families": float((heads == families).mean())}
         out["scan"].info.update(shared)
         out["families"] = Clustering(families, prob, "families", {**info, **shared}, model)

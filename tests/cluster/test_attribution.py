@@ -205,3 +205,18 @@ def test_attribution_on_the_protein_structure_as_b_factors(shared_data, tmp_path
     assert "spectrum b" in paths["pml"].read_text() and "color bfactor" in paths["cxc"].read_text()
     with pytest.raises(InputError, match="no residue of protein 'other'"):
         export_attribution(tmp_path, "other", path)
+
+
+@needs_mmseqs
+def test_the_merges_that_meet_n_clusters_are_recorded(pfam_run, tmp_path):
+    run_dir, frame, _ = pfam_run
+    run = RunDir(tmp_path)
+    run.save_proteins(RunDir(run_dir).load_proteins())
+    ids, emb, _ = RunDir(run_dir).load_embeddings()
+    run.save_embeddings(ids, emb, encoder="kmer3")
+    result = protlab.cluster.run(tmp_path, n_clusters=3, map_max_points=0, epochs=2, self_label_epochs=0,
+                                 attribution_max=0)
+    steps = result.record.results["fit_steps"]
+    assert [list(step) for step in steps] == [["merged"]] and steps[0]["merged"]["why"] == "smallest"
+    assert json.loads(run.clustering("families", ".json").read_text())["families_fit_steps"] == steps
+    assert len(pd.read_parquet(run.path("clusters"))["cluster"].unique()) == 3
