@@ -204,6 +204,7 @@ def spectral_features(affinity: sp.csr_matrix, *, dims: int, seed: int = 0) -> t
     return emb.astype(np.float32), scale.astype(np.float32)
 
 
+FAMILY_WEIGHT_POWER = 0.5  # heads' cross-entropy towards the families: a family weighs size ** -this
 DIFFUSION_ALPHA = 0.1  # the share of a protein's own embedding in its diffusion features
 
 
@@ -416,7 +417,12 @@ class ScanClusterer:
 
         if self.partition is not None:  # cluster sizes pulled towards the families', not equal
             targets = torch.from_numpy(self.partition.labels)
-            prior = on(torch.bincount(targets, minlength=cfg["n_clusters"]).float() / n)
+            sizes = torch.bincount(targets, minlength=cfg["n_clusters"]).float()
+            prior = on(sizes / n)
+            # rare families weigh more in the cross-entropy towards the families: with equal
+            # weights the big families' gradients leave the heads unsure of the small ones
+            balance = sizes.clamp_min(1.0) ** -FAMILY_WEIGHT_POWER
+            balance = on(balance * n / (balance * sizes).sum())
             for _ in range(cfg["warm_epochs"]):  # heads start from the graph's families
                 perm = order[torch.randperm(n, generator=gen)]
                 for b in range(0, n, bs):
@@ -424,7 +430,8 @@ class ScanClusterer:
                     if len(idx) < too_small:
                         continue
                     idx = my_share(env, idx)
-                    step(sum(torch.nn.functional.cross_entropy(o, on(targets[idx])) for o in model(on(x[idx]))))
+                    step(sum(torch.nn.functional.cross_entropy(o, on(targets[idx]), weight=balance)
+                             for o in model(on(x[idx]))))
 
         def sample_neighbors(anchors):
             pick = (torch.rand(len(anchors), generator=gen) * counts[anchors]).long()
@@ -453,7 +460,7 @@ class ScanClusterer:
                 if anchored:  # stay near the graph's families
                     goal = on(targets[anchors])
                     loss = loss + cfg["anchor_weight"] * sum(
-                        torch.nn.functional.cross_entropy(o[:len(anchors)], goal) for o in out)
+                        torch.nn.functional.cross_entropy(o[:len(anchors)], goal, weight=balance) for o in out)
                 step(loss)
                 total += float(loss.detach())
             history.append(total)
