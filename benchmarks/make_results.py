@@ -76,7 +76,8 @@ def section(record: dict, name: str) -> list[str]:
     lines += [f"- command: `{record.get('command')}`",
               f"- code: protlab {code.get('version')}, commit {commit}; date {record.get('date')}",
               f"- machine: {machine.get('cores')} cores, {machine.get('memory_gib')} GiB, "
-              f"GPU: {machine.get('gpu') or 'none'}"]
+              f"GPU: {machine.get('gpu') or 'none'}"
+              + (f"; MMseqs2: {machine['mmseqs']}" if machine.get("mmseqs") else "")]
     if record.get("notes"):
         lines.append(f"- {record['notes']}")
     lines.append("")

@@ -38,7 +38,24 @@ def machine() -> dict:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"cores": cores, "memory_gib": memory, "gpu": gpu, "platform": platform.platform(terse=True),
-            "python": platform.python_version()}
+            "python": platform.python_version(), "mmseqs": mmseqs_version()}
+
+
+def mmseqs_version() -> str | None:
+    """The MMseqs2 binary protlab runs and its version: homology hits, and so families and
+    splits, can differ between MMseqs2 releases."""
+    import subprocess
+
+    from protlab.core.mmseqs import mmseqs_binary
+
+    exe = mmseqs_binary()
+    if exe is None:
+        return None
+    try:
+        version = subprocess.run([exe, "version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        version = "unknown version"
+    return f"{exe} {version}"
 
 
 def peak_rss_gib() -> float:
