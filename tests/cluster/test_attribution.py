@@ -81,6 +81,15 @@ def pfam_run(shared_data, tmp_path_factory):
     return run_dir, frame, result
 
 
+def _copy_inputs(run_dir, tmp_path) -> RunDir:
+    """A fresh run directory with the fixture run's proteins and embeddings (04 not yet run)."""
+    run = RunDir(tmp_path)
+    run.save_proteins(RunDir(run_dir).load_proteins())
+    ids, emb, _ = RunDir(run_dir).load_embeddings()
+    run.save_embeddings(ids, emb, encoder="kmer3")
+    return run
+
+
 @needs_mmseqs
 def test_04_writes_one_attribution_per_residue(pfam_run):
     run_dir, frame, result = pfam_run
@@ -134,10 +143,7 @@ def test_a_new_protein_is_attributed_without_itself_in_the_reference(pfam_run):
 @needs_mmseqs
 def test_attribution_max_switches_it_off_and_kmeans_refuses_it(pfam_run, tmp_path):
     run_dir, frame, _ = pfam_run
-    run = RunDir(tmp_path)
-    run.save_proteins(RunDir(run_dir).load_proteins())
-    ids, emb, meta = RunDir(run_dir).load_embeddings()
-    run.save_embeddings(ids, emb, encoder="kmer3")
+    run = _copy_inputs(run_dir, tmp_path)
     result = protlab.cluster.run(tmp_path, n_clusters=4, map_max_points=0, epochs=2, self_label_epochs=0,
                                  attribution_max=10)
     assert result.record.results["attribution"] == {"written": False,
@@ -175,10 +181,7 @@ def test_family_profiles_name_typical_members_and_strip_the_representative(pfam_
 @needs_mmseqs
 def test_kmeans_rerun_removes_the_attribution_of_other_clusters(pfam_run, tmp_path):
     run_dir, _, _ = pfam_run
-    run = RunDir(tmp_path)
-    run.save_proteins(RunDir(run_dir).load_proteins())
-    ids, emb, _ = RunDir(run_dir).load_embeddings()
-    run.save_embeddings(ids, emb, encoder="kmer3")
+    run = _copy_inputs(run_dir, tmp_path)
     protlab.cluster.run(tmp_path, n_clusters=4, map_max_points=0, epochs=2, self_label_epochs=0)
     assert run.path("attribution").exists() and run.path("family_strips").exists()
     result = protlab.cluster.run(tmp_path, method="kmeans", n_clusters=4, map_max_points=0)
@@ -210,10 +213,7 @@ def test_attribution_on_the_protein_structure_as_b_factors(shared_data, tmp_path
 @needs_mmseqs
 def test_the_merges_that_meet_n_clusters_are_recorded(pfam_run, tmp_path):
     run_dir, frame, _ = pfam_run
-    run = RunDir(tmp_path)
-    run.save_proteins(RunDir(run_dir).load_proteins())
-    ids, emb, _ = RunDir(run_dir).load_embeddings()
-    run.save_embeddings(ids, emb, encoder="kmer3")
+    run = _copy_inputs(run_dir, tmp_path)
     result = protlab.cluster.run(tmp_path, n_clusters=3, map_max_points=0, epochs=2, self_label_epochs=0,
                                  attribution_max=0)
     steps = result.record.results["fit_steps"]
