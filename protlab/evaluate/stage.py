@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from protlab.cluster.methods import GRAPH_METHODS, METHODS
-from protlab.cluster.stage import (cluster_count, current_fingerprints, probability_matrix, read_clustering,
-                                   stale_input, write_clustering)
+from protlab.cluster.stage import current_fingerprints, read_clustering, stale_input, write_clustering
+from protlab.cluster.tables import cluster_count, probability_matrix
 from protlab.core.atomic import atomic_path, atomic_write_json
 from protlab.core.errors import InputError
 from protlab.core.rundir import RunDir

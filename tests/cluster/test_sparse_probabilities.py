@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from protlab.cluster.methods import Clustering
-from protlab.cluster.stage import cluster_count, clustering_problem, clusters_frame, probability_matrix
+from protlab.cluster.tables import cluster_count, clustering_problem, clusters_frame, probability_matrix
 from protlab.evaluate.metrics import matched_aupr
 
 
@@ -51,7 +51,7 @@ def test_unequal_top_lists_are_refused():
 
 def test_a_run_storing_the_top_few_is_scored_by_05(tmp_path, monkeypatch):
     import protlab
-    from protlab.cluster import stage as cluster_stage
+    from protlab.cluster import tables
     from protlab.core.rundir import RunDir
     from protlab.curate.toy import make_universe
     from protlab.embed.kmer import KmerEncoder
@@ -60,7 +60,7 @@ def test_a_run_storing_the_top_few_is_scored_by_05(tmp_path, monkeypatch):
     run = RunDir(tmp_path)
     run.save_proteins(proteins[["id", "sequence", "label"]].assign(split="train"))
     run.save_embeddings(proteins["id"], KmerEncoder(dim=24).embed(proteins["sequence"].tolist()), encoder="kmer3")
-    monkeypatch.setattr(cluster_stage, "DENSE_MAX", 100)
+    monkeypatch.setattr(tables, "DENSE_MAX", 100)
     protlab.cluster.run(tmp_path, method="kmeans", n_clusters=6, map_max_points=0)
     table = pd.read_parquet(run.path("clusters"))
     assert "top_clusters" in table.columns and "probabilities" not in table.columns
