@@ -20,12 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
+from notebook_pipeline import run_01_02_04
 from records import peak_rss_gib, write_record
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,18 +46,9 @@ def main(argv=None) -> None:
     from protlab.core.rundir import RunDir
     from protlab.curate import read_proteins
     from protlab.evaluate import evaluate, matched_accuracy
-    from protlab.notebooks import run_notebook
 
     run_dir = Path(args.run_dir)
-    times = {}
-    if not args.reuse:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        for nb, params in (("01_curate", {"source": args.source}), ("02_embed", {}),
-                           ("04_cluster", {"n_clusters": args.n_clusters})):
-            start = time.perf_counter()
-            run_notebook(nb, {**params, "run_dir": str(run_dir)}, output_dir=run_dir / "executed")
-            times[nb] = time.perf_counter() - start
-            print(f"{nb}: {times[nb]:.1f} s", flush=True)
+    times = {} if args.reuse else run_01_02_04(run_dir, args.source, args.n_clusters)
     proteins, ids, emb, meta = aligned_inputs(RunDir(run_dir))
     truth = read_proteins(args.source, label_regex=r"\s(PF\d+)").set_index("id")["label"]
     labels = truth.reindex(ids).to_numpy()

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from notebook_pipeline import run_01_02_04
 from records import peak_rss_gib, write_record
 
 REPO = Path(__file__).resolve().parent.parent
@@ -105,16 +104,10 @@ def main(argv=None) -> None:
 
     from protlab.core.rundir import RunDir
     from protlab.curate import read_proteins
-    from protlab.notebooks import run_notebook
 
     run_dir = Path(args.run_dir)
     if not args.reuse:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        for nb, params in (("01_curate", {"source": args.source}), ("02_embed", {}),
-                           ("04_cluster", {"n_clusters": args.n_clusters})):
-            start = time.perf_counter()
-            run_notebook(nb, {**params, "run_dir": str(run_dir)}, output_dir=run_dir / "executed")
-            print(f"{nb}: {time.perf_counter() - start:.1f} s", flush=True)
+        run_01_02_04(run_dir, args.source, args.n_clusters)
     run = RunDir(run_dir)
     record = json.loads(run.stage_record("cluster").read_text())
     attribution_s = record["timings"].get("attribution")
