@@ -161,8 +161,9 @@ def attribute(model: ScanClusterer, ids, sequences, clusters, embeddings, *, ref
         found = {key: value[other] for key, value in found.items()}
         first = np.unique(np.stack([found["query"], found["target"]], 1), axis=0, return_index=True)[1]
         found = {key: value[np.sort(first)] for key, value in found.items()}  # one alignment per pair
-        hits = sp.csr_matrix((found["bits"].astype(np.float64), (found["query"], found["target"])), shape=(n, n_ref))
-        affinity = (hits[rows] + weak[rows]).tocsr()
+        local = found["query"] - start
+        hits = sp.csr_matrix((found["bits"].astype(np.float64), (local, found["target"])), shape=(len(rows), n_ref))
+        affinity = (hits + weak[rows]).tocsr()
         mass = np.asarray(affinity.sum(axis=1)).ravel()
         walked = (affinity @ parts) / np.maximum(mass, 1e-12)[:, None]
         feature = walked + own_weight * x[rows] if own_weight else walked
@@ -170,7 +171,6 @@ def attribute(model: ScanClusterer, ids, sequences, clusters, embeddings, *, ref
         scale = np.sqrt(feature.shape[1]) / np.where(norm == 0, 1.0, norm)
         grad, predicted = head_gradients(model, feature * scale[:, None], clusters[rows])
         agree[rows] = predicted == clusters[rows]
-        local = found["query"] - start
         neighbour = (grad[local] * parts[found["target"]]).sum(1) * scale[local] / mass[local]
         hit_weight = found["bits"] * neighbour
         values += spread_over_residues(found, hit_weight, offsets, len(values))

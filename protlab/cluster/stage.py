@@ -270,14 +270,16 @@ def run(run_dir: str | Path, **params) -> StageResult:
     if info.get("family_group_sizes"):
         figures["family_count"] = family_count_figure(info["family_group_sizes"], info["family_min_size"],
                                                       info["n_clusters_estimated"], info["n_clusters"])
+    proteins, ids, embeddings, meta = aligned_inputs(RunDir(run_dir))  # the row order of the clustering
+    sequences = proteins["sequence"].astype(str).tolist()
     with record.timed("attribution"):
-        record.results["attribution"] = write_attribution(run_dir, result, params["attribution_max"], record)
+        record.results["attribution"], attribution = write_attribution(
+            run_dir, result, ids, sequences, embeddings, params["attribution_max"], record)
     with record.timed("profiles"):
-        summary, strips = write_family_profiles(run_dir, result, record)
+        summary, strips = write_family_profiles(run_dir, result, ids, sequences, attribution, record)
     if strips is not None:
         figures["family_profiles"] = family_profiles_figure(summary, strips)
     with record.timed("map"):
-        ids, embeddings, meta = RunDir(run_dir).load_embeddings()  # the row order of the clustering
         # one projection for the map figure and the explorer
         coordinates, projection = map_coordinates(ids, embeddings, max_points=params["map_max_points"],
                                                   seed=params["seed"])
@@ -306,10 +308,13 @@ def run(run_dir: str | Path, **params) -> StageResult:
                        confidence=result.confidence, info=info)
 
 
-def write_attribution(run_dir: str | Path, result: Clustering, limit: int, record: StageRecord | None = None) -> dict:
-    """Residue attribution of ``result``'s clusters by its fitted model, written to
-    ``clusters/attribution.parquet`` (+ ``.json``) when the run has at most ``limit`` proteins;
-    returns what was done (or why not), which 04's record keeps."""
+def write_attribution(run_dir: str | Path, result: Clustering, ids: list[str], sequences: list[str],
+                      embeddings: np.ndarray, limit: int,
+                      record: StageRecord | None = None) -> tuple[dict, pd.DataFrame | None]:
+    """Residue attribution of ``result``'s clusters by its fitted model (``ids``, ``sequences``
+    and ``embeddings`` in the clustering's row order), written to ``clusters/attribution.parquet``
+    (+ ``.json``) when the run has at most ``limit`` proteins; returns what was done (or why
+    not), which 04's record keeps, and the table (None when not made)."""
     run = RunDir(run_dir)
     model = result.model
     n = len(result.labels)
@@ -321,10 +326,9 @@ def write_attribution(run_dir: str | Path, result: Clustering, limit: int, recor
             stale.unlink(missing_ok=True)  # an earlier run's attribution belongs to other clusters
         if isinstance(model, ScanClusterer):
             print(f"04: no residue attribution: {why}", flush=True)
-        return {"written": False, "why": why}
-    proteins, ids, emb, _ = aligned_inputs(run)
+        return {"written": False, "why": why}, None
     print(f"04: residue attribution of {n} proteins", flush=True)
-    frame, info = attribute(model, ids, proteins["sequence"].astype(str).tolist(), result.labels, emb,
+    frame, info = attribute(model, ids, sequences, result.labels, embeddings,
                             reference_index=np.arange(n), progress=True)
     info = {**info, "clusters_method": result.method}
     with atomic_paths(run.writable("attribution"), run.writable("attribution_meta")) as (table, meta):
@@ -333,21 +337,19 @@ def write_attribution(run_dir: str | Path, result: Clustering, limit: int, recor
     if record is not None:
         record.wrote(run.path("attribution"))
         record.wrote(run.path("attribution_meta"))
-    return {"written": True, **info}
+    return {"written": True, **info}, frame
 
 
-def write_family_profiles(run_dir: str | Path, result: Clustering,
+def write_family_profiles(run_dir: str | Path, result: Clustering, ids: list[str], sequences: list[str],
+                          attribution: pd.DataFrame | None,
                           record: StageRecord | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Each cluster's summary (``clusters/family_profiles.parquet``) and, when the residue
-    attribution exists, its mean along the representative (``clusters/family_strips.parquet``)."""
+    """Each cluster's summary (``clusters/family_profiles.parquet``) and, with the residue
+    ``attribution``, its mean along the representative (``clusters/family_strips.parquet``)."""
     run = RunDir(run_dir)
-    proteins, ids, _, _ = aligned_inputs(run)
-    sequences = proteins["sequence"].astype(str).tolist()
     summary = family_summary(ids, sequences, result.labels, result.confidence)
     strips = None
     targets = [run.writable("family_profiles")]
-    if run.path("attribution").is_file():
-        attribution = run.read_parquet(run.path("attribution"), "attribution")
+    if attribution is not None:
         strips = attribution_strips(summary, ids, sequences, result.labels, attribution)
         targets.append(run.writable("family_strips"))
     with atomic_paths(*targets) as tmps:
