@@ -215,5 +215,9 @@ def test_stale_baselines_are_recomputed_and_stale_clusterings_skipped(embedded, 
     again = protlab.evaluate.run(run.root, baselines=[])
     assert set(again.table.index) == {"kmeans"} and again.metrics["skipped_stale"] == {
         "pca_kmeans": "made from another embeddings.npy"}
-    redone = protlab.evaluate.run(run.root, baselines=["pca_kmeans"])  # a stale baseline is recomputed
+    stale = run.clustering("pca_kmeans").read_bytes()
+    redone = protlab.evaluate.run(run.root, baselines=["pca_kmeans"])  # a stale baseline is recomputed, in 05's folder
     assert set(redone.table.index) == {"kmeans", "pca_kmeans"} and redone.metrics["skipped_stale"] == {}
+    assert run.clustering("pca_kmeans").read_bytes() == stale  # 04's table is left as it is
+    assert run.clustering("pca_kmeans", folder="baselines").is_file()
+    assert "baselines/pca_kmeans.parquet" in redone.record.outputs

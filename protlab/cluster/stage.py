@@ -114,10 +114,12 @@ def aligned_inputs(run: RunDir) -> tuple[pd.DataFrame, list[str], np.ndarray, di
 
 
 def write_clustering(run_dir: str | Path, *, method: str = "families", n_clusters: int | None = None, seed: int = 0,
-                     write_main: bool = True, record: StageRecord | None = None, **options) -> Clustering:
+                     write_main: bool = True, record: StageRecord | None = None, folder: str = "clusterings",
+                     **options) -> Clustering:
     """Cluster the proteins of ``run_dir`` with ``method`` and write ``clusters/<method>.*``
     (``families`` and ``scan`` write both, from one fit) and, with ``write_main``,
-    ``clusters.parquet``; 05 uses it for missing baselines."""
+    ``clusters.parquet``; 05 writes its missing baselines with ``folder="baselines"``
+    (``baselines/<method>.*``, its own folder: 05 never writes 04's)."""
     if method not in METHODS:
         raise InputError(f"method={method!r} is unknown; use one of {METHODS}")
     run = RunDir(run_dir)
@@ -149,7 +151,7 @@ def write_clustering(run_dir: str | Path, *, method: str = "families", n_cluster
     for name, result in results.items():
         result.info = {"method": name, **common, **result.info, "n_clusters": int(result.probabilities.shape[1])}
         frames[name] = clusters_frame(ids, result)
-        targets += [run.writable("clusterings") / f"{name}.parquet", run.clustering(name, ".json")]
+        targets += [run.writable(folder) / f"{name}.parquet", run.clustering(name, ".json", folder)]
     model = results[method].model
     if isinstance(model, ScanClusterer):
         written.append(model.save(run.path("scan_model")))
@@ -180,11 +182,11 @@ def current_fingerprints(run: RunDir, proteins: pd.DataFrame | None = None) -> d
             "embeddings_sha256": meta.get("array_sha256")}
 
 
-def stale_input(run: RunDir, method: str, now: dict | None = None) -> str | None:
+def stale_input(run: RunDir, method: str, now: dict | None = None, folder: str = "clusterings") -> str | None:
     """The input (``"proteins"`` or ``"embeddings"``) that changed since ``clusters/<method>.*``
-    was made, or None; ``now``: :func:`current_fingerprints` when already computed. A
-    clustering without fingerprints (made before they were recorded) counts as current."""
-    info_path = run.clustering(method, ".json")
+    (or ``baselines/<method>.*``) was made, or None; ``now``: :func:`current_fingerprints` when
+    already computed. A clustering without fingerprints (made before they were recorded) counts as current."""
+    info_path = run.clustering(method, ".json", folder)
     if not info_path.is_file():
         return None
     info = run.read_json(info_path, "clusterings")
@@ -196,8 +198,10 @@ def stale_input(run: RunDir, method: str, now: dict | None = None) -> str | None
     return None
 
 
-def read_clustering(run_dir: str | Path, method: str | None = None, now: dict | None = None) -> pd.DataFrame:
-    """``clusters.parquet`` (``method=None``) or ``clusters/<method>.parquet``, checked
+def read_clustering(run_dir: str | Path, method: str | None = None, now: dict | None = None,
+                    folder: str = "clusterings") -> pd.DataFrame:
+    """``clusters.parquet`` (``method=None``) or ``clusters/<method>.parquet`` (05's
+    ``baselines/<method>.parquet`` with ``folder="baselines"``), checked
     (:func:`clustering_problem`) and refused when made from other proteins or embeddings than
     the run's; every refusal is an :class:`InputError` naming the file and what is wrong.
     ``now``: :func:`current_fingerprints` when already computed."""
@@ -205,7 +209,7 @@ def read_clustering(run_dir: str | Path, method: str | None = None, now: dict | 
     if method is None:
         path = run.require("clusters")
     else:
-        path = run.clustering(method)
+        path = run.clustering(method, folder=folder)
         if not path.exists():
             raise InputError(f"{path} does not exist: run 04_cluster with method={method!r} first")
     frame = run.read_parquet(path, "clusters")
@@ -229,12 +233,12 @@ def read_clustering(run_dir: str | Path, method: str | None = None, now: dict | 
     if proteins is None:
         return frame
     method = method or (str(frame["method"].iloc[0]) if "method" in frame.columns and len(frame) else None)
-    changed = stale_input(run, method, now or current_fingerprints(run, proteins)) if method else None
+    changed = stale_input(run, method, now or current_fingerprints(run, proteins), folder) if method else None
     if changed == "proteins":
         raise mismatch(f"made from another {run.path('proteins').name}")
     if changed == "embeddings":
         raise InputError(f"{path} was made from another {run.path('embeddings').name} (02_embed ran since, "
-                         f"{run.clustering(method, '.json').name} says): {run.rerun('clusters')}")
+                         f"{run.clustering(method, '.json', folder).name} says): {run.rerun('clusters')}")
     return frame
 
 

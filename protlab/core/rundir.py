@@ -44,6 +44,7 @@ ARTIFACTS: dict[str, tuple[str, str]] = {
     "metrics_table": ("metrics_table.csv", "evaluate"),
     "per_family": ("per_family.csv", "evaluate"),
     "cluster_report": ("cluster_report.csv", "evaluate"),
+    "baselines": ("baselines", "evaluate"),  # 05's baseline clusterings, laid out as clusters/
     "residue_network": ("checkpoints/residue_cluster.pt", "residues"),
     "residue_graph_cache": ("cache/residue_graphs", "residues"),
     "residue_training_state": ("checkpoints/residue_training_state.pt", "residues"),
@@ -106,13 +107,15 @@ class RunDir:
         folder.mkdir(parents=True, exist_ok=True)
         return folder / stem
 
-    def clustering(self, method: str, suffix: str = ".parquet") -> Path:
-        """``clusters/<method>.parquet`` (or ``.json``: its parameters and timings)."""
-        return self.path("clusterings") / f"{method}{suffix}"
+    def clustering(self, method: str, suffix: str = ".parquet", folder: str = "clusterings") -> Path:
+        """``clusters/<method>.parquet`` (or ``.json``: its parameters and timings); ``folder="baselines"``:
+        05's ``baselines/<method>.*``."""
+        return self.path(folder) / f"{method}{suffix}"
 
-    def clustering_methods(self) -> list[str]:
-        """The clusterings in ``clusters/``: its tables other than the explanations 04 writes beside them."""
-        folder = self.path("clusterings")
+    def clustering_methods(self, folder: str = "clusterings") -> list[str]:
+        """The clusterings in ``clusters/`` (or 05's ``baselines/``): its tables other than the
+        explanations 04 writes beside them."""
+        folder = self.path(folder)
         beside = {Path(ARTIFACTS[key][0]).name for key in ("attribution", "family_profiles", "family_strips")}
         return sorted(p.stem for p in folder.glob("*.parquet") if p.name not in beside) if folder.is_dir() else []
 

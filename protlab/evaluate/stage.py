@@ -1,11 +1,12 @@
 """Stage 05: score every clustering of a run directory against known families.
 
-``run(run_dir, **params)`` compares ``clusters.parquet`` (the chosen clustering) and every
-``clusters/<method>.parquet`` (computing the ``baselines`` that are missing) with the
-family labels of ``proteins.parquet``: NMI, ARI, Hungarian-matched accuracy, AUPR. Writes
-``metrics.json``, ``metrics_table.csv``, ``per_family.csv``, the matched confusion
-figure and ``evaluate.json``, and rewrites the run's explorer page (``figures/explorer.html``,
-:mod:`protlab.plot.explorer`) with the labels scored when 04 wrote one. Labels may come from
+``run(run_dir, **params)`` compares ``clusters.parquet`` (the chosen clustering), every
+``clusters/<method>.parquet`` and the ``baselines`` (``baselines/<method>.parquet``, made
+when ``clusters/`` lacks a current one) with the family labels of ``proteins.parquet``: NMI,
+ARI, Hungarian-matched accuracy, AUPR. Writes ``metrics.json``, ``metrics_table.csv``,
+``per_family.csv``, the matched confusion figure, ``evaluate.json`` and, when 04 wrote an
+explorer page, a copy with the labels scored (``figures/explorer_labelled.html``,
+:mod:`protlab.plot.explorer`); 04's artifacts are read, never written. Labels may come from
 a file instead (``labels``); with no labels anywhere it writes a label-free report (sizes,
 confidence, neighbour agreement) and computes no baselines; labels too sparse to score are refused
 (:func:`~protlab.evaluate.labels.require_enough_labels`). A chosen clustering that is damaged
@@ -31,7 +32,7 @@ from protlab.evaluate.label_free import label_free_report
 from protlab.evaluate.labels import labels_for, require_enough_labels
 from protlab.evaluate.metrics import evaluate, matched_accuracy, matched_confusion, per_family
 from protlab.plot.evaluate import confusion_figure
-from protlab.plot.explorer import refresh_explorer
+from protlab.plot.explorer import labelled_explorer
 from protlab.plot.export import save_figure
 
 MAX_CONFUSION = 400  # families or clusters beyond which the heatmap is not drawn
@@ -43,7 +44,8 @@ BASELINES = tuple(m for m in METHODS if m not in GRAPH_METHODS)
 
 
 STAGE = Stage("evaluate", "05_evaluate", "Score clusterings against known families: NMI, ARI, matched accuracy.", (
-    Param("baselines", ["kmeans", "pca_kmeans"], "baseline clusterings computed when missing from clusters/",
+    Param("baselines", ["kmeans", "pca_kmeans"], "baseline clusterings computed into baselines/ when clusters/ "
+          "lacks a current one",
           "list", items=BASELINES),
     Param("seed", 0, "random seed of the baselines", "int", low=0, high=MAX_SEED),
     Param("labels", None, "family labels from elsewhere, when proteins.parquet has none: a TSV/CSV (id, label) or "
@@ -75,14 +77,31 @@ def heads_agreement(frames: dict[str, pd.DataFrame]) -> float | None:
     return float(matched_accuracy(families.to_numpy(), heads.to_numpy().astype(np.int64)))
 
 
-def _current(run: RunDir, method: str, now: dict) -> bool:
-    """Whether ``clusters/<method>.*`` exists, is readable and was made from the run's inputs as they are."""
-    if method not in run.clustering_methods():
+def _current(run: RunDir, method: str, now: dict, folder: str) -> bool:
+    """Whether ``clusters/<method>.*`` (or ``baselines/<method>.*``) exists, is readable and was
+    made from the run's inputs as they are."""
+    if method not in run.clustering_methods(folder):
         return False
     try:
-        return stale_input(run, method, now) is None and read_clustering(run.root, method, now) is not None
+        return stale_input(run, method, now, folder) is None and \
+            read_clustering(run.root, method, now, folder) is not None
     except InputError:  # damaged: a baseline is made again
         return False
+
+
+def _sources(run: RunDir, baselines: list[str], now: dict) -> tuple[dict[str, str], list[str]]:
+    """method → the folder its clustering is scored from: 04's ``clusters/``, else 05's own
+    ``baselines/``; and the requested baselines that neither holds current (05 makes them)."""
+    sources = {method: "baselines" for method in run.clustering_methods("baselines")}
+    sources.update({method: "clusterings" for method in run.clustering_methods()})
+    missing = []
+    for method in baselines:
+        if _current(run, method, now, "clusterings"):
+            continue
+        sources[method] = "baselines"
+        if not _current(run, method, now, "baselines"):
+            missing.append(method)
+    return dict(sorted(sources.items())), missing
 
 
 def run(run_dir: str | Path, **params) -> StageResult:
@@ -102,20 +121,20 @@ def run(run_dir: str | Path, **params) -> StageResult:
     chosen_method = str(chosen["method"].iloc[0]) if "method" in chosen.columns and len(chosen) else "chosen"
     n_clusters = cluster_count(chosen)
     now = current_fingerprints(run_)  # baselines are made from these inputs; they do not change here
+    sources, missing = _sources(run_, params["baselines"], now)
     with record.timed("baselines"):  # missing ones, and those made from other proteins or embeddings
-        for method in params["baselines"]:
-            if not _current(run_, method, now):
-                write_clustering(run_dir, method=method, n_clusters=n_clusters, seed=params["seed"],
-                                 write_main=False, record=record)
+        for method in missing:
+            write_clustering(run_dir, method=method, n_clusters=n_clusters, seed=params["seed"], write_main=False,
+                             record=record, folder="baselines")
     rows, skipped, frames = [], {}, {}
     with record.timed("metrics"):
-        for method in run_.clustering_methods():
+        for method, folder in sources.items():
             try:  # an older or damaged clustering is listed, not scored beside current ones
-                changed = stale_input(run_, method, now)
+                changed = stale_input(run_, method, now, folder)
                 if changed is not None:
                     skipped[method] = f"made from another {run_.path(changed).name}"
                     continue
-                frame = frames[method] = read_clustering(run_dir, method, now)
+                frame = frames[method] = read_clustering(run_dir, method, now, folder)
             except InputError as exc:
                 skipped[method] = str(exc)
                 continue
@@ -142,7 +161,7 @@ def run(run_dir: str | Path, **params) -> StageResult:
         figures["confusion"] = confusion_figure(confusion, title=f"Matched confusion: {chosen_method}")
         for path in save_figure(figures["confusion"], run_.figure("matched_confusion")).values():
             record.wrote(path)
-    explorer = refresh_explorer(run_dir, labels=labels[known])  # only a page 04 wrote; now with these labels
+    explorer = labelled_explorer(run_dir, labels=labels[known])  # 04's page, with these labels
     if explorer is not None:
         record.wrote(explorer)
     record.results.update({k: metrics[k] for k in ("method", "nmi", "ari", "acc", "agreement_heads_families")

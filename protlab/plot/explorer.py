@@ -50,7 +50,8 @@ from protlab.plot.view3d import page_iframe, structure_pdb
 from protlab.variants.structure import map_structure
 
 log = logging.getLogger(__name__)
-STEM = "explorer"  # figures/explorer.html
+STEM = "explorer"  # figures/explorer.html, 04's page
+LABELLED_STEM = "explorer_labelled"  # figures/explorer_labelled.html, 05's copy with the labels it scored
 MAX_MAP_POINTS = 20_000  # WebGL draws more without trouble; UMAP time and page size grow with them
 MISSING_CLUSTER = -(2 ** 31)
 MISSING_CONFIDENCE = 65535  # confidence is stored as uint16 steps of 1/65534
@@ -67,9 +68,9 @@ def page_part(name: str) -> str:
     return (PAGE_PARTS / name).read_text(encoding="utf-8")
 
 
-def explorer_path(run_dir: str | Path) -> Path:
-    """Where the run's explorer page lives (nothing is created)."""
-    return RunDir(run_dir).path("figures") / f"{STEM}.html"
+def explorer_path(run_dir: str | Path, stem: str = STEM) -> Path:
+    """Where the run's explorer page (``stem=LABELLED_STEM``: 05's labelled copy) lives (nothing is created)."""
+    return RunDir(run_dir).path("figures") / f"{stem}.html"
 
 
 # ------------------------------------------------------------------------------ the data block
@@ -353,9 +354,10 @@ def _subset(n: int, max_points: int, seed: int) -> np.ndarray:
 # ------------------------------------------------------------------------------ run directory
 def write_explorer(run_dir: str | Path, *, labels: Mapping | pd.Series | None = None,
                    structures: Mapping | None = None, max_map_points: int = MAX_MAP_POINTS, seed: int = 0,
-                   coordinates: pd.DataFrame | None = None, _structure_entries: list[dict] | None = None) -> Path:
-    """Write the explorer page of ``run_dir`` to ``figures/explorer.html`` (atomically) and
-    return its path.
+                   coordinates: pd.DataFrame | None = None, stem: str = STEM,
+                   _structure_entries: list[dict] | None = None) -> Path:
+    """Write the explorer page of ``run_dir`` to ``figures/<stem>.html`` (default
+    ``figures/explorer.html``; atomically) and return its path.
 
     Reads ``proteins.parquet``, the embeddings, ``clusters.parquet`` and, when there,
     ``clusters/attribution.parquet``. ``labels``: id -> label (default: the ``label`` column of
@@ -392,14 +394,15 @@ def write_explorer(run_dir: str | Path, *, labels: Mapping | pd.Series | None = 
                          map_method=method.upper(), notes=notes, _structure_entries=_structure_entries,
                          extra={"embeddings_sha256": fingerprint, "max_map_points": int(max_map_points),
                                 "seed": int(seed)})
-    path = run.figure(STEM).with_suffix(".html")
+    path = run.figure(stem).with_suffix(".html")
     return atomic_write_text(path, page)
 
 
-def refresh_explorer(run_dir: str | Path, *, labels: Mapping | pd.Series | None = None) -> Path | None:
-    """Rewrite an existing explorer page of ``run_dir`` with ``labels`` (05's labels), keeping
-    its map (when made from the same embeddings) and its structures; None when the run has no
-    page, or when rewriting it fails (logged: the page is a view, not a result)."""
+def labelled_explorer(run_dir: str | Path, *, labels: Mapping | pd.Series | None = None) -> Path | None:
+    """04's explorer page of ``run_dir`` again with ``labels`` (05's labels), as
+    ``figures/explorer_labelled.html``, keeping its map (when made from the same embeddings) and
+    its structures; 04's page is left as it is. None when the run has no page, or when writing
+    the copy fails (logged: the page is a view, not a result)."""
     path = explorer_path(run_dir)
     if not path.is_file():
         return None
@@ -417,18 +420,21 @@ def refresh_explorer(run_dir: str | Path, *, labels: Mapping | pd.Series | None 
         kept = [{**entry, "protein": int(ids.get_indexer([entry["protein"]])[0])} for entry in entries
                 if entry["protein"] in ids]
         return write_explorer(run_dir, labels=labels, max_map_points=int(old.get("max_map_points", MAX_MAP_POINTS)),
-                              seed=int(old.get("seed", 0)), coordinates=coordinates, _structure_entries=kept)
+                              seed=int(old.get("seed", 0)), coordinates=coordinates, stem=LABELLED_STEM,
+                              _structure_entries=kept)
     except (ProtlabError, OSError, ValueError, KeyError, zlib.error) as exc:
-        log.warning("explorer page %s not rewritten: %s", path, exc)
+        log.warning("explorer page %s not copied with labels: %s", path, exc)
         return None
 
 
-def show_explorer(run_dir: str | Path, *, width: int = 1280, height: int = 1400, max_mb: float = 60.0):
-    """The run's explorer page for a notebook: the page in an iframe (below ``max_mb``), or a
-    line naming the file, or saying how to write it when it is not there."""
+def show_explorer(run_dir: str | Path, *, width: int = 1280, height: int = 1400, max_mb: float = 60.0,
+                  stem: str = STEM):
+    """The run's explorer page (``stem=LABELLED_STEM``: 05's labelled copy) for a notebook: the
+    page in an iframe (below ``max_mb``), or a line naming the file, or saying how to write it
+    when it is not there."""
     HTML = require("IPython.display", "notebooks", "show_explorer()").HTML
 
-    path = explorer_path(run_dir)
+    path = explorer_path(run_dir, stem)
     where = html_lib.escape(str(path))
     if not path.is_file():
         return HTML(f"<p>No explorer page at <code>{where}</code>: "

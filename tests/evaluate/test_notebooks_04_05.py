@@ -34,6 +34,8 @@ def test_04_then_05(toy_run, tmp_path):
     assert metrics["nmi"] >= 0.9 and metrics["acc"] >= 0.9 and metrics["ari"] >= 0.8
     methods = {row["method"] for row in metrics["per_method"]}
     assert methods == {"families", "scan", "kmeans", "pca_kmeans"}  # baselines computed when missing
+    assert sorted(p.name for p in (toy_run / "baselines").glob("*.parquet")) == ["kmeans.parquet", "pca_kmeans.parquet"]
+    assert not (toy_run / "clusters" / "kmeans.parquet").exists()  # 05 writes its own folder, not 04's
     table = pd.read_csv(toy_run / "metrics_table.csv")
     assert set(table["method"]) == methods
     assert (toy_run / "figures" / "matched_confusion.html").exists()

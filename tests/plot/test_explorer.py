@@ -300,15 +300,18 @@ def test_write_explorer_on_a_run_of_the_stages(toy_run):
     np.testing.assert_array_equal(same["arrays"]["map_xy"], data["arrays"]["map_xy"])  # seeded
 
 
-def test_05_rewrites_the_page_with_its_labels_and_keeps_the_map(toy_run, tmp_path):
-    first = explorer.read_explorer(explorer.write_explorer(toy_run, max_map_points=30, seed=1))
+def test_05_copies_the_page_with_its_labels_and_keeps_the_map(toy_run, tmp_path):
+    first_path = explorer.write_explorer(toy_run, max_map_points=30, seed=1)
+    first_bytes = first_path.read_bytes()
+    first = explorer.read_explorer(first_path)
     proteins = RunDir(toy_run).load_proteins()
     labels = tmp_path / "labels.tsv"
     pd.DataFrame({"id": proteins["id"], "label": "L" + proteins["label"].astype(str)}).to_csv(labels, sep="\t",
                                                                                              index=False)
     result = protlab.evaluate.run(toy_run, labels=str(labels), baselines=[])
-    assert "figures/explorer.html" in result.record.outputs
-    again = explorer.read_explorer(explorer.explorer_path(toy_run))
+    assert "figures/explorer_labelled.html" in result.record.outputs
+    assert "figures/explorer.html" not in result.record.outputs and first_path.read_bytes() == first_bytes  # 04's
+    again = explorer.read_explorer(explorer.explorer_path(toy_run, explorer.LABELLED_STEM))
     assert set(again["labels"]) == {"L" + str(v) for v in proteins["label"].unique()}  # 05's labels
     np.testing.assert_array_equal(again["arrays"]["map_xy"], first["arrays"]["map_xy"])
     assert again["map_method"] == first["map_method"] and again["embeddings_sha256"] == first["embeddings_sha256"]
@@ -317,8 +320,8 @@ def test_05_rewrites_the_page_with_its_labels_and_keeps_the_map(toy_run, tmp_pat
 def test_a_damaged_page_is_left_to_04_and_05_still_runs(toy_run, caplog):
     path = explorer.write_explorer(toy_run, max_map_points=0)
     path.write_text("<html>cut short")
-    assert explorer.refresh_explorer(toy_run, labels={}) is None
-    assert "not rewritten" in caplog.text
+    assert explorer.labelled_explorer(toy_run, labels={}) is None
+    assert "not copied with labels" in caplog.text
     explorer.write_explorer(toy_run, max_map_points=0)
 
 
