@@ -13,34 +13,18 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
 
 from protlab.core.rundir import RunDir
-from protlab.core.runtime import check_device, dist_env
-from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult
-from protlab.curate.records import TEXT_FIELDS
+from protlab.core.runtime import dist_env
+from protlab.core.stage import Param, Stage, StageRecord, StageResult
 from protlab.plot.export import save_figure
 from protlab.plot.pretrain import loss_figure, mark_best_step, metrics_figure
-from protlab.pretrain.config import PRESETS, PretrainConfig, make_config
+from protlab.pretrain.config import PRESETS, PretrainConfig, field_param, make_config, setting_names
 from protlab.pretrain.loop import loss_trends, loss_weights, read_log, run_training
 from protlab.pretrain.retrieval import metrics_table
 from protlab.pretrain.validation import BEST_FILE
 
 BUILTIN_ENCODERS = ("tiny", "minilm")  # tower specs that are not files (nothing to fingerprint)
-
-
-def _below(limit: float):
-    def check(value):
-        if value >= limit:
-            raise ValueError(f"use a number < {limit:g}")
-    return check
-
-
-def _template(value: str):
-    try:
-        value.format(label="x")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ValueError(f"a text with '{{label}}' as its only field ({exc})") from exc
 
 
 def _preset_values(name: str) -> str:
@@ -51,77 +35,12 @@ def _preset_values(name: str) -> str:
     return "preset: " + ", ".join(f"{preset} {value!r}" for preset, value in values.items())
 
 
-# One parameter per PretrainConfig field but run_dir: (help, kind, other Param arguments); each
-# defaults to None, which keeps the preset's value.
-_SETTINGS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "protein_encoder": (("protein tower: a fair-esm name, a .pt / Hugging Face dir / protlab checkpoint path, "
-                         "or 'tiny' (random ESM-2 of protein_tiny_args)"), "str", {}),
-    "protein_tiny_args": (("ESM-2 arguments of the 'tiny' protein tower (num_layers, embed_dim, "
-                           "attention_heads); missing keys keep the preset's"), "dict", {}),
-    "text_encoder": ("text tower: a Hugging Face name or dir, 'minilm' (offline MiniLM) or 'tiny' (random BERT)",
-                     "str", {}),
-    "text_tiny_args": ("BERT settings of the 'tiny' text tower; missing keys keep the preset's", "dict", {}),
-    "proj_dim": ("dimension of the shared protein-text space", "int", {"low": 1}),
-    "decoder_layers": ("depth of the BSR cross-attention decoder", "int", {"low": 1}),
-    "freeze_protein": ("keep the protein tower's weights fixed", "bool", {}),
-    "freeze_text": ("keep the text tower's weights fixed", "bool", {}),
-    "protein_lr_ratio": ("protein tower learning rate = lr x this", "float", {"low": 0}),
-    "text_lr_ratio": ("text tower learning rate = lr x this", "float", {"low": 0}),
-    "temperature_init": ("initial contrastive temperature", "float", {"low": 0, "low_open": True}),
-    "w_gc": ("weight of global contrast (0: off)", "float", {"low": 0}),
-    "w_mlm": ("weight of masked-residue prediction (0: off)", "float", {"low": 0}),
-    "w_bsr": ("weight of biology-aware segment reconstruction (0: off)", "float", {"low": 0}),
-    "w_pda": ("weight of property-driven alignment (0: off)", "float", {"low": 0}),
-    "mlm_prob": ("share of residues masked for MLM, in (0, 1)", "float",
-                 {"low": 0, "low_open": True, "check": _below(1)}),
-    "bsr_ratio": ("share of residues masked in BSR spans, in (0, 1)", "float",
-                  {"low": 0, "low_open": True, "check": _below(1)}),
-    "bsr_span_min": ("shortest BSR span (residues)", "int", {"low": 1}),
-    "bsr_span_max": ("longest BSR span (residues)", "int", {"low": 1}),
-    "pda_theta": ("PDA threshold on normalised residue-property similarity", "float", {"low": 0, "high": 1}),
-    "substitution_prob": ("augmentation: chance, in [0, 1), that a GC / PDA residue becomes a random one", "float",
-                          {"low": 0, "check": _below(1)}),
-    "crop_length": ("residues per training crop; longer proteins are windowed in evaluation", "int", {"low": 16}),
-    "eval_stride": ("window stride in evaluation (a preset's None: crop_length // 2)", "int", {"low": 1}),
-    "max_text_length": ("text tokens kept per pair", "int", {"low": 2}),
-    "max_property_length": ("text tokens kept per property sub-text (PDA)", "int", {"low": 2}),
-    "train_split": ("split trained on", "str", {}),
-    "eval_split": ("held-out split(s) scored, joined by '+'", "str", {}),
-    "zero_shot_field": (("class prompt: 'ensemble' (mean of the class's training texts), 'all' (its most "
-                         "common value of every property) or one property"), "str",
-                        {"choices": ("ensemble", "all", *TEXT_FIELDS)}),
-    "zero_shot_template": ("prompt when a class has no text, with '{label}'", "str", {"check": _template}),
-    "batch_size": ("pairs per device per micro-step (>= 2 while w_gc > 0)", "int", {"low": 1}),
-    "grad_accum": ("micro-steps per optimiser step", "int", {"low": 1}),
-    "lr": ("peak learning rate (AdamW)", "float", {"low": 0, "low_open": True}),
-    "weight_decay": ("AdamW weight decay", "float", {"low": 0}),
-    "warmup_steps": ("linear warmup steps", "int", {"low": 0}),
-    "max_steps": ("optimiser steps", "int", {"low": 1}),
-    "min_lr_ratio": ("final learning rate / lr after cosine decay", "float", {"low": 0, "high": 1}),
-    "clip_grad": ("gradient-norm clipping (0: off)", "float", {"low": 0}),
-    "seed": ("random seed (initialisation, batches, masks)", "int", {"low": 0, "high": MAX_SEED}),
-    "device": ("'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", "str", {"check": check_device}),
-    "cpu_threads": ("torch CPU threads while training on the CPU", "int", {"low": 1}),
-    "data_workers": ("processes building batches ahead of the training step", "int", {"low": 0}),
-    "precision": ("'auto' (bf16 on GPU, fp32 on CPU), 'bf16' or 'fp32'", "str", {"choices": ("auto", "bf16", "fp32")}),
-    "compile": ("torch.compile the training step", "bool", {}),
-    "nproc": ("processes (GPUs); > 1 launches torchrun", "int", {"low": 1}),
-    "log_every": ("steps per log record", "int", {"low": 1}),
-    "ckpt_every": ("steps per checkpoint", "int", {"low": 1}),
-    "eval_every": (("steps per validation: the valid split's retrieval MRR and losses are logged and the best "
-                    "step by valid MRR is kept (checkpoints/best.pt) and exported"), "int", {"low": 1}),
-    "resume": ("continue from the run's last checkpoint when there is one", "bool", {}),
-    "resume_override": ("resume even when optimisation, data or loss settings differ from the checkpoint's",
-                        "bool", {}),
-    "eval_batch_size": ("proteins / texts per evaluation batch", "int", {"low": 1}),
-    "progress": ("show a progress bar", "bool", {}),
-}
 STAGE = Stage("pretrain", "03_pretrain", "ProtCLIP pretraining: align a protein encoder with a text encoder on "
               "the curated protein-text pairs (01_curate).", (
     Param("preset", "toy-cpu", "starting settings: 'toy-cpu' (tiny towers, CPU minutes) or 'server' "
           "(ESM-2 650M + PubMedBERT on GPUs); every other parameter overrides it", "str", choices=tuple(PRESETS)),
-    *(Param(name, None, f"{text} [{_preset_values(name)}]", kind, none=True, **extra)
-      for name, (text, kind, extra) in _SETTINGS.items()),
+    # one parameter per config field, None keeping the preset's value
+    *(field_param(name, None, none=True, help_suffix=f" [{_preset_values(name)}]") for name in setting_names()),
 ))
 
 

@@ -153,5 +153,5 @@ def test_without_a_valid_split_the_last_step_is_exported_and_said_once(tmp_path,
 def test_eval_every_must_be_positive(tmp_path):
     with pytest.raises(InputError, match=r"^eval_every=0 is not allowed"):
         pretrain.run(tmp_path, eval_every=0)
-    with pytest.raises(InputError, match="eval_every=0 must be >= 1"):
+    with pytest.raises(InputError, match=r"config: eval_every=0 is not allowed: use int >= 1"):
         make_config(eval_every=0)
