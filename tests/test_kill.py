@@ -200,9 +200,9 @@ def test_embed_killed_near_its_end_keeps_every_finished_batch(make_toy_run, tmp_
     embedded = []
     real = ESMEncoder._embed_missing
 
-    def counting(self, seqs, *args, **kwargs):
-        embedded.extend(seqs)
-        return real(self, seqs, *args, **kwargs)
+    def counting(self, seqs, keys, needed, *args, **kwargs):
+        embedded.extend(seqs[i] for i in needed)
+        return real(self, seqs, keys, needed, *args, **kwargs)
 
     monkeypatch.setattr(ESMEncoder, "_embed_missing", counting)
     protlab.embed.run(run_dir, encoder="tiny", toks_per_batch=256, umap_max_points=0)

@@ -267,11 +267,10 @@ class ESMEncoder:
         if world > 1:  # the split depends only on the input, never on what a rank finds cached
             job = hashlib.sha1(("\n".join(sorted(unique)) + f"|{world}").encode()).hexdigest()[:12]
             mine = mine[rank::world]
-        todo = {k: unique[k] for k in mine if cache is None or k not in cache}
-        todo_keys = list(todo)
-        if todo_keys:
+        needed = {row for row, k in enumerate(mine) if cache is None or k not in cache}
+        if needed:
             with sigterm_as_exit():  # SIGTERM ends the run through _embed_missing's flush
-                self._embed_missing([todo[k] for k in todo_keys], todo_keys, per_residue, cache, results,
+                self._embed_missing([unique[k] for k in mine], mine, needed, per_residue, cache, results,
                                     progress=progress, tag=f"r{rank}")
         if world > 1:
             cache.mark_done(job, rank)
@@ -288,9 +287,11 @@ class ESMEncoder:
             return [np.array(r, dtype=np.float32) for r in rows]
         return np.stack([r[0] for r in rows]).astype(np.float32, copy=False)
 
-    def _embed_missing(self, seqs: list[str], keys: list[str], per_residue: bool, cache, results: dict,
-                       *, progress: bool, tag: str) -> None:
-
+    def _embed_missing(self, seqs: list[str], keys: list[str], needed: set[int], per_residue: bool, cache,
+                       results: dict, *, progress: bool, tag: str) -> None:
+        """Embed the ``needed`` rows of ``seqs``. Batches are planned over every row, and a batch
+        holding a needed row is computed whole, so a resumed run pads and batches each sequence
+        as an uninterrupted one does and gives the same bits."""
         chunks = [(i, s, e) for i, seq in enumerate(seqs) for s, e in sliding_windows(len(seq), self.window, self.stride)]
         n_chunks = np.bincount([c[0] for c in chunks], minlength=len(seqs))
         partial: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
@@ -316,15 +317,19 @@ class ESMEncoder:
 
         batches = [[chunks[j] for j in batch]
                    for batch in length_batches([e - s for _, s, e in chunks], self.toks_per_batch)]
+        batches = [batch for batch in batches if any(i in needed for i, _, _ in batch)]
 
         def compute(members):
             return self.representations(self.tokens([seqs[i][s:e] for i, s, e in members])).numpy()
 
-        bar = progress_bar(total=len(seqs), desc=f"embed {self.name}", unit="seq", disable=not progress, leave=False)
+        bar = progress_bar(total=len(needed), desc=f"embed {self.name}", unit="seq", disable=not progress,
+                           leave=False)
         try:
             for members, reps in zip(batches, self._map_batches(compute, batches)):
                 done = 0
                 for row, (i, s, e) in enumerate(members):
+                    if i not in needed:  # cached already; computed only to keep the batch as planned
+                        continue
                     residues = reps[row, 1:e - s + 1]
                     if n_chunks[i] == 1:
                         finish(i, residues.copy() if per_residue else residues)
