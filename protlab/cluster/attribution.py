@@ -45,7 +45,7 @@ _SCORES[np.ix_(_CODES, _CODES)] = np.asarray(BLOSUM62, dtype=np.float32)
 
 def supports(model: ScanClusterer) -> str | None:
     """Why ``model`` cannot be attributed to residues, or None when it can."""
-    if model.source != "mmseqs" or model.reference_sequences is None:
+    if model.graph.source != "mmseqs" or model.graph.reference_sequences is None:
         return ("the model placed proteins by embedding neighbours only (neighbors='faiss'): residue attribution "
                 "follows homology alignments; fit 04 with neighbors='mmseqs' (the default with sequences)")
     return None
@@ -54,12 +54,12 @@ def supports(model: ScanClusterer) -> str | None:
 def neighbour_parts(model: ScanClusterer) -> tuple[np.ndarray, float]:
     """``(F', own)``: each reference protein's features as they enter a new protein's head
     input (before the per-protein scaling) and the weight of the protein's own embedding."""
-    features = model.reference_features.astype(np.float64)
-    if model.graph_kind == "spectral":
-        return features * model.spectral_scale[None, :].astype(np.float64), 0.0
-    if model.graph_kind == "diffusion":
+    features = model.graph.reference_features.astype(np.float64)
+    if model.graph.kind == "spectral":
+        return features * model.graph.spectral_scale[None, :].astype(np.float64), 0.0
+    if model.graph.kind == "diffusion":
         return (1 - DIFFUSION_ALPHA) * features, DIFFUSION_ALPHA
-    raise InputError(f"graph_features={model.graph_kind!r}: the head input holds no homology evidence to attribute")
+    raise InputError(f"graph_features={model.graph.kind!r}: the head input holds no homology evidence to attribute")
 
 
 def head_gradients(model: ScanClusterer, z: np.ndarray, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +126,7 @@ def attribute(model: ScanClusterer, ids, sequences, clusters, embeddings, *, ref
     ids, sequences = [str(i) for i in ids], [str(s) for s in sequences]
     clusters = np.asarray(clusters, dtype=np.int64)
     x = normalize_rows(np.asarray(embeddings, dtype=np.float32))
-    n, n_ref = len(ids), len(model.reference_sequences)
+    n, n_ref = len(ids), len(model.graph.reference_sequences)
     if not (len(sequences) == len(clusters) == len(x) == n):
         raise InputError(f"attribution needs one sequence, cluster and embedding per protein (got {n} ids, "
                          f"{len(sequences)} sequences, {len(clusters)} clusters, {len(x)} embeddings)")
@@ -140,7 +140,7 @@ def attribute(model: ScanClusterer, ids, sequences, clusters, embeddings, *, ref
 
     # the embedding-neighbour edges (weight 1), the protein itself excluded
     fallback = int(min(cfg["fallback_k"], n_ref - 1 if (own >= 0).any() else n_ref))
-    knn, _ = faiss_knn(x, model.reference_embeddings, k=min(fallback + 1, n_ref), exclude_self=False,
+    knn, _ = faiss_knn(x, model.graph.reference_embeddings, k=min(fallback + 1, n_ref), exclude_self=False,
                        index=model._reference_index())
     knn = np.where(knn == own[:, None], -1, knn)
     keep = (knn >= 0) & (np.cumsum(knn >= 0, axis=1) <= fallback)
@@ -154,7 +154,7 @@ def attribute(model: ScanClusterer, ids, sequences, clusters, embeddings, *, ref
     explained, unattributed, agree = np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool)
     for start in starts:
         rows = np.arange(start, min(start + SEARCH_CHUNK, n))
-        found = search_alignments([sequences[i] for i in rows], model.reference_sequences, threads=threads,
+        found = search_alignments([sequences[i] for i in rows], model.graph.reference_sequences, threads=threads,
                                   max_seqs=MAX_HITS + 1)
         found["query"] = rows[found["query"]]
         other = found["target"] != own[found["query"]]
@@ -188,7 +188,7 @@ def attribute(model: ScanClusterer, ids, sequences, clusters, embeddings, *, ref
         "attribution": values.astype(np.float32),
     })
     info = {"method": "gradient x input of the own cluster's head score, spread over residues by alignment scores",
-            "graph_features": model.graph_kind, "n_proteins": n, "n_residues": int(len(values)),
+            "graph_features": model.graph.kind, "n_proteins": n, "n_residues": int(len(values)),
             "head_agrees_with_clusters": float(agree.mean()) if n else None,
             "unattributed_share_median": float(np.median(unattributed)) if n else None,
             "without_homologs": int(np.sum(explained == 0))}

@@ -57,6 +57,7 @@ import scipy.sparse as sp
 from sklearn.cluster import KMeans
 from sklearn.manifold import spectral_embedding
 
+from protlab.cluster.neighbors import NeighborGraph
 from protlab.core.errors import InputError
 from protlab.core.mmseqs import profile_search
 
@@ -497,25 +498,29 @@ def describe_fit_steps(steps: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def find_families(knn: np.ndarray, homologous: np.ndarray, hits: sp.csr_matrix, affinity: sp.csr_matrix,
-                  embeddings: np.ndarray, *, n_clusters: int | None = None, seed: int = 0,
-                  sequences=None, counted: np.ndarray | None = None,
-                  config: FamilyConfig = DEFAULT) -> FamilyPartition:
-    """The families of a homology neighbour graph (see the module docstring): ``knn`` the
-    top-k hits (-1 padded), ``homologous`` the rows that are hits, ``hits`` every homology hit
-    (symmetric, binary), ``affinity`` hits plus embedding edges (for attaching and fitting);
-    ``sequences`` (optional) let family profiles place the proteins without hits; ``counted``
-    (optional): the proteins that searched when landmarks did (see :func:`merge_pieces`);
-    ``config``: the algorithm's constants."""
+def find_families(graph: NeighborGraph, embeddings: np.ndarray, *, n_clusters: int | None = None, seed: int = 0,
+                  sequences=None, config: FamilyConfig = DEFAULT) -> FamilyPartition:
+    """The families of a homology neighbour graph (see the module docstring). ``graph``:
+    MMseqs2 neighbours (:func:`~protlab.cluster.neighbors.mine_neighbors`): its top-k hits
+    (``knn``, ``homologous``), every hit (``hits``, symmetric, binary), hits plus embedding
+    edges (``affinity``, for attaching and fitting) and, after a landmark search, each
+    protein's representative (``rep``: only those that searched count, see
+    :func:`merge_pieces`); ``sequences`` (optional) let family profiles place the proteins
+    without hits; ``config``: the algorithm's constants. ``info["passes"]`` records the passes
+    in order with the groups or families after each."""
+    knn, homologous, hits, affinity = graph.knn, graph.homologous, graph.hits, graph.affinity
+    counted = None if graph.rep is None else graph.rep == np.arange(graph.n)
     n = len(knn)
-    graph = topk_graph(knn, homologous)
-    pieces = pure_pieces(knn, homologous, shared=config.shared_neighbors, graph=graph)
+    topk = topk_graph(knn, homologous)
+    pieces = pure_pieces(knn, homologous, shared=config.shared_neighbors, graph=topk)
+    passes = [{"pass": "pure_pieces", "groups": int(pieces.max()) + 1}]
     apart: list[tuple[int, int]] = []
     lengths = None if sequences is None else np.array([len(s) for s in sequences], dtype=np.float64)
     if lengths is not None:
-        pieces, apart = longer_communities(pieces, graph, lengths, min_family_size(n, config),
+        pieces, apart = longer_communities(pieces, topk, lengths, min_family_size(n, config),
                                            longer=config.longer, seed=seed)
-    del graph
+        passes.append({"pass": "longer_communities", "groups": int(pieces.max()) + 1, "split": len(apart)})
+    del topk
     groups = merge_pieces(pieces, hits, ratio=config.merge_ratio, min_hits=config.merge_hits, counted=counted,
                           apart=apart)
     group_sizes = np.bincount(groups)
@@ -525,24 +530,31 @@ def find_families(knn: np.ndarray, homologous: np.ndarray, hits: sp.csr_matrix, 
     if n_clusters is not None and n_clusters > n_estimated:  # asked for more: the next largest groups count too
         is_family = np.zeros(len(group_sizes), dtype=bool)
         is_family[np.argsort(-group_sizes, kind="stable")[:int(n_clusters)]] = True
+    passes.append({"pass": "merge_pieces", "groups": int(len(group_sizes)), "families": n_estimated})
     labels = attach_by_hits(groups, is_family, hits)
     unreached = np.flatnonzero(labels < 0)  # no hits, or hits only among groups too small to count
+    passes.append({"pass": "attach_by_hits", "unreached": int(len(unreached))})
     placed = 0
     if sequences is not None and len(unreached):
         seeds, seed_family = profile_seeds(groups, pieces, is_family, hits, per_family=config.profile_seeds)
         labels[unreached] = place_by_profiles(sequences, seeds, seed_family, unreached,
                                               iterations=config.profile_iterations, evalue=config.profile_evalue)
         placed = int((labels[unreached] >= 0).sum())
+        passes.append({"pass": "place_by_profiles", "placed": placed})
     labels = attach_by_affinity(labels, affinity, embeddings, lengths=lengths, longer=config.longer)
+    passes.append({"pass": "attach_by_affinity", "families": int(len(np.unique(labels)))})
     if apart:
         labels = share_by_length(labels, pieces, apart, lengths)
+        passes.append({"pass": "share_by_length", "families": int(len(np.unique(labels)))})
     if n_clusters is None:  # the parts of one family count once
         labels, merges = merge_down(labels, None, hits, affinity, part_share=config.part_share)
         steps = [{"merged": merge} for merge in merges]
         n_estimated -= len(merges)
+        passes.append({"pass": "merge_parts", "families": int(len(np.unique(labels)))})
     else:
         labels, steps = fit_to(labels, int(n_clusters), affinity, embeddings, hits=hits, seed=seed, config=config)
         n_estimated -= sum(step.get("merged", {}).get("why") == "part" for step in steps)
+        passes.append({"pass": "fit_to", "families": int(len(np.unique(labels)))})
     order = np.argsort(-np.bincount(labels), kind="stable")  # largest family first
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
@@ -553,5 +565,5 @@ def find_families(knn: np.ndarray, homologous: np.ndarray, hits: sp.csr_matrix, 
             "attached": int((~is_family[groups]).sum()),
             "without_hits": int((np.diff(hits.tocsr().indptr) == 0).sum()),
             "unreached_by_hits": int(len(unreached)), "placed_by_profiles": placed,
-            "longer_communities": len(apart), "fit_steps": steps}
+            "longer_communities": len(apart), "fit_steps": steps, "passes": passes}
     return FamilyPartition(rank[labels], n_estimated, np.sort(group_sizes)[::-1], min_size, info)

@@ -61,6 +61,7 @@ from protlab.cluster.distributed import (
     wrap,
 )
 from protlab.cluster.families import FamilyConfig, FamilyPartition, describe_fit_steps, find_families
+from protlab.cluster.graph_state import GraphState
 from protlab.cluster.heads import ScanHeads, scan_loss, self_label_loss, strong_view, validation_losses
 from protlab.cluster.neighbors import (
     NeighborGraph,
@@ -225,6 +226,132 @@ def _scaled(features: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------- SCAN
+def batches(perm, batch_size: int, smallest: int):
+    """Consecutive batches of ``perm``; a last batch under ``smallest`` rows (batch norm needs
+    2 on every rank) is left out."""
+    for start in range(0, len(perm), batch_size):
+        idx = perm[start:start + batch_size]
+        if len(idx) >= smallest:
+            yield idx
+
+
+class _HeadTraining:
+    """The three passes of the heads' training (warm start, SCAN epochs, self-labelling) over
+    one seeded generator, each drawing its batches from :func:`batches`."""
+
+    def __init__(self, owner: "ScanClusterer", bare, x, graph: NeighborGraph, gen, order, n_val: int, device: str,
+                 env: DistEnv):
+        import torch
+
+        self.owner, self.cfg, self.bare, self.x, self.gen, self.order = owner, owner.config, bare, x, gen, order
+        self.device, self.env = device, env
+        self.knn, self.counts = torch.from_numpy(graph.knn), torch.from_numpy(graph.counts)
+        self.val, self.train = order[:n_val], order[n_val:]
+        self.n = len(x)
+        self.bs = max(2 * env.world, min(self.cfg["batch_size"], len(self.train)))
+        self.smallest = 2 * env.world  # every rank needs 2 rows for batch norm
+        self.model = wrap(bare, env, device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=self.cfg["lr"], weight_decay=self.cfg["weight_decay"])
+        labels = owner.graph.family_labels
+        self.targets = self.prior = self.balance = None
+        if labels is not None:  # cluster sizes pulled towards the families', not equal
+            self.targets = torch.from_numpy(labels)
+            sizes = torch.bincount(self.targets, minlength=self.cfg["n_clusters"]).float()
+            self.prior = self.on(sizes / self.n)
+            # rare families weigh more in the cross-entropy towards the families: with equal
+            # weights the big families' gradients leave the heads unsure of the small ones
+            balance = sizes.clamp_min(1.0) ** -FAMILY_WEIGHT_POWER
+            self.balance = self.on(balance * self.n / (balance * sizes).sum())
+
+    def on(self, t):
+        return t.to(self.device, non_blocking=True)
+
+    def step(self, loss) -> None:
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+
+    def family_loss(self, outputs, idx):
+        import torch
+
+        goal = self.on(self.targets[idx])
+        return sum(torch.nn.functional.cross_entropy(o[:len(idx)], goal, weight=self.balance) for o in outputs)
+
+    def warm_start(self) -> None:
+        """Cross-entropy towards the graph's families for ``warm_epochs`` (homology graphs only)."""
+        import torch
+
+        if self.targets is None:
+            return
+        for _ in range(self.cfg["warm_epochs"]):  # heads start from the graph's families
+            for idx in batches(self.order[torch.randperm(self.n, generator=self.gen)], self.bs, self.smallest):
+                idx = my_share(self.env, idx)
+                self.step(self.family_loss(self.model(self.on(self.x[idx])), idx))
+
+    def scan_epochs(self) -> list[float]:
+        """SCAN's loss over anchors and a sampled neighbour each; on a homology graph it keeps the
+        cross-entropy towards the families (``anchor_weight``). Returns each epoch's summed loss."""
+        import torch
+
+        cfg, env = self.cfg, self.env
+        anchored = self.targets is not None and cfg["anchor_weight"] > 0
+        # the size pull: none when the cross-entropy towards the families holds the sizes (a
+        # batch's mean p caps a family rarer than 1 / batch_size near prior x batch_size, so such
+        # families would never be learnt)
+        pull = 0.0 if anchored else cfg["entropy_weight"]
+        steps_per_epoch = max(1, -(-len(self.train) // self.bs))
+        n_epochs = max(cfg["epochs"], -(-cfg["min_steps"] // steps_per_epoch)) if cfg["epochs"] > 0 else 0
+        epochs = range(n_epochs)
+        if self.owner.progress and env.is_main:
+            epochs = progress_bar(epochs, desc="SCAN", leave=False)
+        history = []
+        for _ in epochs:
+            self.model.train()
+            total = 0.0
+            for anchors in batches(self.train[torch.randperm(len(self.train), generator=self.gen)], self.bs,
+                                   self.smallest):
+                pick = (torch.rand(len(anchors), generator=self.gen) * self.counts[anchors]).long()
+                neighbors = self.knn[anchors, pick]  # drawn for the whole batch: generators stay alike
+                anchors, neighbors = my_share(env, anchors), my_share(env, neighbors)
+                out = self.model(self.on(torch.cat([self.x[anchors], self.x[neighbors]])))
+                loss = sum(scan_loss(o[:len(anchors)], o[len(anchors):], entropy_weight=pull, prior=self.prior)[0]
+                           for o in out)
+                if anchored:  # stay near the graph's families
+                    loss = loss + cfg["anchor_weight"] * self.family_loss(out, anchors)
+                self.step(loss)
+                total += float(loss.detach())
+            history.append(total)
+        return history
+
+    def self_label(self) -> list[float]:
+        """Self-labelling of the kept head on its confident proteins; each epoch's confident share."""
+        import torch
+
+        cfg, env, bare = self.cfg, self.env, self.bare
+        self.model = wrap(bare, env, self.device)
+        confident = []
+        if cfg["self_label_epochs"] <= 0:
+            return confident
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg["lr"] * 0.1, weight_decay=cfg["weight_decay"])
+        for _ in range(cfg["self_label_epochs"]):
+            n_conf = 0
+            for idx in batches(self.order[torch.randperm(self.n, generator=self.gen)], self.bs, self.smallest):
+                views = strong_view(self.x[idx], generator=self.gen)  # the whole batch's noise: generators stay alike
+                idx, views = my_share(env, idx), my_share(env, views)
+                bare.eval()
+                with torch.no_grad():
+                    weak = bare(self.on(self.x[idx]))[0]
+                self.model.train()
+                strong = self.model(self.on(views))[0]
+                loss, c = self_label_loss(weak, strong, threshold=cfg["confidence"], balanced=self.prior is None)
+                c = total_over_ranks(env, c)  # every rank steps, or none does
+                n_conf += c
+                if c:
+                    self.step(loss)
+            confident.append(n_conf / self.n)
+        return confident
+
+
 class ScanClusterer:
     """SCAN on protein embeddings: ``fit`` / ``predict`` / ``predict_proba`` / ``save`` / ``load``.
 
@@ -273,6 +400,8 @@ class ScanClusterer:
         self.model = None
         self.best_head: int | None = None
         self.info: dict = {}
+        self.graph: GraphState | None = None  # the graph step's output (fit, or load)
+        self.partition: FamilyPartition | None = None  # the homology graph's families of the last fit
 
     # ---------------------------------------------------------------- fitting
     def fit(self, embeddings, sequences=None) -> "ScanClusterer":
@@ -289,95 +418,87 @@ class ScanClusterer:
             device = f"cuda:{env.local_rank}"
         timings = {}
         start = time.perf_counter()
-        graph, features, state = share_from_main(env, lambda: self._build_graph(x, sequences))
-        self.partition, self.graph_kind, self.spectral_scale = state["partition"], state["kind"], state["scale"]
-        cfg["n_clusters"] = state["n_clusters"]
-        self.info.update(state["info"])
-        self.reference_features = features
+        graph, self.graph, self.partition, info = share_from_main(env, lambda: self._build_graph(x, sequences))
+        cfg["n_clusters"] = self.graph.n_clusters
+        self.info.update(info)
         timings["graph_s"] = time.perf_counter() - start
-        self.reference_embeddings = normalize_rows(x)
-        self.reference_sequences = list(sequences) if (sequences is not None and graph.source == "mmseqs") else None
-        self.source = graph.source
         start = time.perf_counter()
         with torch_threads(self.threads):
             torch.manual_seed(cfg["seed"])
-            self._train(_scaled(features), graph, device=device, env=env)
+            self._train(_scaled(self.graph.reference_features), graph, device=device, env=env)
         timings["train_s"] = time.perf_counter() - start
-        self.info.update({"neighbors": graph.source, "graph_features": self.graph_kind, "n_proteins": int(len(x)),
+        self.info.update({"neighbors": graph.source, "graph_features": self.graph.kind, "n_proteins": int(len(x)),
                           **timings, "mean_neighbors": float(graph.counts.mean()),
                           "searched_representatives": graph.representatives, "device": device,
                           "world_size": env.world})
         log.info("SCAN fitted: neighbours from %s, best head %s", graph.source, self.best_head)
         return self
 
-    def _build_graph(self, x: np.ndarray, sequences) -> tuple[NeighborGraph, np.ndarray, dict]:
-        """Neighbours, graph features and what else the heads need (rank 0's work under
-        torchrun; all of it travels to the other ranks)."""
+    def _build_graph(self, x: np.ndarray, sequences) -> tuple[NeighborGraph, GraphState, FamilyPartition | None,
+                                                                dict]:
+        """``(graph, state, partition, info)``: the neighbours, what lasts of them, the homology
+        graph's families and the step's record (rank 0's work under torchrun; all of it travels
+        to the other ranks)."""
         cfg = self.config
+        info = {}
         start = time.perf_counter()
         source = resolve_source(cfg["neighbors"], have_sequences=sequences is not None)
         self._say(f"neighbours of {len(x)} proteins ({'MMseqs2 homology search' if source == 'mmseqs' else 'faiss'})")
         graph = mine_neighbors(x, sequences, source=source, k=cfg["k"], fallback_k=cfg["fallback_k"])
-        self.info["neighbors_s"] = time.perf_counter() - start
-        self.partition = self._find_families(x, graph, sequences)
-        if self.partition is not None:
-            self._say(f"homology graph: {self.info['n_clusters_estimated']} families estimated, "
-                      f"{int(self.partition.labels.max()) + 1} kept")
-            for line in describe_fit_steps(self.partition.info["fit_steps"]).splitlines():
+        info["neighbors_s"] = time.perf_counter() - start
+        partition = self._find_families(x, graph, sequences, info)
+        n_clusters = self.requested_n if partition is None else int(partition.labels.max()) + 1
+        if partition is not None:
+            self._say(f"homology graph: {info['n_clusters_estimated']} families estimated, {n_clusters} kept")
+            for line in describe_fit_steps(partition.info["fit_steps"]).splitlines():
                 self._say(f"  to meet n_clusters: {line}")
         start = time.perf_counter()
         self._say("graph features")
-        features = self._fit_features(x, graph)
-        self.info["features_s"] = time.perf_counter() - start
-        state = {"partition": self.partition, "kind": self.graph_kind, "scale": self.spectral_scale,
-                 "n_clusters": cfg["n_clusters"], "info": dict(self.info)}
-        return graph, features, state
+        kind, features, scale = self._graph_features(x, graph, n_clusters)
+        info["features_s"] = time.perf_counter() - start
+        state = GraphState(source=graph.source, kind=kind, reference_embeddings=normalize_rows(x),
+                           reference_features=features, spectral_scale=scale, n_clusters=n_clusters,
+                           reference_sequences=list(sequences) if (sequences is not None and graph.source == "mmseqs")
+                           else None, family_labels=None if partition is None else partition.labels)
+        return graph, state, partition, info
 
     def _say(self, what: str) -> None:
         if self.progress:  # the stages' command lines and notebooks say what the long steps are
             print(f"SCAN: {what}", flush=True)
 
-    def _find_families(self, x: np.ndarray, graph: NeighborGraph, sequences=None) -> FamilyPartition | None:
+    def _find_families(self, x: np.ndarray, graph: NeighborGraph, sequences, info: dict) -> FamilyPartition | None:
         """The homology graph's families (:mod:`protlab.cluster.families`): they count the
         families when ``n_clusters`` is None, set the cluster-size prior and warm-start the heads."""
-        cfg = self.config
         if graph.source != "mmseqs":
             if self.requested_n is None:
                 raise InputError("n_clusters=None: estimating the number of families needs homology neighbours "
                                  "(MMseqs2 and the sequences, neighbors='mmseqs'); give n_clusters instead")
             return None
         start = time.perf_counter()
-        counted = None if graph.rep is None else graph.rep == np.arange(graph.n)
-        partition = find_families(graph.knn, graph.homologous, graph.hits, graph.affinity, x,
-                                  n_clusters=self.requested_n, seed=cfg["seed"], sequences=sequences, counted=counted,
-                                  config=self.family_config)
-        n_found = int(partition.labels.max()) + 1
-        if n_found < 2:
+        partition = find_families(graph, x, n_clusters=self.requested_n, seed=self.config["seed"],
+                                  sequences=sequences, config=self.family_config)
+        if int(partition.labels.max()) + 1 < 2:
             raise InputError("the homology graph holds a single family: there is nothing to cluster "
                              "(give n_clusters to split it anyway)")
-        self.info.update({"n_clusters_requested": self.requested_n, "n_clusters_estimated": partition.n_estimated,
-                          "families_s": time.perf_counter() - start, "family_min_size": partition.min_size,
-                          "family_group_sizes": partition.group_sizes[:500].tolist(),
-                          **{f"families_{k}": v for k, v in partition.info.items()}})
-        cfg["n_clusters"] = n_found
+        info.update({"n_clusters_requested": self.requested_n, "n_clusters_estimated": partition.n_estimated,
+                     "families_s": time.perf_counter() - start, "family_min_size": partition.min_size,
+                     "family_group_sizes": partition.group_sizes[:500].tolist(),
+                     **{f"families_{k}": v for k, v in partition.info.items()}})
         return partition
 
-    def _fit_features(self, x: np.ndarray, graph: NeighborGraph) -> np.ndarray:
+    def _graph_features(self, x: np.ndarray, graph: NeighborGraph,
+                        n_clusters: int) -> tuple[str, np.ndarray, np.ndarray | None]:
+        """``(kind, features, spectral scale or None)`` of the fitted proteins."""
         cfg = self.config
         kind = cfg["graph_features"]
         if kind == "auto":
             kind = ("spectral" if len(x) <= SPECTRAL_MAX else "diffusion") if graph.source == "mmseqs" else "none"
-        self.graph_kind = kind
-        self.spectral_scale = None
         if kind == "spectral":
-            dims = cfg["spectral_dims"] or min(max(cfg["n_clusters"], 8), 128)
-            features, self.spectral_scale = spectral_features(graph.affinity, dims=dims, seed=cfg["seed"])
-        elif kind == "diffusion":
-            features = diffusion_features(x, graph.affinity)
-        else:
-            features = normalize_rows(x)
-        self.reference_features = features
-        return features
+            dims = cfg["spectral_dims"] or min(max(n_clusters, 8), 128)
+            return (kind, *spectral_features(graph.affinity, dims=dims, seed=cfg["seed"]))
+        if kind == "diffusion":
+            return kind, diffusion_features(x, graph.affinity), None
+        return kind, normalize_rows(x), None
 
     def _train(self, features: np.ndarray, graph: NeighborGraph, *, device: str = "cpu",
                env: DistEnv = DistEnv()) -> None:
@@ -388,118 +509,23 @@ class ScanClusterer:
         cfg = self.config
         n = len(features)
         gen = torch.Generator().manual_seed(cfg["seed"])
-        x = torch.from_numpy(features)
-        knn = torch.from_numpy(graph.knn)
-        counts = torch.from_numpy(graph.counts)
         order = torch.randperm(n, generator=gen)
         n_val = int(round(cfg["val_fraction"] * n)) if n >= 20 else 0
-        val, train = order[:n_val], order[n_val:]
         bare = ScanHeads(features.shape[1], cfg["n_clusters"], n_heads=cfg["n_heads"], hidden=cfg["hidden"]).to(device)
-        model = wrap(bare, env, device)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-        bs = max(2 * env.world, min(cfg["batch_size"], len(train)))
-        too_small = 2 * env.world  # every rank needs 2 rows for batch norm
-        lam = cfg["entropy_weight"]
-        anchored = self.partition is not None and cfg["anchor_weight"] > 0
-        # the size pull of SCAN epochs: none when the cross-entropy towards the families holds the
-        # sizes (a batch's mean p caps a family rarer than 1 / batch_size near prior × batch_size,
-        # so such families would never be learnt)
-        pull = 0.0 if anchored else lam
-        prior = targets = None
-
-        def on(t):
-            return t.to(device, non_blocking=True)
-
-        def step(loss):
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-        if self.partition is not None:  # cluster sizes pulled towards the families', not equal
-            targets = torch.from_numpy(self.partition.labels)
-            sizes = torch.bincount(targets, minlength=cfg["n_clusters"]).float()
-            prior = on(sizes / n)
-            # rare families weigh more in the cross-entropy towards the families: with equal
-            # weights the big families' gradients leave the heads unsure of the small ones
-            balance = sizes.clamp_min(1.0) ** -FAMILY_WEIGHT_POWER
-            balance = on(balance * n / (balance * sizes).sum())
-            for _ in range(cfg["warm_epochs"]):  # heads start from the graph's families
-                perm = order[torch.randperm(n, generator=gen)]
-                for b in range(0, n, bs):
-                    idx = perm[b:b + bs]
-                    if len(idx) < too_small:
-                        continue
-                    idx = my_share(env, idx)
-                    step(sum(torch.nn.functional.cross_entropy(o, on(targets[idx]), weight=balance)
-                             for o in model(on(x[idx]))))
-
-        def sample_neighbors(anchors):
-            pick = (torch.rand(len(anchors), generator=gen) * counts[anchors]).long()
-            return knn[anchors, pick]
-
-        steps_per_epoch = max(1, -(-len(train) // bs))
-        n_epochs = max(cfg["epochs"], -(-cfg["min_steps"] // steps_per_epoch)) if cfg["epochs"] > 0 else 0
-        epochs = range(n_epochs)
-        if self.progress and env.is_main:
-
-            epochs = progress_bar(epochs, desc="SCAN", leave=False)
-        history = []
-        for _ in epochs:
-            model.train()
-            perm = train[torch.randperm(len(train), generator=gen)]
-            total = 0.0
-            for b in range(0, len(perm), bs):
-                anchors = perm[b:b + bs]
-                if len(anchors) < too_small:
-                    continue
-                neighbors = sample_neighbors(anchors)  # drawn for the whole batch: generators stay alike
-                anchors, neighbors = my_share(env, anchors), my_share(env, neighbors)
-                out = model(on(torch.cat([x[anchors], x[neighbors]])))
-                loss = sum(scan_loss(o[:len(anchors)], o[len(anchors):], entropy_weight=pull, prior=prior)[0]
-                           for o in out)
-                if anchored:  # stay near the graph's families
-                    goal = on(targets[anchors])
-                    loss = loss + cfg["anchor_weight"] * sum(
-                        torch.nn.functional.cross_entropy(o[:len(anchors)], goal, weight=balance) for o in out)
-                step(loss)
-                total += float(loss.detach())
-            history.append(total)
+        run = _HeadTraining(self, bare, torch.from_numpy(features), graph, gen, order, n_val, device, env)
+        run.warm_start()
+        self.info["scan_loss_history"] = run.scan_epochs()
         # validation loss per head: all neighbours of the held-out anchors (alike on every rank)
         same_buffers(env, bare)
-        check = val if len(val) else train
-        val_losses = validation_losses(bare, x, knn, check, entropy_weight=lam, prior=prior, device=device)
+        check = run.val if len(run.val) else run.train
+        val_losses = validation_losses(bare, run.x, run.knn, check, entropy_weight=cfg["entropy_weight"],
+                                       prior=run.prior, device=device)
         self.best_head = int(np.argmin(val_losses))
         self.info["val_losses"] = val_losses
-        self.info["scan_loss_history"] = history
         # keep only the best head, then self-label
-        head = bare.heads[self.best_head]
-        bare.heads = torch.nn.ModuleList([head])
+        bare.heads = torch.nn.ModuleList([bare.heads[self.best_head]])
         bare.args["n_heads"] = 1
-        model = wrap(bare, env, device)
-        confident = []
-        if cfg["self_label_epochs"] > 0:
-            opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"] * 0.1, weight_decay=cfg["weight_decay"])
-            for _ in range(cfg["self_label_epochs"]):
-                perm = order[torch.randperm(n, generator=gen)]
-                n_conf = 0
-                for b in range(0, n, bs):
-                    idx = perm[b:b + bs]
-                    if len(idx) < too_small:
-                        continue
-                    views = strong_view(x[idx], generator=gen)  # the whole batch's noise: generators stay alike
-                    idx, views = my_share(env, idx), my_share(env, views)
-                    bare.eval()
-                    with torch.no_grad():
-                        weak = bare(on(x[idx]))[0]
-                    model.train()
-                    strong = model(on(views))[0]
-                    loss, c = self_label_loss(weak, strong, threshold=cfg["confidence"], balanced=prior is None)
-                    c = total_over_ranks(env, c)  # every rank steps, or none does
-                    n_conf += c
-                    if c:
-                        step(loss)
-                confident.append(n_conf / n)
-        self.info["self_label_confident_fraction"] = confident
+        self.info["self_label_confident_fraction"] = run.self_label()
         same_buffers(env, bare)
         bare.eval()
         self.model = bare.cpu()
@@ -513,7 +539,7 @@ class ScanClusterer:
         """The kNN index of the reference embeddings, built once per model (an IVF index of a
         large reference set costs a k-means)."""
         if getattr(self, "_index", None) is None:
-            self._index = knn_index(self.reference_embeddings)
+            self._index = knn_index(self.graph.reference_embeddings)
         return self._index
 
     def transform(self, embeddings, sequences=None) -> np.ndarray:
@@ -521,22 +547,22 @@ class ScanClusterer:
         self._check_fitted()
         cfg = self.config
         x = check_embeddings(embeddings, predicting=True)
-        if x.shape[1] != self.reference_embeddings.shape[1]:
+        state = self.graph
+        if x.shape[1] != state.reference_embeddings.shape[1]:
             raise InputError(f"embeddings have {x.shape[1]} dimensions but the model was fitted on "
-                             f"{self.reference_embeddings.shape[1]}: embed with the same encoder")
-        kind = self.graph_kind
-        if kind == "none":
+                             f"{state.reference_embeddings.shape[1]}: embed with the same encoder")
+        if state.kind == "none":
             return normalize_rows(x)
-        use_homology = self.source == "mmseqs" and sequences is not None and self.reference_sequences is not None
-        if self.source == "mmseqs" and not use_homology:
+        use_homology = state.source == "mmseqs" and sequences is not None and state.reference_sequences is not None
+        if state.source == "mmseqs" and not use_homology:
             log.warning("model fitted with MMseqs2 neighbours but no sequences given: placing proteins by embedding "
                         "neighbours only (pass sequences= for homology placement)")
-        aff = reference_affinity(x, self.reference_embeddings, list(sequences) if use_homology else None,
-                                 self.reference_sequences, source="mmseqs" if use_homology else "faiss",
+        aff = reference_affinity(x, state.reference_embeddings, list(sequences) if use_homology else None,
+                                 state.reference_sequences, source="mmseqs" if use_homology else "faiss",
                                  k=cfg["k"], fallback_k=cfg["fallback_k"], index=self._reference_index())
-        walked = _row_normalize(aff) @ self.reference_features.astype(np.float64)
-        if kind == "spectral":
-            return (walked * self.spectral_scale[None, :]).astype(np.float32)
+        walked = _row_normalize(aff) @ state.reference_features.astype(np.float64)
+        if state.kind == "spectral":
+            return (walked * state.spectral_scale[None, :]).astype(np.float32)
         return (DIFFUSION_ALPHA * normalize_rows(x) + (1 - DIFFUSION_ALPHA) * walked).astype(np.float32)
 
     def predict_proba(self, embeddings, sequences=None, *, chunk_size: int = PREDICT_CHUNK) -> np.ndarray:
@@ -566,7 +592,7 @@ class ScanClusterer:
 
         self.fit(embeddings, sequences)
         with torch.no_grad(), torch_threads(self.threads):
-            logits = self.model(torch.from_numpy(_scaled(self.reference_features)))[0]
+            logits = self.model(torch.from_numpy(_scaled(self.graph.reference_features)))[0]
             return torch.softmax(logits, dim=1).numpy()
 
     # ------------------------------------------------------------------ save/load
@@ -574,14 +600,8 @@ class ScanClusterer:
         import torch
 
         self._check_fitted()
-        state = {
-            "config": self.config, "model_args": self.model.args,
-            "state_dict": self.model.state_dict(), "source": self.source, "info": json.loads(json.dumps(self.info)),
-            "reference_embeddings": torch.from_numpy(self.reference_embeddings),
-            "reference_features": torch.from_numpy(self.reference_features),
-            "spectral_scale": None if self.spectral_scale is None else torch.from_numpy(self.spectral_scale),
-            "reference_sequences": self.reference_sequences, "graph_kind": self.graph_kind,
-        }
+        state = {"config": self.config, "model_args": self.model.args, "state_dict": self.model.state_dict(),
+                 "info": json.loads(json.dumps(self.info)), **self.graph.to_checkpoint()}
         return save_checkpoint(path, "scan", state)
 
     @classmethod
@@ -598,14 +618,8 @@ class ScanClusterer:
         self.model.load_state_dict(state["state_dict"])
         self.model.eval()
         self.best_head = 0
-        self.source = state["source"]
         self.info = state["info"]
-        self.reference_embeddings = state["reference_embeddings"].numpy()
-        self.reference_features = state["reference_features"].numpy()
-        scale = state["spectral_scale"]
-        self.spectral_scale = None if scale is None else scale.numpy()
-        self.reference_sequences = state["reference_sequences"]
-        self.graph_kind = state["graph_kind"]
+        self.graph = GraphState.from_checkpoint(state, args["n_clusters"])
         return self
 
 
@@ -622,6 +636,7 @@ def fit_graph_methods(embeddings, sequences=None, *, n_clusters: int | None, **o
         families = model.partition.labels.astype(np.int64)
         shared = {"family_group_sizes": model.info["family_group_sizes"],
                   "families_fit_steps": model.info["families_fit_steps"],
+                  "families_passes": model.info["families_passes"],
                   "agreement_heads_families": float((heads == families).mean())}
         out["scan"].info.update(shared)
         out["families"] = Clustering(families, prob, "families", {**info, **shared}, model)

@@ -64,13 +64,20 @@ def test_inductive_predict_and_save_load(toy, tmp_path):
 
 
 @needs_mmseqs
-def test_mmseqs_neighbours_and_inductive_homology(toy):
+def test_mmseqs_neighbours_and_inductive_homology(toy, tmp_path):
     proteins, emb = toy
     seqs = proteins["sequence"].tolist()
     order = np.random.default_rng(1).permutation(len(seqs))
     fit_idx, new_idx = order[:80], order[80:]
     model = ScanClusterer(n_clusters=4, neighbors="auto", **FAST).fit(emb[fit_idx], [seqs[i] for i in fit_idx])
-    assert model.source == "mmseqs" and model.graph_kind == "spectral"
+    assert model.graph.source == "mmseqs" and model.graph.kind == "spectral"
+    loaded = ScanClusterer.load(model.save(tmp_path / "scan.pt"))  # the graph step's state, restored whole
+    for name, value in vars(model.graph).items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(getattr(loaded.graph, name), value)
+        else:
+            assert getattr(loaded.graph, name) == value, name
+    assert model.graph.family_labels is not None and len(model.graph.family_labels) == len(fit_idx)
     pred = model.predict(emb[new_idx], [seqs[i] for i in new_idx])
     assert matched_accuracy(proteins["label"].to_numpy()[new_idx], pred) >= 0.9
     # in chunks (a homology search per chunk): the same probabilities as all at once
@@ -84,7 +91,7 @@ def test_graph_features_place_new_proteins(toy, graph_features):
     order = np.random.default_rng(2).permutation(len(emb))
     fit_idx, new_idx = order[:80], order[80:]
     model = ScanClusterer(n_clusters=4, neighbors="faiss", graph_features=graph_features, **FAST).fit(emb[fit_idx])
-    assert model.graph_kind == ("none" if graph_features == "auto" else graph_features)
+    assert model.graph.kind == ("none" if graph_features == "auto" else graph_features)
     assert matched_accuracy(proteins["label"].to_numpy()[new_idx], model.predict(emb[new_idx])) >= 0.9
 
 

@@ -13,6 +13,7 @@ import torch
 from protlab.cluster import families as fam
 from protlab.cluster.heads import scan_loss
 from protlab.cluster.methods import cluster
+from protlab.cluster.neighbors import NeighborGraph
 from protlab.core.errors import InputError
 from protlab.core.mmseqs import mmseqs_available
 from protlab.evaluate.metrics import evaluate
@@ -41,6 +42,11 @@ def _graph(groups: list[np.ndarray], n: int, k: int, *, extra_hits=(), rng=None)
     return knn, hits
 
 
+def homology_graph(knn, homologous, hits, affinity) -> NeighborGraph:
+    return NeighborGraph(knn=knn, counts=np.maximum((knn >= 0).sum(1), 1), affinity=affinity, source="mmseqs",
+                         hits=hits, homologous=homologous)
+
+
 def test_a_stray_hit_does_not_chain_two_families():
     a, b = np.arange(0, 60), np.arange(60, 100)
     knn, hits = _graph([a, b], 100, 8)
@@ -48,7 +54,7 @@ def test_a_stray_hit_does_not_chain_two_families():
     hits = (hits + sp.csr_matrix(([1.0, 1.0], ([0, 60], [60, 0])), shape=(100, 100))).tocsr()
     hits.data[:] = 1.0
     assert sp.csgraph.connected_components(hits)[0] == 1  # plain components would be one family
-    part = fam.find_families(knn, np.ones(100, bool), hits, hits, np.eye(100, 4, dtype=np.float32))
+    part = fam.find_families(homology_graph(knn, np.ones(100, bool), hits, hits), np.eye(100, 4, dtype=np.float32))
     assert part.n_estimated == 2 and part.min_size == fam.min_family_size(100) == 5
     assert set(part.labels[a]) == {0} and set(part.labels[b]) == {1}  # largest family first
 
@@ -68,7 +74,7 @@ def test_fragments_merge_into_their_family_and_orphans_are_attached():
     affinity = (hits + weak.maximum(weak.T)).tocsr()
     pieces = fam.pure_pieces(knn, homologous)
     assert len(set(pieces[fragment]) & set(pieces[family])) == 0  # pure pieces: the fragment stands apart
-    part = fam.find_families(knn, homologous, hits, affinity, np.ones((140, 3), np.float32))
+    part = fam.find_families(homology_graph(knn, homologous, hits, affinity), np.ones((140, 3), np.float32))
     assert part.n_estimated == 2
     assert len(set(part.labels[np.r_[family, fragment]])) == 1
     assert set(part.labels[orphans]) == set(part.labels[other]) and part.info["attached"] == len(orphans)
@@ -326,8 +332,7 @@ def test_family_profiles_place_proteins_without_hits(shared_data):
     found = placed >= 0
     assert found.sum() >= 10
     assert np.mean([family_label[f] for f in placed[found]] == labels[hitless[found]]) >= 0.9
-    partition = fam.find_families(graph.knn, graph.homologous, graph.hits, graph.affinity, emb, n_clusters=4,
-                                  sequences=seqs)
+    partition = fam.find_families(graph, emb, n_clusters=4, sequences=seqs)
     assert partition.info["without_hits"] == len(hitless) and partition.info["unreached_by_hits"] >= len(hitless)
     assert partition.info["placed_by_profiles"] >= 10
 
@@ -366,9 +371,9 @@ def test_a_longer_family_sharing_a_piece_with_its_clan_neighbour_is_its_own(shar
     pieces = fam.pure_pieces(graph.knn, graph.homologous)
     largest = np.bincount(pieces).argmax()
     assert is_v[pieces == largest].sum() >= 100  # the two families share a piece
-    without = fam.find_families(graph.knn, graph.homologous, graph.hits, graph.affinity, emb)
+    without = fam.find_families(graph, emb)
     assert without.n_estimated == 1
-    part = fam.find_families(graph.knn, graph.homologous, graph.hits, graph.affinity, emb, sequences=seqs)
+    part = fam.find_families(graph, emb, sequences=seqs)
     assert part.n_estimated == 2 and part.info["longer_communities"] >= 1
     v_family = np.bincount(part.labels[is_v]).argmax()
     assert np.mean(part.labels[is_v] == v_family) >= 0.95 and np.mean(part.labels[~is_v] != v_family) >= 0.99
