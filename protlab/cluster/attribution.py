@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from protlab.cluster.methods import DIFFUSION_ALPHA, ScanClusterer
+from protlab.cluster.graph_features import DIFFUSION_ALPHA
+from protlab.cluster.scan import ScanClusterer
 from protlab.cluster.neighbors import MAX_HITS, faiss_knn, normalize_rows
 from protlab.core.alphabet import AMINO_ACIDS, BLOSUM62
 from protlab.core.errors import InputError

@@ -20,8 +20,10 @@ import pandas as pd
 
 from protlab.cluster.attribution import attribute, supports
 from protlab.cluster.families import FamilyConfig
-from protlab.cluster.methods import GRAPH_FEATURES, GRAPH_METHODS, METHODS, Clustering, cluster, fit_graph_methods
-from protlab.cluster.methods import ScanClusterer, no_families_error, refuse_families_without_graph
+from protlab.cluster.graph_features import GRAPH_FEATURES
+from protlab.cluster.methods import GRAPH_METHODS, METHODS, Clustering, cluster, fit_graph_methods
+from protlab.cluster.methods import no_families_error, refuse_families_without_graph
+from protlab.cluster.scan import ScanClusterer
 from protlab.cluster.neighbors import NEIGHBOR_SOURCES
 from protlab.cluster.profiles import attribution_strips, family_summary
 from protlab.cluster.tables import clustering_problem, clusters_frame

@@ -9,7 +9,7 @@ import pytest
 
 import protlab
 from protlab.cluster.attribution import attribute, spread_over_residues
-from protlab.cluster.methods import ScanClusterer
+from protlab.cluster.scan import ScanClusterer
 from protlab.core.errors import InputError
 from protlab.core.mmseqs import mmseqs_available
 from protlab.core.rundir import RunDir

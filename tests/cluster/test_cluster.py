@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import protlab
-from protlab.cluster.methods import ScanClusterer, cluster
+from protlab.cluster.methods import cluster
+from protlab.cluster.scan import ScanClusterer
 from protlab.cluster.stage import read_clustering, write_clustering
 from protlab.core.rundir import RunDir
 from protlab.core.errors import InputError
@@ -138,7 +139,7 @@ def test_heads_keep_a_family_rarer_than_one_member_per_batch(monkeypatch):
     batch. A size pull on each batch's mean p would hold its own members near p = 0.2."""
     import scipy.sparse as sp
 
-    from protlab.cluster import methods
+    from protlab.cluster import scan as scan_module
     from protlab.cluster.neighbors import NeighborGraph
 
     rng = np.random.default_rng(0)
@@ -151,7 +152,7 @@ def test_heads_keep_a_family_rarer_than_one_member_per_batch(monkeypatch):
     hits = (hits + hits.T).sign().tocsr()
     graph = NeighborGraph(knn=knn, counts=np.full(len(labels), 8), affinity=hits, source="mmseqs", hits=hits,
                           homologous=np.ones(len(labels), dtype=bool))
-    monkeypatch.setattr(methods, "mine_neighbors", lambda *a, **k: graph)
+    monkeypatch.setattr(scan_module, "mine_neighbors", lambda *a, **k: graph)
     model = ScanClusterer(n_clusters=4, neighbors="mmseqs", batch_size=16, epochs=3, self_label_epochs=2, k=8)
     prob = model.fit_predict_proba(x, ["M"] * len(labels))
     families = model.partition.labels

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from protlab.cluster.methods import ScanClusterer
+from protlab.cluster.scan import ScanClusterer
 from protlab.cluster.stage import aligned_inputs
 from protlab.core.rundir import RunDir
 
@@ -21,7 +21,7 @@ OPTIONS = dict(n_clusters=None, epochs=3, self_label_epochs=2, n_heads=2, hidden
 
 FIT = """
 import os, sys, numpy as np, torch
-from protlab.cluster.methods import ScanClusterer
+from protlab.cluster.scan import ScanClusterer
 data = np.load(sys.argv[1], allow_pickle=True)
 model = ScanClusterer(**{options!r}).fit(data["x"], data["seqs"].tolist())
 torch.save({{"state": model.model.state_dict(), "proba": model.predict_proba(data["x"], data["seqs"].tolist()),

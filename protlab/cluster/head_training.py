@@ -1,0 +1,137 @@
+"""The SCAN heads' training passes: warm start towards the graph's families, SCAN epochs,
+self-labelling, all drawing batches from one seeded generator (alike on every rank)."""
+from __future__ import annotations
+
+from protlab.cluster.distributed import my_share, total_over_ranks, wrap
+from protlab.cluster.heads import scan_loss, self_label_loss, strong_view
+from protlab.cluster.neighbors import NeighborGraph
+from protlab.core.progress import progress_bar
+from protlab.core.runtime import DistEnv
+
+FAMILY_WEIGHT_POWER = 0.5  # heads' cross-entropy towards the families: a family weighs size ** -this
+
+
+def batches(perm, batch_size: int, smallest: int):
+    """Consecutive batches of ``perm``; a last batch under ``smallest`` rows (batch norm needs
+    2 on every rank) is left out."""
+    for start in range(0, len(perm), batch_size):
+        idx = perm[start:start + batch_size]
+        if len(idx) >= smallest:
+            yield idx
+
+
+class HeadTraining:
+    """The three passes of the heads' training (warm start, SCAN epochs, self-labelling) over
+    one seeded generator, each drawing its batches from :func:`batches`."""
+
+    def __init__(self, config: dict, family_labels, bare, x, graph: NeighborGraph, gen, order, n_val: int,
+                 device: str, env: DistEnv, *, progress: bool = False):
+        import torch
+
+        self.cfg, self.bare, self.x, self.gen, self.order = config, bare, x, gen, order
+        self.device, self.env, self.progress = device, env, progress
+        self.knn, self.counts = torch.from_numpy(graph.knn), torch.from_numpy(graph.counts)
+        self.val, self.train = order[:n_val], order[n_val:]
+        self.n = len(x)
+        self.bs = max(2 * env.world, min(self.cfg["batch_size"], len(self.train)))
+        self.smallest = 2 * env.world  # every rank needs 2 rows for batch norm
+        self.model = wrap(bare, env, device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=self.cfg["lr"], weight_decay=self.cfg["weight_decay"])
+        labels = family_labels
+        self.targets = self.prior = self.balance = None
+        if labels is not None:  # cluster sizes pulled towards the families', not equal
+            self.targets = torch.from_numpy(labels)
+            sizes = torch.bincount(self.targets, minlength=self.cfg["n_clusters"]).float()
+            self.prior = self.on(sizes / self.n)
+            # rare families weigh more in the cross-entropy towards the families: with equal
+            # weights the big families' gradients leave the heads unsure of the small ones
+            balance = sizes.clamp_min(1.0) ** -FAMILY_WEIGHT_POWER
+            self.balance = self.on(balance * self.n / (balance * sizes).sum())
+
+    def on(self, t):
+        return t.to(self.device, non_blocking=True)
+
+    def step(self, loss) -> None:
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+
+    def family_loss(self, outputs, idx):
+        import torch
+
+        goal = self.on(self.targets[idx])
+        return sum(torch.nn.functional.cross_entropy(o[:len(idx)], goal, weight=self.balance) for o in outputs)
+
+    def warm_start(self) -> None:
+        """Cross-entropy towards the graph's families for ``warm_epochs`` (homology graphs only)."""
+        import torch
+
+        if self.targets is None:
+            return
+        for _ in range(self.cfg["warm_epochs"]):  # heads start from the graph's families
+            for idx in batches(self.order[torch.randperm(self.n, generator=self.gen)], self.bs, self.smallest):
+                idx = my_share(self.env, idx)
+                self.step(self.family_loss(self.model(self.on(self.x[idx])), idx))
+
+    def scan_epochs(self) -> list[float]:
+        """SCAN's loss over anchors and a sampled neighbour each; on a homology graph it keeps the
+        cross-entropy towards the families (``anchor_weight``). Returns each epoch's summed loss."""
+        import torch
+
+        cfg, env = self.cfg, self.env
+        anchored = self.targets is not None and cfg["anchor_weight"] > 0
+        # the size pull: none when the cross-entropy towards the families holds the sizes (a
+        # batch's mean p caps a family rarer than 1 / batch_size near prior x batch_size, so such
+        # families would never be learnt)
+        pull = 0.0 if anchored else cfg["entropy_weight"]
+        steps_per_epoch = max(1, -(-len(self.train) // self.bs))
+        n_epochs = max(cfg["epochs"], -(-cfg["min_steps"] // steps_per_epoch)) if cfg["epochs"] > 0 else 0
+        epochs = range(n_epochs)
+        if self.progress and env.is_main:
+            epochs = progress_bar(epochs, desc="SCAN", leave=False)
+        history = []
+        for _ in epochs:
+            self.model.train()
+            total = 0.0
+            for anchors in batches(self.train[torch.randperm(len(self.train), generator=self.gen)], self.bs,
+                                   self.smallest):
+                pick = (torch.rand(len(anchors), generator=self.gen) * self.counts[anchors]).long()
+                neighbors = self.knn[anchors, pick]  # drawn for the whole batch: generators stay alike
+                anchors, neighbors = my_share(env, anchors), my_share(env, neighbors)
+                out = self.model(self.on(torch.cat([self.x[anchors], self.x[neighbors]])))
+                loss = sum(scan_loss(o[:len(anchors)], o[len(anchors):], entropy_weight=pull, prior=self.prior)[0]
+                           for o in out)
+                if anchored:  # stay near the graph's families
+                    loss = loss + cfg["anchor_weight"] * self.family_loss(out, anchors)
+                self.step(loss)
+                total += float(loss.detach())
+            history.append(total)
+        return history
+
+    def self_label(self) -> list[float]:
+        """Self-labelling of the kept head on its confident proteins; each epoch's confident share."""
+        import torch
+
+        cfg, env, bare = self.cfg, self.env, self.bare
+        self.model = wrap(bare, env, self.device)
+        confident = []
+        if cfg["self_label_epochs"] <= 0:
+            return confident
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg["lr"] * 0.1, weight_decay=cfg["weight_decay"])
+        for _ in range(cfg["self_label_epochs"]):
+            n_conf = 0
+            for idx in batches(self.order[torch.randperm(self.n, generator=self.gen)], self.bs, self.smallest):
+                views = strong_view(self.x[idx], generator=self.gen)  # the whole batch's noise: generators stay alike
+                idx, views = my_share(env, idx), my_share(env, views)
+                bare.eval()
+                with torch.no_grad():
+                    weak = bare(self.on(self.x[idx]))[0]
+                self.model.train()
+                strong = self.model(self.on(views))[0]
+                loss, c = self_label_loss(weak, strong, threshold=cfg["confidence"], balanced=self.prior is None)
+                c = total_over_ranks(env, c)  # every rank steps, or none does
+                n_conf += c
+                if c:
+                    self.step(loss)
+            confident.append(n_conf / self.n)
+        return confident

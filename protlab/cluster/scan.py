@@ -1,0 +1,312 @@
+"""SCAN on protein embeddings (:class:`ScanClusterer`): the neighbour graph, its families and
+graph features (one :class:`~protlab.cluster.graph_state.GraphState`), the heads trained on
+them (:mod:`protlab.cluster.head_training`), and new proteins placed without refitting."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from protlab.cluster.distributed import same_buffers, scan_env, share_from_main
+from protlab.cluster.embedding_checks import check_embeddings
+from protlab.cluster.families import FamilyConfig, FamilyPartition, describe_fit_steps, find_families
+from protlab.cluster.graph_features import (
+    DIFFUSION_ALPHA,
+    GRAPH_FEATURES,
+    SPECTRAL_MAX,
+    diffusion_features,
+    row_normalize,
+    scaled_features,
+    spectral_features,
+)
+from protlab.cluster.graph_state import GraphState
+from protlab.cluster.head_training import HeadTraining
+from protlab.cluster.heads import ScanHeads, validation_losses
+from protlab.cluster.neighbors import (
+    NeighborGraph,
+    knn_index,
+    mine_neighbors,
+    normalize_rows,
+    reference_affinity,
+    resolve_source,
+)
+from protlab.core.checkpoint import read_checkpoint, save_checkpoint
+from protlab.core.errors import InputError
+from protlab.core.runtime import DistEnv, pick_device, torch_threads
+
+log = logging.getLogger(__name__)
+
+PREDICT_CHUNK = 20_000  # new proteins placed per homology search / faiss query in predict
+
+
+class ScanClusterer:
+    """SCAN on protein embeddings: ``fit`` / ``predict`` / ``predict_proba`` / ``save`` / ``load``.
+
+    Keyword options (defaults are the ones the quality benchmark uses, not tuned per family):
+    ``n_clusters``; ``neighbors`` ("auto" | "mmseqs" | "faiss"); ``k`` = 20 neighbours;
+    ``entropy_weight`` λ = 5; ``n_heads`` = 5; ``epochs`` = 30 SCAN epochs;
+    ``graph_features`` = "auto" ("spectral" for MMseqs2 homology graphs, "none" for faiss
+    kNN graphs: spectral coordinates of an embedding kNN graph only blur the embedding; on
+    Pfam they score below raw embeddings; "diffusion" is the embeddings diffused over the
+    graph); ``self_label_epochs`` = 10; ``min_steps`` = 200 (small data sets get more epochs
+    so the heads see at least this many batches); ``confidence`` = 0.99; ``hidden`` = 256;
+    ``batch_size`` = 1024; ``lr`` = 1e-3; on a homology graph ``warm_epochs`` = 5 epochs of
+    cross-entropy towards the graph's families before the SCAN epochs, which keep that
+    cross-entropy with weight ``anchor_weight`` = 1 (0: free SCAN after the warm start); ``seed``;
+    ``device`` for the heads ("auto": CUDA when available).
+    ``n_clusters=None`` estimates the number of families (homology graphs only).
+
+    Under ``torchrun`` (WORLD_SIZE > 1) rank 0 builds the graph and every rank trains the heads
+    on its share of each batch (:mod:`protlab.cluster.distributed`).
+    """
+
+    def __init__(self, *, n_clusters: int | None, neighbors: str = "auto", k: int = 20, entropy_weight: float = 5.0,
+                 n_heads: int = 5, epochs: int = 30, self_label_epochs: int = 10, confidence: float = 0.99,
+                 graph_features: str = "auto", spectral_dims: int | None = None, hidden: int = 256,
+                 batch_size: int = 1024, lr: float = 1e-3, weight_decay: float = 1e-4,
+                 min_steps: int = 200, val_fraction: float = 0.1, fallback_k: int = 5, warm_epochs: int = 5,
+                 anchor_weight: float = 1.0, family_config: dict | None = None, device: str = "auto",
+                 seed: int = 0, threads: int = 1, progress: bool = False):
+        if graph_features not in GRAPH_FEATURES:
+            raise InputError(f"graph_features={graph_features!r} is unknown; use one of {GRAPH_FEATURES}")
+        if n_clusters is not None and int(n_clusters) < 2:
+            raise InputError(f"n_clusters={n_clusters}: ask for at least 2 clusters (or None to estimate)")
+        self.requested_n = None if n_clusters is None else int(n_clusters)
+        self.family_config = FamilyConfig.from_dict(family_config)
+        self.config = dict(n_clusters=self.requested_n, neighbors=neighbors, k=int(k), entropy_weight=float(entropy_weight),
+                           n_heads=int(n_heads), epochs=int(epochs), self_label_epochs=int(self_label_epochs),
+                           confidence=float(confidence), graph_features=graph_features,
+                           spectral_dims=None if spectral_dims is None else int(spectral_dims), hidden=int(hidden),
+                           batch_size=int(batch_size), lr=float(lr), weight_decay=float(weight_decay),
+                           min_steps=int(min_steps), val_fraction=float(val_fraction), fallback_k=int(fallback_k),
+                           warm_epochs=int(warm_epochs), anchor_weight=float(anchor_weight), seed=int(seed),
+                           family_config=self.family_config.as_dict())
+        self.threads = int(threads)
+        self.device = device
+        self.progress = progress
+        self.model = None
+        self.best_head: int | None = None
+        self.info: dict = {}
+        self.graph: GraphState | None = None  # the graph step's output (fit, or load)
+        self.partition: FamilyPartition | None = None  # the homology graph's families of the last fit
+
+    # ---------------------------------------------------------------- fitting
+    def fit(self, embeddings, sequences=None) -> "ScanClusterer":
+        """Mine neighbours, build graph features, train the heads, self-label."""
+        import torch
+
+        cfg = self.config
+        x = check_embeddings(embeddings, n_clusters=self.requested_n)
+        if sequences is not None:
+            sequences = [str(s) for s in sequences]
+        device = pick_device(None if self.device == "auto" else self.device)
+        env = scan_env(device)
+        if env.world > 1 and device.startswith("cuda"):
+            device = f"cuda:{env.local_rank}"
+        timings = {}
+        start = time.perf_counter()
+        graph, self.graph, self.partition, info = share_from_main(env, lambda: self._build_graph(x, sequences))
+        cfg["n_clusters"] = self.graph.n_clusters
+        self.info.update(info)
+        timings["graph_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        with torch_threads(self.threads):
+            torch.manual_seed(cfg["seed"])
+            self._train(scaled_features(self.graph.reference_features), graph, device=device, env=env)
+        timings["train_s"] = time.perf_counter() - start
+        self.info.update({"neighbors": graph.source, "graph_features": self.graph.kind, "n_proteins": int(len(x)),
+                          **timings, "mean_neighbors": float(graph.counts.mean()),
+                          "searched_representatives": graph.representatives, "device": device,
+                          "world_size": env.world})
+        log.info("SCAN fitted: neighbours from %s, best head %s", graph.source, self.best_head)
+        return self
+
+    def _build_graph(self, x: np.ndarray, sequences) -> tuple[NeighborGraph, GraphState, FamilyPartition | None,
+                                                                dict]:
+        """``(graph, state, partition, info)``: the neighbours, what lasts of them, the homology
+        graph's families and the step's record (rank 0's work under torchrun; all of it travels
+        to the other ranks)."""
+        cfg = self.config
+        info = {}
+        start = time.perf_counter()
+        source = resolve_source(cfg["neighbors"], have_sequences=sequences is not None)
+        self._say(f"neighbours of {len(x)} proteins ({'MMseqs2 homology search' if source == 'mmseqs' else 'faiss'})")
+        graph = mine_neighbors(x, sequences, source=source, k=cfg["k"], fallback_k=cfg["fallback_k"])
+        info["neighbors_s"] = time.perf_counter() - start
+        partition = self._find_families(x, graph, sequences, info)
+        n_clusters = self.requested_n if partition is None else int(partition.labels.max()) + 1
+        if partition is not None:
+            self._say(f"homology graph: {info['n_clusters_estimated']} families estimated, {n_clusters} kept")
+            for line in describe_fit_steps(partition.info["fit_steps"]).splitlines():
+                self._say(f"  to meet n_clusters: {line}")
+        start = time.perf_counter()
+        self._say("graph features")
+        kind, features, scale = self._graph_features(x, graph, n_clusters)
+        info["features_s"] = time.perf_counter() - start
+        state = GraphState(source=graph.source, kind=kind, reference_embeddings=normalize_rows(x),
+                           reference_features=features, spectral_scale=scale, n_clusters=n_clusters,
+                           reference_sequences=list(sequences) if (sequences is not None and graph.source == "mmseqs")
+                           else None, family_labels=None if partition is None else partition.labels)
+        return graph, state, partition, info
+
+    def _say(self, what: str) -> None:
+        if self.progress:  # the stages' command lines and notebooks say what the long steps are
+            print(f"SCAN: {what}", flush=True)
+
+    def _find_families(self, x: np.ndarray, graph: NeighborGraph, sequences, info: dict) -> FamilyPartition | None:
+        """The homology graph's families (:mod:`protlab.cluster.families`): they count the
+        families when ``n_clusters`` is None, set the cluster-size prior and warm-start the heads."""
+        if graph.source != "mmseqs":
+            if self.requested_n is None:
+                raise InputError("n_clusters=None: estimating the number of families needs homology neighbours "
+                                 "(MMseqs2 and the sequences, neighbors='mmseqs'); give n_clusters instead")
+            return None
+        start = time.perf_counter()
+        partition = find_families(graph, x, n_clusters=self.requested_n, seed=self.config["seed"],
+                                  sequences=sequences, config=self.family_config)
+        if int(partition.labels.max()) + 1 < 2:
+            raise InputError("the homology graph holds a single family: there is nothing to cluster "
+                             "(give n_clusters to split it anyway)")
+        info.update({"n_clusters_requested": self.requested_n, "n_clusters_estimated": partition.n_estimated,
+                     "families_s": time.perf_counter() - start, "family_min_size": partition.min_size,
+                     "family_group_sizes": partition.group_sizes[:500].tolist(),
+                     **{f"families_{k}": v for k, v in partition.info.items()}})
+        return partition
+
+    def _graph_features(self, x: np.ndarray, graph: NeighborGraph,
+                        n_clusters: int) -> tuple[str, np.ndarray, np.ndarray | None]:
+        """``(kind, features, spectral scale or None)`` of the fitted proteins."""
+        cfg = self.config
+        kind = cfg["graph_features"]
+        if kind == "auto":
+            kind = ("spectral" if len(x) <= SPECTRAL_MAX else "diffusion") if graph.source == "mmseqs" else "none"
+        if kind == "spectral":
+            dims = cfg["spectral_dims"] or min(max(n_clusters, 8), 128)
+            return (kind, *spectral_features(graph.affinity, dims=dims, seed=cfg["seed"]))
+        if kind == "diffusion":
+            return kind, diffusion_features(x, graph.affinity), None
+        return kind, normalize_rows(x), None
+
+    def _train(self, features: np.ndarray, graph: NeighborGraph, *, device: str = "cpu",
+               env: DistEnv = DistEnv()) -> None:
+        """Warm start, SCAN epochs, head choice, self-labelling. Batches are drawn on the CPU
+        from one seeded generator (alike on every rank); each rank moves its share to ``device``."""
+        import torch
+
+        cfg = self.config
+        n = len(features)
+        gen = torch.Generator().manual_seed(cfg["seed"])
+        order = torch.randperm(n, generator=gen)
+        n_val = int(round(cfg["val_fraction"] * n)) if n >= 20 else 0
+        bare = ScanHeads(features.shape[1], cfg["n_clusters"], n_heads=cfg["n_heads"], hidden=cfg["hidden"]).to(device)
+        run = HeadTraining(cfg, self.graph.family_labels, bare, torch.from_numpy(features), graph, gen, order, n_val,
+                           device, env, progress=self.progress)
+        run.warm_start()
+        self.info["scan_loss_history"] = run.scan_epochs()
+        # validation loss per head: all neighbours of the held-out anchors (alike on every rank)
+        same_buffers(env, bare)
+        check = run.val if len(run.val) else run.train
+        val_losses = validation_losses(bare, run.x, run.knn, check, entropy_weight=cfg["entropy_weight"],
+                                       prior=run.prior, device=device)
+        self.best_head = int(np.argmin(val_losses))
+        self.info["val_losses"] = val_losses
+        # keep only the best head, then self-label
+        bare.heads = torch.nn.ModuleList([bare.heads[self.best_head]])
+        bare.args["n_heads"] = 1
+        self.info["self_label_confident_fraction"] = run.self_label()
+        same_buffers(env, bare)
+        bare.eval()
+        self.model = bare.cpu()
+
+    # -------------------------------------------------------------- prediction
+    def _check_fitted(self):
+        if self.model is None:
+            raise InputError("this ScanClusterer is not fitted: call fit(...) or ScanClusterer.load(path) first")
+
+    def _reference_index(self):
+        """The kNN index of the reference embeddings, built once per model (an IVF index of a
+        large reference set costs a k-means)."""
+        if getattr(self, "_index", None) is None:
+            self._index = knn_index(self.graph.reference_embeddings)
+        return self._index
+
+    def transform(self, embeddings, sequences=None) -> np.ndarray:
+        """Graph features of new proteins (Nyström extension through the reference set)."""
+        self._check_fitted()
+        cfg = self.config
+        x = check_embeddings(embeddings, predicting=True)
+        state = self.graph
+        if x.shape[1] != state.reference_embeddings.shape[1]:
+            raise InputError(f"embeddings have {x.shape[1]} dimensions but the model was fitted on "
+                             f"{state.reference_embeddings.shape[1]}: embed with the same encoder")
+        if state.kind == "none":
+            return normalize_rows(x)
+        use_homology = state.source == "mmseqs" and sequences is not None and state.reference_sequences is not None
+        if state.source == "mmseqs" and not use_homology:
+            log.warning("model fitted with MMseqs2 neighbours but no sequences given: placing proteins by embedding "
+                        "neighbours only (pass sequences= for homology placement)")
+        aff = reference_affinity(x, state.reference_embeddings, list(sequences) if use_homology else None,
+                                 state.reference_sequences, source="mmseqs" if use_homology else "faiss",
+                                 k=cfg["k"], fallback_k=cfg["fallback_k"], index=self._reference_index())
+        walked = row_normalize(aff) @ state.reference_features.astype(np.float64)
+        if state.kind == "spectral":
+            return (walked * state.spectral_scale[None, :]).astype(np.float32)
+        return (DIFFUSION_ALPHA * normalize_rows(x) + (1 - DIFFUSION_ALPHA) * walked).astype(np.float32)
+
+    def predict_proba(self, embeddings, sequences=None, *, chunk_size: int = PREDICT_CHUNK) -> np.ndarray:
+        """Cluster probabilities of new proteins, ``chunk_size`` at a time: the memory and the
+        cost per protein do not grow with how many are predicted."""
+        import torch
+
+        x = np.asarray(embeddings)
+        seqs = None if sequences is None else list(sequences)
+        if chunk_size < 1:
+            raise InputError(f"chunk_size={chunk_size}: use at least 1")
+        parts = []
+        for start in range(0, max(len(x), 1), chunk_size):
+            stop = start + chunk_size
+            features = self.transform(x[start:stop], None if seqs is None else seqs[start:stop])
+            with torch.no_grad(), torch_threads(self.threads):
+                logits = self.model(torch.from_numpy(scaled_features(features)))[0]
+                parts.append(torch.softmax(logits, dim=1).numpy())
+        return np.concatenate(parts, axis=0)
+
+    def predict(self, embeddings, sequences=None, *, chunk_size: int = PREDICT_CHUNK) -> np.ndarray:
+        return self.predict_proba(embeddings, sequences, chunk_size=chunk_size).argmax(axis=1).astype(np.int64)
+
+    def fit_predict_proba(self, embeddings, sequences=None) -> np.ndarray:
+        """Probabilities of the fitted proteins themselves (their own graph features)."""
+        import torch
+
+        self.fit(embeddings, sequences)
+        with torch.no_grad(), torch_threads(self.threads):
+            logits = self.model(torch.from_numpy(scaled_features(self.graph.reference_features)))[0]
+            return torch.softmax(logits, dim=1).numpy()
+
+    # ------------------------------------------------------------------ save/load
+    def save(self, path: str | Path) -> Path:
+        self._check_fitted()
+        state = {"config": self.config, "model_args": self.model.args, "state_dict": self.model.state_dict(),
+                 "info": json.loads(json.dumps(self.info)), **self.graph.to_checkpoint()}
+        return save_checkpoint(path, "scan", state)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ScanClusterer":
+        """The model :meth:`save` wrote to ``path``."""
+        path = Path(path)
+        if not path.exists():
+            raise InputError(f"{path} does not exist: fit a SCAN model first (04_cluster with method='families' "
+                             "or 'scan')")
+        state = read_checkpoint(path, "scan")
+        self = cls(**state["config"])
+        args = state["model_args"]
+        self.model = ScanHeads(args["in_dim"], args["n_clusters"], n_heads=args["n_heads"], hidden=args["hidden"])
+        self.model.load_state_dict(state["state_dict"])
+        self.model.eval()
+        self.best_head = 0
+        self.info = state["info"]
+        self.graph = GraphState.from_checkpoint(state, args["n_clusters"])
+        return self
