@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import random
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from protlab.core.errors import InputError, ProtlabError
 from protlab.core.rundir import RunDir
 from protlab.core.runtime import (dist_env, init_distributed, leave_distributed, pick_device, seed_everything,
                                   torch_threads)
+from protlab.core.training import capture_rng, gather_rng, refuse_changed_settings, restore_rng
 from protlab.esm.load import esm_args, save_esm
 from protlab.pretrain.clip import ProtCLIP, build_protein_tower
 from protlab.pretrain.config import PretrainConfig, from_dict, resume_changes
@@ -144,26 +144,6 @@ def lr_factor(step: int, config: PretrainConfig) -> float:
 
 
 # ------------------------------------------------------------------------ checkpoints
-def capture_rng() -> dict:
-    """Every RNG state, in types ``torch.load(weights_only=True)`` accepts."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"python": random.getstate(),
-            "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-            "torch": torch.random.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-
-
-def restore_rng(states: dict) -> None:
-    random.setstate(states["python"])
-    n = states["numpy"]
-    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
-    torch.random.set_rng_state(states["torch"])
-    if states.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
 def read_training_state(path: str | Path) -> dict:
     """A ``pretrain`` checkpoint (:mod:`protlab.core.checkpoint`)."""
     return read_checkpoint(path, "pretrain")
@@ -366,13 +346,8 @@ def _train(config: PretrainConfig, env, device: str) -> dict:
     if resumed:
         ckpt = read_training_state(ckpt_path)
         check_architecture(ckpt, model, ckpt_path)
-        changed = resume_changes(ckpt.get("config", {}), config)
-        if changed and not config.resume_override:
-            raise InputError(f"{ckpt_path} was trained with other settings ({'; '.join(changed)}): resuming would "
-                             "mix two runs. Use the checkpoint's settings, resume=False (or a new run_dir) to start "
-                             "over, or resume_override=True to continue with the new ones")
-        if changed and env.is_main:
-            print(f"[train] resuming with changed settings (resume_override): {'; '.join(changed)}", flush=True)
+        refuse_changed_settings(resume_changes(ckpt.get("config", {}), config), override=config.resume_override,
+                                path=ckpt_path, say=lambda line: env.is_main and print(f"[train] {line}", flush=True))
         try:
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
@@ -418,12 +393,7 @@ def _train(config: PretrainConfig, env, device: str) -> dict:
 
     def checkpoint():
         losses_log.drain()
-        rng = [capture_rng()]
-        if env.world > 1:  # every rank's RNG states, so each resumes its own streams
-            import torch.distributed as dist
-
-            mine, rng = rng[0], [None] * env.world
-            dist.all_gather_object(rng, mine)
+        rng = gather_rng(env, capture_rng())  # every rank's, so each resumes its own streams
         if not env.is_main:
             return
         save_checkpoint(ckpt_path, "pretrain", {

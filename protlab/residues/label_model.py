@@ -153,7 +153,8 @@ def train_on_labels(run_dir: str | Path, params: dict, cache_dir: Path):
                                  epochs=params["epochs"], seed=params["seed"], hidden=params["hidden"],
                                  batch_size=params["batch_size"], residue_dropout=params["residue_dropout"],
                                  log_every=max(1, params["epochs"] // 10), progress=False, length_buckets=True,
-                                 bf16=params["bf16"], state_path=RunDir(run_dir).writable("residue_training_state"))
+                                 bf16=params["bf16"], state_path=RunDir(run_dir).writable("residue_training_state"),
+                              resume=params["resume"], resume_override=params["resume_override"])
     model = result.model
     model.meta.update(trained_on="labels", labels=str(params["labels"]), history=result.history, esm=params["esm"],
                       trained=[structures[i].id for i in train], held_out=[structures[i].id for i in test])

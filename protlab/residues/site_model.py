@@ -139,7 +139,8 @@ def train_on_sites(run_dir: str | Path, params: dict, cache_dir: Path):
     result = train_site_model(data, epochs=params["epochs"], seed=params["seed"], hidden=params["hidden"],
                               batch_size=params["batch_size"], residue_dropout=params["residue_dropout"],
                               log_every=max(1, params["epochs"] // 10), progress=False, bf16=params["bf16"],
-                              state_path=RunDir(run_dir).writable("residue_training_state"))
+                              state_path=RunDir(run_dir).writable("residue_training_state"),
+                              resume=params["resume"], resume_override=params["resume_override"])
     model = result.model
     test = data.part("test")
     model.meta.update(trained_on="sites", sites=str(params["sites"]), history=result.history, esm=params["esm"],

@@ -114,6 +114,10 @@ STAGE = Stage("residues", "06_critical_residues",
     Param("cache_dir", None, "where residue graphs are cached (None: the run directory's cache/residue_graphs)",
           "str", none=True, check=writable_dir),
     Param("bf16", False, "bfloat16 autocast when training on sites or labels (GPU servers)", "bool"),
+    Param("resume", True, "continue a training on sites or labels that was stopped from its saved state "
+          "(checkpoints/residue_training_state.pt); False: start over", "bool"),
+    Param("resume_override", False, "resume even when that state was made with other data or settings (refused "
+          "otherwise)", "bool"),
     Param("esm", None, "per-residue protein-language-model features for training on sites or labels: an ESM-2 "
           "encoder as 02 takes it (a checkpoint path or model name; embeddings cached in the run directory); "
           "None: structure features only (a saved model brings its own)", "str", none=True),

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from protlab.core.progress import progress_bar
 
-from protlab.core.checkpoint import read_checkpoint, save_checkpoint
 from protlab.core.errors import InputError
 from protlab.core.runtime import pick_device, seed_everything
+from protlab.core.training import (capture_rng, read_training_state, refuse_changed_settings, restore_rng,
+                                   save_training_state, settings_changes)
 from protlab.curate.records import Structure
 from protlab.residues.features import featurize
 from protlab.residues.graph import UNKNOWN_AA, ResidueGraph, collate
@@ -110,7 +111,8 @@ def train_residue_model(structures: Sequence[Structure], labels: Sequence, *, ta
                         residue_dropout: float = 0.0, progress: bool = True, pocket_features: bool = False,
                         cache_dir=None, graphs: Sequence[ResidueGraph] | None = None,
                         log_every: int = 0, length_buckets: bool = False, bf16: bool = False,
-                        state_path=None, **config) -> TrainResult:
+                        state_path=None, resume: bool = True, resume_override: bool = False,
+                        **config) -> TrainResult:
     """Train (or fine-tune ``init``) on structures with labels; returns the model and history.
 
     ``residue_dropout`` hides that fraction of residue types (as ``X``) in each training
@@ -126,8 +128,10 @@ def train_residue_model(structures: Sequence[Structure], labels: Sequence, *, ta
     ``length_buckets`` batches proteins of similar length together (:func:`length_batches`).
     ``bf16`` runs forward and loss under bfloat16 autocast (GPU servers). With ``state_path``
     the training state (model, optimiser, schedule, history, random generators) is saved
-    after every epoch; a rerun with the same data and settings resumes after the last saved
-    epoch, with the same result as an uninterrupted run. The file is removed when training ends.
+    after every epoch (:mod:`protlab.core.training`); a rerun (``resume``) with the same data
+    and settings resumes after the last saved epoch, with the same result as an uninterrupted
+    run, and one with other data or settings is refused, naming them, unless ``resume_override``.
+    The file is removed when training ends.
     """
     if len(structures) != len(labels):
         raise InputError(f"{len(structures)} structures but {len(labels)} labels")
@@ -158,9 +162,13 @@ def train_residue_model(structures: Sequence[Structure], labels: Sequence, *, ta
     steps = epochs * math.ceil(len(train_idx) / batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
     history = []
-    signature = _signature(structures, task, epochs, batch_size, lr, weight_decay, seed, val_fraction,
-                           residue_dropout, length_buckets, model.config.to_dict())
-    start = _resume(state_path, signature, model, opt, sched, rng, history)
+    settings = {"data": data_fingerprint(structures), "task": task, "epochs": epochs, "batch_size": batch_size,
+                "lr": lr, "weight_decay": weight_decay, "seed": seed, "val_fraction": val_fraction,
+                "residue_dropout": residue_dropout, "length_buckets": length_buckets,
+                "model": json.dumps(model.config.to_dict(), sort_keys=True, default=str)}
+    start = 0
+    if state_path is not None and resume:
+        start = _resume(state_path, settings, resume_override, model, opt, sched, rng, history)
     for epoch in progress_bar(range(start, epochs), desc="train residue clustering", disable=not progress,
                       initial=start, total=epochs):
         model.train()
@@ -195,7 +203,7 @@ def train_residue_model(structures: Sequence[Structure], labels: Sequence, *, ta
             print(f"epoch {epoch + 1}/{epochs}  " + "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"),
                   flush=True)
         if state_path is not None:
-            _save_state(state_path, signature, epoch + 1, model, opt, sched, rng, history)
+            _save_state(state_path, settings, epoch + 1, model, opt, sched, rng, history)
     if state_path is not None:
         Path(state_path).unlink(missing_ok=True)
     model.eval()
@@ -203,38 +211,39 @@ def train_residue_model(structures: Sequence[Structure], labels: Sequence, *, ta
     return TrainResult(model=model.cpu(), history=history, classes=list(classes))
 
 
-def _signature(structures, *settings) -> str:
-    """What a saved training state must match to be resumed: the data and every setting."""
-    text = repr(([(s.id, s.chain, len(s)) for s in structures], settings))
-    return hashlib.sha256(text.encode()).hexdigest()
+def data_fingerprint(structures) -> str:
+    """The training structures as a resume compares them (ids, chains, lengths)."""
+    text = repr([(s.id, s.chain, len(s)) for s in structures])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _save_state(path, signature: str, epoch: int, model, opt, sched, rng, history) -> None:
-    save_checkpoint(path, "residue-train", {
-        "signature": signature, "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-        "scheduler": sched.state_dict(), "history": history, "numpy_rng": json.dumps(rng.bit_generator.state),
-        "torch_rng": torch.get_rng_state(), "torch_seed": torch.initial_seed()})
+def _save_state(path, settings: dict, epoch: int, model, opt, sched, rng, history) -> None:
+    save_training_state(path, "residue-train", position={"epoch": epoch}, settings=settings, model=model,
+                        optimizer=opt, scheduler=sched, rng=[capture_rng(numpy_generators={"batches": rng})],
+                        history=history)
 
 
-def _resume(path, signature: str, model, opt, sched, rng, history) -> int:
-    """Load a saved training state into the given objects; returns the epoch to start from."""
-    if path is None or not Path(path).is_file():
+def _resume(path, settings: dict, override: bool, model, opt, sched, rng, history) -> int:
+    """Load a saved training state into the given objects; returns the epoch to start from.
+    A state of other data or settings is refused unless ``override`` (:mod:`protlab.core.training`)."""
+    state = read_training_state(path, "residue-train")
+    if state is None:
         return 0
-    state = read_checkpoint(path, "residue-train")
-    if state.get("signature") != signature:
-        log.warning("%s holds a training state of other data or settings: starting afresh", path)
+    if "settings" not in state:  # written before states recorded their settings: nothing to compare
+        refuse_changed_settings(["settings: not recorded (an earlier protlab) -> this run's"], override=override,
+                                path=path, say=log.warning)
         return 0
+    refuse_changed_settings(settings_changes(state["settings"], settings), override=override, path=path,
+                            say=log.warning)
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
-    rng.bit_generator.state = json.loads(state["numpy_rng"])
-    torch.set_rng_state(state["torch_rng"])
+    restore_rng(state["rng_per_rank"][0], numpy_generators={"batches": rng})
     history.extend(state["history"])
-    log.info("resuming residue-clustering training after epoch %d (%s)", state["epoch"], path)
-    return int(state["epoch"])
+    log.info("resuming residue-clustering training after epoch %d (%s)", state["position"]["epoch"], path)
+    return int(state["position"]["epoch"])
 
 
-@torch.no_grad()
 def predict(model: ResidueClusterNet, graphs: Sequence[ResidueGraph], *, batch_size: int = 32,
             device: str = "cpu") -> torch.Tensor:
     """Class probabilities (softmax for single-label, sigmoid for multi-label), (n, C); for

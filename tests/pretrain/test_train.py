@@ -615,13 +615,13 @@ def test_resume_with_changed_settings_is_refused_unless_overridden(tmp_path, cap
     T.run_training(cfg)
     longer = make_config("toy-cpu", **{**cfg.to_dict(), "max_steps": 3})  # more steps: allowed
     changed = make_config("toy-cpu", **{**cfg.to_dict(), "max_steps": 3, "lr": 1e-3, "seed": 5, "batch_size": 3})
-    with pytest.raises(InputError, match=r"other settings \(lr: 0.002 -> 0.001; seed: 0 -> 5; batch_size: 4 -> 3\)"
+    with pytest.raises(InputError, match=r"other settings or data \(lr: 0.002 -> 0.001; seed: 0 -> 5; batch_size: 4 -> 3\)"
                                          r".*resume_override=True"):
         T.run_training(changed)
     assert T.run_training(longer)["step"] == 3
     overridden = make_config("toy-cpu", **{**changed.to_dict(), "max_steps": 4, "resume_override": True})
     assert T.run_training(overridden)["step"] == 4
-    assert "resuming with changed settings (resume_override): lr: 0.002 -> 0.001" in capsys.readouterr().out
+    assert "with changed settings (resume_override): lr: 0.002 -> 0.001" in capsys.readouterr().out
 
 
 def test_cut_last_log_line_does_not_block_resume(tmp_path):

@@ -275,6 +275,10 @@ def test_a_killed_training_resumes_to_the_same_model(tmp_path, monkeypatch):
         residues.train_residue_model(inputs.structures, labels, state_path=state, **options)
     assert state.is_file()
     monkeypatch.setattr(training, "_save_state", save)
+    with pytest.raises(InputError, match=r"state.pt was trained with other settings or data \(lr: 0.003 -> 0.001\)"
+                                         r".*resume_override=True"):  # one policy with 03's and 04's
+        residues.train_residue_model(inputs.structures, labels, state_path=state, **{**options, "lr": 1e-3})
+    assert state.is_file()
     resumed = residues.train_residue_model(inputs.structures, labels, state_path=state, **options)
     assert not state.is_file() and resumed.history == whole.history
     for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()):
