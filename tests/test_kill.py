@@ -79,6 +79,34 @@ def test_cluster_killed_and_rerun_equals_an_uninterrupted_run(curated, tmp_path)
     assert not no_temporaries(killed)
 
 
+def test_cluster_killed_while_training_the_heads_resumes_there(curated, tmp_path):
+    """04 saves its graph step and the heads' state after every epoch: a rerun resumes the
+    heads' training where the kill left it and ends with an uninterrupted run's clustering."""
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    shutil.copytree(curated, clean)
+    subprocess.run(stage_cmd("cluster", clean, CLUSTER), check=True, capture_output=True)
+    state = RunDir(killed).path("scan_training_state")
+    for _ in range(4):
+        shutil.rmtree(killed, ignore_errors=True)
+        shutil.copytree(curated, killed)
+        proc = subprocess.Popen(stage_cmd("cluster", killed, CLUSTER), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        while proc.poll() is None and not state.is_file():
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+        if proc.wait() == -signal.SIGKILL and state.is_file():
+            break
+    else:
+        raise AssertionError("04 finished before the heads' state could be seen")
+    rerun = subprocess.run(stage_cmd("cluster", killed, CLUSTER), check=True, capture_output=True, text=True)
+    assert "resuming from the graph step saved in" in rerun.stdout, rerun.stdout[-2000:]
+    assert "resuming the heads' training after" in rerun.stdout, rerun.stdout[-2000:]
+    pd.testing.assert_frame_equal(pd.read_parquet(RunDir(clean).path("clusters")),
+                                  pd.read_parquet(RunDir(killed).path("clusters")))
+    assert not state.is_file() and not RunDir(killed).path("scan_graph_state").is_file()
+    assert not no_temporaries(killed)
+
+
 def test_embed_killed_and_rerun_equals_an_uninterrupted_run(curated, tmp_path):
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     shutil.copytree(curated, clean)

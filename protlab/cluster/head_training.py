@@ -22,7 +22,9 @@ def batches(perm, batch_size: int, smallest: int):
 
 class HeadTraining:
     """The three passes of the heads' training (warm start, SCAN epochs, self-labelling) over
-    one seeded generator, each drawing its batches from :func:`batches`."""
+    one seeded generator, each drawing its batches from :func:`batches`. Each pass can start
+    at a later epoch (``first``: a resumed run) and calls ``after_epoch(pass, epochs done,
+    **its record so far)`` after each epoch (where a resumable run saves its state)."""
 
     def __init__(self, config: dict, family_labels, bare, x, graph: NeighborGraph, gen, order, n_val: int,
                  device: str, env: DistEnv, *, progress: bool = False):
@@ -62,18 +64,20 @@ class HeadTraining:
         goal = self.on(self.targets[idx])
         return sum(torch.nn.functional.cross_entropy(o[:len(idx)], goal, weight=self.balance) for o in outputs)
 
-    def warm_start(self) -> None:
+    def warm_start(self, first: int = 0, after_epoch=None) -> None:
         """Cross-entropy towards the graph's families for ``warm_epochs`` (homology graphs only)."""
         import torch
 
         if self.targets is None:
             return
-        for _ in range(self.cfg["warm_epochs"]):  # heads start from the graph's families
+        for epoch in range(first, self.cfg["warm_epochs"]):  # heads start from the graph's families
             for idx in batches(self.order[torch.randperm(self.n, generator=self.gen)], self.bs, self.smallest):
                 idx = my_share(self.env, idx)
                 self.step(self.family_loss(self.model(self.on(self.x[idx])), idx))
+            if after_epoch is not None:
+                after_epoch("warm", epoch + 1)
 
-    def scan_epochs(self) -> list[float]:
+    def scan_epochs(self, first: int = 0, history: list[float] | None = None, after_epoch=None) -> list[float]:
         """SCAN's loss over anchors and a sampled neighbour each; on a homology graph it keeps the
         cross-entropy towards the families (``anchor_weight``). Returns each epoch's summed loss."""
         import torch
@@ -86,11 +90,11 @@ class HeadTraining:
         pull = 0.0 if anchored else cfg["entropy_weight"]
         steps_per_epoch = max(1, -(-len(self.train) // self.bs))
         n_epochs = max(cfg["epochs"], -(-cfg["min_steps"] // steps_per_epoch)) if cfg["epochs"] > 0 else 0
-        epochs = range(n_epochs)
+        epochs = range(first, n_epochs)
         if self.progress and env.is_main:
-            epochs = progress_bar(epochs, desc="SCAN", leave=False)
-        history = []
-        for _ in epochs:
+            epochs = progress_bar(epochs, desc="SCAN", leave=False, initial=first, total=n_epochs)
+        history = list(history or [])
+        for epoch in epochs:
             self.model.train()
             total = 0.0
             for anchors in batches(self.train[torch.randperm(len(self.train), generator=self.gen)], self.bs,
@@ -106,19 +110,24 @@ class HeadTraining:
                 self.step(loss)
                 total += float(loss.detach())
             history.append(total)
+            if after_epoch is not None:
+                after_epoch("scan", epoch + 1, history=history)
         return history
 
-    def self_label(self) -> list[float]:
+    def self_label(self, first: int = 0, confident: list[float] | None = None, optimizer_state: dict | None = None,
+                   after_epoch=None) -> list[float]:
         """Self-labelling of the kept head on its confident proteins; each epoch's confident share."""
         import torch
 
         cfg, env, bare = self.cfg, self.env, self.bare
         self.model = wrap(bare, env, self.device)
-        confident = []
+        confident = list(confident or [])
         if cfg["self_label_epochs"] <= 0:
             return confident
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg["lr"] * 0.1, weight_decay=cfg["weight_decay"])
-        for _ in range(cfg["self_label_epochs"]):
+        if optimizer_state is not None:
+            self.opt.load_state_dict(optimizer_state)
+        for epoch in range(first, cfg["self_label_epochs"]):
             n_conf = 0
             for idx in batches(self.order[torch.randperm(self.n, generator=self.gen)], self.bs, self.smallest):
                 views = strong_view(self.x[idx], generator=self.gen)  # the whole batch's noise: generators stay alike
@@ -134,4 +143,6 @@ class HeadTraining:
                 if c:
                     self.step(loss)
             confident.append(n_conf / self.n)
+            if after_epoch is not None:
+                after_epoch("self_label", epoch + 1, confident=confident)
         return confident

@@ -25,6 +25,7 @@ from protlab.cluster.graph_features import (
 from protlab.cluster.graph_state import GraphState
 from protlab.cluster.head_training import HeadTraining
 from protlab.cluster.heads import ScanHeads, validation_losses
+from protlab.cluster.scan_state import ScanStates, data_fingerprint
 from protlab.cluster.neighbors import (
     NeighborGraph,
     knn_index,
@@ -58,6 +59,9 @@ class ScanClusterer:
     cross-entropy with weight ``anchor_weight`` = 1 (0: free SCAN after the warm start); ``seed``;
     ``device`` for the heads ("auto": CUDA when available).
     ``n_clusters=None`` estimates the number of families (homology graphs only).
+    ``state_files``: the two files where a fit saves its graph step and the heads' state after
+    every epoch, so that a stopped fit resumes (``resume``; other inputs or settings are refused unless
+    ``resume_override``; :mod:`protlab.cluster.scan_state`).
 
     Under ``torchrun`` (WORLD_SIZE > 1) rank 0 builds the graph and every rank trains the heads
     on its share of each batch (:mod:`protlab.cluster.distributed`).
@@ -69,7 +73,9 @@ class ScanClusterer:
                  batch_size: int = 1024, lr: float = 1e-3, weight_decay: float = 1e-4,
                  min_steps: int = 200, val_fraction: float = 0.1, fallback_k: int = 5, warm_epochs: int = 5,
                  anchor_weight: float = 1.0, family_config: dict | None = None, device: str = "auto",
-                 seed: int = 0, threads: int = 1, progress: bool = False):
+                 seed: int = 0, threads: int = 1, progress: bool = False,
+                 state_files: tuple[str | Path, str | Path] | None = None, resume: bool = True,
+                 resume_override: bool = False):
         if graph_features not in GRAPH_FEATURES:
             raise InputError(f"graph_features={graph_features!r} is unknown; use one of {GRAPH_FEATURES}")
         if n_clusters is not None and int(n_clusters) < 2:
@@ -87,6 +93,10 @@ class ScanClusterer:
         self.threads = int(threads)
         self.device = device
         self.progress = progress
+        # where a fit saves its graph step and the heads' state after every epoch (None: nowhere),
+        # and whether it resumes a saved one (scan_state)
+        self.state_files = None if state_files is None else (Path(state_files[0]), Path(state_files[1]))
+        self.resume, self.resume_override = bool(resume), bool(resume_override)
         self.model = None
         self.best_head: int | None = None
         self.info: dict = {}
@@ -108,14 +118,28 @@ class ScanClusterer:
             device = f"cuda:{env.local_rank}"
         timings = {}
         start = time.perf_counter()
-        graph, self.graph, self.partition, info = share_from_main(env, lambda: self._build_graph(x, sequences))
+        states = None
+        if self.state_files is not None:
+            settings = {**{k: v for k, v in cfg.items() if k != "n_clusters"}, "n_clusters_requested": self.requested_n,
+                        "data": data_fingerprint(x, sequences), "world_size": env.world}
+            states = ScanStates(self.state_files, settings, env, resume=self.resume, override=self.resume_override,
+                                say=self._say_always)
+        restored = states.graph() if states is not None else None
+        if restored is None:
+            restored = share_from_main(env, lambda: self._build_graph(x, sequences))
+            if states is not None:
+                states.save_graph(*restored)
+        graph, self.graph, self.partition, info = restored
         cfg["n_clusters"] = self.graph.n_clusters
         self.info.update(info)
         timings["graph_s"] = time.perf_counter() - start
         start = time.perf_counter()
         with torch_threads(self.threads):
             torch.manual_seed(cfg["seed"])
-            self._train(scaled_features(self.graph.reference_features), graph, device=device, env=env)
+            self._train(scaled_features(self.graph.reference_features), graph, device=device, env=env,
+                        states=states)
+        if states is not None:
+            states.finish()
         timings["train_s"] = time.perf_counter() - start
         self.info.update({"neighbors": graph.source, "graph_features": self.graph.kind, "n_proteins": int(len(x)),
                           **timings, "mean_neighbors": float(graph.counts.mean()),
@@ -156,6 +180,10 @@ class ScanClusterer:
         if self.progress:  # the stages' command lines and notebooks say what the long steps are
             print(f"SCAN: {what}", flush=True)
 
+    def _say_always(self, what: str) -> None:
+        """What a resume does, whatever ``progress`` says."""
+        print(f"SCAN: {what}", flush=True)
+
     def _find_families(self, x: np.ndarray, graph: NeighborGraph, sequences, info: dict) -> FamilyPartition | None:
         """The homology graph's families (:mod:`protlab.cluster.families`): they count the
         families when ``n_clusters`` is None, set the cluster-size prior and warm-start the heads."""
@@ -191,9 +219,10 @@ class ScanClusterer:
         return kind, normalize_rows(x), None
 
     def _train(self, features: np.ndarray, graph: NeighborGraph, *, device: str = "cpu",
-               env: DistEnv = DistEnv()) -> None:
+               env: DistEnv = DistEnv(), states: ScanStates | None = None) -> None:
         """Warm start, SCAN epochs, head choice, self-labelling. Batches are drawn on the CPU
-        from one seeded generator (alike on every rank); each rank moves its share to ``device``."""
+        from one seeded generator (alike on every rank); each rank moves its share to ``device``.
+        With ``states`` the state is saved after every epoch and a saved one is resumed."""
         import torch
 
         cfg = self.config
@@ -204,19 +233,42 @@ class ScanClusterer:
         bare = ScanHeads(features.shape[1], cfg["n_clusters"], n_heads=cfg["n_heads"], hidden=cfg["hidden"]).to(device)
         run = HeadTraining(cfg, self.graph.family_labels, bare, torch.from_numpy(features), graph, gen, order, n_val,
                            device, env, progress=self.progress)
-        run.warm_start()
-        self.info["scan_loss_history"] = run.scan_epochs()
-        # validation loss per head: all neighbours of the held-out anchors (alike on every rank)
-        same_buffers(env, bare)
-        check = run.val if len(run.val) else run.train
-        val_losses = validation_losses(bare, run.x, run.knn, check, entropy_weight=cfg["entropy_weight"],
-                                       prior=run.prior, device=device)
-        self.best_head = int(np.argmin(val_losses))
-        self.info["val_losses"] = val_losses
+        saved = states.training() if states is not None else None
+        where = saved["position"] if saved else {"pass": "warm", "epoch": 0}
+        record = dict(saved["record"]) if saved else {}
+
+        def after_epoch(pass_name, epoch, **so_far):
+            record.update(so_far)
+            if states is not None:
+                states.save_training({"pass": pass_name, "epoch": epoch}, bare, run.opt, gen, **record)
+
+        if where["pass"] != "self_label":
+            if saved:
+                bare.load_state_dict(saved["model"])
+                run.opt.load_state_dict(saved["optimizer"])
+                states.restore_rng(saved, gen)
+            run.warm_start(first=where["epoch"] if where["pass"] == "warm" else cfg["warm_epochs"],
+                           after_epoch=after_epoch)
+            history = run.scan_epochs(first=where["epoch"] if where["pass"] == "scan" else 0,
+                                      history=record.get("history"), after_epoch=after_epoch)
+            # validation loss per head: all neighbours of the held-out anchors (alike on every rank)
+            same_buffers(env, bare)
+            check = run.val if len(run.val) else run.train
+            val_losses = validation_losses(bare, run.x, run.knn, check, entropy_weight=cfg["entropy_weight"],
+                                           prior=run.prior, device=device)
+            record.update(history=history, val_losses=val_losses, best_head=int(np.argmin(val_losses)))
+        self.best_head = record["best_head"]
+        self.info["scan_loss_history"], self.info["val_losses"] = record["history"], record["val_losses"]
         # keep only the best head, then self-label
         bare.heads = torch.nn.ModuleList([bare.heads[self.best_head]])
         bare.args["n_heads"] = 1
-        self.info["self_label_confident_fraction"] = run.self_label()
+        resumed = where["pass"] == "self_label"
+        if resumed:
+            bare.load_state_dict(saved["model"])
+            states.restore_rng(saved, gen)
+        self.info["self_label_confident_fraction"] = run.self_label(
+            first=where["epoch"] if resumed else 0, confident=record.get("confident"),
+            optimizer_state=saved["optimizer"] if resumed else None, after_epoch=after_epoch)
         same_buffers(env, bare)
         bare.eval()
         self.model = bare.cpu()

@@ -65,6 +65,10 @@ STAGE = Stage("cluster", "04_cluster", "Discover protein families without labels
     Param("device", "auto", "device the SCAN heads train on: 'auto' (CUDA when available), 'cpu', 'cuda', "
           "'cuda:N' or 'mps'; under torchrun each rank takes its local GPU", "str", check=check_device),
     Param("seed", 0, "random seed", "int", low=0, high=MAX_SEED),
+    Param("resume", True, "continue a stopped fit from its saved graph step and heads' state (checkpoints/"
+          "scan_graph_state.pt, scan_training_state.pt); False: start over (families / scan)", "bool"),
+    Param("resume_override", False, "resume even when that state was made from other inputs or settings (refused "
+          "otherwise)", "bool"),
     Param("attribution_max", 20_000, "residue attribution of the clustering network (which residues make each "
           "protein a member of its cluster; clusters/attribution.parquet) when there are at most this many "
           "proteins; 0: none (families / scan with MMseqs2 neighbours)", "int", low=0),
@@ -74,7 +78,7 @@ STAGE = Stage("cluster", "04_cluster", "Discover protein families without labels
 FIGURE_STEMS = {"cluster_sizes": "cluster_sizes", "map": "cluster_map", "family_count": "family_count",
                 "family_profiles": "family_profiles"}
 SCAN_ONLY = ("neighbors", "k", "entropy_weight", "n_heads", "epochs", "self_label_epochs", "graph_features",
-             "family_config", "device")
+             "family_config", "device", "resume", "resume_override")
 GRAPH_ONLY = (*SCAN_ONLY, "attribution_max")
 
 
@@ -134,6 +138,8 @@ def write_clustering(run_dir: str | Path, *, method: str = "families", n_cluster
     start = time.perf_counter()
     if method in GRAPH_METHODS:
         options.setdefault("neighbors", "auto")
+        # a stopped fit resumes (scan_state)
+        options.setdefault("state_files", (run.path("scan_graph_state"), run.path("scan_training_state")))
         if method == "families":
             refuse_families_without_graph(options["neighbors"], have_sequences=True)
         results = fit_graph_methods(emb, proteins["sequence"].astype(str).tolist(), n_clusters=n_clusters,

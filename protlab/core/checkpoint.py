@@ -10,6 +10,7 @@ kind                what                                              written by
 ``esm2``            an ESM-2 protein encoder (``esm_args``, weights)  03 (protein tower)
 ``pretrain``        a ProtCLIP training state (resumable)             03
 ``scan``            a fitted SCAN clusterer                           04
+``scan-train``      a SCAN fit's graph step / heads' training state   04
 ``residue-cluster`` a residue-clustering network                      06
 ``residue-train``   a residue-clustering training state (resumable)   06
 ==================  ===============================================  ==================
@@ -31,7 +32,7 @@ from protlab.core.version import __version__
 
 FORMAT = "protlab"
 VERSION = 1
-KINDS = ("esm2", "pretrain", "scan", "residue-cluster", "residue-train")
+KINDS = ("esm2", "pretrain", "scan", "scan-train", "residue-cluster", "residue-train")
 _LEGACY = {f"protlab-{kind}": kind for kind in KINDS}  # version 0: "format": "protlab-<kind>"
 _ENVELOPE_KEYS = ("format", "kind", "version", "protlab_version")
 
