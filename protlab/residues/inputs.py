@@ -117,7 +117,7 @@ def check_structure_files(structures, *, chain: str | None = None) -> None:
         read_structure_inputs(structures, chain=chain)
 
 
-def train_on_toy(*, epochs: int = 60, val_fraction: float = 0.2, seed: int = 0, **options) -> TrainResult:
+def train_on_toy(*, epochs: int, val_fraction: float = 0.2, seed: int = 0, **options) -> TrainResult:
     """Train on family classification of the toy universe (the default model).
 
     Options named in ``TOY_OPTIONS`` shape the universe (:func:`toy_inputs`, whose defaults

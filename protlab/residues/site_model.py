@@ -32,7 +32,6 @@ from protlab.residues.pockets import CAVITY_BASELINE
 from protlab.residues.training import TrainResult, train_residue_model
 
 log = logging.getLogger(__name__)
-TEST_FRACTION = 1 / 3
 SPLIT_IDENTITY = 0.3   # structures whose chains share ≥ 30 % identity stay on one side
 
 
@@ -49,7 +48,7 @@ class SiteData:
         return [i for i, s in enumerate(self.split) if s == name]
 
 
-def split_structures(structures: Sequence[Structure], *, test_fraction: float = TEST_FRACTION, seed: int = 0,
+def split_structures(structures: Sequence[Structure], *, test_fraction: float, seed: int = 0,
                      given: dict[str, str] | None = None, otherwise: str | None = None) -> list[str]:
     """"train" / "test" per structure: ``given`` (structure id, or ``PDBID-CHAIN``, → split) when
     passed (structures it does not name get ``otherwise``, an error when None), else whole
@@ -84,7 +83,7 @@ def site_data(structures: Sequence[Structure], sites: Sequence[Sequence[int]], *
     return SiteData(list(structures), graphs, arrays)
 
 
-def train_site_model(data: SiteData, *, epochs: int = 40, seed: int = 0, log_every: int = 0,
+def train_site_model(data: SiteData, *, epochs: int, seed: int = 0, log_every: int = 0,
                      **options) -> TrainResult:
     """Train a ``task="residue"`` network on the ``train`` part of ``data``."""
     train = data.part("train") if data.split else list(range(len(data.structures)))

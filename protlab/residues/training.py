@@ -104,7 +104,7 @@ def _initial_model(graphs, task, init, classes, *, hidden, iterations, keep_rati
 
 
 def train_residue_model(structures: Sequence[Structure], labels: Sequence, *, task: str = "single",
-                        epochs: int = 30, batch_size: int = 16, lr: float = 3e-3, weight_decay: float = 1e-4,
+                        epochs: int, batch_size: int = 16, lr: float = 3e-3, weight_decay: float = 1e-4,
                         hidden: int = 64, iterations: int = 4, keep_ratio: float = 0.4,
                         val_fraction: float = 0.0, seed: int = 0, device: str | None = None,
                         esm: dict | None = None, init: ResidueClusterNet | None = None,
