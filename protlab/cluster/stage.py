@@ -11,6 +11,7 @@ labels, ``n_clusters=None`` estimates the number of families from the homology g
 """
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from pathlib import Path
@@ -43,31 +44,33 @@ def _family_config(value: dict) -> None:
 
 
 HEADS = "SCAN heads: shapes the 'scan' clusters and every method's probabilities, not the 'families' labels"
+# the fit's own defaults, written once in ScanClusterer's signature
+FIT = {name: p.default for name, p in inspect.signature(ScanClusterer).parameters.items()}
 STAGE = Stage("cluster", "04_cluster", "Discover protein families without labels (homology-graph families, SCAN, "
               "k-means, PCA + k-means).", (
     Param("method", "families", "clustering method: 'families' (the homology graph's families), 'scan' (the SCAN "
           "heads' own assignment; one fit gives both), 'kmeans', 'pca_kmeans'", "str", choices=METHODS),
     Param("n_clusters", None, "number of clusters; None: the number of distinct labels in proteins.parquet, or "
           "without labels estimated from the homology graph (families / scan)", "int", low=2, none=True),
-    Param("neighbors", "auto", "neighbours of families / scan: MMseqs2 homology hits or faiss embedding kNN "
+    Param("neighbors", FIT["neighbors"], "neighbours of families / scan: MMseqs2 homology hits or faiss embedding kNN "
           "(scan only)", "str", choices=NEIGHBOR_SOURCES),
-    Param("k", 20, "neighbours per protein (families / scan)", "int", low=1),
-    Param("entropy_weight", 5.0, f"λ of the SCAN loss (pull towards equal cluster sizes; {HEADS})", "float", low=0),
-    Param("n_heads", 5, f"SCAN heads trained at once, the best by validation loss kept ({HEADS})", "int", low=1),
-    Param("epochs", 30, f"SCAN epochs ({HEADS})", "int", low=1),
-    Param("self_label_epochs", 10, f"self-labelling epochs, 0: skip ({HEADS})", "int", low=0),
-    Param("graph_features", "auto", f"features the heads train on: spectral (homology graphs), diffusion or none "
+    Param("k", FIT["k"], "neighbours per protein (families / scan)", "int", low=1),
+    Param("entropy_weight", FIT["entropy_weight"], f"λ of the SCAN loss (pull towards equal cluster sizes; {HEADS})", "float", low=0),
+    Param("n_heads", FIT["n_heads"], f"SCAN heads trained at once, the best by validation loss kept ({HEADS})", "int", low=1),
+    Param("epochs", FIT["epochs"], f"SCAN epochs ({HEADS})", "int", low=1),
+    Param("self_label_epochs", FIT["self_label_epochs"], f"self-labelling epochs, 0: skip ({HEADS})", "int", low=0),
+    Param("graph_features", FIT["graph_features"], f"features the heads train on: spectral (homology graphs), diffusion or none "
           f"({HEADS})", "str", choices=GRAPH_FEATURES),
     Param("family_config", {}, "constants of the family algorithm to change (protlab.cluster.families.FamilyConfig: "
           "shared_neighbors, merge_ratio, merge_hits, min_family, min_family_share, split_spectral_max, "
           "split_smoothing, longer, profile_seeds, profile_iterations, profile_evalue, part_share); {}: the "
           "defaults; families / scan only", "dict", check=_family_config),
-    Param("device", "auto", "device the SCAN heads train on: 'auto' (CUDA when available), 'cpu', 'cuda', "
+    Param("device", FIT["device"], "device the SCAN heads train on: 'auto' (CUDA when available), 'cpu', 'cuda', "
           "'cuda:N' or 'mps'; under torchrun each rank takes its local GPU", "str", check=check_device),
     Param("seed", 0, "random seed", "int", low=0, high=MAX_SEED),
-    Param("resume", True, "continue a stopped fit from its saved graph step and heads' state (checkpoints/"
+    Param("resume", FIT["resume"], "continue a stopped fit from its saved graph step and heads' state (checkpoints/"
           "scan_graph_state.pt, scan_training_state.pt); False: start over (families / scan)", "bool"),
-    Param("resume_override", False, "resume even when that state was made from other inputs or settings (refused "
+    Param("resume_override", FIT["resume_override"], "resume even when that state was made from other inputs or settings (refused "
           "otherwise)", "bool"),
     Param("attribution_max", 20_000, "residue attribution of the clustering network (which residues make each "
           "protein a member of its cluster; clusters/attribution.parquet) when there are at most this many "
