@@ -92,7 +92,7 @@ def test_stages_chain_and_record_inputs_outputs_and_timings(tmp_path):
         fingerprint(run_dir / "embeddings.npy")
     assert "clusters.parquet" in records["cluster"]["outputs"] and "clusters/kmeans.parquet" in records["cluster"]["outputs"]
     assert records["cluster"]["results"]["n_clusters"] == 4 and clustered.labels.max() == 3
-    assert "clusters/pca_kmeans.parquet" in records["evaluate"]["outputs"]
+    assert "baselines/pca_kmeans.parquet" in records["evaluate"]["outputs"]  # 05's own folder
     assert records["evaluate"]["results"]["nmi"] == pytest.approx(evaluated.metrics["nmi"])
     assert embedded.embeddings.shape == (48, 16)
     assert embedded.figures.keys() == {"umap"}

@@ -244,6 +244,7 @@ def _resume(path, settings: dict, override: bool, model, opt, sched, rng, histor
     return int(state["position"]["epoch"])
 
 
+@torch.no_grad()
 def predict(model: ResidueClusterNet, graphs: Sequence[ResidueGraph], *, batch_size: int = 32,
             device: str = "cpu") -> torch.Tensor:
     """Class probabilities (softmax for single-label, sigmoid for multi-label), (n, C); for
