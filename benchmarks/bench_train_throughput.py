@@ -43,7 +43,7 @@ def parse_args(argv=None):
 
 def build(device: str):
     from protlab.pretrain.config import make_config
-    from protlab.pretrain.loop import build_model
+    from protlab.pretrain.model import build_model
 
     if device.startswith("cuda"):
         cfg = make_config("toy-cpu", protein_encoder="tiny", text_encoder="minilm", proj_dim=256, decoder_layers=1,
@@ -93,7 +93,7 @@ def count_flops(run) -> int:
 
 
 def main(argv=None) -> None:
-    from protlab.pretrain.loop import loss_weights
+    from protlab.pretrain.model import loss_weights
     from protlab.core.runtime import pick_device
 
     args = parse_args(argv)

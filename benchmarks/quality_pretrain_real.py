@@ -52,7 +52,7 @@ from protlab.embed.encoders import get_encoder  # noqa: E402
 from protlab.evaluate.homology import homology_transfer  # noqa: E402
 from protlab.evaluate.probe import PROBES, probe, score_predictions  # noqa: E402
 from protlab.pretrain.data import Collator  # noqa: E402
-from protlab.pretrain.loop import build_model, export_protein_encoder, load_trained  # noqa: E402
+from protlab.pretrain.model import build_model, export_protein_encoder, load_trained  # noqa: E402
 from protlab.pretrain.retrieval import class_prompts, encode_proteins, prompt_embeddings, zero_shot_accuracy  # noqa: E402
 from protlab.pretrain.train_config import parse_overrides  # noqa: E402
 from protlab.pretrain.validation import BEST_FILE  # noqa: E402

@@ -22,7 +22,7 @@ def _records_in_tmp(tmp_path, monkeypatch):
 
 
 def test_fused_and_fair_esm_attention_count_the_same_flops():
-    from protlab.pretrain.loop import loss_weights
+    from protlab.pretrain.model import loss_weights
 
     model, _, cfg = bench.build("cpu")
     data = bench.synthetic_batch(model, 2, 24, 16, "cpu")

@@ -8,8 +8,8 @@ import plotly.graph_objects as go
 def loss_figure(history: list[dict], weights: dict[str, float]):
     """One line per enabled loss (weight > 0, unweighted) and the weighted total, against step.
 
-    ``history``: the records of ``pretrain_log.jsonl`` (:func:`protlab.pretrain.loop.read_log`);
-    ``weights``: ``{loss name: weight}`` (:func:`protlab.pretrain.loop.loss_weights`), in plot order.
+    ``history``: the records of ``pretrain_log.jsonl`` (:func:`protlab.pretrain.loss_log.read_log`);
+    ``weights``: ``{loss name: weight}`` (:func:`protlab.pretrain.model.loss_weights`), in plot order.
     """
     fig = go.Figure()
     steps = [r["step"] for r in history]

@@ -11,7 +11,9 @@ by retrieval and zero-shot family classification.
 from protlab.pretrain.clip import ProtCLIP
 from protlab.pretrain.config import PRESETS, PretrainConfig, load_config, make_config
 from protlab.pretrain.data import load_pairs
-from protlab.pretrain.loop import build_model, evaluate_checkpoint, load_trained, read_log, run_training, train
+from protlab.pretrain.loop import evaluate_checkpoint, run_training, train
+from protlab.pretrain.loss_log import read_log
+from protlab.pretrain.model import build_model, load_trained
 from protlab.pretrain.retrieval import encode_proteins, evaluate_alignment, metrics_table
 from protlab.pretrain.stage import STAGE, run
 

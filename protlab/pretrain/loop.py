@@ -26,27 +26,25 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from protlab.core.progress import progress_bar
 
 from protlab.core.atomic import append_line, atomic_write_json, atomic_write_text
-from protlab.core.checkpoint import read_checkpoint, save_checkpoint
+from protlab.core.checkpoint import save_checkpoint
 from protlab.core.errors import InputError, ProtlabError
 from protlab.core.rundir import RunDir
 from protlab.core.runtime import (dist_env, init_distributed, leave_distributed, pick_device, seed_everything,
                                   torch_threads)
 from protlab.core.training import capture_rng, gather_rng, refuse_changed_settings, restore_rng
-from protlab.esm.load import esm_args, save_esm
-from protlab.pretrain.clip import ProtCLIP, build_protein_tower
-from protlab.pretrain.config import PretrainConfig, from_dict, resume_changes
+from protlab.pretrain.config import PretrainConfig, resume_changes
 from protlab.pretrain.data import Collator, PairBatches, load_pairs
+from protlab.pretrain.loss_log import LossWindow, loss_trends, read_log
+from protlab.pretrain.model import (build_model, check_architecture, export_protein_encoder, load_trained, loss_weights,
+                                    model_args, param_groups, read_training_state)
 from protlab.pretrain.retrieval import class_prompts, evaluate_alignment
-from protlab.pretrain.text import load_text_encoder
 from protlab.pretrain.validation import (BEST_FILE, BEST_METRIC, BestStep, Validator, is_eval_step, load_valid_pairs,
                                          no_selection_note)
 
-LOSS_NAMES = ("gc", "mlm", "bsr", "pda")
 
 
 # ------------------------------------------------------------------------------ model
@@ -85,55 +83,6 @@ def evaluate_checkpoint(run_dir: str | Path, split: str, *, device: str = "cpu")
             "mrr_ratio": mrr_ratio(out["trained"], out["untrained"])}
 
 
-def loss_weights(config: PretrainConfig) -> dict[str, float]:
-    return {"gc": config.w_gc, "mlm": config.w_mlm, "bsr": config.w_bsr, "pda": config.w_pda}
-
-
-def build_model(config: PretrainConfig):
-    """``(ProtCLIP, tokenizer)`` with towers from the config, initialised from ``config.seed``."""
-    protein, alphabet = build_protein_tower(config.protein_encoder, tiny_args=config.protein_tiny_args,
-                                            seed=config.seed)
-    text, tokenizer = load_text_encoder(config.text_encoder, tiny_args=config.text_tiny_args, seed=config.seed)
-    state = torch.random.get_rng_state()
-    torch.manual_seed(config.seed + 1)
-    try:
-        model = ProtCLIP(protein, alphabet, text, proj_dim=config.proj_dim, decoder_layers=config.decoder_layers,
-                         temperature_init=config.temperature_init, pda_theta=config.pda_theta)
-    finally:
-        torch.random.set_rng_state(state)
-    for p in model.protein.parameters():
-        p.requires_grad_(not config.freeze_protein)
-    for p in model.protein.contact_head.parameters():  # never trained here (and unused under DDP)
-        p.requires_grad_(False)
-    for p in model.text.parameters():
-        p.requires_grad_(not config.freeze_text)
-    return model, tokenizer
-
-
-def model_args(model) -> dict:
-    """The architecture a checkpoint was written for (compared on resume)."""
-    text_cfg = model.text.backbone.config
-    return {"protein": esm_args(model.protein),
-            "text": {k: getattr(text_cfg, k, None) for k in ("model_type", "hidden_size", "num_hidden_layers",
-                                                              "num_attention_heads", "vocab_size")},
-            "proj_dim": model.protein_proj.net[-1].out_features,
-            "decoder_layers": len(model.bsr_decoder.layers.layers)}
-
-
-def param_groups(model, config: PretrainConfig) -> list[dict]:
-    """AdamW groups: tower LR ratios; no weight decay on biases, norms and the temperature."""
-    groups: dict[tuple[str, bool], list] = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        tower = name.split(".")[0] if name.split(".")[0] in ("protein", "text") else "heads"
-        decay = p.ndim >= 2 and "norm" not in name.lower()
-        groups.setdefault((tower, decay), []).append(p)
-    ratio = {"protein": config.protein_lr_ratio, "text": config.text_lr_ratio, "heads": 1.0}
-    return [{"params": ps, "lr": config.lr * ratio[tower], "weight_decay": config.weight_decay if decay else 0.0,
-             "name": f"{tower}{'' if decay else '/no_decay'}"} for (tower, decay), ps in sorted(groups.items())]
-
-
 def lr_factor(step: int, config: PretrainConfig) -> float:
     """Linear warmup to 1 over ``warmup_steps``, then cosine decay to ``min_lr_ratio``."""
     if step < config.warmup_steps:
@@ -141,36 +90,6 @@ def lr_factor(step: int, config: PretrainConfig) -> float:
     span = max(1, config.max_steps - config.warmup_steps)
     progress = min(1.0, (step - config.warmup_steps) / span)
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-# ------------------------------------------------------------------------ checkpoints
-def read_training_state(path: str | Path) -> dict:
-    """A ``pretrain`` checkpoint (:mod:`protlab.core.checkpoint`)."""
-    return read_checkpoint(path, "pretrain")
-
-
-def check_architecture(ckpt: dict, model, path) -> None:
-    """An error naming every difference between the checkpoint's and the model's architecture."""
-    want, have = model_args(model), ckpt.get("model_args", {})
-    diffs = [f"{k}: checkpoint {have.get(k)!r} vs config {want[k]!r}" for k in want if have.get(k) != want[k]]
-    if diffs:
-        raise InputError(f"{path} was written for another architecture ({'; '.join(diffs)}); "
-                         "use the config it was trained with, or a new run_dir")
-
-
-def load_trained(path: str | Path):
-    """``(ProtCLIP, tokenizer, config)`` from a training checkpoint (``run_dir/checkpoints/last.pt``)."""
-    ckpt = read_training_state(path)
-    config = from_dict(ckpt["config"], where=str(path))
-    model, tokenizer = build_model(config)
-    check_architecture(ckpt, model, path)
-    model.load_state_dict(ckpt["model"])
-    return model.eval(), tokenizer, config
-
-
-def export_protein_encoder(model, path: str | Path, **meta) -> Path:
-    """The protein tower as a protlab esm2 checkpoint, loadable by ``02_embed`` / ``04_cluster``."""
-    return save_esm(model.protein, model.alphabet, path, **meta)
 
 
 # -------------------------------------------------------------------------- the loop
@@ -208,84 +127,6 @@ def micro_batch_stream(batches, first: int, stop: int, *, workers: int, pin: boo
     loader = torch.utils.data.DataLoader(MicroBatches(batches, first, stop), batch_size=None,
                                          num_workers=workers, pin_memory=pin, prefetch_factor=4)
     return iter(loader)
-
-
-class LossWindow:
-    """Per-step losses and gradient norms, kept on the device until a log or checkpoint reads
-    them (one host sync and, under DDP, one all-reduce per interval instead of several per
-    step, so the GPU is never left waiting for Python). ``window`` holds the running sums
-    since the last log record (saved in checkpoints); ``last`` the latest step's values."""
-
-    def __init__(self, weights: dict[str, float], world: int = 1, window: dict | None = None):
-        self.names = [k for k in LOSS_NAMES if weights.get(k, 0) > 0]
-        self.weights, self.world = weights, world
-        self.window: dict[str, float] = dict(window or {})
-        self.last: dict[str, float] = {}
-        self._pending: list[torch.Tensor] = []
-
-    def add(self, losses: torch.Tensor, grad_norm: torch.Tensor) -> None:
-        """One step: ``losses`` in ``names`` order (averaged over micro-steps) and the grad norm."""
-        self._pending.append(torch.cat([losses.detach().float(), grad_norm.detach().float().reshape(1)]))
-
-    def drain(self) -> None:
-        if not self._pending:
-            return
-        rows = torch.stack(self._pending)
-        self._pending.clear()
-        if self.world > 1:
-            import torch.distributed as dist
-
-            dist.all_reduce(rows)
-            rows = rows / self.world
-        for row in rows.double().cpu().tolist():
-            values = dict(zip(self.names, row))
-            values["loss"] = sum(self.weights[k] * values[k] for k in self.names)
-            for k, v in values.items():
-                self.window[k] = self.window.get(k, 0.0) + v
-            self.window["_n"] = self.window.get("_n", 0) + 1
-            self.last = {"loss": values["loss"], "grad_norm": row[-1]}
-
-    def record(self) -> dict[str, float]:
-        """Means over the steps since the last record; starts a new window."""
-        self.drain()
-        n = self.window.pop("_n")
-        means = {k: v / n for k, v in self.window.items()}
-        self.window = {}
-        return {**means, "grad_norm": self.last["grad_norm"], "last_loss": self.last["loss"]}
-
-
-def read_log(run_dir: str | Path) -> list[dict]:
-    """The records of the run's training log (``pretrain_log.jsonl``), oldest first; [] when none."""
-    path = RunDir(run_dir).path("pretrain_log")
-    if not path.is_file():
-        return []
-    lines = [(number, line) for number, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
-    records = []
-    for index, (number, line) in enumerate(lines):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            if index == len(lines) - 1:  # the record a killed run was writing: the checkpoint has its step
-                print(f"[train] {path}, line {number}: cut short (a killed run); ignored", flush=True)
-                break
-            raise InputError(f"{path}, line {number}: not a JSON record ({exc.msg}); delete the line or the "
-                             "file (resume=False)") from exc
-    return records
-
-
-def loss_trends(history: list[dict], weights: dict) -> dict:
-    """Per enabled loss: mean of the first and last fifth of the log and whether it fell."""
-    out = {}
-    for name in LOSS_NAMES:
-        if weights.get(name, 0) <= 0:
-            continue
-        values = [r[name] for r in history if name in r]
-        if len(values) < 2:
-            continue
-        k = max(1, len(values) // 5)
-        first, last = float(np.mean(values[:k])), float(np.mean(values[-k:]))
-        out[name] = {"first": first, "last": last, "decreased": last < first}
-    return out
 
 
 def train(config: PretrainConfig) -> dict:

@@ -20,7 +20,9 @@ from protlab.core.stage import Param, Stage, StageRecord, StageResult
 from protlab.plot.export import save_figure
 from protlab.plot.pretrain import loss_figure, mark_best_step, metrics_figure
 from protlab.pretrain.config import PRESETS, PretrainConfig, field_param, make_config, setting_names
-from protlab.pretrain.loop import loss_trends, loss_weights, read_log, run_training
+from protlab.pretrain.loop import run_training
+from protlab.pretrain.loss_log import loss_trends, read_log
+from protlab.pretrain.model import loss_weights
 from protlab.pretrain.retrieval import metrics_table
 from protlab.pretrain.validation import BEST_FILE
 
