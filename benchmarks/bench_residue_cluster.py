@@ -4,7 +4,7 @@ Columns (proteins/s, forward + backward + optimiser step, same model and math):
 
 * ``batched``        ResidueClusterNet.forward on the padded batch (no loop over residues),
 * ``per-protein``    the batched code called once per protein (batch of 1, loop over proteins),
-* ``straightforward`` protlab.residues.network.forward_per_protein: loops over proteins
+* ``straightforward`` protlab.residues.network_reference.forward_per_protein: loops over proteins
   and, inside each, over cluster centres (how the method is usually first written).
 
     python benchmarks/bench_residue_cluster.py [--batch 16] [--length 300] [--threads N] [--device cpu|cuda]
@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from protlab.curate.records import Structure
-from protlab.residues.network import ClusterConfig, ResidueClusterNet, forward_per_protein
+from protlab.residues.network import ClusterConfig, ResidueClusterNet
+from protlab.residues.network_reference import forward_per_protein
 from protlab.residues.graph import build_graph, collate
 
 from records import peak_rss_gib, write_record

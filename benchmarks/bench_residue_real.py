@@ -28,7 +28,8 @@ from protlab.core.errors import ProtlabError
 from protlab.curate.structures import read_complex, structure_paths
 from protlab.residues.features import featurize
 from protlab.residues.graph import build_graph, check_structure, collate
-from protlab.residues.network import ClusterConfig, ResidueClusterNet, forward_per_protein
+from protlab.residues.network import ClusterConfig, ResidueClusterNet
+from protlab.residues.network_reference import forward_per_protein
 from protlab.residues.pockets import pocket_features
 from protlab.residues.training import length_batches
 

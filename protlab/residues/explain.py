@@ -1,6 +1,8 @@
 """Critical residues: score every residue of a structure with a trained network.
 
-:func:`explain_structures` gives each protein's :class:`Explanation` (residue importance,
+:func:`explain_batch` scores the residues of a batch of residue graphs (occlusion of each
+residue, or what the surviving clusters pass to their footprints, see
+:mod:`protlab.residues.network`); :func:`explain_structures` gives each protein's :class:`Explanation` (residue importance,
 the surviving clusters of every iteration, the prediction), which the 3D views
 (:mod:`protlab.plot.view3d`) draw; :func:`critical_residues` returns one protein's residue
 table (chain, residue number with insertion code, residue, score, cluster, iteration),
@@ -13,12 +15,138 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
+from protlab.core.errors import InputError
 from protlab.curate.records import Structure
 from protlab.residues.graph import collate
-from protlab.residues.network import ResidueClusterNet
+from protlab.residues.graph import UNKNOWN_AA, ResidueBatch
+from protlab.residues.network import SCORES, ResidueClusterNet, gather_rows
 from protlab.residues.features import featurize
 from protlab.residues.training import batches
+
+
+# -- residue importance of a batch ---------------------------------------------------------
+def decision(model: ResidueClusterNet, logits: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """How strongly ``logits`` (B, C) keep the decision of ``reference`` (B, C): the margin of
+    the reference's predicted class over the best other class (single-label), or the summed
+    logits of the labels it predicts (multi-label; at least its top label)."""
+    if model.config.task == "single":
+        if logits.shape[1] == 1:
+            return logits[:, 0]
+        pred = reference.argmax(1, keepdim=True)
+        others = logits.scatter(1, pred, float("-inf")).amax(1)
+        return logits.gather(1, pred).squeeze(1) - others
+    chosen = (reference > 0) | (reference == reference.amax(1, keepdim=True))
+    return (logits * chosen).sum(1)
+
+@torch.no_grad()
+def occlusion(model: ResidueClusterNet, batch: ResidueBatch, *, chunk: int = 128,
+              reference: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, L) drop of :func:`decision` when each residue's type is hidden (``X``; its ESM
+    row, if any, zeroed), all else equal. One forward pass per residue, batched
+    ``chunk`` variants at a time; padded positions get 0. ``reference``: the batch's
+    logits when the caller already has them."""
+    if reference is None:
+        reference = model(batch)
+    base = decision(model, reference, reference)
+    drop = torch.zeros(batch.mask.shape, device=batch.mask.device)
+    for b in range(len(batch.ids)):
+        n = int(batch.mask[b].sum())
+        for start in range(0, n, chunk):
+            hide = torch.arange(start, min(n, start + chunk), device=drop.device)
+            rows = torch.arange(len(hide), device=drop.device)
+            variants = batch.select(torch.full((len(hide),), b, dtype=torch.long))
+            variants.aa[rows, hide] = UNKNOWN_AA
+            if variants.esm is not None:
+                variants.esm[rows, hide] = 0.0
+            out = decision(model, model(variants), reference[b].expand(len(hide), -1))
+            drop[b, hide] = base[b] - out
+    return drop
+
+def explain_batch(model: ResidueClusterNet, batch: ResidueBatch, *, member_threshold: float = 0.25,
+                  score: str = "occlusion") -> dict:
+    """Residue importance and surviving clusters for a batch.
+
+    Returns tensors: ``importance`` (B, L) in [0, 1] per protein (max 1),
+    ``iteration`` (B, L) last iteration whose surviving cluster holds the residue
+    (-1: none), ``cluster`` (B, L) that cluster's rank among survivors at that
+    iteration (by score), ``logits``; and ``clusters``: per iteration a dict with
+    ``score`` (B, n) of the survivors (descending), ``centre`` (B, n) their centre
+    residue, ``members`` (B, n, L) bool footprint, ``mask`` (B, n).
+    A residue belongs to a cluster when its footprint weight is at least
+    ``member_threshold`` × the cluster's largest weight.
+
+    ``score`` picks the importance (a ``task="residue"`` network gives its own site
+    probability per residue instead):
+    ``"occlusion"`` (default) — how much the decision margin drops when the residue's type
+    is hidden (:func:`occlusion`); the change can only reach the prediction through the
+    surviving clusters the residue belongs to, so this measures exactly how much those
+    clusters rely on it (negative drops count as 0);
+    or what a surviving cluster passes to its residues through its footprint:
+    ``"attribution"`` — how much the cluster drives the prediction,
+    ``|∂ logit / ∂ c_n · c_n|`` for the predicted class (single-label) or the sum of
+    the predicted labels' logits (multi-label), summed over the iterations it survives;
+    ``"nomination"`` — its nomination score ``s_n`` weighted ``2^t`` by iteration.
+    """
+    if score not in SCORES:
+        raise InputError(f"score={score!r}: use one of {SCORES}")
+    if model.config.task == "residue":
+        score = "site"  # the network scores residues itself
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.set_grad_enabled(score == "attribution"):
+            logits, traces = model(batch, return_trace=True)
+            if score == "attribution":
+                target = decision(model, logits, logits.detach()).sum()
+                xs = [tr["x_next"] for tr in traces]
+                grads = torch.autograd.grad(target, xs)
+                attributions = [(g * x).sum(-1).abs().detach() for g, x in zip(grads, xs)]
+        if score == "occlusion":  # in eval mode: no dropout noise in the drops
+            drops = occlusion(model, batch, reference=logits)
+    finally:
+        model.train(was_training)
+    logits = logits.detach()
+    traces = [{k: v.detach() for k, v in tr.items()} for tr in traces]
+    mask = batch.mask
+    B, L = mask.shape
+    foot = torch.diag_embed(mask.float())                    # (B, N, L): node → residue weights
+    importance = torch.zeros(B, L, device=mask.device)
+    iteration = torch.full((B, L), -1, dtype=torch.long, device=mask.device)
+    cluster = torch.full((B, L), -1, dtype=torch.long, device=mask.device)
+    clusters = []
+    for t, tr in enumerate(traces):
+        N = tr["attention"].shape[1]
+        att = torch.zeros(B, N, N, device=mask.device).scatter_add_(
+            2, tr["member"], tr["attention"] * tr["valid"])
+        cfoot = att @ foot                                                 # (B, N, L)
+        cfoot = cfoot / cfoot.sum(-1, keepdim=True).clamp(min=1e-12)
+        keep, kmask = tr["keep"], tr["keep_mask"]
+        kscore = gather_rows(tr["score"], keep) * kmask                        # (B, n), descending
+        kfoot = gather_rows(cfoot, keep) * kmask.unsqueeze(-1)                 # (B, n, L)
+        if score == "attribution":
+            importance += ((attributions[t] * kmask).unsqueeze(-1) * kfoot).sum(1)
+        elif score == "nomination":
+            importance += 2.0 ** t * (kscore.unsqueeze(-1) * kfoot).sum(1)  # later survival counts more
+        members = (kfoot >= member_threshold * kfoot.amax(-1, keepdim=True)) & (kfoot > 0)
+        members &= kmask.unsqueeze(-1)
+        inside = members.any(1)
+        rank = torch.where(members, kscore.unsqueeze(-1), torch.full_like(kfoot, -1.0)).argmax(1)
+        iteration = torch.where(inside, torch.full_like(iteration, t), iteration)
+        cluster = torch.where(inside, rank, cluster)
+        clusters.append({"score": kscore, "centre": gather_rows(tr["node_res"], keep), "members": members,
+                         "mask": kmask})
+        foot = kfoot
+    if score == "site":  # the site probability itself, comparable across proteins
+        return {"importance": torch.sigmoid(logits) * mask, "iteration": iteration, "cluster": cluster,
+                "logits": logits, "clusters": clusters}
+    if score == "occlusion":
+        importance = drops.clamp(min=0)
+    importance = importance * mask
+    importance = importance / importance.amax(1, keepdim=True).clamp(min=1e-12)
+    return {"importance": importance, "iteration": iteration, "cluster": cluster, "logits": logits,
+            "clusters": clusters}
 
 
 @dataclass
@@ -58,7 +186,7 @@ class Explanation:
 def explain_structures(model: ResidueClusterNet, structures: Sequence[Structure], *, batch_size: int = 16,
                        esm: dict | None = None, device: str = "cpu", score: str = "occlusion",
                        cache_dir=None, graphs=None) -> list[Explanation]:
-    """Explanations for structures (batched); ``score`` as in :meth:`ResidueClusterNet.explain`
+    """Explanations for structures (batched); ``score`` as in :func:`explain_batch`
     (a site model scores residues itself). Graphs get the features the model was trained on
     (cached in ``cache_dir``), unless given as ``graphs``."""
     if isinstance(structures, Structure):
@@ -69,7 +197,7 @@ def explain_structures(model: ResidueClusterNet, structures: Sequence[Structure]
     out = []
     for idx in batches(len(graphs), batch_size):
         batch = collate([graphs[i] for i in idx]).to(device)
-        ex = model.explain(batch, score=score)
+        ex = explain_batch(model, batch, score=score)
         task = model.config.task
         probs = ex["logits"].softmax(-1) if task == "single" else ex["logits"].sigmoid()
         for j, i in enumerate(idx):

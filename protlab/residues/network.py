@@ -23,11 +23,11 @@ feeds the task head: ``task="single"``
 
 Everything is batched over proteins, clusters and members with masks; the only Python
 loop in :meth:`ResidueClusterNet.forward` is over the T iterations.
-:func:`forward_per_protein` is the straightforward implementation of the same math
-(loops over proteins and cluster centres) used to check the batched one and as the
-benchmark's baseline.
+:func:`protlab.residues.network_reference.forward_per_protein` is the straightforward
+implementation of the same math (loops over proteins and cluster centres) used to check the
+batched one and as the benchmark's baseline.
 
-:meth:`ResidueClusterNet.explain` traces which residues each surviving cluster covers
+:func:`protlab.residues.explain.explain_batch` traces which residues each surviving cluster covers
 (attention footprints carried through the iterations) and scores every residue. The default
 ``score="occlusion"`` is the drop of the decision margin ``m`` (predicted class over the
 runner-up) when the residue's type is hidden: the change can reach ``m`` only through the
@@ -37,7 +37,6 @@ cluster's ``|∂m/∂c_n · c_n|`` over its footprint, ``Σ_t Σ_{n kept at t} �
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from dataclasses import asdict, dataclass, field
 
@@ -47,7 +46,7 @@ import torch.nn.functional as F
 
 from protlab.core.checkpoint import read_checkpoint, save_checkpoint
 from protlab.core.errors import InputError
-from protlab.residues.graph import N_AA, N_NODE_FEATURES, UNKNOWN_AA, ResidueBatch
+from protlab.residues.graph import N_AA, N_NODE_FEATURES, ResidueBatch
 
 N_RBF = 8
 N_GEOMETRY = 3 + N_RBF + 9 + 2
@@ -130,7 +129,7 @@ class ClusterLayer(nn.Module):
         wa, wv = self.att.weight, self.value.weight
         pre = F.linear(x, wa[:, :H], self.att.bias).unsqueeze(-2)
         proj = torch.cat([F.linear(x, wa[:, H:2 * H]), F.linear(x, wv[:, :H])], dim=-1)
-        proj = _gather(proj, member)                                             # (B, N, K, 2H)
+        proj = gather_rows(proj, member)                                             # (B, N, K, 2H)
         logits = self.att_w(torch.tanh(pre + proj[..., :H] + F.linear(geom, wa[:, 2 * H:]))).squeeze(-1)
         a = torch.softmax(logits.masked_fill(~valid, float("-inf")), dim=-1)
         v = proj[..., H:] + F.linear(geom, wv[:, H:], self.value.bias)
@@ -166,7 +165,7 @@ def pair_geometry(pos_c, frame_c, seq_c, pos_m, frame_m, seq_m, radius: float) -
     return torch.cat([local, rbf(dist), orient, seq], dim=-1)
 
 
-def _tie_break(n: int, like: torch.Tensor) -> torch.Tensor:
+def tie_break(n: int, like: torch.Tensor) -> torch.Tensor:
     """A distance offset growing with node index (at most ~0.02 Å): nodes at the same place
     (clusters sharing a medoid) are chosen by rank, not by how a batch happens to be padded."""
     return torch.arange(n, device=like.device, dtype=like.dtype) * 1e-5
@@ -177,7 +176,7 @@ def _interpolate(pos: torch.Tensor, node_pos: torch.Tensor, node_x: torch.Tensor
     """Node features carried back to residues: the inverse-distance-weighted mean of the ``k``
     nearest surviving clusters (by medoid), as point-cloud segmentation networks upsample.
     pos (B, L, 3), node_pos (B, n, 3), node_x (B, n, H), node_mask (B, n) → (B, L, H)."""
-    d = (torch.cdist(pos, node_pos) + _tie_break(node_pos.shape[1], pos)).masked_fill(~node_mask.unsqueeze(1),
+    d = (torch.cdist(pos, node_pos) + tie_break(node_pos.shape[1], pos)).masked_fill(~node_mask.unsqueeze(1),
                                                                                       float("inf"))
     k = min(k, d.shape[-1])
     near, idx = torch.topk(d, k, dim=-1, largest=False)                       # (B, L, k)
@@ -188,7 +187,7 @@ def _interpolate(pos: torch.Tensor, node_pos: torch.Tensor, node_x: torch.Tensor
     return (w.unsqueeze(-1) * picked).sum(-2)
 
 
-def _gather(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+def gather_rows(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """t (B, N, ...) indexed by idx (B, ...) along dim 1 → (B, ..., ...)."""
     B = t.shape[0]
     batch = torch.arange(B, device=t.device).view(B, *([1] * (idx.dim() - 1)))
@@ -231,12 +230,12 @@ class ResidueClusterNet(nn.Module):
         pair_ok = mask.unsqueeze(1) & mask.unsqueeze(2)
         within = ((dist <= cfg.radii[t]) | ((seq.unsqueeze(1) - seq.unsqueeze(2)).abs() <= cfg.seq_radii[t])) & pair_ok
         K = min(cfg.max_members, N)
-        ranked = (dist + _tie_break(N, dist)).masked_fill(~within, float("inf"))
+        ranked = (dist + tie_break(N, dist)).masked_fill(~within, float("inf"))
         neg, member = torch.topk(ranked.neg(), K, dim=-1)  # nearest first
         valid = torch.isfinite(neg) & mask.unsqueeze(-1)
         valid[..., 0] = True  # the centre itself (keeps padded rows finite)
-        geom = pair_geometry(pos, frames, seq, _gather(pos, member), _gather(frames, member),
-                             _gather(seq, member), cfg.radii[t])
+        geom = pair_geometry(pos, frames, seq, gather_rows(pos, member), gather_rows(frames, member),
+                             gather_rows(seq, member), cfg.radii[t])
         layer = self.layers[t]
         c, a = layer.represent_gathered(x, member, geom, valid)
         adj = within.float() * (1 - torch.eye(N, device=x.device))
@@ -248,15 +247,15 @@ class ResidueClusterNet(nn.Module):
         _, keep = torch.topk(score.masked_fill(~mask, -1.0), n_max, dim=-1)                   # (B, n_max)
         keep_mask = torch.arange(n_max, device=x.device).unsqueeze(0) < n_keep.unsqueeze(1)
         # medoid of each kept cluster: the member with the least summed distance to the others
-        kept_members, kept_valid = _gather(member, keep), _gather(valid, keep)                # (B, n_max, K)
-        mpos = _gather(pos, kept_members)
+        kept_members, kept_valid = gather_rows(member, keep), gather_rows(valid, keep)                # (B, n_max, K)
+        mpos = gather_rows(pos, kept_members)
         mdist = torch.cdist(mpos, mpos) * kept_valid.unsqueeze(-2)
         medoid_k = mdist.sum(-1).masked_fill(~kept_valid, float("inf")).argmin(-1)           # (B, n_max)
         medoid = kept_members.gather(-1, medoid_k.unsqueeze(-1)).squeeze(-1)                # node index
-        x_next = _gather(c * (0.5 + score).unsqueeze(-1), keep)
+        x_next = gather_rows(c * (0.5 + score).unsqueeze(-1), keep)
         trace = {"member": member, "valid": valid, "attention": a, "score": score, "keep": keep,
                  "keep_mask": keep_mask, "medoid": medoid, "x_next": x_next, "c": c}
-        return (x_next, _gather(pos, medoid), _gather(frames, medoid), _gather(seq, medoid), keep_mask), trace
+        return (x_next, gather_rows(pos, medoid), gather_rows(frames, medoid), gather_rows(seq, medoid), keep_mask), trace
 
     def forward(self, batch: ResidueBatch, *, return_trace: bool = False):
         """Logits (B, n_classes), or (B, L) per residue for ``task="residue"``; with
@@ -271,7 +270,7 @@ class ResidueClusterNet(nn.Module):
         for t in range(self.config.iterations):
             (x, pos, frames, seq_next, mask_next), trace = self._iterate(t, x, pos, frames, seq, mask)
             trace["node_res"], trace["node_mask"] = node_res, mask
-            node_res = _gather(node_res, trace["medoid"])
+            node_res = gather_rows(node_res, trace["medoid"])
             seq, mask = seq_next, mask_next
             traces.append(trace)
             if self.config.task == "residue":
@@ -296,172 +295,6 @@ class ResidueClusterNet(nn.Module):
             return F.binary_cross_entropy_with_logits(logits[real], target[real].float(),
                                                       pos_weight=logits.new_tensor(SITE_WEIGHT))
         return F.binary_cross_entropy_with_logits(logits, target.float())
-
-    # -- critical residues ----------------------------------------------------------------
-    def decision(self, logits: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        """How strongly ``logits`` (B, C) keep the decision of ``reference`` (B, C): the margin of
-        the reference's predicted class over the best other class (single-label), or the summed
-        logits of the labels it predicts (multi-label; at least its top label)."""
-        if self.config.task == "single":
-            if logits.shape[1] == 1:
-                return logits[:, 0]
-            pred = reference.argmax(1, keepdim=True)
-            others = logits.scatter(1, pred, float("-inf")).amax(1)
-            return logits.gather(1, pred).squeeze(1) - others
-        chosen = (reference > 0) | (reference == reference.amax(1, keepdim=True))
-        return (logits * chosen).sum(1)
-
-    @torch.no_grad()
-    def occlusion(self, batch: ResidueBatch, *, chunk: int = 128,
-                  reference: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, L) drop of :meth:`decision` when each residue's type is hidden (``X``; its ESM
-        row, if any, zeroed), all else equal. One forward pass per residue, batched
-        ``chunk`` variants at a time; padded positions get 0. ``reference``: the batch's
-        logits when the caller already has them."""
-        if reference is None:
-            reference = self.forward(batch)
-        base = self.decision(reference, reference)
-        drop = torch.zeros(batch.mask.shape, device=batch.mask.device)
-        for b in range(len(batch.ids)):
-            n = int(batch.mask[b].sum())
-            for start in range(0, n, chunk):
-                hide = torch.arange(start, min(n, start + chunk), device=drop.device)
-                rows = torch.arange(len(hide), device=drop.device)
-                variants = batch.select(torch.full((len(hide),), b, dtype=torch.long))
-                variants.aa[rows, hide] = UNKNOWN_AA
-                if variants.esm is not None:
-                    variants.esm[rows, hide] = 0.0
-                out = self.decision(self.forward(variants), reference[b].expand(len(hide), -1))
-                drop[b, hide] = base[b] - out
-        return drop
-
-    def explain(self, batch: ResidueBatch, *, member_threshold: float = 0.25, score: str = "occlusion") -> dict:
-        """Residue importance and surviving clusters for a batch.
-
-        Returns tensors: ``importance`` (B, L) in [0, 1] per protein (max 1),
-        ``iteration`` (B, L) last iteration whose surviving cluster holds the residue
-        (-1: none), ``cluster`` (B, L) that cluster's rank among survivors at that
-        iteration (by score), ``logits``; and ``clusters``: per iteration a dict with
-        ``score`` (B, n) of the survivors (descending), ``centre`` (B, n) their centre
-        residue, ``members`` (B, n, L) bool footprint, ``mask`` (B, n).
-        A residue belongs to a cluster when its footprint weight is at least
-        ``member_threshold`` × the cluster's largest weight.
-
-        ``score`` picks the importance (a ``task="residue"`` network gives its own site
-        probability per residue instead):
-        ``"occlusion"`` (default) — how much the decision margin drops when the residue's type
-        is hidden (:meth:`occlusion`); the change can only reach the prediction through the
-        surviving clusters the residue belongs to, so this measures exactly how much those
-        clusters rely on it (negative drops count as 0);
-        or what a surviving cluster passes to its residues through its footprint:
-        ``"attribution"`` — how much the cluster drives the prediction,
-        ``|∂ logit / ∂ c_n · c_n|`` for the predicted class (single-label) or the sum of
-        the predicted labels' logits (multi-label), summed over the iterations it survives;
-        ``"nomination"`` — its nomination score ``s_n`` weighted ``2^t`` by iteration.
-        """
-        if score not in SCORES:
-            raise InputError(f"score={score!r}: use one of {SCORES}")
-        if self.config.task == "residue":
-            score = "site"  # the network scores residues itself
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.set_grad_enabled(score == "attribution"):
-                logits, traces = self.forward(batch, return_trace=True)
-                if score == "attribution":
-                    target = self.decision(logits, logits.detach()).sum()
-                    xs = [tr["x_next"] for tr in traces]
-                    grads = torch.autograd.grad(target, xs)
-                    attributions = [(g * x).sum(-1).abs().detach() for g, x in zip(grads, xs)]
-            if score == "occlusion":  # in eval mode: no dropout noise in the drops
-                drops = self.occlusion(batch, reference=logits)
-        finally:
-            self.train(was_training)
-        logits = logits.detach()
-        traces = [{k: v.detach() for k, v in tr.items()} for tr in traces]
-        mask = batch.mask
-        B, L = mask.shape
-        foot = torch.diag_embed(mask.float())                    # (B, N, L): node → residue weights
-        importance = torch.zeros(B, L, device=mask.device)
-        iteration = torch.full((B, L), -1, dtype=torch.long, device=mask.device)
-        cluster = torch.full((B, L), -1, dtype=torch.long, device=mask.device)
-        clusters = []
-        for t, tr in enumerate(traces):
-            N = tr["attention"].shape[1]
-            att = torch.zeros(B, N, N, device=mask.device).scatter_add_(
-                2, tr["member"], tr["attention"] * tr["valid"])
-            cfoot = att @ foot                                                 # (B, N, L)
-            cfoot = cfoot / cfoot.sum(-1, keepdim=True).clamp(min=1e-12)
-            keep, kmask = tr["keep"], tr["keep_mask"]
-            kscore = _gather(tr["score"], keep) * kmask                        # (B, n), descending
-            kfoot = _gather(cfoot, keep) * kmask.unsqueeze(-1)                 # (B, n, L)
-            if score == "attribution":
-                importance += ((attributions[t] * kmask).unsqueeze(-1) * kfoot).sum(1)
-            elif score == "nomination":
-                importance += 2.0 ** t * (kscore.unsqueeze(-1) * kfoot).sum(1)  # later survival counts more
-            members = (kfoot >= member_threshold * kfoot.amax(-1, keepdim=True)) & (kfoot > 0)
-            members &= kmask.unsqueeze(-1)
-            inside = members.any(1)
-            rank = torch.where(members, kscore.unsqueeze(-1), torch.full_like(kfoot, -1.0)).argmax(1)
-            iteration = torch.where(inside, torch.full_like(iteration, t), iteration)
-            cluster = torch.where(inside, rank, cluster)
-            clusters.append({"score": kscore, "centre": _gather(tr["node_res"], keep), "members": members,
-                             "mask": kmask})
-            foot = kfoot
-        if score == "site":  # the site probability itself, comparable across proteins
-            return {"importance": torch.sigmoid(logits) * mask, "iteration": iteration, "cluster": cluster,
-                    "logits": logits, "clusters": clusters}
-        if score == "occlusion":
-            importance = drops.clamp(min=0)
-        importance = importance * mask
-        importance = importance / importance.amax(1, keepdim=True).clamp(min=1e-12)
-        return {"importance": importance, "iteration": iteration, "cluster": cluster, "logits": logits,
-                "clusters": clusters}
-
-
-# -- the straightforward reference: same math, loops over proteins and cluster centres --------
-def forward_per_protein(model: ResidueClusterNet, batch: ResidueBatch) -> torch.Tensor:
-    """Logits computed one protein at a time, one cluster centre at a time (for tests/benchmarks)."""
-    cfg = model.config
-    x_all = model.embed(batch)
-    out = []
-    for b in range(len(batch.ids)):
-        pooled = []
-        n = int(batch.mask[b].sum())
-        x, pos, frames = x_all[b, :n], batch.ca[b, :n], batch.frames[b, :n]
-        seq = torch.arange(n, dtype=x.dtype)
-        for t in range(cfg.iterations):
-            layer = model.layers[t]
-            N = x.shape[0]
-            K = min(cfg.max_members, N)
-            reps, members, within_rows = [], [], []
-            for c in range(N):
-                d = (pos - pos[c]).norm(dim=-1)
-                within = (d <= cfg.radii[t]) | ((seq - seq[c]).abs() <= cfg.seq_radii[t])
-                neg, idx = torch.topk((d + _tie_break(N, d)).masked_fill(~within, float("inf")).neg(), K)
-                ok = torch.isfinite(neg)
-                ok[0] = True
-                geom = pair_geometry(pos[c], frames[c], seq[c], pos[idx], frames[idx], seq[idx], cfg.radii[t])
-                rep, _ = layer.represent(x[c], x[idx], geom, ok)
-                reps.append(rep)
-                members.append(idx[ok])
-                within_rows.append(within)
-            cl = torch.stack(reps)
-            adj = torch.stack(within_rows).float() * (1 - torch.eye(N))
-            adj = adj / adj.sum(-1, keepdim=True).clamp(min=1)
-            score = layer.nominate(cl, adj)
-            n_keep = max(1, math.ceil(cfg.keep_ratio * N))
-            keep = torch.topk(score, n_keep).indices
-            medoids = []
-            for k in keep.tolist():
-                mp = pos[members[k]]
-                medoids.append(members[k][torch.cdist(mp, mp).sum(-1).argmin()])
-            medoids = torch.stack(medoids)
-            x = cl[keep] * (0.5 + score[keep]).unsqueeze(-1)
-            pooled += [x.mean(0), x.amax(0)]
-            pos, frames, seq = pos[medoids], frames[medoids], seq[medoids]
-        out.append(model.head(torch.cat(pooled)))
-    return torch.stack(out)
 
 
 def save_network(model: ResidueClusterNet, path, **meta) -> Path:

@@ -7,8 +7,9 @@ import torch
 
 from protlab.curate.records import Structure
 from protlab.core.errors import InputError
-from protlab.residues.network import (ClusterConfig, ResidueClusterNet, forward_per_protein,
-                                            load_network, save_network)
+from protlab.residues.explain import decision, explain_batch, occlusion
+from protlab.residues.network import ClusterConfig, ResidueClusterNet, load_network, save_network
+from protlab.residues.network_reference import forward_per_protein
 from protlab.residues.graph import N_NODE_FEATURES, UNKNOWN_AA, build_graph, collate, edges, local_frames
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -66,7 +67,7 @@ def test_padding_and_rigid_motion_do_not_change_logits():
 def test_explain_scores_and_clusters():
     m = model(iterations=3, radii=(6, 10, 14), seq_radii=(2, 4, 8))
     batch = collate([build_graph(chain(50, 5)), build_graph(chain(20, 6))])
-    ex = m.explain(batch)
+    ex = explain_batch(m, batch)
     imp = ex["importance"]
     assert imp.shape == (2, 50) and (imp >= 0).all() and (imp <= 1 + 1e-6).all()
     assert torch.allclose(imp.amax(1), torch.ones(2))
@@ -84,7 +85,7 @@ def test_occlusion_equals_hiding_one_residue_at_a_time(task):
     m = model(n_classes=4, task=task, iterations=3, radii=(6, 10, 14), seq_radii=(2, 4, 8))
     graphs = [build_graph(chain(23, 11)), build_graph(chain(9, 12))]
     batch = collate(graphs)
-    drop = m.occlusion(batch, chunk=5)                  # chunks smaller than a protein
+    drop = occlusion(m, batch, chunk=5)                  # chunks smaller than a protein
     assert drop.shape == (2, 23) and (drop[1, 9:] == 0).all()
     with torch.no_grad():
         for b, g in enumerate(graphs):
@@ -92,20 +93,20 @@ def test_occlusion_equals_hiding_one_residue_at_a_time(task):
             for r in range(len(g)):
                 hidden = collate([g])
                 hidden.aa[0, r] = UNKNOWN_AA
-                expected = m.decision(ref, ref) - m.decision(m(hidden), ref)
+                expected = decision(m, ref, ref) - decision(m, m(hidden), ref)
                 assert drop[b, r] == pytest.approx(float(expected[0]), abs=1e-4)
     ref = torch.tensor([[0.0, 2.0, -1.0, 1.5]])
     if task == "single":  # margin of the predicted class over the best other one
-        assert float(m.decision(torch.tensor([[1.0, 0.5, 3.0, 0.0]]), ref)[0]) == pytest.approx(-2.5)
+        assert float(decision(m, torch.tensor([[1.0, 0.5, 3.0, 0.0]]), ref)[0]) == pytest.approx(-2.5)
     else:                 # summed logits of the labels the reference predicts
-        assert float(m.decision(torch.tensor([[1.0, 0.5, 3.0, 0.0]]), ref)[0]) == pytest.approx(0.5)
-    ex = m.train().explain(batch)                       # the default importance is the positive drop, max 1
+        assert float(decision(m, torch.tensor([[1.0, 0.5, 3.0, 0.0]]), ref)[0]) == pytest.approx(0.5)
+    ex = explain_batch(m.train(), batch)                       # the default importance is the positive drop, max 1
     assert m.training                                   # (computed in eval mode, training mode restored)
     expected = drop.clamp(min=0)
     expected = expected / expected.amax(1, keepdim=True).clamp(min=1e-12)
     assert torch.allclose(ex["importance"], expected, atol=1e-5)
     with pytest.raises(InputError, match="score"):
-        m.explain(batch, score="saliency")
+        explain_batch(m, batch, score="saliency")
 
 
 def test_score_gets_gradients_and_multilabel_loss():
@@ -171,4 +172,4 @@ def test_cuda_forward_and_explain_match_cpu():
     cpu = m(batch)
     gpu = m.cuda()(batch.to("cuda"))
     assert torch.allclose(cpu, gpu.cpu(), atol=1e-4)
-    assert m.explain(batch.to("cuda"))["importance"].is_cuda
+    assert explain_batch(m, batch.to("cuda"))["importance"].is_cuda

@@ -13,6 +13,7 @@ import protlab.residues as residues
 from protlab.core.errors import InputError
 from protlab.curate.structures import read_complex, read_structure
 from protlab.residues import features, pockets
+from protlab.residues.explain import explain_batch
 from protlab.residues.graph import collate
 from protlab.residues.label_model import label_report, micro_aupr
 from protlab.residues.label_table import read_label_table, read_split_lists
@@ -105,7 +106,7 @@ def test_the_residue_task_scores_every_residue_and_ignores_padding():
     target = torch.zeros(batch.mask.shape)
     target[0, :5] = 1
     assert torch.isfinite(model.loss(logits, target))
-    ex = model.explain(batch)  # the site probability itself
+    ex = explain_batch(model, batch)  # the site probability itself
     assert torch.allclose(ex["importance"][batch.mask], torch.sigmoid(logits[batch.mask]))
 
 
