@@ -47,94 +47,16 @@ n · MAX_HITS); Louvain runs only on pieces with a family's worth of long member
 """
 from __future__ import annotations
 
-import warnings
-from dataclasses import asdict, dataclass, field, fields
-
 import networkx as nx
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.cluster import KMeans
-from sklearn.manifold import spectral_embedding
 
+from protlab.cluster.family_fit import fit_to, merge_down
+from protlab.cluster.family_types import (DEFAULT, FamilyConfig, FamilyPartition, min_family_size, one_hot,
+                                          relabel)
 from protlab.cluster.neighbors import NeighborGraph
-from protlab.core.errors import InputError
 from protlab.core.mmseqs import profile_search
-
-@dataclass(frozen=True)
-class FamilyConfig:
-    """The family algorithm's constants (the module docstring says where each acts). A run
-    may set any of them (04's ``family_config`` parameter); ``clusters/families.json``
-    records the values used."""
-
-    shared_neighbors: int = 3        # top-k neighbours an edge's two proteins must share to keep it
-    merge_ratio: float = 0.02        # hits between two pieces per member of the smaller, to merge them ...
-    merge_hits: int = 3              # ... and never on fewer hits than this (a stray hit or two)
-    min_family: int = 20             # smallest group counted as a family (1 % of the proteins in small sets,
-                                     # at least 5) ...
-    min_family_share: float = 1e-4   # ... or this share of all proteins, whichever is larger
-    split_spectral_max: int = 20_000  # a family split in two by its spectral coordinate up to this size ...
-    split_smoothing: int = 10        # ... above it by its embeddings smoothed over its subgraph this many steps
-    longer: float = 1.25             # a community this much longer (median length) than the rest of its piece
-                                     # is its own family; a protein without homology fits a family whose
-                                     # median length is within this factor
-    profile_seeds: int = 5           # members per family (the best connected of its largest pieces) whose
-                                     # profiles ...
-    profile_iterations: int = 3      # ... (built in this many search rounds) place the proteins hits do not
-                                     # lead to a family ...
-    profile_evalue: float = 1.0      # ... when a profile finds them at this E-value (among those few proteins)
-    part_share: float = 0.1          # fitting to fewer families: a family sending this share of its hits to
-                                     # another is a part of it (the parts of one diverse family send a large
-                                     # share, families of one clan a small one) and merges first
-
-    @classmethod
-    def from_dict(cls, values: dict | None) -> "FamilyConfig":
-        """A config with ``values`` set; an unknown name or a non-positive value is refused by name."""
-        values = dict(values or {})
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise InputError(f"family_config: unknown key(s) {unknown}; allowed: {sorted(known)}")
-        out = {}
-        for name, value in values.items():
-            kind = type(getattr(cls(), name))
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or \
-                    (kind is int and float(value) != int(value)):
-                raise InputError(f"family_config[{name!r}]={value!r} is not allowed: use a positive "
-                                 f"{'integer' if kind is int else 'number'}")
-            out[name] = kind(value)
-        return cls(**out)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-DEFAULT = FamilyConfig()
-
-
-def min_family_size(n: int, config: FamilyConfig = DEFAULT) -> int:
-    return int(max(5, min(config.min_family, n // 100), round(config.min_family_share * n)))
-
-
-@dataclass
-class FamilyPartition:
-    """``labels`` (0..n_families-1, largest family first) and how they were found."""
-
-    labels: np.ndarray
-    n_estimated: int                      # families counted before fitting to n_clusters (parts of one once)
-    group_sizes: np.ndarray               # sizes of the merged groups, largest first (the evidence)
-    min_size: int                         # the size a group needed to count
-    info: dict = field(default_factory=dict)
-
-
-def _one_hot(labels: np.ndarray, m: int | None = None) -> sp.csr_matrix:
-    m = int(labels.max()) + 1 if m is None else m
-    return sp.csr_matrix((np.ones(len(labels), dtype=np.float64), (np.arange(len(labels)), labels)),
-                         shape=(len(labels), m))
-
-
-def _relabel(labels: np.ndarray) -> np.ndarray:
-    return np.unique(labels, return_inverse=True)[1].astype(np.int64)
 
 
 def topk_graph(knn: np.ndarray, homologous: np.ndarray) -> sp.csr_matrix:
@@ -231,7 +153,7 @@ def merge_pieces(pieces: np.ndarray, hits: sp.csr_matrix, *, ratio: float = DEFA
     values, labels = np.unique(pieces, return_inverse=True)
     apart = [tuple(np.searchsorted(values, pair)) for pair in apart]
     m = len(values)
-    onehot = _one_hot(labels, m)
+    onehot = one_hot(labels, m)
     between = (onehot.T @ hits @ onehot).tocsr()
     size = np.maximum(np.bincount(labels, weights=counted, minlength=m).astype(np.float64), 1.0)
     group = np.arange(m)
@@ -253,8 +175,8 @@ def merge_pieces(pieces: np.ndarray, hits: sp.csr_matrix, *, ratio: float = DEFA
             if not used[a[j]] and not used[b[j]]:
                 used[a[j]] = used[b[j]] = True
                 target[b[j]] = a[j]
-        target = _relabel(target)
-        step = _one_hot(target, int(target.max()) + 1)
+        target = relabel(target)
+        step = one_hot(target, int(target.max()) + 1)
         between = (step.T @ between @ step).tocsr()
         between.setdiag(0)
         between.eliminate_zeros()
@@ -306,7 +228,7 @@ def attach_by_hits(groups: np.ndarray, is_family: np.ndarray, hits: sp.csr_matri
     n_fam = int(is_family.sum())
     family_of_group = np.full(len(is_family), -1, dtype=np.int64)
     family_of_group[np.flatnonzero(is_family)] = np.arange(n_fam)
-    members = _one_hot(groups, len(is_family))
+    members = one_hot(groups, len(is_family))
     for _ in range(rounds):
         out = family_of_group[groups]
         known = np.flatnonzero(out >= 0)
@@ -327,7 +249,7 @@ def _spread(out: np.ndarray, affinity: sp.csr_matrix, n_fam: int, rounds: int, f
         if len(todo) == 0:
             return
         known = out >= 0
-        votes = sp.csr_matrix(affinity[todo][:, np.flatnonzero(known)] @ _one_hot(out[known], n_fam)).tocoo()
+        votes = sp.csr_matrix(affinity[todo][:, np.flatnonzero(known)] @ one_hot(out[known], n_fam)).tocoo()
         if fits is not None:
             keep = fits(todo[votes.row], votes.col)
             votes = sp.coo_matrix((votes.data[keep], (votes.row[keep], votes.col[keep])), shape=votes.shape)
@@ -343,7 +265,7 @@ def _closest_centers(out: np.ndarray, embeddings: np.ndarray, todo: np.ndarray, 
     x = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
     known = out >= 0
     counts = np.maximum(np.bincount(out[known], minlength=n_fam), 1)
-    centers = (_one_hot(out[known], n_fam).T @ x[known]) / counts[:, None]
+    centers = (one_hot(out[known], n_fam).T @ x[known]) / counts[:, None]
     return x[todo] @ np.asarray(centers).T
 
 
@@ -381,121 +303,6 @@ def attach_by_affinity(families: np.ndarray, affinity: sp.csr_matrix, embeddings
     if len(todo):
         out[todo] = 0 if embeddings is None else _closest_centers(out, embeddings, todo, n_fam).argmax(axis=1)
     return out
-
-
-def split_in_two(members: np.ndarray, affinity: sp.csr_matrix, embeddings: np.ndarray, *, seed: int = 0,
-                 config: FamilyConfig = DEFAULT) -> np.ndarray:
-    """A 0/1 split of ``members``: 2-means on their subgraph's second spectral coordinate, or,
-    above ``config.split_spectral_max`` members (where the eigendecomposition does not finish in
-    reasonable time), on their embeddings smoothed over the subgraph (``config.split_smoothing``
-    steps, linear in its edges); on their embeddings when the subgraph is too small."""
-    sub = affinity[members][:, members]
-    sub = sub.maximum(sub.T).tocsr()
-    if len(members) < 8 or not sub.nnz:
-        coords = embeddings[members]
-    elif len(members) > config.split_spectral_max:
-        coords = np.asarray(embeddings[members], dtype=np.float64)
-        degree = np.asarray(sub.sum(axis=1)).ravel()
-        walk = sp.diags(1.0 / np.maximum(degree, 1e-12)) @ sub
-        for _ in range(config.split_smoothing):
-            coords = 0.5 * coords + 0.5 * (walk @ coords)
-    else:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Graph is not fully connected")
-            coords = spectral_embedding(sub, n_components=2, random_state=seed, drop_first=False)[:, 1:]
-    halves = KMeans(2, n_init=3, random_state=seed).fit_predict(coords)
-    if halves.min() == halves.max():  # degenerate: an even split by position
-        halves = (np.arange(len(members)) >= len(members) // 2).astype(int)
-    return halves
-
-
-def merge_down(labels: np.ndarray, n_clusters: int | None, hits: sp.csr_matrix, affinity: sp.csr_matrix, *,
-               part_share: float = DEFAULT.part_share) -> tuple[np.ndarray, list[dict]]:
-    """Merge families until ``n_clusters`` remain: first the parts of one family (the smaller
-    of a pair sends at least ``part_share`` of its homology hits to the other; strongest
-    first), then the smallest family into the one it is most connected to (affinity), so a
-    diverse family that the graph left in parts is made whole before a small family loses its
-    identity. ``n_clusters=None``: merge the parts only. Returns the labels and each merge
-    (sizes, why, one member of each side)."""
-    m = int(labels.max()) + 1
-    onehot = _one_hot(labels, m)
-    linked, near = ((onehot.T @ matrix @ onehot).toarray().astype(np.float64) for matrix in (hits, affinity))
-    np.fill_diagonal(near, 0.0)
-    size = np.bincount(labels, minlength=m).astype(np.float64)
-    member = np.array([int(np.flatnonzero(labels == c)[0]) for c in range(m)])
-    alive = np.ones(m, dtype=bool)
-    group = np.arange(m)
-    merges = []
-    while alive.sum() > (n_clusters or 1):
-        total = linked.sum(axis=1)  # every hit of a family's members, its own included
-        outside = linked - np.diag(np.diag(linked))
-        smaller = np.less.outer(size, size) | (np.equal.outer(size, size) & np.less.outer(np.arange(m), np.arange(m)))
-        share = np.where(np.outer(alive, alive) & smaller, outside / np.maximum(total, 1.0)[:, None], -1.0)
-        gone, keep = np.unravel_index(int(np.argmax(share)), share.shape)
-        why, strength = "part", float(share[gone, keep])
-        if strength < part_share and n_clusters is None:
-            break
-        if strength < part_share:
-            alive_ids = np.flatnonzero(alive)
-            gone = int(alive_ids[np.argmin(size[alive_ids])])
-            links = np.where(alive, near[gone], -1.0)
-            links[gone] = -1.0
-            keep = int(np.argmax(links)) if links.max() > 0 else int(alive_ids[np.argmax(size[alive_ids])])
-            why, strength = "smallest", float(max(links[keep], 0.0) / size[gone])
-        merges.append({"sizes": [int(size[gone]), int(size[keep])], "why": why, "strength": round(strength, 4),
-                       "members": [int(member[gone]), int(member[keep])]})
-        for matrix in (linked, near):
-            matrix[keep] += matrix[gone]
-            matrix[:, keep] += matrix[:, gone]
-            matrix[gone] = matrix[:, gone] = 0.0
-        np.fill_diagonal(near, 0.0)
-        size[keep] += size[gone]
-        size[gone] = 0.0
-        alive[gone] = False
-        group[group == gone] = keep
-    return _relabel(group[labels]), merges
-
-
-def fit_to(labels: np.ndarray, n_clusters: int, affinity: sp.csr_matrix, embeddings: np.ndarray,
-           *, hits: sp.csr_matrix | None = None, seed: int = 0,
-           config: FamilyConfig = DEFAULT) -> tuple[np.ndarray, list[dict]]:
-    """Merge families (:func:`merge_down`), or split the largest in two
-    (:func:`split_in_two`), until there are ``n_clusters``; returns the labels and the steps
-    (``merged`` or ``split``, with sizes and one member of each side)."""
-    steps = []
-    if labels.max() + 1 > n_clusters:
-        labels, merges = merge_down(labels, n_clusters, affinity if hits is None else hits, affinity,
-                                    part_share=config.part_share)
-        steps += [{"merged": merge} for merge in merges]
-    labels = labels.copy()
-    while labels.max() + 1 < n_clusters:
-        size = np.bincount(labels)
-        members = np.flatnonzero(labels == int(np.argmax(size)))
-        if len(members) < 2:
-            break
-        halves = split_in_two(members, affinity, embeddings, seed=seed, config=config)
-        labels[members[halves == 1]] = labels.max() + 1
-        steps.append({"split": {"sizes": [int((halves == 0).sum()), int((halves == 1).sum())],
-                                "members": [int(members[halves == 0][0]), int(members[halves == 1][0])]}})
-    return labels, steps
-
-
-def describe_fit_steps(steps: list[dict]) -> str:
-    """One line per merge or split that fitted the families to ``n_clusters``."""
-    lines = []
-    for step in steps:
-        (kind, change), = step.items()
-        a, b = change["sizes"]
-        first, second = change["clusters"]
-        if kind == "merged" and change["why"] == "part":
-            lines.append(f"merged a family of {a} into one of {b} as a part of it (now cluster {second}; "
-                         f"it sent {change['strength']:.0%} of its homology hits there)")
-        elif kind == "merged":
-            lines.append(f"merged the smallest family ({a}) into the one of {b} it is most linked to "
-                         f"(now cluster {second})")
-        else:
-            lines.append(f"split a family into {a} + {b} (clusters {first} and {second})")
-    return "\n".join(lines)
 
 
 def find_families(graph: NeighborGraph, embeddings: np.ndarray, *, n_clusters: int | None = None, seed: int = 0,

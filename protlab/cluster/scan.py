@@ -12,7 +12,9 @@ import numpy as np
 
 from protlab.cluster.distributed import same_buffers, scan_env, share_from_main
 from protlab.cluster.embedding_checks import check_embeddings
-from protlab.cluster.families import FamilyConfig, FamilyPartition, describe_fit_steps, find_families
+from protlab.cluster.families import find_families
+from protlab.cluster.family_fit import describe_fit_steps
+from protlab.cluster.family_types import FamilyConfig, FamilyPartition
 from protlab.cluster.graph_features import (
     DIFFUSION_ALPHA,
     GRAPH_FEATURES,

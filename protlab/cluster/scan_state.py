@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from protlab.cluster.families import FamilyPartition
+from protlab.cluster.family_types import FamilyPartition
 from protlab.cluster.graph_state import GraphState
 from protlab.cluster.neighbors import NeighborGraph
 from protlab.core.atomic import jsonable

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from protlab.cluster.attribution import attribute, supports
-from protlab.cluster.families import FamilyConfig
+from protlab.cluster.family_types import FamilyConfig
 from protlab.cluster.graph_features import GRAPH_FEATURES
 from protlab.cluster.methods import GRAPH_METHODS, METHODS, Clustering, cluster, fit_graph_methods
 from protlab.cluster.methods import no_families_error, refuse_families_without_graph

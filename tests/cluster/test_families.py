@@ -11,6 +11,7 @@ import scipy.sparse as sp
 import torch
 
 from protlab.cluster import families as fam
+from protlab.cluster.family_fit import split_in_two
 from protlab.cluster.heads import scan_loss
 from protlab.cluster.methods import cluster
 from protlab.cluster.neighbors import NeighborGraph
@@ -155,7 +156,7 @@ def test_split_in_two_follows_the_graph(spectral_max):
         c += pairs[:, 1].tolist()
     affinity = sp.csr_matrix((np.ones(len(r) + 1), (r + [0], c + [40])), shape=(80, 80))
     members = np.arange(70)
-    halves = fam.split_in_two(members, affinity, rng.normal(size=(80, 8)).astype(np.float32),
+    halves = split_in_two(members, affinity, rng.normal(size=(80, 8)).astype(np.float32),
                               config=fam.FamilyConfig(split_spectral_max=spectral_max))
     assert len(set(halves[:40])) == 1 and len(set(halves[40:70])) == 1 and halves[0] != halves[40]
 
