@@ -24,7 +24,7 @@ from protlab.core.atomic import jsonable
 from protlab.core.checkpoint import save_checkpoint
 from protlab.core.runtime import DistEnv
 from protlab.core.training import (capture_rng, gather_rng, read_training_state, refuse_changed_settings,
-                                   restore_rng, save_training_state, settings_changes)
+                                   restore_rank_rng, save_training_state, settings_changes)
 
 KIND = "scan-train"
 
@@ -108,9 +108,7 @@ class ScanStates:
         return saved
 
     def restore_rng(self, saved: dict, generator) -> None:
-        per_rank = saved["rng_per_rank"]
-        restore_rng(per_rank[self.env.rank if len(per_rank) == self.env.world else 0],
-                    torch_generators={"batches": generator})
+        restore_rank_rng(saved["rng_per_rank"], self.env, torch_generators={"batches": generator})
 
     def finish(self) -> None:
         if self.env.is_main:

@@ -55,12 +55,14 @@ STAGE = Stage("cluster", "04_cluster", "Discover protein families without labels
     Param("neighbors", FIT["neighbors"], "neighbours of families / scan: MMseqs2 homology hits or faiss embedding kNN "
           "(scan only)", "str", choices=NEIGHBOR_SOURCES),
     Param("k", FIT["k"], "neighbours per protein (families / scan)", "int", low=1),
-    Param("entropy_weight", FIT["entropy_weight"], f"λ of the SCAN loss (pull towards equal cluster sizes; {HEADS})", "float", low=0),
-    Param("n_heads", FIT["n_heads"], f"SCAN heads trained at once, the best by validation loss kept ({HEADS})", "int", low=1),
+    Param("entropy_weight", FIT["entropy_weight"], f"λ of the SCAN loss (pull towards equal cluster sizes; {HEADS})",
+          "float", low=0),
+    Param("n_heads", FIT["n_heads"], f"SCAN heads trained at once, the best by validation loss kept ({HEADS})",
+          "int", low=1),
     Param("epochs", FIT["epochs"], f"SCAN epochs ({HEADS})", "int", low=1),
     Param("self_label_epochs", FIT["self_label_epochs"], f"self-labelling epochs, 0: skip ({HEADS})", "int", low=0),
-    Param("graph_features", FIT["graph_features"], f"features the heads train on: spectral (homology graphs), diffusion or none "
-          f"({HEADS})", "str", choices=GRAPH_FEATURES),
+    Param("graph_features", FIT["graph_features"], f"features the heads train on: spectral (homology graphs), "
+          f"diffusion or none ({HEADS})", "str", choices=GRAPH_FEATURES),
     Param("family_config", {}, "constants of the family algorithm to change (protlab.cluster.families.FamilyConfig: "
           "shared_neighbors, merge_ratio, merge_hits, min_family, min_family_share, split_spectral_max, "
           "split_smoothing, longer, profile_seeds, profile_iterations, profile_evalue, part_share); {}: the "
@@ -70,8 +72,8 @@ STAGE = Stage("cluster", "04_cluster", "Discover protein families without labels
     Param("seed", 0, "random seed", "int", low=0, high=MAX_SEED),
     Param("resume", FIT["resume"], "continue a stopped fit from its saved graph step and heads' state (checkpoints/"
           "scan_graph_state.pt, scan_training_state.pt); False: start over (families / scan)", "bool"),
-    Param("resume_override", FIT["resume_override"], "resume even when that state was made from other inputs or settings (refused "
-          "otherwise)", "bool"),
+    Param("resume_override", FIT["resume_override"], "resume even when that state was made from other inputs or "
+          "settings (refused otherwise)", "bool"),
     Param("attribution_max", 20_000, "residue attribution of the clustering network (which residues make each "
           "protein a member of its cluster; clusters/attribution.parquet) when there are at most this many "
           "proteins; 0: none (families / scan with MMseqs2 neighbours)", "int", low=0),

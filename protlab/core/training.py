@@ -14,7 +14,6 @@ Each stage keeps its model and its step; what a resumable training needs is here
 from __future__ import annotations
 
 import json
-import logging
 import random
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,8 +23,6 @@ import numpy as np
 
 from protlab.core.checkpoint import read_checkpoint, save_checkpoint
 from protlab.core.errors import InputError
-
-log = logging.getLogger(__name__)
 
 
 def capture_rng(numpy_generators: Mapping[str, np.random.Generator] | None = None,
@@ -61,6 +58,15 @@ def restore_rng(states: dict, numpy_generators: Mapping[str, np.random.Generator
         generator.set_state(states["torch_generators"][key])
 
 
+def restore_rank_rng(per_rank: list[dict], env, **generators) -> bool:
+    """This rank's states of ``per_rank`` (every rank's, as :func:`gather_rng` gathered them)
+    restored, with the named ``generators`` (``numpy_generators`` / ``torch_generators``); with
+    another number of ranks, rank 0's. Returns whether this rank got its own states back."""
+    own = len(per_rank) == env.world
+    restore_rng(per_rank[env.rank if own else 0], **generators)
+    return own
+
+
 def gather_rng(env, states: dict) -> list[dict] | None:
     """Every rank's states (rank order) on rank 0, None on the others; ``[states]`` alone."""
     if env.world == 1:
@@ -72,12 +78,9 @@ def gather_rng(env, states: dict) -> list[dict] | None:
     return gathered if env.is_main else None
 
 
-def settings_changes(saved: Mapping, current: Mapping, keys=None) -> list[str]:
-    """``["lr: 0.002 -> 0.001", ...]``: the ``keys`` (default: all of ``current``) whose value
-    differs from the saved one."""
-    keys = list(current) if keys is None else keys
-    return [f"{key}: {saved.get(key)!r} -> {current[key]!r}" for key in keys
-            if key in current and saved.get(key) != current[key]]
+def settings_changes(saved: Mapping, current: Mapping) -> list[str]:
+    """``["lr: 0.002 -> 0.001", ...]``: the settings of ``current`` whose value differs from the saved one."""
+    return [f"{key}: {saved.get(key)!r} -> {value!r}" for key, value in current.items() if saved.get(key) != value]
 
 
 def refuse_changed_settings(changes: list[str], *, override: bool, path: str | Path, say=print) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from protlab.core.errors import InputError
 from protlab.core.runtime import check_device
 from protlab.core.stage import MAX_SEED, Param
+from protlab.core.training import settings_changes
 from protlab.curate.records import TEXT_FIELDS
 
 
@@ -235,9 +236,9 @@ RESUME_FIXED = ("lr", "seed", "batch_size", "grad_accum", "weight_decay", "warmu
 
 
 def resume_changes(saved: dict, config: PretrainConfig) -> list[str]:
-    """``["lr: 0.002 -> 0.001", ...]``: the fixed settings where ``config`` differs from a checkpoint's."""
-    return [f"{key}: {saved[key]!r} -> {getattr(config, key)!r}" for key in RESUME_FIXED
-            if key in saved and saved[key] != getattr(config, key)]
+    """``["lr: 0.002 -> 0.001", ...]``: the fixed settings where ``config`` differs from a checkpoint's
+    (those the checkpoint records)."""
+    return settings_changes(saved, {key: getattr(config, key) for key in RESUME_FIXED if key in saved})
 
 
 def validate(config: PretrainConfig) -> None:

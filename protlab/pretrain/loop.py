@@ -35,7 +35,7 @@ from protlab.core.errors import InputError, ProtlabError
 from protlab.core.rundir import RunDir
 from protlab.core.runtime import (dist_env, init_distributed, leave_distributed, pick_device, seed_everything,
                                   torch_threads)
-from protlab.core.training import capture_rng, gather_rng, refuse_changed_settings, restore_rng
+from protlab.core.training import capture_rng, gather_rng, refuse_changed_settings, restore_rank_rng, restore_rng
 from protlab.pretrain.config import PretrainConfig, resume_changes
 from protlab.pretrain.data import Collator, PairBatches, load_pairs
 from protlab.pretrain.loss_log import LossWindow, loss_trends, read_log
@@ -198,10 +198,7 @@ def _train(config: PretrainConfig, env, device: str) -> dict:
         scheduler.load_state_dict(ckpt["scheduler"])
         step, window = int(ckpt["step"]), dict(ckpt.get("window", {}))
         per_rank = ckpt.get("rng_per_rank") or [ckpt["rng"]]
-        if len(per_rank) == env.world:
-            restore_rng(per_rank[env.rank])
-        else:
-            restore_rng(per_rank[0])
+        if not restore_rank_rng(per_rank, env):
             if env.is_main:
                 print(f"[train] warning: {ckpt_path} was written by {len(per_rank)} rank(s), this run has "
                       f"{env.world}; training continues, but not exactly as the original run would have",

@@ -2,8 +2,8 @@
 
 :func:`explain_batch` scores the residues of a batch of residue graphs (occlusion of each
 residue, or what the surviving clusters pass to their footprints, see
-:mod:`protlab.residues.network`); :func:`explain_structures` gives each protein's :class:`Explanation` (residue importance,
-the surviving clusters of every iteration, the prediction), which the 3D views
+:mod:`protlab.residues.network`); :func:`explain_structures` gives each protein's
+:class:`Explanation` (residue importance, the surviving clusters of every iteration, the prediction), which the 3D views
 (:mod:`protlab.plot.view3d`) draw; :func:`critical_residues` returns one protein's residue
 table (chain, residue number with insertion code, residue, score, cluster, iteration),
 most important first.
