@@ -2,7 +2,7 @@
 
 Columns (proteins/s, forward + backward + optimiser step, same model and math):
 
-* ``batched``        ResidueClusterNet.forward on the padded batch (no loop over residues),
+* ``batched``        ResidueNet.forward on the padded batch (no loop over residues),
 * ``per-protein``    the batched code called once per protein (batch of 1, loop over proteins),
 * ``straightforward`` protlab.residues.network_reference.forward_per_protein: loops over proteins
   and, inside each, over cluster centres (how the method is usually first written).
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from protlab.curate.records import Structure
-from protlab.residues.network import ClusterConfig, ResidueClusterNet
+from protlab.residues.network import ResidueNet, ResidueNetConfig
 from protlab.residues.network_reference import forward_per_protein
 from protlab.residues.graph import build_graph, collate
 
@@ -68,7 +68,7 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = args.device
-    model = ResidueClusterNet(ClusterConfig(n_classes=10)).to(device).train()
+    model = ResidueNet(ResidueNetConfig(n_classes=10)).to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     graphs = [build_graph(compact_chain(args.length, s)) for s in range(args.batch)]
     batch = collate(graphs).to(device)

@@ -28,7 +28,7 @@ from protlab.core.errors import ProtlabError
 from protlab.curate.structures import read_complex, structure_paths
 from protlab.residues.features import featurize
 from protlab.residues.graph import build_graph, check_structure, collate
-from protlab.residues.network import ClusterConfig, ResidueClusterNet
+from protlab.residues.network import ResidueNet, ResidueNetConfig
 from protlab.residues.network_reference import forward_per_protein
 from protlab.residues.pockets import pocket_features
 from protlab.residues.training import length_batches
@@ -86,7 +86,7 @@ def featurisation(files: list[Path], n: int) -> tuple[dict, list]:
 def training(graphs: list, *, batch_size: int, device: str, sample: int) -> dict:
     torch.manual_seed(0)
     n_features = graphs[0].feats.shape[1]
-    model = ResidueClusterNet(ClusterConfig(n_classes=1, task="residue", n_features=n_features)).to(device)
+    model = ResidueNet(ResidueNetConfig(n_classes=1, task="residue", n_features=n_features)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
     targets = {id(g): (rng.random(len(g)) < 0.05).astype(np.float32) for g in graphs}
@@ -121,7 +121,7 @@ def training(graphs: list, *, batch_size: int, device: str, sample: int) -> dict
     few = rng.choice(len(graphs), size=min(sample, len(graphs)), replace=False)
     # the straightforward reference computes the protein-level network (it has no residue head);
     # the cluster iterations, where the time goes, are the same
-    classic = ResidueClusterNet(ClusterConfig(n_classes=2, n_features=graphs[0].feats.shape[1])).to(device)
+    classic = ResidueNet(ResidueNetConfig(n_classes=2, n_features=graphs[0].feats.shape[1])).to(device)
     opt_classic = torch.optim.AdamW(classic.parameters(), lr=1e-3)
     start = time.perf_counter()
     for i in few:

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from protlab.residues.explain import explain_structures
-from protlab.residues.inputs import held_out, pfam_domain_inputs, read_structure_inputs, toy_inputs, train_on_toy
+from protlab.residues.inputs import held_out, pfam_domain_inputs, read_structure_inputs, toy_inputs
+from protlab.residues.toy_training import train_on_toy
 from protlab.residues.network import SCORES
 from protlab.residues.sites import site_metrics
 from protlab.residues.training import train_residue_model

@@ -253,7 +253,7 @@ def test_an_unreadable_checkpoint_is_named_and_never_loaded_unsafely(tmp_path, c
 
 # ------------------------------------------------------------------ 06's structure files
 def test_a_garbage_structure_file_is_named_before_any_training(tmp_path, monkeypatch):
-    from protlab.residues import inputs
+    from protlab.residues import toy_training
 
     junk = tmp_path / "junk.pdb"
     junk.write_text("HEADER    not really\nATOM      1  CA  ALA A   1\nnonsense\n")
@@ -261,7 +261,7 @@ def test_a_garbage_structure_file_is_named_before_any_training(tmp_path, monkeyp
     def no_training(**kwargs):
         raise AssertionError("06 trained before reading the structure files")
 
-    monkeypatch.setattr(inputs, "train_on_toy", no_training)
+    monkeypatch.setattr(toy_training, "train_on_toy", no_training)
     with pytest.raises(ProtlabError, match=rf"^{re.escape(str(junk))}, line 2: ATOM record cut short"):
         protlab.residues.run(tmp_path / "run", structures=str(junk), toy_model=True, epochs=1, hidden=8,
                              max_views=1)

@@ -21,7 +21,7 @@ from protlab.core.rundir import RunDir
 from protlab.curate.filters import load_source
 from protlab.embed import stage as embed_stage
 from protlab.embed.kmer import KmerEncoder
-from protlab.residues.label_model import labelled_structures
+from protlab.residues.label_training import labelled_structures
 from protlab.residues.label_table import read_label_table
 
 REPO = Path(protlab.__file__).resolve().parent.parent

@@ -51,6 +51,7 @@ ARTIFACTS: dict[str, tuple[str, str]] = {
     "residue_graph_cache": ("cache/residue_graphs", "residues"),
     "residue_training_state": ("checkpoints/residue_training_state.pt", "residues"),
     "residue_training": ("residues/training.csv", "residues"),
+    "residue_log": ("residues/training_log.jsonl", "residues"),
     "label_metrics": ("label_metrics.json", "residues"),
     "critical_residues": ("residues/critical_residues.parquet", "residues"),
     "residue_metrics": ("residue_metrics.json", "residues"),

@@ -55,12 +55,12 @@ def read_records(path: str | Path, *, say=None) -> list[dict]:
 class TrainingLog:
     """Progress of one training: ``total`` ``unit``\\ s (epochs, steps), starting after ``start``
     (a resumed run). ``path``: the JSONL log (None: none); ``every``: print every that many
-    positions (and the last); ``bar``: show a progress bar; ``main``: False on the other ranks
+    positions and the last (0: print none); ``bar``: show a progress bar; ``main``: False on the other ranks
     of a distributed run, which then neither write nor print."""
 
     def __init__(self, name: str, *, unit: str, total: int, path: str | Path | None = None, start: int = 0,
                  every: int = 1, bar: bool = True, main: bool = True):
-        self.name, self.unit, self.total, self.every, self.main = name, unit, total, max(1, every), main
+        self.name, self.unit, self.total, self.every, self.main = name, unit, total, every, main
         self.path = Path(path) if path is not None else None
         if main and self.path is not None:
             if start:  # records written after the saved state belong to a run that did not get that far
@@ -91,7 +91,7 @@ class TrainingLog:
             return record
         if self.path is not None:
             append_line(self.path, json.dumps(record))
-        if line if line is not None else (position % self.every == 0 or position == self.total):
+        if line if line is not None else (self.every > 0 and (position % self.every == 0 or position == self.total)):
             print(record_line(self.name, self.unit, position, self.total, record), flush=True)
         return record
 

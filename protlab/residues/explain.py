@@ -21,13 +21,13 @@ from protlab.core.errors import InputError
 from protlab.curate.records import Structure
 from protlab.residues.graph import collate
 from protlab.residues.graph import UNKNOWN_AA, ResidueBatch
-from protlab.residues.network import SCORES, ResidueClusterNet, gather_rows
+from protlab.residues.network import SCORES, ResidueNet, gather_rows
 from protlab.residues.features import featurize
 from protlab.residues.training import batches
 
 
 # -- residue importance of a batch ---------------------------------------------------------
-def decision(model: ResidueClusterNet, logits: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+def decision(model: ResidueNet, logits: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """How strongly ``logits`` (B, C) keep the decision of ``reference`` (B, C): the margin of
     the reference's predicted class over the best other class (single-label), or the summed
     logits of the labels it predicts (multi-label; at least its top label)."""
@@ -41,7 +41,7 @@ def decision(model: ResidueClusterNet, logits: torch.Tensor, reference: torch.Te
     return (logits * chosen).sum(1)
 
 @torch.no_grad()
-def occlusion(model: ResidueClusterNet, batch: ResidueBatch, *, chunk: int = 128,
+def occlusion(model: ResidueNet, batch: ResidueBatch, *, chunk: int = 128,
               reference: torch.Tensor | None = None) -> torch.Tensor:
     """(B, L) drop of :func:`decision` when each residue's type is hidden (``X``; its ESM
     row, if any, zeroed), all else equal. One forward pass per residue, batched
@@ -64,7 +64,8 @@ def occlusion(model: ResidueClusterNet, batch: ResidueBatch, *, chunk: int = 128
             drop[b, hide] = base[b] - out
     return drop
 
-def explain_batch(model: ResidueClusterNet, batch: ResidueBatch, *, member_threshold: float = 0.25,
+
+def explain_batch(model: ResidueNet, batch: ResidueBatch, *, member_threshold: float = 0.25,
                   score: str = "occlusion") -> dict:
     """Residue importance and surviving clusters for a batch.
 
@@ -93,6 +94,26 @@ def explain_batch(model: ResidueClusterNet, batch: ResidueBatch, *, member_thres
         raise InputError(f"score={score!r}: use one of {SCORES}")
     if model.config.task == "residue":
         score = "site"  # the network scores residues itself
+    logits, traces, attributions, drops = _forward(model, batch, score)
+    importance, iteration, cluster, clusters = _surviving_clusters(traces, batch.mask, score=score,
+                                                                   attributions=attributions,
+                                                                   member_threshold=member_threshold)
+    mask = batch.mask
+    if score == "site":  # the site probability itself, comparable across proteins
+        return {"importance": torch.sigmoid(logits) * mask, "iteration": iteration, "cluster": cluster,
+                "logits": logits, "clusters": clusters}
+    if score == "occlusion":
+        importance = drops.clamp(min=0)
+    importance = importance * mask
+    importance = importance / importance.amax(1, keepdim=True).clamp(min=1e-12)
+    return {"importance": importance, "iteration": iteration, "cluster": cluster, "logits": logits,
+            "clusters": clusters}
+
+
+def _forward(model: ResidueNet, batch: ResidueBatch, score: str):
+    """(logits, traces, attributions per iteration or None, occlusion drops or None), all
+    detached, from the network in eval mode (no dropout noise in the scores)."""
+    attributions = drops = None
     was_training = model.training
     model.eval()
     try:
@@ -103,13 +124,17 @@ def explain_batch(model: ResidueClusterNet, batch: ResidueBatch, *, member_thres
                 xs = [tr["x_next"] for tr in traces]
                 grads = torch.autograd.grad(target, xs)
                 attributions = [(g * x).sum(-1).abs().detach() for g, x in zip(grads, xs)]
-        if score == "occlusion":  # in eval mode: no dropout noise in the drops
+        if score == "occlusion":
             drops = occlusion(model, batch, reference=logits)
     finally:
         model.train(was_training)
-    logits = logits.detach()
-    traces = [{k: v.detach() for k, v in tr.items()} for tr in traces]
-    mask = batch.mask
+    return logits.detach(), [{k: v.detach() for k, v in tr.items()} for tr in traces], attributions, drops
+
+
+def _surviving_clusters(traces, mask: torch.Tensor, *, score: str, attributions, member_threshold: float):
+    """Each iteration's surviving clusters with their residue footprints; returns (importance
+    summed for ``attribution`` / ``nomination``, last iteration holding each residue, its
+    cluster's rank there, the clusters per iteration)."""
     B, L = mask.shape
     foot = torch.diag_embed(mask.float())                    # (B, N, L): node → residue weights
     importance = torch.zeros(B, L, device=mask.device)
@@ -138,15 +163,7 @@ def explain_batch(model: ResidueClusterNet, batch: ResidueBatch, *, member_thres
         clusters.append({"score": kscore, "centre": gather_rows(tr["node_res"], keep), "members": members,
                          "mask": kmask})
         foot = kfoot
-    if score == "site":  # the site probability itself, comparable across proteins
-        return {"importance": torch.sigmoid(logits) * mask, "iteration": iteration, "cluster": cluster,
-                "logits": logits, "clusters": clusters}
-    if score == "occlusion":
-        importance = drops.clamp(min=0)
-    importance = importance * mask
-    importance = importance / importance.amax(1, keepdim=True).clamp(min=1e-12)
-    return {"importance": importance, "iteration": iteration, "cluster": cluster, "logits": logits,
-            "clusters": clusters}
+    return importance, iteration, cluster, clusters
 
 
 @dataclass
@@ -183,7 +200,7 @@ class Explanation:
         return frame
 
 
-def explain_structures(model: ResidueClusterNet, structures: Sequence[Structure], *, batch_size: int = 16,
+def explain_structures(model: ResidueNet, structures: Sequence[Structure], *, batch_size: int = 16,
                        esm: dict | None = None, device: str = "cpu", score: str = "occlusion",
                        cache_dir=None, graphs=None) -> list[Explanation]:
     """Explanations for structures (batched); ``score`` as in :func:`explain_batch`
@@ -218,7 +235,7 @@ def explain_structures(model: ResidueClusterNet, structures: Sequence[Structure]
     return out
 
 
-def critical_residues(model: ResidueClusterNet, structure: Structure, *, top_k: int | None = None,
+def critical_residues(model: ResidueNet, structure: Structure, *, top_k: int | None = None,
                       esm=None) -> pd.DataFrame:
     """One protein's residues, most important first: rank, chain, residue_number (with
     insertion code), residue, score (0..1), cluster, iteration, index (0-based position).

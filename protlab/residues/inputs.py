@@ -4,8 +4,7 @@
 * :func:`read_structure_inputs`: PDB/mmCIF files (or ``"toy"``), with sites from a
   ``sites`` table when one is given; :func:`check_structure_files` parses them before training;
 * :func:`pfam_domain_inputs`: Pfam-domain structures with their family labels (fine-tuning);
-* :func:`get_model`: load a checkpoint, or :func:`train_on_toy` and save it in the run
-  directory; :func:`held_out` keeps the toy proteins the model never trained on.
+* :func:`held_out`: the toy proteins a model never trained on.
 """
 from __future__ import annotations
 
@@ -21,15 +20,16 @@ from protlab.core.rundir import RunDir
 from protlab.curate.records import Structure
 from protlab.curate.structures import read_complex, read_structure, structure_paths
 from protlab.curate.toy import make_universe
+from protlab.residues.features import baseline_scores, featurize, residue_embeddings
 from protlab.residues.file_sites import file_site_indices
 from protlab.residues.graph import check_structure
-from protlab.residues.network import ResidueClusterNet, load_network, save_network
+from protlab.residues.network import ResidueNet
+from protlab.residues.pockets import CAVITY_BASELINE
 from protlab.residues.site_table import read_site_table, site_residues
 from protlab.residues.sites import CONSERVATION, conservation_scores
-from protlab.residues.training import TrainResult, train_residue_model
 
 log = logging.getLogger(__name__)
-TOY_OPTIONS = ("n_families", "members_per_family", "length_range", "families_per_superfamily")
+TOY_SHAPE = ("n_families", "members_per_family", "length_range", "families_per_superfamily")
 
 
 @dataclass
@@ -117,21 +117,6 @@ def check_structure_files(structures, *, chain: str | None = None) -> None:
         read_structure_inputs(structures, chain=chain)
 
 
-def train_on_toy(*, epochs: int, val_fraction: float = 0.2, seed: int = 0, **options) -> TrainResult:
-    """Train on family classification of the toy universe (the default model).
-
-    Options named in ``TOY_OPTIONS`` shape the universe (:func:`toy_inputs`, whose defaults
-    apply), the rest go to :func:`~protlab.residues.training.train_residue_model`. By default
-    the 8 families form one superfamily (one fold) and differ only in the combination of
-    their planted site residues, so the classifier has to read the site; ``val_fraction`` of
-    the proteins are held out (``model.meta["held_out"]``)."""
-    toy = {k: options.pop(k) for k in TOY_OPTIONS if k in options}
-    inputs = toy_inputs(seed=seed, **toy)
-    labels = [inputs.labels[s.id] for s in inputs.structures]
-    return train_residue_model(inputs.structures, labels, epochs=epochs, seed=seed, val_fraction=val_fraction,
-                               **options)
-
-
 def pfam_domain_inputs(directory: str | Path) -> tuple[list[Structure], list[str]]:
     """The Pfam-domain structures (``PFxxxxx_PDBID_CHAIN.pdb``) with their family labels."""
     directory = Path(directory)
@@ -146,18 +131,7 @@ def pfam_domain_inputs(directory: str | Path) -> tuple[list[Structure], list[str
     return structures, labels
 
 
-def get_model(checkpoint: str | Path | None, run_dir: str | Path, **train_options) -> tuple[ResidueClusterNet, list]:
-    """Load ``checkpoint``, or train on the toy universe (:func:`train_on_toy`) and save the
-    model as the run directory's ``residue_network`` checkpoint; returns (model, history)."""
-    if checkpoint:
-        return load_network(checkpoint), []
-    result = train_on_toy(**train_options)
-    result.model.meta.update(trained_on="toy", history=result.history)
-    save_network(result.model, RunDir(run_dir).writable("residue_network"), **result.model.meta)
-    return result.model, result.history
-
-
-def held_out(inputs: ResidueInputs, model: ResidueClusterNet) -> ResidueInputs:
+def held_out(inputs: ResidueInputs, model: ResidueNet) -> ResidueInputs:
     """Toy inputs restricted to the proteins ``model`` held out in training (its checkpoint's
     ``held_out`` ids), so site metrics are measured on proteins it never fitted. Inputs that
     are not the toy universe, or a model without that record, come back unchanged."""
@@ -169,3 +143,27 @@ def held_out(inputs: ResidueInputs, model: ResidueClusterNet) -> ResidueInputs:
     pick = lambda d: {k: v for k, v in d.items() if k in keep}  # noqa: E731
     return ResidueInputs(structures=structures, sites=pick(inputs.sites), baseline=pick(inputs.baseline),
                          labels=pick(inputs.labels), source=inputs.source, skipped=inputs.skipped)
+
+
+def explain_inputs(model: ResidueNet, options, shared: dict, cache_dir: Path, run_dir):
+    """The structures a loaded or toy-trained model explains, with graphs built as it was trained
+    (pocket columns, its own per-residue embeddings), their sites and, for a site model, the
+    cavity baseline; returns (inputs, graphs by id or None). ``options`` carry the known
+    ``sites`` table and the toy universe's shape; ``shared`` the structures, chain and seed."""
+    site_model = model.config.task == "residue"
+    inputs = read_structure_inputs(shared["structures"], chain=shared["chain"], sites=options.sites,
+                                   complexes=site_model, seed=shared["seed"],
+                                   **{k: getattr(options, k) for k in TOY_SHAPE})
+    inputs = held_out(inputs, model)  # toy: only the proteins the model did not train on
+    spec = (getattr(model, "meta", None) or {}).get("esm")
+    if model.config.esm_dim and not spec:
+        raise InputError("this model was trained with per-residue embeddings but its checkpoint does not name the "
+                         "encoder; load it in Python and pass esm= to explain_structures")
+    if not site_model and not spec:
+        return inputs, None
+    graphs = featurize(inputs.structures, pockets=site_model, cache_dir=cache_dir,
+                       esm=residue_embeddings(spec, inputs.structures, RunDir(run_dir).path("embedding_cache")))
+    if site_model:  # graphs with pocket columns: the cavity baseline comes with them
+        inputs.baseline = {s.id: baseline_scores(g) for s, g in zip(inputs.structures, graphs)}
+        inputs.baseline_name = CAVITY_BASELINE
+    return inputs, {s.id: g for s, g in zip(inputs.structures, graphs)}

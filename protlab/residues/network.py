@@ -22,7 +22,7 @@ feeds the task head: ``task="single"``
 (cross-entropy over classes) or ``task="multi"`` (binary cross-entropy per label).
 
 Everything is batched over proteins, clusters and members with masks; the only Python
-loop in :meth:`ResidueClusterNet.forward` is over the T iterations.
+loop in :meth:`ResidueNet.forward` is over the T iterations.
 :func:`protlab.residues.network_reference.forward_per_protein` is the straightforward
 implementation of the same math (loops over proteins and cluster centres) used to check the
 batched one and as the benchmark's baseline.
@@ -56,7 +56,7 @@ SCORES = ("occlusion", "attribution", "nomination")
 
 
 @dataclass
-class ClusterConfig:
+class ResidueNetConfig:
     """Model arguments (saved with every checkpoint)."""
 
     n_classes: int
@@ -96,7 +96,7 @@ def _mlp_block(dim: int, dropout: float) -> nn.Sequential:
                          nn.Linear(2 * dim, dim))
 
 
-class ClusterLayer(nn.Module):
+class ResidueNetLayer(nn.Module):
     """One iteration's cluster representation (attention + 2 residual blocks) and nomination."""
 
     def __init__(self, hidden: int, dropout: float):
@@ -194,10 +194,10 @@ def gather_rows(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return t[batch, idx]
 
 
-class ResidueClusterNet(nn.Module):
+class ResidueNet(nn.Module):
     """Iterative neural clustering of a residue graph with a pooled task head."""
 
-    def __init__(self, config: ClusterConfig):
+    def __init__(self, config: ResidueNetConfig):
         super().__init__()
         self.config = config
         H = config.hidden
@@ -205,7 +205,7 @@ class ResidueClusterNet(nn.Module):
         self.feat_proj = nn.Linear(config.n_features, H)
         self.esm_proj = nn.Linear(config.esm_dim, H) if config.esm_dim else None
         self.input_norm = nn.LayerNorm(H)
-        self.layers = nn.ModuleList([ClusterLayer(H, config.dropout) for _ in range(config.iterations)])
+        self.layers = nn.ModuleList([ResidueNetLayer(H, config.dropout) for _ in range(config.iterations)])
         if config.task == "residue":  # per residue: its input, its own cluster and every later level
             self.head = nn.Sequential(nn.Linear(H * (2 + config.iterations), H), nn.GELU(),
                                       nn.Dropout(config.dropout), nn.Linear(H, 1))
@@ -297,19 +297,19 @@ class ResidueClusterNet(nn.Module):
         return F.binary_cross_entropy_with_logits(logits, target.float())
 
 
-def save_network(model: ResidueClusterNet, path, **meta) -> Path:
+def save_network(model: ResidueNet, path, **meta) -> Path:
     """The network as a ``residue-cluster`` checkpoint (:mod:`protlab.core.checkpoint`)."""
     return save_checkpoint(path, "residue-cluster", {"config": model.config.to_dict(),
                                                      "state_dict": model.state_dict(), "meta": meta})
 
 
-def load_network(path) -> ResidueClusterNet:
+def load_network(path) -> ResidueNet:
     """A network saved by :func:`save_network`."""
     if not Path(path).is_file():
         raise InputError(f"checkpoint {path} does not exist: train a model (06_critical_residues with "
                          f"checkpoint=None) or give the path of a saved one")
     payload = read_checkpoint(path, "residue-cluster")
-    model = ResidueClusterNet(ClusterConfig(**payload["config"]))
+    model = ResidueNet(ResidueNetConfig(**payload["config"]))
     model.load_state_dict(payload["state_dict"])
     model.meta = payload.get("meta", {})
     return model.eval()

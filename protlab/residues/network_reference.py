@@ -1,4 +1,4 @@
-"""The straightforward reference of :class:`~protlab.residues.network.ResidueClusterNet`: the
+"""The straightforward reference of :class:`~protlab.residues.network.ResidueNet`: the
 same math, one protein and one cluster centre at a time (tests check the batched network
 against it; ``benchmarks/bench_residue_cluster.py`` times both)."""
 from __future__ import annotations
@@ -8,10 +8,10 @@ import math
 import torch
 
 from protlab.residues.graph import ResidueBatch
-from protlab.residues.network import ResidueClusterNet, pair_geometry, tie_break
+from protlab.residues.network import ResidueNet, pair_geometry, tie_break
 
 
-def forward_per_protein(model: ResidueClusterNet, batch: ResidueBatch) -> torch.Tensor:
+def forward_per_protein(model: ResidueNet, batch: ResidueBatch) -> torch.Tensor:
     """Logits computed one protein at a time, one cluster centre at a time (for tests/benchmarks)."""
     cfg = model.config
     x_all = model.embed(batch)

@@ -1,21 +1,20 @@
 """Stage 06: critical residues of protein structures by neural clustering of residues.
 
-``run(run_dir, **params)`` loads a residue-clustering network (``checkpoint``) or trains one
-on the toy universe (saved as ``checkpoints/residue_cluster.pt``), explains the structures
-(the toy's held-out proteins, or PDB/mmCIF files), and writes the residue table
-``residues/critical_residues.parquet``, one standalone 3D view per protein (up to
-``max_views``), the importance figure, ``residue_metrics.json`` when sites are known (the
-toy's planted sites, a ``sites`` table, or the files' SITE records and ligand contacts) and
-``residues.json``.
-
-With real structures and a ``sites`` table (and no checkpoint) the network learns the sites
-instead (:mod:`protlab.residues.site_model`): every protein chain of each file, pocket
-features, a 30 %-identity split; it is measured on the held-out structures beside the
-cavity-detection baseline (pyKVFinder) and random picks, and the training curves are saved
-(``residues/training.csv``, figure ``residue_training``).
+``run(run_dir, **params)`` runs one of four workflows (:mod:`protlab.residues.workflows`):
+``toy`` trains the residue-clustering network on the toy universe (saved as
+``checkpoints/residue_cluster.pt``) and explains its held-out proteins; ``sites`` and
+``labels`` learn a table of site residues or protein labels of PDB/mmCIF files on a training
+part (a 30 %-identity split) and explain the held-out structures, measured beside the
+cavity-detection baseline (pyKVFinder) and random picks; ``explain`` explains structures with a
+saved model. ``mode="auto"`` picks the workflow from the inputs. Every workflow writes the residue
+table ``residues/critical_residues.parquet``, one standalone 3D view per protein (up to
+``max_views``), the importance figure, ``residue_metrics.json`` when sites are known and
+``residues.json``; trainings add their curves (``residues/training.csv``, figure
+``residue_training``, the JSONL log ``residues/training_log.jsonl``).
 """
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Sequence
 
@@ -32,14 +31,12 @@ from protlab.plot.structure_export import write_structure_exports
 from protlab.plot.training import training_figure
 from protlab.plot.view3d import export_view, importance_figure, view_stem
 from protlab.residues.explain import Explanation, explain_structures, residue_tables
-from protlab.residues.features import baseline_scores, featurize, residue_embeddings
-from protlab.residues.inputs import (ResidueInputs, check_structure_files, get_model, held_out,
-                                     read_structure_inputs)
-from protlab.residues.label_model import train_on_labels
+from protlab.residues.inputs import ResidueInputs
 from protlab.residues.network import SCORES
-from protlab.residues.pockets import CAVITY_BASELINE
-from protlab.residues.site_model import train_on_sites
 from protlab.residues.sites import site_summary
+from protlab.residues.toy_training import train_on_toy
+from protlab.residues.training import train_residue_model
+from protlab.residues.workflows import MODES, NO_TOY_ON_REAL, REAL_EPOCHS, TOY_EPOCHS, run_workflow, workflow_options
 
 
 def _structures(value):
@@ -67,26 +64,32 @@ def _below_one(value):
         raise ValueError("must be < 1")
 
 
+# the training functions' own defaults, written once in their signatures
+NETWORK = {name: p.default for name, p in inspect.signature(train_residue_model).parameters.items()}
+TOY_SPLIT = inspect.signature(train_on_toy).parameters["val_fraction"].default
 STAGE = Stage("residues", "06_critical_residues",
               "Critical residues in 3D: neural clustering of residues (Quan et al., CVPR 2024).", (
+    Param("mode", "auto", "workflow: 'toy' (train on the toy universe), 'sites' or 'labels' (learn a table of "
+          "structure files), 'explain' (a saved checkpoint); 'auto': a checkpoint explains, structures='toy' trains "
+          "on the toy, a sites or labels table trains on it", "str", choices=("auto", *MODES)),
     Param("structures", "toy", "'toy', a PDB/mmCIF file, a directory of them, or a list of files", "str|list",
           check=_structures),
     Param("chain", None, "chain to read alone from each structure file (None: every protein chain; rows of a "
           "labels table without a chain take this chain, else the file's first protein chain)", "str", none=True),
     Param("checkpoint", None, "a saved residue-clustering model; None: train on the toy universe", "str",
           none=True, check=existing_file),
-    Param("epochs", None, "training epochs when checkpoint is None (None: 60 on the toy universe, 30 on sites or "
+    Param("epochs", None, f"training epochs (None: {TOY_EPOCHS} on the toy universe, {REAL_EPOCHS} on sites or "
           "labels of structure files, where longer training overfits a few hundred structures)", "int", low=1,
           none=True),
     Param("n_families", 8, "toy families (classes)", "int", low=2),
     Param("members_per_family", 50, "toy proteins per family", "int", low=1),
     Param("families_per_superfamily", 8, "toy families sharing one fold; they differ only in the combination "
           "of their site residues", "int", low=1, high=MAX_SUPERFAMILY),
-    Param("val_fraction", 0.2, "toy proteins held out in training, in [0, 1); site metrics are measured on them",
+    Param("val_fraction", TOY_SPLIT, "toy proteins held out in training, in [0, 1); site metrics are measured on them",
           "float", low=0, check=_below_one),
     Param("length_range", [80, 140], "toy template lengths [shortest, longest]", "list", check=_length_range),
-    Param("hidden", 64, "network width", "int", low=1),
-    Param("batch_size", 16, "training batch size (proteins)", "int", low=1),
+    Param("hidden", NETWORK["hidden"], "network width", "int", low=1),
+    Param("batch_size", NETWORK["batch_size"], "training batch size (proteins)", "int", low=1),
     Param("residue_dropout", 0.0, "fraction of residue types hidden in each training batch, in [0, 1)", "float",
           low=0, check=_below_one),
     Param("seed", 0, "random seed", "int", low=0, high=MAX_SEED),
@@ -122,16 +125,7 @@ STAGE = Stage("residues", "06_critical_residues",
           "encoder as 02 takes it (a checkpoint path or model name; embeddings cached in the run directory); "
           "None: structure features only (a saved model brings its own)", "str", none=True),
 ))
-NO_TOY_ON_REAL = ("real structures need a model trained on real data, and {what}: its residue scores say little "
-                  "about real proteins. Pass sites=TABLE (known site residues: the network learns them), "
-                  "checkpoint=PATH (a residue-clustering model trained on labelled structures), or toy_model=True "
-                  "to look at them with the toy-trained model anyway (the views then say so)")
 TOY_CAVEAT = "TOY-TRAINED MODEL: these scores are not evidence about this real protein"
-TOY_EPOCHS, REAL_EPOCHS = 60, 30
-TRAINING = ("epochs", "n_families", "members_per_family", "families_per_superfamily", "val_fraction",
-            "length_range", "hidden", "batch_size", "residue_dropout", "seed")
-TOY = ("n_families", "members_per_family", "length_range", "families_per_superfamily", "seed")
-
 
 def write_outputs(run_dir: str | Path, explanations: Sequence[Explanation], inputs: ResidueInputs, *,
                   top_k: int = 10, max_views: int = 4, caveat: str | None = None) -> dict:
@@ -175,126 +169,85 @@ def _read_inputs(record: StageRecord, params: dict) -> None:
             record.read(params[key])
 
 
-def _check(params: dict) -> None:
-    if params["structures"] == "toy" and params["sites"] is not None:
-        raise InputError(f"sites={params['sites']!r} is for structure files; the toy universe has its own planted "
-                         "sites: use sites=None with structures='toy'")
-    if params["structures"] == "toy" and params["labels"] is not None:
-        raise InputError(f"labels={params['labels']!r} is for structure files; the toy universe has its families: "
-                         "use labels=None with structures='toy'")
-    if params["sites"] is not None and params["labels"] is not None and params["checkpoint"] is None:
-        raise InputError("sites and labels both given: train on one task per run (sites=None or labels=None)")
-    if params["split"] is not None and ((params["sites"] is None and params["labels"] is None)
-                                        or params["checkpoint"] is not None):
-        raise InputError("split is used when training on sites or labels: give sites=TABLE or labels=TABLE with "
-                         "checkpoint=None, or split=None")
-    if params["esm"] is not None and (params["structures"] == "toy" or params["checkpoint"] is not None
-                                      or (params["sites"] is None and params["labels"] is None)):
-        raise InputError(f"esm={params['esm']!r} adds per-residue embeddings when training on sites or labels of "
-                         "structure files (a checkpoint brings its own): use esm=None here")
-    real = params["structures"] != "toy"
-    if (real and params["checkpoint"] is None and params["sites"] is None and params["labels"] is None
-            and not params["toy_model"]):
-        raise InputError(NO_TOY_ON_REAL.format(what="checkpoint=None would train one on the toy universe"))
-
-
-def _explain_inputs(model, params: dict, cache_dir: Path, run_dir):
-    """The structures a loaded or toy-trained model explains (graphs as it was trained: pocket
-    columns, its own per-residue embeddings), with sites and, for a site model, the baseline."""
-    site_model = model.config.task == "residue"
-    inputs = read_structure_inputs(params["structures"], chain=params["chain"], sites=params["sites"],
-                                   complexes=site_model, **{k: params[k] for k in TOY})
-    inputs = held_out(inputs, model)  # toy: only the proteins the model did not train on
-    spec = (getattr(model, "meta", None) or {}).get("esm")
-    if model.config.esm_dim and not spec:
-        raise InputError("this model was trained with per-residue embeddings but its checkpoint does not name the "
-                         "encoder; load it in Python and pass esm= to explain_structures")
-    if not site_model and not spec:
-        return inputs, None
-    graphs = featurize(inputs.structures, pockets=site_model, cache_dir=cache_dir,
-                       esm=residue_embeddings(spec, inputs.structures, RunDir(run_dir).path("embedding_cache")))
-    if site_model:  # graphs with pocket columns: the cavity baseline comes with them
-        inputs.baseline = {s.id: baseline_scores(g) for s, g in zip(inputs.structures, graphs)}
-        inputs.baseline_name = CAVITY_BASELINE
-    return inputs, {s.id: g for s, g in zip(inputs.structures, graphs)}
-
-
 def run(run_dir: str | Path, **params) -> StageResult:
     params = STAGE.validate(params)
-    _check(params)
-    real = params["structures"] != "toy"
+    mode, options = workflow_options(params, STAGE.defaults())
     record = StageRecord(STAGE, run_dir, params)
-    on_files = real and (params["sites"] is not None or params["labels"] is not None) and params["checkpoint"] is None
-    if params["epochs"] is None:
-        params = {**params, "epochs": REAL_EPOCHS if on_files else TOY_EPOCHS}
-        record.results["epochs"] = params["epochs"]
+    record.results["mode"] = mode
+    if params["epochs"] is None and hasattr(options, "epochs"):
+        record.results["epochs"] = options.epochs
     run_ = RunDir(run_dir)
     cache_dir = Path(params["cache_dir"]) if params["cache_dir"] else run_.path("residue_graph_cache")
-    record.resolve(epochs=params["epochs"], cache_dir=str(cache_dir))
+    record.resolve(epochs=getattr(options, "epochs", None), cache_dir=str(cache_dir))
     _read_inputs(record, params)
     seed_everything(params["seed"])
     with torch_threads(params["cpu_threads"]):
-        report = None
-        if real and params["sites"] is not None and params["checkpoint"] is None:
-            with record.timed("train on sites"):
-                model, history, inputs, graphs = train_on_sites(run_dir, params, cache_dir)
-            record.wrote(run_.path("residue_network"))
-        elif real and params["labels"] is not None and params["checkpoint"] is None:
-            with record.timed("train on labels"):
-                model, history, inputs, graphs, report = train_on_labels(run_dir, params, cache_dir)
-            record.wrote(run_.path("residue_network"))
-            record.wrote(atomic_write_json(run_.writable("label_metrics"), report))
-        else:
-            if real and params["checkpoint"] is None:  # a bad structure file is named before the toy model trains
-                check_structure_files(params["structures"], chain=params["chain"])
-            with record.timed("model"):
-                model, history = get_model(params["checkpoint"], run_dir, log_every=max(1, params["epochs"] // 10),
-                                           **{k: params[k] for k in TRAINING})
-            if params["checkpoint"] is None:
-                record.wrote(run_.path("residue_network"))
-            with record.timed("inputs"):
-                inputs, graphs = _explain_inputs(model, params, cache_dir, run_dir)
-        trained_on = (getattr(model, "meta", None) or {}).get("trained_on")
-        if real and trained_on == "toy" and not params["toy_model"]:
-            raise InputError(NO_TOY_ON_REAL.format(what=f"checkpoint={params['checkpoint']!r} was trained on the "
-                                                        "toy universe"))
+        with record.timed(mode):
+            trained = run_workflow(mode, options, params, run_dir, cache_dir)
+        _refuse_toy_model_on_real(trained.model, params)
         with record.timed("explain"):
-            explanations = explain_structures(model, inputs.structures, score=params["score"], cache_dir=cache_dir,
-                                              graphs=None if graphs is None else [graphs[s.id]
-                                                                                   for s in inputs.structures])
+            explanations = explain_structures(
+                trained.model, trained.inputs.structures, score=params["score"], cache_dir=cache_dir,
+                graphs=None if trained.graphs is None else [trained.graphs[s.id] for s in trained.inputs.structures])
+    if mode != "explain":
+        record.wrote(run_.path("residue_network"))
+    if trained.report is not None:
+        record.wrote(atomic_write_json(run_.writable("label_metrics"), trained.report))
+    real = params["structures"] != "toy"
+    caveat = TOY_CAVEAT if real and _trained_on(trained.model) == "toy" else None
     with record.timed("write"):
-        caveat = TOY_CAVEAT if real and trained_on == "toy" else None
-        outputs = write_outputs(run_dir, explanations, inputs, top_k=params["top_k"], max_views=params["max_views"],
-                                caveat=caveat)
-        if history:
-            outputs["training"] = atomic_write_csv(run_.writable("residue_training"), pd.DataFrame(history))
+        outputs = write_outputs(run_dir, explanations, trained.inputs, top_k=params["top_k"],
+                                max_views=params["max_views"], caveat=caveat)
+        if trained.history:
+            outputs["training"] = atomic_write_csv(run_.writable("residue_training"), pd.DataFrame(trained.history))
     for path in [outputs["table"], *outputs["views"], *outputs["exports"], outputs.get("metrics"),
-                 outputs.get("training")]:
-        if path is not None:
+                 outputs.get("training"), run_.path("residue_log") if trained.history else None]:
+        if path is not None and Path(path).is_file():
             record.wrote(path)
     with record.timed("figures"):
-        figures = {"importance": importance_figure(explanations[:params["max_views"]], sites=inputs.sites)}
-        if history:
-            figures["training"] = training_figure(history)
-        for name, figure in figures.items():
-            stem = "residue_importance" if name == "importance" else "residue_training"
-            for path in save_figure(figure, run_.figure(stem)).values():
-                record.wrote(path)
-    metrics = outputs["metrics_summary"]
-    record.results.update({"model_trained_on": trained_on or "unrecorded", "model_task": model.config.task,
-                           "caveat": caveat, "n_structures": len(explanations), "n_with_sites": len(inputs.sites),
+        figures = _figures(run_, record, explanations[:params["max_views"]], trained)
+    _record_results(record, trained, explanations, outputs["metrics_summary"], caveat)
+    record.save()
+    return StageResult(record, figures, explanations=explanations, inputs=trained.inputs, model=trained.model,
+                       history=trained.history, metrics=outputs["metrics_summary"], outputs=outputs,
+                       label_metrics=trained.report, mode=mode)
+
+
+def _trained_on(model) -> str | None:
+    return (getattr(model, "meta", None) or {}).get("trained_on")
+
+
+def _refuse_toy_model_on_real(model, params: dict) -> None:
+    if params["structures"] != "toy" and _trained_on(model) == "toy" and not params["toy_model"]:
+        raise InputError(NO_TOY_ON_REAL.format(what=f"checkpoint={params['checkpoint']!r} was trained on the "
+                                                    "toy universe"))
+
+
+def _figures(run_: RunDir, record: StageRecord, shown: Sequence[Explanation], trained) -> dict:
+    """The importance figure of the shown proteins and, after a training, its curves; saved."""
+    figures = {"residue_importance": importance_figure(shown, sites=trained.inputs.sites)}
+    if trained.history:
+        figures["residue_training"] = training_figure(trained.history)
+    for stem, figure in figures.items():
+        for path in save_figure(figure, run_.figure(stem)).values():
+            record.wrote(path)
+    return {stem.removeprefix("residue_"): figure for stem, figure in figures.items()}
+
+
+def _record_results(record: StageRecord, trained, explanations, metrics: dict | None, caveat: str | None) -> None:
+    inputs = trained.inputs
+    record.results.update({"model_trained_on": _trained_on(trained.model) or "unrecorded",
+                           "model_task": trained.model.config.task, "caveat": caveat,
+                           "n_structures": len(explanations), "n_with_sites": len(inputs.sites),
                            "source": inputs.source, "skipped": sorted(inputs.skipped)})
-    if history:
-        record.results["training"] = history[-1]
-    if report is not None:
-        record.results["labels"] = report
+    if trained.history:
+        record.results["training"] = trained.history[-1]
+    if trained.report is not None:
+        record.results["labels"] = trained.report
     if metrics is not None:
         record.results.update({k: metrics[k] for k in ("precision_at_k", "random_precision_at_k",
                                                        "random_scores_precision_at_k", "baseline_precision_at_k",
                                                        "baseline", "n_proteins", "at_top_k") if k in metrics})
-    record.save()
-    return StageResult(record, figures, explanations=explanations, inputs=inputs, model=model,
-                       history=history, metrics=metrics, outputs=outputs, label_metrics=report)
 
 
 def summary_line(results: dict, timings: dict) -> str:

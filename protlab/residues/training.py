@@ -1,6 +1,6 @@
 """Train the residue-clustering network and measure it (accuracy, Fmax, precision@k).
 
-:func:`train_residue_model` trains :class:`~protlab.residues.network.ResidueClusterNet` on
+:func:`train_residue_model` trains :class:`~protlab.residues.network.ResidueNet` on
 structures with family labels (``task="single"``, cross-entropy), multi-label annotations
 such as EC numbers (``task="multi"``, binary cross-entropy; Fmax reported) or site residues
 (``task="residue"``, binary cross-entropy per residue; precision@k reported), or fine-tunes a
@@ -20,16 +20,16 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from protlab.core.progress import progress_bar
 
 from protlab.core.errors import InputError
 from protlab.core.runtime import pick_device, seed_everything
 from protlab.core.training import (capture_rng, read_training_state, refuse_changed_settings, restore_rng,
                                    save_training_state, settings_changes)
+from protlab.core.training_log import TrainingLog
 from protlab.curate.records import Structure
 from protlab.residues.features import featurize
 from protlab.residues.graph import UNKNOWN_AA, ResidueGraph, collate
-from protlab.residues.network import ClusterConfig, ResidueClusterNet
+from protlab.residues.network import ResidueNet, ResidueNetConfig
 from protlab.residues.precision import precision_at_k
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainResult:
-    model: ResidueClusterNet
+    model: ResidueNet
     history: list[dict] = field(default_factory=list)   # one row per epoch: loss, train/val metric
     classes: list[str] = field(default_factory=list)
 
@@ -91,10 +91,10 @@ def _batch_targets(y, sel: np.ndarray, task: str, width: int) -> torch.Tensor:
 def _initial_model(graphs, task, init, classes, *, hidden, iterations, keep_ratio, config):
     if init is not None and init.config.n_classes == len(classes) and init.config.task == task:
         return init
-    cfg = ClusterConfig(n_classes=len(classes), task=task, hidden=hidden, iterations=iterations,
+    cfg = ResidueNetConfig(n_classes=len(classes), task=task, hidden=hidden, iterations=iterations,
                         keep_ratio=keep_ratio, esm_dim=graphs[0].esm.shape[1] if graphs[0].esm is not None else 0,
                         class_names=list(classes), n_features=graphs[0].feats.shape[1], **config)
-    model = ResidueClusterNet(cfg)
+    model = ResidueNet(cfg)
     if init is not None:  # fine-tune: reuse everything but the head
         own = model.state_dict()
         own.update({k: v for k, v in init.state_dict().items() if not k.startswith("head.") and k in own
@@ -107,40 +107,58 @@ def train_residue_model(structures: Sequence[Structure], labels: Sequence, *, ta
                         epochs: int, batch_size: int = 16, lr: float = 3e-3, weight_decay: float = 1e-4,
                         hidden: int = 64, iterations: int = 4, keep_ratio: float = 0.4,
                         val_fraction: float = 0.0, seed: int = 0, device: str | None = None,
-                        esm: dict | None = None, init: ResidueClusterNet | None = None,
+                        esm: dict | None = None, init: ResidueNet | None = None,
                         residue_dropout: float = 0.0, progress: bool = True, pocket_features: bool = False,
                         cache_dir=None, graphs: Sequence[ResidueGraph] | None = None,
                         log_every: int = 0, length_buckets: bool = False, bf16: bool = False,
-                        state_path=None, resume: bool = True, resume_override: bool = False,
+                        state_path=None, log_path=None, resume: bool = True, resume_override: bool = False,
                         **config) -> TrainResult:
     """Train (or fine-tune ``init``) on structures with labels; returns the model and history.
 
-    ``residue_dropout`` hides that fraction of residue types (as ``X``) in each training
-    batch, so the model cannot lean on any single residue.
-    ``labels``: one class name per structure (``task="single"``), a list of labels per
-    structure (``task="multi"``) or a 0/1 array over each structure's residues
-    (``task="residue"``: site residues). The history holds the loss and accuracy (single),
-    Fmax (multi) or precision@k with k = site size (residue) per epoch on the training part
-    and, with ``val_fraction``, a held-out part (whose ids the model keeps in
-    ``model.meta["held_out"]``). ``pocket_features`` adds :mod:`protlab.residues.pockets`
-    columns to the node features; graphs are cached in ``cache_dir`` (or passed as
-    ``graphs``). ``log_every`` > 0 prints a line every that many epochs (papermill's log).
-    ``length_buckets`` batches proteins of similar length together (:func:`length_batches`).
-    ``bf16`` runs forward and loss under bfloat16 autocast (GPU servers). With ``state_path``
-    the training state (model, optimiser, schedule, history, random generators) is saved
-    after every epoch (:mod:`protlab.core.training`); a rerun (``resume``) with the same data
-    and settings resumes after the last saved epoch, with the same result as an uninterrupted
-    run, and one with other data or settings is refused, naming them, unless ``resume_override``.
-    The file is removed when training ends.
+    ``labels``: a class name per structure (``task="single"``), a list of labels per structure
+    (``"multi"``) or a 0/1 array over its residues (``"residue"``: site residues). The history
+    holds per epoch the loss and accuracy / Fmax / precision@k (k = site size) on the training
+    part and the ``val_fraction`` held out (ids in ``model.meta["held_out"]``).
+    ``residue_dropout`` hides that fraction of residue types in each batch; ``pocket_features``
+    adds :mod:`protlab.residues.pockets` columns; graphs are cached in ``cache_dir`` (or
+    passed); ``length_buckets`` batches similar lengths together; ``bf16``: bfloat16 autocast.
+    Progress: a bar (``progress``), a line every ``log_every`` epochs (0: none) and a JSONL
+    record per epoch at ``log_path`` (:class:`~protlab.core.training_log.TrainingLog`).
+    With ``state_path`` the training state is saved after every epoch and a rerun (``resume``)
+    continues exactly where it stopped; a state of other data or settings is refused, naming
+    them, unless ``resume_override`` (:mod:`protlab.core.training`). The file is removed at the end.
     """
-    if len(structures) != len(labels):
-        raise InputError(f"{len(structures)} structures but {len(labels)} labels")
-    if len(structures) < 2:
-        raise InputError("training needs at least 2 labelled structures")
+    if len(structures) != len(labels) or len(structures) < 2:
+        raise InputError(f"{len(structures)} structures and {len(labels)} labels: training needs as many labels "
+                         "as structures, at least 2")
     seed_everything(seed)
     device = pick_device(device)
     if graphs is None:
         graphs = featurize(structures, esm=esm, pockets=pocket_features, cache_dir=cache_dir, progress=progress)
+    y, classes = _labelled(structures, labels, task, init, graphs)
+    model = _initial_model(graphs, task, init, classes, hidden=hidden, iterations=iterations,
+                           keep_ratio=keep_ratio, config={**config, "pocket_features": pocket_features})
+    fit = _Fit(model, classes, graphs, y, structures, task=task, epochs=epochs, batch_size=batch_size, lr=lr,
+               weight_decay=weight_decay, seed=seed, val_fraction=val_fraction, device=device,
+               residue_dropout=residue_dropout, bf16=bf16, length_buckets=length_buckets)
+    start = fit.resume(state_path, resume_override) if state_path is not None and resume else 0
+    epoch_log = TrainingLog("residues", unit="epoch", total=epochs, path=log_path, start=start, every=log_every,
+                            bar=progress)
+    for epoch in range(start, epochs):
+        row = fit.epoch(epoch)
+        epoch_log.record(epoch + 1, {k: v for k, v in row.items() if k != "epoch"})
+        epoch_log.advance()
+        if state_path is not None:
+            fit.save(state_path, epoch + 1)
+    epoch_log.close()
+    if state_path is not None:
+        Path(state_path).unlink(missing_ok=True)
+    return fit.result()
+
+
+def _labelled(structures, labels: Sequence, task: str, init: ResidueNet | None, graphs) -> tuple:
+    """(targets, class names): a fine-tuned model's classes when they cover the labels (its head
+    is then kept); site labels must match their structures' residues."""
     classes = None
     if init is not None and init.config.task == task and init.config.class_names:
         wanted = {str(v) for x in labels for v in (x if isinstance(x, (list, tuple, set)) else [x])}
@@ -150,65 +168,110 @@ def train_residue_model(structures: Sequence[Structure], labels: Sequence, *, ta
         bad = [structures[i].id for i in range(len(y)) if len(y[i]) != len(graphs[i])]
         if bad:
             raise InputError(f"site labels do not match the residues of {bad[:5]}")
-    model = _initial_model(graphs, task, init, classes, hidden=hidden, iterations=iterations,
-                           keep_ratio=keep_ratio, config={**config, "pocket_features": pocket_features})
-    model.config.class_names = list(classes)
-    model.to(device)
-    rng = np.random.default_rng(seed)
-    n_val = int(round(val_fraction * len(graphs)))
-    order = rng.permutation(len(graphs))
-    val_idx, train_idx = order[:n_val], order[n_val:]
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps = epochs * math.ceil(len(train_idx) / batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
-    history = []
-    settings = {"data": data_fingerprint(structures), "task": task, "epochs": epochs, "batch_size": batch_size,
-                "lr": lr, "weight_decay": weight_decay, "seed": seed, "val_fraction": val_fraction,
-                "residue_dropout": residue_dropout, "length_buckets": length_buckets,
-                "model": json.dumps(model.config.to_dict(), sort_keys=True, default=str)}
-    start = 0
-    if state_path is not None and resume:
-        start = _resume(state_path, settings, resume_override, model, opt, sched, rng, history)
-    for epoch in progress_bar(range(start, epochs), desc="train residue clustering", disable=not progress,
-                      initial=start, total=epochs):
+    return y, classes
+
+
+class _Fit:
+    """One training's objects (model, optimiser, schedule, batch generator, split) and its
+    epochs: batches collated, residue types hidden, loss, clipped step, metrics."""
+
+    def __init__(self, model, classes, graphs, y, structures, *, task: str, epochs: int, batch_size: int, lr: float,
+                 weight_decay: float, seed: int, val_fraction: float, device: str, residue_dropout: float,
+                 bf16: bool, length_buckets: bool):
+        model.config.class_names = list(classes)
+        self.model, self.classes, self.structures = model.to(device), classes, structures
+        self.graphs, self.y = graphs, y
+        self.task, self.epochs, self.batch_size, self.device = task, epochs, batch_size, device
+        self.residue_dropout, self.bf16, self.length_buckets = residue_dropout, bf16, length_buckets
+        self.rng = np.random.default_rng(seed)
+        order = self.rng.permutation(len(graphs))
+        n_val = int(round(val_fraction * len(graphs)))
+        self.val_idx, self.train_idx = order[:n_val], order[n_val:]
+        self.opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        steps = epochs * math.ceil(len(self.train_idx) / batch_size)
+        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
+        self.history: list[dict] = []
+        self.settings = {"data": data_fingerprint(structures), "task": task, "epochs": epochs,
+                         "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed,
+                         "val_fraction": val_fraction, "residue_dropout": residue_dropout,
+                         "length_buckets": length_buckets,
+                         "model": json.dumps(model.config.to_dict(), sort_keys=True, default=str)}
+
+    def epoch(self, epoch: int) -> dict:
+        """Train one epoch; its history row (loss, and the metrics at the last epoch or with a
+        held-out part)."""
+        parts = (length_batches([len(self.graphs[i]) for i in self.train_idx], self.batch_size, self.rng)
+                 if self.length_buckets else batches(len(self.train_idx), self.batch_size, self.rng))
+        row = {"epoch": epoch + 1, "loss": self._train(parts)}
+        if epoch == self.epochs - 1 or len(self.val_idx):
+            row.update(_split_metrics(self.model, self.graphs, self.y, self.task,
+                                      {"train": self.train_idx, "val": self.val_idx}, self.device))
+        self.history.append(row)
+        return row
+
+    def _train(self, parts) -> float:
+        """The mean training loss over the epoch's batches ``parts`` (positions in ``train_idx``)."""
+        model, device = self.model, self.device
         model.train()
         total = 0.0
-        parts = (length_batches([len(graphs[i]) for i in train_idx], batch_size, rng) if length_buckets
-                 else batches(len(train_idx), batch_size, rng))
         for idx in parts:
-            sel = train_idx[idx]
-            batch = collate([graphs[i] for i in sel]).to(device)
-            if residue_dropout:
-                hide = torch.rand(batch.aa.shape, device=device) < residue_dropout
+            sel = self.train_idx[idx]
+            batch = collate([self.graphs[i] for i in sel]).to(device)
+            if self.residue_dropout:
+                hide = torch.rand(batch.aa.shape, device=device) < self.residue_dropout
                 batch.aa = batch.aa.masked_fill(hide, UNKNOWN_AA)
-            with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=self.bf16):
                 logits = model(batch)
-            loss = model.loss(logits.float(), _batch_targets(y, sel, task, batch.mask.shape[1]).to(device))
-            opt.zero_grad()
+            target = _batch_targets(self.y, sel, self.task, batch.mask.shape[1]).to(device)
+            loss = model.loss(logits.float(), target)
+            self.opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            sched.step()
+            self.opt.step()
+            self.sched.step()
             total += float(loss.detach()) * len(sel)
-        row = {"epoch": epoch + 1, "loss": total / max(len(train_idx), 1)}
-        if epoch == epochs - 1 or n_val:
-            pick = lambda idx: [y[i] for i in idx] if task == "residue" else y[idx]  # noqa: E731
-            row.update({f"train_{k}": v for k, v in evaluate_network(model, [graphs[i] for i in train_idx],
-                                                                     pick(train_idx), device=device).items()})
-            if n_val:
-                row.update({f"val_{k}": v for k, v in evaluate_network(model, [graphs[i] for i in val_idx],
-                                                                       pick(val_idx), device=device).items()})
-        history.append(row)
-        if log_every and ((epoch + 1) % log_every == 0 or epoch == epochs - 1):
-            print(f"epoch {epoch + 1}/{epochs}  " + "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"),
-                  flush=True)
-        if state_path is not None:
-            _save_state(state_path, settings, epoch + 1, model, opt, sched, rng, history)
-    if state_path is not None:
-        Path(state_path).unlink(missing_ok=True)
-    model.eval()
-    model.meta = {"held_out": [structures[i].id for i in sorted(val_idx)]}  # read by inputs.held_out()
-    return TrainResult(model=model.cpu(), history=history, classes=list(classes))
+        return total / max(len(self.train_idx), 1)
+
+    def save(self, path, epoch: int) -> None:
+        save_training_state(path, "residue-train", position={"epoch": epoch}, settings=self.settings,
+                            model=self.model, optimizer=self.opt, scheduler=self.sched,
+                            rng=[capture_rng(numpy_generators={"batches": self.rng})], history=self.history)
+
+    def resume(self, path, override: bool) -> int:
+        """Load a saved training state; returns the epoch to start from. A state of other data
+        or settings is refused unless ``override`` (:mod:`protlab.core.training`)."""
+        state = read_training_state(path, "residue-train")
+        if state is None:
+            return 0
+        if "settings" not in state:  # written before states recorded their settings: nothing to compare
+            refuse_changed_settings(["settings: not recorded (an earlier protlab) -> this run's"], override=override,
+                                    path=path, say=log.warning)
+            return 0
+        refuse_changed_settings(settings_changes(state["settings"], self.settings), override=override, path=path,
+                                say=log.warning)
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        restore_rng(state["rng_per_rank"][0], numpy_generators={"batches": self.rng})
+        self.history.extend(state["history"])
+        log.info("resuming residue-clustering training after epoch %d (%s)", state["position"]["epoch"], path)
+        return int(state["position"]["epoch"])
+
+    def result(self) -> TrainResult:
+        self.model.eval()
+        self.model.meta = {"held_out": [self.structures[i].id for i in sorted(self.val_idx)]}  # inputs.held_out()
+        return TrainResult(model=self.model.cpu(), history=self.history, classes=list(self.classes))
+
+
+def _split_metrics(model, graphs, y, task: str, parts: dict, device: str) -> dict:
+    """``{part_metric: value}`` of :func:`evaluate_network` on each non-empty part (indices)."""
+    row = {}
+    for name, idx in parts.items():
+        if len(idx):
+            targets = [y[i] for i in idx] if task == "residue" else y[idx]
+            row.update({f"{name}_{k}": v for k, v in evaluate_network(model, [graphs[i] for i in idx], targets,
+                                                                     device=device).items()})
+    return row
 
 
 def data_fingerprint(structures) -> str:
@@ -217,35 +280,8 @@ def data_fingerprint(structures) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _save_state(path, settings: dict, epoch: int, model, opt, sched, rng, history) -> None:
-    save_training_state(path, "residue-train", position={"epoch": epoch}, settings=settings, model=model,
-                        optimizer=opt, scheduler=sched, rng=[capture_rng(numpy_generators={"batches": rng})],
-                        history=history)
-
-
-def _resume(path, settings: dict, override: bool, model, opt, sched, rng, history) -> int:
-    """Load a saved training state into the given objects; returns the epoch to start from.
-    A state of other data or settings is refused unless ``override`` (:mod:`protlab.core.training`)."""
-    state = read_training_state(path, "residue-train")
-    if state is None:
-        return 0
-    if "settings" not in state:  # written before states recorded their settings: nothing to compare
-        refuse_changed_settings(["settings: not recorded (an earlier protlab) -> this run's"], override=override,
-                                path=path, say=log.warning)
-        return 0
-    refuse_changed_settings(settings_changes(state["settings"], settings), override=override, path=path,
-                            say=log.warning)
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
-    sched.load_state_dict(state["scheduler"])
-    restore_rng(state["rng_per_rank"][0], numpy_generators={"batches": rng})
-    history.extend(state["history"])
-    log.info("resuming residue-clustering training after epoch %d (%s)", state["position"]["epoch"], path)
-    return int(state["position"]["epoch"])
-
-
 @torch.no_grad()
-def predict(model: ResidueClusterNet, graphs: Sequence[ResidueGraph], *, batch_size: int = 32,
+def predict(model: ResidueNet, graphs: Sequence[ResidueGraph], *, batch_size: int = 32,
             device: str = "cpu") -> torch.Tensor:
     """Class probabilities (softmax for single-label, sigmoid for multi-label), (n, C); for
     ``task="residue"`` a list of (L,) site probabilities."""
@@ -260,7 +296,7 @@ def predict(model: ResidueClusterNet, graphs: Sequence[ResidueGraph], *, batch_s
     return out if model.config.task == "residue" else torch.cat(out)
 
 
-def evaluate_network(model: ResidueClusterNet, graphs: Sequence[ResidueGraph], y: torch.Tensor, *,
+def evaluate_network(model: ResidueNet, graphs: Sequence[ResidueGraph], y: torch.Tensor, *,
                      device: str = "cpu") -> dict:
     """``{"accuracy": ...}`` (single-label), ``{"fmax": ...}`` (multi-label) or
     ``{"precision_at_k": ...}`` (residue: mean over proteins with a site, k = site size) on

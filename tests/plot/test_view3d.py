@@ -14,7 +14,7 @@ from protlab.plot.assets import find_3dmol_js
 from protlab.plot.export import find_chromium
 from protlab.residues.explain import explain_structures
 from protlab.residues.inputs import toy_inputs
-from protlab.residues.network import ClusterConfig, ResidueClusterNet
+from protlab.residues.network import ResidueNet, ResidueNetConfig
 
 CHROMIUM = find_chromium()
 
@@ -23,7 +23,7 @@ CHROMIUM = find_chromium()
 def explanations():
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    model = ResidueClusterNet(ClusterConfig(n_classes=2, hidden=16, class_names=["a", "b"])).eval()
+    model = ResidueNet(ResidueNetConfig(n_classes=2, hidden=16, class_names=["a", "b"])).eval()
     inputs = toy_inputs(n_families=1, members_per_family=2, length_range=(60, 70))
     return explain_structures(model, inputs.structures), inputs
 
@@ -118,7 +118,7 @@ def complex_explanation(shared_data):
 
     torch.manual_seed(0)
     s = read_complex(shared_data / "structures" / "ligand_sites" / "structures" / "1G9V_RQ3_protein.pdb")
-    model = ResidueClusterNet(ClusterConfig(n_classes=1, task="residue", hidden=16)).eval()
+    model = ResidueNet(ResidueNetConfig(n_classes=1, task="residue", hidden=16)).eval()
     return explain_structures(model, [s])[0]
 
 

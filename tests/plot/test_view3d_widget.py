@@ -11,7 +11,7 @@ import torch
 from protlab.plot import view3d
 from protlab.residues.explain import explain_structures
 from protlab.residues.inputs import read_structure_inputs
-from protlab.residues.network import ClusterConfig, ResidueClusterNet
+from protlab.residues.network import ResidueNet, ResidueNetConfig
 from protlab.residues.stage import TOY_CAVEAT
 
 
@@ -20,7 +20,7 @@ def dimer(shared_data):
     """1k6p explained by an untrained classifier, as a toy-trained model would explain it."""
     inputs = read_structure_inputs(str(shared_data / "structures" / "pdb" / "1k6p.pdb"))
     torch.manual_seed(0)
-    model = ResidueClusterNet(ClusterConfig(n_classes=2, hidden=16, class_names=["a", "b"])).eval()
+    model = ResidueNet(ResidueNetConfig(n_classes=2, hidden=16, class_names=["a", "b"])).eval()
     return explain_structures(model, inputs.structures)[0]
 
 

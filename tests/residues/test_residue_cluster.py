@@ -8,7 +8,7 @@ import torch
 from protlab.curate.records import Structure
 from protlab.core.errors import InputError
 from protlab.residues.explain import decision, explain_batch, occlusion
-from protlab.residues.network import ClusterConfig, ResidueClusterNet, load_network, save_network
+from protlab.residues.network import ResidueNet, ResidueNetConfig, load_network, save_network
 from protlab.residues.network_reference import forward_per_protein
 from protlab.residues.graph import N_NODE_FEATURES, UNKNOWN_AA, build_graph, collate, edges, local_frames
 
@@ -25,9 +25,9 @@ def chain(L: int, seed: int, *, id: str | None = None) -> Structure:
                      res_names=np.array(["ALA"] * L), sequence=seq, ca=ca, centroid=ca + 1.0)
 
 
-def model(n_classes=3, **kw) -> ResidueClusterNet:
+def model(n_classes=3, **kw) -> ResidueNet:
     torch.manual_seed(0)
-    return ResidueClusterNet(ClusterConfig(n_classes=n_classes, **kw)).eval()
+    return ResidueNet(ResidueNetConfig(n_classes=n_classes, **kw)).eval()
 
 
 def test_graph_features_and_edges():
@@ -137,9 +137,9 @@ def test_checkpoint_round_trip_is_weights_only(tmp_path):
 
 def test_bad_config_and_inputs():
     with pytest.raises(InputError):
-        ClusterConfig(n_classes=2, task="regression")
+        ResidueNetConfig(n_classes=2, task="regression")
     with pytest.raises(InputError):
-        ClusterConfig(n_classes=2, iterations=5)  # 4 radii only
+        ResidueNetConfig(n_classes=2, iterations=5)  # 4 radii only
     s = chain(10, 1)
     with pytest.raises(InputError, match="at least 3"):
         build_graph(Structure(**{**s.__dict__, "sequence": "A", "ca": s.ca[:1], "centroid": s.ca[:1],

@@ -18,17 +18,18 @@ from protlab.core.rundir import RunDir
 from protlab.curate.records import Structure
 from protlab.curate.structures import read_structure
 from protlab.demo import QUICK_PARAMS
-from protlab.residues.network import ClusterConfig, ResidueClusterNet, load_network
+from protlab.residues.network import ResidueNet, ResidueNetConfig, load_network
 from protlab.residues.stage import STAGE
+from protlab.residues.workflows import Explaining, FileTraining, ToyTraining, workflow_options
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REPO = Path(__file__).resolve().parents[2]
 QUICK = QUICK_PARAMS["06_critical_residues"]
 
 
-def tiny_model(n_classes=2) -> ResidueClusterNet:
+def tiny_model(n_classes=2) -> ResidueNet:
     torch.manual_seed(0)
-    return ResidueClusterNet(ClusterConfig(n_classes=n_classes, hidden=16,
+    return ResidueNet(ResidueNetConfig(n_classes=n_classes, hidden=16,
                                            class_names=[f"c{i}" for i in range(n_classes)])).eval()
 
 
@@ -84,7 +85,7 @@ def test_critical_residue_table_and_toy_metrics():
 
 def test_held_out_restricts_toy_inputs_to_unseen_proteins(tmp_path):
     kw = dict(n_families=2, members_per_family=5, length_range=(50, 60))
-    model, _ = residues.get_model(None, tmp_path, epochs=1, hidden=16, progress=False, **kw)
+    model, _ = residues.train_toy_model(tmp_path, epochs=1, hidden=16, progress=False, **kw)
     loaded = load_network(tmp_path / "checkpoints" / "residue_cluster.pt")
     assert loaded.meta["held_out"] == model.meta["held_out"] and len(model.meta["held_out"]) == 2
     inputs = residues.toy_inputs(**kw)
@@ -289,7 +290,7 @@ def test_quick_toy_run_writes_its_record(quick_run):
     assert len(views) == QUICK["max_views"] and all((run_dir / v).stat().st_size > 10_000 for v in views)
     for suffix in (".pdb", ".pml", ".cxc"):  # the scores for PyMOL / ChimeraX beside each view
         assert {v.replace(".html", suffix) for v in views} <= outputs
-    assert {"model", "inputs", "explain", "write", "figures", "total"} <= set(record["timings"])
+    assert {"toy", "explain", "write", "figures", "total"} <= set(record["timings"]) and record["results"]["mode"] == "toy"
     res = record["results"]
     assert res["n_structures"] == len(result.explanations) == 2    # 20 % of 3 x 4 toy proteins held out
     for key in ("precision_at_k", "random_precision_at_k", "baseline_precision_at_k"):
@@ -297,7 +298,7 @@ def test_quick_toy_run_writes_its_record(quick_run):
     assert res["training"]["epoch"] == QUICK["epochs"] == len(result.history)
     assert set(result.figures) == {"importance", "training"} and len(result.figures["importance"].data) >= 2
     assert {"figures/residue_training.html", "residues/training.csv"} <= outputs  # the training curves
-    assert result.inputs.source == "toy" and isinstance(result.model, ResidueClusterNet)
+    assert result.inputs.source == "toy" and isinstance(result.model, ResidueNet)
     table = pd.read_parquet(run.path("critical_residues"))
     assert set(table["id"]) == {ex.id for ex in result.explanations}
     assert load_network(run.path("residue_network")).meta["held_out"] == [ex.id for ex in result.explanations]
@@ -306,8 +307,12 @@ def test_quick_toy_run_writes_its_record(quick_run):
 def test_saved_model_run_records_its_checkpoint(quick_run, tmp_path):
     run_dir, first = quick_run
     checkpoint = str(RunDir(run_dir).path("residue_network"))
-    result = residues.run(tmp_path, **QUICK, checkpoint=checkpoint)
+    with pytest.raises(InputError, match=r"^epochs=2 is not used with mode='explain'"):  # training options
+        residues.run(tmp_path, **QUICK, checkpoint=checkpoint)  # of a saved model are never silently ignored
+    universe = {k: v for k, v in QUICK.items() if k not in ("epochs", "hidden")}  # the toy it was trained on
+    result = residues.run(tmp_path, **universe, checkpoint=checkpoint)
     record = json.loads((tmp_path / "residues.json").read_text())
+    assert record["results"]["mode"] == "explain"
     assert list(record["inputs"]) == [checkpoint] and len(record["inputs"][checkpoint]["sha256"]) == 64
     assert not RunDir(tmp_path).path("residue_network").exists() and result.history == []
     assert [ex.id for ex in result.explanations] == [ex.id for ex in first.explanations]  # same held-out proteins
@@ -391,3 +396,35 @@ def test_sites_from_the_files_own_records_and_ligand_contacts(tmp_path, shared_d
     keys = real.residue_keys()
     assert site_record_residues(real) == {keys[i] for i in residues.site_residues(real, table)}
     assert len(ligand_contact_residues(read_structure(shared_data / "structures" / "pdb" / "1GBT.cif"))) == 14
+
+
+def test_mode_picks_the_workflow_and_refuses_what_it_does_not_read(tmp_path, shared_data):
+    defaults = residues.STAGE.defaults()
+    pdb = str(shared_data / "structures" / "pdb" / "1k6p.pdb")
+    sites = str(shared_data / "structures" / "site_records.tsv")
+
+    def pick(**params):
+        return workflow_options({**defaults, **params}, defaults)
+
+    mode, toy = pick()
+    assert mode == "toy" and isinstance(toy, ToyTraining) and toy.epochs == 60
+    mode, on_sites = pick(structures=pdb, sites=sites)
+    assert mode == "sites" and isinstance(on_sites, FileTraining) and on_sites.table == sites
+    assert on_sites.epochs == 30 and on_sites.test_fraction == defaults["test_fraction"]
+    assert pick(structures=pdb, checkpoint=pdb)[0] == "explain"
+    assert isinstance(pick(structures=pdb, checkpoint=pdb)[1], Explaining)
+    assert pick(structures=pdb, toy_model=True)[0] == "toy"
+    with pytest.raises(InputError, match=r"^split='s.tsv' is not used with mode='toy': it splits the structures"):
+        pick(split="s.tsv")
+    with pytest.raises(InputError, match=r"^bf16=True is not used with mode='explain'.*or choose another mode"):
+        pick(mode="explain", checkpoint=pdb, bf16=True)
+    with pytest.raises(InputError, match=r"mode='labels' learns a labels table of structure files"):
+        pick(mode="labels", structures=pdb)
+    with pytest.raises(InputError, match=r"mode='explain' explains with a saved model: give checkpoint=PATH"):
+        pick(mode="explain")
+    with pytest.raises(InputError, match=r"chain='A': training on sites reads every protein chain"):
+        pick(structures=pdb, sites=sites, chain="A")
+    with pytest.raises(InputError, match="sites and labels both given"):
+        pick(structures=pdb, sites=sites, labels=sites)
+    with pytest.raises(InputError, match=r"^mode=.*'auto', 'toy', 'sites', 'labels', 'explain'"):
+        residues.run(tmp_path / "run", mode="cluster")

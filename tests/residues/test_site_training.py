@@ -11,14 +11,15 @@ import torch
 
 import protlab.residues as residues
 from protlab.core.errors import InputError
+from protlab.core.training_log import read_records
 from protlab.curate.structures import read_complex, read_structure
 from protlab.residues import features, pockets
 from protlab.residues.explain import explain_batch
 from protlab.residues.graph import collate
-from protlab.residues.label_model import label_report, micro_aupr
+from protlab.residues.label_training import label_report, micro_aupr
 from protlab.residues.label_table import read_label_table, read_split_lists
-from protlab.residues.network import ClusterConfig, ResidueClusterNet
-from protlab.residues.site_model import site_data, train_site_model
+from protlab.residues.network import ResidueNet, ResidueNetConfig
+from protlab.residues.site_training import site_data, train_site_model
 from protlab.residues.training import length_batches
 
 
@@ -96,7 +97,7 @@ def test_the_residue_task_scores_every_residue_and_ignores_padding():
     torch.manual_seed(0)
     inputs = residues.toy_inputs(n_families=2, members_per_family=2, length_range=(50, 70))
     graphs = features.featurize(inputs.structures)
-    model = ResidueClusterNet(ClusterConfig(n_classes=1, task="residue", hidden=16)).eval()
+    model = ResidueNet(ResidueNetConfig(n_classes=1, task="residue", hidden=16)).eval()
     batch = collate(graphs)
     logits = model(batch)
     assert logits.shape == batch.mask.shape and torch.isinf(logits[~batch.mask]).all()
@@ -128,7 +129,9 @@ def test_training_on_sites_measures_held_out_structures_beside_the_cavity_baseli
     split.write_text("id\tsplit\n" + "".join(f"{i}\t{'test' if n >= 4 else 'train'}\n" for n, i in enumerate(ids)))
     result = residues.run(run, structures=str(six_complexes), sites=str(ligand_sites / "binding_sites_primary.tsv"),
                           split=str(split), epochs=2, hidden=16, max_views=1, top_k=5)
-    assert "epoch 2/2" in capsys.readouterr().out  # progress reaches papermill's log
+    assert "[residues] epoch 2/2  loss" in capsys.readouterr().out  # progress reaches papermill's log
+    assert result.mode == "sites" and [r["epoch"] for r in read_records(run / "residues" / "training_log.jsonl")] \
+        == [1, 2]
     assert [ex.id for ex in result.explanations] == ids[4:]
     metrics = json.loads((run / "residue_metrics.json").read_text())
     for key in ("precision_at_k", "random_precision_at_k", "baseline_precision_at_k"):
@@ -193,7 +196,7 @@ def test_label_metrics_beside_the_trivial_baselines():
             self.config = type("C", (), {"task": task, "class_names": ["a", "b"]})
             self.probs = torch.tensor(probs)
 
-    import protlab.residues.label_model as lm
+    import protlab.residues.label_training as lm
 
     original = lm.predict
     try:
@@ -263,25 +266,28 @@ def test_a_killed_training_resumes_to_the_same_model(tmp_path, monkeypatch):
     labels = [inputs.labels[s.id] for s in inputs.structures]
     options = dict(epochs=3, hidden=16, batch_size=4, progress=False, seed=3, residue_dropout=0.1)
     whole = residues.train_residue_model(inputs.structures, labels, **options)
-    state = tmp_path / "state.pt"
-    save = training._save_state
+    state, log_path = tmp_path / "state.pt", tmp_path / "log.jsonl"
+    save = training._Fit.save
 
-    def killed_after_two(path, signature, epoch, *rest):
-        save(path, signature, epoch, *rest)
+    def killed_after_two(fit, path, epoch):
+        save(fit, path, epoch)
         if epoch == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "_save_state", killed_after_two)
+    monkeypatch.setattr(training._Fit, "save", killed_after_two)
     with pytest.raises(KeyboardInterrupt):
-        residues.train_residue_model(inputs.structures, labels, state_path=state, **options)
-    assert state.is_file()
-    monkeypatch.setattr(training, "_save_state", save)
+        residues.train_residue_model(inputs.structures, labels, state_path=state, log_path=log_path, **options)
+    assert state.is_file() and [r["epoch"] for r in read_records(log_path)] == [1, 2]
+    monkeypatch.setattr(training._Fit, "save", save)
     with pytest.raises(InputError, match=r"state.pt was trained with other settings or data \(lr: 0.003 -> 0.001\)"
                                          r".*resume_override=True"):  # one policy with 03's and 04's
         residues.train_residue_model(inputs.structures, labels, state_path=state, **{**options, "lr": 1e-3})
     assert state.is_file()
-    resumed = residues.train_residue_model(inputs.structures, labels, state_path=state, **options)
+    resumed = residues.train_residue_model(inputs.structures, labels, state_path=state, log_path=log_path,
+                                           **options)
     assert not state.is_file() and resumed.history == whole.history
+    logged = read_records(log_path)  # the log goes on where the state was saved: one record per epoch
+    assert [r["epoch"] for r in logged] == [1, 2, 3] and logged[-1]["loss"] == whole.history[-1]["loss"]
     for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
     bf16 = residues.train_residue_model(inputs.structures, labels, bf16=True, **{**options, "epochs": 1})

@@ -27,7 +27,7 @@ from protlab.residues.graph import check_structure
 from protlab.residues.inputs import ResidueInputs
 from protlab.residues.label_table import LabelTable, read_label_table
 from protlab.residues.network import save_network
-from protlab.residues.site_model import read_split_table, split_structures
+from protlab.residues.site_training import read_split_table, split_structures
 from protlab.residues.training import fmax, predict, train_residue_model
 
 log = logging.getLogger(__name__)
@@ -125,15 +125,15 @@ def predicted_labels(model, graphs) -> list[str]:
     return [";".join(names[j] for j in torch.nonzero(row >= 0.5).flatten().tolist()) for row in probs]
 
 
-def train_on_labels(run_dir: str | Path, params: dict, cache_dir: Path):
-    """06 on labels: learn the structures' protein-level labels on a training part, save the
-    model; returns (model, history, inputs, graphs by id, report): the inputs are the held-out
-    structures (sites from their files), the report their accuracy or Fmax/AUPR beside the
-    trivial baseline."""
-    table = read_label_table(params["labels"])
-    structures, labels, skipped, unnamed = labelled_structures(params["structures"], table, chain=params["chain"])
-    given, otherwise = read_split_table(params["split"]) if params["split"] is not None else (None, None)
-    split = split_structures(structures, test_fraction=params["test_fraction"], seed=params["seed"], given=given,
+def train_on_labels(run_dir: str | Path, options, shared: dict, cache_dir: Path):
+    """06's ``labels`` workflow: learn the structures' protein-level labels (``options.table``) on
+    a training part, save the model; returns (model, history, inputs, graphs by id, report): the
+    inputs are the held-out structures (sites from their files), the report their accuracy or
+    Fmax/AUPR beside the trivial baseline."""
+    table = read_label_table(options.table)
+    structures, labels, skipped, unnamed = labelled_structures(shared["structures"], table, chain=shared["chain"])
+    given, otherwise = read_split_table(options.split) if options.split is not None else (None, None)
+    split = split_structures(structures, test_fraction=options.test_fraction, seed=shared["seed"], given=given,
                              otherwise=otherwise)
     train = [i for i, v in enumerate(split) if v == "train"]
     test = [i for i, v in enumerate(split) if v == "test"]
@@ -145,28 +145,30 @@ def train_on_labels(run_dir: str | Path, params: dict, cache_dir: Path):
         raise InputError(f"the {len(train)} training structures carry {len(classes)} label(s) {classes} of "
                          f"{table.source}: a model of one class always predicts it; training needs at least 2 "
                          f"({len(skipped)} files skipped, {len(unnamed)} table rows name no file)")
+    run = RunDir(run_dir)
     graphs = featurize(structures, cache_dir=cache_dir, progress=True,
-                       esm=residue_embeddings(params["esm"], structures, RunDir(run_dir).path("embedding_cache")))
+                       esm=residue_embeddings(options.esm, structures, run.path("embedding_cache")))
     multi = table.multi_label
     result = train_residue_model([structures[i] for i in train], label_targets([labels[i] for i in train], multi),
                                  task="multi" if multi else "single", graphs=[graphs[i] for i in train],
-                                 epochs=params["epochs"], seed=params["seed"], hidden=params["hidden"],
-                                 batch_size=params["batch_size"], residue_dropout=params["residue_dropout"],
-                                 log_every=max(1, params["epochs"] // 10), progress=False, length_buckets=True,
-                                 bf16=params["bf16"], state_path=RunDir(run_dir).writable("residue_training_state"),
-                              resume=params["resume"], resume_override=params["resume_override"])
+                                 epochs=options.epochs, seed=shared["seed"], hidden=options.hidden,
+                                 batch_size=options.batch_size, residue_dropout=options.residue_dropout,
+                                 log_every=max(1, options.epochs // 10), progress=False, length_buckets=True,
+                                 bf16=options.bf16, state_path=run.writable("residue_training_state"),
+                                 log_path=run.writable("residue_log"), resume=options.resume,
+                                 resume_override=options.resume_override)
     model = result.model
-    model.meta.update(trained_on="labels", labels=str(params["labels"]), history=result.history, esm=params["esm"],
+    model.meta.update(trained_on="labels", labels=str(options.table), history=result.history, esm=options.esm,
                       trained=[structures[i].id for i in train], held_out=[structures[i].id for i in test])
-    save_network(model, RunDir(run_dir).writable("residue_network"), **model.meta)
+    save_network(model, run.writable("residue_network"), **model.meta)
     report = label_report(model, [graphs[i] for i in test], [labels[i] for i in test], [labels[i] for i in train])
     report.update(n_train=len(train), classes=len(model.config.class_names), skipped=len(skipped) + len(unnamed),
                   skipped_rows=len(unnamed))
     if unnamed:  # one entry for the rows: a table may label far more structures than were given
         skipped = {**skipped, f"{table.source}: {len(unnamed)} rows": f"name no structure file of "
-                                                                       f"{params['structures']}, e.g. {unnamed[:3]}"}
+                                                                       f"{shared['structures']}, e.g. {unnamed[:3]}"}
     held = [structures[i] for i in test]
     sites = {s.id: idx for s in held if (idx := file_site_indices(s))}
     inputs = ResidueInputs(structures=held, sites=sites, labels={structures[i].id: ";".join(labels[i]) for i in test},
-                           source=str(params["structures"]), skipped=skipped)
+                           source=str(shared["structures"]), skipped=skipped)
     return model, result.history, inputs, {structures[i].id: graphs[i] for i in test}, report

@@ -116,36 +116,37 @@ def read_split_table(path: str | Path) -> tuple[dict[str, str], str | None]:
     return {i: "test" for i in ids}, "train"
 
 
-def train_on_sites(run_dir: str | Path, params: dict, cache_dir: Path):
-    """06 on sites: read every chain of the structures, learn their known sites on a training
-    part, save the model; returns (model, history, inputs, graphs by id): the inputs are the
-    held-out structures with their sites and the cavity baseline."""
-    inputs = read_structure_inputs(params["structures"], sites=params["sites"], complexes=True)
+def train_on_sites(run_dir: str | Path, options, shared: dict, cache_dir: Path):
+    """06's ``sites`` workflow: read every chain of the structures, learn their known sites
+    (``options.table``) on a training part, save the model; returns (model, history, inputs,
+    graphs by id): the inputs are the held-out structures with their sites and the cavity baseline."""
+    inputs = read_structure_inputs(shared["structures"], sites=options.table, complexes=True)
     known = [s for s in inputs.structures if s.id in inputs.sites]
     if len(known) < 3:
-        raise InputError(f"sites={params['sites']!r} names site residues of {len(known)} of the "
+        raise InputError(f"sites={options.table!r} names site residues of {len(known)} of the "
                          f"{len(inputs.structures)} structures; training needs at least 3 (the table's pdb_id/file "
                          "and chain columns must name the structures' files and chains)")
     unnamed = len(inputs.structures) - len(known)
     if unnamed:
         log.warning("%d structure(s) without a site in %s: not used for training or measuring", unnamed,
-                    params["sites"])
+                    options.table)
+    run = RunDir(run_dir)
     data = site_data(known, [inputs.sites[s.id] for s in known], cache_dir=cache_dir,
-                     esm=residue_embeddings(params["esm"], known, RunDir(run_dir).path("embedding_cache")))
-    given, otherwise = read_split_table(params["split"]) if params["split"] is not None else (None, None)
-    data.split = split_structures(known, test_fraction=params["test_fraction"], seed=params["seed"], given=given,
+                     esm=residue_embeddings(options.esm, known, run.path("embedding_cache")))
+    given, otherwise = read_split_table(options.split) if options.split is not None else (None, None)
+    data.split = split_structures(known, test_fraction=options.test_fraction, seed=shared["seed"], given=given,
                                   otherwise=otherwise)
-    result = train_site_model(data, epochs=params["epochs"], seed=params["seed"], hidden=params["hidden"],
-                              batch_size=params["batch_size"], residue_dropout=params["residue_dropout"],
-                              log_every=max(1, params["epochs"] // 10), progress=False, bf16=params["bf16"],
-                              state_path=RunDir(run_dir).writable("residue_training_state"),
-                              resume=params["resume"], resume_override=params["resume_override"])
+    result = train_site_model(data, epochs=options.epochs, seed=shared["seed"], hidden=options.hidden,
+                              batch_size=options.batch_size, residue_dropout=options.residue_dropout,
+                              log_every=max(1, options.epochs // 10), progress=False, bf16=options.bf16,
+                              state_path=run.writable("residue_training_state"), log_path=run.writable("residue_log"),
+                              resume=options.resume, resume_override=options.resume_override)
     model = result.model
     test = data.part("test")
-    model.meta.update(trained_on="sites", sites=str(params["sites"]), history=result.history, esm=params["esm"],
+    model.meta.update(trained_on="sites", sites=str(options.table), history=result.history, esm=options.esm,
                       trained=[data.structures[i].id for i in data.part("train")],
                       held_out=[data.structures[i].id for i in test])
-    save_network(model, RunDir(run_dir).writable("residue_network"), **model.meta)
+    save_network(model, run.writable("residue_network"), **model.meta)
     baseline = cavity_baseline_scores(data)
     held = [data.structures[i] for i in test]
     tested = ResidueInputs(structures=held, sites={s.id: inputs.sites[s.id] for s in held},
