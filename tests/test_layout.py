@@ -106,6 +106,32 @@ def test_no_import_circles_and_imports_at_the_top():
     assert not circles, circles
 
 
+MODULE_LINES, FUNCTION_LINES = 400, 60  # beyond these a reader has to hold too much at once
+SIZE_EXCEPTION = "# size:"  # a longer module or function says why on its first line or the one above
+
+
+def _size_exception(lines: list[str], first: int) -> bool:
+    return any(SIZE_EXCEPTION in lines[i] for i in (first - 2, first - 1) if 0 <= i < len(lines))
+
+
+def test_modules_and_functions_stay_small_or_say_why():
+    too_long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text()
+        lines = text.splitlines()
+        name = path.relative_to(PACKAGE.parent)
+        if len(lines) > MODULE_LINES and not any(SIZE_EXCEPTION in line for line in lines[:3]):
+            too_long.append(f"{name}: {len(lines)} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                if length > FUNCTION_LINES and not _size_exception(lines, first):
+                    too_long.append(f"{name}:{node.lineno} {node.name}: {length} lines")
+    assert not too_long, (f"over {MODULE_LINES} lines per module or {FUNCTION_LINES} per function, with no "
+                          f"'{SIZE_EXCEPTION} reason' comment: {too_long}")
+
+
 def test_artifact_names_are_spelled_only_by_the_run_directory():
     names = {Path(rel).name for rel, _ in ARTIFACTS.values() if "." in Path(rel).name}
     offenders = []
