@@ -46,7 +46,8 @@ from protlab.core.extras import require
 from protlab.core.rundir import RunDir
 from protlab.plot.assets import _plotly_js, find_3dmol_js
 from protlab.plot.embed import project_2d
-from protlab.plot.view3d import page_iframe, structure_pdb
+from protlab.plot.structure_atoms import structure_pdb
+from protlab.plot.view3d import page_iframe
 from protlab.variants.structure import map_structure
 
 log = logging.getLogger(__name__)
