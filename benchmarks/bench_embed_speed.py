@@ -111,7 +111,7 @@ def fair_esm_path(model, alphabet, records, toks_per_batch: int) -> tuple[np.nda
 
 
 def protlab_path(model, alphabet, records, toks_per_batch: int | None, cpu_workers: int | None = None):
-    from protlab.embed.encoders import ESMEncoder
+    from protlab.embed.esm_encoder import ESMEncoder
 
     enc = ESMEncoder(model, alphabet, name="esm2_t6_8M-random", device="cpu", toks_per_batch=toks_per_batch,
                      cpu_workers=cpu_workers)
@@ -130,7 +130,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from protlab.embed.encoders import DEFAULT_TOKS_PER_BATCH
+    from protlab.embed.esm_encoder import DEFAULT_TOKS_PER_BATCH
     from protlab.esm.load import new_esm
 
     records = read_fasta(Path(args.fasta), args.n, args.seed)

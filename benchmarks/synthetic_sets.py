@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from protlab.core.alphabet import AMINO_ACIDS
-from protlab.curate.toy import _profile, _secondary_structure
+from protlab.curate.toy import _profile
+from protlab.curate.toy_structure import _secondary_structure
 
 REPO = Path(__file__).resolve().parent.parent
 LETTERS = np.array(list(AMINO_ACIDS))

@@ -204,7 +204,7 @@ def cached_keys(cache_dir: Path) -> set[str]:
 
 def test_embed_killed_near_its_end_keeps_every_finished_batch(make_toy_run, tmp_path, monkeypatch):
     import protlab
-    from protlab.embed.encoders import ESMEncoder
+    from protlab.embed.esm_encoder import ESMEncoder
 
     source = make_toy_run(members_per_family=60)  # 240 proteins
     run_dir = tmp_path / "run"
@@ -241,7 +241,8 @@ def test_embed_killed_near_its_end_keeps_every_finished_batch(make_toy_run, tmp_
 
 SIGTERM_SCRIPT = textwrap.dedent("""
     import json, random, sys, time
-    from protlab.embed.encoders import ESMEncoder, get_encoder
+    from protlab.embed.encoders import get_encoder
+    from protlab.embed.esm_encoder import ESMEncoder
 
     cache, marker = sys.argv[1:]
     forward = ESMEncoder.representations

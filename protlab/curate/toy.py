@@ -24,25 +24,22 @@ from another family, and a protein-existence level 1..5.
 
 The ground truth (``family``, ``site``) is returned with the data; ``ToyUniverse.families``
 describes each family and ``ToyUniverse.alignment`` maps each member's residues to template
-positions (-1 for inserted residues).
+positions (-1 for inserted residues). The folds are built in :mod:`protlab.curate.toy_structure`,
+the text in :mod:`protlab.curate.toy_text`; the types live in :mod:`protlab.curate.toy_types`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
-from protlab.core.alphabet import AMINO_ACIDS, THREE_LETTER
+from protlab.core.alphabet import AMINO_ACIDS
 from protlab.core.errors import InputError
-from protlab.curate.records import Structure
-from protlab.curate.sampling import build_text
+from protlab.curate.toy_structure import _find_site, _grow_fold, _relax, _secondary_structure
+from protlab.curate.toy_text import _make_family_names, _make_text
+from protlab.curate.toy_types import ToyFamily, ToyUniverse
 
-BOND = 3.8          # Å between consecutive Cα
-MIN_CONTACT = 4.0   # Å, closest allowed non-consecutive Cα pair while building
-SITE_RADIUS = 9.0   # Å, every pair of site residues in the template is at most this far apart
-SITE_SEPARATION = 20  # residues between site residues in the template (≥ 15 after indels)
-CONTACT_WEIGHT = 1.0
 SITE_RESIDUES = "HDSCEKYRN"
 MAX_SUPERFAMILY = 8  # distinct site words of a 3-residue site with two types per position
 
@@ -52,106 +49,6 @@ _PROPENSITY = {
     "E": "VIYFTW",
     "L": "GPNDST",
 }
-
-# Family vocabularies: (protein names, function sentence, location, similarity family).
-_VOCAB = [
-    (("Serine hydrolase", "Esterase", "Carboxylesterase"),
-     "Hydrolyzes ester bonds of short-chain lipids using a catalytic serine.",
-     "Cytoplasm", "serine hydrolase"),
-    (("Protein kinase", "Serine/threonine-protein kinase", "Phosphotransferase"),
-     "Catalyzes phosphorylation of substrate proteins on serine and threonine residues.",
-     "Nucleus", "protein kinase"),
-    (("ABC transporter ATP-binding protein", "Transport ATPase", "ATP-binding cassette protein"),
-     "Couples ATP hydrolysis to the import of sugars across the membrane.",
-     "Cell membrane", "ABC transporter"),
-    (("Zinc finger protein", "Zinc-binding transcription factor", "C2H2 zinc finger"),
-     "Binds DNA in a zinc-dependent manner and activates transcription.",
-     "Nucleus", "krueppel C2H2-type zinc-finger protein"),
-    (("Alcohol dehydrogenase", "Oxidoreductase", "NAD-dependent dehydrogenase"),
-     "Oxidizes primary alcohols to aldehydes using NAD as cofactor.",
-     "Mitochondrion", "zinc-containing alcohol dehydrogenase"),
-    (("Methyltransferase", "SAM-dependent methyltransferase", "O-methyltransferase"),
-     "Transfers a methyl group from S-adenosyl-L-methionine to small-molecule acceptors.",
-     "Cytoplasm", "class I-like SAM-binding methyltransferase superfamily"),
-    (("Trypsin-like protease", "Serine protease", "Endopeptidase"),
-     "Cleaves peptide bonds after basic residues in secreted substrates.",
-     "Secreted", "peptidase S1"),
-    (("Heat shock protein", "Molecular chaperone", "Chaperonin"),
-     "Assists folding of newly synthesized polypeptides and prevents aggregation.",
-     "Cytoplasm", "heat shock protein 70"),
-    (("Lipid-binding protein", "Fatty acid-binding protein", "Lipocalin"),
-     "Binds long-chain fatty acids and transports them to the nucleus.",
-     "Secreted", "calycin superfamily"),
-    (("Potassium channel", "Voltage-gated ion channel", "K+ channel subunit"),
-     "Mediates voltage-dependent potassium ion permeability of excitable membranes.",
-     "Cell membrane", "potassium channel"),
-    (("Glycosyltransferase", "Glucosyltransferase", "UDP-glycosyltransferase"),
-     "Transfers glucose from UDP-glucose to acceptor molecules.",
-     "Endoplasmic reticulum membrane", "glycosyltransferase 2"),
-    (("Ferredoxin", "Iron-sulfur protein", "2Fe-2S ferredoxin"),
-     "Transfers electrons in photosynthetic and metabolic redox reactions.",
-     "Plastid, chloroplast", "2Fe2S plant-type ferredoxin"),
-]
-_SHORT_NAMES = ("hydrolase", "kinase", "abc_atpase", "zinc_finger", "dehydrogenase", "methyltransferase",
-                "protease", "chaperone", "lipocalin", "k_channel", "glycosyltransferase", "ferredoxin")
-_LOCATIONS = sorted({v[2] for v in _VOCAB})
-_FUNCTION_PREFIX = ("", "", "Probably ", "Putative: ")
-_EXISTENCE_P = (0.3, 0.3, 0.2, 0.1, 0.1)   # protein existence levels 1..5
-_DROP_P = {"protein_name": 0.03, "function": 0.25, "subcellular_location": 0.25, "similarity": 0.15}
-_CONFUSION_P = 0.05                          # description borrowed from another family
-
-
-@dataclass
-class ToyFamily:
-    """Ground truth of one family; positions are 0-based template positions."""
-
-    index: int
-    name: str
-    consensus: str
-    profile: np.ndarray           # (L, 20) residue probabilities, columns in AMINO_ACIDS order
-    secondary: str                # per template position: H (helix), E (strand), L (loop)
-    conserved: np.ndarray         # template positions with a near-fixed residue
-    site: np.ndarray              # template positions of the planted functional site
-    site_residues: str            # residue type at each site position (same in every member)
-    template: np.ndarray          # (L, 3) float32 template Cα coordinates
-    vocabulary: dict = field(default_factory=dict)
-
-    @property
-    def length(self) -> int:
-        return len(self.consensus)
-
-
-@dataclass
-class ToyUniverse:
-    """Proteins (a DataFrame), their Cα coordinates and the families' ground truth."""
-
-    proteins: pd.DataFrame
-    coords: dict[str, np.ndarray]
-    families: list[ToyFamily]
-    seed: int
-    alignment: dict[str, np.ndarray] = field(default_factory=dict)  # id -> template position per residue (-1: inserted)
-
-    def structure(self, id: str) -> Structure:
-        """The :class:`Structure` of one protein (chain A, residues numbered from 1)."""
-        if id not in self.coords:
-            raise InputError(f"no toy protein with id {id!r} (ids look like {next(iter(self.coords))!r})")
-        ca = self.coords[id]
-        sequence = self.proteins.at[self._row(id), "sequence"]
-        n = len(sequence)
-        return Structure(
-            id=id, chain="A", res_ids=np.arange(1, n + 1), ins_codes=np.full(n, "", dtype=object),
-            res_names=np.array([THREE_LETTER[a] for a in sequence], dtype=object),
-            sequence=sequence, ca=ca, centroid=_side_chain_centroids(ca, sequence), source=None,
-            notes=["generated by protlab.curate.toy"],
-        )
-
-    def structures(self) -> list[Structure]:
-        return [self.structure(i) for i in self.proteins["id"]]
-
-    def _row(self, id: str) -> int:
-        if not hasattr(self, "_index"):
-            self._index = {v: i for i, v in zip(self.proteins.index, self.proteins["id"])}
-        return self._index[id]
 
 
 def make_universe(n_families: int = 8, members_per_family: int = 40, *,
@@ -277,143 +174,6 @@ def _site_variants(base: ToyFamily, indices: list[int], rng: np.random.Generator
     return out
 
 
-def _make_family_names(index: int) -> tuple[str, dict]:
-    names, function, location, similarity = _VOCAB[index % len(_VOCAB)]
-    round_ = index // len(_VOCAB)
-    short = _SHORT_NAMES[index % len(_VOCAB)]
-    name = f"F{index:02d}_{short}" if round_ == 0 else f"F{index:02d}_{short}{round_ + 1}"
-    vocab = {"names": names, "function": function, "location": location,
-             "similarity": similarity + (f" subfamily {round_ + 1}" if round_ else "")}
-    return name, vocab
-
-
-def _secondary_structure(length: int, rng: np.random.Generator) -> str:
-    """Alternating loops and helices/strands, starting and ending with a short loop."""
-    parts = ["L" * int(rng.integers(2, 4))]
-    while sum(map(len, parts)) < length:
-        if rng.random() < 0.55:
-            parts.append("H" * int(rng.integers(8, 17)))
-        else:
-            parts.append("E" * int(rng.integers(5, 10)))
-        parts.append("L" * int(rng.integers(3, 7)))
-    ss = "".join(parts)[:length]
-    return ss[:-2] + "LL"
-
-
-_SS_ANGLES = {"H": (np.deg2rad(91.0), np.deg2rad(50.0)), "E": (np.deg2rad(120.0), np.deg2rad(-170.0))}
-
-
-def _grow_fold(secondary: str, rng: np.random.Generator, n_candidates: int = 24) -> np.ndarray | None:
-    """Grow a compact, self-avoiding Cα trace segment by segment (greedy, NeRF).
-
-    Each loop is grown together with the segment after it in ``n_candidates`` random
-    conformations at once; the clash-free one that stays closest to the centre wins.
-    """
-    n = len(secondary)
-    xyz = np.zeros((n, 3))
-    xyz[1] = [BOND, 0, 0]
-    ang = np.deg2rad(110.0)
-    xyz[2] = xyz[1] + BOND * np.array([-np.cos(ang), np.sin(ang), 0.0])
-    bounds = [0] + [i for i in range(1, n) if secondary[i] != secondary[i - 1]] + [n]
-    done = 3
-    for s, e in zip(bounds[:-1], bounds[1:]):
-        if e <= done:
-            continue
-        start = max(s, done)
-        nxt = bounds[bounds.index(e) + 1] if e < n else e
-        stop = nxt if secondary[start] == "L" else e
-        new, alive = _extend(xyz[:start], secondary, start, stop, rng, n_candidates)
-        if not alive.any():
-            return None
-        # compactness: many contacts (≤ 10 Å) with what is already built, then closeness to its centre
-        d2 = np.sum((new[:, :, None] - xyz[None, None, :start]) ** 2, axis=3)
-        contacts = (d2 <= 100.0).sum((1, 2)) / max(stop - start, 1)
-        score = np.linalg.norm(new - xyz[:start].mean(0), axis=2).mean(1) - CONTACT_WEIGHT * contacts
-        score[~alive] = np.inf
-        xyz[start:e] = new[int(np.argmin(score)), : e - start]
-        done = e
-    return xyz
-
-
-def _extend(prev: np.ndarray, secondary: str, start: int, stop: int, rng: np.random.Generator,
-            k: int) -> tuple[np.ndarray, np.ndarray]:
-    """``k`` candidate continuations of positions ``start:stop``: (k, m, 3) and a clash-free mask."""
-    m = stop - start
-    pts = np.empty((k, m + 3, 3))
-    pts[:, :3] = prev[-3:]
-    alive = np.ones(k, dtype=bool)
-    for j, i in enumerate(range(start, stop)):
-        ss = secondary[i]
-        if ss == "L":
-            theta = np.deg2rad(rng.uniform(85.0, 150.0, k))
-            tau = rng.uniform(-np.pi, np.pi, k)
-        else:
-            t0, d0 = _SS_ANGLES[ss]
-            theta = t0 + rng.normal(0, 0.03, k)
-            tau = d0 + rng.normal(0, 0.05, k)
-        p = _nerf(pts[:, j], pts[:, j + 1], pts[:, j + 2], theta, tau)
-        # clash: ≥ MIN_CONTACT from every earlier residue except the two previous ones
-        d2 = np.sum((prev[: max(len(prev) - 2 + j, 0)][None] - p[:, None]) ** 2, axis=2) if j < 2 else \
-            np.sum((prev[None] - p[:, None]) ** 2, axis=2)
-        bad = d2.min(1) < MIN_CONTACT ** 2 if d2.shape[1] else np.zeros(k, bool)
-        if j >= 3:
-            own = np.sum((pts[:, 3: j + 1] - p[:, None]) ** 2, axis=2)
-            bad |= own.min(1) < MIN_CONTACT ** 2
-        alive &= ~bad
-        pts[:, j + 3] = p
-    return pts[:, 3:], alive
-
-
-def _nerf(a, b, c, theta, tau, bond=BOND):
-    """Place the next atom from the previous three (batched over the first axis)."""
-    bc = c - b
-    bc /= np.linalg.norm(bc, axis=-1, keepdims=True)
-    ab = b - a
-    n = np.stack([ab[:, 1] * bc[:, 2] - ab[:, 2] * bc[:, 1],
-                  ab[:, 2] * bc[:, 0] - ab[:, 0] * bc[:, 2],
-                  ab[:, 0] * bc[:, 1] - ab[:, 1] * bc[:, 0]], axis=1)
-    n /= np.linalg.norm(n, axis=-1, keepdims=True)
-    mm = np.stack([n[:, 1] * bc[:, 2] - n[:, 2] * bc[:, 1],
-                   n[:, 2] * bc[:, 0] - n[:, 0] * bc[:, 2],
-                   n[:, 0] * bc[:, 1] - n[:, 1] * bc[:, 0]], axis=1)
-    d0 = -bond * np.cos(theta)
-    d1 = bond * np.sin(theta) * np.cos(tau)
-    d2 = bond * np.sin(theta) * np.sin(tau)
-    return c + d0[:, None] * bc + d1[:, None] * mm + d2[:, None] * n
-
-
-def _find_site(xyz: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray | None:
-    """Up to ``size`` (at least 3) residues far apart in sequence and close in space.
-
-    A small clique search on the graph joining residues ≥ SITE_SEPARATION apart in
-    sequence and ≤ SITE_RADIUS apart in space; chain ends (3 residues) are excluded.
-    """
-    n = len(xyz)
-    dist = np.linalg.norm(xyz[:, None] - xyz[None], axis=-1)
-    idx = np.arange(n)
-    adj = (dist <= SITE_RADIUS) & (np.abs(idx[:, None] - idx[None]) >= SITE_SEPARATION)
-    adj[:3] = adj[:, :3] = adj[n - 3:] = adj[:, n - 3:] = False
-    best: list[int] = []
-
-    def grow(clique: list[int], cands: np.ndarray) -> bool:
-        nonlocal best
-        if len(clique) > len(best):
-            best = list(clique)
-        if len(best) >= size:
-            return True
-        for c in cands:
-            if len(clique) + 1 + int(adj[c, cands].sum()) <= len(best):
-                continue  # cannot beat the best found
-            if grow(clique + [int(c)], cands[adj[c, cands] & (cands > c)]):
-                return True
-        return False
-
-    for anchor in rng.permutation(np.flatnonzero(adj.any(1))):
-        if grow([int(anchor)], np.flatnonzero(adj[anchor])):
-            break
-    return np.array(sorted(best)) if len(best) >= 3 else None
-
-
 def _profile(secondary: str, rng: np.random.Generator) -> np.ndarray:
     """Per-position residue probabilities: a peaked Dirichlet draw over an SS-biased background."""
     profile = np.empty((len(secondary), 20))
@@ -489,74 +249,3 @@ def _runs(text: str, letter: str) -> list[tuple[int, int]]:
             out.append((start, i))
             start = None
     return out
-
-
-def _relax(xyz: np.ndarray, n_iter: int = 25) -> np.ndarray:
-    """Restore 3.8 Å bonds (SHAKE-like, even/odd bonds alternately) and push clashes apart.
-
-    Clashes are looked for among pairs (|i - j| ≥ 2) closer than 8 Å at the start; the
-    relaxation moves residues far less than that.
-    """
-    n = len(xyz)
-    even, odd = np.arange(0, n - 1, 2), np.arange(1, n - 1, 2)
-    iu, ju = np.triu_indices(n, k=2)
-    diff = xyz[ju] - xyz[iu]
-    near = np.einsum("ij,ij->i", diff, diff) < 8.0 ** 2
-    iu, ju = iu[near], ju[near]
-    for it in range(n_iter):
-        for idx in (even, odd):
-            d = xyz[idx + 1] - xyz[idx]
-            r = np.linalg.norm(d, axis=1, keepdims=True)
-            corr = 0.5 * (r - BOND) / r * d
-            xyz[idx] += corr
-            xyz[idx + 1] -= corr
-        if it % 2 == 0 and it < n_iter - 4:
-            diff = xyz[ju] - xyz[iu]
-            r2 = np.einsum("ij,ij->i", diff, diff)
-            close = r2 < MIN_CONTACT ** 2
-            if close.any():
-                r = np.sqrt(r2[close])[:, None]
-                push = 0.6 * (MIN_CONTACT + 0.3 - r) / np.maximum(r, 1e-6) * diff[close]
-                np.add.at(xyz, ju[close], push)
-                np.add.at(xyz, iu[close], -push)
-    return xyz
-
-
-def _side_chain_centroids(ca: np.ndarray, sequence: str) -> np.ndarray:
-    """Pseudo side-chain centroids 2.4 Å out along the bisector of the two Cα bonds (Gly: Cα)."""
-    ca = np.asarray(ca, dtype=np.float32)
-    if len(ca) < 3:
-        return ca.copy()
-    prev = np.vstack([ca[1] , ca[:-1]])
-    nxt = np.vstack([ca[1:], ca[-2]])
-    out = (ca - prev) / np.linalg.norm(ca - prev, axis=1, keepdims=True) + \
-          (ca - nxt) / np.linalg.norm(ca - nxt, axis=1, keepdims=True)
-    out /= np.linalg.norm(out, axis=1, keepdims=True) + 1e-9
-    cen = ca + 2.4 * out
-    gly = np.array([a == "G" for a in sequence])
-    cen[gly] = ca[gly]
-    return cen.astype(np.float32)
-
-
-# ---------------------------------------------------------------------------- text
-
-def _make_text(fam: ToyFamily, families: list[ToyFamily], rng: np.random.Generator) -> dict:
-    source = fam
-    if len(families) > 1 and rng.random() < _CONFUSION_P:
-        others = [f for f in families if f.index != fam.index]
-        source = others[int(rng.integers(len(others)))]
-    vocab = source.vocabulary
-    name = vocab["names"][int(rng.integers(len(vocab["names"])))]
-    if rng.random() < 0.2:
-        name = f"{name} {int(rng.integers(1, 10))}"
-    prefix = _FUNCTION_PREFIX[int(rng.integers(len(_FUNCTION_PREFIX)))]
-    function = prefix + (vocab["function"][0].lower() + vocab["function"][1:] if prefix else vocab["function"])
-    location = vocab["location"] if rng.random() > 0.1 else _LOCATIONS[int(rng.integers(len(_LOCATIONS)))]
-    similarity = f"Belongs to the {vocab['similarity']} family."
-    fields = {"protein_name": name, "function": function, "subcellular_location": location,
-              "similarity": similarity}
-    for key, p in _DROP_P.items():
-        if rng.random() < p:
-            fields[key] = None
-    existence = int(rng.choice(5, p=_EXISTENCE_P)) + 1
-    return {**fields, "text": build_text(fields), "existence": existence}

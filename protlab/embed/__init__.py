@@ -2,7 +2,8 @@
 and ESM-2 (fused attention, length-sorted batches, windows for long proteins, a resumable
 on-disk cache, torchrun sharding)."""
 from protlab.embed.cache import EmbeddingCache
-from protlab.embed.encoders import ESMEncoder, embed_proteins, get_encoder, neighbour_label_agreement
+from protlab.embed.encoders import embed_proteins, get_encoder, neighbour_label_agreement
+from protlab.embed.esm_encoder import ESMEncoder
 from protlab.embed.kmer import KmerEncoder
 from protlab.embed.stage import STAGE, run
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from protlab.core.atomic import atomic_write_text
-from protlab.plot.view3d import structure_pdb
+from protlab.plot.structure_atoms import structure_pdb
 
 
 def scored_pdb(structure, values, *, label: str) -> str:

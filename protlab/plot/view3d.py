@@ -13,11 +13,12 @@
   table, ranked 1..k, that follows the selection; :func:`static_views` gives the same views as
   plain HTML, which an executed notebook keeps. Both put a ``caveat`` (e.g. a toy-trained
   model explaining a real protein) in every heading.
-* :func:`importance_figure` is the plotly summary (importance along the sequence).
 
 Structures read from a file are drawn with all their atoms (biotite, model 1, every explained
 chain: all protein chains of a complex); generated ones (toy) have Cα + side-chain centroid
-pseudo-atoms only and are drawn as a Cα trace.
+pseudo-atoms only and are drawn as a Cα trace (:mod:`protlab.plot.structure_atoms` gives the
+atoms and places the labels). The importance along the sequence is a plotly figure of
+:mod:`protlab.plot.residues`.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from protlab.core.atomic import atomic_write_text
 from protlab.core.errors import InputError
 from protlab.core.extras import require
 from protlab.plot.assets import find_3dmol_js
+from protlab.plot.structure_atoms import label_positions, structure_pdb
 
 log = logging.getLogger(__name__)
 CLUSTER_COLOURS = ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#e377c2", "#8c564b", "#bcbd22",
@@ -44,65 +46,6 @@ TABLE_CAPTION = ("iteration: the last clustering iteration (1..T, as the slider 
                  "holds the residue; cluster: that cluster's rank among the survivors there (1 = best); "
                  "–: in no surviving cluster")
 _warned_cdn = False
-
-
-# ------------------------------------------------------------------------------ atoms
-def _atoms_from_file(structure) -> dict | None:
-    """All atoms of the structure's chain (model 1) from its source file, or None."""
-    if not structure.source:
-        return None
-    try:
-        import biotite.structure.io as strucio
-
-        atoms = strucio.load_structure(structure.source, model=1)
-    except Exception as exc:  # unreadable here: fall back to the Cα trace
-        log.info("drawing %s as a Cα trace (%s)", structure.id, exc)
-        return None
-    atoms = atoms[np.isin(atoms.chain_id, list(set(structure.residue_chains())))]
-    keys = list(zip(atoms.chain_id.tolist(), [f"{r}{i}" for r, i in zip(atoms.res_id.tolist(),
-                                                                          atoms.ins_code.tolist())]))
-    index = {key: k for k, key in enumerate(structure.residue_keys())}
-    residue = np.array([index.get(k, -1) for k in keys], dtype=int)
-    names = np.asarray(structure.res_names).astype(str)
-    keep = (residue >= 0) & (atoms.res_name == names[np.maximum(residue, 0)])  # no waters/ligands
-    if not keep.any():
-        return None
-    atoms, residue = atoms[keep], residue[keep]
-    return {"name": atoms.atom_name, "res_name": atoms.res_name, "res_id": atoms.res_id,
-            "ins": atoms.ins_code, "element": atoms.element, "coord": atoms.coord, "residue": residue,
-            "full": True}
-
-
-def _atoms_from_trace(structure) -> dict:
-    """Cα and side-chain centroid ('CB' pseudo-atom, not for Gly) per residue."""
-    L = len(structure)
-    ca = np.asarray(structure.ca, dtype=float)
-    cen = np.asarray(structure.centroid, dtype=float) if structure.centroid is not None else ca
-    has_side = np.linalg.norm(cen - ca, axis=1) > 0.1
-    names, residue, coord = [], [], []
-    for i in range(L):  # formatting text, one row per atom
-        names.append("CA"), residue.append(i), coord.append(ca[i])
-        if has_side[i]:
-            names.append("CB"), residue.append(i), coord.append(cen[i])
-    residue = np.array(residue)
-    return {"name": np.array(names), "res_name": np.asarray(structure.res_names)[residue],
-            "res_id": np.asarray(structure.res_ids)[residue], "ins": np.asarray(structure.ins_codes)[residue],
-            "element": np.array(["C"] * len(names)), "coord": np.array(coord), "residue": residue, "full": False}
-
-
-def structure_pdb(structure) -> tuple[str, dict]:
-    """PDB text of the structure (serial = atom index + 1) and its atom table."""
-    atoms = _atoms_from_file(structure) or _atoms_from_trace(structure)
-    chains = np.asarray(structure.residue_chains(), dtype=str)[atoms["residue"]]
-    lines = []
-    for k, (name, rn, rid, ins, el, xyz, chain) in enumerate(zip(atoms["name"], atoms["res_name"], atoms["res_id"],
-                                                                  atoms["ins"], atoms["element"], atoms["coord"],
-                                                                  chains)):
-        name = f" {name:<3}" if len(name) < 4 else name[:4]
-        lines.append(f"ATOM  {(k + 1) % 100000:5d} {name} {str(rn)[:3]:>3} {chain[:1] or 'A'}"
-                     f"{int(rid) % 10000:4d}{(str(ins) or ' ')[:1]}   {xyz[0]:8.3f}{xyz[1]:8.3f}{xyz[2]:8.3f}"
-                     f"  1.00  0.00          {str(el)[:2]:>2}")
-    return "\n".join(lines) + "\nEND\n", atoms
 
 
 def _serials(atoms: dict, residues) -> list[int]:
@@ -145,41 +88,6 @@ def styled_table(explanation, *, top_k: int = 10, chain: str | None = None):
             .set_table_styles([{"selector": "caption", "props": "caption-side: bottom; text-align: left; "
                                                                  "font-size: 11px; max-width: 30em"},
                                {"selector": "", "props": "font-size: 12px"}]))
-
-
-def label_positions(structure, residues, *, offset: float = 4.0, min_gap: float = 8.0,
-                    rounds: int = 50) -> np.ndarray:
-    """Where the labels of ``residues`` go: ``offset`` Å out from each Cα (along its side chain,
-    or away from the protein's centre), then pushed apart until no two are closer than
-    ``min_gap`` Å. Important residues sit side by side in a site; labels on their Cα overlap."""
-    residues = np.asarray(list(residues), dtype=int)
-    ca = np.asarray(structure.ca, dtype=float)[residues]
-    if not len(residues):
-        return ca.reshape(0, 3)
-    cen = np.asarray(structure.centroid, dtype=float)[residues] if structure.centroid is not None else ca
-    out = cen - ca
-    away = ca - np.asarray(structure.ca, dtype=float).mean(axis=0)
-    short = np.linalg.norm(out, axis=1) < 0.5  # Gly or a trace without side chains
-    out[short] = away[short]
-    norm = np.linalg.norm(out, axis=1, keepdims=True)
-    out = np.where(norm > 1e-6, out / np.maximum(norm, 1e-6), np.array([0.0, 0.0, 1.0]))
-    pos = ca + offset * out
-    rng = np.random.default_rng(0)  # fixed: exported pages stay reproducible
-    for _ in range(rounds):
-        diff = pos[:, None, :] - pos[None, :, :]
-        dist = np.linalg.norm(diff, axis=-1)
-        np.fill_diagonal(dist, np.inf)
-        close = dist < min_gap
-        if not close.any():
-            break
-        same = dist < 1e-6  # coincident labels: a small random nudge gives them a direction
-        diff[same] = rng.normal(size=(int(same.sum()), 3))
-        dist = np.where(same, 1.0, dist)
-        gap = np.where(close, dist, min_gap)  # pairs far enough apart do not move
-        push = ((min_gap - gap) / 2 / gap)[..., None] * diff
-        pos = pos + push.sum(axis=1)
-    return pos
-
 
 def _new_view(structure, width: int, height: int, *, base_colour: str):
     """``(view, atoms, cartoon)``: a py3Dmol view of the structure, its cartoon in ``base_colour``
@@ -335,32 +243,6 @@ def export_views(explanations: Sequence, directory: str | Path, *, prefix: str =
     """One standalone HTML view per protein, ``directory/<prefix><id>.html``."""
     directory = Path(directory)
     return [export_view(ex, directory / f"{view_stem(ex.id, prefix=prefix)}.html", **options) for ex in explanations]
-
-
-# ------------------------------------------------------------------------------ summary plot
-def importance_figure(explanations: Sequence, *, sites: dict | None = None, max_proteins: int = 12):
-    """Plotly figure: residue importance along the sequence, one line per protein; known
-    site residues (``sites``: id → indices) marked."""
-    import plotly.colors
-    import plotly.graph_objects as go
-
-    shown = list(explanations)[:max_proteins]
-    palette = plotly.colors.qualitative.Plotly if len(shown) <= 10 else plotly.colors.qualitative.Dark24
-    fig = go.Figure()
-    for n, ex in enumerate(shown):
-        colour = palette[n % len(palette)]  # a protein's line and its site stars share one colour
-        x = np.arange(1, len(ex.importance) + 1)
-        fig.add_trace(go.Scatter(x=x, y=ex.importance, mode="lines", name=ex.id, legendgroup=ex.id,
-                                 line={"color": colour}))
-        site = (sites or {}).get(ex.id)
-        if site:
-            site = np.asarray(site, dtype=int)
-            fig.add_trace(go.Scatter(x=site + 1, y=ex.importance[site], mode="markers", name=f"{ex.id} site",
-                                     legendgroup=ex.id, marker={"symbol": "star", "size": 11, "color": colour,
-                                                                "line": {"width": 1, "color": "white"}}))
-    fig.update_layout(title="Residue importance along the sequence", xaxis_title="residue position",
-                      yaxis_title="importance (0..1)", template="plotly_white")
-    return fig
 
 
 # ------------------------------------------------------------------------------ widgets

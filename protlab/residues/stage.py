@@ -27,9 +27,10 @@ from protlab.core.runtime import seed_everything, torch_threads
 from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, existing_file, writable_dir
 from protlab.curate.toy import MAX_SUPERFAMILY
 from protlab.plot.export import save_figure
+from protlab.plot.residues import importance_figure
 from protlab.plot.structure_export import write_structure_exports
 from protlab.plot.training import training_figure
-from protlab.plot.view3d import export_view, importance_figure, view_stem
+from protlab.plot.view3d import export_view, view_stem
 from protlab.residues.explain import Explanation, explain_structures, residue_tables
 from protlab.residues.inputs import ResidueInputs
 from protlab.residues.network import SCORES

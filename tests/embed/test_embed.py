@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from protlab.core.windows import sliding_windows
-from protlab.embed.encoders import STRIDE, WINDOW, ESMEncoder, embed_proteins, get_encoder, length_batches
+from protlab.embed.encoders import embed_proteins, get_encoder
+from protlab.embed.esm_encoder import STRIDE, WINDOW, ESMEncoder, length_batches
 from protlab.embed.sequences import clean_sequences
 from protlab.embed.cache import EmbeddingCache
 from protlab.core.errors import InputError

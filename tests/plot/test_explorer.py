@@ -17,7 +17,7 @@ import protlab
 from protlab.core.mmseqs import mmseqs_available
 from protlab.core.rundir import RunDir
 from protlab.demo import QUICK_PARAMS
-from protlab.plot import explorer
+from protlab.plot import explorer, explorer_data
 from protlab.plot.assets import _plotly_js, find_3dmol_js
 from protlab.plot.export import find_chromium
 
@@ -69,7 +69,7 @@ def test_page_is_self_contained_and_holds_every_protein(small):
     assert len(own) < 60_000 and not re.search(r"https?:|//[a-z]", own, re.I)  # the page's own part loads nothing
     assert page.count("</script>") == len(re.findall(r"<script\b", page)) == 3  # data, plotly.js, the app
     assert CRAFTED not in page and "<b>x" not in page  # the crafted id cannot close a script or add markup
-    data = explorer.read_explorer(page)
+    data = explorer_data.read_explorer(page)
     assert data["ids"] == proteins["id"].tolist()  # every protein, also the 100 not on the map
     arrays = data["arrays"]
     assert arrays["sequences"].tobytes().decode() == "".join(proteins["sequence"])
@@ -84,21 +84,21 @@ def test_page_is_self_contained_and_holds_every_protein(small):
 
 def test_attribution_is_stored_as_int8_with_one_scale_per_protein(small):
     _, proteins, _, attribution, _ = small
-    arrays = explorer.read_explorer(small[0])["arrays"]
+    arrays = explorer_data.read_explorer(small[0])["arrays"]
     assert arrays["attr_protein"].tolist() == list(range(40))
     assert arrays["attr_length"].tolist() == proteins["sequence"].str.len()[:40].tolist()
     values = arrays["attr_values"].astype(float) * np.repeat(arrays["attr_scale"], arrays["attr_length"])
     expected = attribution["attribution"].to_numpy(float)
     step = np.repeat(arrays["attr_scale"], arrays["attr_length"])
     assert np.all(np.abs(values - expected) <= step / 2 + 1e-6)  # rounding to the nearest of 255 steps
-    assert explorer.read_explorer(small[0])["attr_residues"] == {}  # letters are the sequence's: not stored
+    assert explorer_data.read_explorer(small[0])["attr_residues"] == {}  # letters are the sequence's: not stored
 
 
 def test_missing_positions_and_other_letters_are_kept():
     proteins = pd.DataFrame({"id": ["a", "b"], "sequence": ["ACDE", "WW"]})
     attribution = pd.DataFrame({"id": ["a", "a", "b", "ghost"], "position": [1, 3, 2, 1],
                                 "residue": ["A", "D", "Y", "A"], "attribution": [0.5, -1.0, 2.0, 9.0]})
-    data = explorer.read_explorer(explorer.explorer_html(proteins, attribution=attribution))
+    data = explorer_data.read_explorer(explorer.explorer_html(proteins, attribution=attribution))
     arrays = data["arrays"]
     assert arrays["attr_length"].tolist() == [3, 2]  # up to the highest position given
     assert arrays["attr_values"].tolist() == [64, -128, -127, -128, 127]  # -128: no value at that position
@@ -110,16 +110,16 @@ def test_cluster_summary_with_purity():
     clusters = pd.DataFrame({"id": list("abcdefg"), "cluster": [0, 0, 0, 0, 5, 5, 5],
                              "confidence": [0.2, 0.4, 0.6, 0.8, 1.0, 1.0, 0.5]})
     labels = {"a": "x", "b": "x", "c": "y", "e": "z", "f": "y", "g": "y"}  # d has none
-    data = explorer.read_explorer(explorer.explorer_html(proteins, clusters=clusters, labels=labels))
+    data = explorer_data.read_explorer(explorer.explorer_html(proteins, clusters=clusters, labels=labels))
     assert data["summary"] == [[0, 4, 0.5, 25.0, round(2 / 3, 4), "x", 3],
                                [5, 3, round(2.5 / 3, 4), 60.0, round(2 / 3, 4), "y", 3]]
-    unlabelled = explorer.read_explorer(explorer.explorer_html(proteins, clusters=clusters))
+    unlabelled = explorer_data.read_explorer(explorer.explorer_html(proteins, clusters=clusters))
     assert unlabelled["labels"] == [] and unlabelled["summary"][0][4:6] == [None, None]
 
 
 def test_labels_given_win_over_the_label_column():
     proteins = pd.DataFrame({"id": ["a", "b"], "sequence": ["AC", "DE"], "label": ["old", "old"]})
-    data = explorer.read_explorer(explorer.explorer_html(proteins, labels=pd.Series({"a": "new"})))
+    data = explorer_data.read_explorer(explorer.explorer_html(proteins, labels=pd.Series({"a": "new"})))
     assert data["labels"] == ["new"] and data["arrays"]["label"].tolist() == [0, -1]
 
 
@@ -137,7 +137,7 @@ def test_page_of_100000_proteins_stays_under_30_mb():
     size = len(page.encode("utf-8"))
     print(f"explorer page of 10^5 proteins: {size / 1e6:.1f} MB in {time.perf_counter() - start:.1f} s")
     assert size < 30e6
-    data = explorer.read_explorer(page)
+    data = explorer_data.read_explorer(page)
     assert len(data["ids"]) == 100_000 and len(data["arrays"]["attr_protein"]) == 20_000
 
 
@@ -256,7 +256,7 @@ def test_chromium_draws_the_structure_coloured_by_attribution(shared_data, tmp_p
                                 "residue": list(sequence), "attribution": np.sin(np.arange(len(sequence)) / 8)})
     page = explorer.explorer_html(proteins, attribution=attribution, structures={"lysozyme": path, "other": path},
                                   coordinates=pd.DataFrame({"id": ["lysozyme", "other"], "x": [0, 1], "y": [0, 1]}))
-    data = explorer.read_explorer(page)
+    data = explorer_data.read_explorer(page)
     assert [s["protein"] for s in data["structures"]] == [0] and "not drawn" in data["structure_notes"]["1"]
     report = probe(page, tmp_path, fragment(show="lysozyme"))
     assert report["errors"] == [] and report["bars"] == len(sequence)
@@ -285,7 +285,7 @@ def test_write_explorer_on_a_run_of_the_stages(toy_run):
     run = RunDir(toy_run)
     path = explorer.write_explorer(toy_run, max_map_points=30, seed=1)
     assert path == explorer.explorer_path(toy_run) == run.path("figures") / "explorer.html"
-    data = explorer.read_explorer(path)
+    data = explorer_data.read_explorer(path)
     proteins = run.load_proteins()
     clusters = pd.read_parquet(run.path("clusters"))
     assert data["ids"] == proteins["id"].tolist()
@@ -296,14 +296,14 @@ def test_write_explorer_on_a_run_of_the_stages(toy_run):
     if run.path("attribution").is_file():
         attributed = set(pd.read_parquet(run.path("attribution"))["id"])
         assert {data["ids"][i] for i in data["arrays"]["attr_protein"]} == attributed and attributed
-    same = explorer.read_explorer(explorer.write_explorer(toy_run, max_map_points=30, seed=1))
+    same = explorer_data.read_explorer(explorer.write_explorer(toy_run, max_map_points=30, seed=1))
     np.testing.assert_array_equal(same["arrays"]["map_xy"], data["arrays"]["map_xy"])  # seeded
 
 
 def test_05_copies_the_page_with_its_labels_and_keeps_the_map(toy_run, tmp_path):
     first_path = explorer.write_explorer(toy_run, max_map_points=30, seed=1)
     first_bytes = first_path.read_bytes()
-    first = explorer.read_explorer(first_path)
+    first = explorer_data.read_explorer(first_path)
     proteins = RunDir(toy_run).load_proteins()
     labels = tmp_path / "labels.tsv"
     pd.DataFrame({"id": proteins["id"], "label": "L" + proteins["label"].astype(str)}).to_csv(labels, sep="\t",
@@ -311,7 +311,7 @@ def test_05_copies_the_page_with_its_labels_and_keeps_the_map(toy_run, tmp_path)
     result = protlab.evaluate.run(toy_run, labels=str(labels), baselines=[])
     assert "figures/explorer_labelled.html" in result.record.outputs
     assert "figures/explorer.html" not in result.record.outputs and first_path.read_bytes() == first_bytes  # 04's
-    again = explorer.read_explorer(explorer.explorer_path(toy_run, explorer.LABELLED_STEM))
+    again = explorer_data.read_explorer(explorer.explorer_path(toy_run, explorer.LABELLED_STEM))
     assert set(again["labels"]) == {"L" + str(v) for v in proteins["label"].unique()}  # 05's labels
     np.testing.assert_array_equal(again["arrays"]["map_xy"], first["arrays"]["map_xy"])
     assert again["map_method"] == first["map_method"] and again["embeddings_sha256"] == first["embeddings_sha256"]

@@ -9,7 +9,7 @@ import pandas as pd
 
 from protlab.plot.cluster import family_count_figure
 from protlab.plot.evaluate import confusion_figure
-from protlab.plot.view3d import importance_figure
+from protlab.plot.residues import importance_figure
 
 
 def test_matplotlib_fallback_draws_log_axes_thresholds_colours_and_colour_bar_titles(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ import pandas as pd
 
 from protlab.plot.cluster import family_count_figure, log_ticks
 from protlab.plot.evaluate import confusion_figure
-from protlab.plot.view3d import importance_figure
+from protlab.plot.residues import importance_figure
 
 
 def test_family_count_axes_have_chosen_ticks_and_room_around_the_threshold():

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from protlab.curate.structures import read_structure
+from protlab.plot.structure_atoms import structure_pdb
 from protlab.plot.structure_export import write_structure_exports
-from protlab.plot.view3d import structure_pdb
 
 
 def b_factors(pdb_text: str) -> list[float]:

@@ -12,6 +12,8 @@ from protlab.curate.structures import read_structure
 from protlab.plot import view3d
 from protlab.plot.assets import find_3dmol_js
 from protlab.plot.export import find_chromium
+from protlab.plot.residues import importance_figure
+from protlab.plot.structure_atoms import structure_pdb
 from protlab.residues.explain import explain_structures
 from protlab.residues.inputs import toy_inputs
 from protlab.residues.network import ResidueNet, ResidueNetConfig
@@ -36,7 +38,7 @@ def test_view_html_is_standalone(explanations, tmp_path):
     assert view3d.export_view(ex, tmp_path / "again.html", top_k=4).read_text() == page  # reproducible
     if find_3dmol_js() is not None:
         assert "$3Dmolpromise = Promise.resolve()" in page and len(page) > 300_000  # library inlined
-    pdb, atoms = view3d.structure_pdb(ex.structure)
+    pdb, atoms = structure_pdb(ex.structure)
     assert pdb.count("\nATOM") + 1 == len(atoms["name"]) and not atoms["full"]  # toy: Cα + centroid trace
 
 
@@ -49,7 +51,7 @@ def test_view_stem_names_each_protein_safely(explanations, tmp_path):
 
 def test_full_atom_structure_keeps_chain_atoms_only(shared_data):
     s = read_structure(shared_data / "structures" / "pdb" / "1k6p.pdb", chain="A")
-    _, atoms = view3d.structure_pdb(s)
+    _, atoms = structure_pdb(s)
     assert atoms["full"] and "HOH" not in set(atoms["res_name"].tolist())
     assert set(atoms["residue"].tolist()) == set(range(len(s)))
 
@@ -124,7 +126,7 @@ def complex_explanation(shared_data):
 
 def test_every_chain_is_drawn_and_can_be_selected(complex_explanation):
     ex = complex_explanation
-    pdb, atoms = view3d.structure_pdb(ex.structure)
+    pdb, atoms = structure_pdb(ex.structure)
     assert {line[21] for line in pdb.splitlines() if line.startswith("ATOM")} == {"A", "B", "C", "D"}
     assert set(atoms["residue"].tolist()) == set(range(len(ex.structure)))
     box = view3d.inspect([ex], top_k=4)
@@ -148,7 +150,7 @@ def test_static_views_survive_without_widget_state(explanations):
 
 def test_importance_figure_marks_sites(explanations):
     exs, inputs = explanations
-    fig = view3d.importance_figure(exs, sites=inputs.sites)
+    fig = importance_figure(exs, sites=inputs.sites)
     assert len(fig.data) == 2 * len(exs)
     assert list(fig.data[1].x) == [i + 1 for i in inputs.sites[exs[0].id]]
 
@@ -172,5 +174,5 @@ def test_headless_chromium_reads_every_chain_and_the_legend(complex_explanation,
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     title = re.search(r"<title>(.*?)</title>", proc.stdout)
     assert title, proc.stderr[-2000:]
-    _, atoms = view3d.structure_pdb(ex.structure)
+    _, atoms = structure_pdb(ex.structure)
     assert title.group(1) == f"chains:A,B,C,D;atoms:{len(atoms['name'])};legend:1"

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from protlab.plot import view3d
+from protlab.plot.structure_atoms import label_positions, structure_pdb
 from protlab.residues.explain import explain_structures
 from protlab.residues.inputs import read_structure_inputs
 from protlab.residues.network import ResidueNet, ResidueNetConfig
@@ -30,7 +31,7 @@ def page_of(widget_html: str) -> str:
 
 def test_a_file_without_chain_is_read_with_every_protein_chain(dimer):
     assert list(dict.fromkeys(dimer.structure.residue_chains())) == ["A", "B"]
-    pdb, _ = view3d.structure_pdb(dimer.structure)
+    pdb, _ = structure_pdb(dimer.structure)
     assert {line[21] for line in pdb.splitlines() if line.startswith("ATOM")} == {"A", "B"}
 
 
@@ -94,7 +95,7 @@ def test_table_wraps_below_the_view_instead_of_being_cut(dimer):
 
 def test_labels_are_spread_apart(dimer):
     top = view3d.residue_table(dimer, top_k=10)["index"].tolist()
-    pos = view3d.label_positions(dimer.structure, top)
+    pos = label_positions(dimer.structure, top)
     gaps = np.linalg.norm(pos[:, None] - pos[None], axis=-1)[np.triu_indices(len(top), 1)]
     assert gaps.min() >= 7.5  # min_gap 8 Å, to within the relaxation's tolerance
     page = view3d.view_html(dimer, top_k=10)

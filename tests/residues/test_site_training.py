@@ -141,7 +141,7 @@ def test_training_on_sites_measures_held_out_structures_beside_the_cavity_baseli
     assert (run / "residues" / "training.csv").is_file() and (run / "figures" / "residue_training.html").is_file()
     assert (run / "figures" / f"residues_3d_{ids[4]}.html").is_file()
     # every chain is scored and drawn: the residue table and the view's atoms name them all
-    from protlab.plot.view3d import structure_pdb
+    from protlab.plot.structure_atoms import structure_pdb
 
     complex_ = result.explanations[0].structure
     assert set(result.explanations[0].table()["chain"]) == set(complex_.residue_chains())
