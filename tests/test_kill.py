@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from protlab.core.rundir import RunDir
+from protlab.core.training_log import read_records
 
 pytestmark = pytest.mark.slow
 
@@ -103,6 +104,8 @@ def test_cluster_killed_while_training_the_heads_resumes_there(curated, tmp_path
     assert "resuming the heads' training after" in rerun.stdout, rerun.stdout[-2000:]
     pd.testing.assert_frame_equal(pd.read_parquet(RunDir(clean).path("clusters")),
                                   pd.read_parquet(RunDir(killed).path("clusters")))
+    logs = [read_records(RunDir(run).path("scan_log")) for run in (clean, killed)]  # the heads' epochs, once each
+    assert logs[0] and logs[0] == logs[1]
     assert not state.is_file() and not RunDir(killed).path("scan_graph_state").is_file()
     assert not no_temporaries(killed)
 

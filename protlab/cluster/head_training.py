@@ -2,13 +2,18 @@
 self-labelling, all drawing batches from one seeded generator (alike on every rank)."""
 from __future__ import annotations
 
+from itertools import accumulate
+from pathlib import Path
+
 from protlab.cluster.distributed import my_share, total_over_ranks, wrap
 from protlab.cluster.heads import scan_loss, self_label_loss, strong_view
 from protlab.cluster.neighbors import NeighborGraph
-from protlab.core.progress import progress_bar
 from protlab.core.runtime import DistEnv
+from protlab.core.training_log import TrainingLog
 
 FAMILY_WEIGHT_POWER = 0.5  # heads' cross-entropy towards the families: a family weighs size ** -this
+LOG_NAME = "scan"  # the heads' training log: its lines read "[scan] ..."
+PASSES = ("warm", "scan", "self_label")
 
 
 def batches(perm, batch_size: int, smallest: int):
@@ -24,7 +29,14 @@ class HeadTraining:
     """The three passes of the heads' training (warm start, SCAN epochs, self-labelling) over
     one seeded generator, each drawing its batches from :func:`batches`. Each pass can start
     at a later epoch (``first``: a resumed run) and calls ``after_epoch(pass, epochs done,
-    **its record so far)`` after each epoch (where a resumable run saves its state)."""
+    **its record so far)`` after each epoch (where a resumable run saves its state).
+
+    Progress goes through one :class:`~protlab.core.training_log.TrainingLog` for the whole
+    training (:meth:`open_log`): its epochs are counted across the passes (warm start first),
+    so a resumed run keeps the records up to its saved pass and epoch. Each epoch's record holds
+    its ``pass``, ``pass_epoch`` and what the pass measures anyway: the summed ``loss`` of a
+    SCAN epoch, the ``confident_fraction`` of a self-labelling one (a warm-start epoch's, no
+    more). With ``progress`` a bar, the passes' starts and about ten records are printed."""
 
     def __init__(self, config: dict, family_labels, bare, x, graph: NeighborGraph, gen, order, n_val: int,
                  device: str, env: DistEnv, *, progress: bool = False):
@@ -32,6 +44,9 @@ class HeadTraining:
 
         self.cfg, self.bare, self.x, self.gen, self.order = config, bare, x, gen, order
         self.device, self.env, self.progress = device, env, progress
+        self.log: TrainingLog | None = None
+        self._epochs: dict[str, int] = {}  # each pass's epochs
+        self._before: dict[str, int] = {}  # the epochs of the passes before each (its records' offset)
         self.knn, self.counts = torch.from_numpy(graph.knn), torch.from_numpy(graph.counts)
         self.val, self.train = order[:n_val], order[n_val:]
         self.n = len(x)
@@ -53,6 +68,47 @@ class HeadTraining:
     def on(self, t):
         return t.to(self.device, non_blocking=True)
 
+    def scan_epoch_count(self) -> int:
+        """``epochs``, or more on small data so that the heads see ``min_steps`` batches (0: none)."""
+        cfg = self.cfg
+        steps_per_epoch = max(1, -(-len(self.train) // self.bs))
+        return max(cfg["epochs"], -(-cfg["min_steps"] // steps_per_epoch)) if cfg["epochs"] > 0 else 0
+
+    def pass_epochs(self) -> dict[str, int]:
+        """Each pass's epochs, in the order they run (no warm start without the graph's families)."""
+        warm = max(0, self.cfg["warm_epochs"]) if self.targets is not None else 0
+        return dict(zip(PASSES, (warm, self.scan_epoch_count(), max(0, self.cfg["self_label_epochs"]))))
+
+    def open_log(self, path: str | Path | None, where: dict) -> TrainingLog:
+        """The training's log (``path``: its JSONL file, None: none), starting after ``where``
+        (``{"pass", "epoch"}``: the epochs done; a resumed run keeps the records up to there)."""
+        self._epochs = self.pass_epochs()
+        self._before = dict(zip(PASSES, accumulate(self._epochs.values(), initial=0)))
+        total = sum(self._epochs.values())
+        self.log = TrainingLog(LOG_NAME, unit="epoch", total=total, path=path,
+                               start=self._before[where["pass"]] + where["epoch"], every=max(1, total // 10),
+                               bar=self.progress, main=self.env.is_main)
+        return self.log
+
+    def _starting(self, pass_name: str, first: int, what: str) -> None:
+        if self.log is not None and self.progress and first < self._epochs[pass_name]:
+            self.log.say(f"{what}: epochs {first + 1}-{self._epochs[pass_name]} of {self._epochs[pass_name]}")
+
+    def _epoch_done(self, pass_name: str, epoch: int, values: dict, after_epoch, **so_far) -> None:
+        """The epoch's record in the log (before ``after_epoch`` saves the state: a run killed
+        between the two resumes before this epoch and drops its record), then ``after_epoch``."""
+        if self.log is not None:
+            last = epoch == self._epochs[pass_name]  # each pass's last epoch is printed
+            self.log.record(self._before[pass_name] + epoch, {"pass": pass_name, "pass_epoch": epoch, **values},
+                            line=(last or None) if self.progress else False)
+            self.log.advance(1, **{k: f"{v:.4g}" for k, v in values.items()})
+        if after_epoch is not None:
+            after_epoch(pass_name, epoch, **so_far)
+
+    def close_log(self) -> None:
+        if self.log is not None:
+            self.log.close()
+
     def step(self, loss) -> None:
         self.opt.zero_grad()
         loss.backward()
@@ -70,12 +126,12 @@ class HeadTraining:
 
         if self.targets is None:
             return
+        self._starting("warm", first, "warm start towards the graph's families")
         for epoch in range(first, self.cfg["warm_epochs"]):  # heads start from the graph's families
             for idx in batches(self.order[torch.randperm(self.n, generator=self.gen)], self.bs, self.smallest):
                 idx = my_share(self.env, idx)
                 self.step(self.family_loss(self.model(self.on(self.x[idx])), idx))
-            if after_epoch is not None:
-                after_epoch("warm", epoch + 1)
+            self._epoch_done("warm", epoch + 1, {}, after_epoch)
 
     def scan_epochs(self, first: int = 0, history: list[float] | None = None, after_epoch=None) -> list[float]:
         """SCAN's loss over anchors and a sampled neighbour each; on a homology graph it keeps the
@@ -88,13 +144,9 @@ class HeadTraining:
         # batch's mean p caps a family rarer than 1 / batch_size near prior x batch_size, so such
         # families would never be learnt)
         pull = 0.0 if anchored else cfg["entropy_weight"]
-        steps_per_epoch = max(1, -(-len(self.train) // self.bs))
-        n_epochs = max(cfg["epochs"], -(-cfg["min_steps"] // steps_per_epoch)) if cfg["epochs"] > 0 else 0
-        epochs = range(first, n_epochs)
-        if self.progress and env.is_main:
-            epochs = progress_bar(epochs, desc="SCAN", leave=False, initial=first, total=n_epochs)
         history = list(history or [])
-        for epoch in epochs:
+        self._starting("scan", first, "SCAN")
+        for epoch in range(first, self.scan_epoch_count()):
             self.model.train()
             total = 0.0
             for anchors in batches(self.train[torch.randperm(len(self.train), generator=self.gen)], self.bs,
@@ -110,8 +162,7 @@ class HeadTraining:
                 self.step(loss)
                 total += float(loss.detach())
             history.append(total)
-            if after_epoch is not None:
-                after_epoch("scan", epoch + 1, history=history)
+            self._epoch_done("scan", epoch + 1, {"loss": total}, after_epoch, history=history)
         return history
 
     def self_label(self, first: int = 0, confident: list[float] | None = None, optimizer_state: dict | None = None,
@@ -127,6 +178,7 @@ class HeadTraining:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg["lr"] * 0.1, weight_decay=cfg["weight_decay"])
         if optimizer_state is not None:
             self.opt.load_state_dict(optimizer_state)
+        self._starting("self_label", first, "self-labelling the kept head")
         for epoch in range(first, cfg["self_label_epochs"]):
             n_conf = 0
             for idx in batches(self.order[torch.randperm(self.n, generator=self.gen)], self.bs, self.smallest):
@@ -143,6 +195,6 @@ class HeadTraining:
                 if c:
                     self.step(loss)
             confident.append(n_conf / self.n)
-            if after_epoch is not None:
-                after_epoch("self_label", epoch + 1, confident=confident)
+            self._epoch_done("self_label", epoch + 1, {"confident_fraction": confident[-1]}, after_epoch,
+                             confident=confident)
         return confident

@@ -25,7 +25,7 @@ from protlab.cluster.graph_features import (
     spectral_features,
 )
 from protlab.cluster.graph_state import GraphState
-from protlab.cluster.head_training import HeadTraining
+from protlab.cluster.head_training import LOG_NAME, HeadTraining
 from protlab.cluster.heads import ScanHeads, validation_losses
 from protlab.cluster.scan_state import ScanStates, data_fingerprint
 from protlab.cluster.neighbors import (
@@ -63,7 +63,10 @@ class ScanClusterer:
     ``n_clusters=None`` estimates the number of families (homology graphs only).
     ``state_files``: the two files where a fit saves its graph step and the heads' state after
     every epoch, so that a stopped fit resumes (``resume``; other inputs or settings are refused unless
-    ``resume_override``; :mod:`protlab.cluster.scan_state`).
+    ``resume_override``; :mod:`protlab.cluster.scan_state`). ``log_file``: the heads' training
+    log, one JSONL record per epoch of every pass (:class:`~protlab.cluster.head_training.HeadTraining`;
+    a resumed fit keeps the records up to where it resumes). ``progress``: say what the long steps
+    are and show the heads' training as a bar and ``[scan] epoch ...`` lines.
 
     Under ``torchrun`` (WORLD_SIZE > 1) rank 0 builds the graph and every rank trains the heads
     on its share of each batch (:mod:`protlab.cluster.distributed`).
@@ -77,7 +80,7 @@ class ScanClusterer:
                  anchor_weight: float = 1.0, family_config: dict | None = None, device: str = "auto",
                  seed: int = 0, threads: int = 1, progress: bool = False,
                  state_files: tuple[str | Path, str | Path] | None = None, resume: bool = True,
-                 resume_override: bool = False):
+                 resume_override: bool = False, log_file: str | Path | None = None):
         if graph_features not in GRAPH_FEATURES:
             raise InputError(f"graph_features={graph_features!r} is unknown; use one of {GRAPH_FEATURES}")
         if n_clusters is not None and int(n_clusters) < 2:
@@ -99,6 +102,7 @@ class ScanClusterer:
         # and whether it resumes a saved one (scan_state)
         self.state_files = None if state_files is None else (Path(state_files[0]), Path(state_files[1]))
         self.resume, self.resume_override = bool(resume), bool(resume_override)
+        self.log_file = None if log_file is None else Path(log_file)  # the heads' training log (None: none)
         self.model = None
         self.best_head: int | None = None
         self.info: dict = {}
@@ -180,11 +184,11 @@ class ScanClusterer:
 
     def _say(self, what: str) -> None:
         if self.progress:  # the stages' command lines and notebooks say what the long steps are
-            print(f"SCAN: {what}", flush=True)
+            self._say_always(what)
 
     def _say_always(self, what: str) -> None:
-        """What a resume does, whatever ``progress`` says."""
-        print(f"SCAN: {what}", flush=True)
+        """What a resume does, whatever ``progress`` says (in the heads' log's form, ``[scan] ...``)."""
+        print(f"[{LOG_NAME}] {what}", flush=True)
 
     def _find_families(self, x: np.ndarray, graph: NeighborGraph, sequences, info: dict) -> FamilyPartition | None:
         """The homology graph's families (:mod:`protlab.cluster.families`): they count the
@@ -224,7 +228,9 @@ class ScanClusterer:
                env: DistEnv = DistEnv(), states: ScanStates | None = None) -> None:
         """Warm start, SCAN epochs, head choice, self-labelling. Batches are drawn on the CPU
         from one seeded generator (alike on every rank); each rank moves its share to ``device``.
-        With ``states`` the state is saved after every epoch and a saved one is resumed."""
+        With ``states`` the state is saved after every epoch and a saved one is resumed. One
+        training log covers the three passes (``log_file``, rank 0; a resumed fit keeps its records
+        up to the saved pass and epoch); it draws no random numbers."""
         import torch
 
         cfg = self.config
@@ -238,6 +244,7 @@ class ScanClusterer:
         saved = states.training() if states is not None else None
         where = saved["position"] if saved else {"pass": "warm", "epoch": 0}
         record = dict(saved["record"]) if saved else {}
+        run.open_log(self.log_file, where)
 
         def after_epoch(pass_name, epoch, **so_far):
             record.update(so_far)
@@ -271,6 +278,7 @@ class ScanClusterer:
         self.info["self_label_confident_fraction"] = run.self_label(
             first=where["epoch"] if resumed else 0, confident=record.get("confident"),
             optimizer_state=saved["optimizer"] if resumed else None, after_epoch=after_epoch)
+        run.close_log()
         same_buffers(env, bare)
         bare.eval()
         self.model = bare.cpu()

@@ -4,10 +4,11 @@
 ``method`` (:mod:`protlab.cluster.methods`) and writes ``clusters.parquet`` (the chosen
 method's clusters), ``clusters/<method>.parquet`` + ``.json``, the cluster-size figure and
 ``cluster.json``. ``families`` and ``scan`` come from one fit, so either writes both
-``clusters/families.*`` and ``clusters/scan.*`` (and ``clusters/scan_model.pt``), and 05
-scores both. Labels are never used except to default ``n_clusters`` to their number; without
-labels, ``n_clusters=None`` estimates the number of families from the homology graph
-(:mod:`protlab.cluster.families`), with a figure of the evidence.
+``clusters/families.*`` and ``clusters/scan.*`` (and ``clusters/scan_model.pt`` and the heads'
+training log ``clusters/scan_log.jsonl``), and 05 scores both. Labels are never used except
+to default ``n_clusters`` to their number; without labels, ``n_clusters=None`` estimates the
+number of families from the homology graph (:mod:`protlab.cluster.families`), with a figure
+of the evidence.
 """
 from __future__ import annotations
 
@@ -145,6 +146,8 @@ def write_clustering(run_dir: str | Path, *, method: str = "families", n_cluster
         options.setdefault("neighbors", "auto")
         # a stopped fit resumes (scan_state)
         options.setdefault("state_files", (run.path("scan_graph_state"), run.path("scan_training_state")))
+        if folder == "clusterings":  # 04's heads log their training (05's baselines write nothing in clusters/)
+            options.setdefault("log_file", run.path("scan_log"))
         if method == "families":
             refuse_families_without_graph(options["neighbors"], have_sequences=True)
         results = fit_graph_methods(emb, proteins["sequence"].astype(str).tolist(), n_clusters=n_clusters,
@@ -168,6 +171,8 @@ def write_clustering(run_dir: str | Path, *, method: str = "families", n_cluster
     model = results[method].model
     if isinstance(model, ScanClusterer):
         written.append(model.save(run.path("scan_model")))
+        if model.log_file is not None:
+            written.append(model.log_file)
         for result in results.values():
             result.info["model"] = str(run.path("scan_model"))
     if write_main:

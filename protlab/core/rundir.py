@@ -36,6 +36,7 @@ ARTIFACTS: dict[str, tuple[str, str]] = {
     "clusters": ("clusters.parquet", "cluster"),
     "clusterings": ("clusters", "cluster"),
     "scan_model": ("clusters/scan_model.pt", "cluster"),
+    "scan_log": ("clusters/scan_log.jsonl", "cluster"),  # the SCAN heads' training, one record per epoch
     "scan_graph_state": ("checkpoints/scan_graph_state.pt", "cluster"),  # while a fit runs (resume)
     "scan_training_state": ("checkpoints/scan_training_state.pt", "cluster"),
     "attribution": ("clusters/attribution.parquet", "cluster"),

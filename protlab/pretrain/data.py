@@ -1,4 +1,5 @@
-"""Protein–text pairs for pretraining: loading, batching, cropping and masking.
+"""Protein–text pairs for pretraining: loading, batching, cropping and masking, and the stream
+of micro-batches the training loop draws (worker processes may build them ahead).
 
 Pairs come from ``run_dir/proteins.parquet`` (01_curate): a ``text`` column (or the four
 UniProt properties it is built from) and a ``split`` column. Batches are a pure function
@@ -234,3 +235,27 @@ class PairBatches:
     def batch(self, micro_step: int) -> dict:
         rng = np.random.default_rng([self.seed, micro_step, self.rank, 7])
         return self.collator(self.pairs.iloc[self.indices(micro_step)], rng)
+
+
+class MicroBatches(torch.utils.data.Dataset):
+    """Micro-batches ``first, first + 1, ...`` of a :class:`PairBatches`, for a ``DataLoader``
+    whose worker processes build them ahead of the training step (each is deterministic in
+    its index, so workers change nothing but speed)."""
+
+    def __init__(self, batches, first: int, stop: int):
+        self.batches, self.first, self.stop = batches, first, stop
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.first)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.batches.batch(self.first + i)
+
+
+def micro_batch_stream(batches, first: int, stop: int, *, workers: int, pin: bool):
+    """An iterator over micro-batches ``first .. stop - 1``; ``workers`` > 0 prefetches them."""
+    if workers == 0:
+        return (batches.batch(i) for i in range(first, stop))
+    loader = torch.utils.data.DataLoader(MicroBatches(batches, first, stop), batch_size=None,
+                                         num_workers=workers, pin_memory=pin, prefetch_factor=4)
+    return iter(loader)

@@ -15,6 +15,10 @@ zero-shot accuracy of the exported step and of the untrained model) and
 ``checkpoints/protein_encoder.pt`` (the best step's protein tower, the last step's without a
 valid split, as a protlab esm2 checkpoint that 02_embed / 04_cluster load by path). The stage,
 :func:`protlab.pretrain.run`, calls :func:`run_training` and then draws the figures.
+
+Progress (:class:`~protlab.core.training_log.TrainingLog`): a bar over the steps, what the
+run does as ``[pretrain] ...`` lines, and the log's record of every validation step and of
+the last step as one line ``[pretrain] step N/max_steps  gc ...  loss ...``.
 """
 from __future__ import annotations
 
@@ -27,24 +31,23 @@ import time
 from pathlib import Path
 
 import torch
-from protlab.core.progress import progress_bar
 
-from protlab.core.atomic import append_line, atomic_write_json, atomic_write_text
+from protlab.core.atomic import atomic_write_json
 from protlab.core.checkpoint import save_checkpoint
 from protlab.core.errors import InputError, ProtlabError
 from protlab.core.rundir import RunDir
 from protlab.core.runtime import (dist_env, init_distributed, leave_distributed, pick_device, seed_everything,
                                   torch_threads)
-from protlab.core.training import capture_rng, gather_rng, refuse_changed_settings, restore_rank_rng, restore_rng
+from protlab.core.training import capture_rng, gather_rng, refuse_changed_settings, restore_rank_rng
+from protlab.core.training_log import TrainingLog
 from protlab.pretrain.config import PretrainConfig, resume_changes
-from protlab.pretrain.data import Collator, PairBatches, load_pairs
-from protlab.pretrain.loss_log import LossWindow, loss_trends, read_log
+from protlab.pretrain.data import Collator, PairBatches, load_pairs, micro_batch_stream
+from protlab.pretrain.loss_log import LOG_NAME, LossWindow, loss_trends, read_log, say
 from protlab.pretrain.model import (build_model, check_architecture, export_protein_encoder, load_trained, loss_weights,
                                     model_args, param_groups, read_training_state)
 from protlab.pretrain.retrieval import class_prompts, evaluate_alignment
-from protlab.pretrain.validation import (BEST_FILE, BEST_METRIC, BestStep, Validator, is_eval_step, load_valid_pairs,
-                                         no_selection_note)
-
+from protlab.pretrain.validation import (BEST_FILE, BestStep, Validator, is_eval_step, load_valid_pairs,
+                                         no_selection_note, select_exported, validated)
 
 
 # ------------------------------------------------------------------------------ model
@@ -105,30 +108,6 @@ def _to(batch: dict, device: str) -> dict:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-class MicroBatches(torch.utils.data.Dataset):
-    """Micro-batches ``first, first + 1, ...`` of a :class:`PairBatches`, for a ``DataLoader``
-    whose worker processes build them ahead of the training step (each is deterministic in
-    its index, so workers change nothing but speed)."""
-
-    def __init__(self, batches, first: int, stop: int):
-        self.batches, self.first, self.stop = batches, first, stop
-
-    def __len__(self) -> int:
-        return max(0, self.stop - self.first)
-
-    def __getitem__(self, i: int) -> dict:
-        return self.batches.batch(self.first + i)
-
-
-def micro_batch_stream(batches, first: int, stop: int, *, workers: int, pin: bool):
-    """An iterator over micro-batches ``first .. stop - 1``; ``workers`` > 0 prefetches them."""
-    if workers == 0:
-        return (batches.batch(i) for i in range(first, stop))
-    loader = torch.utils.data.DataLoader(MicroBatches(batches, first, stop), batch_size=None,
-                                         num_workers=workers, pin_memory=pin, prefetch_factor=4)
-    return iter(loader)
-
-
 def train(config: PretrainConfig) -> dict:
     """Train (or resume) in this process; returns a summary (rank 0 also writes artifacts).
 
@@ -145,207 +124,234 @@ def train(config: PretrainConfig) -> dict:
 
 
 def _train(config: PretrainConfig, env, device: str) -> dict:
-    run_dir = Path(config.run_dir)
-    run_ = RunDir(run_dir)
-    ckpt_path = run_.path("pretrain_checkpoint")
-    log_path, untrained_path = run_.path("pretrain_log"), run_.path("pretrain_untrained_metrics")
-    weights = loss_weights(config)
-
-    seed_everything(config.seed)  # the same on every rank (dropout streams too, as in Megatron-LM)
-    model, tokenizer = build_model(config)
-    model.to(device)
-    train_pairs = load_pairs(run_dir, split=config.train_split)
-    collator = Collator(model.alphabet, tokenizer, crop_length=config.crop_length,
-                        max_text_length=config.max_text_length, max_property_length=config.max_property_length,
-                        mlm_prob=config.mlm_prob, bsr_ratio=config.bsr_ratio,
-                        bsr_span=(config.bsr_span_min, config.bsr_span_max), weights=weights,
-                        fixed_shapes=config.compile, substitution_prob=config.substitution_prob)
-    batches = PairBatches(train_pairs, collator, batch_size=config.batch_size, seed=config.seed,
-                          rank=env.rank, world=env.world)
-    autocast = _autocast_factory(device, config)
-    eval_pairs = None
-    if env.is_main:
-        try:
-            eval_pairs = load_pairs(run_dir, split=config.eval_split)
-        except InputError as exc:
-            print(f"[train] no evaluation: {exc}", flush=True)
-    evaluate = alignment_evaluator(model, eval_pairs, train_pairs, collator, config, device, autocast)
-    validate, selection_note, best = None, None, BestStep(run_.path("checkpoints"))
-    if env.is_main:
-        valid_pairs, reason = load_valid_pairs(run_dir)
-        if valid_pairs is None:
-            selection_note = no_selection_note(reason)
-            print(f"[train] {selection_note}", flush=True)
-        else:
-            validate = Validator(model, valid_pairs, collator, config, weights, device=device, autocast=autocast)
-
-    optimizer = torch.optim.AdamW(param_groups(model, config), lr=config.lr, betas=(0.9, 0.98), eps=1e-6,
-                                  fused=device.startswith("cuda"))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
-    step, window = 0, None
-    resumed = config.resume and ckpt_path.is_file()
-    if resumed:
-        ckpt = read_training_state(ckpt_path)
-        check_architecture(ckpt, model, ckpt_path)
-        refuse_changed_settings(resume_changes(ckpt.get("config", {}), config), override=config.resume_override,
-                                path=ckpt_path, say=lambda line: env.is_main and print(f"[train] {line}", flush=True))
-        try:
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise InputError(f"{ckpt_path} does not fit this model/optimiser ({str(exc)[:300]}); "
-                             "use the config it was trained with, or a new run_dir") from exc
-        scheduler.load_state_dict(ckpt["scheduler"])
-        step, window = int(ckpt["step"]), dict(ckpt.get("window", {}))
-        per_rank = ckpt.get("rng_per_rank") or [ckpt["rng"]]
-        if not restore_rank_rng(per_rank, env):
-            if env.is_main:
-                print(f"[train] warning: {ckpt_path} was written by {len(per_rank)} rank(s), this run has "
-                      f"{env.world}; training continues, but not exactly as the original run would have",
-                      flush=True)
-        if env.is_main:  # drop log records written after the checkpoint (a killed run)
-            kept = [r for r in read_log(run_dir) if r["step"] <= step]
-            atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in kept))
-            print(f"[train] resumed from {ckpt_path} at step {step}", flush=True)
-            best.restore()
-    else:
-        if env.is_main:
-            log_path.unlink(missing_ok=True)
-            best.forget()
-            if eval_pairs is not None:  # the untrained baseline, measured in the same run
-                atomic_write_json(untrained_path, evaluate())
-    if env.is_main:  # an earlier run's metrics; this run writes its own when it finishes
-        run_.path("pretrain_metrics").unlink(missing_ok=True)
-
-    train_model = model
-    if env.world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        train_model = DDP(model, device_ids=[env.local_rank] if device.startswith("cuda") else None,
-                          find_unused_parameters=any(w == 0 for w in weights.values()))
-    if config.compile:
-        train_model = torch.compile(train_model)
-
-    losses_log = LossWindow(weights, env.world, window)
-    note_pending = selection_note is not None and not resumed
-
-    def checkpoint():
-        losses_log.drain()
-        rng = gather_rng(env, capture_rng())  # every rank's, so each resumes its own streams
-        if not env.is_main:
-            return
-        save_checkpoint(ckpt_path, "pretrain", {
-            "model_args": model_args(model), "config": config.to_dict(),
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "step": step, "rng": rng[0], "rng_per_rank": rng, "window": losses_log.window,
-            "data_position": batches.position(step * config.grad_accum)})
-
-    progress = None
-    if env.is_main and config.progress:
-
-        progress = progress_bar(total=config.max_steps, initial=step, desc="pretrain", dynamic_ncols=True)
-    model.train()
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    stream = micro_batch_stream(batches, step * config.grad_accum, config.max_steps * config.grad_accum,
-                                workers=config.data_workers, pin=device.startswith("cuda"))
-    start, tokens_seen = time.perf_counter(), 0
-    while step < config.max_steps:
-        optimizer.zero_grad(set_to_none=True)
-        step_losses = torch.zeros(len(losses_log.names), device=device)
-        for micro in range(config.grad_accum):
-            cpu_batch = next(stream)
-            tokens_seen += int((cpu_batch["tokens"] != model.alphabet.padding_idx).sum()) * env.world
-            batch = _to(cpu_batch, device)
-            sync = micro == config.grad_accum - 1 or env.world == 1
-            ctx = contextlib.nullcontext() if sync or not hasattr(train_model, "no_sync") else train_model.no_sync()
-            with ctx:
-                with autocast() if autocast else contextlib.nullcontext():
-                    losses = train_model(batch, weights=weights)
-                # GC is the full gathered-batch loss on every rank: x world makes the DDP mean exact.
-                total = sum(weights[k] * v * (env.world if k == "gc" else 1) for k, v in losses.items())
-                (total / config.grad_accum).backward()
-            step_losses += torch.stack([losses[k].detach().float() for k in losses_log.names]) / config.grad_accum
-        grad_norm = (torch.nn.utils.clip_grad_norm_(trainable, config.clip_grad) if config.clip_grad > 0
-                     else torch.zeros((), device=device))
-        optimizer.step()
-        scheduler.step()
-        step += 1
-        losses_log.add(step_losses, grad_norm)
-        if progress is not None:
-            progress.update(1)
+    """The loop: a record every ``log_every`` steps, at validation steps and at the last; a
+    checkpoint every ``ckpt_every`` steps and at the last (by the same rule on every rank)."""
+    run = _Training(config, env, device)
+    log = run.resume_or_start()
+    stream = run.prepare()
+    while run.step < config.max_steps:
+        run.optimise(stream)
         # the same rule on every rank: a record's losses are all-reduced under DDP
-        eval_step = is_eval_step(step, config.eval_every, config.max_steps)
-        if step % config.log_every == 0 or step == config.max_steps or eval_step:
-            record = {"step": step, **losses_log.record(), "lr": scheduler.get_last_lr()[0],
-                      "temperature": float(1.0 / model.scale().detach()),
-                      "tokens_per_s": tokens_seen / max(1e-9, time.perf_counter() - start)}
-            if validate is not None and eval_step:
-                record.update(validated(validate))
-                best.offer(step, {k: v for k, v in record.items() if k.startswith("valid_")},
-                           lambda: {"model_args": model_args(model), "config": config.to_dict(),
-                                    "model": model.state_dict()})
-                record["best_step"] = best.step
-            if note_pending:  # said once, in the run's first record
-                record["note"], note_pending = selection_note, False
-            if progress is not None:
-                progress.set_postfix(loss=f"{record['last_loss']:.3f}",
-                                     **({"best": best.step} if best.step is not None else {}))
-            if env.is_main:
-                append_line(log_path, json.dumps(record))
-        if step % config.ckpt_every == 0 or step == config.max_steps:
-            checkpoint()
+        eval_step = is_eval_step(run.step, config.eval_every, config.max_steps)
+        logged = run.step % config.log_every == 0 or run.step == config.max_steps or eval_step
+        log.advance(1, **(run.log_record(log, eval_step) if logged else {}))
+        if run.step % config.ckpt_every == 0 or run.step == config.max_steps:
+            run.checkpoint()
     del stream  # stops the data workers
-    if progress is not None:
-        progress.close()
-    elapsed = time.perf_counter() - start
-    summary = {"step": step, "train_seconds": elapsed, "tokens_per_s": tokens_seen / max(elapsed, 1e-9)}
+    log.close()
+    elapsed = time.perf_counter() - run.started
+    summary = {"step": run.step, "train_seconds": elapsed, "tokens_per_s": run.tokens_seen / max(elapsed, 1e-9)}
     if env.is_main:
-        history = read_log(run_dir)
-        summary["final_loss"] = history[-1]["last_loss"] if history else None
-        selection = select_exported(model, best, validate is not None, step, selection_note)
-        summary.update(selection)
-        export_protein_encoder(model, run_.path("protein_encoder"), source="protlab.pretrain.loop",
-                               step=selection["best_step"], selected_by=selection["best_metric"],
-                               protein_encoder=config.protein_encoder,
-                               text_encoder=config.text_encoder)
-        if eval_pairs is not None:
-            trained = evaluate()
-            untrained = json.loads(untrained_path.read_text()) if untrained_path.is_file() else None
-            metrics = {**trained, "untrained": untrained, "split": config.eval_split, "steps": step, **selection,
-                       "loss_trends": loss_trends(history, weights), "config": config.to_dict()}
-            if untrained:
-                metrics["mrr_ratio"] = mrr_ratio(trained, untrained)
-            if trained["zero_shot_acc"] is None:
-                metrics["note"] = ("zero-shot not scored: no held-out protein has a label whose class has training "
-                                   "texts; retrieval only")
-                print(f"pretrain: {metrics['note']}", flush=True)
-            atomic_write_json(run_.path("pretrain_metrics"), metrics)
-            summary["metrics"] = metrics
+        summary.update(run.export())
     if env.world > 1:
         leave_distributed()
     return summary
 
 
-def validated(validate) -> dict:
-    """``validate()`` with every RNG state put back: scoring changes nothing a resumed run replays."""
-    states = capture_rng()
-    try:
-        return validate()
-    finally:
-        restore_rng(states)
+class _Training:
+    """One run of :func:`train`: what it trains and scores, and the parts of its loop.
 
+    Every rank builds the same things in the same order from one seed (the model, the batches,
+    the optimiser), so every rank draws the same random numbers; rank 0 alone loads the
+    evaluation and validation splits, writes and prints."""
 
-def select_exported(model, best: BestStep, validating: bool, step: int, note: str | None) -> dict:
-    """Load the best step's weights into ``model`` (the last step's stay without a selection);
-    returns what was chosen and by what (``best_step``, ``best_metric``, ``best_valid``)."""
-    if validating and best.step is None:
-        note = no_selection_note("no validation was recorded for this run")
-    if best.step is None or not validating:
-        return {"best_step": step, "best_metric": "none: the last step", "best_valid": None,
-                "selection_note": note}
-    if best.step != step:
-        model.load_state_dict(best.weights())
-    return {"best_step": best.step, "best_metric": BEST_METRIC, "best_valid": best.valid, "selection_note": None}
+    def __init__(self, config: PretrainConfig, env, device: str):
+        self.config, self.env, self.device = config, env, device
+        self.run = RunDir(config.run_dir)
+        self.say = say if env.is_main else (lambda message: None)
+        self.weights = loss_weights(config)
+        seed_everything(config.seed)  # the same on every rank (dropout streams too, as in Megatron-LM)
+        self.model, tokenizer = build_model(config)
+        self.model.to(device)
+        train_pairs = load_pairs(self.run.root, split=config.train_split)
+        collator = Collator(self.model.alphabet, tokenizer, crop_length=config.crop_length,
+                            max_text_length=config.max_text_length, max_property_length=config.max_property_length,
+                            mlm_prob=config.mlm_prob, bsr_ratio=config.bsr_ratio,
+                            bsr_span=(config.bsr_span_min, config.bsr_span_max), weights=self.weights,
+                            fixed_shapes=config.compile, substitution_prob=config.substitution_prob)
+        self.batches = PairBatches(train_pairs, collator, batch_size=config.batch_size, seed=config.seed,
+                                   rank=env.rank, world=env.world)
+        self.autocast = _autocast_factory(device, config)
+        self._evaluators(train_pairs, collator)
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, config), lr=config.lr, betas=(0.9, 0.98),
+                                           eps=1e-6, fused=device.startswith("cuda"))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, config))
+        self.step, self.losses, self.note_pending = 0, None, False
+        self.train_model, self.trainable, self.started, self.tokens_seen = None, [], 0.0, 0
+
+    def _evaluators(self, train_pairs, collator) -> None:
+        """``evaluate`` (held-out retrieval and zero-shot on ``eval_split``, rank 0 with such a
+        split) and ``validate`` (the valid split that picks the exported step, rank 0; without
+        one, ``selection_note`` says why the last step is exported)."""
+        config = self.config
+        self.eval_pairs, self.validate, self.selection_note = None, None, None
+        if self.env.is_main:
+            try:
+                self.eval_pairs = load_pairs(self.run.root, split=config.eval_split)
+            except InputError as exc:
+                self.say(f"no evaluation: {exc}")
+        self.evaluate = alignment_evaluator(self.model, self.eval_pairs, train_pairs, collator, config, self.device,
+                                            self.autocast)
+        self.best = BestStep(self.run.path("checkpoints"))
+        if self.env.is_main:
+            valid_pairs, reason = load_valid_pairs(self.run.root)
+            if valid_pairs is None:
+                self.selection_note = no_selection_note(reason)
+                self.say(self.selection_note)
+            else:
+                self.validate = Validator(self.model, valid_pairs, collator, config, self.weights, device=self.device,
+                                          autocast=self.autocast)
+
+    def resume_or_start(self) -> TrainingLog:
+        """Continue from ``checkpoints/last.pt`` (``resume``) or start afresh (the untrained model
+        scored first); returns the training log, whose records a resumed run keeps up to its step."""
+        config, env = self.config, self.env
+        ckpt_path = self.run.path("pretrain_checkpoint")
+        resumed = config.resume and ckpt_path.is_file()
+        window = self._resume(ckpt_path) if resumed else None
+        log = TrainingLog(LOG_NAME, unit="step", total=config.max_steps, path=self.run.path("pretrain_log"),
+                          start=self.step, every=config.eval_every, bar=config.progress, main=env.is_main)
+        if resumed:
+            log.say(f"resumed from {ckpt_path} at step {self.step}")
+            if env.is_main:
+                self.best.restore()
+        elif env.is_main:
+            self.best.forget()
+            if self.eval_pairs is not None:  # the untrained baseline, measured in the same run
+                atomic_write_json(self.run.path("pretrain_untrained_metrics"), self.evaluate())
+        if env.is_main:  # an earlier run's metrics; this run writes its own when it finishes
+            self.run.path("pretrain_metrics").unlink(missing_ok=True)
+        self.losses = LossWindow(self.weights, env.world, window)
+        self.note_pending = self.selection_note is not None and not resumed
+        return log
+
+    def _resume(self, ckpt_path: Path) -> dict:
+        """The checkpoint's weights, optimiser, scheduler, step and every rank's random states;
+        returns its loss window (the steps since its last record)."""
+        ckpt = read_training_state(ckpt_path)
+        check_architecture(ckpt, self.model, ckpt_path)
+        refuse_changed_settings(resume_changes(ckpt.get("config", {}), self.config),
+                                override=self.config.resume_override, path=ckpt_path, say=self.say)
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise InputError(f"{ckpt_path} does not fit this model/optimiser ({str(exc)[:300]}); "
+                             "use the config it was trained with, or a new run_dir") from exc
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.step, window = int(ckpt["step"]), dict(ckpt.get("window", {}))
+        per_rank = ckpt.get("rng_per_rank") or [ckpt["rng"]]
+        if not restore_rank_rng(per_rank, self.env):
+            self.say(f"warning: {ckpt_path} was written by {len(per_rank)} rank(s), this run has "
+                     f"{self.env.world}; training continues, but not exactly as the original run would have")
+        return window
+
+    def prepare(self):
+        """The model as the loop runs it (DDP over ranks, compiled on request) in training mode;
+        starts the clock and returns the stream of micro-batches from the current step on."""
+        config, env, device = self.config, self.env, self.device
+        self.train_model = self.model
+        if env.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            self.train_model = DDP(self.model, device_ids=[env.local_rank] if device.startswith("cuda") else None,
+                                   find_unused_parameters=any(w == 0 for w in self.weights.values()))
+        if config.compile:
+            self.train_model = torch.compile(self.train_model)
+        self.model.train()
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        stream = micro_batch_stream(self.batches, self.step * config.grad_accum, config.max_steps * config.grad_accum,
+                                    workers=config.data_workers, pin=device.startswith("cuda"))
+        self.started, self.tokens_seen = time.perf_counter(), 0
+        return stream
+
+    def optimise(self, stream) -> None:
+        """One optimiser step over ``grad_accum`` micro-batches of ``stream``."""
+        config, env, device, weights = self.config, self.env, self.device, self.weights
+        self.optimizer.zero_grad(set_to_none=True)
+        step_losses = torch.zeros(len(self.losses.names), device=device)
+        for micro in range(config.grad_accum):
+            cpu_batch = next(stream)
+            self.tokens_seen += int((cpu_batch["tokens"] != self.model.alphabet.padding_idx).sum()) * env.world
+            batch = _to(cpu_batch, device)
+            sync = micro == config.grad_accum - 1 or env.world == 1
+            no_sync = not sync and hasattr(self.train_model, "no_sync")
+            with self.train_model.no_sync() if no_sync else contextlib.nullcontext():
+                with self.autocast() if self.autocast else contextlib.nullcontext():
+                    losses = self.train_model(batch, weights=weights)
+                # GC is the full gathered-batch loss on every rank: x world makes the DDP mean exact.
+                total = sum(weights[k] * v * (env.world if k == "gc" else 1) for k, v in losses.items())
+                (total / config.grad_accum).backward()
+            step_losses += torch.stack([losses[k].detach().float() for k in self.losses.names]) / config.grad_accum
+        grad_norm = (torch.nn.utils.clip_grad_norm_(self.trainable, config.clip_grad) if config.clip_grad > 0
+                     else torch.zeros((), device=device))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        self.losses.add(step_losses, grad_norm)
+
+    def log_record(self, log: TrainingLog, eval_step: bool) -> dict:
+        """The record of the steps since the last one (every rank calls it: the losses are
+        all-reduced); at ``eval_step`` rank 0 validates and keeps the best step. Rank 0 writes it
+        (printed at validation steps and the last); returns what the progress bar shows."""
+        record = {**self.losses.record(), "lr": self.scheduler.get_last_lr()[0],
+                  "temperature": float(1.0 / self.model.scale().detach()),
+                  "tokens_per_s": self.tokens_seen / max(1e-9, time.perf_counter() - self.started)}
+        if self.validate is not None and eval_step:
+            record.update(validated(self.validate))
+            self.best.offer(self.step, {k: v for k, v in record.items() if k.startswith("valid_")},
+                            lambda: {"model_args": model_args(self.model), "config": self.config.to_dict(),
+                                     "model": self.model.state_dict()})
+            record["best_step"] = self.best.step
+        if self.note_pending:  # said once, in the run's first record
+            record["note"], self.note_pending = self.selection_note, False
+        log.record(self.step, record)
+        shown = {"loss": f"{record['last_loss']:.3f}"}
+        return {**shown, "best": self.best.step} if self.best.step is not None else shown
+
+    def checkpoint(self) -> None:
+        """``checkpoints/last.pt`` (every rank calls it: the random states are gathered)."""
+        self.losses.drain()
+        rng = gather_rng(self.env, capture_rng())  # every rank's, so each resumes its own streams
+        if not self.env.is_main:
+            return
+        save_checkpoint(self.run.path("pretrain_checkpoint"), "pretrain", {
+            "model_args": model_args(self.model), "config": self.config.to_dict(), "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(), "step": self.step,
+            "rng": rng[0], "rng_per_rank": rng, "window": self.losses.window,
+            "data_position": self.batches.position(self.step * self.config.grad_accum)})
+
+    def export(self) -> dict:
+        """Rank 0 at the end: the exported step's protein tower and, with an evaluation split, the
+        metrics; returns the final loss, what was exported and why, and the metrics."""
+        config = self.config
+        history = read_log(self.run.root)
+        out = {"final_loss": history[-1]["last_loss"] if history else None}
+        selection = select_exported(self.model, self.best, self.validate is not None, self.step, self.selection_note)
+        out.update(selection)
+        export_protein_encoder(self.model, self.run.path("protein_encoder"), source="protlab.pretrain.loop",
+                               step=selection["best_step"], selected_by=selection["best_metric"],
+                               protein_encoder=config.protein_encoder, text_encoder=config.text_encoder)
+        if self.eval_pairs is not None:
+            out["metrics"] = self._metrics(history, selection)
+        return out
+
+    def _metrics(self, history: list[dict], selection: dict) -> dict:
+        """``pretrain_metrics.json``: the exported model scored on ``eval_split`` beside the untrained one."""
+        config = self.config
+        trained = self.evaluate()
+        untrained_path = self.run.path("pretrain_untrained_metrics")
+        untrained = json.loads(untrained_path.read_text()) if untrained_path.is_file() else None
+        metrics = {**trained, "untrained": untrained, "split": config.eval_split, "steps": self.step, **selection,
+                   "loss_trends": loss_trends(history, self.weights), "config": config.to_dict()}
+        if untrained:
+            metrics["mrr_ratio"] = mrr_ratio(trained, untrained)
+        if trained["zero_shot_acc"] is None:
+            metrics["note"] = ("zero-shot not scored: no held-out protein has a label whose class has training "
+                               "texts; retrieval only")
+            self.say(metrics["note"])
+        atomic_write_json(self.run.path("pretrain_metrics"), metrics)
+        return metrics
 
 
 # ------------------------------------------------------------------------- launchers
@@ -356,7 +362,7 @@ def launch_torchrun(config: PretrainConfig, nproc: int) -> dict:
     cfg_path = atomic_write_json(run_.writable("pretrain_config"), {**config.to_dict(), "nproc": 1})
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
            "-m", "protlab.pretrain.train_config", "--config", str(cfg_path)]
-    print("[train] launching:", " ".join(cmd), flush=True)
+    say(f"launching: {' '.join(cmd)}")
     proc = subprocess.run(cmd)
     if proc.returncode != 0:
         raise ProtlabError(f"torchrun exited with status {proc.returncode}; see the output above and "

@@ -2,16 +2,16 @@
 (``pretrain_log.jsonl``) read back, and the trend of each loss."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from protlab.core.errors import InputError
 from protlab.core.rundir import RunDir
+from protlab.core.training_log import read_records
 
 LOSS_NAMES = ("gc", "mlm", "bsr", "pda")
+LOG_NAME = "pretrain"  # the training log's name: its lines read "[pretrain] ..."
 
 
 class LossWindow:
@@ -59,22 +59,15 @@ class LossWindow:
 
 
 def read_log(run_dir: str | Path) -> list[dict]:
-    """The records of the run's training log (``pretrain_log.jsonl``), oldest first; [] when none."""
-    path = RunDir(run_dir).path("pretrain_log")
-    if not path.is_file():
-        return []
-    lines = [(number, line) for number, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
-    records = []
-    for index, (number, line) in enumerate(lines):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            if index == len(lines) - 1:  # the record a killed run was writing: the checkpoint has its step
-                print(f"[train] {path}, line {number}: cut short (a killed run); ignored", flush=True)
-                break
-            raise InputError(f"{path}, line {number}: not a JSON record ({exc.msg}); delete the line or the "
-                             "file (resume=False)") from exc
-    return records
+    """The records of the run's training log (``pretrain_log.jsonl``), oldest first; [] when none.
+    A last line cut short (the record a killed run was writing: the checkpoint has its step) is
+    left out, with a line saying so; any other line that is not JSON is an ``InputError``."""
+    return read_records(RunDir(run_dir).path("pretrain_log"), say=say)
+
+
+def say(message: str) -> None:
+    """A line of 03's training, in its log's form (``[pretrain] ...``)."""
+    print(f"[{LOG_NAME}] {message}", flush=True)
 
 
 def loss_trends(history: list[dict], weights: dict) -> dict:

@@ -23,6 +23,7 @@ import torch
 
 from protlab.core.checkpoint import read_checkpoint, save_checkpoint
 from protlab.core.errors import InputError
+from protlab.core.training import capture_rng, restore_rng
 from protlab.pretrain.data import Collator, load_pairs
 from protlab.pretrain.retrieval import embed_texts, encode_proteins, retrieval_metrics
 
@@ -146,3 +147,25 @@ class BestStep:
 
     def weights(self) -> dict:
         return read_checkpoint(self.path, "pretrain")["model"]
+
+
+def validated(validate) -> dict:
+    """``validate()`` with every RNG state put back: scoring changes nothing a resumed run replays."""
+    states = capture_rng()
+    try:
+        return validate()
+    finally:
+        restore_rng(states)
+
+
+def select_exported(model, best: BestStep, validating: bool, step: int, note: str | None) -> dict:
+    """Load the best step's weights into ``model`` (the last step's stay without a selection);
+    returns what was chosen and by what (``best_step``, ``best_metric``, ``best_valid``)."""
+    if validating and best.step is None:
+        note = no_selection_note("no validation was recorded for this run")
+    if best.step is None or not validating:
+        return {"best_step": step, "best_metric": "none: the last step", "best_valid": None,
+                "selection_note": note}
+    if best.step != step:
+        model.load_state_dict(best.weights())
+    return {"best_step": best.step, "best_metric": BEST_METRIC, "best_valid": best.valid, "selection_note": None}

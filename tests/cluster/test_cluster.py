@@ -9,8 +9,11 @@ import torch
 import protlab
 from protlab.cluster.methods import cluster
 from protlab.cluster.scan import ScanClusterer
-from protlab.cluster.stage import read_clustering, write_clustering
+from protlab.cluster.scan_state import ScanStates
+from protlab.cluster.stage import STAGE, read_clustering, write_clustering
 from protlab.core.rundir import RunDir
+from protlab.core.stage import StageRecord
+from protlab.core.training_log import read_records
 from protlab.core.errors import InputError
 from protlab.evaluate.metrics import evaluate, matched_accuracy
 from protlab.cluster.heads import ScanHeads, scan_loss, self_label_loss, strong_view, validation_losses
@@ -237,8 +240,18 @@ def _write_run(run_dir, proteins, emb, *, labels=True):
 def test_cluster_run_writes_artifacts(toy, tmp_path):
     proteins, emb = toy
     _write_run(tmp_path, proteins, emb)
-    result = write_clustering(tmp_path, method="scan", neighbors="faiss", **FAST)
+    record = StageRecord(STAGE, tmp_path, {})
+    result = write_clustering(tmp_path, method="scan", neighbors="faiss", record=record, **FAST)
     assert result.info["n_clusters"] == 4 and result.info["neighbors"] == "faiss"
+    # the heads' training log: one record per epoch of each pass (faiss neighbours: no warm start)
+    log = read_records(RunDir(tmp_path).path("scan_log"))
+    fitted = result.model.info
+    assert [r["epoch"] for r in log] == list(range(1, len(log) + 1))
+    assert [r["loss"] for r in log if r["pass"] == "scan"] == fitted["scan_loss_history"]
+    assert [r["confident_fraction"] for r in log if r["pass"] == "self_label"] == \
+        fitted["self_label_confident_fraction"]
+    assert [r["pass_epoch"] for r in log if r["pass"] == "self_label"] == [1, 2]
+    assert str(RunDir(tmp_path).path("scan_log").relative_to(tmp_path)) in record.outputs
     main = read_clustering(tmp_path)
     assert list(main.columns[:3]) == ["id", "cluster", "confidence"]
     assert main["id"].tolist() == proteins["id"].tolist()
@@ -247,6 +260,35 @@ def test_cluster_run_writes_artifacts(toy, tmp_path):
     assert (tmp_path / "clusters" / "scan_model.pt").exists() and (tmp_path / "clusters" / "scan.json").exists()
     loaded = ScanClusterer.load(tmp_path / "clusters" / "scan_model.pt")
     assert (loaded.predict(emb) == main["cluster"].to_numpy()).mean() >= 0.95
+
+
+def test_a_resumed_fit_keeps_the_heads_log_up_to_its_saved_epoch(toy, tmp_path, monkeypatch):
+    """Stopped after a SCAN epoch's record but before its state was saved, a rerun resumes at
+    the epoch before, drops that record and logs on: the log equals an uninterrupted fit's."""
+    _, emb = toy
+
+    def fit(name):
+        run = tmp_path / name
+        return ScanClusterer(n_clusters=4, neighbors="faiss", state_files=(run / "graph.pt", run / "heads.pt"),
+                             log_file=run / "log.jsonl", **FAST).fit(emb)
+
+    straight = fit("straight")
+    real_save = ScanStates.save_training
+
+    def stop_at_epoch_7(self, position, *args, **kwargs):
+        if position == {"pass": "scan", "epoch": 7}:
+            raise KeyboardInterrupt("stopped")
+        return real_save(self, position, *args, **kwargs)
+
+    monkeypatch.setattr(ScanStates, "save_training", stop_at_epoch_7)
+    with pytest.raises(KeyboardInterrupt):
+        fit("stopped")
+    assert read_records(tmp_path / "stopped" / "log.jsonl")[-1]["pass_epoch"] == 7
+    monkeypatch.setattr(ScanStates, "save_training", real_save)
+    resumed = fit("stopped")
+    logs = [read_records(tmp_path / name / "log.jsonl") for name in ("straight", "stopped")]
+    assert logs[0] == logs[1] and len(logs[0]) == 152  # 150 SCAN epochs (min_steps), 2 self-labelling
+    assert resumed.info["scan_loss_history"] == straight.info["scan_loss_history"]
 
 
 def test_cluster_run_without_labels_needs_n_clusters(toy, tmp_path):

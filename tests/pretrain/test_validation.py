@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from protlab import pretrain
+from protlab.core import training_log
 from protlab.core.errors import InputError
 from protlab.pretrain import loop as T
 from protlab.pretrain.config import make_config
@@ -102,17 +103,17 @@ def test_resume_after_a_kill_between_best_and_last_matches_an_uninterrupted_run(
     frame = with_valid()
     straight, killed = (tiny_run(tmp_path, name, frame=frame, **STEPS) for name in ("straight", "killed"))
     T.run_training(straight)
-    real_append = T.append_line
+    real_append = training_log.append_line
 
     def die_at_step_10(path, line):
         if json.loads(line)["step"] == 10:
             raise KeyboardInterrupt("killed")
         return real_append(path, line)
 
-    monkeypatch.setattr(T, "append_line", die_at_step_10)
+    monkeypatch.setattr(training_log, "append_line", die_at_step_10)
     with pytest.raises(KeyboardInterrupt):
         T.run_training(killed)
-    monkeypatch.setattr(T, "append_line", real_append)
+    monkeypatch.setattr(training_log, "append_line", real_append)
     assert torch.load(Path(killed.run_dir) / "checkpoints" / "last.pt", weights_only=True)["step"] == 8
     T.run_training(killed)
     a, b = T.read_log(straight.run_dir), T.read_log(killed.run_dir)
