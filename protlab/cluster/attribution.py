@@ -112,6 +112,91 @@ def spread_over_residues(alignments: dict, weights: np.ndarray, offsets: np.ndar
     return np.bincount(slot[keep], weights=(weights[which] * share)[keep], minlength=total)
 
 
+def _checked_inputs(model: ScanClusterer, ids, sequences, clusters, embeddings) -> tuple:
+    """``(ids, sequences, clusters, x)`` as strings, cluster indices and unit embeddings, once they fit
+    together and the model."""
+    problem = supports(model)
+    if problem:
+        raise InputError(f"residue attribution: {problem}")
+    ids, sequences = [str(i) for i in ids], [str(s) for s in sequences]
+    clusters = np.asarray(clusters, dtype=np.int64)
+    x = normalize_rows(np.asarray(embeddings, dtype=np.float32))
+    n = len(ids)
+    if not (len(sequences) == len(clusters) == len(x) == n):
+        raise InputError(f"attribution needs one sequence, cluster and embedding per protein (got {n} ids, "
+                         f"{len(sequences)} sequences, {len(clusters)} clusters, {len(x)} embeddings)")
+    n_clusters = model.model.args["n_clusters"]
+    if n and (clusters.min() < 0 or clusters.max() >= n_clusters):
+        raise InputError(f"clusters must lie in 0..{n_clusters - 1} (the model's clusters); got "
+                         f"{clusters.min()}..{clusters.max()}")
+    return ids, sequences, clusters, x
+
+
+def _embedding_edges(model: ScanClusterer, x: np.ndarray, own: np.ndarray) -> sp.csr_matrix:
+    """The embedding-neighbour edges (weight 1) of each protein, the protein itself excluded."""
+    n, n_ref = len(x), len(model.graph.reference_sequences)
+    fallback = int(min(model.config["fallback_k"], n_ref - 1 if (own >= 0).any() else n_ref))
+    knn, _ = faiss_knn(x, model.graph.reference_embeddings, k=min(fallback + 1, n_ref), exclude_self=False,
+                       index=model._reference_index())
+    knn = np.where(knn == own[:, None], -1, knn)
+    keep = (knn >= 0) & (np.cumsum(knn >= 0, axis=1) <= fallback)
+    return sp.csr_matrix((np.ones(int(keep.sum())), (np.nonzero(keep)[0], knn[keep])), shape=(n, n_ref))
+
+
+def _alignments_to_others(model: ScanClusterer, sequences: list[str], rows: np.ndarray, own: np.ndarray,
+                          threads: int | None) -> dict:
+    """The alignments of the proteins ``rows`` to the reference set, ``query`` renumbered to
+    protein indices, without each protein's own reference row and with one alignment per pair."""
+    found = search_alignments([sequences[i] for i in rows], model.graph.reference_sequences, threads=threads,
+                              max_seqs=MAX_HITS + 1)
+    found["query"] = rows[found["query"]]
+    other = found["target"] != own[found["query"]]
+    found = {key: value[other] for key, value in found.items()}
+    first = np.unique(np.stack([found["query"], found["target"]], 1), axis=0, return_index=True)[1]
+    return {key: value[np.sort(first)] for key, value in found.items()}
+
+
+def _head_inputs(affinity: sp.csr_matrix, parts: np.ndarray, own_weight: float,
+                 x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(z, scale, mass)``: each row's head input as the model builds it from its ``affinity``
+    to the reference proteins, the per-protein scaling in it and the row's affinity mass."""
+    mass = np.asarray(affinity.sum(axis=1)).ravel()
+    walked = (affinity @ parts) / np.maximum(mass, 1e-12)[:, None]
+    feature = walked + own_weight * x if own_weight else walked
+    norm = np.linalg.norm(feature, axis=1)
+    scale = np.sqrt(feature.shape[1]) / np.where(norm == 0, 1.0, norm)
+    return feature * scale[:, None], scale, mass
+
+
+def _edge_contributions(grad: np.ndarray, parts: np.ndarray, row: np.ndarray, col: np.ndarray, scale: np.ndarray,
+                        mass: np.ndarray) -> np.ndarray:
+    """Gradient × input of each edge ``row -> col``: its share of the row's head input times the gradient
+    (per unit edge weight)."""
+    return (grad[row] * parts[col]).sum(1) * scale[row] / mass[row]
+
+
+def _unattributed_share(grad: np.ndarray, parts: np.ndarray, weak: sp.csr_matrix, scale: np.ndarray,
+                        mass: np.ndarray, own_part: np.ndarray | None, explained: np.ndarray) -> np.ndarray:
+    """Each row's share of the score that no alignment carries: its embedding-neighbour edges
+    ``weak`` and, with ``own_part``, its own embedding."""
+    edges = weak.tocoo()
+    weak_part = _edge_contributions(grad, parts, edges.row, edges.col, scale, mass)
+    out = np.bincount(edges.row, weights=np.abs(weak_part), minlength=len(grad))
+    if own_part is not None:
+        out += np.abs(own_part)
+    return out / np.maximum(np.abs(explained) + out, 1e-12)
+
+
+def _residue_table(ids: list[str], sequences: list[str], offsets: np.ndarray, values: np.ndarray) -> pd.DataFrame:
+    """The long table: one row per residue (``id``, ``position`` 1-based, ``residue``, ``attribution``)."""
+    return pd.DataFrame({
+        "id": np.repeat(np.asarray(ids, dtype=object), np.diff(offsets)),
+        "position": np.concatenate([np.arange(1, len(s) + 1) for s in sequences]) if ids else np.zeros(0, np.int64),
+        "residue": np.asarray(list("".join(sequences)), dtype=object),
+        "attribution": values.astype(np.float32),
+    })
+
+
 def attribute(model: ScanClusterer, ids, sequences, clusters, embeddings, *, reference_index=None,
               threads: int | None = None, progress: bool = False) -> tuple[pd.DataFrame, dict]:
     """Residue attribution of ``clusters`` (one cluster per protein) by ``model``.
@@ -121,32 +206,11 @@ def attribute(model: ScanClusterer, ids, sequences, clusters, embeddings, *, ref
     reference. Returns the long table (``id``, ``position`` 1-based, ``residue``,
     ``attribution``) and what the attribution rests on.
     """
-    problem = supports(model)
-    if problem:
-        raise InputError(f"residue attribution: {problem}")
-    ids, sequences = [str(i) for i in ids], [str(s) for s in sequences]
-    clusters = np.asarray(clusters, dtype=np.int64)
-    x = normalize_rows(np.asarray(embeddings, dtype=np.float32))
+    ids, sequences, clusters, x = _checked_inputs(model, ids, sequences, clusters, embeddings)
     n, n_ref = len(ids), len(model.graph.reference_sequences)
-    if not (len(sequences) == len(clusters) == len(x) == n):
-        raise InputError(f"attribution needs one sequence, cluster and embedding per protein (got {n} ids, "
-                         f"{len(sequences)} sequences, {len(clusters)} clusters, {len(x)} embeddings)")
-    n_clusters = model.model.args["n_clusters"]
-    if n and (clusters.min() < 0 or clusters.max() >= n_clusters):
-        raise InputError(f"clusters must lie in 0..{n_clusters - 1} (the model's clusters); got "
-                         f"{clusters.min()}..{clusters.max()}")
     own = np.full(n, -1, dtype=np.int64) if reference_index is None else np.asarray(reference_index, dtype=np.int64)
     parts, own_weight = neighbour_parts(model)
-    cfg = model.config
-
-    # the embedding-neighbour edges (weight 1), the protein itself excluded
-    fallback = int(min(cfg["fallback_k"], n_ref - 1 if (own >= 0).any() else n_ref))
-    knn, _ = faiss_knn(x, model.graph.reference_embeddings, k=min(fallback + 1, n_ref), exclude_self=False,
-                       index=model._reference_index())
-    knn = np.where(knn == own[:, None], -1, knn)
-    keep = (knn >= 0) & (np.cumsum(knn >= 0, axis=1) <= fallback)
-    weak = sp.csr_matrix((np.ones(int(keep.sum())), (np.nonzero(keep)[0], knn[keep])), shape=(n, n_ref))
-
+    weak = _embedding_edges(model, x, own)
     offsets = np.concatenate([[0], np.cumsum([len(s) for s in sequences])]).astype(np.int64)
     values = np.zeros(int(offsets[-1]))
     starts = range(0, n, SEARCH_CHUNK)
@@ -155,42 +219,20 @@ def attribute(model: ScanClusterer, ids, sequences, clusters, embeddings, *, ref
     explained, unattributed, agree = np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool)
     for start in starts:
         rows = np.arange(start, min(start + SEARCH_CHUNK, n))
-        found = search_alignments([sequences[i] for i in rows], model.graph.reference_sequences, threads=threads,
-                                  max_seqs=MAX_HITS + 1)
-        found["query"] = rows[found["query"]]
-        other = found["target"] != own[found["query"]]
-        found = {key: value[other] for key, value in found.items()}
-        first = np.unique(np.stack([found["query"], found["target"]], 1), axis=0, return_index=True)[1]
-        found = {key: value[np.sort(first)] for key, value in found.items()}  # one alignment per pair
+        found = _alignments_to_others(model, sequences, rows, own, threads)
         local = found["query"] - start
         hits = sp.csr_matrix((found["bits"].astype(np.float64), (local, found["target"])), shape=(len(rows), n_ref))
-        affinity = (hits + weak[rows]).tocsr()
-        mass = np.asarray(affinity.sum(axis=1)).ravel()
-        walked = (affinity @ parts) / np.maximum(mass, 1e-12)[:, None]
-        feature = walked + own_weight * x[rows] if own_weight else walked
-        norm = np.linalg.norm(feature, axis=1)
-        scale = np.sqrt(feature.shape[1]) / np.where(norm == 0, 1.0, norm)
-        grad, predicted = head_gradients(model, feature * scale[:, None], clusters[rows])
+        z, scale, mass = _head_inputs((hits + weak[rows]).tocsr(), parts, own_weight, x[rows])
+        grad, predicted = head_gradients(model, z, clusters[rows])
         agree[rows] = predicted == clusters[rows]
-        neighbour = (grad[local] * parts[found["target"]]).sum(1) * scale[local] / mass[local]
-        hit_weight = found["bits"] * neighbour
+        hit_weight = found["bits"] * _edge_contributions(grad, parts, local, found["target"], scale, mass)
         values += spread_over_residues(found, hit_weight, offsets, len(values))
-        weak_rows = weak[rows].tocoo()
-        weak_part = (grad[weak_rows.row] * parts[weak_rows.col]).sum(1) * scale[weak_rows.row] / mass[weak_rows.row]
         explained[rows] = np.bincount(local, weights=hit_weight, minlength=len(rows))
-        unattributed[rows] = np.bincount(weak_rows.row, weights=np.abs(weak_part), minlength=len(rows))
-        if own_weight:
-            unattributed[rows] += np.abs(own_weight * (grad * x[rows]).sum(1) * scale)
-        unattributed[rows] /= np.maximum(np.abs(explained[rows]) + unattributed[rows], 1e-12)
-    frame = pd.DataFrame({
-        "id": np.repeat(np.asarray(ids, dtype=object), np.diff(offsets)),
-        "position": np.concatenate([np.arange(1, len(s) + 1) for s in sequences]) if n else np.zeros(0, np.int64),
-        "residue": np.asarray(list("".join(sequences)), dtype=object),
-        "attribution": values.astype(np.float32),
-    })
+        own_part = own_weight * (grad * x[rows]).sum(1) * scale if own_weight else None
+        unattributed[rows] = _unattributed_share(grad, parts, weak[rows], scale, mass, own_part, explained[rows])
     info = {"method": "gradient x input of the own cluster's head score, spread over residues by alignment scores",
             "graph_features": model.graph.kind, "n_proteins": n, "n_residues": int(len(values)),
             "head_agrees_with_clusters": float(agree.mean()) if n else None,
             "unattributed_share_median": float(np.median(unattributed)) if n else None,
             "without_homologs": int(np.sum(explained == 0))}
-    return frame, info
+    return _residue_table(ids, sequences, offsets, values), info

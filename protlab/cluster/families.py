@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from protlab.cluster.family_fit import fit_to, merge_down
+from protlab.cluster.family_fit import fit_to, largest_first, merge_down
 from protlab.cluster.family_types import (DEFAULT, FamilyConfig, FamilyPartition, min_family_size, one_hot,
                                           relabel)
 from protlab.cluster.neighbors import NeighborGraph
@@ -305,6 +305,48 @@ def attach_by_affinity(families: np.ndarray, affinity: sp.csr_matrix, embeddings
     return out
 
 
+def _pieces_of(graph: NeighborGraph, lengths: np.ndarray | None, seed: int, config: FamilyConfig,
+               passes: list[dict]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """``(pieces, apart)``: step 1, the pure pieces and, with ``lengths``, their longer
+    communities as pieces of their own (``passes`` gets a record of each pass)."""
+    topk = topk_graph(graph.knn, graph.homologous)
+    pieces = pure_pieces(graph.knn, graph.homologous, shared=config.shared_neighbors, graph=topk)
+    passes.append({"pass": "pure_pieces", "groups": int(pieces.max()) + 1})
+    apart: list[tuple[int, int]] = []
+    if lengths is not None:
+        pieces, apart = longer_communities(pieces, topk, lengths, min_family_size(graph.n, config),
+                                           longer=config.longer, seed=seed)
+        passes.append({"pass": "longer_communities", "groups": int(pieces.max()) + 1, "split": len(apart)})
+    return pieces, apart
+
+
+def _family_groups(groups: np.ndarray, n_clusters: int | None,
+                   config: FamilyConfig) -> tuple[np.ndarray, int, np.ndarray, int]:
+    """``(group_sizes, min_size, is_family, n_estimated)``: the merged groups of at least a
+    family's size are the families; asked for more, the next largest groups count too."""
+    group_sizes = np.bincount(groups)
+    min_size = min(min_family_size(len(groups), config), int(group_sizes.max()))
+    is_family = group_sizes >= min_size
+    n_estimated = int(is_family.sum())
+    if n_clusters is not None and n_clusters > n_estimated:
+        is_family = np.zeros(len(group_sizes), dtype=bool)
+        is_family[np.argsort(-group_sizes, kind="stable")[:int(n_clusters)]] = True
+    return group_sizes, min_size, is_family, n_estimated
+
+
+def _count_or_fit(labels: np.ndarray, n_clusters: int | None, hits: sp.csr_matrix, affinity: sp.csr_matrix,
+                  embeddings: np.ndarray, *, seed: int = 0,
+                  config: FamilyConfig = DEFAULT) -> tuple[np.ndarray, list[dict], int]:
+    """``(labels, steps, parts merged)``: without ``n_clusters`` only the parts of one family
+    merge (they count once); with it, the families are fitted to that number (:func:`fit_to`).
+    ``parts merged``: how many of the steps merged a part into its family."""
+    if n_clusters is None:
+        labels, merges = merge_down(labels, None, hits, affinity, part_share=config.part_share)
+        return labels, [{"merged": merge} for merge in merges], len(merges)
+    labels, steps = fit_to(labels, int(n_clusters), affinity, embeddings, hits=hits, seed=seed, config=config)
+    return labels, steps, sum(step.get("merged", {}).get("why") == "part" for step in steps)
+
+
 def find_families(graph: NeighborGraph, embeddings: np.ndarray, *, n_clusters: int | None = None, seed: int = 0,
                   sequences=None, config: FamilyConfig = DEFAULT) -> FamilyPartition:
     """The families of a homology neighbour graph (see the module docstring). ``graph``:
@@ -315,28 +357,14 @@ def find_families(graph: NeighborGraph, embeddings: np.ndarray, *, n_clusters: i
     :func:`merge_pieces`); ``sequences`` (optional) let family profiles place the proteins
     without hits; ``config``: the algorithm's constants. ``info["passes"]`` records the passes
     in order with the groups or families after each."""
-    knn, homologous, hits, affinity = graph.knn, graph.homologous, graph.hits, graph.affinity
+    hits = graph.hits
     counted = None if graph.rep is None else graph.rep == np.arange(graph.n)
-    n = len(knn)
-    topk = topk_graph(knn, homologous)
-    pieces = pure_pieces(knn, homologous, shared=config.shared_neighbors, graph=topk)
-    passes = [{"pass": "pure_pieces", "groups": int(pieces.max()) + 1}]
-    apart: list[tuple[int, int]] = []
     lengths = None if sequences is None else np.array([len(s) for s in sequences], dtype=np.float64)
-    if lengths is not None:
-        pieces, apart = longer_communities(pieces, topk, lengths, min_family_size(n, config),
-                                           longer=config.longer, seed=seed)
-        passes.append({"pass": "longer_communities", "groups": int(pieces.max()) + 1, "split": len(apart)})
-    del topk
+    passes: list[dict] = []
+    pieces, apart = _pieces_of(graph, lengths, seed, config, passes)
     groups = merge_pieces(pieces, hits, ratio=config.merge_ratio, min_hits=config.merge_hits, counted=counted,
                           apart=apart)
-    group_sizes = np.bincount(groups)
-    min_size = min(min_family_size(n, config), int(group_sizes.max()))
-    is_family = group_sizes >= min_size
-    n_estimated = int(is_family.sum())
-    if n_clusters is not None and n_clusters > n_estimated:  # asked for more: the next largest groups count too
-        is_family = np.zeros(len(group_sizes), dtype=bool)
-        is_family[np.argsort(-group_sizes, kind="stable")[:int(n_clusters)]] = True
+    group_sizes, min_size, is_family, n_estimated = _family_groups(groups, n_clusters, config)
     passes.append({"pass": "merge_pieces", "groups": int(len(group_sizes)), "families": n_estimated})
     labels = attach_by_hits(groups, is_family, hits)
     unreached = np.flatnonzero(labels < 0)  # no hits, or hits only among groups too small to count
@@ -348,29 +376,19 @@ def find_families(graph: NeighborGraph, embeddings: np.ndarray, *, n_clusters: i
                                               iterations=config.profile_iterations, evalue=config.profile_evalue)
         placed = int((labels[unreached] >= 0).sum())
         passes.append({"pass": "place_by_profiles", "placed": placed})
-    labels = attach_by_affinity(labels, affinity, embeddings, lengths=lengths, longer=config.longer)
+    labels = attach_by_affinity(labels, graph.affinity, embeddings, lengths=lengths, longer=config.longer)
     passes.append({"pass": "attach_by_affinity", "families": int(len(np.unique(labels)))})
     if apart:
         labels = share_by_length(labels, pieces, apart, lengths)
         passes.append({"pass": "share_by_length", "families": int(len(np.unique(labels)))})
-    if n_clusters is None:  # the parts of one family count once
-        labels, merges = merge_down(labels, None, hits, affinity, part_share=config.part_share)
-        steps = [{"merged": merge} for merge in merges]
-        n_estimated -= len(merges)
-        passes.append({"pass": "merge_parts", "families": int(len(np.unique(labels)))})
-    else:
-        labels, steps = fit_to(labels, int(n_clusters), affinity, embeddings, hits=hits, seed=seed, config=config)
-        n_estimated -= sum(step.get("merged", {}).get("why") == "part" for step in steps)
-        passes.append({"pass": "fit_to", "families": int(len(np.unique(labels)))})
-    order = np.argsort(-np.bincount(labels), kind="stable")  # largest family first
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    for step in steps:  # which final cluster each step made
-        change = next(iter(step.values()))
-        change["clusters"] = [int(rank[labels[i]]) for i in change.pop("members")]
+    labels, steps, parts_merged = _count_or_fit(labels, n_clusters, hits, graph.affinity, embeddings, seed=seed,
+                                                config=config)
+    passes.append({"pass": "merge_parts" if n_clusters is None else "fit_to",
+                   "families": int(len(np.unique(labels)))})
     info = {"pieces": int(pieces.max()) + 1, "groups": int(len(group_sizes)),
             "attached": int((~is_family[groups]).sum()),
             "without_hits": int((np.diff(hits.tocsr().indptr) == 0).sum()),
             "unreached_by_hits": int(len(unreached)), "placed_by_profiles": placed,
             "longer_communities": len(apart), "fit_steps": steps, "passes": passes}
-    return FamilyPartition(rank[labels], n_estimated, np.sort(group_sizes)[::-1], min_size, info)
+    return FamilyPartition(largest_first(labels, steps), n_estimated - parts_merged, np.sort(group_sizes)[::-1],
+                           min_size, info)

@@ -111,6 +111,18 @@ def fit_to(labels: np.ndarray, n_clusters: int, affinity: sp.csr_matrix, embeddi
     return labels, steps
 
 
+def largest_first(labels: np.ndarray, steps: list[dict]) -> np.ndarray:
+    """``labels`` renumbered largest family first; each of ``steps`` (in place) names the final
+    clusters its ``members`` ended in instead of them."""
+    order = np.argsort(-np.bincount(labels), kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    for step in steps:
+        change = next(iter(step.values()))
+        change["clusters"] = [int(rank[labels[i]]) for i in change.pop("members")]
+    return rank[labels]
+
+
 def describe_fit_steps(steps: list[dict]) -> str:
     """One line per merge or split that fitted the families to ``n_clusters``."""
     lines = []

@@ -79,17 +79,9 @@ def clean_sequence(sequence: str, *, nonstandard: str = "replace_x") -> tuple[st
     return seq.translate(_REPLACE[nonstandard]), None
 
 
-def curate(frame: pd.DataFrame, *, min_length: int = 20, max_length: int | None = None,
-           nonstandard: str = "replace_x", max_x_fraction: float = 0.1, dedup: bool = True,
-           on_invalid: str = "raise", require_text: bool = False) -> tuple[pd.DataFrame, dict]:
-    """Apply the residue policy and filters of the module docstring.
-
-    ``on_invalid="raise"`` (default) raises :class:`InputError` for a sequence holding
-    characters that are never residues; ``"drop"`` drops such records (reason ``invalid``).
-    ``require_text=True`` drops records whose ``text`` is blank (reason ``no_text``): a pair
-    without text gives 03 nothing to align.
-    Returns ``(kept, report)``; ``kept`` has a fresh index and a ``length`` column.
-    """
+def _check_settings(frame: pd.DataFrame, *, min_length: int, max_length: int | None, nonstandard: str,
+                    max_x_fraction: float, on_invalid: str) -> None:
+    """An :class:`InputError` for a setting out of range or a table without ``id`` and ``sequence``."""
     if nonstandard not in POLICIES:
         raise InputError(f"nonstandard={nonstandard!r}: choose one of {POLICIES}")
     if on_invalid not in ("raise", "drop"):
@@ -102,9 +94,13 @@ def curate(frame: pd.DataFrame, *, min_length: int = 20, max_length: int | None 
         if column not in frame.columns:
             raise InputError(f"the table to curate has no {column!r} column (columns: {list(frame.columns)})")
 
-    original = frame["sequence"].tolist()
+
+def _clean_sequences(ids: list, sequences: list, *, nonstandard: str,
+                     on_invalid: str) -> tuple[list[str], list[str | None]]:
+    """``(cleaned, reasons)``: :func:`clean_sequence` of every record; with ``on_invalid="raise"``
+    an :class:`InputError` naming the first record with characters that are never residues."""
     cleaned, reasons = [], []
-    for rid, seq in zip(frame["id"].tolist(), original):
+    for rid, seq in zip(ids, sequences):
         new, reason = clean_sequence(seq, nonstandard=nonstandard)
         if reason == "invalid" and on_invalid == "raise":
             bad = sorted(set(new) - set("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
@@ -112,17 +108,26 @@ def curate(frame: pd.DataFrame, *, min_length: int = 20, max_length: int | None 
                              "fix the input or pass on_invalid='drop'")
         cleaned.append(new)
         reasons.append(reason)
+    return cleaned, reasons
 
-    lengths = np.fromiter((len(s) for s in cleaned), dtype=int, count=len(cleaned))
+
+def _without_text(frame: pd.DataFrame, reasons: list[str | None]) -> list[str | None]:
+    """``reasons`` with ``no_text`` for each record not yet dropped whose ``text`` is blank."""
+    if "text" not in frame.columns:
+        raise InputError(f"require_text=True but the table has no 'text' column (columns: {list(frame.columns)})")
+    texts = [t if isinstance(t, str) else "" for t in frame["text"].tolist()]
+    return [r if r is not None or t.strip() else "no_text" for r, t in zip(reasons, texts)]
+
+
+def _judge_records(frame: pd.DataFrame, cleaned: list[str], lengths: np.ndarray, reasons: list[str | None], *,
+                   min_length: int, max_length: int | None, max_x_fraction: float, dedup: bool) -> int:
+    """Fills in (in place) the reasons of the X-fraction, length and duplicate filters for the
+    records still kept, in order; returns how many duplicates carry another label than the
+    record they duplicate."""
     x_frac = np.array([s.count("X") / len(s) if s else 0.0 for s in cleaned])
     seen_seq: dict[str, int] = {}
     seen_id: dict[str, str] = {}
     labels = frame["label"].tolist() if "label" in frame.columns else [None] * len(frame)
-    if require_text:
-        if "text" not in frame.columns:
-            raise InputError(f"require_text=True but the table has no 'text' column (columns: {list(frame.columns)})")
-        texts = [t if isinstance(t, str) else "" for t in frame["text"].tolist()]
-        reasons = [r if r is not None or t.strip() else "no_text" for r, t in zip(reasons, texts)]
     conflicts = 0
     for i, (rid, seq) in enumerate(zip(frame["id"].astype(str).tolist(), cleaned)):
         if reasons[i] is not None:
@@ -141,6 +146,45 @@ def curate(frame: pd.DataFrame, *, min_length: int = 20, max_length: int | None 
         else:
             seen_seq.setdefault(seq, i)
             seen_id[rid] = seq
+    return conflicts
+
+
+def _curation_report(frame: pd.DataFrame, reasons: pd.Series, changed: list[bool], conflicts: int,
+                     settings: dict) -> dict:
+    """The JSON-able report: records in and kept, drops by reason with example ids, and more."""
+    return {
+        "input": int(len(frame)),
+        "kept": int(reasons.isna().sum()),
+        "dropped": {r: int((reasons == r).sum()) for r in REASONS},
+        "examples": {r: frame.loc[reasons == r, "id"].astype(str).head(MAX_EXAMPLES).tolist()
+                     for r in REASONS if (reasons == r).any()},
+        "modified": int(sum(changed)),
+        "duplicate_label_conflicts": int(conflicts),
+        "settings": settings,
+    }
+
+
+def curate(frame: pd.DataFrame, *, min_length: int = 20, max_length: int | None = None,
+           nonstandard: str = "replace_x", max_x_fraction: float = 0.1, dedup: bool = True,
+           on_invalid: str = "raise", require_text: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Apply the residue policy and filters of the module docstring.
+
+    ``on_invalid="raise"`` (default) raises :class:`InputError` for a sequence holding
+    characters that are never residues; ``"drop"`` drops such records (reason ``invalid``).
+    ``require_text=True`` drops records whose ``text`` is blank (reason ``no_text``): a pair
+    without text gives 03 nothing to align.
+    Returns ``(kept, report)``; ``kept`` has a fresh index and a ``length`` column.
+    """
+    _check_settings(frame, min_length=min_length, max_length=max_length, nonstandard=nonstandard,
+                    max_x_fraction=max_x_fraction, on_invalid=on_invalid)
+    original = frame["sequence"].tolist()
+    cleaned, reasons = _clean_sequences(frame["id"].tolist(), original, nonstandard=nonstandard,
+                                        on_invalid=on_invalid)
+    lengths = np.fromiter((len(s) for s in cleaned), dtype=int, count=len(cleaned))
+    if require_text:
+        reasons = _without_text(frame, reasons)
+    conflicts = _judge_records(frame, cleaned, lengths, reasons, min_length=min_length, max_length=max_length,
+                               max_x_fraction=max_x_fraction, dedup=dedup)
 
     reasons_s = pd.Series(reasons, index=frame.index, dtype=object)
     keep = reasons_s.isna().to_numpy()
@@ -148,20 +192,10 @@ def curate(frame: pd.DataFrame, *, min_length: int = 20, max_length: int | None 
     kept["sequence"] = [s for s, k in zip(cleaned, keep) if k]
     kept["length"] = lengths[keep]
     kept = kept.reset_index(drop=True)
-
     changed = [str(o) != c for o, c, k in zip(original, cleaned, keep) if k]
-    report = {
-        "input": int(len(frame)),
-        "kept": int(keep.sum()),
-        "dropped": {r: int((reasons_s == r).sum()) for r in REASONS},
-        "examples": {r: frame.loc[reasons_s == r, "id"].astype(str).head(MAX_EXAMPLES).tolist()
-                     for r in REASONS if (reasons_s == r).any()},
-        "modified": int(sum(changed)),
-        "duplicate_label_conflicts": int(conflicts),
-        "settings": {"min_length": min_length, "max_length": max_length, "nonstandard": nonstandard,
-                     "max_x_fraction": max_x_fraction, "dedup": dedup, "on_invalid": on_invalid},
-    }
-    return kept, report
+    settings = {"min_length": min_length, "max_length": max_length, "nonstandard": nonstandard,
+                "max_x_fraction": max_x_fraction, "dedup": dedup, "on_invalid": on_invalid}
+    return kept, _curation_report(frame, reasons_s, changed, conflicts, settings)
 
 
 def load_source(source: str, *, n_families: int = 8, members_per_family: int = 40, seed: int = 0,

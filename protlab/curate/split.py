@@ -57,6 +57,40 @@ KMER_MIN_IDENTITY = 0.6  # below it, 3-mer sharing by chance chains unrelated pr
 MIN_STRATUM_CLUSTERS = 3
 
 
+def _resolve_method(method: str, identity: float) -> str:
+    """The clustering method ``"auto"`` stands for here (with a warning when it is the
+    fallback), or an :class:`InputError` where the k-mer fallback cannot tell ``identity``."""
+    if method == "auto":
+        method = "mmseqs" if mmseqs_available() else "kmer"
+        if method == "kmer":
+            log.warning("MMseqs2 not installed: clustering with the k-mer single-linkage fallback "
+                        f"({INSTALL_HINT}) for real identity clustering")
+    if method == "kmer" and identity < KMER_MIN_IDENTITY:
+        raise InputError(f"split_identity={identity}: the k-mer fallback cannot tell identities below "
+                         f"{KMER_MIN_IDENTITY} from chance 3-mer sharing (unrelated proteins chain into one cluster); "
+                         f"use MMseqs2 (split_method='mmseqs'; {INSTALL_HINT}) "
+                         f"or split_identity >= {KMER_MIN_IDENTITY}")
+    return method
+
+
+def _warn_of_empty_splits(out: pd.DataFrame, clusters: np.ndarray, fractions: tuple[float, float, float],
+                          sizes: pd.Series, method: str, identity: float) -> None:
+    """Logs and warns (at the caller of :func:`split_by_identity`) of each split that should
+    have members but has none, saying why and what to change; records them in ``out.attrs``."""
+    empty = [name for name, share in zip(SPLITS, fractions) if share > 0 and sizes[name] == 0]
+    if empty and len(out):
+        largest = int(np.bincount(pd.factorize(pd.Series(clusters))[0]).max())
+        hint = (f"; clustering with MMseqs2 ({INSTALL_HINT}) keeps unrelated proteins apart"
+                if method == "kmer" and largest > len(out) / 2 else "")
+        message = (f"split {', '.join(map(repr, empty))} is EMPTY: the {len(out)} proteins form "
+                   f"{out.attrs['split']['n_clusters']} identity clusters at identity {identity} ({method}), the "
+                   f"largest holding {largest}; raise split_identity, add proteins, or set that split's fraction "
+                   f"to 0{hint}")
+        out.attrs["split"]["empty"] = empty
+        log.warning(message)
+        warnings.warn(message, stacklevel=3)
+
+
 def split_by_identity(frame: pd.DataFrame, *, identity: float = 0.5,
                       fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0,
                       method: str = "auto", coverage: float = 0.8, threads: int | None = None,
@@ -78,15 +112,7 @@ def split_by_identity(frame: pd.DataFrame, *, identity: float = 0.5,
     if "sequence" not in frame.columns:
         raise InputError("the table to split has no 'sequence' column")
     sequences = frame["sequence"].astype(str).tolist()
-    if method == "auto":
-        method = "mmseqs" if mmseqs_available() else "kmer"
-        if method == "kmer":
-            log.warning("MMseqs2 not installed: clustering with the k-mer single-linkage fallback "
-                        f"({INSTALL_HINT}) for real identity clustering")
-    if method == "kmer" and identity < KMER_MIN_IDENTITY:
-        raise InputError(f"split_identity={identity}: the k-mer fallback cannot tell identities below "
-                         f"{KMER_MIN_IDENTITY} from chance 3-mer sharing (unrelated proteins chain into one cluster); "
-                         f"use MMseqs2 (split_method='mmseqs'; {INSTALL_HINT}) or split_identity >= {KMER_MIN_IDENTITY}")
+    method = _resolve_method(method, identity)
     if not sequences:
         clusters = np.zeros(0, dtype=int)
     elif method == "mmseqs":
@@ -107,18 +133,7 @@ def split_by_identity(frame: pd.DataFrame, *, identity: float = 0.5,
                           "sizes": {k: int(v) for k, v in sizes.items()}}
     log.info("split %d sequences in %d clusters (%s, identity %.2f): %s", len(out),
              out.attrs["split"]["n_clusters"], method, identity, dict(sizes))
-    empty = [name for name, share in zip(SPLITS, fractions) if share > 0 and sizes[name] == 0]
-    if empty and len(out):
-        largest = int(np.bincount(pd.factorize(pd.Series(clusters))[0]).max())
-        hint = (f"; clustering with MMseqs2 ({INSTALL_HINT}) keeps unrelated proteins apart"
-                if method == "kmer" and largest > len(out) / 2 else "")
-        message = (f"split {', '.join(map(repr, empty))} is EMPTY: the {len(out)} proteins form "
-                   f"{out.attrs['split']['n_clusters']} identity clusters at identity {identity} ({method}), the "
-                   f"largest holding {largest}; raise split_identity, add proteins, or set that split's fraction "
-                   f"to 0{hint}")
-        out.attrs["split"]["empty"] = empty
-        log.warning(message)
-        warnings.warn(message, stacklevel=2)
+    _warn_of_empty_splits(out, clusters, fractions, sizes, method, identity)
     return out
 
 

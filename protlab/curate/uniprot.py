@@ -172,6 +172,26 @@ def _parse_entry(text: str) -> UniProtEntry | None:
     body = text.lstrip()
     if not body:
         return None  # blank lines between entries (Biopython rejects those)
+    name = _checked_id_line(body)
+    sq_pos = body.rfind("\nSQ   ")
+    head = _head_fields(body, sq_pos if sq_pos >= 0 else len(body), name)
+    if not head["accessions"]:
+        raise _EntryError("entry has no AC (accession) line", 0, name)
+    sequence = _sequence(body, sq_pos, name) if sq_pos >= 0 else ""
+    de_text, cc_text, ec_xref = head["de"], head["cc"], head["ec_xref"]
+    de_lines = de_text[5:].split("\nDE   ") if de_text else []
+    return UniProtEntry(
+        accession=head["accessions"][0], entry_name=name, sequence=sequence, accessions=head["accessions"],
+        protein_name=_protein_name(de_lines) if de_lines else None,
+        organism=" ".join(head["os"][5:].replace("\nOS   ", " ").split()).rstrip(".") or None,
+        **(_cc_topics(cc_text) if cc_text else {}),
+        go=_unique(head["go"]), pfam=_unique(head["pfam"]),
+        ec=_unique(_EC_DE.findall(de_text) + ec_xref) if (de_text or ec_xref) else [],
+        existence=head["existence"])
+
+
+def _checked_id_line(body: str) -> str:
+    """The entry name of the ID line that starts ``body``, or an :class:`_EntryError`."""
     id_end = body.find("\n")
     id_line = body[:id_end] if id_end >= 0 else body
     found = _ID_LINE.match(id_line)
@@ -179,10 +199,13 @@ def _parse_entry(text: str) -> UniProtEntry | None:
         what = ("malformed ID line (expected 'ID   NAME  Reviewed|Unreviewed;  N AA.')"
                 if id_line.startswith("ID ") else "expected an 'ID' line starting the entry")
         raise _EntryError(f"{what}, found {id_line[:80]!r}", 0)
-    name = found.group(1)
-    sq_pos = body.rfind("\nSQ   ")
-    head_end = sq_pos if sq_pos >= 0 else len(body)
+    return found.group(1)
 
+
+def _head_fields(body: str, head_end: int, name: str) -> dict:
+    """The wanted lines before the SQ block: ``accessions``, the ``de``, ``os`` and ``cc`` text
+    blocks (tags kept), the ``go``, ``pfam`` and ``ec_xref`` (BRENDA) cross-references and the
+    PE level (``existence``)."""
     accessions: list[str] = []
     de_text = os_text = cc_text = ""
     go: list[str] = []
@@ -197,11 +220,7 @@ def _parse_entry(text: str) -> UniProtEntry | None:
         elif tag == "CC":
             cc_text = cc_text + "\n" + line if cc_text else line
         elif tag == "AC":
-            for token in line.replace("\nAC   ", " ")[5:].replace(";", " ").split():
-                if _ACCESSION.match(token) is None:
-                    raise _EntryError(f"invalid accession {token!r} on the AC line",
-                                      _line_in(body, token), name)
-                accessions.append(token)
+            accessions += _checked_accessions(line, body, name)
         elif tag == "DE":
             de_text = de_text + "\n" + line if de_text else line
         elif tag == "OS":
@@ -215,33 +234,35 @@ def _parse_entry(text: str) -> UniProtEntry | None:
         else:  # "ID   " after the first line
             raise _EntryError("a second ID line inside an entry: the previous entry lacks its "
                               "'//' terminator line", _line_in(body, "\nID   ", 1) + 1, name)
-    if not accessions:
-        raise _EntryError("entry has no AC (accession) line", 0, name)
+    return {"accessions": accessions, "de": de_text, "os": os_text, "cc": cc_text, "go": go, "pfam": pfam,
+            "ec_xref": ec_xref, "existence": existence}
 
-    sequence = ""
-    if sq_pos >= 0:
-        sq_end = body.find("\n", sq_pos + 1)
-        sq_line = body[sq_pos + 1:sq_end if sq_end >= 0 else len(body)]
-        sequence = body[sq_end:].translate(_WHITESPACE) if sq_end >= 0 else ""
-        if sequence and not (sequence.isascii() and sequence.isalpha()):
-            bad = _NOT_RESIDUE.search(sequence).group(0)
-            raise _EntryError(f"illegal character {bad!r} in the sequence (only letters are "
-                              "allowed)", _line_in(body, bad, sq_end), name)
-        declared = _SQ_LENGTH.match(sq_line)
-        if declared is not None and int(declared.group(1)) != len(sequence):
-            raise _EntryError(f"sequence has {len(sequence)} residues but the SQ line declares "
-                              f"{declared.group(1)} (truncated entry?)",
-                              body.count("\n", 0, sq_pos + 1), name)
 
-    de_lines = de_text[5:].split("\nDE   ") if de_text else []
-    return UniProtEntry(
-        accession=accessions[0], entry_name=name, sequence=sequence, accessions=accessions,
-        protein_name=_protein_name(de_lines) if de_lines else None,
-        organism=" ".join(os_text[5:].replace("\nOS   ", " ").split()).rstrip(".") or None,
-        **(_cc_topics(cc_text) if cc_text else {}),
-        go=_unique(go), pfam=_unique(pfam),
-        ec=_unique(_EC_DE.findall(de_text) + ec_xref) if (de_text or ec_xref) else [],
-        existence=existence)
+def _checked_accessions(lines: str, body: str, name: str) -> list[str]:
+    """The accessions of an AC block, or an :class:`_EntryError` at the first invalid one."""
+    tokens = lines.replace("\nAC   ", " ")[5:].replace(";", " ").split()
+    for token in tokens:
+        if _ACCESSION.match(token) is None:
+            raise _EntryError(f"invalid accession {token!r} on the AC line", _line_in(body, token), name)
+    return tokens
+
+
+def _sequence(body: str, sq_pos: int, name: str) -> str:
+    """The sequence of the SQ block at ``sq_pos``, checked: letters only, and as long as the SQ
+    line declares."""
+    sq_end = body.find("\n", sq_pos + 1)
+    sq_line = body[sq_pos + 1:sq_end if sq_end >= 0 else len(body)]
+    sequence = body[sq_end:].translate(_WHITESPACE) if sq_end >= 0 else ""
+    if sequence and not (sequence.isascii() and sequence.isalpha()):
+        bad = _NOT_RESIDUE.search(sequence).group(0)
+        raise _EntryError(f"illegal character {bad!r} in the sequence (only letters are "
+                          "allowed)", _line_in(body, bad, sq_end), name)
+    declared = _SQ_LENGTH.match(sq_line)
+    if declared is not None and int(declared.group(1)) != len(sequence):
+        raise _EntryError(f"sequence has {len(sequence)} residues but the SQ line declares "
+                          f"{declared.group(1)} (truncated entry?)",
+                          body.count("\n", 0, sq_pos + 1), name)
+    return sequence
 
 
 def _line_in(body: str, needle: str, start: int = 0) -> int:

@@ -104,6 +104,66 @@ def _sources(run: RunDir, baselines: list[str], now: dict) -> tuple[dict[str, st
     return dict(sorted(sources.items())), missing
 
 
+def _method_name(chosen: pd.DataFrame) -> str:
+    """The method that made the chosen clustering, "chosen" when it does not say."""
+    return str(chosen["method"].iloc[0]) if "method" in chosen.columns and len(chosen) else "chosen"
+
+
+def _score_each(run_: RunDir, sources: dict[str, str], now: dict, chosen: pd.DataFrame, labels: pd.Series,
+                known: np.ndarray, params: dict) -> tuple[list[dict], dict[str, str], dict[str, pd.DataFrame]]:
+    """``(rows, skipped, frames)``: the scores of each current clustering of ``sources``, why
+    each other one was not scored, and the clusterings scored."""
+    rows, skipped, frames = [], {}, {}
+    for method, folder in sources.items():
+        try:  # an older or damaged clustering is listed, not scored beside current ones
+            changed = stale_input(run_, method, now, folder)
+            if changed is not None:
+                skipped[method] = f"made from another {run_.path(changed).name}"
+                continue
+            frame = frames[method] = read_clustering(run_.root, method, now, folder)
+        except InputError as exc:
+            skipped[method] = str(exc)
+            continue
+        lab, kn = (labels, known) if frame["id"].equals(chosen["id"]) else \
+            labels_for(run_, frame["id"], params["labels"], params["label_regex"])
+        rows.append({"method": method, **evaluate_clusters(frame, lab, kn)})
+    return rows, skipped, frames
+
+
+def _write_tables(run_: RunDir, record: StageRecord, metrics: dict, table: pd.DataFrame,
+                  family: pd.DataFrame) -> None:
+    """``metrics``, the per-method table and the per-family scores, each recorded as written."""
+    record.wrote(atomic_write_json(run_.writable("metrics"), metrics))
+    with atomic_path(run_.writable("metrics_table")) as tmp:
+        table.to_csv(tmp)
+    with atomic_path(run_.writable("per_family")) as tmp:
+        family.to_csv(tmp, index=False)
+    record.wrote(run_.path("metrics_table"))
+    record.wrote(run_.path("per_family"))
+
+
+def _confusion(run_: RunDir, record: StageRecord, metrics: dict, y: np.ndarray, c: np.ndarray,
+               chosen_method: str) -> tuple[dict, pd.DataFrame | None]:
+    """``(figures, confusion)``: the matched confusion and its figure (saved), unless there are
+    more than ``MAX_CONFUSION`` families or clusters to draw."""
+    figures = {}
+    confusion = None
+    if metrics["n_labels"] <= MAX_CONFUSION and metrics["n_clusters"] <= MAX_CONFUSION:
+        confusion = matched_confusion(y, c)
+        figures["confusion"] = confusion_figure(confusion, title=f"Matched confusion: {chosen_method}")
+        for path in save_figure(figures["confusion"], run_.figure("matched_confusion")).values():
+            record.wrote(path)
+    return figures, confusion
+
+
+def _headline(chosen_method: str, metrics: dict, skipped: dict[str, str]) -> str:
+    """The chosen clustering's scores and the clusterings not scored, for the command line."""
+    return (f"chosen clustering ({chosen_method}): NMI {metrics['nmi']:.3f}  ARI {metrics['ari']:.3f}  "
+            f"ACC {metrics['acc']:.3f}" + (f"  ({metrics['n_unlabelled']} proteins without a label left out)"
+                                           if metrics["n_unlabelled"] else "")
+            + "".join(f"\n  not scored: {method}: {why}" for method, why in skipped.items()))
+
+
 def run(run_dir: str | Path, **params) -> StageResult:
     params = STAGE.validate(params)
     record = StageRecord(STAGE, run_dir, params)
@@ -118,7 +178,7 @@ def run(run_dir: str | Path, **params) -> StageResult:
     if not known.any():
         return _label_free(run_, chosen, record)
     require_enough_labels(labels, known, params["labels"] or run_.path("proteins"))
-    chosen_method = str(chosen["method"].iloc[0]) if "method" in chosen.columns and len(chosen) else "chosen"
+    chosen_method = _method_name(chosen)
     n_clusters = cluster_count(chosen)
     now = current_fingerprints(run_)  # baselines are made from these inputs; they do not change here
     sources, missing = _sources(run_, params["baselines"], now)
@@ -126,41 +186,16 @@ def run(run_dir: str | Path, **params) -> StageResult:
         for method in missing:
             write_clustering(run_dir, method=method, n_clusters=n_clusters, seed=params["seed"], write_main=False,
                              record=record, folder="baselines")
-    rows, skipped, frames = [], {}, {}
     with record.timed("metrics"):
-        for method, folder in sources.items():
-            try:  # an older or damaged clustering is listed, not scored beside current ones
-                changed = stale_input(run_, method, now, folder)
-                if changed is not None:
-                    skipped[method] = f"made from another {run_.path(changed).name}"
-                    continue
-                frame = frames[method] = read_clustering(run_dir, method, now, folder)
-            except InputError as exc:
-                skipped[method] = str(exc)
-                continue
-            lab, kn = (labels, known) if frame["id"].equals(chosen["id"]) else \
-                labels_for(run_, frame["id"], params["labels"], params["label_regex"])
-            rows.append({"method": method, **evaluate_clusters(frame, lab, kn)})
+        rows, skipped, frames = _score_each(run_, sources, now, chosen, labels, known, params)
         table = pd.DataFrame(rows).set_index("method")
         metrics = {"method": chosen_method, **evaluate_clusters(chosen, labels, known),
                    "n_unlabelled": int((~known).sum()), "per_method": table.reset_index().to_dict(orient="records"),
                    "skipped_stale": skipped, "agreement_heads_families": heads_agreement(frames)}
         y, c = labels.to_numpy()[known].astype(str), chosen["cluster"].to_numpy()[known]
         family = per_family(y, c)
-    record.wrote(atomic_write_json(run_.writable("metrics"), metrics))
-    with atomic_path(run_.writable("metrics_table")) as tmp:
-        table.to_csv(tmp)
-    with atomic_path(run_.writable("per_family")) as tmp:
-        family.to_csv(tmp, index=False)
-    record.wrote(run_.path("metrics_table"))
-    record.wrote(run_.path("per_family"))
-    figures = {}
-    confusion = None
-    if metrics["n_labels"] <= MAX_CONFUSION and metrics["n_clusters"] <= MAX_CONFUSION:
-        confusion = matched_confusion(y, c)
-        figures["confusion"] = confusion_figure(confusion, title=f"Matched confusion: {chosen_method}")
-        for path in save_figure(figures["confusion"], run_.figure("matched_confusion")).values():
-            record.wrote(path)
+    _write_tables(run_, record, metrics, table, family)
+    figures, confusion = _confusion(run_, record, metrics, y, c, chosen_method)
     explorer = labelled_explorer(run_dir, labels=labels[known])  # 04's page, with these labels
     if explorer is not None:
         record.wrote(explorer)
@@ -169,12 +204,8 @@ def run(run_dir: str | Path, **params) -> StageResult:
     record.results["per_method"] = {row["method"]: {k: row.get(k) for k in RECORDED} for row in rows}
     record.results["skipped"] = skipped
     record.save()
-    headline = (f"chosen clustering ({chosen_method}): NMI {metrics['nmi']:.3f}  ARI {metrics['ari']:.3f}  "
-                f"ACC {metrics['acc']:.3f}" + (f"  ({metrics['n_unlabelled']} proteins without a label left out)"
-                                               if metrics["n_unlabelled"] else "")
-                + "".join(f"\n  not scored: {method}: {why}" for method, why in skipped.items()))
     return StageResult(record, figures, table=table, metrics=metrics, per_family=family, confusion=confusion,
-                       headline=headline)
+                       headline=_headline(chosen_method, metrics, skipped))
 
 
 def _label_free(run: RunDir, chosen: pd.DataFrame, record: StageRecord) -> StageResult:
@@ -185,7 +216,7 @@ def _label_free(run: RunDir, chosen: pd.DataFrame, record: StageRecord) -> Stage
     rows = [row_of.get(str(pid)) for pid in chosen["id"]]
     if any(r is None for r in rows):
         raise InputError(f"{run.path('clusters')} holds ids that {run.path('embeddings')} lacks; rerun 04_cluster")
-    chosen_method = str(chosen["method"].iloc[0]) if "method" in chosen.columns and len(chosen) else "chosen"
+    chosen_method = _method_name(chosen)
     with record.timed("label_free_report"):
         summary, per_cluster = label_free_report(chosen, embeddings[rows])
     metrics = {"method": chosen_method, **summary,

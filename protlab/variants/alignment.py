@@ -90,17 +90,10 @@ def read_alignment_records(path: Path) -> tuple[list[str], list[str], str]:
     return names, ["".join(s) for s in seqs], "fasta"
 
 
-def read_alignment(path: str | Path, wildtype: str, *, max_gap_fraction: float = 0.5,
-                   theta: float = 0.8, max_mismatches: int = 0) -> Alignment:
-    """The alignment at ``path`` checked against ``wildtype``, its match columns mapped to
-    wild-type positions, sequences with more than ``max_gap_fraction`` gaps in them dropped
-    (counted in ``dropped``), weights computed. Up to ``max_mismatches`` residues of the first
-    record may differ from the wild type (a polymorphism): they are listed in ``mismatches``
-    and the first row takes the wild type's residue there."""
-    path = Path(path)
-    names, rows, fmt = read_alignment_records(path)
+def _match_columns(path: Path, names: list[str], rows: list[str], fmt: str) -> tuple[bool, list[list[str]]]:
+    """``(a2m, matched)``: whether lowercase letters and ``.`` mark insertions (always in
+    Stockholm), and each record's match columns, refused unless every record has as many."""
     a2m = fmt == "stockholm" or any(c.islower() or c == "." for row in rows[:50] for c in row)
-    focus = rows[0]
     if a2m:
         matched = [[c for c in row if not (c.islower() or c == ".")] for row in rows]
     else:
@@ -110,31 +103,48 @@ def read_alignment(path: str | Path, wildtype: str, *, max_gap_fraction: float =
         bad = next(i for i, m in enumerate(matched) if len(m) != len(matched[0]))
         raise InputError(f"alignment {path}: record {bad + 1} ({names[bad]!r}) has {len(matched[bad])} aligned "
                          f"columns, the first record {len(matched[0])}: not an alignment")
-    region = _REGION.search(names[0])
-    residues = "".join(c for c in focus if c.isalpha()).upper()
+    return a2m, matched
+
+
+def _region_start(path: Path, name: str, residues: str, wildtype: str) -> int:
+    """0-based wild-type position where the first record's ``residues`` start: from its
+    ``NAME/start-end``, else where they occur in the wild type; refused when they do not fit."""
+    region = _REGION.search(name)
     if region:
         start = int(region.group(1)) - 1
         if int(region.group(2)) - start != len(residues):
-            raise InputError(f"alignment {path}: record 1 ({names[0]!r}) has {len(residues)} residues, its name says "
+            raise InputError(f"alignment {path}: record 1 ({name!r}) has {len(residues)} residues, its name says "
                              f"{int(region.group(2)) - start}")
     else:
         start = wildtype.find(residues)
         if start < 0:
             start = 0 if len(residues) == len(wildtype) else -1
         if start < 0:
-            raise InputError(f"alignment {path}: record 1 ({names[0]!r}, {len(residues)} residues) is not a region "
+            raise InputError(f"alignment {path}: record 1 ({name!r}, {len(residues)} residues) is not a region "
                              f"of the wild type ({len(wildtype)} residues); name it NAME/start-end or align to "
                              "the wild type")
     if start + len(residues) > len(wildtype):
-        raise InputError(f"alignment {path}: record 1 ({names[0]!r}) ends at position {start + len(residues)}, "
+        raise InputError(f"alignment {path}: record 1 ({name!r}) ends at position {start + len(residues)}, "
                          f"beyond the wild type's {len(wildtype)} residues")
+    return start
+
+
+def _mismatches(path: Path, name: str, residues: str, wildtype: str, start: int,
+                max_mismatches: int) -> list[tuple[int, str, str]]:
+    """``(position, alignment's residue, wild type's)`` where the first record differs from the
+    wild type, refused when more than ``max_mismatches``."""
     mismatch = [(start + i + 1, a, wildtype[start + i]) for i, a in enumerate(residues) if a != wildtype[start + i]]
     if len(mismatch) > max_mismatches:
         pos, a, w = mismatch[0]
-        raise InputError(f"alignment {path}: record 1 ({names[0]!r}) does not match the wild type: "
+        raise InputError(f"alignment {path}: record 1 ({name!r}) does not match the wild type: "
                          f"{len(mismatch)} residue(s) differ, first at position {pos} ({a!r} in the alignment, "
                          f"{w!r} in the wild type)" + (f"; at most {max_mismatches} allowed" if max_mismatches else ""))
-    # wild-type position of every match column (-1: the first record has a gap or a lowercase residue there)
+    return mismatch
+
+
+def _column_positions(focus: str, start: int, a2m: bool) -> np.ndarray:
+    """The wild-type position of every match column of the first record ``focus`` (-1 where it
+    has a gap or, in a2m, a lowercase residue)."""
     positions, wt_index = [], start
     for c in focus:
         if a2m and (c.islower() or c == "."):
@@ -146,7 +156,24 @@ def read_alignment(path: str | Path, wildtype: str, *, max_gap_fraction: float =
             wt_index += 1
         else:
             positions.append(-1)
-    positions = np.asarray(positions)
+    return np.asarray(positions)
+
+
+def read_alignment(path: str | Path, wildtype: str, *, max_gap_fraction: float = 0.5,
+                   theta: float = 0.8, max_mismatches: int = 0) -> Alignment:
+    """The alignment at ``path`` checked against ``wildtype``, its match columns mapped to
+    wild-type positions, sequences with more than ``max_gap_fraction`` gaps in them dropped
+    (counted in ``dropped``), weights computed. Up to ``max_mismatches`` residues of the first
+    record may differ from the wild type (a polymorphism): they are listed in ``mismatches``
+    and the first row takes the wild type's residue there."""
+    path = Path(path)
+    names, rows, fmt = read_alignment_records(path)
+    a2m, matched = _match_columns(path, names, rows, fmt)
+    focus = rows[0]
+    residues = "".join(c for c in focus if c.isalpha()).upper()
+    start = _region_start(path, names[0], residues, wildtype)
+    mismatch = _mismatches(path, names[0], residues, wildtype, start, max_mismatches)
+    positions = _column_positions(focus, start, a2m)
     keep_cols = positions >= 0
     array = np.array([np.frombuffer("".join(m).upper().encode("ascii", "replace"), dtype=np.uint8)
                       for m in matched])
@@ -157,8 +184,8 @@ def read_alignment(path: str | Path, wildtype: str, *, max_gap_fraction: float =
     keep = gaps <= max_gap_fraction
     keep[0] = True
     dropped = {"too_many_gaps": int((~keep).sum())}
-    aln = Alignment(str(path), [n for n, k in zip(names, keep) if k], codes[keep], positions[keep_cols], dropped=dropped,
-                    mismatches=[f"{a}{pos}{w}" for pos, a, w in mismatch])
+    aln = Alignment(str(path), [n for n, k in zip(names, keep) if k], codes[keep], positions[keep_cols],
+                    dropped=dropped, mismatches=[f"{a}{pos}{w}" for pos, a, w in mismatch])
     aln.weights = sequence_weights(aln.codes, theta)
     return aln
 

@@ -108,8 +108,61 @@ class PottsModel:
         return out
 
 
-def fit_potts(aln: Alignment, *, iterations: int = POTTS_ITERATIONS, lambda_h: float = LAMBDA_H, lambda_j: float | None = None,
-              chunk: int = 512, device: str = "cpu", progress=None) -> PottsModel:
+def _blocks(i: int) -> tuple[slice, slice]:
+    """The rows of column ``i`` in the (L·q, L·q) couplings and the columns of the columns after it."""
+    return slice(i * Q, (i + 1) * Q), slice((i + 1) * Q, None)
+
+
+def _fill_couplings(J, upper: list) -> None:
+    """Writes the upper blocks and their transposes into the symmetric matrix ``J`` (in place)."""
+    import torch
+
+    with torch.no_grad():
+        for i, block in enumerate(upper):
+            rows, rest = _blocks(i)
+            J[rows, rest] = block
+            J[rest, rows] = block.T
+
+
+def _data_term(codes, weights, J, h, chunk: int, device: str) -> tuple:
+    """``(nll, dJ, dh)``: the weighted negative log pseudo-likelihood of ``codes`` under ``(h, J)``
+    and its gradients, with J's entries taken as independent; ``chunk`` sequences at a time."""
+    import torch
+
+    n, length = codes.shape
+    columns = torch.arange(length, device=device)
+    grad = torch.zeros_like(J)
+    grad_h = torch.zeros_like(h)
+    nll = 0.0
+    for lo in range(0, n, chunk):
+        x = codes[lo:lo + chunk]
+        w = weights[lo:lo + chunk]
+        onehot = torch.nn.functional.one_hot(x, Q).reshape(len(x), -1).float()
+        logp = torch.log_softmax((onehot @ J).reshape(len(x), length, Q) + h, dim=-1)
+        nll -= float((w[:, None] * logp.gather(2, x[:, :, None])[:, :, 0]).sum())
+        residual = logp.exp_()  # softmax − onehot: the gradient of −log p at the logits
+        residual.view(len(x), -1)[torch.arange(len(x), device=device)[:, None], columns * Q + x] -= 1.0
+        residual *= w[:, None, None]
+        grad.addmm_(onehot.T, residual.reshape(len(x), -1))
+        grad_h += residual.sum(0)
+    return nll, grad, grad_h
+
+
+def _coupling_gradients(upper: list, grad, lambda_j: float, n_eff: float) -> float:
+    """Sets each upper block's gradient (data term plus L2, per effective sequence) from the
+    full matrix's ``grad``; returns the blocks' summed squares for the penalty."""
+    import torch
+
+    penalty = 0.0
+    for i, block in enumerate(upper):  # J_ij serves column i's logits and, mirrored, column j's
+        rows, rest = _blocks(i)
+        block.grad = (grad[rows, rest] + grad[rest, rows].T).add_(block, alpha=2.0 * lambda_j).div_(n_eff)
+        penalty += float(torch.dot(block.view(-1), block.view(-1)))
+    return penalty
+
+
+def fit_potts(aln: Alignment, *, iterations: int = POTTS_ITERATIONS, lambda_h: float = LAMBDA_H,
+              lambda_j: float | None = None, chunk: int = 512, device: str = "cpu", progress=None) -> PottsModel:
     """Weighted pseudo-likelihood fit, full batch, by L-BFGS (strong Wolfe line search) for at
     most ``iterations`` steps; the fields start at the independent solution, the couplings at
     zero. ``lambda_j``: None is plmc's 0.01·(L−1)·(q−1).
@@ -130,43 +183,15 @@ def fit_potts(aln: Alignment, *, iterations: int = POTTS_ITERATIONS, lambda_h: f
     # upper[i]: the couplings of column i with columns i+1.., shape (q, (L−1−i)·q)
     upper = [torch.nn.Parameter(torch.zeros(Q, (length - 1 - i) * Q, device=device)) for i in range(length - 1)]
     J = torch.zeros(length * Q, length * Q, device=device)  # the symmetric matrix the data term uses
-    columns = torch.arange(length, device=device)
     optimiser = torch.optim.LBFGS([h, *upper], lr=1.0, max_iter=iterations, history_size=5,
                                   line_search_fn="strong_wolfe", tolerance_grad=1e-6, tolerance_change=1e-7)
     history = []
 
-    def blocks(i: int):
-        return slice(i * Q, (i + 1) * Q), slice((i + 1) * Q, None)
-
-    @torch.no_grad()
-    def fill_couplings() -> None:
-        for i, block in enumerate(upper):
-            rows, rest = blocks(i)
-            J[rows, rest] = block
-            J[rest, rows] = block.T
-
     @torch.no_grad()
     def closure():
-        fill_couplings()
-        grad = torch.zeros_like(J)  # d(−Σ w log p)/dJ with J's entries taken as independent
-        grad_h = torch.zeros_like(h)
-        nll = 0.0
-        for lo in range(0, n, chunk):
-            x = codes[lo:lo + chunk]
-            w = weights[lo:lo + chunk]
-            onehot = torch.nn.functional.one_hot(x, Q).reshape(len(x), -1).float()
-            logp = torch.log_softmax((onehot @ J).reshape(len(x), length, Q) + h, dim=-1)
-            nll -= float((w[:, None] * logp.gather(2, x[:, :, None])[:, :, 0]).sum())
-            residual = logp.exp_()  # softmax − onehot: the gradient of −log p at the logits
-            residual.view(len(x), -1)[torch.arange(len(x), device=device)[:, None], columns * Q + x] -= 1.0
-            residual *= w[:, None, None]
-            grad.addmm_(onehot.T, residual.reshape(len(x), -1))
-            grad_h += residual.sum(0)
-        penalty = 0.0
-        for i, block in enumerate(upper):  # J_ij serves column i's logits and, mirrored, column j's
-            rows, rest = blocks(i)
-            block.grad = (grad[rows, rest] + grad[rest, rows].T).add_(block, alpha=2.0 * lambda_j).div_(n_eff)
-            penalty += float(torch.dot(block.view(-1), block.view(-1)))
+        _fill_couplings(J, upper)
+        nll, grad, grad_h = _data_term(codes, weights, J, h, chunk, device)
+        penalty = _coupling_gradients(upper, grad, lambda_j, n_eff)
         h.grad = (grad_h + 2.0 * lambda_h * h).div_(n_eff)
         # 0.5·λ_J·Σ over the full symmetric matrix counts each block twice
         value = (nll + lambda_h * float((h ** 2).sum()) + lambda_j * penalty) / n_eff
@@ -176,7 +201,7 @@ def fit_potts(aln: Alignment, *, iterations: int = POTTS_ITERATIONS, lambda_h: f
         return torch.tensor(value)
 
     optimiser.step(closure)
-    fill_couplings()
+    _fill_couplings(J, upper)
     return PottsModel(h.detach().cpu().numpy(), J.cpu().numpy(), info={
         "iterations": iterations, "evaluations": len(history), "lambda_h": lambda_h, "lambda_j": lambda_j,
         "objective": history[-1] if history else None, "seconds": round(time.perf_counter() - start, 3),

@@ -196,26 +196,20 @@ def score_variants(wildtype: str, mutants: list[Mutant], aln: Alignment | None, 
     return columns, info
 
 
-def run(run_dir: str | Path, **params) -> StageResult:
-    params = STAGE.validate(params)
-    _check_scorers(params)
-    record = StageRecord(STAGE, run_dir, params)
-    seed_everything(params["seed"])
-    device = pick_device(params["device"])
-    with record.timed("read"):
-        name, wildtype, mutants, table, aln, source = _inputs(params, record)
-        mapped = None
-        if params["structure"]:  # read before the scoring, so a wrong structure costs no fit
-            if params["wildtype"] == TOY:
-                raise InputError("structure= needs a real wild type: the toy protein has no structure file")
-            mapped = map_structure(record.read(params["structure"]), wildtype, chain=params["structure_chain"])
-    columns, fit_info = score_variants(wildtype, mutants, aln, params, record, device)
-    score = combine_z(columns) if params["score"] == COMBINED else columns[params["score"]]
-    frame = table.reset_index(drop=True).copy()
-    for scorer, values in columns.items():
-        frame[scorer] = values
-    frame["score"] = score
-    has_dms = "DMS_score" in frame.columns
+def _read_structure(params: dict, record: StageRecord, wildtype: str):
+    """The structure mapped onto the wild type, None without one; read before the scoring, so
+    a wrong structure costs no fit."""
+    if not params["structure"]:
+        return None
+    if params["wildtype"] == TOY:
+        raise InputError("structure= needs a real wild type: the toy protein has no structure file")
+    return map_structure(record.read(params["structure"]), wildtype, chain=params["structure_chain"])
+
+
+def _variant_metrics(name: str, wildtype: str, mutants: list[Mutant], params: dict, source: str | None,
+                     score: np.ndarray, aln: Alignment | None, mapped) -> dict:
+    """``variant_metrics.json`` but the per-scorer entries: the inputs, the alignment and the
+    structure."""
     metrics = {"wildtype": name, "length": len(wildtype), "n_variants": len(mutants),
                "n_multiple": sum(len(m.substitutions) > 1 for m in mutants), "score": params["score"],
                "scorers": {}, "alignment": None, "homolog_source": source,
@@ -230,13 +224,76 @@ def run(run_dir: str | Path, **params) -> StageResult:
     if mapped is not None:
         metrics["structure"] = {"path": params["structure"], "chain": mapped.structure.chain,
                                 "identity": mapped.identity, "residues_mapped": mapped.n_mapped}
+    return metrics
+
+
+def _scorer_metrics(columns: dict[str, np.ndarray], score: np.ndarray, frame: pd.DataFrame,
+                    fit_info: dict) -> dict[str, dict]:
+    """Per scorer and for ``score``: how many variants it scored, its agreement with
+    ``DMS_score`` when measured, and what its fit reports."""
+    out = {}
     for scorer, values in {**columns, "score": score}.items():
         entry = {"n_scored": int(np.isfinite(values).sum())}
-        if has_dms:
+        if "DMS_score" in frame.columns:
             entry.update(score_metrics(frame["DMS_score"].to_numpy(float), values))
         if scorer in fit_info:
             entry["fit"] = fit_info[scorer]
-        metrics["scorers"][scorer] = entry
+        out[scorer] = entry
+    return out
+
+
+def _singles(mutants: list[Mutant]) -> tuple[list[int], list[int]]:
+    """``(indices, positions)`` of the single-substitution variants."""
+    singles = [k for k, m in enumerate(mutants) if len(m.substitutions) == 1]
+    return singles, [mutants[k].substitutions[0][0] for k in singles]
+
+
+def _variant_figures(wildtype: str, mutants: list[Mutant], score: np.ndarray, frame: pd.DataFrame, metrics: dict,
+                     seed: int) -> dict:
+    """The effect map and mean effect of the single substitutions and, with ``DMS_score``, the
+    score against it."""
+    singles, pos = _singles(mutants)
+    figures = {"effect_map": effect_map_figure(wildtype, pos, [mutants[k].substitutions[0][2] for k in singles],
+                                               score[singles]),
+               "mean_effect": mean_effect_figure(len(wildtype), pos, score[singles])}
+    if "DMS_score" in frame.columns:
+        figures["score_vs_dms"] = score_vs_dms_figure(score, frame["DMS_score"].to_numpy(float),
+                                                      frame["mutant"].to_numpy(), name="score",
+                                                      spearman=metrics["scorers"]["score"]["spearman"], seed=seed)
+    return figures
+
+
+def _structure_figures(mapped, name: str, mutants: list[Mutant], score: np.ndarray, run_: RunDir,
+                       record: StageRecord) -> Path:
+    """The structure coloured by intolerance (the page it returns) and its exports, recorded."""
+    singles, pos = _singles(mutants)
+    intolerance = mean_intolerance(mapped, pos, score[singles])
+    structure_view = write_structure_view(mapped, name, intolerance, run_.figure("variants_structure"))
+    record.wrote(structure_view)
+    for path in write_structure_exports(mapped.structure, intolerance, run_.figure("variants_structure"),
+                                        label="minus the mean score of substitutions").values():
+        record.wrote(path)
+    return structure_view
+
+
+def run(run_dir: str | Path, **params) -> StageResult:
+    params = STAGE.validate(params)
+    _check_scorers(params)
+    record = StageRecord(STAGE, run_dir, params)
+    seed_everything(params["seed"])
+    device = pick_device(params["device"])
+    with record.timed("read"):
+        name, wildtype, mutants, table, aln, source = _inputs(params, record)
+        mapped = _read_structure(params, record, wildtype)
+    columns, fit_info = score_variants(wildtype, mutants, aln, params, record, device)
+    score = combine_z(columns) if params["score"] == COMBINED else columns[params["score"]]
+    frame = table.reset_index(drop=True).copy()
+    for scorer, values in columns.items():
+        frame[scorer] = values
+    frame["score"] = score
+    has_dms = "DMS_score" in frame.columns
+    metrics = _variant_metrics(name, wildtype, mutants, params, source, score, aln, mapped)
+    metrics["scorers"] = _scorer_metrics(columns, score, frame, fit_info)
     run_ = RunDir(run_dir)
     targets = [run_.writable("variants"), run_.writable("variant_metrics")]
     with atomic_paths(*targets) as (table_tmp, metrics_tmp):
@@ -245,27 +302,11 @@ def run(run_dir: str | Path, **params) -> StageResult:
     for path in targets:
         record.wrote(path)
     with record.timed("figures"):
-        singles = [k for k, m in enumerate(mutants) if len(m.substitutions) == 1]
-        pos = [mutants[k].substitutions[0][0] for k in singles]
-        figures = {"effect_map": effect_map_figure(wildtype, pos, [mutants[k].substitutions[0][2] for k in singles],
-                                                   score[singles]),
-                   "mean_effect": mean_effect_figure(len(wildtype), pos, score[singles])}
-        if has_dms:
-            figures["score_vs_dms"] = score_vs_dms_figure(score, frame["DMS_score"].to_numpy(float),
-                                                          frame["mutant"].to_numpy(), name="score",
-                                                          spearman=metrics["scorers"]["score"]["spearman"],
-                                                          seed=params["seed"])
+        figures = _variant_figures(wildtype, mutants, score, frame, metrics, params["seed"])
         for key, fig in figures.items():
             for path in save_figure(fig, run_.figure(f"variants_{key}")).values():
                 record.wrote(path)
-        structure_view = None
-        if mapped is not None:
-            intolerance = mean_intolerance(mapped, pos, score[singles])
-            structure_view = write_structure_view(mapped, name, intolerance, run_.figure("variants_structure"))
-            record.wrote(structure_view)
-            for path in write_structure_exports(mapped.structure, intolerance, run_.figure("variants_structure"),
-                                                label="minus the mean score of substitutions").values():
-                record.wrote(path)
+        structure_view = None if mapped is None else _structure_figures(mapped, name, mutants, score, run_, record)
     record.resolve(device=device, n_eff=None if aln is None else round(aln.n_eff, 3))
     record.results.update({
         "n_variants": len(mutants), "n_unscored": metrics["n_unscored"],
