@@ -20,14 +20,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from protlab.cluster.attribution import attribute, supports
+from protlab.cluster.family_outputs import write_attribution, write_family_profiles
 from protlab.cluster.family_types import FamilyConfig
 from protlab.cluster.graph_features import GRAPH_FEATURES
 from protlab.cluster.methods import GRAPH_METHODS, METHODS, Clustering, cluster, fit_graph_methods
 from protlab.cluster.methods import no_families_error, refuse_families_without_graph
 from protlab.cluster.scan import ScanClusterer
 from protlab.cluster.neighbors import NEIGHBOR_SOURCES
-from protlab.cluster.profiles import attribution_strips, family_summary
 from protlab.cluster.tables import clustering_problem, clusters_frame
 from protlab.core.atomic import atomic_paths, jsonable
 from protlab.core.errors import InputError
@@ -142,21 +141,7 @@ def write_clustering(run_dir: str | Path, *, method: str = "families", n_cluster
     if n_clusters is None:
         n_clusters = default_n_clusters(proteins, method)
     start = time.perf_counter()
-    if method in GRAPH_METHODS:
-        options.setdefault("neighbors", "auto")
-        # a stopped fit resumes (scan_state)
-        options.setdefault("state_files", (run.path("scan_graph_state"), run.path("scan_training_state")))
-        if folder == "clusterings":  # 04's heads log their training (05's baselines write nothing in clusters/)
-            options.setdefault("log_file", run.path("scan_log"))
-        if method == "families":
-            refuse_families_without_graph(options["neighbors"], have_sequences=True)
-        results = fit_graph_methods(emb, proteins["sequence"].astype(str).tolist(), n_clusters=n_clusters,
-                                    seed=seed, **options)
-        if method not in results:
-            raise no_families_error()
-    else:
-        options = {k: v for k, v in options.items() if k not in SCAN_ONLY}
-        results = {method: cluster(emb, None, method=method, n_clusters=n_clusters, seed=seed, **options)}
+    results = _fit(run, emb, proteins, method=method, n_clusters=n_clusters, seed=seed, folder=folder, **options)
     elapsed = time.perf_counter() - start
     leave_distributed()  # torchrun: the ranks' work together ends here
     if not dist_env().is_main:  # a torchrun worker of SCAN: rank 0 writes
@@ -188,6 +173,27 @@ def write_clustering(run_dir: str | Path, *, method: str = "families", n_cluster
         for path in written:
             record.wrote(path)
     return results[method]
+
+
+def _fit(run: RunDir, emb: np.ndarray, proteins: pd.DataFrame, *, method: str, n_clusters: int | None, seed: int,
+         folder: str, **options) -> dict[str, Clustering]:
+    """``{method: Clustering}``: a graph method's one fit gives both families and scan."""
+    if method in GRAPH_METHODS:
+        options.setdefault("neighbors", "auto")
+        # a stopped fit resumes (scan_state)
+        options.setdefault("state_files", (run.path("scan_graph_state"), run.path("scan_training_state")))
+        if folder == "clusterings":  # 04's heads log their training (05's baselines write nothing in clusters/)
+            options.setdefault("log_file", run.path("scan_log"))
+        if method == "families":
+            refuse_families_without_graph(options["neighbors"], have_sequences=True)
+        results = fit_graph_methods(emb, proteins["sequence"].astype(str).tolist(), n_clusters=n_clusters,
+                                    seed=seed, **options)
+        if method not in results:
+            raise no_families_error()
+    else:
+        options = {k: v for k, v in options.items() if k not in SCAN_ONLY}
+        results = {method: cluster(emb, None, method=method, n_clusters=n_clusters, seed=seed, **options)}
+    return results
 
 
 def current_fingerprints(run: RunDir, proteins: pd.DataFrame | None = None) -> dict:
@@ -328,60 +334,6 @@ def run(run_dir: str | Path, **params) -> StageResult:
     record.save()
     return StageResult(record, figures, clustering=result, labels=result.labels,
                        confidence=result.confidence, info=info)
-
-
-def write_attribution(run_dir: str | Path, result: Clustering, ids: list[str], sequences: list[str],
-                      embeddings: np.ndarray, limit: int,
-                      record: StageRecord | None = None) -> tuple[dict, pd.DataFrame | None]:
-    """Residue attribution of ``result``'s clusters by its fitted model (``ids``, ``sequences``
-    and ``embeddings`` in the clustering's row order), written to ``clusters/attribution.parquet``
-    (+ ``.json``) when the run has at most ``limit`` proteins; returns what was done (or why
-    not), which 04's record keeps, and the table (None when not made)."""
-    run = RunDir(run_dir)
-    model = result.model
-    n = len(result.labels)
-    why = (f"method {result.method!r} has no clustering network" if not isinstance(model, ScanClusterer) else
-           f"off (attribution_max={limit})" if limit == 0 else
-           f"{n} proteins > attribution_max={limit}" if n > limit else supports(model))
-    if why is not None:
-        for stale in (run.path("attribution"), run.path("attribution_meta"), run.path("family_strips")):
-            stale.unlink(missing_ok=True)  # an earlier run's attribution belongs to other clusters
-        if isinstance(model, ScanClusterer):
-            print(f"04: no residue attribution: {why}", flush=True)
-        return {"written": False, "why": why}, None
-    print(f"04: residue attribution of {n} proteins", flush=True)
-    frame, info = attribute(model, ids, sequences, result.labels, embeddings,
-                            reference_index=np.arange(n), progress=True)
-    info = {**info, "clusters_method": result.method}
-    with atomic_paths(run.writable("attribution"), run.writable("attribution_meta")) as (table, meta):
-        frame.to_parquet(table, index=False)
-        meta.write_text(json.dumps(info, indent=2, sort_keys=True, default=jsonable) + "\n")
-    if record is not None:
-        record.wrote(run.path("attribution"))
-        record.wrote(run.path("attribution_meta"))
-    return {"written": True, **info}, frame
-
-
-def write_family_profiles(run_dir: str | Path, result: Clustering, ids: list[str], sequences: list[str],
-                          attribution: pd.DataFrame | None,
-                          record: StageRecord | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Each cluster's summary (``clusters/family_profiles.parquet``) and, with the residue
-    ``attribution``, its mean along the representative (``clusters/family_strips.parquet``)."""
-    run = RunDir(run_dir)
-    summary = family_summary(ids, sequences, result.labels, result.confidence)
-    strips = None
-    targets = [run.writable("family_profiles")]
-    if attribution is not None:
-        strips = attribution_strips(summary, ids, sequences, result.labels, attribution)
-        targets.append(run.writable("family_strips"))
-    with atomic_paths(*targets) as tmps:
-        summary.to_parquet(tmps[0], index=False)
-        if strips is not None:
-            strips.to_parquet(tmps[1], index=False)
-    if record is not None:
-        for path in targets:
-            record.wrote(path)
-    return summary, strips
 
 
 def summary_line(results: dict, timings: dict) -> str:
