@@ -10,6 +10,7 @@ the dataset figures and ``curate.json``.
 """
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 
@@ -37,35 +38,42 @@ def _fractions(value):
     return [float(v) for v in value]
 
 
+def _defaults(function) -> dict:
+    return {name: p.default for name, p in inspect.signature(function).parameters.items()}
+
+
+# the functions' own defaults, written once in their signatures
+LOAD, CURATE, SPLIT = _defaults(load_source), _defaults(curate), _defaults(split_by_identity)
 STAGE = Stage("curate", "01_curate", "Read, clean, filter and split proteins into run_dir/proteins.parquet.", (
     Param("source", "toy", "'toy' (the seeded toy universe) or a FASTA/Stockholm/UniProt/TSV/CSV/PDB/mmCIF path",
           "str"),
-    Param("n_families", 8, "toy universe: number of families", "int", low=2),
-    Param("members_per_family", 40, "toy universe: proteins per family", "int", low=1),
+    Param("n_families", LOAD["n_families"], "toy universe: number of families", "int", low=2),
+    Param("members_per_family", LOAD["members_per_family"], "toy universe: proteins per family", "int", low=1),
     Param("seed", 0, "random seed (toy universe, subsets, sampling, split)", "int", low=0, high=MAX_SEED),
     Param("label_regex", None, "regex on the FASTA header / sequence name whose first group is the label",
           "str", none=True, check=regular_expression),
     Param("label_field", None, "header token index or UniProt/table field holding the label", "str|int", none=True),
-    Param("id_column", "id", "TSV/CSV: the column holding the protein id", "str"),
-    Param("sequence_column", "sequence", "TSV/CSV: the column holding the sequence", "str"),
+    Param("id_column", LOAD["id_column"], "TSV/CSV: the column holding the protein id", "str"),
+    Param("sequence_column", LOAD["sequence_column"], "TSV/CSV: the column holding the sequence", "str"),
     Param("text_column", "text", "TSV/CSV: the column holding each protein's text (the protein-text pairs 03 "
           "trains on; rows with blank text are dropped); optional under its default name; None: no text",
           "str", none=True),
     Param("max_records", None, "seeded random subset of at most this many records (None: all)", "int",
           low=1, none=True),
-    Param("min_length", 20, "shortest sequence kept (residues)", "int", low=1),
+    Param("min_length", CURATE["min_length"], "shortest sequence kept (residues)", "int", low=1),
     Param("max_length", None, "longest sequence kept (None: no bound; 02 windows long proteins, 03 crops them)",
           "int", low=1, none=True),
-    Param("nonstandard", "replace_x", "non-standard residues: map to X, drop the record, or keep", "str",
+    Param("nonstandard", CURATE["nonstandard"], "non-standard residues: map to X, drop the record, or keep", "str",
           choices=POLICIES),
-    Param("max_x_fraction", 0.1, "largest share of unknown residues (X) kept", "float", low=0, high=1),
-    Param("dedup", True, "drop exact duplicate sequences", "bool"),
+    Param("max_x_fraction", CURATE["max_x_fraction"], "largest share of unknown residues (X) kept", "float", low=0,
+          high=1),
+    Param("dedup", CURATE["dedup"], "drop exact duplicate sequences", "bool"),
     Param("protclip_sampling", None, "ProtCLIP property-driven sampling; None: on for UniProt input only",
           "bool", none=True),
-    Param("split_identity", 0.5, "sequence identity that keeps proteins in one split", "float", low=0,
+    Param("split_identity", SPLIT["identity"], "sequence identity that keeps proteins in one split", "float", low=0,
           low_open=True, high=1),
-    Param("split_fractions", [0.8, 0.1, 0.1], "train / valid / test fractions", "list", check=_fractions),
-    Param("split_method", "auto", "identity clustering: MMseqs2 ('auto' when available) or the k-mer fallback",
+    Param("split_fractions", list(SPLIT["fractions"]), "train / valid / test fractions", "list", check=_fractions),
+    Param("split_method", SPLIT["method"], "identity clustering: MMseqs2 ('auto' when available) or the k-mer fallback",
           "str", choices=SPLIT_METHODS),
 ))
 

@@ -15,13 +15,15 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from protlab.core.errors import InputError
 from protlab.embed.sequences import clean_sequences
 
+KMER_DIM = 128  # SVD components (02's default too)
+
 
 class KmerEncoder:
     """``KmerEncoder(k=3, dim=128).embed(sequences)`` → ``(n, dim)`` float32 array."""
 
     per_residue_supported = False
 
-    def __init__(self, *, k: int = 3, dim: int = 128, seed: int = 0, normalize: bool = True):
+    def __init__(self, *, k: int = 3, dim: int = KMER_DIM, seed: int = 0, normalize: bool = True):
         if k < 1 or dim < 1:
             raise InputError(f"kmer encoder needs k >= 1 and dim >= 1 (got k={k}, dim={dim})")
         self.k, self.requested_dim, self.seed, self.normalize = int(k), int(dim), int(seed), normalize

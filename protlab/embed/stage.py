@@ -16,7 +16,8 @@ from protlab.core.rundir import RunDir
 from protlab.core.runtime import check_device, dist_env, seed_everything
 from protlab.core.stage import MAX_SEED, Param, Stage, StageRecord, StageResult, map_points, writable_dir
 from protlab.embed.encoders import embed_proteins, neighbour_label_agreement
-from protlab.plot.embed import umap_figure
+from protlab.embed.kmer import KMER_DIM
+from protlab.plot.embed import UMAP_NEIGHBORS, umap_figure
 from protlab.plot.export import save_figure
 
 STAGE = Stage("embed", "02_embed", "Embed every protein of run_dir/proteins.parquet into run_dir/embeddings.npy.", (
@@ -28,8 +29,8 @@ STAGE = Stage("embed", "02_embed", "Embed every protein of run_dir/proteins.parq
     Param("device", "auto", "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", "str", check=check_device),
     Param("cache_dir", None, "ESM embedding cache (None: run_dir/cache/embeddings)", "str", none=True,
           check=writable_dir),
-    Param("kmer_dim", 128, "SVD components of the k-mer encoder", "int", low=1),
-    Param("umap_neighbors", 15, "UMAP neighbours of the map", "int", low=2),
+    Param("kmer_dim", KMER_DIM, "SVD components of the k-mer encoder", "int", low=1),
+    Param("umap_neighbors", UMAP_NEIGHBORS, "UMAP neighbours of the map", "int", low=2),
     Param("umap_max_points", 5000, "the map shows a seeded subset of at most this many proteins (bounded time at "
           "any scale); 0: no map", "int", low=0, check=map_points),
     Param("seed", 0, "random seed", "int", low=0, high=MAX_SEED),

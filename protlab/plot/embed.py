@@ -7,7 +7,10 @@ import pandas as pd
 from protlab.core.errors import InputError
 
 
-def project_2d(embeddings, *, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0,
+UMAP_NEIGHBORS = 15  # UMAP's own default: local structure without shattering families
+
+
+def project_2d(embeddings, *, n_neighbors: int = UMAP_NEIGHBORS, min_dist: float = 0.1, seed: int = 0,
                metric: str = "cosine") -> tuple[np.ndarray, str]:
     """``(coords (n, 2), method)``: UMAP (umap-learn), or PCA for fewer than 10 proteins."""
     x = np.asarray(embeddings, dtype=np.float32)
@@ -32,7 +35,7 @@ def project_2d(embeddings, *, n_neighbors: int = 15, min_dist: float = 0.1, seed
 
 
 def umap_figure(embeddings, *, labels=None, ids=None, title: str = "Protein embeddings", seed: int = 0,
-                n_neighbors: int = 15, min_dist: float = 0.1, max_points: int | None = None,
+                n_neighbors: int = UMAP_NEIGHBORS, min_dist: float = 0.1, max_points: int | None = None,
                 projected: tuple[np.ndarray, str] | None = None):
     """A plotly scatter of the UMAP map, one colour per label, ids on hover.
 

@@ -28,6 +28,9 @@ _CODE = np.zeros(256, dtype=np.int8)
 for _i, _a in enumerate(AMINO_ACIDS):
     _CODE[ord(_a)] = _i + 1
 _REGION = re.compile(r"/(\d+)-(\d+)$")
+THETA = 0.8             # identity within which homologs share one weight (EVE, DeepSequence)
+MAX_GAP_FRACTION = 0.5  # homologs with more gaps than this share of the modelled columns are dropped
+MAX_MISMATCHES = 0      # residues in which an alignment's first record may differ from the wild type
 
 
 @dataclass
@@ -159,8 +162,8 @@ def _column_positions(focus: str, start: int, a2m: bool) -> np.ndarray:
     return np.asarray(positions)
 
 
-def read_alignment(path: str | Path, wildtype: str, *, max_gap_fraction: float = 0.5,
-                   theta: float = 0.8, max_mismatches: int = 0) -> Alignment:
+def read_alignment(path: str | Path, wildtype: str, *, max_gap_fraction: float = MAX_GAP_FRACTION,
+                   theta: float = THETA, max_mismatches: int = MAX_MISMATCHES) -> Alignment:
     """The alignment at ``path`` checked against ``wildtype``, its match columns mapped to
     wild-type positions, sequences with more than ``max_gap_fraction`` gaps in them dropped
     (counted in ``dropped``), weights computed. Up to ``max_mismatches`` residues of the first
@@ -190,7 +193,7 @@ def read_alignment(path: str | Path, wildtype: str, *, max_gap_fraction: float =
     return aln
 
 
-def alignment_from_rows(rows: list[str], names: list[str] | None = None, *, theta: float = 0.8,
+def alignment_from_rows(rows: list[str], names: list[str] | None = None, *, theta: float = THETA,
                         path: str = "<rows>") -> Alignment:
     """An :class:`Alignment` of equal-length rows whose first row is the whole wild type."""
     array = np.array([np.frombuffer(r.upper().encode("ascii", "replace"), dtype=np.uint8) for r in rows])
@@ -200,7 +203,7 @@ def alignment_from_rows(rows: list[str], names: list[str] | None = None, *, thet
     return aln
 
 
-def sequence_weights(codes: np.ndarray, theta: float = 0.8, *, chunk: int = 1024) -> np.ndarray:
+def sequence_weights(codes: np.ndarray, theta: float = THETA, *, chunk: int = 1024) -> np.ndarray:
     """1 / (number of sequences at ≥ ``theta`` identity, itself included); identity is the
     share of identical states (gaps included) over the columns, as plmc computes it."""
     import torch

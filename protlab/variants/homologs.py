@@ -18,7 +18,7 @@ import numpy as np
 from protlab.core.errors import InputError
 from protlab.core.mmseqs import _run, _search_options, _workspace, require_mmseqs, write_fasta
 from protlab.curate.fasta import read_fasta
-from protlab.variants.alignment import Alignment, alignment_from_rows
+from protlab.variants.alignment import MAX_GAP_FRACTION, THETA, Alignment, alignment_from_rows
 
 MAX_HITS = 10000
 REGION_MARGIN = 20  # residues around the variants' span: room for a domain's local alignment
@@ -47,7 +47,7 @@ def _row(length: int, qstart: int, qaln: str, taln: str) -> str:
 
 
 def search_alignment(path: str | Path, wildtype: str, *, region: tuple[int, int] | None = None,
-                     max_gap_fraction: float = 0.5, theta: float = 0.8, evalue: float = 1e-3,
+                     max_gap_fraction: float = MAX_GAP_FRACTION, theta: float = THETA, evalue: float = 1e-3,
                      iterations: int = ITERATIONS, threads: int | None = None) -> Alignment:
     """The homologs of ``path`` aligned to ``wildtype[start:stop]`` (``region``, default the
     whole wild type) by ``mmseqs easy-search`` (every hit with an E-value ≤ ``evalue``, the

@@ -32,7 +32,8 @@ from protlab.plot.structure_export import write_structure_exports
 from protlab.plot.variants import (effect_map_figure, mean_by_position, mean_effect_figure,
                                    score_vs_dms_figure)
 from protlab.plot.view3d import residue_values_html
-from protlab.variants.alignment import Alignment, alignment_from_rows, read_alignment
+from protlab.variants.alignment import (MAX_GAP_FRACTION, MAX_MISMATCHES, THETA, Alignment, alignment_from_rows,
+                                       read_alignment)
 from protlab.variants.family_lm import FAMILY_LM_STEPS, score_family_lm, train_family_lm
 from protlab.variants.homologs import search_alignment, variant_region
 from protlab.variants.metrics import score_metrics
@@ -72,12 +73,12 @@ STAGE = Stage("variants", "07_variants", "Score protein variants (mutation effec
           "trained on the homologs; slower)", "list", items=SCORERS),
     Param("score", COMBINED, "what the 'score' column is: 'mean_z' (the mean of the z-scored scorers that scored "
           "the variant) or one scorer's name", "str", choices=(COMBINED, *SCORERS)),
-    Param("theta", 0.8, "identity at which homologs count as neighbours for the sequence weights", "float",
+    Param("theta", THETA, "identity at which homologs count as neighbours for the sequence weights", "float",
           low=0, high=1, low_open=True),
-    Param("max_gap_fraction", 0.5, "homologs with more gaps than this share of the modelled columns are dropped",
-          "float", low=0, high=1),
-    Param("max_mismatches", 0, "residues in which the alignment's first record may differ from the wild type (a "
-          "polymorphism; listed in variant_metrics.json)", "int", low=0),
+    Param("max_gap_fraction", MAX_GAP_FRACTION, "homologs with more gaps than this share of the modelled columns "
+          "are dropped", "float", low=0, high=1),
+    Param("max_mismatches", MAX_MISMATCHES, "residues in which the alignment's first record may differ from the wild "
+          "type (a polymorphism; listed in variant_metrics.json)", "int", low=0),
     Param("structure", None, "a PDB / mmCIF file of the wild type: the mean effect of substitutions drawn on it "
           "(figures/variants_structure.html, and .pdb with them as B-factors, .pml / .cxc colouring scripts)", "str",
           none=True, check=existing_file),
