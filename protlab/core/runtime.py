@@ -45,6 +45,14 @@ def pick_device(device: str | None = None) -> str:
     return device
 
 
+def bf16_autocast(device: str, enabled: bool = True):
+    """bfloat16 autocast on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``); a context that
+    changes nothing when not ``enabled``. Every stage's bf16 goes through here."""
+    import torch
+
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=enabled)
+
+
 @dataclass(frozen=True)
 class DistEnv:
     """This process's place in a ``torchrun`` job (a single process: rank 0 of 1)."""

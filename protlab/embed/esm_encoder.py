@@ -46,7 +46,7 @@ import numpy as np
 
 from protlab.core.errors import InputError
 from protlab.core.progress import progress_bar
-from protlab.core.runtime import dist_env, pick_device
+from protlab.core.runtime import bf16_autocast, dist_env, pick_device
 from protlab.core.windows import sliding_windows
 from protlab.embed.cache import EmbeddingCache, sequence_key, sigterm_as_exit
 from protlab.embed.sequences import clean_sequences
@@ -190,10 +190,7 @@ class ESMEncoder:
             self.forward_calls += 1
         tokens = tokens.to(self.device, non_blocking=True)
         with torch.inference_mode():
-            if self.autocast:
-                with torch.autocast(device_type=self.device.split(":")[0], dtype=torch.bfloat16):
-                    reps = esm_layer_representation(self.model, tokens, self.layer)
-            else:
+            with bf16_autocast(self.device, self.autocast):
                 reps = esm_layer_representation(self.model, tokens, self.layer)
             return reps.float().cpu()
 

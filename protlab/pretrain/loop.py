@@ -36,8 +36,8 @@ from protlab.core.atomic import atomic_write_json
 from protlab.core.checkpoint import save_checkpoint
 from protlab.core.errors import InputError, ProtlabError
 from protlab.core.rundir import RunDir
-from protlab.core.runtime import (dist_env, init_distributed, leave_distributed, pick_device, seed_everything,
-                                  torch_threads)
+from protlab.core.runtime import (bf16_autocast, dist_env, init_distributed, leave_distributed, pick_device,
+                                  seed_everything, torch_threads)
 from protlab.core.training import capture_rng, gather_rng, refuse_changed_settings, restore_rank_rng
 from protlab.core.training_log import TrainingLog
 from protlab.pretrain.config import PretrainConfig, resume_changes
@@ -100,8 +100,7 @@ def _autocast_factory(device: str, config: PretrainConfig):
     use_bf16 = config.precision == "bf16" or (config.precision == "auto" and device.startswith("cuda"))
     if not use_bf16:
         return None
-    kind = "cuda" if device.startswith("cuda") else "cpu"
-    return lambda: torch.autocast(kind, dtype=torch.bfloat16)
+    return lambda: bf16_autocast(device)
 
 
 def _to(batch: dict, device: str) -> dict:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from protlab.core.errors import InputError
-from protlab.core.runtime import pick_device, seed_everything
+from protlab.core.runtime import bf16_autocast, pick_device, seed_everything
 from protlab.core.training import (capture_rng, read_training_state, refuse_changed_settings, restore_rng,
                                    save_training_state, settings_changes)
 from protlab.core.training_log import TrainingLog
@@ -220,7 +220,7 @@ class _Fit:
             if self.residue_dropout:
                 hide = torch.rand(batch.aa.shape, device=device) < self.residue_dropout
                 batch.aa = batch.aa.masked_fill(hide, UNKNOWN_AA)
-            with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=self.bf16):
+            with bf16_autocast(device, self.bf16):
                 logits = model(batch)
             target = _batch_targets(self.y, sel, self.task, batch.mask.shape[1]).to(device)
             loss = model.loss(logits.float(), target)
