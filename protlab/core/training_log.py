@@ -23,10 +23,12 @@ def _value(v) -> str:
     return str(v)
 
 
-def record_line(name: str, unit: str, position: int, total: int, record: dict) -> str:
-    """``[name] unit position/total  key value ...`` for a record's numbers."""
-    values = "  ".join(f"{k} {_value(v)}" for k, v in record.items()
-                       if k != unit and isinstance(v, (int, float)) and not isinstance(v, bool))
+def record_line(name: str, unit: str, position: int, total: int, record: dict, shown=None) -> str:
+    """``[name] unit position/total  key value ...`` for a record's numbers (only the keys in
+    ``shown``, in their order, when given)."""
+    keys = [k for k in record if k != unit] if shown is None else [k for k in shown if k in record]
+    values = "  ".join(f"{k} {_value(record[k])}" for k in keys
+                       if isinstance(record[k], (int, float)) and not isinstance(record[k], bool))
     return f"[{name}] {unit} {position}/{total}" + (f"  {values}" if values else "")
 
 
@@ -56,11 +58,13 @@ class TrainingLog:
     """Progress of one training: ``total`` ``unit``\\ s (epochs, steps), starting after ``start``
     (a resumed run). ``path``: the JSONL log (None: none); ``every``: print every that many
     positions and the last (0: print none); ``bar``: show a progress bar; ``main``: False on the other ranks
-    of a distributed run, which then neither write nor print."""
+    of a distributed run, which then neither write nor print; ``shown``: the keys a printed line
+    gives (None: every number of the record; the JSONL file always has them all)."""
 
     def __init__(self, name: str, *, unit: str, total: int, path: str | Path | None = None, start: int = 0,
-                 every: int = 1, bar: bool = True, main: bool = True):
+                 every: int = 1, bar: bool = True, main: bool = True, shown=None):
         self.name, self.unit, self.total, self.every, self.main = name, unit, total, every, main
+        self.shown = None if shown is None else tuple(shown)
         self.path = Path(path) if path is not None else None
         if main and self.path is not None:
             if start:  # records written after the saved state belong to a run that did not get that far
@@ -92,7 +96,7 @@ class TrainingLog:
         if self.path is not None:
             append_line(self.path, json.dumps(record))
         if line if line is not None else (self.every > 0 and (position % self.every == 0 or position == self.total)):
-            print(record_line(self.name, self.unit, position, self.total, record), flush=True)
+            print(record_line(self.name, self.unit, position, self.total, record, self.shown), flush=True)
         return record
 
     def close(self) -> None:

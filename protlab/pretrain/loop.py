@@ -42,7 +42,7 @@ from protlab.core.training import capture_rng, gather_rng, refuse_changed_settin
 from protlab.core.training_log import TrainingLog
 from protlab.pretrain.config import PretrainConfig, resume_changes
 from protlab.pretrain.data import Collator, PairBatches, load_pairs, micro_batch_stream
-from protlab.pretrain.loss_log import LOG_NAME, LossWindow, loss_trends, read_log, say
+from protlab.pretrain.loss_log import LOG_NAME, PRINTED, LossWindow, loss_trends, read_log, say
 from protlab.pretrain.model import (build_model, check_architecture, export_protein_encoder, load_trained, loss_weights,
                                     model_args, param_groups, read_training_state)
 from protlab.pretrain.retrieval import class_prompts, evaluate_alignment
@@ -209,7 +209,8 @@ class _Training:
         resumed = config.resume and ckpt_path.is_file()
         window = self._resume(ckpt_path) if resumed else None
         log = TrainingLog(LOG_NAME, unit="step", total=config.max_steps, path=self.run.path("pretrain_log"),
-                          start=self.step, every=config.eval_every, bar=config.progress, main=env.is_main)
+                          start=self.step, every=config.eval_every, bar=config.progress, main=env.is_main,
+                          shown=PRINTED)
         if resumed:
             log.say(f"resumed from {ckpt_path} at step {self.step}")
             if env.is_main:

@@ -12,6 +12,8 @@ from protlab.core.training_log import read_records
 
 LOSS_NAMES = ("gc", "mlm", "bsr", "pda")
 LOG_NAME = "pretrain"  # the training log's name: its lines read "[pretrain] ..."
+# what a printed record line gives (the JSONL record has every loss and rate)
+PRINTED = ("last_loss", "lr", "tokens_per_s", "valid_mrr", "valid_loss", "best_step")
 
 
 class LossWindow:

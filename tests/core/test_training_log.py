@@ -50,3 +50,11 @@ def test_a_damaged_middle_line_is_named(tmp_path):
     path.write_text('{"step": 1}\n{"step": 2')
     assert read_records(path, say=said.append) == [{"step": 1}]
     assert "line 2: cut short" in said[0]
+
+
+def test_a_line_can_give_chosen_keys_while_the_file_keeps_all(tmp_path, capsys):
+    path = tmp_path / "log.jsonl"
+    log = TrainingLog("pretrain", unit="step", total=2, path=path, bar=False, shown=("valid_mrr", "loss"))
+    log.record(2, {"loss": 1.5, "mlm": 3.0, "valid_mrr": 0.25})
+    assert capsys.readouterr().out.strip() == "[pretrain] step 2/2  valid_mrr 0.25  loss 1.5"
+    assert read_records(path) == [{"step": 2, "loss": 1.5, "mlm": 3.0, "valid_mrr": 0.25}]
