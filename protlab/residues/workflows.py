@@ -38,8 +38,8 @@ UNUSED_BECAUSE = {
     "esm": "per-residue embeddings are added when training on sites or labels of structure files (a checkpoint "
            "brings its own)",
     "split": "it splits the structures when training on sites or labels",
-    "sites": "a sites table is for structure files (the toy universe has its own planted sites)",
-    "labels": "a labels table is for structure files (the toy universe has its families)",
+    "sites": "the labels workflow measures the structure files' own sites (SITE records, ligand contacts)",
+    "labels": "a labels table is learnt by the labels workflow (structure files, no checkpoint)",
 }
 
 

@@ -428,3 +428,11 @@ def test_mode_picks_the_workflow_and_refuses_what_it_does_not_read(tmp_path, sha
         pick(structures=pdb, sites=sites, labels=sites)
     with pytest.raises(InputError, match=r"^mode=.*'auto', 'toy', 'sites', 'labels', 'explain'"):
         residues.run(tmp_path / "run", mode="cluster")
+
+
+def test_a_labels_table_with_a_checkpoint_says_which_workflow_learns_it(shared_data):
+    defaults = residues.STAGE.defaults()
+    pdb = str(shared_data / "structures" / "pdb" / "1k6p.pdb")
+    with pytest.raises(InputError, match=r"^labels='l.tsv' is not used with mode='explain': a labels table is learnt "
+                                         r"by the labels workflow"):
+        workflow_options({**defaults, "structures": pdb, "checkpoint": pdb, "labels": "l.tsv"}, defaults)
