@@ -6,7 +6,8 @@ Runs stage 06 with its notebook defaults on the shared PoseBusters/Astex complex
 complexes at 30 % sequence identity (a third held out), trains the residue-level network and
 writes ``residue_metrics.json``: precision@k (k = the site's size) of its residue scores on the
 held-out complexes beside the cavity-detection baseline (pyKVFinder, residues lining the largest
-cavities first) and random picks. With ``--test-structures``/``--test-sites`` the saved model is
+cavities first), random picks and, when it is installed, the learned pocket predictor PocketNet
+(``pip install pocketnet``; 06's ``peer``). With ``--test-structures``/``--test-sites`` the saved model is
 then applied, unchanged, to other complexes (e.g. a hidden set of the same kind).
 
     python benchmarks/quality_ligand_sites.py --run-dir runs/ligand_sites [--seeds 0 1 2]
@@ -32,6 +33,7 @@ def measure(run_dir: Path, **params) -> dict:
     start = time.perf_counter()
     result = run(run_dir, **params)
     out = {k: result.metrics[k] for k in KEYS}
+    out["peer_precision_at_k"] = result.metrics.get("peer_precision_at_k")  # None: PocketNet not installed
     out["seconds"] = round(time.perf_counter() - start, 1)
     if result.history:
         out["train_precision_at_k"] = result.history[-1].get("train_precision_at_k")
@@ -63,6 +65,10 @@ def main(argv=None) -> None:
     held = [r for name, r in rows.items() if not name.endswith("unseen")]
     summary = {k: float(np.mean([r[k] for r in held])) for k in KEYS[:3]}
     summary["margin_over_baseline"] = summary["precision_at_k"] - summary["baseline_precision_at_k"]
+    peers = [r["peer_precision_at_k"] for r in held if r["peer_precision_at_k"] is not None]
+    if len(peers) == len(held):
+        summary["peer_precision_at_k"] = float(np.mean(peers))
+        summary["margin_over_peer"] = summary["precision_at_k"] - summary["peer_precision_at_k"]
     print(json.dumps({"mean over seeds (held-out third)": summary}, indent=1))
     unseen = [r["precision_at_k"] for name, r in rows.items() if name.endswith("unseen")]
     if unseen:
@@ -72,7 +78,7 @@ def main(argv=None) -> None:
                  title="Ligand-binding sites of real protein–ligand complexes (PoseBusters/Astex): precision@k of "
                        "stage 06's residue scores on the held-out third (30 % identity split), notebook defaults.",
                  notes="precision_at_k: 06's model, k = the site's size; baseline: pyKVFinder cavity residues, "
-                       "largest cavities first; random: random residues; 'unseen' rows: the saved model applied "
+                       "largest cavities first; peer: PocketNet's residue scores (when installed); random: random residues; 'unseen' rows: the saved model applied "
                        "unchanged to the --test-structures set; results: means over seeds.",
                  table=[{"run": name, **r} for name, r in rows.items()],
                  results={**summary, "seeds": list(args.seeds), "peak_rss_gib": peak_rss_gib()})

@@ -25,7 +25,7 @@ SCRIPTS = PYPROJECT["project"]["scripts"]
 EXTRAS = PYPROJECT["project"]["optional-dependencies"]
 # Imported by name in the subprocess below (tomllib there is 3.11+ too).
 OPTIONAL = ("papermill", "nbformat", "jupyter_client", "jupyterlab", "ipykernel", "ipywidgets", "IPython",
-            "pyKVFinder", "kaleido")
+            "pyKVFinder", "kaleido", "pocketnet")
 
 
 def requirement_name(requirement: str) -> str:

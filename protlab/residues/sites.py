@@ -95,10 +95,12 @@ def site_metrics(explanations: Sequence[Explanation], sites: Sequence[Sequence[i
 
 def site_summary(explanations: Sequence[Explanation], sites: dict[str, list[int]], *,
                  baseline: dict[str, np.ndarray] | None = None, top_k: int = 10, source: str = "",
-                 baseline_name: str = CONSERVATION) -> dict | None:
+                 baseline_name: str = CONSERVATION, peer: dict[str, np.ndarray] | None = None,
+                 peer_name: str | None = None, peer_note: str | None = None) -> dict | None:
     """What ``residue_metrics.json`` holds: :func:`site_metrics` at k = site size and at
     ``top_k`` (``at_top_k``), the per-protein rows, the baseline's name and the source;
-    None when no explained protein has a known site."""
+    None when no explained protein has a known site. With a learned ``peer``'s scores (by
+    id; ``peer_name``) its precision@k on the same proteins, else ``peer_note`` says why not."""
     with_sites = [ex for ex in explanations if sites.get(ex.id)]
     if not with_sites:
         return None
@@ -112,5 +114,14 @@ def site_summary(explanations: Sequence[Explanation], sites: dict[str, list[int]
     summary["source"] = source
     if base is not None:
         summary["baseline"] = baseline_name
+    if peer is not None:
+        scored = [i for i, ex in enumerate(with_sites) if ex.id in peer]
+        peer_metrics = site_metrics([with_sites[i] for i in scored], [known[i] for i in scored],
+                                    baseline=[peer[with_sites[i].id] for i in scored]) if scored else None
+        summary["peer"] = peer_name
+        summary["peer_precision_at_k"] = peer_metrics["baseline_precision_at_k"] if peer_metrics else None
+        summary["peer_n_proteins"] = len(scored)
+    elif peer_note is not None:
+        summary["peer_note"] = peer_note
     summary["per_protein"] = metrics["per_protein"]
     return summary

@@ -122,6 +122,8 @@ STAGE = Stage("residues", "06_critical_residues",
           "(checkpoints/residue_training_state.pt); False: start over", "bool"),
     Param("resume_override", False, "resume even when that state was made with other data or settings (refused "
           "otherwise)", "bool"),
+    Param("peer", True, "training on sites: also measure the learned pocket predictor PocketNet on the held-out "
+          "structures when it is installed (pip install pocketnet; its scores cached in cache/pocketnet)", "bool"),
     Param("esm", None, "per-residue protein-language-model features for training on sites or labels: an ESM-2 "
           "encoder as 02 takes it (a checkpoint path or model name; embeddings cached in the run directory); "
           "None: structure features only (a saved model brings its own)", "str", none=True),
@@ -144,6 +146,7 @@ def write_outputs(run_dir: str | Path, explanations: Sequence[Explanation], inpu
         ex.structure, ex.importance, run.figure(view_stem(ex.id)),
         label="site probability" if ex.classes == ["site"] else "residue importance").values()]
     summary = site_summary(explanations, inputs.sites, baseline=inputs.baseline, top_k=top_k, source=inputs.source,
+                           peer=inputs.peer, peer_name=inputs.peer_name, peer_note=inputs.peer_note,
                            baseline_name=inputs.baseline_name)
     if summary is None:
         run.path("residue_metrics").unlink(missing_ok=True)  # a stale file would describe other structures
@@ -248,7 +251,8 @@ def _record_results(record: StageRecord, trained, explanations, metrics: dict | 
     if metrics is not None:
         record.results.update({k: metrics[k] for k in ("precision_at_k", "random_precision_at_k",
                                                        "random_scores_precision_at_k", "baseline_precision_at_k",
-                                                       "baseline", "n_proteins", "at_top_k") if k in metrics})
+                                                       "baseline", "n_proteins", "at_top_k", "peer",
+                                                       "peer_precision_at_k", "peer_note") if k in metrics})
 
 
 def summary_line(results: dict, timings: dict) -> str:
@@ -259,6 +263,8 @@ def summary_line(results: dict, timings: dict) -> str:
         parts.append(f"precision@k {results['precision_at_k']:.3f}"
                      + (f", {results.get('baseline')} {results['baseline_precision_at_k']:.3f}"
                         if results.get("baseline_precision_at_k") is not None else "")
+                     + (f", PocketNet {results['peer_precision_at_k']:.3f}"
+                        if results.get("peer_precision_at_k") is not None else "")
                      + (f", random {results['random_precision_at_k']:.3f}"
                         if results.get("random_precision_at_k") is not None else ""))
     labels = results.get("labels") or {}

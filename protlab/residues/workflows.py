@@ -80,6 +80,14 @@ class FileTraining:
 
 
 @dataclass(frozen=True)
+class SiteTraining(FileTraining):
+    """Training on sites; ``peer``: measure the learned peer (PocketNet) on the held-out
+    structures when it is installed."""
+
+    peer: bool = True
+
+
+@dataclass(frozen=True)
 class Explaining:
     """Explain with a saved model; known ``sites`` of structure files are measured. The toy
     universe's options rebuild the universe a toy model was trained on."""
@@ -93,7 +101,7 @@ class Explaining:
     length_range: list
 
 
-OPTIONS = {"toy": ToyTraining, "sites": FileTraining, "labels": FileTraining, "explain": Explaining}
+OPTIONS = {"toy": ToyTraining, "sites": SiteTraining, "labels": FileTraining, "explain": Explaining}
 
 
 @dataclass
@@ -170,7 +178,7 @@ def workflow_options(params: dict, defaults: dict):
     values = {k: params[k] for k in _names(options)}
     if "epochs" in values and values["epochs"] is None:
         values["epochs"] = TOY_EPOCHS if mode == "toy" else REAL_EPOCHS
-    if options is FileTraining:
+    if issubclass(options, FileTraining):
         values["table"] = params[mode]
     return mode, options(**values)
 

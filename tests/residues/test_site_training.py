@@ -13,7 +13,7 @@ import protlab.residues as residues
 from protlab.core.errors import InputError
 from protlab.core.training_log import read_records
 from protlab.curate.structures import read_complex, read_structure
-from protlab.residues import features, pockets
+from protlab.residues import features, pocket_peer, pockets
 from protlab.residues.explain import explain_batch
 from protlab.residues.graph import collate
 from protlab.residues.label_training import label_report, micro_aupr
@@ -134,6 +134,7 @@ def test_training_on_sites_measures_held_out_structures_beside_the_cavity_baseli
         == [1, 2]
     assert [ex.id for ex in result.explanations] == ids[4:]
     metrics = json.loads((run / "residue_metrics.json").read_text())
+    assert metrics.get("peer_note") == pocket_peer.ABSENT or metrics["peer"] == pocket_peer.PEER  # said either way
     for key in ("precision_at_k", "random_precision_at_k", "baseline_precision_at_k"):
         assert 0.0 <= metrics[key] <= 1.0
     assert metrics["baseline"] == pockets.CAVITY_BASELINE and metrics["n_proteins"] == 2

@@ -1,0 +1,76 @@
+"""PocketNet, the learned pocket predictor a user would pick today, measured beside 06.
+
+PocketNet (PyPI ``pocketnet``, MIT; a five-model ensemble that ships its weights) scores every
+residue of a structure file. :func:`peer_scores` gives those scores for the residues of 06's
+structures, in 06's residue order, cached per file content because one prediction takes
+seconds to tens of seconds on a CPU. It is an optional dependency: without it 06 says so
+(:data:`ABSENT`) and measures the cavity baseline and random picks only.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from protlab.core.atomic import atomic_path
+from protlab.core.progress import progress_bar
+from protlab.curate.records import Structure
+
+log = logging.getLogger(__name__)
+PEER = "PocketNet (learned pocket predictor, pip install pocketnet): its residue scores"
+ABSENT = "PocketNet is not installed (pip install pocketnet): the learned peer is not measured"
+CACHE_VERSION = 1  # bump when the scores kept per file change meaning
+
+
+def peer_available() -> bool:
+    return importlib.util.find_spec("pocketnet") is not None
+
+
+def _version() -> str:
+    import pocketnet
+
+    return str(getattr(pocketnet, "__version__", "unknown"))
+
+
+def cache_key(structure: Structure, version: str) -> str:
+    """The file's bytes, the chains read and PocketNet's version: a changed one is predicted again."""
+    digest = hashlib.sha256(Path(structure.source).read_bytes())
+    digest.update(repr((sorted(set(structure.residue_chains())), version, CACHE_VERSION)).encode())
+    return digest.hexdigest()[:32]
+
+
+def residue_scores(structure: Structure, by_key: dict[str, float]) -> np.ndarray:
+    """PocketNet's ``{"chain:number[insertion]": score}`` as one score per residue of ``structure``
+    (0 for a residue it does not list)."""
+    keys = [f"{c}:{label}" for c, label in zip(structure.residue_chains(), structure.residue_labels())]
+    return np.array([float(by_key.get(k, 0.0)) for k in keys], dtype=np.float32)
+
+
+def peer_scores(structures: Sequence[Structure], cache_dir: str | Path, *, device: str = "cpu",
+                progress: bool = True) -> dict[str, np.ndarray] | None:
+    """``{structure id: PocketNet's score per residue}`` for structures read from files; None
+    when PocketNet is not installed. Scores are cached in ``cache_dir`` by file content."""
+    if not peer_available():
+        return None
+    from pocketnet import PocketPredictor
+
+    version, cache_dir, predictor, out = _version(), Path(cache_dir), None, {}
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    for s in progress_bar(structures, desc="PocketNet (peer)", disable=not progress):
+        path = cache_dir / f"{cache_key(s, version)}.npy"
+        if path.is_file():
+            scores = np.load(path)
+            if len(scores) == len(s):
+                out[s.id] = scores
+                continue
+        predictor = predictor or PocketPredictor(device=device)
+        result = predictor.predict(str(s.source), chains=sorted(set(s.residue_chains())))
+        out[s.id] = residue_scores(s, {str(k): v for k, v in result.residue_scores.items()})
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, out[s.id])
+    return out
