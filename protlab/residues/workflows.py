@@ -84,7 +84,7 @@ class SiteTraining(FileTraining):
     """Training on sites; ``peer``: measure the learned peer (PocketNet) on the held-out
     structures when it is installed."""
 
-    peer: bool = True
+    peer: bool
 
 
 @dataclass(frozen=True)
