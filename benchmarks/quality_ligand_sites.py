@@ -78,7 +78,8 @@ def main(argv=None) -> None:
                  title="Ligand-binding sites of real protein–ligand complexes (PoseBusters/Astex): precision@k of "
                        "stage 06's residue scores on the held-out third (30 % identity split), notebook defaults.",
                  notes="precision_at_k: 06's model, k = the site's size; baseline: pyKVFinder cavity residues, "
-                       "largest cavities first; peer: PocketNet's residue scores (when installed); random: random residues; 'unseen' rows: the saved model applied "
+                       "largest cavities first; peer: PocketNet's residue scores (when installed); random: random "
+                       "residues; 'unseen' rows: the saved model applied "
                        "unchanged to the --test-structures set; results: means over seeds.",
                  table=[{"run": name, **r} for name, r in rows.items()],
                  results={**summary, "seeds": list(args.seeds), "peak_rss_gib": peak_rss_gib()})

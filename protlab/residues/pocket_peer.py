@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -20,7 +19,6 @@ from protlab.core.atomic import atomic_path
 from protlab.core.progress import progress_bar
 from protlab.curate.records import Structure
 
-log = logging.getLogger(__name__)
 PEER = "PocketNet (learned pocket predictor, pip install pocketnet): its residue scores"
 ABSENT = "PocketNet is not installed (pip install pocketnet): the learned peer is not measured"
 CACHE_VERSION = 1  # bump when the scores kept per file change meaning

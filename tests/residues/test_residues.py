@@ -290,7 +290,8 @@ def test_quick_toy_run_writes_its_record(quick_run):
     assert len(views) == QUICK["max_views"] and all((run_dir / v).stat().st_size > 10_000 for v in views)
     for suffix in (".pdb", ".pml", ".cxc"):  # the scores for PyMOL / ChimeraX beside each view
         assert {v.replace(".html", suffix) for v in views} <= outputs
-    assert {"toy", "explain", "write", "figures", "total"} <= set(record["timings"]) and record["results"]["mode"] == "toy"
+    assert {"toy", "explain", "write", "figures", "total"} <= set(record["timings"])
+    assert record["results"]["mode"] == "toy"
     res = record["results"]
     assert res["n_structures"] == len(result.explanations) == 2    # 20 % of 3 x 4 toy proteins held out
     for key in ("precision_at_k", "random_precision_at_k", "baseline_precision_at_k"):
