@@ -7,8 +7,10 @@ complexes at 30 % sequence identity (a third held out), trains the residue-level
 writes ``residue_metrics.json``: precision@k (k = the site's size) of its residue scores on the
 held-out complexes beside the cavity-detection baseline (pyKVFinder, residues lining the largest
 cavities first), random picks and, when it is installed, the learned pocket predictor PocketNet
-(``pip install pocketnet``; 06's ``peer``). With ``--test-structures``/``--test-sites`` the saved model is
-then applied, unchanged, to other complexes (e.g. a hidden set of the same kind).
+(``pip install 'protlab[peers]'``; 06's ``peer``), whose scores 06 then also uses as input features; the
+ablation reruns each seed with ``peer="measure"`` (06 without them). With
+``--test-structures``/``--test-sites`` the saved model is then applied, unchanged, to other complexes
+(e.g. a hidden set of the same kind).
 
     python benchmarks/quality_ligand_sites.py --run-dir runs/ligand_sites [--seeds 0 1 2]
 """
@@ -22,22 +24,79 @@ from pathlib import Path
 import numpy as np
 
 from protlab.residues import run
+from protlab.residues.site_pockets import pocket_summary, read_ligands
 
 from records import peak_rss_gib, write_record
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "structures" / "ligand_sites"
 KEYS = ("precision_at_k", "baseline_precision_at_k", "random_precision_at_k", "n_proteins")
+ABLATION = "without peer features"
+POCKET_KEYS = ("dca_top_n", "dca_top_n2", "recall", "precision", "mcc")
 
 
-def measure(run_dir: Path, **params) -> dict:
+def ligands_of(structures, folder: Path | None) -> dict:
+    """id → the molecules of the structure's ligand file (``<complex>_ligand.sdf`` beside the
+    ``<complex>_protein.pdb`` naming of PoseBusters/Astex); structures without one are left out."""
+    if folder is None:
+        return {}
+    paths = {s.id: folder / f"{s.id.removesuffix('_protein')}_ligand.sdf" for s in structures}
+    return {i: read_ligands(p) for i, p in paths.items() if p.is_file()}
+
+
+def pocket_results(result, ligand_dir: Path | None) -> dict:
+    """Pocket-level metrics (DCA top-n / top-n+2, the top pocket's residue recall / precision /
+    MCC) of 06, the peer and the cavity baseline, pockets made the same way from each one's scores."""
+    inputs = result.inputs
+    structures = [ex.structure for ex in result.explanations]
+    ligands = ligands_of(structures, ligand_dir)
+    predictors = {"": {ex.id: ex.importance for ex in result.explanations}, "baseline_": inputs.baseline,
+                  "peer_": inputs.peer or {}}
+    out = {}
+    for prefix, scores in predictors.items():
+        if scores:
+            out.update({f"{prefix}{k}": v for k, v in pocket_summary(structures, scores, inputs.sites,
+                                                                     ligands).items()})
+    return out
+
+
+def measure(run_dir: Path, ligand_dir: Path | None = None, **params) -> dict:
     start = time.perf_counter()
     result = run(run_dir, **params)
+    seconds = round(time.perf_counter() - start, 1)
     out = {k: result.metrics[k] for k in KEYS}
     out["peer_precision_at_k"] = result.metrics.get("peer_precision_at_k")  # None: PocketNet not installed
-    out["seconds"] = round(time.perf_counter() - start, 1)
+    out["peer_features"] = result.model.config.peer_features
+    out["seconds"] = seconds
+    out["stage_seconds"] = {k: round(v, 1) for k, v in result.record.timings.items()}
     if result.history:
         out["train_precision_at_k"] = result.history[-1].get("train_precision_at_k")
+    out.update(pocket_results(result, ligand_dir))
+    out["peak_rss_gib"] = peak_rss_gib()
     return out
+
+
+def _mean(rows: list[dict], key: str) -> float | None:
+    values = [r[key] for r in rows]
+    return float(np.mean(values)) if values and None not in values else None
+
+
+def summarise(rows: dict) -> dict:
+    """Means over seeds: 06 with its defaults, without the peer's features (the ablation), the
+    peer, the cavity baseline and random on the held-out thirds; 06 on the unseen set."""
+    held = [r for name, r in rows.items() if name.startswith("seed") and name.count(" ") == 1]
+    pocket = [f"{who}{k}" for who in ("", "peer_", "baseline_") for k in POCKET_KEYS]
+    summary = {k: _mean(held, k) for k in (*KEYS[:3], "peer_precision_at_k", *[k for k in pocket if k in held[0]])}
+    summary["margin_over_baseline"] = summary["precision_at_k"] - summary["baseline_precision_at_k"]
+    if summary["peer_precision_at_k"] is not None:
+        summary["margin_over_peer"] = summary["precision_at_k"] - summary["peer_precision_at_k"]
+    ablation = [r for name, r in rows.items() if name.endswith(ABLATION)]
+    if ablation:
+        summary["precision_at_k_without_peer_features"] = _mean(ablation, "precision_at_k")
+    unseen = [r for name, r in rows.items() if name.endswith("unseen")]
+    if unseen:
+        summary["unseen_precision_at_k"] = _mean(unseen, "precision_at_k")
+        summary["unseen_peer_precision_at_k"] = _mean(unseen, "peer_precision_at_k")
+    return {k: v for k, v in summary.items() if v is not None}
 
 
 def main(argv=None) -> None:
@@ -49,38 +108,40 @@ def main(argv=None) -> None:
     parser.add_argument("--cache-dir", type=Path, help="residue-graph cache (default: RUN_DIR/graph_cache)")
     parser.add_argument("--test-structures", type=Path, help="complexes never seen, measured with the saved model")
     parser.add_argument("--test-sites", type=Path, help="their site table")
+    parser.add_argument("--ligands", type=Path, default=SHARED / "ligands",
+                        help="ligand files (<complex>_ligand.sdf) for the pocket-level metrics")
+    parser.add_argument("--test-ligands", type=Path, help="the ligand files of --test-structures")
+    parser.add_argument("--no-ablation", action="store_true", help="skip 06 without the peer's features")
     args = parser.parse_args(argv)
     rows = {}
     cache = str(args.cache_dir or args.run_dir / "graph_cache")
     for seed in args.seeds:
         run_dir = args.run_dir / f"seed{seed}"
-        rows[f"seed {seed}"] = measure(run_dir, structures=str(args.structures), sites=str(args.sites), seed=seed,
-                                       cache_dir=cache)
-        print(json.dumps({f"seed {seed}": rows[f"seed {seed}"]}), flush=True)
+        runs = {f"seed {seed}": (run_dir, {})}
+        if not args.no_ablation:
+            runs[f"seed {seed} {ABLATION}"] = (run_dir / "measure_only", {"peer": "measure"})
+        for name, (where, extra) in runs.items():
+            rows[name] = measure(where, args.ligands, structures=str(args.structures), sites=str(args.sites),
+                                 seed=seed, cache_dir=cache, **extra)
+            print(json.dumps({name: rows[name]}), flush=True)
         if args.test_structures is not None:
             rows[f"seed {seed} unseen"] = measure(
-                run_dir / "unseen", structures=str(args.test_structures), sites=str(args.test_sites),
+                run_dir / "unseen", args.test_ligands, structures=str(args.test_structures), sites=str(args.test_sites),
                 checkpoint=str(run_dir / "checkpoints" / "residue_cluster.pt"), cache_dir=cache)
             print(json.dumps({f"seed {seed} unseen": rows[f"seed {seed} unseen"]}), flush=True)
-    held = [r for name, r in rows.items() if not name.endswith("unseen")]
-    summary = {k: float(np.mean([r[k] for r in held])) for k in KEYS[:3]}
-    summary["margin_over_baseline"] = summary["precision_at_k"] - summary["baseline_precision_at_k"]
-    peers = [r["peer_precision_at_k"] for r in held if r["peer_precision_at_k"] is not None]
-    if len(peers) == len(held):
-        summary["peer_precision_at_k"] = float(np.mean(peers))
-        summary["margin_over_peer"] = summary["precision_at_k"] - summary["peer_precision_at_k"]
-    print(json.dumps({"mean over seeds (held-out third)": summary}, indent=1))
-    unseen = [r["precision_at_k"] for name, r in rows.items() if name.endswith("unseen")]
-    if unseen:
-        summary["unseen_precision_at_k"] = float(np.mean(unseen))
-    write_record("quality_ligand_sites", params=vars(args),
-                 variant="seeds=" + "-".join(map(str, args.seeds)) + ("-unseen" if unseen else ""),
+    summary = summarise(rows)
+    print(json.dumps({"mean over seeds": summary}, indent=1))
+    unseen = "-unseen" if args.test_structures is not None else ""
+    write_record("quality_ligand_sites", params=vars(args), variant="seeds=" + "-".join(map(str, args.seeds)) + unseen,
                  title="Ligand-binding sites of real protein–ligand complexes (PoseBusters/Astex): precision@k of "
                        "stage 06's residue scores on the held-out third (30 % identity split), notebook defaults.",
-                 notes="precision_at_k: 06's model, k = the site's size; baseline: pyKVFinder cavity residues, "
-                       "largest cavities first; peer: PocketNet's residue scores (when installed); random: random "
-                       "residues; 'unseen' rows: the saved model applied "
-                       "unchanged to the --test-structures set; results: means over seeds.",
+                 notes="precision_at_k: 06's model (notebook defaults: PocketNet's scores among its input features "
+                       "when it is installed, peer_features), k = the site's size; 'without peer features' rows: "
+                       "the same with peer='measure' (the ablation); peer: PocketNet's residue scores on the same "
+                       "structures; baseline: pyKVFinder cavity residues, largest cavities first; random: random "
+                       "residues; 'unseen' rows: the saved model applied unchanged to the --test-structures set; "
+                       "seconds: the whole 06 run (PocketNet's predictions come from its cache after the first); "
+                       "results: means over seeds.",
                  table=[{"run": name, **r} for name, r in rows.items()],
                  results={**summary, "seeds": list(args.seeds), "peak_rss_gib": peak_rss_gib()})
 

@@ -50,7 +50,6 @@ ARTIFACTS: dict[str, tuple[str, str]] = {
     "baselines": ("baselines", "evaluate"),  # 05's baseline clusterings, laid out as clusters/
     "residue_network": ("checkpoints/residue_cluster.pt", "residues"),
     "residue_graph_cache": ("cache/residue_graphs", "residues"),
-    "pocket_peer_cache": ("cache/pocketnet", "residues"),
     "residue_training_state": ("checkpoints/residue_training_state.pt", "residues"),
     "residue_training": ("residues/training.csv", "residues"),
     "residue_log": ("residues/training_log.jsonl", "residues"),

@@ -23,6 +23,7 @@ from protlab.residues.graph import collate
 from protlab.residues.graph import UNKNOWN_AA, ResidueBatch
 from protlab.residues.network import SCORES, ResidueNet, gather_rows
 from protlab.residues.features import featurize
+from protlab.residues.pocket_peer import peer_cache, scores_for_model
 from protlab.residues.training import batches
 
 
@@ -209,7 +210,8 @@ def explain_structures(model: ResidueNet, structures: Sequence[Structure], *, ba
     if isinstance(structures, Structure):
         structures = [structures]
     if graphs is None:
-        graphs = featurize(structures, esm=esm, pockets=model.config.pocket_features, cache_dir=cache_dir)
+        peer = scores_for_model(model.config.peer_features, structures, peer_cache(cache_dir))
+        graphs = featurize(structures, esm=esm, pockets=model.config.pocket_features, cache_dir=cache_dir, peer=peer)
     model.eval().to(device)
     out = []
     for idx in batches(len(graphs), batch_size):

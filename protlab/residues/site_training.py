@@ -28,7 +28,7 @@ from protlab.residues.graph import ResidueGraph
 from protlab.residues.inputs import ResidueInputs, read_structure_inputs
 from protlab.residues.label_table import chain_name
 from protlab.residues.network import save_network
-from protlab.residues.pocket_peer import ABSENT, PEER, peer_scores
+from protlab.residues.pocket_peer import ABSENT, PEER, peer_cache, peer_scores
 from protlab.residues.pockets import CAVITY_BASELINE
 from protlab.residues.training import TrainResult, train_residue_model
 
@@ -72,10 +72,10 @@ def split_structures(structures: Sequence[Structure], *, test_fraction: float, s
 
 
 def site_data(structures: Sequence[Structure], sites: Sequence[Sequence[int]], *, cache_dir=None,
-              progress: bool = True, esm: dict | None = None) -> SiteData:
-    """Graphs with pocket columns (and ``esm`` per-residue embeddings when given) and 0/1 site
-    arrays of structures whose sites are known."""
-    graphs = featurize(structures, pockets=True, cache_dir=cache_dir, progress=progress, esm=esm)
+              progress: bool = True, esm: dict | None = None, peer: dict | None = None) -> SiteData:
+    """Graphs with pocket columns (and ``esm`` per-residue embeddings, ``peer`` PocketNet's
+    columns when given) and 0/1 site arrays of structures whose sites are known."""
+    graphs = featurize(structures, pockets=True, cache_dir=cache_dir, progress=progress, esm=esm, peer=peer)
     arrays = []
     for s, site in zip(structures, sites):
         y = np.zeros(len(s), dtype=np.float32)
@@ -100,14 +100,16 @@ def cavity_baseline_scores(data: SiteData) -> dict[str, np.ndarray]:
     return {s.id: baseline_scores(g) for s, g in zip(data.structures, data.graphs)}
 
 
-def _measure_peer(tested: ResidueInputs, run: RunDir) -> None:
-    """The learned peer's residue scores on the held-out structures (PocketNet), or why none."""
-    tested.peer = peer_scores(tested.structures, run.path("pocket_peer_cache"))
-    if tested.peer is None:
-        tested.peer_note = ABSENT
-        log.warning(ABSENT)
-    else:
-        tested.peer_name = PEER
+def _peer_of(structures: Sequence[Structure], mode: str, held: set[str], cache_dir: Path) -> dict | None:
+    """PocketNet's scores for the ``peer`` mode: of every structure for ``"features"``, of the
+    held-out ones for ``"measure"``, none for ``"off"`` or when it is not installed (said once)."""
+    if mode == "off":
+        return None
+    wanted = structures if mode == "features" else [s for s in structures if s.id in held]
+    scores = peer_scores(wanted, peer_cache(cache_dir))
+    if scores is None:
+        log.warning(ABSENT + ("; the site model is trained without its features" if mode == "features" else ""))
+    return scores
 
 
 def read_split_table(path: str | Path) -> tuple[dict[str, str], str | None]:
@@ -142,12 +144,16 @@ def train_on_sites(run_dir: str | Path, options, shared: dict, cache_dir: Path):
         log.warning("%d structure(s) without a site in %s: not used for training or measuring", unnamed,
                     options.table)
     run = RunDir(run_dir)
-    data = site_data(known, [inputs.sites[s.id] for s in known], cache_dir=cache_dir,
-                     esm=residue_embeddings(options.esm, known, run.path("embedding_cache")))
     given, otherwise = read_split_table(options.split) if options.split is not None else (None, None)
-    data.split = split_structures(known, test_fraction=options.test_fraction, seed=shared["seed"], given=given,
-                                  otherwise=otherwise)
+    split = split_structures(known, test_fraction=options.test_fraction, seed=shared["seed"], given=given,
+                             otherwise=otherwise)
+    peer = _peer_of(known, options.peer, {s.id for s, part in zip(known, split) if part == "test"}, cache_dir)
+    features = options.peer == "features" and peer is not None
+    data = site_data(known, [inputs.sites[s.id] for s in known], cache_dir=cache_dir, peer=peer if features else None,
+                     esm=residue_embeddings(options.esm, known, run.path("embedding_cache")))
+    data.split = split
     result = train_site_model(data, epochs=options.epochs, seed=shared["seed"], hidden=options.hidden,
+                              peer_features=features,
                               batch_size=options.batch_size, residue_dropout=options.residue_dropout,
                               log_every=max(1, options.epochs // 10), progress=False, bf16=options.bf16,
                               state_path=run.writable("residue_training_state"), log_path=run.writable("residue_log"),
@@ -163,6 +169,8 @@ def train_on_sites(run_dir: str | Path, options, shared: dict, cache_dir: Path):
     tested = ResidueInputs(structures=held, sites={s.id: inputs.sites[s.id] for s in held},
                            baseline={s.id: baseline[s.id] for s in held}, source=inputs.source,
                            skipped=inputs.skipped, baseline_name=CAVITY_BASELINE)
-    if options.peer:
-        _measure_peer(tested, run)
+    if peer is not None:
+        tested.peer, tested.peer_name = {s.id: peer[s.id] for s in held}, PEER
+    elif options.peer != "off":
+        tested.peer_note = ABSENT
     return model, result.history, tested, {i: data.graphs[k] for k, i in enumerate([s.id for s in known])}

@@ -34,6 +34,7 @@ from protlab.plot.view3d import export_view, view_stem
 from protlab.residues.explain import Explanation, explain_structures, residue_tables
 from protlab.residues.inputs import ResidueInputs
 from protlab.residues.network import SCORES
+from protlab.residues.pocket_peer import MODES as PEER_MODES
 from protlab.residues.sites import site_summary
 from protlab.residues.toy_training import train_on_toy
 from protlab.residues.training import train_residue_model
@@ -122,8 +123,11 @@ STAGE = Stage("residues", "06_critical_residues",
           "(checkpoints/residue_training_state.pt); False: start over", "bool"),
     Param("resume_override", False, "resume even when that state was made with other data or settings (refused "
           "otherwise)", "bool"),
-    Param("peer", True, "training on sites: also measure the learned pocket predictor PocketNet on the held-out "
-          "structures when it is installed (pip install pocketnet; its scores cached in cache/pocketnet)", "bool"),
+    Param("peer", "features", "training on sites, the learned pocket predictor PocketNet when it is installed (pip "
+          "install 'protlab[peers]'; its scores cached beside the residue graphs): 'features' uses its residue "
+          "scores as input features of the site model and measures it on the held-out structures, 'measure' only "
+          "measures it, 'off' neither. A model trained with its features needs PocketNet wherever it is applied",
+          "str", choices=PEER_MODES),
     Param("esm", None, "per-residue protein-language-model features for training on sites or labels: an ESM-2 "
           "encoder as 02 takes it (a checkpoint path or model name; embeddings cached in the run directory); "
           "None: structure features only (a saved model brings its own)", "str", none=True),
@@ -242,6 +246,7 @@ def _record_results(record: StageRecord, trained, explanations, metrics: dict | 
     inputs = trained.inputs
     record.results.update({"model_trained_on": _trained_on(trained.model) or "unrecorded",
                            "model_task": trained.model.config.task, "caveat": caveat,
+                           "peer_features": trained.model.config.peer_features,
                            "n_structures": len(explanations), "n_with_sites": len(inputs.sites),
                            "source": inputs.source, "skipped": sorted(inputs.skipped)})
     if trained.history:

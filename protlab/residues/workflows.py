@@ -81,10 +81,11 @@ class FileTraining:
 
 @dataclass(frozen=True)
 class SiteTraining(FileTraining):
-    """Training on sites; ``peer``: measure the learned peer (PocketNet) on the held-out
-    structures when it is installed."""
+    """Training on sites; ``peer``: the learned peer PocketNet, when it is installed, as input
+    features and measured on the held-out structures (``"features"``), measured only
+    (``"measure"``) or not at all (``"off"``)."""
 
-    peer: bool
+    peer: str
 
 
 @dataclass(frozen=True)

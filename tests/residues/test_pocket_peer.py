@@ -1,4 +1,6 @@
 """The learned peer (PocketNet) measured beside 06: residue mapping, cache, metrics, absence."""
+import json
+import shutil
 import sys
 import types
 
@@ -6,9 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from protlab import residues
+from protlab.core.errors import InputError
 from protlab.curate.records import Structure
-from protlab.curate.structures import read_structure
+from protlab.curate.structures import read_complex, read_structure
 from protlab.residues import pocket_peer
+from protlab.residues.features import baseline_scores, featurize
+from protlab.residues.network import load_network
+from protlab.residues.pockets import N_POCKET_FEATURES
 from protlab.residues.explain import Explanation
 from protlab.residues.sites import site_summary
 
@@ -70,3 +77,90 @@ def test_the_peer_is_measured_on_the_same_proteins_or_its_absence_said():
     assert summary["peer"] == pocket_peer.PEER and summary["peer_n_proteins"] == 2
     absent = site_summary(explanations, sites, peer_note=pocket_peer.ABSENT)
     assert absent["peer_note"] == pocket_peer.ABSENT and "peer_precision_at_k" not in absent
+
+
+def test_peer_columns_are_the_score_its_rank_in_the_protein_and_its_10A_mean():
+    ca = np.array([[0, 0, 0], [5, 0, 0], [30, 0, 0], [34, 0, 0]], dtype=np.float32)
+    columns = pocket_peer.peer_columns(np.array([0.2, 0.8, 0.2, 0.0]), ca)
+    assert columns.shape == (4, pocket_peer.N_PEER_FEATURES)
+    assert columns[:, 0] == pytest.approx([0.2, 0.8, 0.2, 0.0])
+    assert columns[:, 1] == pytest.approx([0.5, 1.0, 0.5, 0.0])  # tied scores share their rank
+    assert columns[:, 2] == pytest.approx([0.5, 0.5, 0.1, 0.1])  # residues 0-1 and 2-3 are within 10 A
+    with pytest.raises(InputError, match="3 PocketNet scores for 4 residues"):
+        pocket_peer.peer_columns(np.zeros(3), ca)
+
+
+def test_peer_columns_go_before_the_pocket_block(ligand_structures, tmp_path):
+    structure = read_complex(ligand_structures / "1G9V_RQ3_protein.pdb")
+    scores = {structure.id: np.linspace(0, 1, len(structure), dtype=np.float32)}
+    plain, = featurize([structure], pockets=True, cache_dir=tmp_path)
+    with_peer, = featurize([structure], pockets=True, cache_dir=tmp_path, peer=scores)
+    assert with_peer.feats.shape[1] == plain.feats.shape[1] + pocket_peer.N_PEER_FEATURES
+    assert np.array_equal(baseline_scores(with_peer), baseline_scores(plain))  # the pocket block is still last
+    cut = plain.feats.shape[1] - 2 * N_POCKET_FEATURES
+    columns = pocket_peer.peer_columns(scores[structure.id], plain.ca)
+    assert np.array_equal(with_peer.feats[:, cut:cut + pocket_peer.N_PEER_FEATURES], columns)
+    assert np.array_equal(np.delete(with_peer.feats, np.s_[cut:cut + pocket_peer.N_PEER_FEATURES], 1), plain.feats)
+
+
+@pytest.fixture
+def ligand_structures(shared_data):
+    return shared_data / "structures" / "ligand_sites" / "structures"
+
+
+@pytest.fixture
+def five_complexes(ligand_structures, tmp_path):
+    folder = tmp_path / "structures"
+    folder.mkdir()
+    for name in ("1G9V_RQ3", "1GKC_NFH", "1HNN_SKF", "1HQ2_PH2", "1IG3_VIB"):
+        shutil.copy(ligand_structures / f"{name}_protein.pdb", folder)
+    split = tmp_path / "split.tsv"
+    split.write_text("id\tsplit\n" + "".join(f"{p.stem}\t{'test' if n >= 3 else 'train'}\n"
+                                             for n, p in enumerate(sorted(folder.glob("*.pdb")))))
+    return folder, split
+
+
+def _sites_run(run_dir, folder, split, shared_data, **params):
+    return residues.run(run_dir, structures=str(folder), split=str(split), epochs=1, hidden=16, max_views=1, top_k=5,
+                        sites=str(shared_data / "structures" / "ligand_sites" / "binding_sites_primary.tsv"),
+                        cache_dir=str(run_dir.parent / "graphs"), **params)
+
+
+def test_a_site_model_learns_from_the_peer_and_needs_it_where_it_is_applied(fake_pocketnet, five_complexes,
+                                                                              shared_data, tmp_path, monkeypatch):
+    folder, split = five_complexes
+    result = _sites_run(tmp_path / "run", folder, split, shared_data)
+    assert result.model.config.peer_features and FakePredictor.calls == 5  # every structure, trained on or not
+    record = json.loads((tmp_path / "run" / "residues.json").read_text())["results"]
+    metrics = json.loads((tmp_path / "run" / "residue_metrics.json").read_text())
+    assert record["peer_features"] is True and metrics["peer"] == pocket_peer.PEER and metrics["peer_n_proteins"] == 2
+    assert (tmp_path / "graphs" / "pocketnet").is_dir()  # beside the graphs: other runs on these files reuse them
+    checkpoint = str(tmp_path / "run" / "checkpoints" / "residue_cluster.pt")
+    assert load_network(checkpoint).config.peer_features
+    applied = residues.run(tmp_path / "applied", structures=str(folder), checkpoint=checkpoint, max_views=1,
+                           cache_dir=str(tmp_path / "graphs"),
+                           sites=str(shared_data / "structures" / "ligand_sites" / "binding_sites_primary.tsv"))
+    assert FakePredictor.calls == 5 and applied.metrics["peer_n_proteins"] == 5  # from the cache, measured there too
+    monkeypatch.setattr(pocket_peer, "peer_available", lambda: False)
+    with pytest.raises(InputError, match="trained with PocketNet's residue scores as input features"):
+        residues.run(tmp_path / "elsewhere", structures=str(folder), checkpoint=checkpoint, max_views=1)
+
+
+def test_measure_only_scores_the_held_out_structures_and_trains_without_them(fake_pocketnet, five_complexes,
+                                                                           shared_data, tmp_path):
+    folder, split = five_complexes
+    result = _sites_run(tmp_path / "run", folder, split, shared_data, peer="measure")
+    assert not result.model.config.peer_features and FakePredictor.calls == 2
+    assert result.metrics["peer_n_proteins"] == 2
+    off = _sites_run(tmp_path / "off", folder, split, shared_data, peer="off")
+    assert FakePredictor.calls == 2 and "peer" not in off.metrics and "peer_note" not in off.metrics
+    assert off.metrics["precision_at_k"] == result.metrics["precision_at_k"]  # measuring the peer changes nothing
+
+
+def test_without_pocketnet_the_site_model_trains_on_its_own_and_says_so(monkeypatch, five_complexes, shared_data,
+                                                                        tmp_path, caplog):
+    monkeypatch.setattr(pocket_peer, "peer_available", lambda: False)
+    folder, split = five_complexes
+    result = _sites_run(tmp_path / "run", folder, split, shared_data)
+    assert not result.model.config.peer_features and result.metrics["peer_note"] == pocket_peer.ABSENT
+    assert "trained without its features" in caplog.text
