@@ -260,9 +260,10 @@ def atomic_save_npy(target: str | Path, array) -> Path:
     return Path(target)
 
 
-def atomic_write_csv(target: str | Path, frame) -> Path:
+def atomic_write_csv(target: str | Path, frame, **options) -> Path:
+    """``frame.to_csv`` (``options``: e.g. ``sep="\\t"``), atomically."""
     with atomic_path(target) as tmp:
-        frame.to_csv(tmp, index=False)
+        frame.to_csv(tmp, index=False, **options)
     return Path(target)
 
 

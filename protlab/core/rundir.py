@@ -55,6 +55,8 @@ ARTIFACTS: dict[str, tuple[str, str]] = {
     "residue_log": ("residues/training_log.jsonl", "residues"),
     "label_metrics": ("label_metrics.json", "residues"),
     "critical_residues": ("residues/critical_residues.parquet", "residues"),
+    "residue_tables": ("residues/by_structure", "residues"),  # one TSV per structure: residue, score, pocket
+    "site_pockets": ("residues/pockets.tsv", "residues"),     # a site model's pockets: rank, score, centre
     "residue_metrics": ("residue_metrics.json", "residues"),
     "variants": ("variants.parquet", "variants"),
     "variant_metrics": ("variant_metrics.json", "variants"),

@@ -24,6 +24,7 @@ from protlab.residues.graph import UNKNOWN_AA, ResidueBatch
 from protlab.residues.network import SCORES, ResidueNet, gather_rows
 from protlab.residues.features import featurize
 from protlab.residues.pocket_peer import peer_cache, scores_for_model
+from protlab.residues.site_pockets import Pocket, pocket_ranks, score_pockets
 from protlab.residues.training import batches
 
 
@@ -188,7 +189,17 @@ class Explanation:
         """Indices of the k most important residues (ties broken by position)."""
         return np.argsort(-self.importance, kind="stable")[:k]
 
+    @property
+    def is_site_model(self) -> bool:
+        return self.classes == ["site"]
+
+    def pockets(self) -> list[Pocket]:
+        """A site model's pockets: its top residues grouped in space, ranked (:func:`score_pockets`)."""
+        return score_pockets(self.structure.centroid, self.importance) if self.is_site_model else []
+
     def table(self) -> pd.DataFrame:
+        """One row per residue, best first; a site model's rows say which pocket holds the
+        residue (``pocket``: its rank, 0 for none)."""
         s = self.structure
         labels = s.residue_labels()
         frame = pd.DataFrame({
@@ -196,6 +207,8 @@ class Explanation:
             "score": self.importance.astype(float), "cluster": self.cluster, "iteration": self.iteration,
             "index": np.arange(len(s)),
         })
+        if self.is_site_model:
+            frame.insert(4, "pocket", pocket_ranks(len(s), self.pockets()))  # after the score
         frame = frame.sort_values(["score", "index"], ascending=[False, True], kind="stable").reset_index(drop=True)
         frame.insert(0, "rank", np.arange(1, len(frame) + 1))
         return frame
@@ -245,6 +258,20 @@ def critical_residues(model: ResidueNet, structure: Structure, *, top_k: int | N
     ex = explain_structures(model, [structure], esm=None if esm is None else {structure.id: esm})[0]
     table = ex.table()
     return table.head(top_k) if top_k else table
+
+
+def pocket_table(explanations: Sequence[Explanation]) -> pd.DataFrame:
+    """A site model's pockets of every structure: ``id``, ``pocket`` (rank), ``score`` (summed
+    residue scores), the centre (Å) and the residues (``chain:number``, by position)."""
+    rows = []
+    for ex in explanations:
+        keys = [f"{c}:{n}" for c, n in zip(ex.structure.residue_chains(), ex.structure.residue_labels())]
+        for p in ex.pockets():
+            rows.append({"id": ex.id, "pocket": p.rank, "score": p.score, "centre_x": p.centre[0],
+                         "centre_y": p.centre[1], "centre_z": p.centre[2], "n_residues": len(p.residues),
+                         "residues": " ".join(keys[i] for i in p.residues)})
+    return pd.DataFrame(rows, columns=["id", "pocket", "score", "centre_x", "centre_y", "centre_z", "n_residues",
+                                       "residues"])
 
 
 def residue_tables(explanations: Sequence[Explanation]) -> pd.DataFrame:

@@ -31,7 +31,7 @@ from protlab.plot.residues import importance_figure
 from protlab.plot.structure_export import write_structure_exports
 from protlab.plot.training import training_figure
 from protlab.plot.view3d import export_view, view_stem
-from protlab.residues.explain import Explanation, explain_structures, residue_tables
+from protlab.residues.explain import Explanation, explain_structures, pocket_table, residue_tables
 from protlab.residues.inputs import ResidueInputs
 from protlab.residues.network import SCORES
 from protlab.residues.pocket_peer import MODES as PEER_MODES
@@ -142,7 +142,12 @@ def write_outputs(run_dir: str | Path, explanations: Sequence[Explanation], inpu
     (the summary is None without sites; a metrics file left by an earlier run is removed then)."""
     run = RunDir(run_dir)
     explanations = list(explanations)
-    out: dict = {"table": atomic_write_parquet(run.writable("critical_residues"), residue_tables(explanations))}
+    out: dict = {"table": atomic_write_parquet(run.writable("critical_residues"), residue_tables(explanations)),
+                 "by_structure": _write_structure_tables(run, explanations)}
+    if any(ex.is_site_model for ex in explanations):
+        out["pockets"] = atomic_write_csv(run.writable("site_pockets"), pocket_table(explanations), sep="\t")
+    else:
+        run.path("site_pockets").unlink(missing_ok=True)
     out["views"] = [export_view(ex, _html(run.figure(view_stem(ex.id))), top_k=top_k,
                                 title=f"critical residues of {ex.id}" + (f" ({caveat})" if caveat else ""))
                     for ex in explanations[:max_views]]
@@ -159,6 +164,18 @@ def write_outputs(run_dir: str | Path, explanations: Sequence[Explanation], inpu
         out["metrics"] = atomic_write_json(run.writable("residue_metrics"), summary)
         out["metrics_summary"] = {k: v for k, v in summary.items() if k != "per_protein"}
     return out
+
+
+def _write_structure_tables(run: RunDir, explanations: Sequence[Explanation]) -> list[Path]:
+    """``residues/by_structure/<id>.tsv``: each structure's residues, best first (a site model's
+    with their pocket); tables of structures this run did not explain are removed."""
+    folder = run.path("residue_tables")
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [atomic_write_csv(folder / f"{view_stem(ex.id, prefix='')}.tsv", ex.table(), sep="\t")
+             for ex in explanations]
+    for stale in set(folder.glob("*.tsv")) - set(paths):
+        stale.unlink()
+    return paths
 
 
 def _html(stem: Path) -> Path:
@@ -208,9 +225,10 @@ def run(run_dir: str | Path, **params) -> StageResult:
                                 max_views=params["max_views"], caveat=caveat)
         if trained.history:
             outputs["training"] = atomic_write_csv(run_.writable("residue_training"), pd.DataFrame(trained.history))
-    for path in [outputs["table"], *outputs["views"], *outputs["exports"], outputs.get("metrics"),
+    for path in [outputs["table"], run_.path("residue_tables"), outputs.get("pockets"), *outputs["views"],
+                 *outputs["exports"], outputs.get("metrics"),
                  outputs.get("training"), run_.path("residue_log") if trained.history else None]:
-        if path is not None and Path(path).is_file():
+        if path is not None and Path(path).exists():
             record.wrote(path)
     with record.timed("figures"):
         figures = _figures(run_, record, explanations[:params["max_views"]], trained)

@@ -164,3 +164,33 @@ def test_without_pocketnet_the_site_model_trains_on_its_own_and_says_so(monkeypa
     result = _sites_run(tmp_path / "run", folder, split, shared_data)
     assert not result.model.config.peer_features and result.metrics["peer_note"] == pocket_peer.ABSENT
     assert "trained without its features" in caplog.text
+
+
+def test_a_site_model_ranks_the_pockets_of_new_structures_in_tables_per_structure(fake_pocketnet, five_complexes,
+                                                                                 shared_data, tmp_path):
+    folder, split = five_complexes
+    _sites_run(tmp_path / "run", folder, split, shared_data, peer="off")
+    new = tmp_path / "new"
+    new.mkdir()
+    for p in sorted(folder.glob("*.pdb"))[:2]:
+        shutil.copy(p, new)
+    applied = residues.run(tmp_path / "applied", structures=str(new), max_views=2,
+                           checkpoint=str(tmp_path / "run" / "checkpoints" / "residue_cluster.pt"))
+    tables = sorted((tmp_path / "applied" / "residues" / "by_structure").glob("*.tsv"))
+    assert [t.stem for t in tables] == sorted(p.stem for p in new.glob("*.pdb"))
+    table = pd.read_csv(tables[0], sep="\t")
+    assert list(table.columns[:6]) == ["rank", "chain", "residue_number", "residue", "score", "pocket"]
+    assert table["score"].is_monotonic_decreasing and (table["pocket"] == 1).any()
+    pockets = pd.read_csv(tmp_path / "applied" / "residues" / "pockets.tsv", sep="\t")
+    first = pockets[(pockets["id"] == tables[0].stem) & (pockets["pocket"] == 1)].iloc[0]
+    assert first["n_residues"] == (table["pocket"] == 1).sum()
+    assert set(first["residues"].split()) == {f"{c}:{n}" for c, n in
+                                              table.loc[table["pocket"] == 1, ["chain", "residue_number"]].values}
+    figures = {p.name for p in (tmp_path / "applied" / "figures").iterdir()}
+    for stem in (t.stem for t in tables):  # the 3D view and the B-factor / PyMOL / ChimeraX exports of each
+        assert {f"residues_3d_{stem}.html", f"residues_3d_{stem}.pdb"} <= figures
+        assert any(n.startswith(f"residues_3d_{stem}") and n.endswith(".pml") for n in figures)
+    assert applied.outputs["pockets"].name == "pockets.tsv"
+    residues.run(tmp_path / "applied", structures=str(next(new.glob("*.pdb"))), max_views=1,
+                 checkpoint=str(tmp_path / "run" / "checkpoints" / "residue_cluster.pt"))
+    assert len(list((tmp_path / "applied" / "residues" / "by_structure").glob("*.tsv"))) == 1  # no stale table
