@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -31,6 +34,10 @@ from records import peak_rss_gib, write_record
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "structures" / "ligand_sites"
 KEYS = ("precision_at_k", "baseline_precision_at_k", "random_precision_at_k", "n_proteins")
 ABLATION = "without peer features"
+# 06's command line in a process that writes its own peak RSS (KiB) to the file named first.
+MEASURED_CLI = ("import resource, runpy, sys; out = sys.argv.pop(1); sys.argv[0] = 'protlab.residues'\n"
+                "try:\n    runpy.run_module('protlab.residues', run_name='__main__')\n"
+                "finally:\n    open(out, 'w').write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))")
 POCKET_KEYS = ("dca_top_n", "dca_top_n2", "recall", "precision", "mcc")
 
 
@@ -59,7 +66,8 @@ def pocket_results(result, ligand_dir: Path | None) -> dict:
     return out
 
 
-def measure(run_dir: Path, ligand_dir: Path | None = None, **params) -> dict:
+def measure(run_dir: Path, ligand_dir: Path | None = None, **params) -> tuple[dict, object]:
+    """A row of the record for one 06 run, and the run's result."""
     start = time.perf_counter()
     result = run(run_dir, **params)
     seconds = round(time.perf_counter() - start, 1)
@@ -72,7 +80,7 @@ def measure(run_dir: Path, ligand_dir: Path | None = None, **params) -> dict:
         out["train_precision_at_k"] = result.history[-1].get("train_precision_at_k")
     out.update(pocket_results(result, ligand_dir))
     out["peak_rss_gib"] = peak_rss_gib()
-    return out
+    return out, result
 
 
 def _mean(rows: list[dict], key: str) -> float | None:
@@ -99,6 +107,24 @@ def summarise(rows: dict) -> dict:
     return {k: v for k, v in summary.items() if v is not None}
 
 
+def prediction_speed(run_dir: Path, checkpoint: Path, structures: list[Path], cache: str) -> dict:
+    """The saved model applied to ``structures`` (their graphs, pocket features and PocketNet
+    scores already cached by the training) from the command line, as a user predicts on new
+    files: wall seconds and the process's peak RSS."""
+    folder = run_dir / "structures"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for path in structures:
+        shutil.copy(path, folder)
+    rss = run_dir / "peak_rss_kib.txt"
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", MEASURED_CLI, str(rss), "--run-dir", str(run_dir / "run"), "--structures",
+                    str(folder), "--checkpoint", str(checkpoint), "--cache-dir", cache,
+                    "--max-views", str(len(structures))], check=True, stdout=subprocess.DEVNULL)
+    return {"structures": len(structures), "seconds": round(time.perf_counter() - start, 1),
+            "peak_rss_gib": round(int(rss.read_text()) / 2**20, 2)}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", type=Path, default=Path("runs/ligand_sites"))
@@ -112,8 +138,10 @@ def main(argv=None) -> None:
                         help="ligand files (<complex>_ligand.sdf) for the pocket-level metrics")
     parser.add_argument("--test-ligands", type=Path, help="the ligand files of --test-structures")
     parser.add_argument("--no-ablation", action="store_true", help="skip 06 without the peer's features")
+    parser.add_argument("--predict", type=int, default=30, help="held-out structures of the first seed the saved "
+                        "model predicts on afterwards, timed (0: none)")
     args = parser.parse_args(argv)
-    rows = {}
+    rows, held_out = {}, []
     cache = str(args.cache_dir or args.run_dir / "graph_cache")
     for seed in args.seeds:
         run_dir = args.run_dir / f"seed{seed}"
@@ -121,15 +149,20 @@ def main(argv=None) -> None:
         if not args.no_ablation:
             runs[f"seed {seed} {ABLATION}"] = (run_dir / "measure_only", {"peer": "measure"})
         for name, (where, extra) in runs.items():
-            rows[name] = measure(where, args.ligands, structures=str(args.structures), sites=str(args.sites),
-                                 seed=seed, cache_dir=cache, **extra)
+            rows[name], result = measure(where, args.ligands, structures=str(args.structures),
+                                         sites=str(args.sites), seed=seed, cache_dir=cache, **extra)
+            held_out = held_out or [Path(ex.structure.source) for ex in result.explanations]
             print(json.dumps({name: rows[name]}), flush=True)
         if args.test_structures is not None:
-            rows[f"seed {seed} unseen"] = measure(
+            rows[f"seed {seed} unseen"], _ = measure(
                 run_dir / "unseen", args.test_ligands, structures=str(args.test_structures), sites=str(args.test_sites),
                 checkpoint=str(run_dir / "checkpoints" / "residue_cluster.pt"), cache_dir=cache)
             print(json.dumps({f"seed {seed} unseen": rows[f"seed {seed} unseen"]}), flush=True)
     summary = summarise(rows)
+    if args.predict:
+        checkpoint = args.run_dir / f"seed{args.seeds[0]}" / "checkpoints" / "residue_cluster.pt"
+        summary["prediction"] = prediction_speed(args.run_dir / "predict", checkpoint, held_out[:args.predict], cache)
+        print(json.dumps({"prediction": summary["prediction"]}), flush=True)
     print(json.dumps({"mean over seeds": summary}, indent=1))
     unseen = "-unseen" if args.test_structures is not None else ""
     write_record("quality_ligand_sites", params=vars(args), variant="seeds=" + "-".join(map(str, args.seeds)) + unseen,
