@@ -4,10 +4,11 @@ Structures (every protein chain of each file, :func:`~protlab.curate.structures.
 with site residues from a table (:mod:`protlab.residues.site_table`) are split by sequence
 identity (whole identity clusters on one side; :func:`split_structures`), the network learns
 ``task="residue"`` (a site probability per residue, binary cross-entropy) with pocket
-features (:mod:`protlab.residues.pockets`); :func:`train_on_sites` does all of this for
-stage 06, whose site metrics then measure the held-out structures: precision@k with k = the
-site's size, beside the cavity-detection baseline (pyKVFinder, largest cavities first) and
-random picks.
+features (:mod:`protlab.residues.pockets`) and, when it is installed, the learned peer
+PocketNet's residue scores (:mod:`protlab.residues.pocket_peer`); :func:`train_on_sites` does
+all of this for stage 06, whose site metrics then measure the held-out structures:
+precision@k with k = the site's size, beside PocketNet, the cavity-detection baseline
+(pyKVFinder, largest cavities first) and random picks.
 """
 from __future__ import annotations
 
