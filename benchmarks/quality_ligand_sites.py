@@ -7,8 +7,8 @@ complexes at 30 % sequence identity (a third held out), trains the residue-level
 writes ``residue_metrics.json``: precision@k (k = the site's size) of its residue scores on the
 held-out complexes beside the cavity-detection baseline (pyKVFinder, residues lining the largest
 cavities first), random picks and, when it is installed, the learned pocket predictor PocketNet
-(``pip install 'protlab[peers]'``; 06's ``peer``), whose scores 06 then also uses as input features; the
-ablation reruns each seed with ``peer="measure"`` (06 without them). With
+(``pip install 'protlab[peers]'``; 06's ``peer``), with which 06 then ensembles its site probability;
+the network alone is measured in the same run (the ablation). With
 ``--test-structures``/``--test-sites`` the saved model is then applied, unchanged, to other complexes
 (e.g. a hidden set of the same kind).
 
@@ -33,11 +33,12 @@ from records import peak_rss_gib, write_record
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "structures" / "ligand_sites"
 KEYS = ("precision_at_k", "baseline_precision_at_k", "random_precision_at_k", "n_proteins")
-ABLATION = "without peer features"
-# 06's command line in a process that writes its own peak RSS (KiB) to the file named first.
-MEASURED_CLI = ("import resource, runpy, sys; out = sys.argv.pop(1); sys.argv[0] = 'protlab.residues'\n"
+# 06's command line in a process that writes its own peak RSS (KiB) to the file named first: VmHWM,
+# which starts afresh at exec (ru_maxrss would carry over the benchmark's own peak from the fork).
+MEASURED_CLI = ("import re, runpy, sys; out = sys.argv.pop(1); sys.argv[0] = 'protlab.residues'\n"
                 "try:\n    runpy.run_module('protlab.residues', run_name='__main__')\n"
-                "finally:\n    open(out, 'w').write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))")
+                "finally:\n    status = open('/proc/self/status').read()\n"
+                "    open(out, 'w').write(re.search(r'VmHWM:\\s*(\\d+)', status).group(1))")
 POCKET_KEYS = ("dca_top_n", "dca_top_n2", "recall", "precision", "mcc")
 
 
@@ -52,12 +53,14 @@ def ligands_of(structures, folder: Path | None) -> dict:
 
 def pocket_results(result, ligand_dir: Path | None) -> dict:
     """Pocket-level metrics (DCA top-n / top-n+2, the top pocket's residue recall / precision /
-    MCC) of 06, the peer and the cavity baseline, pockets made the same way from each one's scores."""
+    MCC) of 06, its network alone, the peer and the cavity baseline, pockets made the same way
+    from each one's scores."""
     inputs = result.inputs
     structures = [ex.structure for ex in result.explanations]
     ligands = ligands_of(structures, ligand_dir)
     predictors = {"": {ex.id: ex.importance for ex in result.explanations}, "baseline_": inputs.baseline,
-                  "peer_": inputs.peer or {}}
+                  "peer_": inputs.peer or {},
+                  "own_": {ex.id: ex.own for ex in result.explanations if ex.own is not None}}
     out = {}
     for prefix, scores in predictors.items():
         if scores:
@@ -73,7 +76,7 @@ def measure(run_dir: Path, ligand_dir: Path | None = None, **params) -> tuple[di
     seconds = round(time.perf_counter() - start, 1)
     out = {k: result.metrics[k] for k in KEYS}
     out["peer_precision_at_k"] = result.metrics.get("peer_precision_at_k")  # None: PocketNet not installed
-    out["peer_features"] = result.model.config.peer_features
+    out["own_precision_at_k"] = result.metrics.get("own_precision_at_k")  # the network alone (None: no ensemble)
     out["seconds"] = seconds
     out["stage_seconds"] = {k: round(v, 1) for k, v in result.record.timings.items()}
     if result.history:
@@ -89,21 +92,22 @@ def _mean(rows: list[dict], key: str) -> float | None:
 
 
 def summarise(rows: dict) -> dict:
-    """Means over seeds: 06 with its defaults, without the peer's features (the ablation), the
-    peer, the cavity baseline and random on the held-out thirds; 06 on the unseen set."""
-    held = [r for name, r in rows.items() if name.startswith("seed") and name.count(" ") == 1]
-    pocket = [f"{who}{k}" for who in ("", "peer_", "baseline_") for k in POCKET_KEYS]
-    summary = {k: _mean(held, k) for k in (*KEYS[:3], "peer_precision_at_k", *[k for k in pocket if k in held[0]])}
+    """Means over seeds: 06 with its defaults (ensembled with the peer when it is installed),
+    its network alone (the ablation), the peer, the cavity baseline and random on the held-out
+    thirds; 06 and the peer on the unseen set."""
+    held = [r for name, r in rows.items() if not name.endswith("unseen")]
+    pocket = [f"{who}{k}" for who in ("", "own_", "peer_", "baseline_") for k in POCKET_KEYS]
+    summary = {k: _mean(held, k) for k in (*KEYS[:3], "own_precision_at_k", "peer_precision_at_k",
+                                           *[k for k in pocket if k in held[0]])}
     summary["margin_over_baseline"] = summary["precision_at_k"] - summary["baseline_precision_at_k"]
     if summary["peer_precision_at_k"] is not None:
         summary["margin_over_peer"] = summary["precision_at_k"] - summary["peer_precision_at_k"]
-    ablation = [r for name, r in rows.items() if name.endswith(ABLATION)]
-    if ablation:
-        summary["precision_at_k_without_peer_features"] = _mean(ablation, "precision_at_k")
     unseen = [r for name, r in rows.items() if name.endswith("unseen")]
     if unseen:
-        summary["unseen_precision_at_k"] = _mean(unseen, "precision_at_k")
-        summary["unseen_peer_precision_at_k"] = _mean(unseen, "peer_precision_at_k")
+        for key in ("precision_at_k", "own_precision_at_k", "peer_precision_at_k", "baseline_precision_at_k"):
+            summary[f"unseen_{key}"] = _mean(unseen, key)
+        if summary["unseen_peer_precision_at_k"] is not None:
+            summary["unseen_margin_over_peer"] = summary["unseen_precision_at_k"] - summary["unseen_peer_precision_at_k"]
     return {k: v for k, v in summary.items() if v is not None}
 
 
@@ -137,7 +141,6 @@ def main(argv=None) -> None:
     parser.add_argument("--ligands", type=Path, default=SHARED / "ligands",
                         help="ligand files (<complex>_ligand.sdf) for the pocket-level metrics")
     parser.add_argument("--test-ligands", type=Path, help="the ligand files of --test-structures")
-    parser.add_argument("--no-ablation", action="store_true", help="skip 06 without the peer's features")
     parser.add_argument("--predict", type=int, default=30, help="held-out structures of the first seed the saved "
                         "model predicts on afterwards, timed (0: none)")
     args = parser.parse_args(argv)
@@ -145,14 +148,10 @@ def main(argv=None) -> None:
     cache = str(args.cache_dir or args.run_dir / "graph_cache")
     for seed in args.seeds:
         run_dir = args.run_dir / f"seed{seed}"
-        runs = {f"seed {seed}": (run_dir, {})}
-        if not args.no_ablation:
-            runs[f"seed {seed} {ABLATION}"] = (run_dir / "measure_only", {"peer": "measure"})
-        for name, (where, extra) in runs.items():
-            rows[name], result = measure(where, args.ligands, structures=str(args.structures),
-                                         sites=str(args.sites), seed=seed, cache_dir=cache, **extra)
-            held_out = held_out or [Path(ex.structure.source) for ex in result.explanations]
-            print(json.dumps({name: rows[name]}), flush=True)
+        rows[f"seed {seed}"], result = measure(run_dir, args.ligands, structures=str(args.structures),
+                                               sites=str(args.sites), seed=seed, cache_dir=cache)
+        held_out = held_out or [Path(ex.structure.source) for ex in result.explanations]
+        print(json.dumps({f"seed {seed}": rows[f"seed {seed}"]}), flush=True)
         if args.test_structures is not None:
             rows[f"seed {seed} unseen"], _ = measure(
                 run_dir / "unseen", args.test_ligands, structures=str(args.test_structures), sites=str(args.test_sites),
@@ -168,13 +167,16 @@ def main(argv=None) -> None:
     write_record("quality_ligand_sites", params=vars(args), variant="seeds=" + "-".join(map(str, args.seeds)) + unseen,
                  title="Ligand-binding sites of real protein–ligand complexes (PoseBusters/Astex): precision@k of "
                        "stage 06's residue scores on the held-out third (30 % identity split), notebook defaults.",
-                 notes="precision_at_k: 06's model (notebook defaults: PocketNet's scores among its input features "
-                       "when it is installed, peer_features), k = the site's size; 'without peer features' rows: "
-                       "the same with peer='measure' (the ablation); peer: PocketNet's residue scores on the same "
-                       "structures; baseline: pyKVFinder cavity residues, largest cavities first; random: random "
-                       "residues; 'unseen' rows: the saved model applied unchanged to the --test-structures set; "
-                       "seconds: the whole 06 run (PocketNet's predictions come from its cache after the first); "
-                       "results: means over seeds.",
+                 notes="precision_at_k: 06's site probability with the notebook defaults (the network ensembled "
+                       "with PocketNet when it is installed), k = the site's size; own_: the network alone (the "
+                       "ablation, same run); peer_: PocketNet's residue scores on the same structures; baseline: "
+                       "pyKVFinder cavity residues, largest cavities first; random: random residues; pocket "
+                       "metrics (dca_top_n, dca_top_n2: a pocket centre within 4 A of a ligand atom among the top "
+                       "n / n + 2, n = molecules in the ligand file; recall, precision, mcc: the top pocket's "
+                       "residues) with each predictor's pockets made the same way from its scores; 'unseen' rows: "
+                       "the saved model applied unchanged to the --test-structures set; seconds: the whole 06 run "
+                       "(PocketNet's scores from its cache when present); prediction: the first seed's model on "
+                       "held-out files from the command line, cached features; results: means over seeds.",
                  table=[{"run": name, **r} for name, r in rows.items()],
                  results={**summary, "seeds": list(args.seeds), "peak_rss_gib": peak_rss_gib()})
 

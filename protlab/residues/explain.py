@@ -23,7 +23,6 @@ from protlab.residues.graph import collate
 from protlab.residues.graph import UNKNOWN_AA, ResidueBatch
 from protlab.residues.network import SCORES, ResidueNet, gather_rows
 from protlab.residues.features import featurize
-from protlab.residues.pocket_peer import peer_cache, scores_for_model
 from protlab.residues.site_pockets import Pocket, pocket_ranks, score_pockets
 from protlab.residues.training import batches
 
@@ -180,6 +179,7 @@ class Explanation:
     clusters: pd.DataFrame        # iteration, cluster, score, centre, members (list of residue indices)
     probabilities: np.ndarray     # (C,) task prediction; (L,) site probabilities for a site model
     classes: list[str]
+    own: np.ndarray | None = None  # (L,) a site model's own probability when ``importance`` is ensembled
 
     @property
     def id(self) -> str:
@@ -223,8 +223,7 @@ def explain_structures(model: ResidueNet, structures: Sequence[Structure], *, ba
     if isinstance(structures, Structure):
         structures = [structures]
     if graphs is None:
-        peer = scores_for_model(model.config.peer_features, structures, peer_cache(cache_dir))
-        graphs = featurize(structures, esm=esm, pockets=model.config.pocket_features, cache_dir=cache_dir, peer=peer)
+        graphs = featurize(structures, esm=esm, pockets=model.config.pocket_features, cache_dir=cache_dir)
     model.eval().to(device)
     out = []
     for idx in batches(len(graphs), batch_size):

@@ -23,7 +23,6 @@ from protlab.core.errors import InputError
 from protlab.curate.records import Structure
 from protlab.embed.encoders import get_encoder
 from protlab.residues.graph import ResidueGraph, build_graph, checked_esm
-from protlab.residues.pocket_peer import peer_columns
 from protlab.residues.pockets import (N_CAVITY_COLUMNS, N_POCKET_FEATURES, cavity_baseline, pocket_context,
                                      pocket_features)
 
@@ -59,12 +58,9 @@ def _save(path: Path, graph: ResidueGraph) -> None:
 
 
 def featurize(structures: Sequence[Structure], *, esm: dict | None = None, pockets: bool = False,
-              cache_dir: str | Path | None = None, progress: bool = False,
-              peer: dict | None = None) -> list[ResidueGraph]:
+              cache_dir: str | Path | None = None, progress: bool = False) -> list[ResidueGraph]:
     """Residue graphs of ``structures`` (``esm``: optional id → (L, E) embeddings, added after
-    the cache; ``pockets``: append the pocket columns and their 10 Å neighbourhood means;
-    ``peer``: optional id → PocketNet's residue scores, whose columns
-    (:func:`~protlab.residues.pocket_peer.peer_columns`) go before the pocket columns)."""
+    the cache; ``pockets``: append the pocket columns and their 10 Å neighbourhood means)."""
     graphs = []
     for s in progress_bar(structures, desc="residue graphs", disable=not progress):
         key = graph_key(s, pockets=pockets) if cache_dir is not None else None
@@ -78,11 +74,6 @@ def featurize(structures: Sequence[Structure], *, esm: dict | None = None, pocke
             own = graph.feats[:, -N_POCKET_FEATURES:]
             graph = ResidueGraph(graph.id, graph.aa, np.concatenate([graph.feats, pocket_context(graph.ca, own)], 1),
                                  graph.ca, graph.frames)
-        if peer is not None:  # before the pocket block, whose position baseline_scores reads from the end
-            cut = graph.feats.shape[1] - (2 * N_POCKET_FEATURES if pockets else 0)
-            columns = peer_columns(peer[s.id], graph.ca)
-            graph = ResidueGraph(graph.id, graph.aa, np.concatenate([graph.feats[:, :cut], columns,
-                                                                     graph.feats[:, cut:]], 1), graph.ca, graph.frames)
         if esm is not None:
             graph = ResidueGraph(graph.id, graph.aa, graph.feats, graph.ca, graph.frames,
                                  checked_esm(graph.id, esm[s.id], len(graph)))

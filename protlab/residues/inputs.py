@@ -24,7 +24,6 @@ from protlab.residues.features import baseline_scores, featurize, residue_embedd
 from protlab.residues.file_sites import file_site_indices
 from protlab.residues.graph import check_structure
 from protlab.residues.network import ResidueNet
-from protlab.residues.pocket_peer import PEER, peer_cache, scores_for_model
 from protlab.residues.pockets import CAVITY_BASELINE
 from protlab.residues.site_table import read_site_table, site_residues
 from protlab.residues.sites import CONSERVATION, conservation_scores
@@ -165,10 +164,7 @@ def explain_inputs(model: ResidueNet, options, shared: dict, cache_dir: Path, ru
                          "encoder; load it in Python and pass esm= to explain_structures")
     if not site_model and not spec:
         return inputs, None
-    peer = scores_for_model(model.config.peer_features, inputs.structures, peer_cache(cache_dir))
-    if peer is not None:  # computed for the model: the peer is measured on the same structures
-        inputs.peer, inputs.peer_name = peer, PEER
-    graphs = featurize(inputs.structures, pockets=site_model, cache_dir=cache_dir, peer=peer,
+    graphs = featurize(inputs.structures, pockets=site_model, cache_dir=cache_dir,
                        esm=residue_embeddings(spec, inputs.structures, RunDir(run_dir).path("embedding_cache")))
     if site_model:  # graphs with pocket columns: the cavity baseline comes with them
         inputs.baseline = {s.id: baseline_scores(g) for s, g in zip(inputs.structures, graphs)}

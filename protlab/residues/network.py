@@ -72,7 +72,6 @@ class ResidueNetConfig:
     n_features: int = N_NODE_FEATURES
     class_names: list[str] = field(default_factory=list)
     pocket_features: bool = False   # graphs carry :mod:`protlab.residues.pockets` columns
-    peer_features: bool = False     # ... and PocketNet's (:func:`protlab.residues.pocket_peer.peer_columns`)
 
     def __post_init__(self):
         if self.task not in TASKS:

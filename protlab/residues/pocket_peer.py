@@ -6,10 +6,9 @@ structures, in 06's residue order, cached per file content because one predictio
 seconds to tens of seconds on a CPU. It is an optional dependency: without it 06 says so
 (:data:`ABSENT`) and measures the cavity baseline and random picks only.
 
-Its scores are also input features of 06's site model (:func:`peer_columns`, as P2Rank builds
-on fpocket): the score, its rank within the protein and its mean over the residues within
-10 Å. A model trained with them needs PocketNet wherever it is applied
-(:func:`scores_for_model`).
+By default 06's site probability is ensembled with PocketNet's (:func:`ensemble`): the two
+predictors err on different residues. The weight was chosen on validation splits drawn from
+training parts of the shared complexes (docs/methods/residues.md says how), not fitted per run.
 """
 from __future__ import annotations
 
@@ -19,22 +18,19 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from scipy.stats import rankdata
 
 from protlab.core.atomic import atomic_path
 from protlab.core.errors import InputError
 from protlab.core.progress import progress_bar
 from protlab.curate.records import Structure
-from protlab.residues.pockets import pocket_context
 
 PEER = "PocketNet (learned pocket predictor, pip install pocketnet): its residue scores"
-ABSENT = "PocketNet is not installed (pip install pocketnet): the learned peer is not measured"
+ABSENT = ("PocketNet is not installed (pip install 'protlab[peers]'): the learned peer is not measured and the "
+          "site probability is 06's network alone")
 CACHE_VERSION = 1  # bump when the scores kept per file change meaning
-PEER_FEATURES = ("peer_score", "peer_rank_in_protein", "peer_score_within_10A")
-N_PEER_FEATURES = len(PEER_FEATURES)
-MODES = ("features", "measure", "off")  # 06's `peer`: its scores as inputs and measured, measured only, neither
-NEEDED = ("this model was trained with PocketNet's residue scores as input features (peer='features'): install "
-          "PocketNet (pip install 'protlab[peers]') to apply it")
+MODES = ("ensemble", "measure", "off")  # 06's `peer`: ensembled and measured, measured only, neither
+PEER_WEIGHT = 0.7  # PocketNet's share of the ensembled site probability
+ENSEMBLE = (f"site probability: 06's network x {1 - PEER_WEIGHT:.1f} + PocketNet's residue score x {PEER_WEIGHT:.1f}")
 
 
 def peer_available() -> bool:
@@ -99,23 +95,9 @@ def peer_scores(structures: Sequence[Structure], cache_dir: str | Path | None, *
     return out
 
 
-def scores_for_model(peer_features: bool, structures: Sequence[Structure], cache_dir) -> dict | None:
-    """PocketNet's scores of ``structures`` when a model was trained with them (``peer_features``),
-    else None; an error saying what to install when it needs them and PocketNet is absent."""
-    if not peer_features:
-        return None
-    scores = peer_scores(structures, cache_dir)
-    if scores is None:
-        raise InputError(NEEDED)
-    return scores
-
-
-def peer_columns(scores: np.ndarray, ca: np.ndarray) -> np.ndarray:
-    """(L, 3) input columns from one protein's PocketNet scores (:data:`PEER_FEATURES`): the
-    score, its rank within the protein (0 lowest, 1 highest; ties share their mean rank) and
-    its mean over the residues within 10 Å (Cα)."""
-    scores = np.asarray(scores, dtype=np.float32)
-    if len(scores) != len(ca):
-        raise InputError(f"{len(scores)} PocketNet scores for {len(ca)} residues")
-    rank = ((rankdata(scores) - 1) / max(len(scores) - 1, 1)).astype(np.float32)  # ties: their mean rank
-    return np.concatenate([scores[:, None], rank[:, None], pocket_context(ca, scores[:, None])], 1)
+def ensemble(own: np.ndarray, peer: np.ndarray) -> np.ndarray:
+    """The ensembled site probability of one protein's residues (:data:`PEER_WEIGHT`)."""
+    own, peer = np.asarray(own, dtype=np.float64), np.asarray(peer, dtype=np.float64)
+    if own.shape != peer.shape:
+        raise InputError(f"{len(peer)} PocketNet scores for {len(own)} residues")
+    return (1 - PEER_WEIGHT) * own + PEER_WEIGHT * peer

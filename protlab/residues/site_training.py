@@ -4,11 +4,11 @@ Structures (every protein chain of each file, :func:`~protlab.curate.structures.
 with site residues from a table (:mod:`protlab.residues.site_table`) are split by sequence
 identity (whole identity clusters on one side; :func:`split_structures`), the network learns
 ``task="residue"`` (a site probability per residue, binary cross-entropy) with pocket
-features (:mod:`protlab.residues.pockets`) and, when it is installed, the learned peer
-PocketNet's residue scores (:mod:`protlab.residues.pocket_peer`); :func:`train_on_sites` does
-all of this for stage 06, whose site metrics then measure the held-out structures:
-precision@k with k = the site's size, beside PocketNet, the cavity-detection baseline
-(pyKVFinder, largest cavities first) and random picks.
+features (:mod:`protlab.residues.pockets`); :func:`train_on_sites` does all of this for
+stage 06, whose site metrics then measure the held-out structures: precision@k with k = the
+site's size, beside the learned peer PocketNet when it is installed
+(:mod:`protlab.residues.pocket_peer`; by default ensembled with the network), the
+cavity-detection baseline (pyKVFinder, largest cavities first) and random picks.
 """
 from __future__ import annotations
 
@@ -73,10 +73,10 @@ def split_structures(structures: Sequence[Structure], *, test_fraction: float, s
 
 
 def site_data(structures: Sequence[Structure], sites: Sequence[Sequence[int]], *, cache_dir=None,
-              progress: bool = True, esm: dict | None = None, peer: dict | None = None) -> SiteData:
-    """Graphs with pocket columns (and ``esm`` per-residue embeddings, ``peer`` PocketNet's
-    columns when given) and 0/1 site arrays of structures whose sites are known."""
-    graphs = featurize(structures, pockets=True, cache_dir=cache_dir, progress=progress, esm=esm, peer=peer)
+              progress: bool = True, esm: dict | None = None) -> SiteData:
+    """Graphs with pocket columns (and ``esm`` per-residue embeddings when given) and 0/1 site
+    arrays of structures whose sites are known."""
+    graphs = featurize(structures, pockets=True, cache_dir=cache_dir, progress=progress, esm=esm)
     arrays = []
     for s, site in zip(structures, sites):
         y = np.zeros(len(s), dtype=np.float32)
@@ -101,16 +101,17 @@ def cavity_baseline_scores(data: SiteData) -> dict[str, np.ndarray]:
     return {s.id: baseline_scores(g) for s, g in zip(data.structures, data.graphs)}
 
 
-def _peer_of(structures: Sequence[Structure], mode: str, held: set[str], cache_dir: Path) -> dict | None:
-    """PocketNet's scores for the ``peer`` mode: of every structure for ``"features"``, of the
-    held-out ones for ``"measure"``, none for ``"off"`` or when it is not installed (said once)."""
+def measure_peer(tested: ResidueInputs, mode: str, cache_dir: Path) -> None:
+    """PocketNet's scores of the tested structures for the ``peer`` mode (``"ensemble"`` or
+    ``"measure"``; ``"off"``: none), or why there are none (said once)."""
     if mode == "off":
-        return None
-    wanted = structures if mode == "features" else [s for s in structures if s.id in held]
-    scores = peer_scores(wanted, peer_cache(cache_dir))
-    if scores is None:
-        log.warning(ABSENT + ("; the site model is trained without its features" if mode == "features" else ""))
-    return scores
+        return
+    tested.peer = peer_scores(tested.structures, peer_cache(cache_dir))
+    if tested.peer is None:
+        tested.peer_note = ABSENT
+        log.warning(ABSENT)
+    else:
+        tested.peer_name = PEER
 
 
 def read_split_table(path: str | Path) -> tuple[dict[str, str], str | None]:
@@ -145,16 +146,12 @@ def train_on_sites(run_dir: str | Path, options, shared: dict, cache_dir: Path):
         log.warning("%d structure(s) without a site in %s: not used for training or measuring", unnamed,
                     options.table)
     run = RunDir(run_dir)
-    given, otherwise = read_split_table(options.split) if options.split is not None else (None, None)
-    split = split_structures(known, test_fraction=options.test_fraction, seed=shared["seed"], given=given,
-                             otherwise=otherwise)
-    peer = _peer_of(known, options.peer, {s.id for s, part in zip(known, split) if part == "test"}, cache_dir)
-    features = options.peer == "features" and peer is not None
-    data = site_data(known, [inputs.sites[s.id] for s in known], cache_dir=cache_dir, peer=peer if features else None,
+    data = site_data(known, [inputs.sites[s.id] for s in known], cache_dir=cache_dir,
                      esm=residue_embeddings(options.esm, known, run.path("embedding_cache")))
-    data.split = split
+    given, otherwise = read_split_table(options.split) if options.split is not None else (None, None)
+    data.split = split_structures(known, test_fraction=options.test_fraction, seed=shared["seed"], given=given,
+                                  otherwise=otherwise)
     result = train_site_model(data, epochs=options.epochs, seed=shared["seed"], hidden=options.hidden,
-                              peer_features=features,
                               batch_size=options.batch_size, residue_dropout=options.residue_dropout,
                               log_every=max(1, options.epochs // 10), progress=False, bf16=options.bf16,
                               state_path=run.writable("residue_training_state"), log_path=run.writable("residue_log"),
@@ -170,8 +167,5 @@ def train_on_sites(run_dir: str | Path, options, shared: dict, cache_dir: Path):
     tested = ResidueInputs(structures=held, sites={s.id: inputs.sites[s.id] for s in held},
                            baseline={s.id: baseline[s.id] for s in held}, source=inputs.source,
                            skipped=inputs.skipped, baseline_name=CAVITY_BASELINE)
-    if peer is not None:
-        tested.peer, tested.peer_name = {s.id: peer[s.id] for s in held}, PEER
-    elif options.peer != "off":
-        tested.peer_note = ABSENT
+    measure_peer(tested, options.peer, cache_dir)
     return model, result.history, tested, {i: data.graphs[k] for k, i in enumerate([s.id for s in known])}

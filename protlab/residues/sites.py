@@ -96,11 +96,14 @@ def site_metrics(explanations: Sequence[Explanation], sites: Sequence[Sequence[i
 def site_summary(explanations: Sequence[Explanation], sites: dict[str, list[int]], *,
                  baseline: dict[str, np.ndarray] | None = None, top_k: int = 10, source: str = "",
                  baseline_name: str = CONSERVATION, peer: dict[str, np.ndarray] | None = None,
-                 peer_name: str | None = None, peer_note: str | None = None) -> dict | None:
+                 peer_name: str | None = None, peer_note: str | None = None,
+                 ensemble: str | None = None) -> dict | None:
     """What ``residue_metrics.json`` holds: :func:`site_metrics` at k = site size and at
     ``top_k`` (``at_top_k``), the per-protein rows, the baseline's name and the source;
     None when no explained protein has a known site. With a learned ``peer``'s scores (by
-    id; ``peer_name``) its precision@k on the same proteins, else ``peer_note`` says why not."""
+    id; ``peer_name``) its precision@k on the same proteins, else ``peer_note`` says why not;
+    when the explanations' scores ensemble the model with the peer (``ensemble`` names how),
+    the model's own precision@k too (``own_precision_at_k``)."""
     with_sites = [ex for ex in explanations if sites.get(ex.id)]
     if not with_sites:
         return None
@@ -115,13 +118,24 @@ def site_summary(explanations: Sequence[Explanation], sites: dict[str, list[int]
     if base is not None:
         summary["baseline"] = baseline_name
     if peer is not None:
-        scored = [i for i, ex in enumerate(with_sites) if ex.id in peer]
-        peer_metrics = site_metrics([with_sites[i] for i in scored], [known[i] for i in scored],
-                                    baseline=[peer[with_sites[i].id] for i in scored]) if scored else None
         summary["peer"] = peer_name
-        summary["peer_precision_at_k"] = peer_metrics["baseline_precision_at_k"] if peer_metrics else None
-        summary["peer_n_proteins"] = len(scored)
+        summary["peer_precision_at_k"], summary["peer_n_proteins"] = _precision_of(with_sites, known, peer)
     elif peer_note is not None:
         summary["peer_note"] = peer_note
+    if ensemble is not None:
+        summary["ensemble"] = ensemble
+        own = {ex.id: ex.own for ex in with_sites if ex.own is not None}
+        summary["own_precision_at_k"] = _precision_of(with_sites, known, own)[0]
     summary["per_protein"] = metrics["per_protein"]
     return summary
+
+
+def _precision_of(explanations, known, scores: dict) -> tuple[float | None, int]:
+    """(mean precision@k of other ``scores`` by id on the explained proteins they cover, or None;
+    how many they cover)."""
+    scored = [i for i, ex in enumerate(explanations) if ex.id in scores]
+    if not scored:
+        return None, 0
+    metrics = site_metrics([explanations[i] for i in scored], [known[i] for i in scored],
+                           baseline=[scores[explanations[i].id] for i in scored])
+    return metrics["baseline_precision_at_k"], len(scored)

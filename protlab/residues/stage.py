@@ -14,10 +14,12 @@ table ``residues/critical_residues.parquet``, one standalone 3D view per protein
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from protlab.core.atomic import atomic_write_csv, atomic_write_json, atomic_write_parquet
@@ -34,7 +36,7 @@ from protlab.plot.view3d import export_view, view_stem
 from protlab.residues.explain import Explanation, explain_structures, pocket_table, residue_tables
 from protlab.residues.inputs import ResidueInputs
 from protlab.residues.network import SCORES
-from protlab.residues.pocket_peer import MODES as PEER_MODES
+from protlab.residues.pocket_peer import ENSEMBLE, MODES as PEER_MODES, ensemble
 from protlab.residues.sites import site_summary
 from protlab.residues.toy_training import train_on_toy
 from protlab.residues.training import train_residue_model
@@ -123,11 +125,10 @@ STAGE = Stage("residues", "06_critical_residues",
           "(checkpoints/residue_training_state.pt); False: start over", "bool"),
     Param("resume_override", False, "resume even when that state was made with other data or settings (refused "
           "otherwise)", "bool"),
-    Param("peer", "features", "training on sites, the learned pocket predictor PocketNet when it is installed (pip "
-          "install 'protlab[peers]'; its scores cached beside the residue graphs): 'features' uses its residue "
-          "scores as input features of the site model and measures it on the held-out structures, 'measure' only "
-          "measures it, 'off' neither. A model trained with its features needs PocketNet wherever it is applied",
-          "str", choices=PEER_MODES),
+    Param("peer", "ensemble", "with a site model, the learned pocket predictor PocketNet when it is installed (pip "
+          "install 'protlab[peers]'; its scores cached beside the residue graphs): 'ensemble' makes the site "
+          "probability the network's and PocketNet's weighted mean and measures PocketNet on the same structures, "
+          "'measure' only measures it, 'off' neither", "str", choices=PEER_MODES),
     Param("esm", None, "per-residue protein-language-model features for training on sites or labels: an ESM-2 "
           "encoder as 02 takes it (a checkpoint path or model name; embeddings cached in the run directory); "
           "None: structure features only (a saved model brings its own)", "str", none=True),
@@ -156,7 +157,8 @@ def write_outputs(run_dir: str | Path, explanations: Sequence[Explanation], inpu
         label="site probability" if ex.classes == ["site"] else "residue importance").values()]
     summary = site_summary(explanations, inputs.sites, baseline=inputs.baseline, top_k=top_k, source=inputs.source,
                            peer=inputs.peer, peer_name=inputs.peer_name, peer_note=inputs.peer_note,
-                           baseline_name=inputs.baseline_name)
+                           baseline_name=inputs.baseline_name,
+                           ensemble=ENSEMBLE if any(ex.own is not None for ex in explanations) else None)
     if summary is None:
         run.path("residue_metrics").unlink(missing_ok=True)  # a stale file would describe other structures
         out["metrics_summary"] = None
@@ -214,6 +216,8 @@ def run(run_dir: str | Path, **params) -> StageResult:
             explanations = explain_structures(
                 trained.model, trained.inputs.structures, score=params["score"], cache_dir=cache_dir,
                 graphs=None if trained.graphs is None else [trained.graphs[s.id] for s in trained.inputs.structures])
+            if params["peer"] == "ensemble" and trained.inputs.peer:
+                explanations = [with_peer(ex, trained.inputs.peer) for ex in explanations]
     if mode != "explain":
         record.wrote(run_.path("residue_network"))
     if trained.report is not None:
@@ -237,6 +241,15 @@ def run(run_dir: str | Path, **params) -> StageResult:
     return StageResult(record, figures, explanations=explanations, inputs=trained.inputs, model=trained.model,
                        history=trained.history, metrics=outputs["metrics_summary"], outputs=outputs,
                        label_metrics=trained.report, mode=mode)
+
+
+def with_peer(ex: Explanation, peer: dict[str, np.ndarray]) -> Explanation:
+    """A site model's explanation whose site probability is ensembled with the peer's scores
+    (:func:`~protlab.residues.pocket_peer.ensemble`; the network's own kept in ``own``)."""
+    if not ex.is_site_model or ex.id not in peer:
+        return ex
+    scores = ensemble(ex.importance, peer[ex.id])
+    return dataclasses.replace(ex, importance=scores, probabilities=scores, own=ex.importance)
 
 
 def _trained_on(model) -> str | None:
@@ -264,7 +277,6 @@ def _record_results(record: StageRecord, trained, explanations, metrics: dict | 
     inputs = trained.inputs
     record.results.update({"model_trained_on": _trained_on(trained.model) or "unrecorded",
                            "model_task": trained.model.config.task, "caveat": caveat,
-                           "peer_features": trained.model.config.peer_features,
                            "n_structures": len(explanations), "n_with_sites": len(inputs.sites),
                            "source": inputs.source, "skipped": sorted(inputs.skipped)})
     if trained.history:
@@ -275,7 +287,8 @@ def _record_results(record: StageRecord, trained, explanations, metrics: dict | 
         record.results.update({k: metrics[k] for k in ("precision_at_k", "random_precision_at_k",
                                                        "random_scores_precision_at_k", "baseline_precision_at_k",
                                                        "baseline", "n_proteins", "at_top_k", "peer",
-                                                       "peer_precision_at_k", "peer_note") if k in metrics})
+                                                       "peer_precision_at_k", "peer_note", "ensemble",
+                                                       "own_precision_at_k") if k in metrics})
 
 
 def summary_line(results: dict, timings: dict) -> str:

@@ -22,7 +22,7 @@ from protlab.core.rundir import RunDir
 from protlab.residues.inputs import ResidueInputs, check_structure_files, explain_inputs
 from protlab.residues.label_training import train_on_labels
 from protlab.residues.network import ResidueNet, load_network
-from protlab.residues.site_training import train_on_sites
+from protlab.residues.site_training import measure_peer, train_on_sites
 from protlab.residues.toy_training import train_toy_model
 
 MODES = ("toy", "sites", "labels", "explain")
@@ -81,9 +81,9 @@ class FileTraining:
 
 @dataclass(frozen=True)
 class SiteTraining(FileTraining):
-    """Training on sites; ``peer``: the learned peer PocketNet, when it is installed, as input
-    features and measured on the held-out structures (``"features"``), measured only
-    (``"measure"``) or not at all (``"off"``)."""
+    """Training on sites; ``peer``: the learned peer PocketNet, when it is installed,
+    ensembled with the network and measured on the held-out structures (``"ensemble"``),
+    measured only (``"measure"``) or not at all (``"off"``)."""
 
     peer: str
 
@@ -91,9 +91,11 @@ class SiteTraining(FileTraining):
 @dataclass(frozen=True)
 class Explaining:
     """Explain with a saved model; known ``sites`` of structure files are measured. The toy
-    universe's options rebuild the universe a toy model was trained on."""
+    universe's options rebuild the universe a toy model was trained on; ``peer`` is as for
+    training on sites, for a site model."""
 
     checkpoint: str
+    peer: str
     toy_model: bool
     sites: str | None
     n_families: int
@@ -203,4 +205,6 @@ def run_workflow(mode: str, options, params: dict, run_dir: str | Path, cache_di
     else:
         model, history = load_network(options.checkpoint), []
     inputs, graphs = explain_inputs(model, options, shared, cache_dir, run_dir)
+    if mode == "explain" and model.config.task == "residue":
+        measure_peer(inputs, options.peer, cache_dir)
     return Trained(model, history, inputs, graphs)

@@ -11,18 +11,15 @@ import pytest
 from protlab import residues
 from protlab.core.errors import InputError
 from protlab.curate.records import Structure
-from protlab.curate.structures import read_complex, read_structure
+from protlab.curate.structures import read_structure
 from protlab.residues import pocket_peer
-from protlab.residues.features import baseline_scores, featurize
-from protlab.residues.network import load_network
-from protlab.residues.pockets import N_POCKET_FEATURES
 from protlab.residues.explain import Explanation
 from protlab.residues.sites import site_summary
 
 
 class FakePredictor:
     """PocketNet's interface (``predict(path, chains=...).residue_scores``: ``"A:52B"`` → score):
-    a residue's score is its position in the chain, and the last residue is left unlisted."""
+    a residue's score is its position in the first chain / 1000, and the last residue is left unlisted."""
 
     calls = 0
 
@@ -33,7 +30,7 @@ class FakePredictor:
         FakePredictor.calls += 1
         s = read_structure(path, chain=chains[0])
         keys = [f"{c}:{label}" for c, label in zip(s.residue_chains(), s.residue_labels())][:-1]
-        return types.SimpleNamespace(residue_scores={np.str_(k): float(i) for i, k in enumerate(keys)})
+        return types.SimpleNamespace(residue_scores={np.str_(k): i / 1000 for i, k in enumerate(keys)})
 
 
 @pytest.fixture
@@ -48,7 +45,7 @@ def test_peer_scores_follow_the_structures_residues_and_are_cached(fake_pocketne
     structure = read_structure(shared_data / "structures" / "pdb" / "1k6p.pdb", chain="A")
     scores = pocket_peer.peer_scores([structure], tmp_path / "cache", progress=False)[structure.id]
     assert scores.dtype == np.float32 and len(scores) == len(structure)
-    assert scores[:5].tolist() == [0, 1, 2, 3, 4] and scores[-1] == 0  # an unlisted residue scores 0
+    assert scores[:5] == pytest.approx([0, 0.001, 0.002, 0.003, 0.004]) and scores[-1] == 0  # unlisted: 0
     again = pocket_peer.peer_scores([structure], tmp_path / "cache", progress=False)[structure.id]
     assert FakePredictor.calls == 1 and np.array_equal(again, scores)  # the second run reads the cache
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
@@ -79,28 +76,11 @@ def test_the_peer_is_measured_on_the_same_proteins_or_its_absence_said():
     assert absent["peer_note"] == pocket_peer.ABSENT and "peer_precision_at_k" not in absent
 
 
-def test_peer_columns_are_the_score_its_rank_in_the_protein_and_its_10A_mean():
-    ca = np.array([[0, 0, 0], [5, 0, 0], [30, 0, 0], [34, 0, 0]], dtype=np.float32)
-    columns = pocket_peer.peer_columns(np.array([0.2, 0.8, 0.2, 0.0]), ca)
-    assert columns.shape == (4, pocket_peer.N_PEER_FEATURES)
-    assert columns[:, 0] == pytest.approx([0.2, 0.8, 0.2, 0.0])
-    assert columns[:, 1] == pytest.approx([0.5, 1.0, 0.5, 0.0])  # tied scores share their rank
-    assert columns[:, 2] == pytest.approx([0.5, 0.5, 0.1, 0.1])  # residues 0-1 and 2-3 are within 10 A
-    with pytest.raises(InputError, match="3 PocketNet scores for 4 residues"):
-        pocket_peer.peer_columns(np.zeros(3), ca)
-
-
-def test_peer_columns_go_before_the_pocket_block(ligand_structures, tmp_path):
-    structure = read_complex(ligand_structures / "1G9V_RQ3_protein.pdb")
-    scores = {structure.id: np.linspace(0, 1, len(structure), dtype=np.float32)}
-    plain, = featurize([structure], pockets=True, cache_dir=tmp_path)
-    with_peer, = featurize([structure], pockets=True, cache_dir=tmp_path, peer=scores)
-    assert with_peer.feats.shape[1] == plain.feats.shape[1] + pocket_peer.N_PEER_FEATURES
-    assert np.array_equal(baseline_scores(with_peer), baseline_scores(plain))  # the pocket block is still last
-    cut = plain.feats.shape[1] - 2 * N_POCKET_FEATURES
-    columns = pocket_peer.peer_columns(scores[structure.id], plain.ca)
-    assert np.array_equal(with_peer.feats[:, cut:cut + pocket_peer.N_PEER_FEATURES], columns)
-    assert np.array_equal(np.delete(with_peer.feats, np.s_[cut:cut + pocket_peer.N_PEER_FEATURES], 1), plain.feats)
+def test_the_ensemble_weighs_the_peer_and_refuses_a_length_mismatch():
+    own, peer = np.array([1.0, 0.0, 0.5]), np.array([0.0, 1.0, 0.5])
+    assert pocket_peer.ensemble(own, peer) == pytest.approx([1 - pocket_peer.PEER_WEIGHT, pocket_peer.PEER_WEIGHT, 0.5])
+    with pytest.raises(InputError, match="2 PocketNet scores for 3 residues"):
+        pocket_peer.ensemble(own, peer[:2])
 
 
 @pytest.fixture
@@ -126,44 +106,54 @@ def _sites_run(run_dir, folder, split, shared_data, **params):
                         cache_dir=str(run_dir.parent / "graphs"), **params)
 
 
-def test_a_site_model_learns_from_the_peer_and_needs_it_where_it_is_applied(fake_pocketnet, five_complexes,
-                                                                              shared_data, tmp_path, monkeypatch):
+def test_the_site_probability_ensembles_the_network_with_the_peer(fake_pocketnet, five_complexes, shared_data,
+                                                                  tmp_path, monkeypatch):
     folder, split = five_complexes
     result = _sites_run(tmp_path / "run", folder, split, shared_data)
-    assert result.model.config.peer_features and FakePredictor.calls == 5  # every structure, trained on or not
-    record = json.loads((tmp_path / "run" / "residues.json").read_text())["results"]
+    assert FakePredictor.calls == 2 and (tmp_path / "graphs" / "pocketnet").is_dir()  # the held-out files, cached
+    peer = result.inputs.peer
+    for ex in result.explanations:
+        assert ex.importance == pytest.approx(pocket_peer.ensemble(ex.own, peer[ex.id]))
+        assert ex.probabilities is ex.importance
     metrics = json.loads((tmp_path / "run" / "residue_metrics.json").read_text())
-    assert record["peer_features"] is True and metrics["peer"] == pocket_peer.PEER and metrics["peer_n_proteins"] == 2
-    assert (tmp_path / "graphs" / "pocketnet").is_dir()  # beside the graphs: other runs on these files reuse them
+    assert metrics["ensemble"] == pocket_peer.ENSEMBLE and metrics["peer"] == pocket_peer.PEER
+    assert metrics["peer_n_proteins"] == 2 and 0 <= metrics["own_precision_at_k"] <= 1
+    record = json.loads((tmp_path / "run" / "residues.json").read_text())["results"]
+    assert record["own_precision_at_k"] == metrics["own_precision_at_k"]
+    table = pd.read_parquet(tmp_path / "run" / "residues" / "critical_residues.parquet")
+    first = result.explanations[0]
+    assert table[table["id"] == first.id]["score"].max() == pytest.approx(first.importance.max())
     checkpoint = str(tmp_path / "run" / "checkpoints" / "residue_cluster.pt")
-    assert load_network(checkpoint).config.peer_features
+    sites = str(shared_data / "structures" / "ligand_sites" / "binding_sites_primary.tsv")
     applied = residues.run(tmp_path / "applied", structures=str(folder), checkpoint=checkpoint, max_views=1,
-                           cache_dir=str(tmp_path / "graphs"),
-                           sites=str(shared_data / "structures" / "ligand_sites" / "binding_sites_primary.tsv"))
-    assert FakePredictor.calls == 5 and applied.metrics["peer_n_proteins"] == 5  # from the cache, measured there too
-    monkeypatch.setattr(pocket_peer, "peer_available", lambda: False)
-    with pytest.raises(InputError, match="trained with PocketNet's residue scores as input features"):
-        residues.run(tmp_path / "elsewhere", structures=str(folder), checkpoint=checkpoint, max_views=1)
+                           cache_dir=str(tmp_path / "graphs"), sites=sites)
+    assert FakePredictor.calls == 5 and applied.metrics["peer_n_proteins"] == 5  # 2 from the cache
+    assert all(ex.own is not None for ex in applied.explanations)
+    monkeypatch.setattr(pocket_peer, "peer_available", lambda: False)  # applied where PocketNet is absent
+    alone = residues.run(tmp_path / "alone", structures=str(folder), checkpoint=checkpoint, max_views=1, sites=sites)
+    assert alone.metrics["peer_note"] == pocket_peer.ABSENT and "ensemble" not in alone.metrics
+    assert all(ex.own is None for ex in alone.explanations)
+    assert alone.explanations[0].importance == pytest.approx(applied.explanations[0].own, abs=1e-6)
 
 
-def test_measure_only_scores_the_held_out_structures_and_trains_without_them(fake_pocketnet, five_complexes,
-                                                                           shared_data, tmp_path):
+def test_measure_only_leaves_the_network_alone_and_off_skips_the_peer(fake_pocketnet, five_complexes, shared_data,
+                                                                      tmp_path):
     folder, split = five_complexes
     result = _sites_run(tmp_path / "run", folder, split, shared_data, peer="measure")
-    assert not result.model.config.peer_features and FakePredictor.calls == 2
-    assert result.metrics["peer_n_proteins"] == 2
+    assert FakePredictor.calls == 2 and result.metrics["peer_n_proteins"] == 2
+    assert "ensemble" not in result.metrics and all(ex.own is None for ex in result.explanations)
     off = _sites_run(tmp_path / "off", folder, split, shared_data, peer="off")
     assert FakePredictor.calls == 2 and "peer" not in off.metrics and "peer_note" not in off.metrics
     assert off.metrics["precision_at_k"] == result.metrics["precision_at_k"]  # measuring the peer changes nothing
 
 
-def test_without_pocketnet_the_site_model_trains_on_its_own_and_says_so(monkeypatch, five_complexes, shared_data,
-                                                                        tmp_path, caplog):
+def test_without_pocketnet_the_site_model_stands_alone_and_says_so(monkeypatch, five_complexes, shared_data,
+                                                                   tmp_path, caplog):
     monkeypatch.setattr(pocket_peer, "peer_available", lambda: False)
     folder, split = five_complexes
     result = _sites_run(tmp_path / "run", folder, split, shared_data)
-    assert not result.model.config.peer_features and result.metrics["peer_note"] == pocket_peer.ABSENT
-    assert "trained without its features" in caplog.text
+    assert result.metrics["peer_note"] == pocket_peer.ABSENT and "ensemble" not in result.metrics
+    assert "the site probability is 06's network alone" in caplog.text
 
 
 def test_a_site_model_ranks_the_pockets_of_new_structures_in_tables_per_structure(fake_pocketnet, five_complexes,
