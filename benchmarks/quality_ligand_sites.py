@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from protlab.residues import run
+from protlab.residues.pocket_peer import peer_available, peer_version
 from protlab.residues.site_pockets import pocket_summary, read_ligands
 
 from records import peak_rss_gib, write_record
@@ -165,8 +166,9 @@ def main(argv=None) -> None:
     print(json.dumps({"mean over seeds": summary}, indent=1))
     unseen = "-unseen" if args.test_structures is not None else ""
     write_record("quality_ligand_sites", params=vars(args), variant="seeds=" + "-".join(map(str, args.seeds)) + unseen,
-                 title="Ligand-binding sites of real protein–ligand complexes (PoseBusters/Astex): precision@k of "
-                       "stage 06's residue scores on the held-out third (30 % identity split), notebook defaults.",
+                 title="Ligand-binding sites of real protein–ligand complexes (PoseBusters/Astex): stage 06 with its "
+                       "notebook defaults beside the learned pocket predictor PocketNet, cavity detection and random "
+                       "on the held-out third (30 % identity split): precision@k, pocket-level DCA, residue MCC.",
                  notes="precision_at_k: 06's site probability with the notebook defaults (the network ensembled "
                        "with PocketNet when it is installed), k = the site's size; own_: the network alone (the "
                        "ablation, same run); peer_: PocketNet's residue scores on the same structures; baseline: "
@@ -178,7 +180,8 @@ def main(argv=None) -> None:
                        "(PocketNet's scores from its cache when present); prediction: the first seed's model on "
                        "held-out files from the command line, cached features; results: means over seeds.",
                  table=[{"run": name, **r} for name, r in rows.items()],
-                 results={**summary, "seeds": list(args.seeds), "peak_rss_gib": peak_rss_gib()})
+                 results={**summary, "seeds": list(args.seeds), "peak_rss_gib": peak_rss_gib(),
+                          "pocketnet": peer_version() if peer_available() else "not installed"})
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ def peer_available() -> bool:
     return importlib.util.find_spec("pocketnet") is not None
 
 
-def _version() -> str:
+def peer_version() -> str:
+    """The installed PocketNet's version (PocketNet must be installed)."""
     import pocketnet
 
     return str(getattr(pocketnet, "__version__", "unknown"))
@@ -71,7 +72,7 @@ def peer_scores(structures: Sequence[Structure], cache_dir: str | Path | None, *
         return None
     from pocketnet import PocketPredictor
 
-    version, predictor, out = _version(), None, {}
+    version, predictor, out = peer_version(), None, {}
     if cache_dir is not None:
         cache_dir = Path(cache_dir)
         cache_dir.mkdir(parents=True, exist_ok=True)
