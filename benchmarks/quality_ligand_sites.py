@@ -107,8 +107,9 @@ def summarise(rows: dict) -> dict:
     if unseen:
         for key in ("precision_at_k", "own_precision_at_k", "peer_precision_at_k", "baseline_precision_at_k"):
             summary[f"unseen_{key}"] = _mean(unseen, key)
-        if summary["unseen_peer_precision_at_k"] is not None:
-            summary["unseen_margin_over_peer"] = summary["unseen_precision_at_k"] - summary["unseen_peer_precision_at_k"]
+        peer = summary["unseen_peer_precision_at_k"]
+        if peer is not None:
+            summary["unseen_margin_over_peer"] = summary["unseen_precision_at_k"] - peer
     return {k: v for k, v in summary.items() if v is not None}
 
 
