@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from protlab.residues import run
-from protlab.residues.pocket_peer import peer_available, peer_version
-from protlab.residues.site_pockets import pocket_summary, read_ligands
+from protlab.residues.pocket_peer import peer_available, peer_cache, peer_pockets, peer_version
+from protlab.residues.site_pockets import Pocket, dca_success, pocket_summary, read_ligands
 
 from records import peak_rss_gib, write_record
 
@@ -52,10 +52,21 @@ def ligands_of(structures, folder: Path | None) -> dict:
     return {i: read_ligands(p) for i, p in paths.items() if p.is_file()}
 
 
-def pocket_results(result, ligand_dir: Path | None) -> dict:
+def native_dca(structures, ligands: dict, cache: str) -> dict:
+    """DCA top-n / top-n+2 of PocketNet's own pockets (from its surface points), as PocketNet reports them."""
+    native = peer_pockets(structures, peer_cache(cache)) or {}
+    rows = [dca_success([Pocket(r + 1, row[0], row[1:], np.zeros(0, int)) for r, row in enumerate(native[s.id])],
+                        np.concatenate(ligands[s.id]), n_ligands=len(ligands[s.id]))
+            for s in structures if s.id in native and s.id in ligands]
+    if not rows:
+        return {}
+    return {f"peer_native_{k}": float(np.mean([r[k] for r in rows])) for k in ("dca_top_n", "dca_top_n2")}
+
+
+def pocket_results(result, ligand_dir: Path | None, cache: str) -> dict:
     """Pocket-level metrics (DCA top-n / top-n+2, the top pocket's residue recall / precision /
     MCC) of 06, its network alone, the peer and the cavity baseline, pockets made the same way
-    from each one's scores."""
+    from each one's scores; and the DCA of PocketNet's own pockets."""
     inputs = result.inputs
     structures = [ex.structure for ex in result.explanations]
     ligands = ligands_of(structures, ligand_dir)
@@ -67,6 +78,8 @@ def pocket_results(result, ligand_dir: Path | None) -> dict:
         if scores:
             out.update({f"{prefix}{k}": v for k, v in pocket_summary(structures, scores, inputs.sites,
                                                                      ligands).items()})
+    if inputs.peer:
+        out.update(native_dca(structures, ligands, cache))
     return out
 
 
@@ -82,7 +95,7 @@ def measure(run_dir: Path, ligand_dir: Path | None = None, **params) -> tuple[di
     out["stage_seconds"] = {k: round(v, 1) for k, v in result.record.timings.items()}
     if result.history:
         out["train_precision_at_k"] = result.history[-1].get("train_precision_at_k")
-    out.update(pocket_results(result, ligand_dir))
+    out.update(pocket_results(result, ligand_dir, params["cache_dir"]))
     out["peak_rss_gib"] = peak_rss_gib()
     return out, result
 
@@ -97,7 +110,7 @@ def summarise(rows: dict) -> dict:
     its network alone (the ablation), the peer, the cavity baseline and random on the held-out
     thirds; 06 and the peer on the unseen set."""
     held = [r for name, r in rows.items() if not name.endswith("unseen")]
-    pocket = [f"{who}{k}" for who in ("", "own_", "peer_", "baseline_") for k in POCKET_KEYS]
+    pocket = [f"{who}{k}" for who in ("", "own_", "peer_", "baseline_", "peer_native_") for k in POCKET_KEYS]
     summary = {k: _mean(held, k) for k in (*KEYS[:3], "own_precision_at_k", "peer_precision_at_k",
                                            *[k for k in pocket if k in held[0]])}
     summary["margin_over_baseline"] = summary["precision_at_k"] - summary["baseline_precision_at_k"]
@@ -176,7 +189,8 @@ def main(argv=None) -> None:
                        "pyKVFinder cavity residues, largest cavities first; random: random residues; pocket "
                        "metrics (dca_top_n, dca_top_n2: a pocket centre within 4 A of a ligand atom among the top "
                        "n / n + 2, n = molecules in the ligand file; recall, precision, mcc: the top pocket's "
-                       "residues) with each predictor's pockets made the same way from its scores; 'unseen' rows: "
+                       "residues) with each predictor's pockets made the same way from its scores, and peer_native_: "
+                       "DCA of PocketNet's own pockets (from its surface points); 'unseen' rows: "
                        "the saved model applied unchanged to the --test-structures set; seconds: the whole 06 run "
                        "(PocketNet's scores from its cache when present); prediction: the first seed's model on "
                        "held-out files from the command line, cached features; results: means over seeds.",

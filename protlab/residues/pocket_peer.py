@@ -90,10 +90,37 @@ def peer_scores(structures: Sequence[Structure], cache_dir: str | Path | None, *
         result = predictor.predict(str(s.source), chains=sorted(set(s.residue_chains())))
         out[s.id] = residue_scores(s, {str(k): v for k, v in result.residue_scores.items()})
         if path is not None:
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as fh:
-                    np.save(fh, out[s.id])
+            _save(path.with_suffix(".pockets.npy"), native_pockets(result))  # first: scores mark a full entry
+            _save(path, out[s.id])
     return out
+
+
+def native_pockets(result) -> np.ndarray:
+    """PocketNet's own ranked pockets of one prediction: (P, 4) score and centre (x, y, z), best first."""
+    rows = [[float(p.score), *map(float, p.center)] for p in result.pockets]
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+
+
+def peer_pockets(structures: Sequence[Structure], cache_dir: str | Path) -> dict[str, np.ndarray] | None:
+    """``{structure id: PocketNet's own ranked pockets}`` (:func:`native_pockets`, from its
+    surface points rather than 06's residue grouping), from the cache of :func:`peer_scores`
+    (predicted there when missing); None when PocketNet is not installed."""
+    if not peer_available():
+        return None
+    version, cache_dir, out = peer_version(), Path(cache_dir), {}
+    for s in structures:
+        path = cache_dir / f"{cache_key(s, version)}.pockets.npy"
+        if not path.is_file():
+            (cache_dir / f"{cache_key(s, version)}.npy").unlink(missing_ok=True)
+            peer_scores([s], cache_dir, progress=False)
+        out[s.id] = np.load(path)
+    return out
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
 
 
 def ensemble(own: np.ndarray, peer: np.ndarray) -> np.ndarray:

@@ -30,7 +30,10 @@ class FakePredictor:
         FakePredictor.calls += 1
         s = read_structure(path, chain=chains[0])
         keys = [f"{c}:{label}" for c, label in zip(s.residue_chains(), s.residue_labels())][:-1]
-        return types.SimpleNamespace(residue_scores={np.str_(k): i / 1000 for i, k in enumerate(keys)})
+        pockets = [types.SimpleNamespace(score=2.0, center=[1.0, 2.0, 3.0]),
+                   types.SimpleNamespace(score=1.0, center=list(map(float, s.ca[0])))]
+        return types.SimpleNamespace(residue_scores={np.str_(k): i / 1000 for i, k in enumerate(keys)},
+                                     pockets=pockets)
 
 
 @pytest.fixture
@@ -48,7 +51,19 @@ def test_peer_scores_follow_the_structures_residues_and_are_cached(fake_pocketne
     assert scores[:5] == pytest.approx([0, 0.001, 0.002, 0.003, 0.004]) and scores[-1] == 0  # unlisted: 0
     again = pocket_peer.peer_scores([structure], tmp_path / "cache", progress=False)[structure.id]
     assert FakePredictor.calls == 1 and np.array_equal(again, scores)  # the second run reads the cache
-    assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2  # its residue scores and its own pockets
+
+
+def test_pocketnets_own_pockets_are_kept_beside_its_scores(fake_pocketnet, shared_data, tmp_path):
+    structure = read_structure(shared_data / "structures" / "pdb" / "1k6p.pdb", chain="A")
+    pocket_peer.peer_scores([structure], tmp_path, progress=False)
+    pockets = pocket_peer.peer_pockets([structure], tmp_path)[structure.id]
+    assert FakePredictor.calls == 1  # read from the cache the scores' prediction filled
+    assert pockets.tolist() == [[2.0, 1.0, 2.0, 3.0], [1.0, *map(float, structure.ca[0])]]
+    for path in tmp_path.glob("*.pockets.npy"):  # an entry cached before pockets were kept
+        path.unlink()
+    again = pocket_peer.peer_pockets([structure], tmp_path)[structure.id]
+    assert FakePredictor.calls == 2 and np.array_equal(again, pockets)
 
 
 def test_without_pocketnet_there_are_no_peer_scores(monkeypatch, tmp_path):
