@@ -264,7 +264,7 @@ def pocket_table(explanations: Sequence[Explanation]) -> pd.DataFrame:
     residue scores), the centre (Å) and the residues (``chain:number``, by position)."""
     rows = []
     for ex in explanations:
-        keys = [f"{c}:{n}" for c, n in zip(ex.structure.residue_chains(), ex.structure.residue_labels())]
+        keys = [f"{c}:{n}" for c, n in ex.structure.residue_keys()]
         for p in ex.pockets():
             rows.append({"id": ex.id, "pocket": p.rank, "score": p.score, "centre_x": p.centre[0],
                          "centre_y": p.centre[1], "centre_z": p.centre[2], "n_residues": len(p.residues),

@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from protlab.core.atomic import atomic_path
+from protlab.core.atomic import atomic_save_npy
 from protlab.core.errors import InputError
 from protlab.core.progress import progress_bar
 from protlab.curate.records import Structure
@@ -54,7 +54,7 @@ def cache_key(structure: Structure, version: str) -> str:
 def residue_scores(structure: Structure, by_key: dict[str, float]) -> np.ndarray:
     """PocketNet's ``{"chain:number[insertion]": score}`` as one score per residue of ``structure``
     (0 for a residue it does not list)."""
-    keys = [f"{c}:{label}" for c, label in zip(structure.residue_chains(), structure.residue_labels())]
+    keys = [f"{c}:{label}" for c, label in structure.residue_keys()]
     return np.array([float(by_key.get(k, 0.0)) for k in keys], dtype=np.float32)
 
 
@@ -90,8 +90,8 @@ def peer_scores(structures: Sequence[Structure], cache_dir: str | Path | None, *
         result = predictor.predict(str(s.source), chains=sorted(set(s.residue_chains())))
         out[s.id] = residue_scores(s, {str(k): v for k, v in result.residue_scores.items()})
         if path is not None:
-            _save(path.with_suffix(".pockets.npy"), native_pockets(result))  # first: scores mark a full entry
-            _save(path, out[s.id])
+            atomic_save_npy(path.with_suffix(".pockets.npy"), native_pockets(result))  # first: scores mark a full entry
+            atomic_save_npy(path, out[s.id])
     return out
 
 
@@ -109,18 +109,13 @@ def peer_pockets(structures: Sequence[Structure], cache_dir: str | Path) -> dict
         return None
     version, cache_dir, out = peer_version(), Path(cache_dir), {}
     for s in structures:
-        path = cache_dir / f"{cache_key(s, version)}.pockets.npy"
+        key = cache_key(s, version)
+        path = cache_dir / f"{key}.pockets.npy"
         if not path.is_file():
-            (cache_dir / f"{cache_key(s, version)}.npy").unlink(missing_ok=True)
+            (cache_dir / f"{key}.npy").unlink(missing_ok=True)
             peer_scores([s], cache_dir, progress=False)
         out[s.id] = np.load(path)
     return out
-
-
-def _save(path: Path, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array)
 
 
 def ensemble(own: np.ndarray, peer: np.ndarray) -> np.ndarray:

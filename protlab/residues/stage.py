@@ -143,8 +143,9 @@ def write_outputs(run_dir: str | Path, explanations: Sequence[Explanation], inpu
     (the summary is None without sites; a metrics file left by an earlier run is removed then)."""
     run = RunDir(run_dir)
     explanations = list(explanations)
-    out: dict = {"table": atomic_write_parquet(run.writable("critical_residues"), residue_tables(explanations)),
-                 "by_structure": _write_structure_tables(run, explanations)}
+    table = residue_tables(explanations)
+    out: dict = {"table": atomic_write_parquet(run.writable("critical_residues"), table),
+                 "by_structure": _write_structure_tables(run, explanations, table)}
     if any(ex.is_site_model for ex in explanations):
         out["pockets"] = atomic_write_csv(run.writable("site_pockets"), pocket_table(explanations), sep="\t")
     else:
@@ -154,7 +155,7 @@ def write_outputs(run_dir: str | Path, explanations: Sequence[Explanation], inpu
                     for ex in explanations[:max_views]]
     out["exports"] = [path for ex in explanations[:max_views] for path in write_structure_exports(
         ex.structure, ex.importance, run.figure(view_stem(ex.id)),
-        label="site probability" if ex.classes == ["site"] else "residue importance").values()]
+        label="site probability" if ex.is_site_model else "residue importance").values()]
     summary = site_summary(explanations, inputs.sites, baseline=inputs.baseline, top_k=top_k, source=inputs.source,
                            peer=inputs.peer, peer_name=inputs.peer_name, peer_note=inputs.peer_note,
                            baseline_name=inputs.baseline_name,
@@ -168,12 +169,14 @@ def write_outputs(run_dir: str | Path, explanations: Sequence[Explanation], inpu
     return out
 
 
-def _write_structure_tables(run: RunDir, explanations: Sequence[Explanation]) -> list[Path]:
-    """``residues/by_structure/<id>.tsv``: each structure's residues, best first (a site model's
-    with their pocket); tables of structures this run did not explain are removed."""
+def _write_structure_tables(run: RunDir, explanations: Sequence[Explanation], table: pd.DataFrame) -> list[Path]:
+    """``residues/by_structure/<id>.tsv``: each structure's rows of ``table`` (:func:`residue_tables`:
+    residues best first, a site model's with their pocket); tables of structures this run did not
+    explain are removed."""
     folder = run.path("residue_tables")
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [atomic_write_csv(folder / f"{view_stem(ex.id, prefix='')}.tsv", ex.table(), sep="\t")
+    rows = dict(tuple(table.groupby("id", sort=False)))
+    paths = [atomic_write_csv(folder / f"{view_stem(ex.id, prefix='')}.tsv", rows[ex.id].drop(columns="id"), sep="\t")
              for ex in explanations]
     for stale in set(folder.glob("*.tsv")) - set(paths):
         stale.unlink()
