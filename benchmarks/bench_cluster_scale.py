@@ -71,6 +71,40 @@ def family_recovery(labels: np.ndarray, clusters: np.ndarray, min_size: int = 20
     return table[table["size"] >= min_size].reset_index(drop=True)
 
 
+def heads_agreement_by_family(run_dir: Path, truth: pd.Series, min_size: int = 50) -> dict:
+    """How often the SCAN heads' argmax equals the protein's homology-graph family (04 trains the
+    heads towards those families, so the indices are shared): over all proteins, and per family
+    of at least ``min_size`` members, by 04's families and by the true labels (the lowest share
+    and how many families fall under 0.9)."""
+    from protlab.cluster import read_clustering
+
+    families, heads = read_clustering(run_dir, "families"), read_clustering(run_dir, "scan")
+    frame = pd.DataFrame({"family": families["cluster"].to_numpy(),
+                          "label": truth.reindex(families["id"].astype(str)).to_numpy(),
+                          "agree": heads.set_index("id")["cluster"].reindex(families["id"]).to_numpy()
+                          == families["cluster"].to_numpy()})
+    out = {"heads_agreement": float(frame["agree"].mean())}
+    for by in ("family", "label"):
+        groups = frame.groupby(by)["agree"].agg(["mean", "size"])
+        groups = groups[groups["size"] >= min_size]
+        out[f"heads_agreement_min_{by}"] = float(groups["mean"].min())
+        out[f"heads_agreement_under_90_{by}"] = int((groups["mean"] < 0.9).sum())
+        out[f"heads_agreement_{by}_count"] = len(groups)
+    return out
+
+
+def artifact_megabytes(run_dir: Path) -> dict:
+    """Megabytes on disk of the run directory's artifacts (caches left out) and of 04's clusterings."""
+    def size(path: Path) -> float:
+        files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+        return sum(f.stat().st_size for f in files) / 1e6
+
+    entries = [p for p in run_dir.iterdir() if p.name != "cache"]
+    return {"artifacts_mb": round(sum(size(p) for p in entries), 1),
+            "clusters_mb": round(size(run_dir / "clusters"), 1) if (run_dir / "clusters").is_dir() else None,
+            "artifacts_by_entry_mb": {p.name: round(size(p), 1) for p in sorted(entries)}}
+
+
 def spectral_peer(run_dir: Path, labels_tsv: Path, n_clusters: int) -> dict:
     """scikit-learn spectral clustering of the MMseqs2 homology graph 04 builds (its own search).
 
@@ -139,6 +173,9 @@ def bench_set(fasta: Path, labels_tsv: Path, out: Path, *, n_clusters: int | Non
     row["fit_merges"] = sum("merged" in step for step in steps)
     row["fit_splits"] = sum("split" in step for step in steps)
     row["agreement_heads_families"] = info.get("agreement_heads_families")
+    if "scan" in run.clustering_methods():
+        row.update(heads_agreement_by_family(run_dir, truth))
+    row.update(artifact_megabytes(run_dir))
 
     sequences = proteins["sequence"].tolist()
     start = time.perf_counter()
@@ -188,7 +225,10 @@ def main(argv=None) -> None:
     table.to_json(out / "scale.json", orient="records", indent=2)
     exponents = {c[:-len("_exponent")]: float(table[c].iloc[0]) for c in table.columns if c.endswith("_exponent")}
     headline = ("n", "families_nmi", "families_acc", "families_recovered_200", "pfam_200", "families_recovered_50",
-                "pfam_50", "families_estimate", "fit_merges", "fit_splits", "scan_nmi")
+                "pfam_50", "families_estimate", "fit_merges", "fit_splits", "scan_nmi", "heads_agreement",
+                "heads_agreement_min_family", "heads_agreement_under_90_family", "heads_agreement_family_count",
+                "heads_agreement_min_label", "heads_agreement_under_90_label", "artifacts_mb", "clusters_mb",
+                "curate_s", "embed_s", "cluster_s", "evaluate_s")
     write_record("bench_cluster_scale", params=vars(args),
                  variant="-".join([*(Path(s).name for s in args.sets), *(["estimate"] if args.estimate else [])]),
                  title="Family discovery at natural Pfam family sizes: stages 01 → 02 (k-mer) → 04 → 05 with their "
@@ -197,7 +237,10 @@ def main(argv=None) -> None:
                        "<stage>_s / <stage>_gb: wall time and peak RSS of each stage's process; recovered_200 / _50: Pfam "
                        "families of >= 200 / >= 50 members (pfam_200 / pfam_50 of them) matched at precision and "
                        "recall >= 0.8; pfam_families: the number of labelled families (the target of "
-                       "families_estimate); fit_merges / fit_splits: what 04 did to meet n_clusters.",
+                       "families_estimate); fit_merges / fit_splits: what 04 did to meet n_clusters; heads_agreement: share "
+                       "of proteins whose heads' argmax is their family (min / under_90 over families of >= 50 members, "
+                       "by 04's families and by the true labels); artifacts_mb: the run directory without its "
+                       "caches, clusters_mb: 04's clusterings.",
                  table=json.loads(table.to_json(orient="records")),
                  results={"sets": {row["set"]: {k: row[k] for k in headline if k in row} for row in rows},
                           "growth_exponents": exponents or None, "peak_rss_gib": peak_rss_gib()})

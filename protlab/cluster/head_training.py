@@ -11,7 +11,7 @@ from protlab.cluster.neighbors import NeighborGraph
 from protlab.core.runtime import DistEnv
 from protlab.core.training_log import TrainingLog
 
-FAMILY_WEIGHT_POWER = 0.5  # heads' cross-entropy towards the families: a family weighs size ** -this
+FAMILY_WEIGHT_POWER = 0.75  # heads' cross-entropy towards the families: a family weighs size ** -this
 LOG_NAME = "scan"  # the heads' training log: its lines read "[scan] ..."
 PASSES = ("warm", "scan", "self_label")
 
@@ -178,6 +178,7 @@ class HeadTraining:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg["lr"] * 0.1, weight_decay=cfg["weight_decay"])
         if optimizer_state is not None:
             self.opt.load_state_dict(optimizer_state)
+        anchored = self.targets is not None and cfg["anchor_weight"] > 0
         self._starting("self_label", first, "self-labelling the kept head")
         for epoch in range(first, cfg["self_label_epochs"]):
             n_conf = 0
@@ -192,7 +193,11 @@ class HeadTraining:
                 loss, c = self_label_loss(weak, strong, threshold=cfg["confidence"], balanced=self.prior is None)
                 c = total_over_ranks(env, c)  # every rank steps, or none does
                 n_conf += c
-                if c:
+                if anchored:  # the heads' own confident labels would pull a small family's members
+                    # into a giant neighbour; the families keep them where the graph put them
+                    loss = (loss if c else 0.0) + cfg["anchor_weight"] * self.family_loss([strong], idx)
+                    self.step(loss)
+                elif c:
                     self.step(loss)
             confident.append(n_conf / self.n)
             self._epoch_done("self_label", epoch + 1, {"confident_fraction": confident[-1]}, after_epoch,
