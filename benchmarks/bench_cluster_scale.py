@@ -87,7 +87,7 @@ def heads_agreement_by_family(run_dir: Path, truth: pd.Series, min_size: int = 5
     for by in ("family", "label"):
         groups = frame.groupby(by)["agree"].agg(["mean", "size"])
         groups = groups[groups["size"] >= min_size]
-        out[f"heads_agreement_min_{by}"] = float(groups["mean"].min())
+        out[f"heads_agreement_min_{by}"] = float(groups["mean"].min()) if len(groups) else None
         out[f"heads_agreement_under_90_{by}"] = int((groups["mean"] < 0.9).sum())
         out[f"heads_agreement_{by}_count"] = len(groups)
     return out

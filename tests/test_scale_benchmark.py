@@ -57,6 +57,13 @@ def test_scale_benchmark_runs_every_stage_without_labels(shared_data, tmp_path):
     assert row["n"] >= 550 and row["pfam_families"] == 30 and 5 <= row["families_estimate"] <= 60
     assert row["families_nmi"] > 0.6 and row["families_nmi"] > row["kmeans_nmi"] + 0.1 and row["pfam_200"] == 0
     assert 0 <= row["scan_nmi"] <= 1
+    assert 0.5 < row["heads_agreement"] <= 1 and row["heads_agreement_label_count"] == row["pfam_50"]
+    for by in ("family", "label"):  # per family of >= 50 members: none such, no minimum
+        assert (row[f"heads_agreement_min_{by}"] is None) == (row[f"heads_agreement_{by}_count"] == 0)
+        assert 0 <= row[f"heads_agreement_under_90_{by}"] <= row[f"heads_agreement_{by}_count"]
+    by_entry = row["artifacts_by_entry_mb"]  # the caches are left out; 04's clusterings are counted
+    assert "cache" not in by_entry and 0 < row["clusters_mb"] == by_entry["clusters"] < row["artifacts_mb"]
+    assert row["artifacts_mb"] == pytest.approx(sum(by_entry.values()), abs=0.1 * len(by_entry))
     for stage in ("curate", "embed", "cluster", "evaluate"):
         assert row[f"{stage}_s"] > 0 and 0.05 < row[f"{stage}_gb"] < 6
     record = json.loads((tmp_path / "records" / "bench_cluster_scale--natural_600-estimate.json").read_text())
