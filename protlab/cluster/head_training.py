@@ -167,7 +167,8 @@ class HeadTraining:
 
     def self_label(self, first: int = 0, confident: list[float] | None = None, optimizer_state: dict | None = None,
                    after_epoch=None) -> list[float]:
-        """Self-labelling of the kept head on its confident proteins; each epoch's confident share."""
+        """Self-labelling of the kept head on its confident proteins, with the cross-entropy towards
+        the families (``anchor_weight``) on a homology graph; each epoch's confident share."""
         import torch
 
         cfg, env, bare = self.cfg, self.env, self.bare

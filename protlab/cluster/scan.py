@@ -58,7 +58,8 @@ class ScanClusterer:
     so the heads see at least this many batches); ``confidence`` = 0.99; ``hidden`` = 256;
     ``batch_size`` = 1024; ``lr`` = 1e-3; on a homology graph ``warm_epochs`` = 5 epochs of
     cross-entropy towards the graph's families before the SCAN epochs, which keep that
-    cross-entropy with weight ``anchor_weight`` = 1 (0: free SCAN after the warm start); ``seed``;
+    cross-entropy with weight ``anchor_weight`` = 1, as self-labelling does (0: free SCAN and
+    self-labelling after the warm start); ``seed``;
     ``device`` for the heads ("auto": CUDA when available).
     ``n_clusters=None`` estimates the number of families (homology graphs only).
     ``state_files``: the two files where a fit saves its graph step and the heads' state after
