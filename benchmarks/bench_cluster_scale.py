@@ -71,14 +71,12 @@ def family_recovery(labels: np.ndarray, clusters: np.ndarray, min_size: int = 20
     return table[table["size"] >= min_size].reset_index(drop=True)
 
 
-def heads_agreement_by_family(run_dir: Path, truth: pd.Series, min_size: int = 50) -> dict:
-    """How often the SCAN heads' argmax equals the protein's homology-graph family (04 trains the
-    heads towards those families, so the indices are shared): over all proteins, and per family
-    of at least ``min_size`` members, by 04's families and by the true labels (the lowest share
-    and how many families fall under 0.9)."""
-    from protlab.cluster import read_clustering
-
-    families, heads = read_clustering(run_dir, "families"), read_clustering(run_dir, "scan")
+def heads_agreement_by_family(families: pd.DataFrame, heads: pd.DataFrame, truth: pd.Series,
+                              min_size: int = 50) -> dict:
+    """How often the SCAN heads' argmax (``heads``: 04's ``scan`` clustering) equals the protein's
+    homology-graph family (``families``; 04 trains the heads towards those families, so the
+    indices are shared): over all proteins, and per family of at least ``min_size`` members, by
+    04's families and by the true labels (the lowest share and how many families fall under 0.9)."""
     frame = pd.DataFrame({"family": families["cluster"].to_numpy(),
                           "label": truth.reindex(families["id"].astype(str)).to_numpy(),
                           "agree": heads.set_index("id")["cluster"].reindex(families["id"]).to_numpy()
@@ -156,10 +154,10 @@ def bench_set(fasta: Path, labels_tsv: Path, out: Path, *, n_clusters: int | Non
     scores = json.loads(run.stage_record("evaluate").read_text())["results"]["per_method"]  # 05's scores
     info = json.loads(run.clustering("families", ".json").read_text())
     row["families_estimate"] = info.get("n_clusters_estimated")
-    recovery = {}
+    recovery, clusterings = {}, {}
     for method in ("families", "scan"):  # scan: when the fit gave the heads' clustering too
         if method == "families" or method in run.clustering_methods():
-            clusters = read_clustering(run_dir, method)
+            clusters = clusterings[method] = read_clustering(run_dir, method)
             labels = truth.reindex(clusters["id"].astype(str)).to_numpy()
             row.update({f"{method}_{k}": scores[method][k] for k in ("nmi", "acc", "ari")})
             row[f"{method}_clusters"] = int(clusters["cluster"].nunique())
@@ -173,8 +171,8 @@ def bench_set(fasta: Path, labels_tsv: Path, out: Path, *, n_clusters: int | Non
     row["fit_merges"] = sum("merged" in step for step in steps)
     row["fit_splits"] = sum("split" in step for step in steps)
     row["agreement_heads_families"] = info.get("agreement_heads_families")
-    if "scan" in run.clustering_methods():
-        row.update(heads_agreement_by_family(run_dir, truth))
+    if "scan" in clusterings:
+        row.update(heads_agreement_by_family(clusterings["families"], clusterings["scan"], truth))
     row.update(artifact_megabytes(run_dir))
 
     sequences = proteins["sequence"].tolist()

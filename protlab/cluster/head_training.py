@@ -197,8 +197,7 @@ class HeadTraining:
                 if anchored:  # the heads' own confident labels would pull a small family's members
                     # into a giant neighbour; the families keep them where the graph put them
                     loss = (loss if c else 0.0) + cfg["anchor_weight"] * self.family_loss([strong], idx)
-                    self.step(loss)
-                elif c:
+                if anchored or c:
                     self.step(loss)
             confident.append(n_conf / self.n)
             self._epoch_done("self_label", epoch + 1, {"confident_fraction": confident[-1]}, after_epoch,
