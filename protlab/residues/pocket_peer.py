@@ -64,6 +64,13 @@ def peer_cache(graph_cache: str | Path | None) -> Path | None:
     return None if graph_cache is None else Path(graph_cache) / "pocketnet"
 
 
+def cache_paths(cache_dir: Path, structure: Structure, version: str) -> tuple[Path, Path]:
+    """A structure's cache entry: its residue scores and PocketNet's own pockets (the pockets are
+    written first, so a scores file marks a full entry)."""
+    key = cache_key(structure, version)
+    return cache_dir / f"{key}.npy", cache_dir / f"{key}.pockets.npy"
+
+
 def peer_scores(structures: Sequence[Structure], cache_dir: str | Path | None, *, device: str = "cpu",
                 progress: bool = True) -> dict[str, np.ndarray] | None:
     """``{structure id: PocketNet's score per residue}`` for structures read from files; None
@@ -80,7 +87,7 @@ def peer_scores(structures: Sequence[Structure], cache_dir: str | Path | None, *
         if not s.source or not Path(s.source).is_file():
             raise InputError(f"structure {s.id!r}: PocketNet's scores need its PDB/mmCIF file (generated "
                              "structures, like the toy universe, have none)")
-        path = cache_dir / f"{cache_key(s, version)}.npy" if cache_dir is not None else None
+        path, pockets_path = cache_paths(cache_dir, s, version) if cache_dir is not None else (None, None)
         if path is not None and path.is_file():
             scores = np.load(path)
             if len(scores) == len(s):
@@ -90,7 +97,7 @@ def peer_scores(structures: Sequence[Structure], cache_dir: str | Path | None, *
         result = predictor.predict(str(s.source), chains=sorted(set(s.residue_chains())))
         out[s.id] = residue_scores(s, {str(k): v for k, v in result.residue_scores.items()})
         if path is not None:
-            atomic_save_npy(path.with_suffix(".pockets.npy"), native_pockets(result))  # first: scores mark a full entry
+            atomic_save_npy(pockets_path, native_pockets(result))
             atomic_save_npy(path, out[s.id])
     return out
 
@@ -109,10 +116,9 @@ def peer_pockets(structures: Sequence[Structure], cache_dir: str | Path) -> dict
         return None
     version, cache_dir, out = peer_version(), Path(cache_dir), {}
     for s in structures:
-        key = cache_key(s, version)
-        path = cache_dir / f"{key}.pockets.npy"
+        scores_path, path = cache_paths(cache_dir, s, version)
         if not path.is_file():
-            (cache_dir / f"{key}.npy").unlink(missing_ok=True)
+            scores_path.unlink(missing_ok=True)
             peer_scores([s], cache_dir, progress=False)
         out[s.id] = np.load(path)
     return out

@@ -29,7 +29,7 @@ class FakePredictor:
     def predict(self, path, chains=None):
         FakePredictor.calls += 1
         s = read_structure(path, chain=chains[0])
-        keys = [f"{c}:{label}" for c, label in zip(s.residue_chains(), s.residue_labels())][:-1]
+        keys = [f"{c}:{label}" for c, label in s.residue_keys()][:-1]
         pockets = [types.SimpleNamespace(score=2.0, center=[1.0, 2.0, 3.0]),
                    types.SimpleNamespace(score=1.0, center=list(map(float, s.ca[0])))]
         return types.SimpleNamespace(residue_scores={np.str_(k): i / 1000 for i, k in enumerate(keys)},
