@@ -68,16 +68,26 @@ class HeadTraining:
     def on(self, t):
         return t.to(self.device, non_blocking=True)
 
+    def _capped(self, epochs: int, rows: int) -> int:
+        """``epochs`` over ``rows`` proteins, fewer on large data so that the pass takes at most
+        ``max_steps`` batches (at least one epoch; 0: no cap)."""
+        cap = self.cfg.get("max_steps", 0)
+        if epochs <= 0 or cap <= 0:
+            return max(0, epochs)
+        return max(1, min(epochs, -(-cap // max(1, -(-rows // self.bs)))))
+
     def scan_epoch_count(self) -> int:
-        """``epochs``, or more on small data so that the heads see ``min_steps`` batches (0: none)."""
+        """``epochs``, or more on small data so that the heads see ``min_steps`` batches, or fewer
+        on large data so that they see at most ``max_steps`` (0: none)."""
         cfg = self.cfg
         steps_per_epoch = max(1, -(-len(self.train) // self.bs))
-        return max(cfg["epochs"], -(-cfg["min_steps"] // steps_per_epoch)) if cfg["epochs"] > 0 else 0
+        wanted = max(cfg["epochs"], -(-cfg["min_steps"] // steps_per_epoch)) if cfg["epochs"] > 0 else 0
+        return self._capped(wanted, len(self.train))
 
     def pass_epochs(self) -> dict[str, int]:
         """Each pass's epochs, in the order they run (no warm start without the graph's families)."""
         warm = max(0, self.cfg["warm_epochs"]) if self.targets is not None else 0
-        return dict(zip(PASSES, (warm, self.scan_epoch_count(), max(0, self.cfg["self_label_epochs"]))))
+        return dict(zip(PASSES, (warm, self.scan_epoch_count(), self._capped(self.cfg["self_label_epochs"], self.n))))
 
     def open_log(self, path: str | Path | None, where: dict) -> TrainingLog:
         """The training's log (``path``: its JSONL file, None: none), starting after ``where``
@@ -174,14 +184,15 @@ class HeadTraining:
         cfg, env, bare = self.cfg, self.env, self.bare
         self.model = wrap(bare, env, self.device)
         confident = list(confident or [])
-        if cfg["self_label_epochs"] <= 0:
+        epochs = self.pass_epochs()["self_label"]
+        if epochs <= 0:
             return confident
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg["lr"] * 0.1, weight_decay=cfg["weight_decay"])
         if optimizer_state is not None:
             self.opt.load_state_dict(optimizer_state)
         anchored = self.targets is not None and cfg["anchor_weight"] > 0
         self._starting("self_label", first, "self-labelling the kept head")
-        for epoch in range(first, cfg["self_label_epochs"]):
+        for epoch in range(first, epochs):
             n_conf = 0
             for idx in batches(self.order[torch.randperm(self.n, generator=self.gen)], self.bs, self.smallest):
                 views = strong_view(self.x[idx], generator=self.gen)  # the whole batch's noise: generators stay alike

@@ -24,7 +24,7 @@ from protlab.cluster.graph_features import (
     scaled_features,
     spectral_features,
 )
-from protlab.cluster.graph_state import GraphState
+from protlab.cluster.graph_state import SAVED_PER_CLUSTER_MIN, GraphState, stratified_rows
 from protlab.cluster.head_training import LOG_NAME, HeadTraining
 from protlab.cluster.heads import ScanHeads, validation_losses
 from protlab.cluster.scan_state import ScanStates, data_fingerprint
@@ -43,6 +43,9 @@ from protlab.core.runtime import DistEnv, pick_device, torch_threads
 log = logging.getLogger(__name__)
 
 PREDICT_CHUNK = 20_000  # new proteins placed per homology search / faiss query in predict
+# a saved model places new proteins against at most about this many fitted ones, sampled per
+# cluster: all of them would make the file grow with the data (embedding, features, sequence each)
+SAVED_REFERENCES = 50_000
 
 
 class ScanClusterer:
@@ -55,7 +58,9 @@ class ScanClusterer:
     kNN graphs: spectral coordinates of an embedding kNN graph only blur the embedding; on
     Pfam they score below raw embeddings; "diffusion" is the embeddings diffused over the
     graph); ``self_label_epochs`` = 10; ``min_steps`` = 200 (small data sets get more epochs
-    so the heads see at least this many batches); ``confidence`` = 0.99; ``hidden`` = 256;
+    so the heads see at least this many batches); ``max_steps`` = 6000 (large data sets get
+    fewer SCAN and self-labelling epochs, at least one, so each pass takes at most this many
+    batches; 0: no cap); ``confidence`` = 0.99; ``hidden`` = 256;
     ``batch_size`` = 1024; ``lr`` = 1e-3; on a homology graph ``warm_epochs`` = 5 epochs of
     cross-entropy towards the graph's families before the SCAN epochs, which keep that
     cross-entropy with weight ``anchor_weight`` = 1, as self-labelling does (0: free SCAN and
@@ -77,7 +82,8 @@ class ScanClusterer:
                  n_heads: int = 5, epochs: int = 30, self_label_epochs: int = 10, confidence: float = 0.99,
                  graph_features: str = "auto", spectral_dims: int | None = None, hidden: int = 256,
                  batch_size: int = 1024, lr: float = 1e-3, weight_decay: float = 1e-4,
-                 min_steps: int = 200, val_fraction: float = 0.1, fallback_k: int = 5, warm_epochs: int = 5,
+                 min_steps: int = 200, max_steps: int = 6000, val_fraction: float = 0.1, fallback_k: int = 5,
+                 warm_epochs: int = 5,
                  anchor_weight: float = 1.0, family_config: dict | None = None, device: str = "auto",
                  seed: int = 0, threads: int = 1, progress: bool = False,
                  state_files: tuple[str | Path, str | Path] | None = None, resume: bool = True,
@@ -93,7 +99,8 @@ class ScanClusterer:
                            confidence=float(confidence), graph_features=graph_features,
                            spectral_dims=None if spectral_dims is None else int(spectral_dims), hidden=int(hidden),
                            batch_size=int(batch_size), lr=float(lr), weight_decay=float(weight_decay),
-                           min_steps=int(min_steps), val_fraction=float(val_fraction), fallback_k=int(fallback_k),
+                           min_steps=int(min_steps), max_steps=int(max_steps), val_fraction=float(val_fraction),
+                           fallback_k=int(fallback_k),
                            warm_epochs=int(warm_epochs), anchor_weight=float(anchor_weight), seed=int(seed),
                            family_config=self.family_config.as_dict())
         self.threads = int(threads)
@@ -319,41 +326,57 @@ class ScanClusterer:
             return (walked * state.spectral_scale[None, :]).astype(np.float32)
         return (DIFFUSION_ALPHA * normalize_rows(x) + (1 - DIFFUSION_ALPHA) * walked).astype(np.float32)
 
+    def _probabilities(self, features: np.ndarray) -> np.ndarray:
+        """The kept head's cluster probabilities on graph ``features``."""
+        import torch
+
+        with torch.no_grad(), torch_threads(self.threads):
+            return torch.softmax(self.model(torch.from_numpy(scaled_features(features)))[0], dim=1).numpy()
+
     def predict_proba(self, embeddings, sequences=None, *, chunk_size: int = PREDICT_CHUNK) -> np.ndarray:
         """Cluster probabilities of new proteins, ``chunk_size`` at a time: the memory and the
         cost per protein do not grow with how many are predicted."""
-        import torch
-
         x = np.asarray(embeddings)
         seqs = None if sequences is None else list(sequences)
         if chunk_size < 1:
             raise InputError(f"chunk_size={chunk_size}: use at least 1")
-        parts = []
-        for start in range(0, max(len(x), 1), chunk_size):
-            stop = start + chunk_size
-            features = self.transform(x[start:stop], None if seqs is None else seqs[start:stop])
-            with torch.no_grad(), torch_threads(self.threads):
-                logits = self.model(torch.from_numpy(scaled_features(features)))[0]
-                parts.append(torch.softmax(logits, dim=1).numpy())
-        return np.concatenate(parts, axis=0)
+        return np.concatenate([self._probabilities(self.transform(x[start:start + chunk_size], None if seqs is None
+                                                                  else seqs[start:start + chunk_size]))
+                               for start in range(0, max(len(x), 1), chunk_size)], axis=0)
 
     def predict(self, embeddings, sequences=None, *, chunk_size: int = PREDICT_CHUNK) -> np.ndarray:
         return self.predict_proba(embeddings, sequences, chunk_size=chunk_size).argmax(axis=1).astype(np.int64)
 
     def fit_predict_proba(self, embeddings, sequences=None) -> np.ndarray:
         """Probabilities of the fitted proteins themselves (their own graph features)."""
-        import torch
-
         self.fit(embeddings, sequences)
-        with torch.no_grad(), torch_threads(self.threads):
-            logits = self.model(torch.from_numpy(scaled_features(self.graph.reference_features)))[0]
-            return torch.softmax(logits, dim=1).numpy()
+        return self._probabilities(self.graph.reference_features)
 
     # ------------------------------------------------------------------ save/load
-    def save(self, path: str | Path) -> Path:
+    def fitted_clusters(self, *, chunk_size: int = PREDICT_CHUNK) -> np.ndarray:
+        """The kept head's cluster of each reference protein (its argmax on its own graph features)."""
         self._check_fitted()
+        features = self.graph.reference_features
+        return np.concatenate([self._probabilities(features[start:start + chunk_size]).argmax(axis=1)
+                               for start in range(0, len(features), chunk_size)] or [np.zeros(0, np.int64)])
+
+    def save(self, path: str | Path, *, max_references: int = SAVED_REFERENCES,
+             per_cluster: int = SAVED_PER_CLUSTER_MIN) -> Path:
+        """Write the model to ``path``. Above ``max_references`` fitted proteins it keeps a sample
+        of them, each cluster's share and at least ``per_cluster`` of each
+        (:func:`~protlab.cluster.graph_state.stratified_rows`), as the references new proteins are
+        placed against; ``info["saved_references"]`` says how many."""
+        self._check_fitted()
+        graph, fitted = self.graph, len(self.graph.reference_embeddings)
+        if fitted > max_references:
+            graph = graph.subset(stratified_rows(self.fitted_clusters(), max_references, seed=self.config["seed"],
+                                                 floor=per_cluster))
+            self._say(f"the saved model keeps {len(graph.reference_embeddings)} of {fitted} fitted proteins "
+                      "(sampled per cluster) to place new ones against")
+        info = {**json.loads(json.dumps(self.info)), "fitted_proteins": fitted,
+                "saved_references": len(graph.reference_embeddings)}
         state = {"config": self.config, "model_args": self.model.args, "state_dict": self.model.state_dict(),
-                 "info": json.loads(json.dumps(self.info)), **self.graph.to_checkpoint()}
+                 "info": info, **graph.to_checkpoint()}
         return save_checkpoint(path, "scan", state)
 
     @classmethod

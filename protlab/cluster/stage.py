@@ -61,6 +61,8 @@ STAGE = Stage("cluster", "04_cluster", "Discover protein families without labels
           "int", low=1),
     Param("epochs", FIT["epochs"], f"SCAN epochs ({HEADS})", "int", low=1),
     Param("self_label_epochs", FIT["self_label_epochs"], f"self-labelling epochs, 0: skip ({HEADS})", "int", low=0),
+    Param("max_steps", FIT["max_steps"], f"most batches of the SCAN and of the self-labelling pass: large sets get "
+          f"fewer epochs (at least one); 0: no cap ({HEADS})", "int", low=0),
     Param("graph_features", FIT["graph_features"], f"features the heads train on: spectral (homology graphs), "
           f"diffusion or none ({HEADS})", "str", choices=GRAPH_FEATURES),
     Param("family_config", {}, "constants of the family algorithm to change (protlab.cluster.families.FamilyConfig: "
@@ -82,8 +84,8 @@ STAGE = Stage("cluster", "04_cluster", "Discover protein families without labels
 ))
 FIGURE_STEMS = {"cluster_sizes": "cluster_sizes", "map": "cluster_map", "family_count": "family_count",
                 "family_profiles": "family_profiles"}
-SCAN_ONLY = ("neighbors", "k", "entropy_weight", "n_heads", "epochs", "self_label_epochs", "graph_features",
-             "family_config", "device", "resume", "resume_override")
+SCAN_ONLY = ("neighbors", "k", "entropy_weight", "n_heads", "epochs", "self_label_epochs", "max_steps",
+             "graph_features", "family_config", "device", "resume", "resume_override")
 GRAPH_ONLY = (*SCAN_ONLY, "attribution_max")
 
 

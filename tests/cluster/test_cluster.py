@@ -369,3 +369,24 @@ def test_families_without_mmseqs_is_refused_before_the_fit(toy, tmp_path, monkey
     monkeypatch.setattr(stage, "fit_graph_methods", lambda *a, **k: pytest.fail("fitted before refusing"))
     with pytest.raises(InputError, match="method='families' needs the homology graph.*method='scan'"):
         write_clustering(tmp_path, method="families", n_clusters=4)
+
+
+def test_saved_model_keeps_a_per_cluster_sample_of_references(toy, tmp_path):
+    """Above ``max_references`` fitted proteins the saved model keeps a sample of them, every cluster
+    represented, and still places new proteins as the whole reference set does."""
+    proteins, emb = toy
+    order = np.random.default_rng(4).permutation(len(emb))
+    fit_idx, new_idx = order[:80], order[80:]
+    model = ScanClusterer(n_clusters=4, neighbors="faiss", graph_features="diffusion", **FAST).fit(emb[fit_idx])
+    clusters = model.fitted_clusters()
+    np.testing.assert_array_equal(clusters, model.fit_predict_proba(emb[fit_idx]).argmax(1))
+    thin = ScanClusterer.load(model.save(tmp_path / "thin.pt", max_references=40, per_cluster=5))
+    rows = thin.graph.reference_rows
+    assert len(rows) == len(thin.graph.reference_embeddings) and 38 <= len(rows) <= 44
+    assert np.all(np.diff(rows) > 0) and set(clusters[rows]) == set(clusters)
+    np.testing.assert_array_equal(thin.graph.reference_features, model.graph.reference_features[rows])
+    assert thin.info["fitted_proteins"] == 80 and thin.info["saved_references"] == len(rows)
+    agree = (thin.predict(emb[new_idx]) == model.predict(emb[new_idx])).mean()
+    assert agree >= 0.95
+    whole = ScanClusterer.load(model.save(tmp_path / "whole.pt"))
+    assert whole.graph.reference_rows is None and whole.info["saved_references"] == 80

@@ -56,3 +56,23 @@ def test_self_labelling_is_pulled_back_to_the_families():
     before, anchored, confident = _small_family_after_self_labelling(anchor_weight=1.0)
     assert before <= 0.05 and anchored >= 0.3
     assert len(confident) == 8 and all(0 < c <= 1 for c in confident)
+
+
+@pytest.mark.parametrize("max_steps, rows, expected", [
+    (0, 5000, {"warm": 5, "scan": 40, "self_label": 10}),  # no cap: min_steps gives 40 epochs of 5 batches
+    (6000, 5000, {"warm": 5, "scan": 40, "self_label": 10}),  # small data: the cap does not bite
+    (60, 5000, {"warm": 5, "scan": 12, "self_label": 10}),  # 60 batches: 12 epochs of 5
+    (40, 5000, {"warm": 5, "scan": 8, "self_label": 8}),
+    (1, 5000, {"warm": 5, "scan": 1, "self_label": 1}),  # at least one epoch of each
+])
+def test_large_sets_get_fewer_epochs_under_max_steps(max_steps, rows, expected):
+    """``max_steps`` caps the batches of the SCAN and self-labelling passes (the warm start keeps
+    its epochs); ``min_steps`` still adds epochs on small data, up to the cap."""
+    x = torch.zeros(rows, 4)
+    n = rows
+    graph = NeighborGraph(np.zeros((n, 1), np.int64), np.ones(n, np.int64), sp.csr_matrix((n, n)), "mmseqs")
+    cfg = dict(batch_size=1000, lr=1e-3, weight_decay=0.0, n_clusters=2, warm_epochs=5, epochs=30, min_steps=200,
+               max_steps=max_steps, anchor_weight=1.0, entropy_weight=5.0, self_label_epochs=10, confidence=0.99)
+    run = HeadTraining(cfg, np.r_[np.zeros(n // 2, np.int64), np.ones(n - n // 2, np.int64)], ScanHeads(4, 2),
+                       x, graph, torch.Generator().manual_seed(0), torch.arange(n), n // 10, "cpu", DistEnv())
+    assert run.pass_epochs() == expected
