@@ -43,13 +43,15 @@ from protlab.core.extras import require
 from protlab.core.rundir import RunDir
 from protlab.plot.assets import _plotly_js, find_3dmol_js
 from protlab.plot.embed import project_2d
-from protlab.plot.explorer_data import DATA_ID, page_data, read_explorer
+from protlab.plot.explorer_data import DATA_ID, cluster_summary, page_data, read_explorer
 from protlab.plot.view3d import page_iframe
 
 log = logging.getLogger(__name__)
 STEM = "explorer"  # figures/explorer.html, 04's page
 LABELLED_STEM = "explorer_labelled"  # figures/explorer_labelled.html, 05's copy with the labels it scored
 MAX_MAP_POINTS = 20_000  # WebGL draws more without trouble; UMAP time and page size grow with them
+# each protein's id and sequence travel in the page: beyond this many it holds a sample
+MAX_PAGE_PROTEINS = 100_000
 PAGE_PARTS = Path(__file__).with_name("explorer_page")  # the page's style, markup and script
 
 
@@ -69,7 +71,8 @@ def explorer_html(proteins: pd.DataFrame, *, clusters: pd.DataFrame | None = Non
                   attribution: pd.DataFrame | None = None, coordinates: pd.DataFrame | None = None,
                   labels: Mapping | pd.Series | None = None, structures: Mapping | None = None,
                   title: str = "protlab explorer", map_method: str = "map", notes: list[str] | None = None,
-                  extra: dict | None = None, _structure_entries: list[dict] | None = None) -> str:
+                  extra: dict | None = None, _structure_entries: list[dict] | None = None,
+                  _summary: list[list] | None = None) -> str:
     """The explorer page (see the module docstring) as one self-contained HTML string.
 
     ``proteins``: id, sequence (and label); ``clusters``: id, cluster, confidence (method);
@@ -81,7 +84,7 @@ def explorer_html(proteins: pd.DataFrame, *, clusters: pd.DataFrame | None = Non
     goes into the data header as it is (e.g. what made the map, for a later rewrite)."""
     block, entries = page_data(proteins, clusters=clusters, attribution=attribution, coordinates=coordinates,
                                labels=labels, structures=structures, title=title, map_method=map_method,
-                               notes=notes, extra=extra, structure_entries=_structure_entries)
+                               notes=notes, extra=extra, structure_entries=_structure_entries, summary=_summary)
     plotly = _plotly_js()[0].decode("utf-8").replace("</script", "<\\/script")
     mol = ""
     if entries:
@@ -121,7 +124,7 @@ def _subset(n: int, max_points: int, seed: int) -> np.ndarray:
 def write_explorer(run_dir: str | Path, *, labels: Mapping | pd.Series | None = None,
                    structures: Mapping | None = None, max_map_points: int = MAX_MAP_POINTS, seed: int = 0,
                    coordinates: pd.DataFrame | None = None, stem: str = STEM,
-                   _structure_entries: list[dict] | None = None) -> Path:
+                   max_page_proteins: int = MAX_PAGE_PROTEINS, _structure_entries: list[dict] | None = None) -> Path:
     """Write the explorer page of ``run_dir`` to ``figures/<stem>.html`` (default
     ``figures/explorer.html``; atomically) and return its path.
 
@@ -129,7 +132,9 @@ def write_explorer(run_dir: str | Path, *, labels: Mapping | pd.Series | None = 
     ``clusters/attribution.parquet``. ``labels``: id -> label (default: the ``label`` column of
     the proteins); ``structures``: id -> PDB/mmCIF path of proteins to draw in 3D;
     ``max_map_points``: the map shows a seeded subsample of at most this many proteins (every
-    protein stays in the table and its search); ``coordinates``: a frame of id, x, y to map
+    protein stays in the table and its search); ``max_page_proteins``: above this many proteins
+    the page holds a seeded sample of them, the map's among them, and its cluster summary still
+    counts every protein; ``coordinates``: a frame of id, x, y to map
     instead of projecting the embeddings (``coordinates.attrs``: ``method`` names the axes,
     ``embeddings_sha256`` the embeddings they were made from)."""
     run = RunDir(run_dir)
@@ -152,16 +157,48 @@ def write_explorer(run_dir: str | Path, *, labels: Mapping | pd.Series | None = 
     else:
         coordinates, method = None, "none"
         notes.append("no embeddings in the run directory: no map")
-    if coordinates is not None and 0 < len(coordinates) < len(proteins):
+    summary, total = None, len(proteins)
+    if total > max_page_proteins:
+        summary = cluster_summary(proteins, clusters, labels)
+        rows = _page_rows(proteins["id"].astype(str), max_page_proteins, seed, coordinates, attribution, structures,
+                          _structure_entries)
+        proteins = proteins.iloc[rows].reset_index(drop=True)
+        if _structure_entries is not None:
+            position = dict(zip(rows.tolist(), range(len(rows))))
+            _structure_entries = [{**entry, "protein": position[entry["protein"]]} for entry in _structure_entries]
+        notes.append(f"the page holds a seeded random sample of {len(proteins)} of {total} proteins "
+                     "(max_page_proteins), the map's among them; the cluster summary counts them all, and the "
+                     "run's tables hold every protein")
+    elif coordinates is not None and 0 < len(coordinates) < len(proteins):
         notes.append(f"the map shows a seeded random subsample of {len(coordinates)} of {len(proteins)} proteins "
                      "(max_map_points); the table and its search hold them all")
     page = explorer_html(proteins, clusters=clusters, attribution=attribution, coordinates=coordinates,
                          labels=labels, structures=structures, title=f"protlab explorer: {run.root.name}",
                          map_method=method.upper(), notes=notes, _structure_entries=_structure_entries,
-                         extra={"embeddings_sha256": fingerprint, "max_map_points": int(max_map_points),
-                                "seed": int(seed)})
+                         _summary=summary, extra={"embeddings_sha256": fingerprint, "seed": int(seed),
+                                                  "max_map_points": int(max_map_points),
+                                                  "max_page_proteins": int(max_page_proteins)})
     path = run.figure(stem).with_suffix(".html")
     return atomic_write_text(path, page)
+
+
+def _page_rows(ids: pd.Series, limit: int, seed: int, coordinates: pd.DataFrame | None,
+               attribution: pd.DataFrame | None, structures: Mapping | None,
+               structure_entries: list[dict] | None) -> np.ndarray:
+    """Sorted rows of the proteins a page holds: those on the map, with an attribution or a
+    structure, and a seeded sample of the others up to ``limit`` in all."""
+    wanted = pd.Index([])
+    for frame in (coordinates, attribution):
+        if frame is not None and len(frame):
+            wanted = wanted.union(pd.Index(frame["id"].astype(str).unique()))
+    if structures:
+        wanted = wanted.union(pd.Index([str(i) for i in structures]))
+    index = pd.Index(ids.to_numpy())
+    chosen = index.get_indexer(wanted)
+    chosen = np.union1d(chosen[chosen >= 0], [e["protein"] for e in structure_entries or []]).astype(np.int64)
+    others = np.setdiff1d(np.arange(len(ids)), chosen)
+    extra = max(0, min(len(others), limit - len(chosen)))
+    return np.sort(np.concatenate([chosen, np.random.default_rng(seed).choice(others, size=extra, replace=False)]))
 
 
 def labelled_explorer(run_dir: str | Path, *, labels: Mapping | pd.Series | None = None) -> Path | None:
@@ -187,6 +224,7 @@ def labelled_explorer(run_dir: str | Path, *, labels: Mapping | pd.Series | None
                 if entry["protein"] in ids]
         return write_explorer(run_dir, labels=labels, max_map_points=int(old.get("max_map_points", MAX_MAP_POINTS)),
                               seed=int(old.get("seed", 0)), coordinates=coordinates, stem=LABELLED_STEM,
+                              max_page_proteins=int(old.get("max_page_proteins", MAX_PAGE_PROTEINS)),
                               _structure_entries=kept)
     except (ProtlabError, OSError, ValueError, KeyError, zlib.error) as exc:
         log.warning("explorer page %s not copied with labels: %s", path, exc)

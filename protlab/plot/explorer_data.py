@@ -230,13 +230,23 @@ def _structures(ids: pd.Index, sequences: list[str], structures: Mapping | None)
 
 
 # ------------------------------------------------------------------------------ the page's data
+def cluster_summary(proteins: pd.DataFrame, clusters: pd.DataFrame | None,
+                    labels: Mapping | pd.Series | None = None) -> list[list]:
+    """The page's per-cluster summary rows (see :func:`_summary`) of every protein of ``proteins``."""
+    ids = pd.Index(proteins["id"].astype(str).to_numpy())
+    length = proteins["sequence"].astype(str).str.len().to_numpy(np.uint32)
+    names, label = _labels(ids, proteins, labels)
+    return _summary(*_cluster_arrays(ids, clusters), length, label, names)
+
+
 def page_data(proteins: pd.DataFrame, *, clusters: pd.DataFrame | None, attribution: pd.DataFrame | None,
               coordinates: pd.DataFrame | None, labels: Mapping | pd.Series | None, structures: Mapping | None,
               title: str, map_method: str, notes: list[str] | None, extra: dict | None,
-              structure_entries: list[dict] | None) -> tuple[str, list[dict]]:
+              structure_entries: list[dict] | None, summary: list[list] | None = None) -> tuple[str, list[dict]]:
     """``(block, entries)``: the data block of :func:`~protlab.plot.explorer.explorer_html`'s page
     (which says what each table holds) and the structures it draws (``structure_entries``, when
-    given, are used as they are instead of reading ``structures``)."""
+    given, are used as they are instead of reading ``structures``). ``summary``: the cluster
+    summary rows when the page holds a sample of the proteins (None: made from ``proteins``)."""
     for column in ("id", "sequence"):
         if column not in proteins.columns:
             raise InputError(f"the proteins table lacks column {column!r}")
@@ -264,7 +274,7 @@ def page_data(proteins: pd.DataFrame, *, clusters: pd.DataFrame | None, attribut
               and len(clusters) else None)
     header = {
         "title": str(title), "ids": ids.tolist(), "labels": names, "method": method, "map_method": map_method,
-        "summary": _summary(cluster, confidence, length, label, names), "attr_residues": residues,
+        "summary": _summary(cluster, confidence, length, label, names) if summary is None else summary, "attr_residues": residues,
         "structures": entries, "structure_notes": structure_notes, "notes": list(notes or []),
         "labels_given": labels is not None, **(extra or {})}
     sections = {"sequences": sequence_bytes, "length": length, "cluster": cluster, "confidence": confidence,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import shutil
 import subprocess
 import time
 import urllib.parse
@@ -298,6 +299,24 @@ def test_write_explorer_on_a_run_of_the_stages(toy_run):
         assert {data["ids"][i] for i in data["arrays"]["attr_protein"]} == attributed and attributed
     same = explorer_data.read_explorer(explorer.write_explorer(toy_run, max_map_points=30, seed=1))
     np.testing.assert_array_equal(same["arrays"]["map_xy"], data["arrays"]["map_xy"])  # seeded
+
+
+def test_a_large_run_s_page_holds_a_sample_and_counts_every_protein(toy_run, tmp_path):
+    """Above ``max_page_proteins`` the page holds a seeded sample (the map's proteins among them)
+    while its cluster summary still counts every protein; 05's labelled copy keeps the cap."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(toy_run, run_dir)
+    RunDir(run_dir).path("attribution").unlink(missing_ok=True)  # attributed proteins would all be kept
+    whole = explorer_data.read_explorer(explorer.write_explorer(run_dir, max_map_points=10, seed=1))
+    data = explorer_data.read_explorer(explorer.write_explorer(run_dir, max_map_points=10, max_page_proteins=20,
+                                                               seed=1))
+    assert len(data["ids"]) == 20 and set(data["ids"]) < set(whole["ids"])
+    on_map = {whole["ids"][i] for i in whole["arrays"]["map_protein"]}
+    assert {data["ids"][i] for i in data["arrays"]["map_protein"]} == on_map and on_map <= set(data["ids"])
+    assert data["summary"] == whole["summary"] and sum(row[1] for row in data["summary"]) == 48
+    assert any("sample of 20 of 48 proteins" in note for note in data["notes"])
+    labelled = explorer.labelled_explorer(run_dir, labels={})
+    assert len(explorer_data.read_explorer(labelled)["ids"]) == 20
 
 
 def test_05_copies_the_page_with_its_labels_and_keeps_the_map(toy_run, tmp_path):
