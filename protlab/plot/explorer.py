@@ -132,7 +132,7 @@ def write_explorer(run_dir: str | Path, *, labels: Mapping | pd.Series | None = 
     ``clusters/attribution.parquet``. ``labels``: id -> label (default: the ``label`` column of
     the proteins); ``structures``: id -> PDB/mmCIF path of proteins to draw in 3D;
     ``max_map_points``: the map shows a seeded subsample of at most this many proteins (every
-    protein stays in the table and its search); ``max_page_proteins``: above this many proteins
+    protein the page holds stays in the table and its search); ``max_page_proteins``: above this many proteins
     the page holds a seeded sample of them, the map's among them, and its cluster summary still
     counts every protein; ``coordinates``: a frame of id, x, y to map
     instead of projecting the embeddings (``coordinates.attrs``: ``method`` names the axes,
