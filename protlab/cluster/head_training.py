@@ -68,19 +68,22 @@ class HeadTraining:
     def on(self, t):
         return t.to(self.device, non_blocking=True)
 
+    def _steps_per_epoch(self, rows: int) -> int:
+        return max(1, -(-rows // self.bs))
+
     def _capped(self, epochs: int, rows: int) -> int:
         """``epochs`` over ``rows`` proteins, fewer on large data so that the pass takes at most
         ``max_steps`` batches (at least one epoch; 0: no cap)."""
         cap = self.cfg.get("max_steps", 0)
         if epochs <= 0 or cap <= 0:
             return max(0, epochs)
-        return max(1, min(epochs, -(-cap // max(1, -(-rows // self.bs)))))
+        return max(1, min(epochs, -(-cap // self._steps_per_epoch(rows))))
 
     def scan_epoch_count(self) -> int:
         """``epochs``, or more on small data so that the heads see ``min_steps`` batches, or fewer
         on large data so that they see at most ``max_steps`` (0: none)."""
         cfg = self.cfg
-        steps_per_epoch = max(1, -(-len(self.train) // self.bs))
+        steps_per_epoch = self._steps_per_epoch(len(self.train))
         wanted = max(cfg["epochs"], -(-cfg["min_steps"] // steps_per_epoch)) if cfg["epochs"] > 0 else 0
         return self._capped(wanted, len(self.train))
 

@@ -274,7 +274,8 @@ def page_data(proteins: pd.DataFrame, *, clusters: pd.DataFrame | None, attribut
               and len(clusters) else None)
     header = {
         "title": str(title), "ids": ids.tolist(), "labels": names, "method": method, "map_method": map_method,
-        "summary": _summary(cluster, confidence, length, label, names) if summary is None else summary, "attr_residues": residues,
+        "summary": _summary(cluster, confidence, length, label, names) if summary is None else summary,
+        "attr_residues": residues,
         "structures": entries, "structure_notes": structure_notes, "notes": list(notes or []),
         "labels_given": labels is not None, **(extra or {})}
     sections = {"sequences": sequence_bytes, "length": length, "cluster": cluster, "confidence": confidence,
