@@ -56,7 +56,7 @@ from protlab.cluster.family_fit import fit_to, largest_first, merge_down
 from protlab.cluster.family_types import (DEFAULT, FamilyConfig, FamilyPartition, min_family_size, one_hot,
                                           relabel)
 from protlab.cluster.neighbors import NeighborGraph
-from protlab.core.mmseqs import profile_search
+from protlab.cluster.family_search import join_by_profiles, place_by_profiles, profile_seeds
 
 
 def topk_graph(knn: np.ndarray, homologous: np.ndarray) -> sp.csr_matrix:
@@ -184,42 +184,6 @@ def merge_pieces(pieces: np.ndarray, hits: sp.csr_matrix, *, ratio: float = DEFA
         group = target[group]
 
 
-def profile_seeds(groups: np.ndarray, pieces: np.ndarray, is_family: np.ndarray, hits: sp.csr_matrix,
-                  *, per_family: int = DEFAULT.profile_seeds) -> tuple[np.ndarray, np.ndarray]:
-    """``(seed proteins, their family index)``: for every family group (family index = its rank
-    among ``is_family``), the member with the most hits in each of its ``per_family`` largest
-    pieces, so a diverse family gets profiles of its different parts."""
-    degree = np.diff(hits.tocsr().indptr)
-    member = np.flatnonzero(is_family[groups])
-    frame = pd.DataFrame({"group": groups[member], "piece": pieces[member], "protein": member,
-                          "degree": degree[member], "piece_size": np.bincount(pieces)[pieces[member]]})
-    best = (frame.sort_values(["group", "piece_size", "piece", "degree", "protein"],
-                              ascending=[True, False, True, False, True])
-            .drop_duplicates(["group", "piece"]).groupby("group").head(per_family))
-    family_of_group = np.cumsum(is_family) - 1
-    return best["protein"].to_numpy(np.int64), family_of_group[best["group"].to_numpy()].astype(np.int64)
-
-
-def place_by_profiles(sequences, seeds: np.ndarray, seed_family: np.ndarray, proteins: np.ndarray,
-                      *, iterations: int = DEFAULT.profile_iterations,
-                      evalue: float = DEFAULT.profile_evalue,
-                      threads: int | None = None) -> np.ndarray:
-    """Family index of each of ``proteins`` whose best profile hit (MMseqs2 profiles of the
-    ``seeds``, :func:`protlab.core.mmseqs.profile_search`) comes from that family; -1 where no
-    profile finds it. Profiles place most such proteins, and mostly in their own family, where
-    their embedding neighbours' family is often wrong."""
-    out = np.full(len(proteins), -1, dtype=np.int64)
-    if len(seeds) == 0 or len(proteins) == 0:
-        return out
-    seq = [str(s) for s in sequences]
-    qi, ti, bits = profile_search([seq[i] for i in seeds], seq, [seq[i] for i in proteins],
-                                  iterations=iterations, hit_evalue=evalue, threads=threads)
-    order = np.lexsort((qi, -bits))  # best hit first, ties to the first seed
-    target, first = np.unique(ti[order], return_index=True)
-    out[target] = seed_family[qi[order][first]]
-    return out
-
-
 def attach_by_hits(groups: np.ndarray, is_family: np.ndarray, hits: sp.csr_matrix, *, rounds: int = 50) -> np.ndarray:
     """Family index (0..) of every protein that homology hits lead to a family, -1 for the
     rest: a family group's own, and for the other groups (``is_family[group]`` False) the
@@ -320,6 +284,18 @@ def _pieces_of(graph: NeighborGraph, lengths: np.ndarray | None, seed: int, conf
     return pieces, apart
 
 
+def _joined(groups: np.ndarray, pieces: np.ndarray, apart: list[tuple[int, int]], hits: sp.csr_matrix, sequences,
+            config: FamilyConfig, passes: list[dict]) -> np.ndarray:
+    """The merged groups joined by their profiles (:func:`join_by_profiles`), the pieces that
+    ``apart`` keeps apart still apart."""
+    first = {piece: int(np.flatnonzero(pieces == piece)[0]) for pair in apart for piece in pair}
+    groups, links = join_by_profiles(groups, hits, sequences, max_size=config.join_below, share=config.join_share,
+                                     evalue=config.join_evalue, iterations=config.profile_iterations,
+                                     apart=[(int(groups[first[a]]), int(groups[first[b]])) for a, b in apart])
+    passes.append({"pass": "join_by_profiles", "groups": int(groups.max()) + 1, "links": links})
+    return groups
+
+
 def _family_groups(groups: np.ndarray, n_clusters: int | None,
                    config: FamilyConfig) -> tuple[np.ndarray, int, np.ndarray, int]:
     """``(group_sizes, min_size, is_family, n_estimated)``: the merged groups of at least a
@@ -364,8 +340,11 @@ def find_families(graph: NeighborGraph, embeddings: np.ndarray, *, n_clusters: i
     pieces, apart = _pieces_of(graph, lengths, seed, config, passes)
     groups = merge_pieces(pieces, hits, ratio=config.merge_ratio, min_hits=config.merge_hits, counted=counted,
                           apart=apart)
+    passes.append({"pass": "merge_pieces", "groups": int(groups.max()) + 1})
+    if sequences is not None:
+        groups = _joined(groups, pieces, apart, hits, sequences, config, passes)
     group_sizes, min_size, is_family, n_estimated = _family_groups(groups, n_clusters, config)
-    passes.append({"pass": "merge_pieces", "groups": int(len(group_sizes)), "families": n_estimated})
+    passes[-1]["families"] = n_estimated
     labels = attach_by_hits(groups, is_family, hits)
     unreached = np.flatnonzero(labels < 0)  # no hits, or hits only among groups too small to count
     passes.append({"pass": "attach_by_hits", "unreached": int(len(unreached))})

@@ -27,6 +27,9 @@ class FamilyConfig:
     longer: float = 1.25             # a community this much longer (median length) than the rest of its piece
                                      # is its own family; a protein without homology fits a family whose
                                      # median length is within this factor
+    join_below: int = 1000           # groups of at most this many members are joined where one's profile ...
+    join_share: float = 0.5          # ... finds this share of the other's members ...
+    join_evalue: float = 1e-3        # ... at this E-value (a sparsely sampled family in groups no hit joins)
     profile_seeds: int = 5           # members per family (the best connected of its largest pieces) whose
                                      # profiles ...
     profile_iterations: int = 3      # ... (built in this many search rounds) place the proteins hits do not
