@@ -20,7 +20,10 @@ are, and big, diverse families fall apart into many pieces. So (constants: :clas
    families meet a handful of times among hundreds to thousands of members (families of one
    clan can meet far more often and merge). After a landmark search
    (:func:`protlab.cluster.neighbors.landmark_hits`) hits and members are counted among the
-   representatives that searched: inherited copies are no evidence.
+   representatives that searched: inherited copies are no evidence. **Joining by profiles**
+   (with the sequences, :func:`~protlab.cluster.family_search.join_by_profiles`): groups of up
+   to ``join_below`` members join where one's profile finds ``join_share`` of the other's
+   members: a sparsely sampled family falls into groups no single hit connects.
 3. **Counting** (``n_clusters=None``): a family is a merged group of at least
    ``min_family_size(n)`` proteins; the other groups join, whole, the family they share the
    most hits with. Proteins that hits do not lead to a family (no hits at all, or hits only
@@ -53,10 +56,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from protlab.cluster.family_fit import fit_to, largest_first, merge_down
+from protlab.cluster.family_search import join_by_profiles, place_by_profiles, profile_seeds
 from protlab.cluster.family_types import (DEFAULT, FamilyConfig, FamilyPartition, min_family_size, one_hot,
                                           relabel)
 from protlab.cluster.neighbors import NeighborGraph
-from protlab.cluster.family_search import join_by_profiles, place_by_profiles, profile_seeds
 
 
 def topk_graph(knn: np.ndarray, homologous: np.ndarray) -> sp.csr_matrix:

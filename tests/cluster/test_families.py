@@ -378,3 +378,33 @@ def test_a_longer_family_sharing_a_piece_with_its_clan_neighbour_is_its_own(shar
     assert part.n_estimated == 2 and part.info["longer_communities"] >= 1
     v_family = np.bincount(part.labels[is_v]).argmax()
     assert np.mean(part.labels[is_v] == v_family) >= 0.95 and np.mean(part.labels[~is_v] != v_family) >= 0.99
+
+
+@needs_mmseqs
+def test_profiles_join_the_groups_of_a_sparsely_sampled_family(shared_data):
+    """60 domains each of PF08666 and PPR (PF01535) fall into many groups that no single hit
+    connects; their profiles find each other's members and join them, never across families,
+    and never two groups kept apart."""
+    from protlab.cluster.family_search import join_by_profiles
+    from protlab.cluster.neighbors import mine_neighbors
+    from protlab.curate.formats import read_proteins
+    from protlab.embed.kmer import KmerEncoder
+
+    frame = read_proteins(shared_data / "pfam" / "pfam_shared_labeled.fasta", label_regex=r"\s(PF\d+)")
+    frame = frame[frame["label"].isin(["PF08666", "PF01535", "PF00595"])].groupby("label").sample(60, random_state=0)
+    seqs, labels = frame["sequence"].tolist(), frame["label"].to_numpy()
+    graph = mine_neighbors(KmerEncoder(dim=64).embed(seqs), seqs, source="mmseqs")
+    groups = fam.merge_pieces(fam.pure_pieces(graph.knn, graph.homologous), graph.hits)
+    joined, links = join_by_profiles(groups, graph.hits, seqs)
+
+    def largest(g, family):
+        return int(pd.Series(g[labels == family]).value_counts().iloc[0])
+
+    assert links >= 5 and joined.max() < groups.max()
+    assert largest(joined, "PF08666") >= 2 * largest(groups, "PF08666")
+    assert largest(joined, "PF01535") > largest(groups, "PF01535")
+    assert (pd.crosstab(joined, labels).gt(0).sum(axis=1) == 1).all()  # no group holds two families
+    biggest = pd.Series(joined[labels == "PF08666"]).mode()[0]
+    a, b = np.unique(groups[joined == biggest])[:2]
+    kept, _ = join_by_profiles(groups, graph.hits, seqs, apart=[(a, b)])
+    assert kept[groups == a][0] != kept[groups == b][0]
