@@ -82,9 +82,11 @@ def stratified_rows(groups: np.ndarray, limit: int, *, seed: int = 0,
     if n <= limit:
         return np.arange(n)
     rng = np.random.default_rng(seed)
+    _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    by_group = np.argsort(inverse, kind="stable")  # each group's rows in order, one pass instead of one per group
     keep = []
-    for group in np.unique(groups):
-        members = np.flatnonzero(groups == group)
+    for start, count in zip(np.cumsum(counts) - counts, counts):
+        members = by_group[start:start + count]
         quota = min(len(members), max(floor, int(round(len(members) * limit / n))))
         keep.append(rng.choice(members, size=quota, replace=False))
     return np.sort(np.concatenate(keep))
