@@ -170,6 +170,7 @@ def bench_set(fasta: Path, labels_tsv: Path, out: Path, *, n_clusters: int | Non
     steps = info.get("families_fit_steps") or []
     row["fit_merges"] = sum("merged" in step for step in steps)
     row["fit_splits"] = sum("split" in step for step in steps)
+    row["fit_promotions"] = sum("promoted" in step for step in steps)
     row["agreement_heads_families"] = info.get("agreement_heads_families")
     if "scan" in clusterings:
         row.update(heads_agreement_by_family(clusterings["families"], clusterings["scan"], truth))
@@ -223,7 +224,8 @@ def main(argv=None) -> None:
     table.to_json(out / "scale.json", orient="records", indent=2)
     exponents = {c[:-len("_exponent")]: float(table[c].iloc[0]) for c in table.columns if c.endswith("_exponent")}
     headline = ("n", "families_nmi", "families_acc", "families_recovered_200", "pfam_200", "families_recovered_50",
-                "pfam_50", "families_estimate", "fit_merges", "fit_splits", "scan_nmi", "heads_agreement",
+                "pfam_50", "families_estimate", "fit_merges", "fit_promotions", "fit_splits", "scan_nmi",
+                "heads_agreement",
                 "heads_agreement_min_family", "heads_agreement_under_90_family", "heads_agreement_family_count",
                 "heads_agreement_min_label", "heads_agreement_under_90_label", "artifacts_mb", "clusters_mb",
                 "curate_s", "embed_s", "cluster_s", "evaluate_s")
@@ -235,7 +237,8 @@ def main(argv=None) -> None:
                        "<stage>_s / <stage>_gb: wall time and peak RSS of each stage's process; recovered_200 / _50: Pfam "
                        "families of >= 200 / >= 50 members (pfam_200 / pfam_50 of them) matched at precision and "
                        "recall >= 0.8; pfam_families: the number of labelled families (the target of "
-                       "families_estimate); fit_merges / fit_splits: what 04 did to meet n_clusters; heads_agreement: share "
+                       "families_estimate); fit_merges / fit_promotions / fit_splits: what 04 did to meet n_clusters; "
+                       "heads_agreement: share "
                        "of proteins whose heads' argmax is their family (min / under_90 over families of >= 50 members, "
                        "by 04's families and by the true labels); artifacts_mb: the run directory without its "
                        "caches, clusters_mb: 04's clusterings.",

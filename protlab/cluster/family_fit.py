@@ -1,7 +1,8 @@
 """Meeting a requested number of families (the family algorithm's last pass, see
 :mod:`protlab.cluster.families`): the parts of one family merge first, then the smallest
-family into its best-connected one; only with too few groups is the largest split in two.
-Every merge and split is returned as a step (:func:`describe_fit_steps` prints them)."""
+family into its best-connected one; with too few, the largest groups that are not families
+yet become families, and only with none left is the largest split in two.
+Every merge, promotion and split is returned as a step (:func:`describe_fit_steps` prints them)."""
 from __future__ import annotations
 
 import warnings
@@ -88,16 +89,26 @@ def merge_down(labels: np.ndarray, n_clusters: int | None, hits: sp.csr_matrix, 
 
 
 def fit_to(labels: np.ndarray, n_clusters: int, affinity: sp.csr_matrix, embeddings: np.ndarray,
-           *, hits: sp.csr_matrix | None = None, seed: int = 0,
-           config: FamilyConfig = DEFAULT) -> tuple[np.ndarray, list[dict]]:
-    """Merge families (:func:`merge_down`), or split the largest in two
-    (:func:`split_in_two`), until there are ``n_clusters``; returns the labels and the steps
-    (``merged`` or ``split``, with sizes and one member of each side)."""
+           *, hits: sp.csr_matrix | None = None, seed: int = 0, config: FamilyConfig = DEFAULT,
+           groups: np.ndarray | None = None, is_family: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
+    """Fit the families to ``n_clusters``: with ``hits``, the parts of one family merge first,
+    whatever the count (:func:`merge_down`); then merge further, or keep the graph's largest
+    groups that are not families yet as families of their own (``groups`` and ``is_family``
+    of the graph step, :func:`promote_groups`), or, with none left, split the largest in two
+    (:func:`split_in_two`). A count met only because one family stayed in parts would
+    otherwise keep it in parts. Returns the labels and the steps (``merged``, ``promoted`` or
+    ``split``, with sizes and one member of each side)."""
     steps = []
+    if hits is not None:
+        labels, merges = merge_down(labels, None, hits, affinity, part_share=config.part_share)
+        steps += [{"merged": merge} for merge in merges]
     if labels.max() + 1 > n_clusters:
         labels, merges = merge_down(labels, n_clusters, affinity if hits is None else hits, affinity,
                                     part_share=config.part_share)
         steps += [{"merged": merge} for merge in merges]
+    if groups is not None and labels.max() + 1 < n_clusters:
+        labels, promoted = promote_groups(labels, n_clusters, groups, is_family)
+        steps += promoted
     labels = labels.copy()
     while labels.max() + 1 < n_clusters:
         size = np.bincount(labels)
@@ -109,6 +120,26 @@ def fit_to(labels: np.ndarray, n_clusters: int, affinity: sp.csr_matrix, embeddi
         steps.append({"split": {"sizes": [int((halves == 0).sum()), int((halves == 1).sum())],
                                 "members": [int(members[halves == 0][0]), int(members[halves == 1][0])]}})
     return labels, steps
+
+
+def promote_groups(labels: np.ndarray, n_clusters: int, groups: np.ndarray,
+                   is_family: np.ndarray) -> tuple[np.ndarray, list[dict]]:
+    """``(labels, steps)``: the largest groups of at least two members that are not families
+    (``is_family`` False: the graph step attached them to one) become families of their own,
+    one at a time, until there are ``n_clusters``: a small group is often a small family, and
+    keeping one apart costs far less than splitting a big family in two."""
+    sizes = np.bincount(groups)
+    labels = labels.copy()
+    steps = []
+    for group in np.argsort(-sizes, kind="stable"):
+        if labels.max() + 1 >= n_clusters or sizes[group] < 2:
+            break
+        if is_family[group]:
+            continue
+        members = np.flatnonzero(groups == group)
+        labels[members] = labels.max() + 1
+        steps.append({"promoted": {"sizes": [len(members)], "members": [int(members[0])]}})
+    return relabel(labels), steps
 
 
 def largest_first(labels: np.ndarray, steps: list[dict]) -> np.ndarray:
@@ -124,10 +155,14 @@ def largest_first(labels: np.ndarray, steps: list[dict]) -> np.ndarray:
 
 
 def describe_fit_steps(steps: list[dict]) -> str:
-    """One line per merge or split that fitted the families to ``n_clusters``."""
+    """One line per merge, promotion or split that fitted the families to ``n_clusters``."""
     lines = []
     for step in steps:
         (kind, change), = step.items()
+        if kind == "promoted":
+            lines.append(f"kept a group of {change['sizes'][0]} proteins that was attached to a family as a family "
+                         f"of its own (cluster {change['clusters'][0]})")
+            continue
         a, b = change["sizes"]
         first, second = change["clusters"]
         if kind == "merged" and change["why"] == "part":

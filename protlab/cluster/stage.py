@@ -346,7 +346,8 @@ def summary_line(results: dict, timings: dict) -> str:
         parts.append(f"homology graph's estimate {results['n_clusters_estimated']} families")
     if results.get("fit_steps"):
         kinds = [next(iter(step)) for step in results["fit_steps"]]
-        parts.append(f"{kinds.count('merged')} merges and {kinds.count('split')} splits met n_clusters "
+        parts.append(f"{kinds.count('merged')} merges, {kinds.count('promoted')} groups kept as families and "
+                     f"{kinds.count('split')} splits met n_clusters "
                      "(cluster.json: fit_steps)")
     if results.get("agreement_heads_families") is not None:
         parts.append(f"SCAN heads agree with the families on {results['agreement_heads_families']:.1%}")

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 import torch
 
 from protlab.cluster import families as fam
-from protlab.cluster.family_fit import split_in_two
+from protlab.cluster.family_fit import describe_fit_steps, split_in_two
 from protlab.cluster.heads import scan_loss
 from protlab.cluster.methods import cluster
 from protlab.cluster.neighbors import NeighborGraph
@@ -120,6 +120,28 @@ def test_fit_to_merges_the_parts_of_a_big_family_before_a_small_distinct_one():
     hits, labels = _parts_and_small(40)
     fitted, steps = fam.fit_to(labels, 2, hits, np.zeros((1030, 2), np.float32), hits=hits)
     assert steps[0]["merged"]["why"] == "smallest" and len(set(fitted[:1000])) == 2
+
+
+def test_a_count_met_by_a_family_in_parts_keeps_a_small_group_apart_instead():
+    """Three families asked for, three found, but two are the parts of one: the parts merge
+    whatever the count, and the largest group the graph had attached to a family (12 of the
+    small family's 30, a group too small to count) becomes the third family, not a half of
+    the big one."""
+    hits, labels = _parts_and_small(1000)
+    groups = np.r_[np.zeros(600, int), np.ones(400, int), np.full(18, 2), np.full(12, 3)]
+    is_family = np.array([True, True, True, False])
+    fitted, steps = fam.fit_to(labels, 3, hits, np.zeros((1030, 2), np.float32), hits=hits, groups=groups,
+                               is_family=is_family)
+    assert len(set(fitted[:1000])) == 1 and len(set(fitted[1000:1018])) == 1 and len(set(fitted[1018:])) == 1
+    assert len(set(fitted)) == 3 and fitted[1000] != fitted[1018] != fitted[0]
+    assert [next(iter(step)) for step in steps] == ["merged", "promoted"]
+    assert steps[1]["promoted"] == {"sizes": [12], "members": [1018]}
+    fam.largest_first(fitted, steps)
+    assert "kept a group of 12 proteins" in describe_fit_steps(steps)
+    hits, labels = _parts_and_small(40)  # no parts: the count is met as it is
+    fitted, steps = fam.fit_to(labels, 3, hits, np.zeros((1030, 2), np.float32), hits=hits, groups=groups,
+                               is_family=is_family)
+    assert steps == [] and np.array_equal(fitted, labels)
 
 
 def test_the_estimate_counts_the_parts_of_one_family_once():
