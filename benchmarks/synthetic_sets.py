@@ -33,6 +33,9 @@ def family_sizes(n: int, families: int, lo: int, hi: int, rng: np.random.Generat
     raw = np.exp(rng.uniform(np.log(lo), np.log(hi), size=families))
     sizes = np.maximum(lo, np.floor(raw * n / raw.sum())).astype(np.int64)
     sizes[np.argmax(sizes)] += n - sizes.sum()
+    if sizes.min() < lo:  # families held at lo take more than n leaves them
+        raise SystemExit(f"--n {n} is too small for {families} families of {lo} to {hi} members (log-uniform): "
+                         "give a larger --n, fewer --families or a smaller --max-size")
     return sizes
 
 
@@ -71,7 +74,9 @@ def write_set(out: Path, n: int, families: int, lo: int, hi: int, seed: int) -> 
     sizes = family_sizes(n, families, lo, hi, rng)
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"synthetic_{n}"
-    with open(stem.with_suffix(".fasta"), "w") as fasta, open(f"{stem}.labels.tsv", "w") as labels:
+    fasta_path, labels_path = stem.with_suffix(".fasta"), Path(f"{stem}.labels.tsv")
+    parts = fasta_path.with_suffix(".fasta.part"), labels_path.with_suffix(".tsv.part")
+    with open(parts[0], "w") as fasta, open(parts[1], "w") as labels:  # renamed when whole: no half set is left
         labels.write("id\tlabel\n")
         for f, size in enumerate(sizes):
             profile = _profile(_secondary_structure(int(rng.integers(80, 200)), rng), rng)
@@ -79,6 +84,8 @@ def write_set(out: Path, n: int, families: int, lo: int, hi: int, seed: int) -> 
                 pid = f"syn{f:04d}_{m:06d}"
                 fasta.write(f">{pid}\n{seq}\n")
                 labels.write(f"{pid}\tfamily{f:04d}\n")
+    parts[0].replace(fasta_path)
+    parts[1].replace(labels_path)
     print(f"{stem}.fasta: {n} proteins in {families} families of {sizes.min()}-{sizes.max()}")
     return stem
 

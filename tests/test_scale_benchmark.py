@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench_cluster_scale as scale  # noqa: E402
 import pfam_natural_sets as sets  # noqa: E402
+import synthetic_sets  # noqa: E402
 import records  # noqa: E402
 
 
@@ -68,3 +69,16 @@ def test_scale_benchmark_runs_every_stage_without_labels(shared_data, tmp_path):
         assert row[f"{stage}_s"] > 0 and 0.05 < row[f"{stage}_gb"] < 6
     record = json.loads((tmp_path / "records" / "bench_cluster_scale--natural_600-estimate.json").read_text())
     assert record["table"][0]["families_nmi"] == row["families_nmi"] and record["results"]["peak_rss_gib"] > 0
+
+
+def test_synthetic_sets_refuse_sizes_that_do_not_fit_and_leave_no_half_set(tmp_path):
+    """300 families of at least 50 members do not fit in 10 000 proteins: refused by name before
+    any file is written; a set that fits is written whole, every family at least --min-size."""
+    with pytest.raises(SystemExit, match="--n 10000 is too small for 300 families"):
+        synthetic_sets.main(["--n", "10000", "--families", "300", "--out", str(tmp_path)])
+    assert list(tmp_path.iterdir()) == []
+    synthetic_sets.main(["--n", "600", "--families", "5", "--min-size", "50", "--max-size", "300", "--out",
+                         str(tmp_path)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synthetic_600.fasta", "synthetic_600.labels.tsv"]
+    labels = pd.read_csv(tmp_path / "synthetic_600.labels.tsv", sep="\t")["label"]
+    assert len(labels) == 600 and labels.nunique() == 5 and labels.value_counts().min() >= 50
