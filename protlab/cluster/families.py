@@ -37,8 +37,8 @@ are, and big, diverse families fall apart into many pieces. So (constants: :clas
    (:func:`protlab.plot.cluster.family_count_figure`).
 4. **Fitting to ``n_clusters``** when it is given: above the estimate, the next largest
    groups count as families too (a big family is rarely two; a small group is often a small
-   family). Then the parts of one family merge, whatever the count (a family sending at
-   least ``part_share`` of its homology hits to another), and, while there are too many,
+   family). Otherwise the parts of one family merge, even when the count is met (a family
+   sending at least ``part_share`` of its homology hits to another), and, while there are too many,
    the smallest families into the one they are most connected to, so a big, diverse family
    that the graph (or the length rule) left in parts is made whole before a small, distinct
    family loses its identity. With too few, the largest groups that are not families yet
@@ -315,8 +315,8 @@ def _family_groups(groups: np.ndarray, n_clusters: int | None,
 
 
 def _count_or_fit(labels: np.ndarray, n_clusters: int | None, hits: sp.csr_matrix, affinity: sp.csr_matrix,
-                  embeddings: np.ndarray, *, groups: np.ndarray, is_family: np.ndarray, seed: int = 0,
-                  config: FamilyConfig = DEFAULT) -> tuple[np.ndarray, list[dict], int]:
+                  embeddings: np.ndarray, *, groups: np.ndarray, is_family: np.ndarray, n_estimated: int,
+                  seed: int = 0, config: FamilyConfig = DEFAULT) -> tuple[np.ndarray, list[dict], int]:
     """``(labels, steps, parts merged)``: without ``n_clusters`` only the parts of one family
     merge (they count once); with it, the families are fitted to that number (:func:`fit_to`).
     ``parts merged``: how many of the steps merged a part into its family."""
@@ -324,7 +324,7 @@ def _count_or_fit(labels: np.ndarray, n_clusters: int | None, hits: sp.csr_matri
         labels, merges = merge_down(labels, None, hits, affinity, part_share=config.part_share)
         return labels, [{"merged": merge} for merge in merges], len(merges)
     labels, steps = fit_to(labels, int(n_clusters), affinity, embeddings, hits=hits, seed=seed, config=config,
-                           groups=groups, is_family=is_family)
+                           groups=groups, is_family=is_family, parts_first=n_estimated >= n_clusters)
     return labels, steps, sum(step.get("merged", {}).get("why") == "part" for step in steps)
 
 
@@ -366,7 +366,8 @@ def find_families(graph: NeighborGraph, embeddings: np.ndarray, *, n_clusters: i
         labels = share_by_length(labels, pieces, apart, lengths)
         passes.append({"pass": "share_by_length", "families": int(len(np.unique(labels)))})
     labels, steps, parts_merged = _count_or_fit(labels, n_clusters, hits, graph.affinity, embeddings, groups=groups,
-                                                is_family=is_family, seed=seed, config=config)
+                                                is_family=is_family, n_estimated=n_estimated, seed=seed,
+                                                config=config)
     passes.append({"pass": "merge_parts" if n_clusters is None else "fit_to",
                    "families": int(len(np.unique(labels)))})
     info = {"pieces": int(pieces.max()) + 1, "groups": int(len(group_sizes)),

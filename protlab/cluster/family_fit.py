@@ -90,16 +90,19 @@ def merge_down(labels: np.ndarray, n_clusters: int | None, hits: sp.csr_matrix, 
 
 def fit_to(labels: np.ndarray, n_clusters: int, affinity: sp.csr_matrix, embeddings: np.ndarray,
            *, hits: sp.csr_matrix | None = None, seed: int = 0, config: FamilyConfig = DEFAULT,
-           groups: np.ndarray | None = None, is_family: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
-    """Fit the families to ``n_clusters``: with ``hits``, the parts of one family merge first,
-    whatever the count (:func:`merge_down`); then merge further, or keep the graph's largest
-    groups that are not families yet as families of their own (``groups`` and ``is_family``
-    of the graph step, :func:`promote_groups`), or, with none left, split the largest in two
+           groups: np.ndarray | None = None, is_family: np.ndarray | None = None,
+           parts_first: bool = False) -> tuple[np.ndarray, list[dict]]:
+    """Fit the families to ``n_clusters``: with ``hits`` and ``parts_first`` (the graph
+    estimated at least ``n_clusters`` families), the parts of one family merge first, whatever
+    the count (:func:`merge_down`); then merge further, or keep the graph's largest groups
+    that are not families yet as families of their own (``groups`` and ``is_family`` of the
+    graph step, :func:`promote_groups`), or, with none left, split the largest in two
     (:func:`split_in_two`). A count met only because one family stayed in parts would
-    otherwise keep it in parts. Returns the labels and the steps (``merged``, ``promoted`` or
+    otherwise keep it in parts; below the estimate the groups that filled the count are
+    fragments kept on purpose. Returns the labels and the steps (``merged``, ``promoted`` or
     ``split``, with sizes and one member of each side)."""
     steps = []
-    if hits is not None:
+    if hits is not None and parts_first:
         labels, merges = merge_down(labels, None, hits, affinity, part_share=config.part_share)
         steps += [{"merged": merge} for merge in merges]
     if labels.max() + 1 > n_clusters:

@@ -11,6 +11,8 @@ import scipy.sparse as sp
 from protlab.cluster.family_types import DEFAULT, relabel
 from protlab.core.mmseqs import profile_search
 
+SEARCHABLE_LENGTH = 14  # MMseqs2 draws no k-mer from shorter sequences, and a database of only those fails
+
 
 def best_connected(groups: np.ndarray, hits: sp.csr_matrix, chosen: np.ndarray) -> np.ndarray:
     """The member with the most hits of each group in ``chosen`` (ties: the first), in the order of ``chosen``."""
@@ -39,6 +41,8 @@ def join_by_profiles(groups: np.ndarray, hits: sp.csr_matrix, sequences, *, apar
     targets = np.flatnonzero(np.isin(groups, chosen))
     seq = [str(s) for s in sequences]
     among = [seq[i] for i in targets]
+    if max(len(s) for s in among) < SEARCHABLE_LENGTH:
+        return groups, 0
     qi, ti, _ = profile_search([seq[i] for i in seeds], among, among, iterations=iterations, hit_evalue=evalue,
                                threads=threads)
     found = pd.DataFrame({"a": groups[seeds[qi]], "b": groups[targets[ti]], "t": ti}).drop_duplicates()

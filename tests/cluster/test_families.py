@@ -123,15 +123,17 @@ def test_fit_to_merges_the_parts_of_a_big_family_before_a_small_distinct_one():
 
 
 def test_a_count_met_by_a_family_in_parts_keeps_a_small_group_apart_instead():
-    """Three families asked for, three found, but two are the parts of one: the parts merge
-    whatever the count, and the largest group the graph had attached to a family (12 of the
-    small family's 30, a group too small to count) becomes the third family, not a half of
-    the big one."""
+    """Three families asked for, three estimated, but two are the parts of one: the parts merge
+    although the count is met, and the largest group the graph had attached to a family (12 of
+    the small family's 30, a group too small to count) becomes the third family, not a half of
+    the big one. Below the estimate (groups promoted to fill the count) nothing merges back."""
     hits, labels = _parts_and_small(1000)
     groups = np.r_[np.zeros(600, int), np.ones(400, int), np.full(18, 2), np.full(12, 3)]
     is_family = np.array([True, True, True, False])
-    fitted, steps = fam.fit_to(labels, 3, hits, np.zeros((1030, 2), np.float32), hits=hits, groups=groups,
-                               is_family=is_family)
+    x = np.zeros((1030, 2), np.float32)
+    kept, steps = fam.fit_to(labels, 3, hits, x, hits=hits, groups=groups, is_family=is_family)
+    assert steps == [] and np.array_equal(kept, labels)
+    fitted, steps = fam.fit_to(labels, 3, hits, x, hits=hits, groups=groups, is_family=is_family, parts_first=True)
     assert len(set(fitted[:1000])) == 1 and len(set(fitted[1000:1018])) == 1 and len(set(fitted[1018:])) == 1
     assert len(set(fitted)) == 3 and fitted[1000] != fitted[1018] != fitted[0]
     assert [next(iter(step)) for step in steps] == ["merged", "promoted"]
@@ -139,8 +141,7 @@ def test_a_count_met_by_a_family_in_parts_keeps_a_small_group_apart_instead():
     fam.largest_first(fitted, steps)
     assert "kept a group of 12 proteins" in describe_fit_steps(steps)
     hits, labels = _parts_and_small(40)  # no parts: the count is met as it is
-    fitted, steps = fam.fit_to(labels, 3, hits, np.zeros((1030, 2), np.float32), hits=hits, groups=groups,
-                               is_family=is_family)
+    fitted, steps = fam.fit_to(labels, 3, hits, x, hits=hits, groups=groups, is_family=is_family, parts_first=True)
     assert steps == [] and np.array_equal(fitted, labels)
 
 
