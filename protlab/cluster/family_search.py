@@ -14,15 +14,6 @@ from protlab.core.mmseqs import profile_search
 SEARCHABLE_LENGTH = 14  # MMseqs2 draws no k-mer from shorter sequences, and a database of only those fails
 
 
-def best_connected(groups: np.ndarray, hits: sp.csr_matrix, chosen: np.ndarray) -> np.ndarray:
-    """The member with the most hits of each group in ``chosen`` (ties: the first), in the order of ``chosen``."""
-    degree = np.diff(hits.tocsr().indptr)
-    member = np.flatnonzero(np.isin(groups, chosen))
-    frame = pd.DataFrame({"group": groups[member], "degree": degree[member], "protein": member})
-    best = frame.sort_values(["group", "degree", "protein"], ascending=[True, False, True]).drop_duplicates("group")
-    return best.set_index("group").loc[chosen, "protein"].to_numpy(np.int64)
-
-
 def join_by_profiles(groups: np.ndarray, hits: sp.csr_matrix, sequences, *, apart: list[tuple[int, int]] = (),
                      max_size: int = DEFAULT.join_below, share: float = DEFAULT.join_share,
                      evalue: float = DEFAULT.join_evalue, iterations: int = DEFAULT.profile_iterations,
@@ -37,7 +28,7 @@ def join_by_profiles(groups: np.ndarray, hits: sp.csr_matrix, sequences, *, apar
     chosen = np.flatnonzero((size >= 2) & (size <= max_size))
     if len(chosen) < 2:
         return groups, 0
-    seeds = best_connected(groups, hits, chosen)
+    seeds, _ = profile_seeds(groups, groups, np.isin(np.arange(len(size)), chosen), hits, per_family=1)
     targets = np.flatnonzero(np.isin(groups, chosen))
     seq = [str(s) for s in sequences]
     among = [seq[i] for i in targets]
