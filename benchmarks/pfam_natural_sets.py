@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from protlab.core.atomic import atomic_paths
 from protlab.curate.fasta import iter_fasta
 
 REPO = Path(__file__).resolve().parent.parent
@@ -90,14 +91,14 @@ def extreme(families: np.ndarray, full: set[str], cap: int, *, seed: int) -> np.
 
 
 def write_set(out: Path, stem: str, ids, sequences, families) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / f"{stem}.fasta", "w") as fh:
-        for i, s in zip(ids, sequences):
-            fh.write(f">{i}\n{s}\n")
-    with open(out / f"{stem}.labels.tsv", "w") as fh:
-        fh.write("id\tlabel\n")
-        for i, f in zip(ids, families):
-            fh.write(f"{i}\t{f}\n")
+    with atomic_paths(out / f"{stem}.fasta", out / f"{stem}.labels.tsv", durable=False) as (fasta, labels):
+        with open(fasta, "w") as fh:
+            for i, s in zip(ids, sequences):
+                fh.write(f">{i}\n{s}\n")
+        with open(labels, "w") as fh:
+            fh.write("id\tlabel\n")
+            for i, f in zip(ids, families):
+                fh.write(f"{i}\t{f}\n")
     names, counts = np.unique(families, return_counts=True)
     print(f"{stem}: {len(ids)} domains, {len(names)} families, sizes {counts.min()}–{counts.max()} "
           f"(largest {counts.max() / len(ids):.0%})")

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from protlab.core.alphabet import AMINO_ACIDS
+from protlab.core.atomic import atomic_paths
 from protlab.curate.toy import _profile
 from protlab.curate.toy_structure import _secondary_structure
 
@@ -74,9 +75,8 @@ def write_set(out: Path, n: int, families: int, lo: int, hi: int, seed: int) -> 
     sizes = family_sizes(n, families, lo, hi, rng)
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"synthetic_{n}"
-    fasta_path, labels_path = stem.with_suffix(".fasta"), Path(f"{stem}.labels.tsv")
-    parts = fasta_path.with_suffix(".fasta.part"), labels_path.with_suffix(".tsv.part")
-    with open(parts[0], "w") as fasta, open(parts[1], "w") as labels:  # renamed when whole: no half set is left
+    with atomic_paths(stem.with_suffix(".fasta"), f"{stem}.labels.tsv", durable=False) as (fasta_tmp, labels_tmp), \
+            open(fasta_tmp, "w") as fasta, open(labels_tmp, "w") as labels:  # a set is written whole or not at all
         labels.write("id\tlabel\n")
         for f, size in enumerate(sizes):
             profile = _profile(_secondary_structure(int(rng.integers(80, 200)), rng), rng)
@@ -84,8 +84,6 @@ def write_set(out: Path, n: int, families: int, lo: int, hi: int, seed: int) -> 
                 pid = f"syn{f:04d}_{m:06d}"
                 fasta.write(f">{pid}\n{seq}\n")
                 labels.write(f"{pid}\tfamily{f:04d}\n")
-    parts[0].replace(fasta_path)
-    parts[1].replace(labels_path)
     print(f"{stem}.fasta: {n} proteins in {families} families of {sizes.min()}-{sizes.max()}")
     return stem
 
