@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 METHODS = ("families", "scan", "kmeans", "pca_kmeans")
 GRAPH_METHODS = ("families", "scan")  # one ScanClusterer fit gives both
 KMEANS_RESTARTS_MAX = 200_000  # k-means baselines restart 10 times up to this many proteins, once above
+KMEANS_FIT_MAX = 200_000  # above it, k-means centres are fitted on this many sampled proteins, then every one assigned
 
 
 def _soft_assign(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
@@ -91,14 +92,29 @@ def kmeans_restarts(n: int) -> int:
     return 10 if n <= KMEANS_RESTARTS_MAX else 1
 
 
+def _fit_kmeans(x: np.ndarray, n_clusters: int, seed: int, n_init: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``(labels, centres, info)``: k-means on ``x``, its centres fitted on a seeded sample of
+    ``KMEANS_FIT_MAX`` rows above that size (a Lloyd pass over 10⁶ rows and hundreds of
+    centres takes seconds, and k-means runs a hundred of them)."""
+    fit_on = x
+    info = {"n_init": n_init}
+    if len(x) > KMEANS_FIT_MAX:
+        rows = np.sort(np.random.default_rng(seed).choice(len(x), KMEANS_FIT_MAX, replace=False))
+        fit_on = x[rows]
+        info["fitted_on"] = KMEANS_FIT_MAX
+    km = KMeans(n_clusters=int(n_clusters), n_init=n_init, random_state=seed).fit(fit_on)
+    labels = km.labels_ if fit_on is x else km.predict(x)
+    return labels.astype(np.int64), km.cluster_centers_, info
+
+
 def kmeans(embeddings, *, n_clusters: int, seed: int = 0, n_init: int | None = None) -> Clustering:
     """k-means on L2-normalised embeddings (``n_init`` None: :func:`kmeans_restarts`)."""
 
     x = normalize_rows(check_embeddings(embeddings, n_clusters=n_clusters))
     n_init = kmeans_restarts(len(x)) if n_init is None else int(n_init)
-    km = KMeans(n_clusters=int(n_clusters), n_init=n_init, random_state=seed).fit(x)
-    return Clustering(km.labels_.astype(np.int64), _soft_assign(x, km.cluster_centers_), "kmeans",
-                      {"n_clusters": int(n_clusters), "seed": seed, "n_init": n_init})
+    labels, centres, info = _fit_kmeans(x, n_clusters, seed, n_init)
+    return Clustering(labels, _soft_assign(x, centres), "kmeans",
+                      {"n_clusters": int(n_clusters), "seed": seed, **info})
 
 
 def pca_kmeans(embeddings, *, n_clusters: int, n_components: int = 50, seed: int = 0,
@@ -109,9 +125,9 @@ def pca_kmeans(embeddings, *, n_clusters: int, n_components: int = 50, seed: int
     dims = int(min(n_components, x.shape[1], x.shape[0] - 1))
     z = PCA(n_components=dims, random_state=seed).fit_transform(x) if dims >= 1 else x
     n_init = kmeans_restarts(len(x)) if n_init is None else int(n_init)
-    km = KMeans(n_clusters=int(n_clusters), n_init=n_init, random_state=seed).fit(z)
-    return Clustering(km.labels_.astype(np.int64), _soft_assign(z, km.cluster_centers_), "pca_kmeans",
-                      {"n_clusters": int(n_clusters), "n_components": dims, "seed": seed, "n_init": n_init})
+    labels, centres, info = _fit_kmeans(z, n_clusters, seed, n_init)
+    return Clustering(labels, _soft_assign(z, centres), "pca_kmeans",
+                      {"n_clusters": int(n_clusters), "n_components": dims, "seed": seed, **info})
 
 
 def fit_graph_methods(embeddings, sequences=None, *, n_clusters: int | None, **options) -> dict[str, Clustering]:

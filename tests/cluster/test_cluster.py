@@ -333,15 +333,24 @@ def test_few_real_pfam_families(shared_data):
     assert evaluate(frame["label"], result.labels)["acc"] >= 0.9
 
 
-def test_kmeans_baselines_restart_less_at_scale(monkeypatch):
-    """10 restarts on ordinary sets, one above KMEANS_RESTARTS_MAX proteins (recorded)."""
+def test_kmeans_baselines_restart_less_and_fit_on_a_sample_at_scale(monkeypatch):
+    """10 restarts on ordinary sets; above KMEANS_RESTARTS_MAX one; above KMEANS_FIT_MAX the
+    centres come from a sample and every protein gets its nearest one (recorded)."""
     import protlab.cluster.methods as methods
 
-    x = np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32)
-    assert cluster(x, method="kmeans", n_clusters=3).info["n_init"] == 10
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 8)) * 5
+    x = (centres[np.repeat(np.arange(3), 40)] + rng.normal(size=(120, 8))).astype(np.float32)
+    truth = np.repeat(np.arange(3), 40)
+    full = cluster(x, method="kmeans", n_clusters=3)
+    assert full.info["n_init"] == 10 and "fitted_on" not in full.info
     monkeypatch.setattr(methods, "KMEANS_RESTARTS_MAX", 50)
-    assert cluster(x, method="kmeans", n_clusters=3).info["n_init"] == 1
-    assert cluster(x, method="pca_kmeans", n_clusters=3).info["n_init"] == 1
+    monkeypatch.setattr(methods, "KMEANS_FIT_MAX", 30)
+    for method in ("kmeans", "pca_kmeans"):
+        sampled = cluster(x, method=method, n_clusters=3)
+        assert sampled.info["n_init"] == 1 and sampled.info["fitted_on"] == 30
+        assert len(sampled.labels) == 120 and evaluate(truth, sampled.labels)["acc"] == 1.0
+        assert (sampled.probabilities.argmax(1) == sampled.labels).all()
 
 
 @pytest.mark.skipif(not mmseqs_available(), reason="mmseqs (MMseqs2) is not installed")
