@@ -68,7 +68,9 @@ def test_command_line_values_are_parsed_by_kind():
     assert stage.by_name["label_field"].parse_text("OX") == "OX"
 
 
-def test_stages_chain_and_record_inputs_outputs_and_timings(tmp_path):
+def test_stages_chain_and_record_inputs_outputs_and_timings(tmp_path, monkeypatch):
+    import protlab.evaluate.stage as evaluate_stage
+
     run_dir = tmp_path / "run"
     curated = protlab.curate.run(run_dir, n_families=4, members_per_family=12, split_method="kmer",
                                  split_identity=0.9)
@@ -78,9 +80,14 @@ def test_stages_chain_and_record_inputs_outputs_and_timings(tmp_path):
     assert set(clustered.figures) == {"cluster_sizes", "map"}  # the map is coloured by discovered cluster
     assert {t.name for t in clustered.figures["map"].data} == {f"cluster {c}" for c in range(4)}
     assert (run_dir / "figures" / "cluster_map_kmeans.png").is_file()
+    scored = []
+    score = evaluate_stage.evaluate_clusters
+    monkeypatch.setattr(evaluate_stage, "evaluate_clusters", lambda *a: scored.append(1) or score(*a))
     evaluated = protlab.evaluate.run(run_dir, baselines=["pca_kmeans"])
     assert evaluated.metrics["method"] == "kmeans" and evaluated.metrics["nmi"] > 0.8
     assert set(evaluated.table.index) == {"kmeans", "pca_kmeans"}
+    # the chosen clustering is clusters/kmeans: its row is reused, not scored a second time
+    assert len(scored) == 2 and evaluated.metrics["acc"] == evaluated.table.loc["kmeans", "acc"]
     records = {s: json.loads((run_dir / f"{s}.json").read_text()) for s in ("curate", "embed", "cluster", "evaluate")}
     for stage, record in records.items():
         assert record["stage"] == stage and record["protlab_version"] == protlab.__version__
