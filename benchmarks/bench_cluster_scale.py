@@ -167,6 +167,11 @@ def bench_set(fasta: Path, labels_tsv: Path, out: Path, *, n_clusters: int | Non
             row[f"{method}_recovered_50"] = int(found.sum())
     row["pfam_200"] = int((recovery["families"]["size"] >= 200).sum())
     row["pfam_50"] = len(recovery["families"])
+    fams = recovery["families"]
+    row["families_min_precision"] = float(fams["precision"].min()) if len(fams) else None
+    row["families_min_recall"] = float(fams["recall"].min()) if len(fams) else None
+    listed = fams[["family", "size", "precision", "recall"]].itertuples(index=False)
+    row["families_per_family"] = [[str(f), int(n), round(float(p), 4), round(float(r), 4)] for f, n, p, r in listed]
     steps = info.get("families_fit_steps") or []
     row["fit_merges"] = sum("merged" in step for step in steps)
     row["fit_splits"] = sum("split" in step for step in steps)
@@ -224,7 +229,8 @@ def main(argv=None) -> None:
     table.to_json(out / "scale.json", orient="records", indent=2)
     exponents = {c[:-len("_exponent")]: float(table[c].iloc[0]) for c in table.columns if c.endswith("_exponent")}
     headline = ("n", "families_nmi", "families_acc", "families_recovered_200", "pfam_200", "families_recovered_50",
-                "pfam_50", "families_estimate", "fit_merges", "fit_promotions", "fit_splits", "scan_nmi",
+                "pfam_50", "families_min_precision", "families_min_recall", "families_per_family",
+                "families_estimate", "fit_merges", "fit_promotions", "fit_splits", "scan_nmi",
                 "heads_agreement",
                 "heads_agreement_min_family", "heads_agreement_under_90_family", "heads_agreement_family_count",
                 "heads_agreement_min_label", "heads_agreement_under_90_label", "artifacts_mb", "clusters_mb",
@@ -236,7 +242,9 @@ def main(argv=None) -> None:
                  notes="'families' (04's default) and 'scan' (the SCAN heads' argmax) come from one 04 fit; "
                        "<stage>_s / <stage>_gb: wall time and peak RSS of each stage's process; recovered_200 / _50: Pfam "
                        "families of >= 200 / >= 50 members (pfam_200 / pfam_50 of them) matched at precision and "
-                       "recall >= 0.8; pfam_families: the number of labelled families (the target of "
+                       "recall >= 0.8; families_min_precision / _min_recall: the lowest over those of >= 50 members, "
+                       "families_per_family: [family, members, precision, recall] of each; pfam_families: the "
+                       "number of labelled families (the target of "
                        "families_estimate); fit_merges / fit_promotions / fit_splits: what 04 did to meet n_clusters; "
                        "heads_agreement: share "
                        "of proteins whose heads' argmax is their family (min / under_90 over families of >= 50 members, "
