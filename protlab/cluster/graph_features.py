@@ -52,7 +52,7 @@ def diffusion_features(x: np.ndarray, affinity: sp.csr_matrix, *, alpha: float =
     """Embeddings diffused over the graph: ``x ← α x₀ + (1 − α) P x``, ``steps`` times.
 
     In float32 through torch's sparse product, which uses every thread torch has (SciPy's
-    is single-threaded and this loop is most of the graph features' time at 10⁶ proteins)."""
+    is single-threaded, and on large sets this loop is most of the graph features' time)."""
     import torch
 
     walk = row_normalize(affinity).astype(np.float32)

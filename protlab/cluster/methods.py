@@ -94,8 +94,8 @@ def kmeans_restarts(n: int) -> int:
 
 def _fit_kmeans(x: np.ndarray, n_clusters: int, seed: int, n_init: int) -> tuple[np.ndarray, np.ndarray, dict]:
     """``(labels, centres, info)``: k-means on ``x``, its centres fitted on a seeded sample of
-    ``KMEANS_FIT_MAX`` rows above that size (a Lloyd pass over 10⁶ rows and hundreds of
-    centres takes seconds, and k-means runs a hundred of them)."""
+    ``KMEANS_FIT_MAX`` rows above that size (each Lloyd pass costs rows × centres, and
+    k-means makes many passes; assigning every row to its nearest centre is one)."""
     fit_on = x
     info = {"n_init": n_init}
     if len(x) > KMEANS_FIT_MAX:

@@ -133,7 +133,7 @@ def _score_each(run_: RunDir, sources: dict[str, str], now: dict, chosen: pd.Dat
 def _chosen_scores(chosen: pd.DataFrame, method: str, rows: list[dict], frames: dict[str, pd.DataFrame],
                    labels: pd.Series, known: np.ndarray) -> dict:
     """The chosen clustering's scores: its method's row when ``clusters/<method>`` is the same
-    clustering (the usual case; scoring 10⁶ proteins twice costs tens of seconds), else scored here."""
+    clustering (the usual case; on large sets a second scoring is a noticeable cost), else scored here."""
     same = method in frames and frames[method].reset_index(drop=True).equals(chosen.reset_index(drop=True))
     row = next((r for r in rows if r["method"] == method), None) if same else None
     return {k: v for k, v in row.items() if k != "method"} if row is not None else \
