@@ -17,6 +17,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
 RESULTS_MD = HERE / "RESULTS.md"
+MAX_ROWS = 60  # a list of rows longer than this is shown as its length
 
 HEADER = """# Results
 
@@ -37,6 +38,10 @@ def _fmt(value) -> str:
         if value != value:
             return "nan"
         return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (list, tuple)) for v in value):
+        # rows (e.g. [family, members, precision, recall]): each on its own, up to a table's worth
+        return "; ".join(" ".join(_fmt(v) for v in row) for row in value) if len(value) <= MAX_ROWS \
+            else f"{len(value)} rows"
     if isinstance(value, (list, tuple)):
         return ", ".join(_fmt(v) for v in value) if len(value) <= 12 else f"{len(value)} values"
     if isinstance(value, dict):

@@ -43,6 +43,9 @@ def test_a_record_names_code_machine_and_renders(tmp_path, monkeypatch):
     assert text == make_results.render(tmp_path)  # the same records, the same file
 
 
-@pytest.mark.parametrize("value, shown", [(None, "–"), (True, "yes"), (1234567.0, "1.235e+06"), ("a|b", "a\\|b")])
+@pytest.mark.parametrize("value, shown", [(None, "–"), (True, "yes"), (1234567.0, "1.235e+06"), ("a|b", "a\\|b"),
+                                          ([["PF1", 300, 0.99, 1.0], ["PF2", 50, 0.5, 0.75]],
+                                           "PF1 300 0.99 1; PF2 50 0.5 0.75"),
+                                          ([[i] for i in range(61)], "61 rows"), (list(range(13)), "13 values")])
 def test_values_are_written_plainly(value, shown):
     assert make_results._fmt(value) == shown
