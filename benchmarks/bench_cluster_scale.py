@@ -165,12 +165,12 @@ def bench_set(fasta: Path, labels_tsv: Path, out: Path, *, n_clusters: int | Non
             found = (fams["precision"] >= 0.8) & (fams["recall"] >= 0.8)
             row[f"{method}_recovered_200"] = int(found[fams["size"] >= 200].sum())
             row[f"{method}_recovered_50"] = int(found.sum())
-    row["pfam_200"] = int((recovery["families"]["size"] >= 200).sum())
-    row["pfam_50"] = len(recovery["families"])
-    fams = recovery["families"]
-    row["families_min_precision"] = float(fams["precision"].min()) if len(fams) else None
-    row["families_min_recall"] = float(fams["recall"].min()) if len(fams) else None
-    listed = fams[["family", "size", "precision", "recall"]].itertuples(index=False)
+    judged = recovery["families"]
+    row["pfam_200"] = int((judged["size"] >= 200).sum())
+    row["pfam_50"] = len(judged)
+    row["families_min_precision"] = float(judged["precision"].min()) if len(judged) else None
+    row["families_min_recall"] = float(judged["recall"].min()) if len(judged) else None
+    listed = judged[["family", "size", "precision", "recall"]].itertuples(index=False)
     row["families_per_family"] = [[str(f), int(n), round(float(p), 4), round(float(r), 4)] for f, n, p, r in listed]
     steps = info.get("families_fit_steps") or []
     row["fit_merges"] = sum("merged" in step for step in steps)

@@ -25,11 +25,11 @@ def join_by_profiles(groups: np.ndarray, hits: sp.csr_matrix, sequences, *, apar
     groups that no single hit connects, but its profiles find each other's members; a large
     group is never a target, so a small family is not absorbed by a big relative here."""
     size = np.bincount(groups)
-    chosen = np.flatnonzero((size >= 2) & (size <= max_size))
-    if len(chosen) < 2:
+    searched = (size >= 2) & (size <= max_size)
+    if searched.sum() < 2:
         return groups, 0
-    seeds, _ = profile_seeds(groups, groups, np.isin(np.arange(len(size)), chosen), hits, per_family=1)
-    targets = np.flatnonzero(np.isin(groups, chosen))
+    seeds, _ = profile_seeds(groups, groups, searched, hits, per_family=1)
+    targets = np.flatnonzero(searched[groups])
     seq = [str(s) for s in sequences]
     among = [seq[i] for i in targets]
     if max(len(s) for s in among) < SEARCHABLE_LENGTH:
