@@ -30,10 +30,20 @@ IGNORE = -100
 
 
 # --------------------------------------------------------------------------- losses
-def contrastive_loss(protein: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE over L2-normalised ``protein`` and ``text`` (N, d); pair i is row i."""
+def contrastive_loss(protein: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor,
+                     text_key: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric InfoNCE over L2-normalised ``protein`` and ``text`` (N, d); pair i is row i.
+
+    ``text_key`` (N,): pairs with equal keys have identical texts and are positives of each other
+    (the target spreads evenly over them), so proteins that share a caption, e.g. one EC number,
+    are never pushed apart as each other's negatives. Without duplicates this is plain InfoNCE.
+    """
     logits = logit_scale * protein @ text.t()
-    target = torch.arange(protein.shape[0], device=protein.device)
+    if text_key is None:
+        target = torch.arange(protein.shape[0], device=protein.device)
+    else:
+        same = (text_key[:, None] == text_key[None, :]).to(logits.dtype)
+        target = same / same.sum(1, keepdim=True)  # symmetric, so it serves both directions
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
 
 
@@ -222,7 +232,8 @@ class ProtCLIP(nn.Module):
         if weights.get("gc", 0) > 0:
             p = F.normalize(self.protein_proj(self.pool_protein(states, tokens)).float(), dim=-1)
             t = F.normalize(self.text_proj(text_pooled).float(), dim=-1)
-            losses["gc"] = contrastive_loss(gather(p), gather(t), scale)
+            key = batch.get("text_key")
+            losses["gc"] = contrastive_loss(gather(p), gather(t), scale, None if key is None else gather(key))
         if weights.get("mlm", 0) > 0:
             _, logits = self.protein_states(batch["mlm_tokens"])
             losses["mlm"] = masked_lm_loss(logits, batch["mlm_targets"])

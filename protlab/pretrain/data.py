@@ -9,6 +9,7 @@ batches an uninterrupted one would, given only the micro-step it stopped at.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -121,6 +122,14 @@ def span_mask(n: int, *, ratio: float = 0.15, span_min: int = 5, span_max: int =
 
 
 # --------------------------------------------------------------------------- collate
+def text_keys(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """A 64-bit key per row of token ids: equal keys, identical text inputs. A digest rather than
+    ``hash`` so every DDP process computes the same keys for the gathered contrastive batch."""
+    rows = (row[m.bool()].numpy().astype(np.int64).tobytes() for row, m in zip(ids, mask))
+    return torch.tensor([int.from_bytes(hashlib.blake2b(r, digest_size=8).digest(), "little", signed=True)
+                         for r in rows], dtype=torch.long)
+
+
 class Collator:
     """Tokenise a list of pairs into the tensors :class:`~protlab.pretrain.clip.ProtCLIP` uses."""
 
@@ -157,6 +166,7 @@ class Collator:
         tokens = self.encode_sequences(seqs, width=self.crop_length + 2 if self.fixed_shapes else None)
         batch = {"tokens": tokens}
         batch["text_ids"], batch["text_mask"] = self.encode_texts(list(rows["text"]), self.max_text_length)
+        batch["text_key"] = text_keys(batch["text_ids"], batch["text_mask"])
         if self.weights.get("mlm", 0) > 0:
             mlm, targets = tokens.clone(), torch.full_like(tokens, IGNORE)
             for i, s in enumerate(seqs):

@@ -36,6 +36,32 @@ def test_contrastive_loss_matches_loops():
     assert contrastive_loss(p, p, scale) < contrastive_loss(p, t, scale)
 
 
+def test_contrastive_loss_treats_pairs_with_one_text_as_positives_of_each_other():
+    g = torch.Generator().manual_seed(2)
+    p = F.normalize(torch.randn(5, 7, generator=g), dim=-1)
+    t = F.normalize(torch.randn(5, 7, generator=g), dim=-1)
+    t[3] = t[1]                                    # pairs 1 and 3 share a caption
+    key = torch.tensor([10, 11, 12, 11, 13])
+    scale = torch.tensor(1 / 0.07)
+    n = len(p)
+    sim = [[float(scale * (p[i] @ t[j])) for j in range(n)] for i in range(n)]
+    positives = [[j for j in range(n) if key[j] == key[i]] for i in range(n)]
+    p2t = -sum(_log_softmax_row(sim[i], j) / len(positives[i]) for i in range(n) for j in positives[i]) / n
+    t2p = -sum(_log_softmax_row([sim[k][i] for k in range(n)], j) / len(positives[i])
+               for i in range(n) for j in positives[i]) / n
+    assert contrastive_loss(p, t, scale, key).item() == pytest.approx((p2t + t2p) / 2, rel=1e-5)
+    # distinct keys: plain InfoNCE
+    assert contrastive_loss(p, t, scale, torch.arange(n)).item() == pytest.approx(contrastive_loss(p, t, scale).item())
+    # two proteins on their shared caption: plain InfoNCE pushes them apart, the keyed loss does not
+    q = p.clone().requires_grad_(True)
+    contrastive_loss(q, t, scale).backward()
+    plain_pull = float(q.grad[3] @ (q[3] - q[1]).detach())
+    q.grad = None
+    contrastive_loss(q, t, scale, key).backward()
+    keyed_pull = float(q.grad[3] @ (q[3] - q[1]).detach())
+    assert keyed_pull < plain_pull
+
+
 def test_masked_lm_loss_matches_loops():
     g = torch.Generator().manual_seed(1)
     logits = torch.randn(2, 6, 5, generator=g)
@@ -144,7 +170,7 @@ def test_bsr_decoder_reads_the_text():
 
 
 # ---------------------------------------------------------------- gathered negatives
-def _ddp_worker(rank, world, init_file, x, y, result_dir):
+def _ddp_worker(rank, world, init_file, x, y, key, result_dir):
     import torch.distributed as dist
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
@@ -154,7 +180,7 @@ def _ddp_worker(rank, world, init_file, x, y, result_dir):
     xs, ys = x[rank * n:(rank + 1) * n], y[rank * n:(rank + 1) * n]
     p = gather_with_local_grad(F.normalize(fp(xs), dim=-1))
     t = gather_with_local_grad(F.normalize(ft(ys), dim=-1))
-    loss = contrastive_loss(p, t, torch.tensor(5.0))
+    loss = contrastive_loss(p, t, torch.tensor(5.0), gather_with_local_grad(key[rank * n:(rank + 1) * n]))
     (loss * world).backward()
     grads = torch.cat([q.grad.flatten() for q in (*fp.parameters(), *ft.parameters())])
     dist.all_reduce(grads)
@@ -167,13 +193,14 @@ def test_gathered_negatives_give_the_full_batch_gradient():
 
     g = torch.Generator().manual_seed(3)
     x, y = torch.randn(8, 6, generator=g), torch.randn(8, 5, generator=g)
+    key = torch.tensor([0, 1, 2, 0, 3, 4, 1, 5])  # shared captions within and across the two ranks
     torch.manual_seed(0)
     fp, ft = torch.nn.Linear(6, 4), torch.nn.Linear(5, 4)
-    loss = contrastive_loss(F.normalize(fp(x), dim=-1), F.normalize(ft(y), dim=-1), torch.tensor(5.0))
+    loss = contrastive_loss(F.normalize(fp(x), dim=-1), F.normalize(ft(y), dim=-1), torch.tensor(5.0), key)
     loss.backward()
     want = torch.cat([q.grad.flatten() for q in (*fp.parameters(), *ft.parameters())])
     with tempfile.TemporaryDirectory() as tmp:
-        mp.spawn(_ddp_worker, args=(2, os.path.join(tmp, "init"), x, y, tmp), nprocs=2, join=True)
+        mp.spawn(_ddp_worker, args=(2, os.path.join(tmp, "init"), x, y, key, tmp), nprocs=2, join=True)
         for rank in range(2):
             got = torch.load(os.path.join(tmp, f"{rank}.pt"), weights_only=True)
             assert got["loss"].item() == pytest.approx(loss.item(), rel=1e-5)

@@ -145,6 +145,21 @@ def test_long_sequences_cropped_in_training_windowed_in_eval():
     assert np.linalg.norm(whole - first) > 1e-3  # every window counts, not just the first
 
 
+def test_batches_key_each_pair_by_its_text_input():
+    cfg = make_config(**TINY)
+    model, tok = T.build_model(cfg)
+    rows = pd.DataFrame({"sequence": ["MKTAYIAKQR", "MKVLAAGIVG", "MSTNPKPQRK", "MAHHHHHHVG"],
+                         "text": ["a kinase", "a long text about a ligase", "a kinase", "a kinase too"]})
+    key = Collator(model.alphabet, tok)(rows, np.random.default_rng(0))["text_key"]
+    assert key.dtype == torch.long and key.shape == (4,)
+    assert key[0] == key[2] and len({int(k) for k in key}) == 3
+    # texts cut to the same tokens are one input, hence one key
+    cut = Collator(model.alphabet, tok, max_text_length=3)(
+        pd.DataFrame({"sequence": ["MKTAYIAKQR"] * 2, "text": ["a long text", "a long story"]}),
+        np.random.default_rng(0))["text_key"]
+    assert cut[0] == cut[1]
+
+
 def test_batches_are_deterministic_per_step():
     cfg = make_config(**TINY)
     model, tok = T.build_model(cfg)
