@@ -55,6 +55,8 @@ def build(device: str):
 
 
 def synthetic_batch(model, batch: int, seq_len: int, text_len: int, device: str, seed: int = 0) -> dict:
+    from protlab.pretrain.data import text_keys
+
     g = torch.Generator().manual_seed(seed)
     a = model.alphabet
     residues = torch.tensor([a.get_idx(c) for c in "ACDEFGHIKLMNPQRSTVWY"])
@@ -76,6 +78,7 @@ def synthetic_batch(model, batch: int, seq_len: int, text_len: int, device: str,
          "mlm_targets": tokens.masked_fill(~mlm_sel, -100), "bsr_tokens": tokens.masked_fill(bsr_sel, a.mask_idx),
          "bsr_targets": tokens.masked_fill(~bsr_sel, -100), "prop_valid": torch.ones(batch, 4, dtype=torch.bool)}
     b["text_ids"], b["text_mask"] = text(batch, text_len)
+    b["text_key"] = text_keys(b["text_ids"], b["text_mask"])  # the collator's batch: every field training has
     b["prop_ids"], b["prop_mask"] = text(batch * 4, 32)
     return {k: v.to(device) for k, v in b.items()}
 

@@ -232,8 +232,7 @@ class ProtCLIP(nn.Module):
         if weights.get("gc", 0) > 0:
             p = F.normalize(self.protein_proj(self.pool_protein(states, tokens)).float(), dim=-1)
             t = F.normalize(self.text_proj(text_pooled).float(), dim=-1)
-            key = batch.get("text_key")
-            losses["gc"] = contrastive_loss(gather(p), gather(t), scale, None if key is None else gather(key))
+            losses["gc"] = contrastive_loss(gather(p), gather(t), scale, gather(batch["text_key"]))
         if weights.get("mlm", 0) > 0:
             _, logits = self.protein_states(batch["mlm_tokens"])
             losses["mlm"] = masked_lm_loss(logits, batch["mlm_targets"])
